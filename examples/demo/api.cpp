@@ -1,0 +1,313 @@
+#include "api.hpp"
+
+#include "embedded_assets.hpp"
+#include "url.hpp"
+
+#include <notify/asio_transport.hpp>
+#include <notify/error.hpp>
+#include <notify/notification.hpp>
+#include <notify/sse_sink.hpp>
+
+#include <asio/bind_executor.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+namespace demo {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t default_list_limit = 50;
+constexpr std::size_t max_list_limit = 500;
+constexpr std::size_t max_user_bytes = 256;
+constexpr std::size_t max_recipients = 1000;
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+HttpResponse json_response(int status, const json& j) { return HttpResponse::json(status, dump(j)); }
+
+// A user id: 1..256 bytes of valid UTF-8 without control characters.
+bool is_valid_user(std::string_view user) noexcept {
+  if (user.empty() || user.size() > max_user_bytes) return false;
+  for (std::size_t i = 0; i < user.size();) {
+    const auto c = static_cast<unsigned char>(user[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    std::size_t len = 1;
+    std::uint32_t cp = c;
+    if (c >= 0x80) {
+      if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, cp = c & 0x1fu;
+      } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, cp = c & 0x0fu;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, cp = c & 0x07u;
+      } else {
+        return false;
+      }
+      if (i + len > user.size()) return false;
+      for (std::size_t k = 1; k < len; ++k) {
+        const auto cc = static_cast<unsigned char>(user[i + k]);
+        if ((cc & 0xc0u) != 0x80u) return false;
+        cp = (cp << 6) | (cc & 0x3fu);
+      }
+      const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+      if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+struct Context {
+  const HttpRequest& request;
+  const std::vector<std::string>& segments;
+  const QueryParams& query;
+};
+
+// --auth dev: the user is ?user=, else the X-User-Id header. An error response otherwise.
+std::variant<std::string, HttpResponse> authenticate(const Context& ctx) {
+  const std::string* user = ctx.query.find("user");
+  if (user == nullptr || user->empty()) user = ctx.request.header("x-user-id");
+  if (user == nullptr || user->empty())
+    return HttpResponse::error(401, "user: missing (pass ?user= or an X-User-Id header)");
+  if (!is_valid_user(*user))
+    return HttpResponse::error(400, "user: must be 1 to 256 bytes of UTF-8 without control characters");
+  return *user;
+}
+
+std::optional<std::size_t> parse_limit(const std::string& text) {
+  std::size_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec == std::errc::result_out_of_range && ptr == end) return max_list_limit;
+  if (ec != std::errc() || ptr != end || value == 0) return std::nullopt;
+  return value > max_list_limit ? max_list_limit : value;
+}
+
+json read_result_json(const notify::ReadResult& r) {
+  return {{"ids", r.ids}, {"unreadCount", r.unread_count}};
+}
+
+HttpResponse list_notifications(notify::NotificationHub& hub, const Context& ctx,
+                                const std::string& user) {
+  bool unread_only = false;
+  if (const std::string* unread = ctx.query.find("unread")) {
+    if (*unread == "true" || *unread == "1") {
+      unread_only = true;
+    } else if (*unread == "false" || *unread == "0" || unread->empty()) {
+      unread_only = false;
+    } else {
+      return HttpResponse::error(400, "unread: must be true or false");
+    }
+  }
+  std::size_t limit = default_list_limit;
+  if (const std::string* text = ctx.query.find("limit")) {
+    const auto parsed = parse_limit(*text);
+    if (!parsed) return HttpResponse::error(400, "limit: must be an integer from 1 to 500");
+    limit = *parsed;
+  }
+  const auto notifications = hub.list(user, unread_only, limit);
+  const json body = {{"notifications", notifications}, {"unreadCount", hub.unread_count(user)}};
+  return json_response(200, body);
+}
+
+HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
+  json j;
+  try {
+    j = json::parse(request.body);
+  } catch (const json::parse_error& e) {
+    return HttpResponse::error(400, std::string("invalid JSON: ") + e.what());
+  }
+  if (!j.is_object()) return HttpResponse::error(400, "body: must be a JSON object");
+
+  notify::Notification draft;
+  try {
+    draft = j.get<notify::Notification>();
+  } catch (const notify::ValidationError& e) {
+    return HttpResponse::error(400, e.what());
+  } catch (const json::exception& e) {
+    return HttpResponse::error(400, std::string("invalid notification: ") + e.what());
+  }
+  // The store assigns these; a client cannot choose them.
+  draft.id.clear();
+  draft.created_at.clear();
+  draft.read_at.clear();
+
+  try {
+    if (auto it = j.find("userIds"); it != j.end() && !it->is_null()) {
+      if (!it->is_array()) return HttpResponse::error(400, "userIds: must be an array of strings");
+      if (it->empty()) return HttpResponse::error(400, "userIds: empty");
+      if (it->size() > max_recipients)
+        return HttpResponse::error(400, "userIds: more than 1000 users");
+      std::vector<std::string> users;
+      users.reserve(it->size());
+      for (const auto& u : *it) {
+        if (!u.is_string() || u.get_ref<const std::string&>().empty())
+          return HttpResponse::error(400, "userIds: must be an array of non-empty strings");
+        users.push_back(u.get<std::string>());
+      }
+      draft.user_id.clear();
+      draft.broadcast = false;
+      const auto ids = hub.publish_to(users, std::move(draft));
+      return json_response(202, json{{"ids", ids}});
+    }
+    if (draft.broadcast) {
+      const auto id = hub.broadcast(std::move(draft));
+      return json_response(202, json{{"id", id}});
+    }
+    if (!draft.user_id.empty()) {
+      const auto id = hub.publish(std::move(draft));
+      return json_response(202, json{{"id", id}});
+    }
+    return HttpResponse::error(400, "userId: missing (or userIds, or broadcast)");
+  } catch (const notify::ValidationError& e) {
+    return HttpResponse::error(400, e.what());
+  } catch (const std::system_error& e) {
+    return HttpResponse::error(503, e.what());
+  }
+}
+
+int status_for_attach_error(std::error_code ec) {
+  if (ec == notify::errc::too_many_user_connections) return 429;
+  if (ec == notify::errc::too_many_connections || ec == notify::errc::hub_stopped) return 503;
+  return 500;
+}
+
+// Writes `response` on a transport nothing was written to, then closes it.
+void refuse_stream(const std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>>& transport,
+                   std::shared_ptr<notify::SseSink> sink, const HttpResponse& response) {
+  auto bytes = std::make_shared<std::string>(serialize(response, false));
+  asio::post(transport->executor(), [transport, sink = std::move(sink), bytes]() mutable {
+    asio::async_write(
+        transport->stream(), asio::buffer(*bytes),
+        asio::bind_executor(transport->executor(),
+                            [transport, sink = std::move(sink), bytes](std::error_code, std::size_t) {
+                              transport->close();
+                            }));
+  });
+}
+
+}  // namespace
+
+Api::Outcome Api::handle(const HttpRequest& request) noexcept {
+  try {
+    return route(request);
+  } catch (const std::exception& e) {
+    try {
+      return HttpResponse::error(500, std::string("internal error: ") + e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  HttpResponse fallback;
+  fallback.status = 500;
+  return fallback;
+}
+
+Api::Outcome Api::route(const HttpRequest& request) {
+  const auto segments = split_path(request.path);
+  if (!segments) return HttpResponse::error(400, "invalid path");
+  const auto query = QueryParams::parse(request.query);
+  if (!query) return HttpResponse::error(400, "invalid percent-encoding in the query");
+  const Context ctx{request, *segments, *query};
+  const std::string& method = request.method;
+  const auto& s = *segments;
+  const bool get = method == "GET";
+  const bool post = method == "POST";
+
+  const bool api = s.size() >= 2 && s[0] == "api" && s[1] == "notifications";
+  if (api && s.size() == 2) {
+    if (!get && !post) return HttpResponse::method_not_allowed("GET, POST");
+    if (post) return publish(hub_, request);
+    auto user = authenticate(ctx);
+    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    return list_notifications(hub_, ctx, std::get<std::string>(user));
+  }
+  if (api && s.size() == 3 && s[2] == "stream") {
+    if (!get) return HttpResponse::method_not_allowed("GET");
+    auto user = authenticate(ctx);
+    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    StreamRequest stream{std::get<std::string>(std::move(user)), {}};
+    if (const std::string* id = request.header("last-event-id")) {
+      stream.cursor = *id;
+    } else if (const std::string* id = query->find("lastEventId")) {
+      stream.cursor = *id;
+    }
+    return stream;
+  }
+  if (api && s.size() == 3 && s[2] == "read-all") {
+    if (!post) return HttpResponse::method_not_allowed("POST");
+    auto user = authenticate(ctx);
+    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    return json_response(200, read_result_json(hub_.mark_all_read(std::get<std::string>(user))));
+  }
+  if (api && s.size() == 4 && s[3] == "read") {
+    if (!post) return HttpResponse::method_not_allowed("POST");
+    auto user = authenticate(ctx);
+    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    return json_response(200, read_result_json(hub_.mark_read(std::get<std::string>(user), s[2])));
+  }
+  if (s.size() == 1 && s[0] == "metrics") {
+    if (!get) return HttpResponse::method_not_allowed("GET");
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = hub_.metrics_text();
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    return r;
+  }
+  if (s.size() == 1 && s[0] == "healthz") {
+    if (!get) return HttpResponse::method_not_allowed("GET");
+    return HttpResponse::json(200, R"({"status":"ok"})");
+  }
+
+  // The demo page and its assets.
+  std::string path;
+  for (const auto& segment : s) {
+    if (segment.find('/') != std::string::npos) return HttpResponse::error(404, "not found");
+    path += '/';
+    path += segment;
+  }
+  const Asset* asset = find_asset(path);
+  if (asset == nullptr) return HttpResponse::error(404, "not found");
+  if (!get) return HttpResponse::method_not_allowed("GET");
+  HttpResponse r;
+  r.content_type = std::string(asset->content_type);
+  r.body = std::string(asset->body);
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  return r;
+}
+
+void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept {
+  std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
+  std::shared_ptr<notify::SseSink> sink;
+  try {
+    transport = notify::make_asio_transport(std::move(socket));
+    sink = notify::SseSink::create(transport);
+    std::error_code ec;
+    hub_.attach(std::move(request.user), sink, request.cursor, ec);
+    if (!ec) return;
+    refuse_stream(transport, std::move(sink),
+                  HttpResponse::error(status_for_attach_error(ec), ec.message()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "notify-demo: cannot open a stream: %s\n", e.what());
+    try {
+      if (transport) refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
+    } catch (...) {
+      if (transport) transport->close();
+    }
+  }
+}
+
+}  // namespace demo

@@ -1,0 +1,369 @@
+#include "http_connection.hpp"
+
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace demo {
+namespace {
+
+// Bytes of a request head besides the url, names and values: request line and header line
+// punctuation. Only an estimate; http-parser's own limit catches anything pathological.
+constexpr std::size_t request_line_overhead = 16;
+constexpr std::size_t header_line_overhead = 4;  // ": " and CRLF
+// After an error response, bytes read and dropped while waiting for the client to see it.
+constexpr std::size_t linger_max_bytes = 4 * 1024 * 1024;
+constexpr std::chrono::milliseconds linger_timeout{2000};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+HttpConnection& self_of(http_parser* p) { return *static_cast<HttpConnection*>(p->data); }
+
+}  // namespace
+
+HttpConnection::HttpConnection(asio::ip::tcp::socket socket, Api& api, ConnectionLimits limits)
+    : socket_(std::move(socket)), timer_(socket_.get_executor()), api_(api), limits_(limits) {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  parser_.data = this;
+}
+
+HttpConnection::~HttpConnection() = default;
+
+const http_parser_settings& HttpConnection::settings() noexcept {
+  static const http_parser_settings s = [] {
+    http_parser_settings v;
+    http_parser_settings_init(&v);
+    v.on_message_begin = &HttpConnection::on_message_begin;
+    v.on_url = &HttpConnection::on_url;
+    v.on_header_field = &HttpConnection::on_header_field;
+    v.on_header_value = &HttpConnection::on_header_value;
+    v.on_headers_complete = &HttpConnection::on_headers_complete;
+    v.on_body = &HttpConnection::on_body;
+    v.on_message_complete = &HttpConnection::on_message_complete;
+    return v;
+  }();
+  return s;
+}
+
+void HttpConnection::start() {
+  // Runs on the connection's own executor, ordered with stop().
+  asio::post(timer_.get_executor(), [self = shared_from_this()] {
+    if (self->closed_) return;
+    std::error_code ignored;
+    self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    self->arm_timer(self->limits_.idle_timeout);
+    self->read_more();
+  });
+}
+
+void HttpConnection::stop() {
+  asio::post(timer_.get_executor(), [self = shared_from_this()] { self->close(); });
+}
+
+// --- parsing --------------------------------------------------------------------------
+
+bool HttpConnection::count_head(std::size_t n) {
+  head_bytes_ += n;
+  if (head_bytes_ <= limits_.max_head_bytes) return true;
+  limit_hit_ = LimitHit::head;
+  return false;
+}
+
+void HttpConnection::finish_header() {
+  if (!field_.empty() || in_value_) request_.headers.emplace_back(lower(field_), std::move(value_));
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+}
+
+int HttpConnection::on_message_begin(http_parser* p) {
+  HttpConnection& c = self_of(p);
+  c.request_ = HttpRequest{};
+  c.url_.clear();
+  c.field_.clear();
+  c.value_.clear();
+  c.in_value_ = false;
+  c.in_message_ = true;
+  c.expect_continue_ = false;
+  c.head_bytes_ = request_line_overhead;
+  c.limit_hit_ = LimitHit::none;
+  c.arm_timer(c.limits_.request_timeout);
+  return 0;
+}
+
+int HttpConnection::on_url(http_parser* p, const char* at, std::size_t n) {
+  HttpConnection& c = self_of(p);
+  if (!c.count_head(n)) return 1;
+  c.url_.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_header_field(http_parser* p, const char* at, std::size_t n) {
+  HttpConnection& c = self_of(p);
+  if (c.in_value_) c.finish_header();
+  if (c.field_.empty() && !c.count_head(header_line_overhead)) return 1;
+  if (!c.count_head(n)) return 1;
+  c.field_.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_header_value(http_parser* p, const char* at, std::size_t n) {
+  HttpConnection& c = self_of(p);
+  if (!c.count_head(n)) return 1;
+  c.in_value_ = true;
+  c.value_.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_headers_complete(http_parser* p) {
+  HttpConnection& c = self_of(p);
+  c.finish_header();
+  HttpRequest& r = c.request_;
+  r.method = http_method_str(static_cast<http_method>(p->method));
+  r.target = c.url_;
+
+  // A Content-Length above the limit is refused before its body arrives.
+  const bool has_length = p->content_length != ULLONG_MAX && p->content_length > 0;
+  if (has_length && p->content_length > c.limits_.max_body_bytes) {
+    c.limit_hit_ = LimitHit::body;
+    return -1;
+  }
+  const bool chunked = (p->flags & F_CHUNKED) != 0;
+  if (has_length || chunked) {
+    if (const std::string* expect = r.header("expect"); expect && lower(*expect) == "100-continue")
+      c.expect_continue_ = true;
+  }
+  if (has_length) r.body.reserve(static_cast<std::size_t>(p->content_length));
+  return 0;
+}
+
+int HttpConnection::on_body(http_parser* p, const char* at, std::size_t n) {
+  HttpConnection& c = self_of(p);
+  c.expect_continue_ = false;  // the client sent its body anyway
+  if (c.request_.body.size() + n > c.limits_.max_body_bytes) {
+    c.limit_hit_ = LimitHit::body;
+    return 1;
+  }
+  c.request_.body.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_message_complete(http_parser* p) {
+  HttpConnection& c = self_of(p);
+  c.request_.keep_alive = http_should_keep_alive(p) != 0 && p->upgrade == 0;
+  c.in_message_ = false;
+  // One request at a time: process() answers it, then resumes the parser.
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+// --- the read / answer loop -----------------------------------------------------------
+
+void HttpConnection::read_more() {
+  socket_.async_read_some(asio::buffer(read_buffer_),
+                          [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void HttpConnection::on_read(std::error_code ec, std::size_t n) {
+  if (closed_) return;
+  if (ec) {
+    // EOF between requests is the normal end of a keep-alive connection; in the middle of a
+    // request there is nobody left to answer.
+    close();
+    return;
+  }
+  input_.assign(read_buffer_.data(), n);
+  input_offset_ = 0;
+  process();
+}
+
+void HttpConnection::process() {
+  while (!closed_) {
+    const std::size_t available = input_.size() - input_offset_;
+    if (available == 0) {
+      input_.clear();
+      input_offset_ = 0;
+      if (expect_continue_) {
+        send_continue();
+      } else {
+        read_more();
+      }
+      return;
+    }
+    const std::size_t parsed =
+        http_parser_execute(&parser_, &settings(), input_.data() + input_offset_, available);
+    input_offset_ += std::min(parsed, available);
+    const auto err = static_cast<http_errno>(parser_.http_errno);
+    if (err == HPE_PAUSED) {
+      http_parser_pause(&parser_, 0);
+      handle_request();
+      return;
+    }
+    if (err != HPE_OK) {
+      respond_to_parse_error();
+      return;
+    }
+    if (parser_.upgrade) {
+      // Not reached in practice (the request completes first); nothing more to parse.
+      input_offset_ = input_.size();
+    } else if (parsed < available) {
+      respond_to_parse_error();
+      return;
+    }
+  }
+}
+
+void HttpConnection::handle_request() {
+  HttpRequest request = std::move(request_);
+  request_ = HttpRequest{};
+  expect_continue_ = false;
+
+  http_parser_url url;
+  http_parser_url_init(&url);
+  if (http_parser_parse_url(request.target.data(), request.target.size(), 0, &url) != 0 ||
+      (url.field_set & (1u << UF_PATH)) == 0) {
+    send(HttpResponse::error(400, "bad request target"), false);
+    return;
+  }
+  const auto field = [&](http_parser_url_fields f) {
+    if ((url.field_set & (1u << f)) == 0) return std::string();
+    return request.target.substr(url.field_data[f].off, url.field_data[f].len);
+  };
+  request.path = field(UF_PATH);
+  request.query = field(UF_QUERY);
+
+  Api::Outcome outcome = api_.handle(request);
+  if (auto* stream = std::get_if<StreamRequest>(&outcome)) {
+    // The socket leaves this connection: cancel everything of ours, and hand it over.
+    closed_ = true;
+    ++timer_generation_;
+    timer_.cancel();
+    api_.open_stream(std::move(socket_), std::move(*stream));
+    return;
+  }
+  send(std::get<HttpResponse>(outcome), request.keep_alive, request.method == "HEAD");
+}
+
+void HttpConnection::respond_to_parse_error() {
+  const auto err = static_cast<http_errno>(parser_.http_errno);
+  if (limit_hit_ == LimitHit::head || err == HPE_HEADER_OVERFLOW) {
+    send(HttpResponse::error(431, "request header fields too large (limit 16 KiB)"), false);
+  } else if (limit_hit_ == LimitHit::body) {
+    send(HttpResponse::error(413, "request body too large (limit 1 MiB)"), false);
+  } else {
+    send(HttpResponse::error(400, std::string("bad request: ") + http_errno_description(err)),
+         false);
+  }
+}
+
+void HttpConnection::send(const HttpResponse& response, bool keep_alive, bool head_only) {
+  out_ = serialize(response, keep_alive, head_only);
+  writing_ = true;
+  arm_timer(limits_.write_timeout);
+  asio::async_write(socket_, asio::buffer(out_),
+                    [self = shared_from_this(), keep_alive](std::error_code ec, std::size_t) {
+                      self->on_sent(ec, keep_alive);
+                    });
+}
+
+void HttpConnection::on_sent(std::error_code ec, bool keep_alive) {
+  writing_ = false;
+  out_.clear();
+  if (closed_) return;
+  if (ec) {
+    close();
+    return;
+  }
+  if (!keep_alive) {
+    linger_close();
+    return;
+  }
+  arm_timer(limits_.idle_timeout);
+  process();  // the next pipelined request, if it is already here
+}
+
+void HttpConnection::send_continue() {
+  expect_continue_ = false;
+  static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(continue_line.data(), continue_line.size()),
+                    [self = shared_from_this()](std::error_code ec, std::size_t) {
+                      self->writing_ = false;
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      self->read_more();
+                    });
+}
+
+// --- timeouts and closing -------------------------------------------------------------
+
+void HttpConnection::arm_timer(std::chrono::milliseconds timeout) {
+  const unsigned generation = ++timer_generation_;
+  timer_.expires_after(timeout);
+  timer_.async_wait([self = shared_from_this(), generation](std::error_code ec) {
+    if (ec || generation != self->timer_generation_ || self->closed_) return;
+    self->on_timeout();
+  });
+}
+
+void HttpConnection::on_timeout() {
+  if (in_message_ && !writing_) {
+    // A request that does not finish in time (a slow or stalled client).
+    in_message_ = false;
+    send(HttpResponse::error(408, "request timeout"), false);
+    return;
+  }
+  close();  // idle keep-alive connection, or a response the client does not read
+}
+
+void HttpConnection::linger_close() {
+  // Stop sending, then read and drop what the client still sends for a short while, so that
+  // closing does not reset the connection before the client has read the response.
+  std::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+  arm_timer(linger_timeout);
+  struct Drain {
+    std::shared_ptr<HttpConnection> self;
+    std::size_t dropped;
+    void operator()(std::error_code ec, std::size_t n) {
+      if (self->closed_) return;
+      dropped += n;
+      if (ec || dropped > linger_max_bytes) {
+        self->close();
+        return;
+      }
+      HttpConnection* c = self.get();
+      c->socket_.async_read_some(asio::buffer(c->read_buffer_), Drain{std::move(self), dropped});
+    }
+  };
+  socket_.async_read_some(asio::buffer(read_buffer_), Drain{shared_from_this(), 0});
+}
+
+void HttpConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  ++timer_generation_;
+  timer_.cancel();
+  std::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+}  // namespace demo

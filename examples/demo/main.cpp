@@ -1,0 +1,134 @@
+// notify-demo: a small HTTP server around notify::NotificationHub. See docs/PROTOCOL.md and
+// `notify-demo --help`.
+#include "api.hpp"
+#include "http_connection.hpp"
+#include "options.hpp"
+#include "server.hpp"
+
+#include <notify/hub.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/signal_set.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// After a shutdown signal, connections get this long to close before the io_context is
+// stopped regardless.
+constexpr std::chrono::seconds shutdown_grace{5};
+
+std::string url_host(const asio::ip::address& address) {
+  return address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+}
+
+class ShutdownWatchdog {
+ public:
+  ~ShutdownWatchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Stops `io` unless the watchdog is destroyed (the run threads returned) within `grace`.
+  void arm(asio::io_context& io, std::chrono::seconds grace) {
+    std::lock_guard lock(mutex_);
+    if (thread_.joinable() || done_) return;
+    thread_ = std::thread([this, &io, grace] {
+      std::unique_lock lock(mutex_);
+      if (!cv_.wait_for(lock, grace, [this] { return done_; })) {
+        std::fprintf(stderr, "notify-demo: connections did not close in time; stopping\n");
+        io.stop();
+      }
+    });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+int run(const demo::Options& options) {
+  asio::io_context io(static_cast<int>(options.threads));
+
+  notify::HubOptions hub_options;
+  hub_options.heartbeat_interval = options.heartbeat;
+  hub_options.batch_window = options.batch;
+  hub_options.max_connections = options.max_connections;
+  notify::NotificationHub hub(io.get_executor(), hub_options);
+
+  demo::Api api(hub);
+  demo::Server server(io, api, demo::ConnectionLimits{}, options.threads > 1);
+
+  std::error_code ec;
+  const auto address = asio::ip::make_address(options.bind, ec);
+  if (ec) {
+    std::fprintf(stderr, "notify-demo: bad address %s\n", options.bind.c_str());
+    return 2;
+  }
+  const auto endpoint = server.listen(address, options.port, ec);
+  if (ec) {
+    std::fprintf(stderr, "notify-demo: cannot listen on %s port %u: %s\n", options.bind.c_str(),
+                 static_cast<unsigned>(options.port), ec.message().c_str());
+    return 1;
+  }
+
+  ShutdownWatchdog watchdog;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code wait_ec, int signal_number) {
+    if (wait_ec) return;
+    std::fprintf(stderr, "notify-demo: signal %d, shutting down\n", signal_number);
+    hub.stop();
+    server.stop();
+    watchdog.arm(io, shutdown_grace);
+  });
+
+  std::printf("listening on http://%s:%u\n", url_host(endpoint.address()).c_str(),
+              static_cast<unsigned>(endpoint.port()));
+  std::fflush(stdout);
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < options.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string program = argc > 0 && argv[0] != nullptr ? argv[0] : "notify-demo";
+  const auto parsed = demo::parse_options(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
+  switch (parsed.action) {
+    case demo::ParsedOptions::Action::help:
+      std::fputs(demo::usage(program).c_str(), stdout);
+      return 0;
+    case demo::ParsedOptions::Action::error:
+      std::fprintf(stderr, "notify-demo: %s\n%s", parsed.error.c_str(), demo::usage(program).c_str());
+      return 2;
+    case demo::ParsedOptions::Action::run:
+      break;
+  }
+  // A client or a closed stdout must not kill the server.
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    return run(parsed.options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "notify-demo: %s\n", e.what());
+    return 1;
+  }
+}

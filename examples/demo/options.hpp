@@ -1,0 +1,33 @@
+// The command line of notify-demo.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace demo {
+
+struct Options {
+  std::string bind = "127.0.0.1";
+  unsigned short port = 8080;                 // 0: any free port
+  std::chrono::seconds heartbeat{30};         // at least 1
+  std::chrono::milliseconds batch{200};       // 0 disables batching
+  std::string auth = "dev";                   // the only mode: ?user= or X-User-Id
+  unsigned threads = 1;                       // io_context threads
+  std::size_t max_connections = 100000;       // streams on this instance
+};
+
+struct ParsedOptions {
+  enum class Action { run, help, error };
+  Action action = Action::run;
+  Options options;
+  std::string error;  // for Action::error
+};
+
+// Parses `args` (without the program name). Accepts "--flag value" and "--flag=value".
+ParsedOptions parse_options(const std::vector<std::string>& args);
+
+std::string usage(const std::string& program);
+
+}  // namespace demo

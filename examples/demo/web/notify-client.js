@@ -1,0 +1,446 @@
+/**
+ * notify-client.js — dependency-free browser client for the notify SSE protocol
+ * (see docs/PROTOCOL.md).
+ *
+ * Usage
+ * -----
+ *   import { NotifyClient } from '/notify-client.js';
+ *
+ *   const client = new NotifyClient({
+ *     url: '/api/notifications/stream',  // SSE endpoint (default shown)
+ *     apiBase: '/api/notifications',     // base of the REST endpoints (default: url without /stream)
+ *     user: 'alice',                     // sent as ?user=U on every request (optional)
+ *     withCredentials: false,            // EventSource/fetch credentials mode (optional)
+ *     onInit(snapshot)        {},        // {notifications, unreadCount} — first (or resumed) snapshot
+ *     onNotification(n, meta) {},        // a NEW notification (live, or an item of a batch); meta = {batch}
+ *     onRead({ids, unreadCount}) {},     // ids that became read (from any tab/device)
+ *     onReset(snapshot)       {},        // the server replaced our state (cursor too old / queue collapsed)
+ *     onStateChange(state, prev) {},     // 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
+ *     onChange(client)        {},        // anything in the list / unread count changed: re-render
+ *     onError(err)            {},        // malformed event, failed request, ...
+ *   });
+ *   client.connect();            // (also done by the constructor unless {autoConnect:false})
+ *   client.notifications;        // copy of the list, newest first
+ *   client.unreadCount;          // authoritative unread count (from the server)
+ *   client.state;                // connection state, see above
+ *   await client.markRead(id);   // POST {apiBase}/{id}/read?user=U
+ *   await client.markAllRead();  // POST {apiBase}/read-all?user=U
+ *   await client.loadHistory({limit: 30}); // GET {apiBase}?user=U&limit=N, merges read items too
+ *   client.close();
+ *
+ * NotifyClient is also an EventTarget, so several parts of a page can listen with
+ * addEventListener. The same hooks are dispatched as CustomEvents (payload in event.detail):
+ *   'init' / 'reset'  {notifications, unreadCount}
+ *   'notification'    {notification, batch}
+ *   'read'            {ids, unreadCount}
+ *   'statechange'     {state, prev, delay?}      (fires again for every reconnect attempt while
+ *                                                 'reconnecting'; delay: ms until that attempt)
+ *   'change'          {notifications, unreadCount}
+ *   'error'           Error
+ *
+ * Connection behaviour
+ * --------------------
+ * - The state is 'connecting' until the first `init` event arrives, then 'open'; after an error
+ *   it is 'reconnecting' until the next `init` (or `notifications:reset`).
+ * - On any EventSource error the client closes the EventSource itself and opens a new one after
+ *   an exponential backoff (1 s, 2 s, 4 s … capped at 30 s, each jittered by ±30%); the backoff
+ *   resets when a connection opens. The browser's own fixed retry is never used.
+ * - It remembers the last event id it saw (init / notification / notifications:batch /
+ *   notifications:reset) and resumes with `?lastEventId=ID` on the new EventSource, so no event
+ *   is lost or repeated across reconnects. When the browser comes back online, a pending
+ *   reconnect happens immediately.
+ * - Notifications are de-duplicated by id; `notification:read` carries the authoritative unread
+ *   count, `notifications:reset` replaces the whole state.
+ */
+
+const DEFAULT_STREAM_URL = '/api/notifications/stream';
+const BACKOFF_INITIAL_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const BACKOFF_JITTER = 0.3; // ±30%
+
+export const ConnectionState = Object.freeze({
+  IDLE: 'idle',
+  CONNECTING: 'connecting',
+  OPEN: 'open',
+  RECONNECTING: 'reconnecting',
+  CLOSED: 'closed',
+});
+
+/** Delay before reconnect attempt number `attempt` (0-based), jittered. */
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** Math.min(attempt, 16));
+  const factor = 1 + (random() * 2 - 1) * BACKOFF_JITTER;
+  return Math.round(base * factor);
+}
+
+/**
+ * Appends params (skipping null/undefined) to url's query string. Values are encoded with
+ * encodeURIComponent (so a space is %20, never '+').
+ */
+function withQuery(url, params) {
+  const hashAt = url.indexOf('#');
+  const hash = hashAt >= 0 ? url.slice(hashAt) : '';
+  let base = hashAt >= 0 ? url.slice(0, hashAt) : url;
+  const parts = [];
+  for (const [k, v] of Object.entries(params)) {
+    if (v != null) parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`);
+  }
+  if (parts.length) base += (base.includes('?') ? (/[?&]$/.test(base) ? '' : '&') : '?') + parts.join('&');
+  return base + hash;
+}
+
+function timeOf(n) {
+  const t = Date.parse(n && n.createdAt);
+  return Number.isNaN(t) ? 0 : t;
+}
+
+export class NotifyClient extends EventTarget {
+  constructor(options = {}) {
+    super();
+    this._opts = { ...options };
+    this._url = options.url || DEFAULT_STREAM_URL;
+    this._apiBase = (options.apiBase || this._url.replace(/\/stream\/?(\?.*)?$/, '')).replace(/\/+$/, '');
+    this._user = options.user != null && options.user !== '' ? String(options.user) : null;
+    this._withCredentials = !!options.withCredentials;
+
+    this._es = null;
+    this._timer = null;
+    this._attempt = 0;
+    this._lastEventId = options.lastEventId != null ? String(options.lastEventId) : null;
+    this._state = ConnectionState.IDLE;
+    this._hadInit = false;
+
+    /** @type {Map<string, object>} id -> notification */
+    this._byId = new Map();
+    /** @type {object[]} newest first */
+    this._list = [];
+    this._unread = 0;
+    /** ids marked read optimistically, waiting for the server's confirmation */
+    this._pendingRead = new Set();
+
+    this._onOnline = () => {
+      if (this._state === ConnectionState.RECONNECTING && this._timer) {
+        clearTimeout(this._timer);
+        this._timer = null;
+        this._open();
+      }
+    };
+    if (options.autoConnect !== false) this.connect();
+  }
+
+  // ---- public read-only state --------------------------------------------------------------
+
+  get state() { return this._state; }
+  get unreadCount() { return this._unread; }
+  get lastEventId() { return this._lastEventId; }
+  get user() { return this._user; }
+  /** Copy of the notification list, newest first. */
+  get notifications() { return this._list.slice(); }
+  get(id) { return this._byId.get(String(id)); }
+
+  // ---- connection -------------------------------------------------------------------------
+
+  connect() {
+    if (this._es || this._timer) return;
+    this._attempt = 0;
+    if (typeof window !== 'undefined' && window.addEventListener) {
+      window.addEventListener('online', this._onOnline);
+    }
+    this._setState(ConnectionState.CONNECTING);
+    this._open();
+  }
+
+  close() {
+    if (this._timer) { clearTimeout(this._timer); this._timer = null; }
+    if (this._es) { this._es.close(); this._es = null; }
+    if (typeof window !== 'undefined' && window.removeEventListener) {
+      window.removeEventListener('online', this._onOnline);
+    }
+    this._setState(ConnectionState.CLOSED);
+  }
+
+  _streamUrl() {
+    return withQuery(this._url, { user: this._user, lastEventId: this._lastEventId || null });
+  }
+
+  _open() {
+    this._timer = null;
+    if (this._state === ConnectionState.CLOSED) return;
+    const es = new EventSource(this._streamUrl(), { withCredentials: this._withCredentials });
+    this._es = es;
+
+    es.addEventListener('open', () => {
+      if (this._es !== es) return;
+      this._attempt = 0; // backoff resets on open
+    });
+    es.addEventListener('error', () => {
+      if (this._es !== es) return;
+      // Take over reconnection: close the browser's EventSource and retry with our backoff.
+      es.close();
+      this._es = null;
+      this._scheduleReconnect();
+    });
+
+    const on = (name, fn) => es.addEventListener(name, (ev) => {
+      if (this._es !== es) return;
+      let data;
+      try {
+        data = JSON.parse(ev.data);
+      } catch (err) {
+        this._emitError(new Error(`notify: malformed "${name}" event: ${err.message}`));
+        return;
+      }
+      try {
+        fn(data, ev);
+      } catch (err) {
+        this._emitError(err);
+      }
+    });
+
+    on('init', (data, ev) => {
+      this._rememberId(ev);
+      this._applySnapshot(data, /* keepRead */ true);
+      this._hadInit = true;
+      this._setState(ConnectionState.OPEN);
+      this._emit('init', this._snapshot(), 'onInit', this._snapshot());
+      this._changed();
+    });
+    on('notification', (data, ev) => {
+      this._rememberId(ev);
+      if (this._add(data, true)) {
+        this._emitNotification(this._byId.get(String(data.id)), false);
+        this._changed();
+      }
+    });
+    on('notifications:batch', (data, ev) => {
+      this._rememberId(ev);
+      const items = Array.isArray(data) ? data : [];
+      const added = [];
+      for (const n of items) if (this._add(n, true)) added.push(n); // oldest first
+      for (const n of added) this._emitNotification(this._byId.get(String(n.id)), true);
+      if (added.length) this._changed();
+    });
+    on('notification:read', (data) => {
+      const ids = Array.isArray(data.ids) ? data.ids.map(String) : [];
+      const now = new Date().toISOString();
+      for (const id of ids) {
+        this._pendingRead.delete(id);
+        const n = this._byId.get(id);
+        if (n && !n.readAt) n.readAt = now;
+      }
+      if (typeof data.unreadCount === 'number') this._unread = data.unreadCount;
+      this._emit('read', { ids, unreadCount: this._unread }, 'onRead', { ids, unreadCount: this._unread });
+      this._changed();
+    });
+    on('notifications:reset', (data, ev) => {
+      this._rememberId(ev);
+      this._applySnapshot(data, /* keepRead */ false);
+      this._setState(ConnectionState.OPEN);
+      this._emit('reset', this._snapshot(), 'onReset', this._snapshot());
+      this._changed();
+    });
+  }
+
+  _emitNotification(n, batch) {
+    this._emit('notification', { notification: n, batch }, 'onNotification', n, { batch });
+  }
+
+  _scheduleReconnect() {
+    if (this._state === ConnectionState.CLOSED || this._timer) return;
+    const delay = backoffDelay(this._attempt++);
+    this._setState(ConnectionState.RECONNECTING, { delay });
+    this._timer = setTimeout(() => this._open(), delay);
+  }
+
+  _rememberId(ev) {
+    if (ev && ev.lastEventId) this._lastEventId = ev.lastEventId;
+  }
+
+  // ---- state ------------------------------------------------------------------------------
+
+  _normalize(n) {
+    return { ...n, id: String(n.id), readAt: n.readAt || null };
+  }
+
+  /** Adds a notification if its id is new. Returns true when added. */
+  _add(raw, live) {
+    if (!raw || raw.id == null) return false;
+    const n = this._normalize(raw);
+    if (this._byId.has(n.id)) return false;
+    this._byId.set(n.id, n);
+    if (live) {
+      this._list.unshift(n);
+      if (!n.readAt) this._unread += 1;
+    } else {
+      this._insertSorted(n);
+    }
+    return true;
+  }
+
+  _insertSorted(n) {
+    const t = timeOf(n);
+    let i = 0;
+    while (i < this._list.length && timeOf(this._list[i]) >= t) i++;
+    this._list.splice(i, 0, n);
+  }
+
+  /**
+   * Applies an init / reset snapshot. With keepRead (a resumed init) notifications already read
+   * locally stay in the list; unread ones missing from a complete snapshot were read elsewhere
+   * while we were away. Without keepRead (reset) the state is replaced entirely.
+   */
+  _applySnapshot(data, keepRead) {
+    const items = Array.isArray(data && data.notifications) ? data.notifications : [];
+    const count = typeof (data && data.unreadCount) === 'number' ? data.unreadCount : items.length;
+    const snap = items.filter((n) => n && n.id != null).map((n) => this._normalize(n));
+    const snapIds = new Set(snap.map((n) => n.id));
+
+    let keep = [];
+    if (keepRead && this._hadInit) {
+      const complete = snap.length >= count;
+      const now = new Date().toISOString();
+      for (const n of this._list) {
+        if (snapIds.has(n.id)) continue;
+        if (!n.readAt && complete) n.readAt = now;
+        if (n.readAt) keep.push(n);
+      }
+    }
+    this._byId = new Map();
+    this._list = [];
+    this._pendingRead.clear();
+    for (const n of snap) { this._byId.set(n.id, n); this._list.push(n); } // newest first
+    for (const n of keep) { this._byId.set(n.id, n); this._insertSorted(n); }
+    this._unread = count;
+  }
+
+  _snapshot() {
+    return { notifications: this.notifications, unreadCount: this._unread };
+  }
+
+  // ---- REST actions -----------------------------------------------------------------------
+
+  _apiUrl(path, params = {}) {
+    return withQuery(this._apiBase + path, { user: this._user, ...params });
+  }
+
+  async _request(method, path, params) {
+    const res = await fetch(this._apiUrl(path, params), {
+      method,
+      headers: { Accept: 'application/json' },
+      credentials: this._withCredentials ? 'include' : 'same-origin',
+    });
+    let body = null;
+    try { body = await res.json(); } catch { /* empty or non-JSON body */ }
+    if (!res.ok) {
+      const msg = body && body.error ? body.error : `HTTP ${res.status}`;
+      const err = new Error(`notify: ${method} ${path} failed: ${msg}`);
+      err.status = res.status;
+      throw err;
+    }
+    return body;
+  }
+
+  /** Marks one notification read (optimistically, then confirmed by the stream). */
+  async markRead(id) {
+    id = String(id);
+    const n = this._byId.get(id);
+    const optimistic = !!(n && !n.readAt);
+    if (optimistic) {
+      n.readAt = new Date().toISOString();
+      this._unread = Math.max(0, this._unread - 1);
+      this._pendingRead.add(id);
+      this._changed();
+    }
+    try {
+      const res = await this._request('POST', `/${encodeURIComponent(id)}/read`);
+      this._pendingRead.delete(id);
+      return res;
+    } catch (err) {
+      if (optimistic && this._pendingRead.delete(id) && n.readAt) {
+        n.readAt = null;
+        this._unread += 1;
+        this._changed();
+      }
+      this._emitError(err);
+      throw err;
+    }
+  }
+
+  /** Marks every notification of the user read. */
+  async markAllRead() {
+    const before = this._unread;
+    const changed = [];
+    const now = new Date().toISOString();
+    for (const n of this._list) if (!n.readAt) { n.readAt = now; changed.push(n); }
+    this._unread = 0;
+    this._changed();
+    try {
+      return await this._request('POST', '/read-all');
+    } catch (err) {
+      // Undo, unless the stream has told us something newer in the meantime.
+      for (const n of changed) if (n.readAt === now) n.readAt = null;
+      if (this._unread === 0) this._unread = before;
+      this._changed();
+      this._emitError(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Loads recent history (read ones included) with the REST API and merges it into the list.
+   * The unread count stays the stream's.
+   */
+  async loadHistory({ limit = 30 } = {}) {
+    const body = await this._request('GET', '', { limit });
+    const items = Array.isArray(body && body.notifications) ? body.notifications : [];
+    let added = 0;
+    for (const n of items) if (this._add(n, false)) added++;
+    if (added) this._changed();
+    return this.notifications;
+  }
+
+  // ---- events -----------------------------------------------------------------------------
+
+  _setState(state, extra) {
+    const prev = this._state;
+    // Same state again is only reported for a new reconnect attempt (it carries a new delay).
+    if (prev === state && !(extra && extra.delay != null)) return;
+    this._state = state;
+    const info = { state, prev, ...(extra || {}) };
+    this.dispatchEvent(new CustomEvent('statechange', { detail: info }));
+    this._call('onStateChange', state, prev, info);
+  }
+
+  _changed() {
+    this.dispatchEvent(new CustomEvent('change', { detail: this._snapshot() }));
+    this._call('onChange', this);
+  }
+
+  _emitError(err) {
+    this.dispatchEvent(new CustomEvent('error', { detail: err }));
+    this._call('onError', err);
+  }
+
+  /** Dispatches `type` with `detail` and calls the option callback with `args`. */
+  _emit(type, detail, callbackName, ...args) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+    this._call(callbackName, ...args);
+  }
+
+  _call(name, ...args) {
+    const cb = this._opts[name];
+    if (typeof cb !== 'function') return;
+    try {
+      cb.apply(this, args);
+    } catch (err) {
+      reportError(err); // a broken callback must not break the stream handling
+    }
+  }
+}
+
+function reportError(err) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
+  else setTimeout(() => { throw err; });
+}
+
+export default NotifyClient;

@@ -1,0 +1,60 @@
+// Bus: carries events between the hub instances of a fleet.
+//
+// The hub publishes every event on the bus and delivers to its local connections only
+// what the bus hands back, so one instance and a fleet behave the same. A bus is a
+// doorbell, not a log: the Store is the source of truth, and after a bus outage the hub
+// brings connections up to date from the store.
+//
+// Thread safety: every member function is safe to call concurrently. Listener callbacks
+// may run on any thread, including inside publish() (InProcessBus does so).
+#pragma once
+
+#include <notify/event.hpp>
+#include <notify/export.hpp>
+
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace notify {
+
+// One message on the bus: an event for one user's connections, or for all of them.
+struct Envelope {
+  std::string user;        // empty when broadcast
+  bool broadcast = false;
+  EventPtr event;
+};
+
+enum class BusState { connected, reconnecting, stopped };
+
+class BusListener {
+ public:
+  virtual ~BusListener() = default;
+  virtual void on_bus_message(const Envelope& envelope) = 0;
+  // The bus was away and is back: messages may have been missed (gap repair).
+  virtual void on_bus_recovered() {}
+  virtual void on_bus_state(BusState state) { (void)state; }
+};
+
+class NOTIFY_EXPORT Bus {
+ public:
+  virtual ~Bus();
+
+  // Starts delivering to `listener`, which outlives the bus's use of it (until stop()).
+  virtual void start(BusListener& listener) = 0;
+  virtual void stop() noexcept = 0;
+
+  // Sends an envelope to every instance, this one included.
+  virtual void publish(const Envelope& envelope, std::error_code& ec) = 0;
+  void publish(const Envelope& envelope);  // throws std::system_error
+
+  // Interest in a user's channel: called when the user's first local connection arrives
+  // and when the last one leaves. Broadcasts are always received.
+  virtual void subscribe(std::string_view user) = 0;
+  virtual void unsubscribe(std::string_view user) = 0;
+
+  virtual BusState state() const noexcept = 0;
+  virtual std::string_view name() const noexcept = 0;
+};
+
+}  // namespace notify

@@ -1,0 +1,116 @@
+// NotificationHub: the registry of local connections by user, and everything between
+// "this notification exists" and "its bytes reached every connection of that user".
+//
+// The host owns the hub and its io_context. The hub runs its timers (one heartbeat sweep
+// for all connections, the batching windows) on the executor it is given.
+//
+// Thread safety: every member function is safe to call from any thread, concurrently.
+// publish() never blocks on a client: it appends to the store, hands the event to the bus
+// and queues it on each target connection.
+#pragma once
+
+#include <notify/bus.hpp>
+#include <notify/error.hpp>
+#include <notify/export.hpp>
+#include <notify/metrics.hpp>
+#include <notify/notification.hpp>
+#include <notify/sink.hpp>
+#include <notify/store.hpp>
+
+#include <asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace notify {
+
+struct HubOptions {
+  // SSE comment / WebSocket ping on connections idle this long. Proxies cut idle streams
+  // (nginx's proxy_read_timeout is 60 s), so 30 s. At least 1 s.
+  std::chrono::milliseconds heartbeat_interval{30000};
+  // Per-user batching window: notifications for one user within it go out as one
+  // `notifications:batch` (one as a plain `notification`). 0 disables batching.
+  std::chrono::milliseconds batch_window{200};
+  std::size_t max_connections = 100000;        // total on this instance
+  std::size_t max_connections_per_user = 32;   // tabs and devices of one user
+  QueueLimits queue;                           // per-connection outbound queue
+  std::size_t snapshot_limit = 50;             // notifications in an init/reset snapshot
+  std::size_t max_replay = 1000;               // more missed than this: reset instead
+  ValidationLimits validation;
+};
+
+class NOTIFY_EXPORT NotificationHub {
+ public:
+  // An empty store means MemoryStore; an empty bus means InProcessBus.
+  // Throws std::invalid_argument for invalid options.
+  explicit NotificationHub(asio::any_io_executor executor, HubOptions options = {},
+                           std::shared_ptr<Store> store = {}, std::shared_ptr<Bus> bus = {});
+  ~NotificationHub();
+  NotificationHub(const NotificationHub&) = delete;
+  NotificationHub& operator=(const NotificationHub&) = delete;
+
+  // --- publishing -----------------------------------------------------------------
+  // Publishes `draft` to draft.user_id (or to everyone when draft.broadcast) and returns
+  // the id assigned. Throws ValidationError for an invalid draft, std::system_error
+  // (errc::hub_stopped, bus errors) when it cannot be published.
+  std::string publish(Notification draft);
+  // One notification per user (each with its own id), in the order given.
+  std::vector<std::string> publish_to(const std::vector<std::string>& users, Notification draft);
+  std::string broadcast(Notification draft);
+
+  // --- connections ----------------------------------------------------------------
+  // Attaches a connection of `user`. The sink first gets `init` (the user's unread
+  // notifications at the cursor, newest first, and the unread count); when `resume_from`
+  // is a known cursor, every notification after it follows in order, then live events,
+  // with no gap and no duplicate. An unknown or too old cursor gets `notifications:reset`
+  // with a fresh snapshot instead of `init`.
+  // Throws std::system_error: errc::too_many_connections, too_many_user_connections,
+  // hub_stopped, already_attached. Throws std::invalid_argument for an empty user.
+  void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from = {});
+  void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from,
+              std::error_code& ec);
+
+  std::size_t connection_count() const;
+  std::size_t connection_count(std::string_view user) const;
+
+  // --- read state -----------------------------------------------------------------
+  // Updates the store; every connection of the user gets `notification:read` with the
+  // changed ids and the authoritative unread count.
+  ReadResult mark_read(std::string_view user, std::string_view id);
+  ReadResult mark_all_read(std::string_view user);
+
+  std::vector<Notification> list(std::string_view user, bool unread_only,
+                                 std::size_t limit) const;
+  std::uint64_t unread_count(std::string_view user) const;
+
+  // --- operations -----------------------------------------------------------------
+  // Closes every connection (after its write in flight), cancels the timers and stops the
+  // bus. Later publishes and attaches fail with errc::hub_stopped. Idempotent.
+  void stop();
+
+  HubMetrics metrics() const;
+  // The metrics in Prometheus text exposition format.
+  std::string metrics_text() const;
+
+  // Called with every exception caught from a part (a sink, the bus, a timer). Default:
+  // counted in metrics and written to stderr.
+  void set_error_handler(std::function<void(std::string_view what)> handler);
+
+  const HubOptions& options() const noexcept;
+  Store& store() const noexcept;
+  Bus& bus() const noexcept;
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace notify

@@ -1,0 +1,66 @@
+// MemoryStore: the default Store, in process memory. History is capped per user (and for
+// broadcasts); a cursor older than the kept history gets a reset. Lost on restart.
+//
+// Thread safety: every member function is safe to call concurrently (one mutex).
+#pragma once
+
+#include <notify/store.hpp>
+
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+namespace notify {
+
+struct MemoryStoreOptions {
+  std::size_t max_per_user = 1000;        // notifications kept per user, oldest dropped first
+  std::size_t max_broadcasts = 1000;      // broadcast notifications kept
+};
+
+class NOTIFY_EXPORT MemoryStore final : public Store {
+ public:
+  explicit MemoryStore(MemoryStoreOptions options = {});
+
+  Notification append(Notification draft) override;
+  std::uint64_t head() override;
+  Snapshot snapshot(std::string_view user, std::size_t limit) override;
+  std::optional<Resume> resume(std::string_view user, std::uint64_t cursor, std::size_t limit,
+                               std::size_t max_missed) override;
+  std::vector<Notification> list(std::string_view user, bool unread_only,
+                                 std::size_t limit) override;
+  std::uint64_t unread_count(std::string_view user) override;
+  ReadResult mark_read(std::string_view user, std::string_view id) override;
+  ReadResult mark_all_read(std::string_view user) override;
+
+ private:
+  struct Entry {
+    std::uint64_t seq;
+    Notification notification;
+  };
+  struct UserState {
+    std::deque<Entry> history;                  // oldest first
+    std::uint64_t evicted_upto = 0;             // highest seq dropped from history
+    std::uint64_t unread = 0;                   // unread of the user's own history
+    std::map<std::uint64_t, std::string> broadcast_read_at;  // per-user read broadcasts
+  };
+
+  UserState& user_state(std::string_view user);
+  const UserState* find_user(std::string_view user) const;
+  // The user's view (own + broadcast) with seq in (after, upto], oldest first.
+  std::vector<Notification> view(const UserState* state, std::uint64_t after,
+                                 std::uint64_t upto) const;
+  std::uint64_t unread_locked(const UserState* state) const;
+
+  MemoryStoreOptions options_;
+  std::mutex mutex_;
+  std::uint64_t head_ = 0;
+  std::unordered_map<std::string, UserState> users_;
+  std::deque<Entry> broadcasts_;                // oldest first
+  std::uint64_t broadcasts_evicted_upto_ = 0;
+};
+
+}  // namespace notify

@@ -1,0 +1,33 @@
+// HubMetrics: a point-in-time copy of a hub's counters, and its Prometheus rendering.
+//
+// Thread safety: a plain value; render_prometheus is a pure function.
+#pragma once
+
+#include <notify/export.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace notify {
+
+struct HubMetrics {
+  std::uint64_t connections_sse = 0;    // open now, by wire protocol
+  std::uint64_t connections_opened = 0; // attached since start
+  std::uint64_t events_delivered = 0;   // events whose bytes were written to a connection
+  std::uint64_t bytes_delivered = 0;
+  std::uint64_t publishes = 0;          // notifications published (one per recipient user)
+  std::uint64_t resyncs = 0;            // queues collapsed into a reset snapshot
+  std::uint64_t slow_consumer_disconnects = 0;
+  std::uint64_t rejected_connections = 0;
+  std::uint64_t heartbeats = 0;
+  std::uint64_t resets_unknown_cursor = 0;
+  std::uint64_t handler_errors = 0;     // exceptions caught from hooks and parts
+  std::string bus_state;                // "connected", "reconnecting", "stopped"
+};
+
+// The Prometheus text exposition format (version 0.0.4) of `m`; every metric is named
+// notify_*.
+NOTIFY_EXPORT std::string render_prometheus(const HubMetrics& m, std::string_view bus_name);
+
+}  // namespace notify

@@ -1,0 +1,77 @@
+// Notification: the value type every part of notify passes around, its JSON form and its
+// validation.
+//
+// Thread safety: a plain value; distinct objects are safe, a shared object is safe to read.
+#pragma once
+
+#include <notify/export.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace notify {
+
+// One notification. Empty strings are "unset" and appear as null in JSON.
+struct Notification {
+  std::string id;           // assigned by the Store; opaque to clients
+  std::string user_id;      // the recipient; empty for a broadcast
+  bool broadcast = false;   // true: every user sees it
+  std::string type;         // comment | mention | order | system | alert (hosts may allow more)
+  std::string title;
+  std::string body;
+  std::string actor_id;
+  std::string entity_type;
+  std::string entity_id;
+  std::string action_url;
+  std::string image_url;
+  std::string read_at;      // ISO 8601 UTC; empty while unread
+  std::string created_at;   // ISO 8601 UTC with milliseconds; assigned by the Store
+  nlohmann::json data;      // null or a free JSON object
+
+  bool is_read() const noexcept { return !read_at.empty(); }
+};
+
+// camelCase JSON both ways. from_json throws ValidationError naming the field when a field
+// has the wrong JSON type; it does not check limits (see validate()).
+NOTIFY_EXPORT void to_json(nlohmann::json& j, const Notification& n);
+NOTIFY_EXPORT void from_json(const nlohmann::json& j, Notification& n);
+
+// Limits a draft must respect. Sizes are bytes of UTF-8.
+struct ValidationLimits {
+  std::size_t max_title_bytes = 1024;          // a title is a line, not a document
+  std::size_t max_body_bytes = 64 * 1024;      // keeps one event well under queue limits
+  std::size_t max_field_bytes = 2048;          // ids, urls, entity fields
+  std::size_t max_data_bytes = 64 * 1024;      // serialized `data`
+  std::vector<std::string> allowed_types = {"comment", "mention", "order", "system", "alert"};
+};
+
+// A draft (or JSON) that breaks a rule. what() is "field: problem", e.g. "title: missing".
+class NOTIFY_EXPORT ValidationError : public std::invalid_argument {
+ public:
+  ValidationError(std::string field, const std::string& problem);
+  const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
+// Returns the first problem of a draft as "field: problem", or nullopt when it is valid.
+// Ids and timestamps are not checked: the store assigns them.
+NOTIFY_EXPORT std::optional<std::string> find_problem(const Notification& draft,
+                                                      const ValidationLimits& limits = {});
+
+// Throws ValidationError for the first problem of find_problem().
+NOTIFY_EXPORT void validate(const Notification& draft, const ValidationLimits& limits = {});
+
+// "2026-11-28T08:00:00.123Z"
+NOTIFY_EXPORT std::string format_timestamp(std::chrono::system_clock::time_point t);
+
+}  // namespace notify

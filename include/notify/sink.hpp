@@ -1,0 +1,146 @@
+// Sink: one client connection as the hub sees it.
+//
+// The base class does the shared work: a bounded outbound queue, one gathered write in
+// flight at a time, the overflow policy, the hold that keeps live events back while the
+// hub primes a new connection with its snapshot, and closing. A concrete sink (SseSink,
+// WebSocketSink) only says which wire format it speaks and what it writes first.
+//
+// Thread safety: send(), heartbeat(), close() and the accessors are safe from any thread;
+// they post onto the transport's executor, where every write starts and completes.
+// Construction and attach are done by the host and the hub.
+#pragma once
+
+#include <notify/event.hpp>
+#include <notify/export.hpp>
+#include <notify/transport.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace notify {
+
+// What a sink does when its queue is full.
+enum class OverflowPolicy {
+  resync,      // drop the queue; once the connection drains, send notifications:reset + snapshot
+  disconnect,  // close the connection (errc::slow_consumer); the client resumes on reconnect
+};
+
+struct QueueLimits {
+  std::size_t max_events = 1024;           // events waiting for one connection
+  std::size_t max_bytes = 1024 * 1024;     // bytes waiting for one connection (1 MiB)
+  OverflowPolicy overflow = OverflowPolicy::resync;
+};
+
+class Sink;
+
+// Implemented by the hub: what a sink tells its owner.
+class SinkOwner {
+ public:
+  virtual ~SinkOwner() = default;
+  // The sink dropped its queue and has drained: prime it again with a reset snapshot.
+  virtual void on_sink_resync(const std::shared_ptr<Sink>& sink) = 0;
+  // The sink closed (for any reason); called once, from the sink's executor.
+  virtual void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) = 0;
+  // A write completed.
+  virtual void on_sink_wrote(std::size_t events, std::size_t bytes) = 0;
+};
+
+class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
+                           private TransportHandler {
+ public:
+  ~Sink() override;
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  // Queues an event for this connection. Never blocks on I/O. Returns false when the event
+  // was not queued: the sink is closed or resyncing, or the event is at or below the
+  // cursor the connection was primed with (it already has it).
+  bool send(const EventPtr& event);
+
+  // Sends a heartbeat unless something was written since the last call.
+  void heartbeat();
+
+  // Closes the connection after the write in flight (if any) completes. Idempotent.
+  void close(std::error_code reason = {});
+
+  bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
+  const std::string& user() const noexcept { return user_; }
+  std::uint64_t id() const noexcept { return id_; }
+  WireFormat format() const noexcept { return format_; }
+  std::string_view transport_kind() const noexcept { return transport_->kind(); }
+  const std::shared_ptr<Transport>& transport() const noexcept { return transport_; }
+
+  // --- used by the hub --------------------------------------------------------------
+  // Binds the sink to its owner and user. Throws std::logic_error when already attached.
+  void bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits);
+  // Queues the priming events (init/replay or a reset), sets the cursor below which later
+  // events are dropped, and releases the events held meanwhile.
+  void prime(std::vector<EventPtr> first, std::uint64_t cursor);
+  // Starts holding live events again (before a resync snapshot is taken).
+  void hold();
+
+ protected:
+  Sink(std::shared_ptr<Transport> transport, WireFormat format);
+
+  // Hooks for concrete sinks, called on the executor.
+  // Bytes written before the first event (an HTTP head, a retry field). Default: none.
+  virtual std::string preamble() const { return {}; }
+  // Called once when the sink is primed for the first time (start a read loop, ...).
+  virtual void on_started() {}
+  // Called when a read completes (only if the concrete sink started reading).
+  virtual void on_read_complete(std::error_code ec, std::size_t bytes) {
+    (void)ec;
+    (void)bytes;
+  }
+
+  // Closes immediately from the executor with `reason` (write error, EOF, protocol error).
+  void fail(std::error_code reason);
+  std::shared_ptr<TransportHandler> handler_ptr() noexcept;
+
+ private:
+  enum class State : std::uint8_t { holding, live, resync_pending, closing, closed };
+
+  void on_write(std::error_code ec, std::size_t bytes) override;
+  void on_read(std::error_code ec, std::size_t bytes) override;
+  bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
+  void overflow_locked();
+  void kick();
+  void flush();
+  void finish_close(std::error_code reason);
+
+  std::shared_ptr<Transport> transport_;
+  WireFormat format_;
+  std::uint64_t id_;
+  std::string user_;
+  std::weak_ptr<SinkOwner> owner_;
+  QueueLimits limits_;
+
+  mutable std::mutex mutex_;
+  State state_ = State::holding;
+  bool started_ = false;
+  bool pipeline_active_ = false;  // a flush is posted or a write is in flight
+  bool want_resync_ = false;      // overflow happened while holding
+  std::uint64_t floor_ = 0;       // events with 0 < seq <= floor_ are dropped
+  std::vector<EventPtr> pending_;
+  std::size_t pending_bytes_ = 0;
+  std::vector<EventPtr> held_;
+  std::size_t held_bytes_ = 0;
+  std::error_code close_reason_;
+
+  // Touched only on the executor.
+  std::vector<EventPtr> writing_;
+  std::vector<asio::const_buffer> buffers_;
+  std::string preamble_;
+
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> wrote_since_heartbeat_{false};
+};
+
+}  // namespace notify

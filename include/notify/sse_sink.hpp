@@ -1,0 +1,42 @@
+// SseSink: a Sink that speaks Server-Sent Events.
+//
+// When it owns the connection (the default) it writes the HTTP/1.1 response head first
+// (see sse::response_head()); when the host's framework has written the head, pass
+// `write_head = false` and it writes only the event stream. It watches the connection for
+// the client going away when the transport can read.
+//
+// Thread safety: as Sink.
+#pragma once
+
+#include <notify/sink.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+
+namespace notify {
+
+struct SseOptions {
+  bool write_head = true;                        // false when the host writes the head
+  std::chrono::milliseconds retry{2000};         // the client's reconnection delay; 0: not sent
+  std::string extra_headers;                     // added to the head, each "Name: value\r\n"
+};
+
+class NOTIFY_EXPORT SseSink final : public Sink {
+ public:
+  static std::shared_ptr<SseSink> create(std::shared_ptr<Transport> transport,
+                                         SseOptions options = {});
+
+  SseSink(std::shared_ptr<Transport> transport, SseOptions options);
+
+ private:
+  std::string preamble() const override;
+  void on_started() override;
+  void on_read_complete(std::error_code ec, std::size_t bytes) override;
+  void read_more();
+
+  SseOptions options_;
+  std::array<char, 64> discard_{};  // request bytes after the head are read and ignored
+};
+
+}  // namespace notify

@@ -1,0 +1,80 @@
+// Store: the notifications that must outlive a connection.
+//
+// The contract every store keeps:
+//  - append() assigns each notification an id that is the decimal form of a strictly
+//    increasing 64-bit sequence (shared by all users), and createdAt.
+//  - mark_read()/mark_all_read() also take a number from that sequence, so a read-state
+//    change is ordered against notifications (`ReadResult::seq`).
+//  - head() is the last number taken. A cursor is any number <= head(); the hub compares
+//    cursors with sequence numbers to deliver every event exactly once.
+//  - A broadcast is stored once and seen by every user, with a read state per user.
+//
+// Thread safety: every member function is safe to call concurrently.
+#pragma once
+
+#include <notify/export.hpp>
+#include <notify/notification.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace notify {
+
+struct Snapshot {
+  std::vector<Notification> unread;  // newest first, at most the requested limit
+  std::uint64_t unread_count = 0;    // all unread, not only the listed ones
+  std::uint64_t cursor = 0;          // the sequence position this snapshot is taken at
+};
+
+struct Resume {
+  Snapshot snapshot;                 // the user's state at the cursor (cursor == the one asked)
+  std::vector<Notification> missed;  // every notification after the cursor, oldest first
+  std::uint64_t head = 0;            // the position after `missed`
+};
+
+struct ReadResult {
+  std::vector<std::string> ids;  // the notifications whose state changed
+  std::uint64_t unread_count = 0;
+  std::uint64_t seq = 0;         // the sequence position of this change
+};
+
+class NOTIFY_EXPORT Store {
+ public:
+  virtual ~Store();
+
+  // Stores a validated draft (user_id set, or broadcast) and returns it with id and
+  // created_at assigned.
+  virtual Notification append(Notification draft) = 0;
+
+  virtual std::uint64_t head() = 0;
+
+  // The user's unread notifications now.
+  virtual Snapshot snapshot(std::string_view user, std::size_t limit) = 0;
+
+  // The user's state as of `cursor` plus what came after it. nullopt when the cursor is
+  // unknown (ahead of head()) or older than the history kept for this user, so the caller
+  // must reset the client instead. Returns nullopt as well when more than `max_missed`
+  // notifications came after the cursor.
+  virtual std::optional<Resume> resume(std::string_view user, std::uint64_t cursor,
+                                       std::size_t limit, std::size_t max_missed) = 0;
+
+  // The user's notifications, newest first.
+  virtual std::vector<Notification> list(std::string_view user, bool unread_only,
+                                         std::size_t limit) = 0;
+
+  virtual std::uint64_t unread_count(std::string_view user) = 0;
+
+  // Marks one notification read for the user. Unknown ids, ids of other users and ids
+  // already read change nothing (empty `ids`).
+  virtual ReadResult mark_read(std::string_view user, std::string_view id) = 0;
+  virtual ReadResult mark_all_read(std::string_view user) = 0;
+};
+
+// Parses a store id or cursor ("42"); nullopt when it is not a plain decimal number.
+NOTIFY_EXPORT std::optional<std::uint64_t> parse_sequence(std::string_view text) noexcept;
+
+}  // namespace notify

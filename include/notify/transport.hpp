@@ -1,0 +1,68 @@
+// Transport: the byte stream of one client connection, as handed over by the host.
+//
+// Rules every transport follows:
+//  - One write and one read at a time; the caller (a Sink) guarantees it.
+//  - Operations are started from the transport's executor() and complete on it, never
+//    inside the call that started them.
+//  - The handler passed to an operation is kept alive (shared_ptr) until it completes.
+//
+// Thread safety: distinct objects are safe; a shared object must only be used from its
+// executor().
+#pragma once
+
+#include <notify/export.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/buffer.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+#include <system_error>
+
+namespace notify {
+
+// Receives the completions of a transport's operations.
+class TransportHandler {
+ public:
+  virtual ~TransportHandler() = default;
+  virtual void on_write(std::error_code ec, std::size_t bytes) = 0;
+  virtual void on_read(std::error_code ec, std::size_t bytes) = 0;
+};
+
+// A contiguous array of buffers, usable as an Asio ConstBufferSequence without copying it.
+struct BufferSpan {
+  const asio::const_buffer* first = nullptr;
+  std::size_t count = 0;
+  const asio::const_buffer* begin() const noexcept { return first; }
+  const asio::const_buffer* end() const noexcept { return first + count; }
+};
+
+class NOTIFY_EXPORT Transport {
+ public:
+  virtual ~Transport();
+
+  // Where this transport's operations must start and where they complete. For a
+  // multi-threaded io_context this is a strand.
+  virtual asio::any_io_executor executor() const = 0;
+
+  // Writes every byte of `buffers` (the array and the bytes stay valid until completion),
+  // then calls handler->on_write(ec, bytes_written).
+  virtual void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) = 0;
+
+  // True when async_read_some is supported (a socket); false for write-only transports.
+  virtual bool can_read() const noexcept { return false; }
+
+  // Reads some bytes into `buffer`, then calls handler->on_read(ec, bytes_read). Transports
+  // that cannot read complete with asio::error::operation_not_supported.
+  virtual void async_read_some(asio::mutable_buffer buffer,
+                               std::shared_ptr<TransportHandler> handler);
+
+  // Closes the connection; pending operations complete with an error. Never throws.
+  virtual void close() noexcept = 0;
+
+  // A short name for metrics and logs: "tcp", "tls", "callback".
+  virtual std::string_view kind() const noexcept = 0;
+};
+
+}  // namespace notify

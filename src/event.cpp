@@ -1,0 +1,80 @@
+#include <notify/event.hpp>
+#include <notify/sse.hpp>
+
+#include <stdexcept>
+
+namespace notify {
+
+struct Event::Private {};
+
+Event::Event(Private, Kind kind, std::string type, std::string id, std::string data,
+             std::uint64_t seq, std::uint64_t first_seq, std::vector<EventPtr> parts)
+    : kind_(kind), type_(std::move(type)), id_(std::move(id)), data_(std::move(data)), seq_(seq),
+      first_seq_(first_seq), parts_(std::move(parts)) {}
+
+EventPtr Event::message(std::string type, std::string id, std::string data, std::uint64_t seq) {
+  if (!sse::is_valid_event_name(type))
+    throw std::invalid_argument("event: the type must be non-empty, without CR, LF or NUL");
+  if (!sse::is_valid_id(id)) throw std::invalid_argument("event: the id must not contain CR, LF or NUL");
+  return std::make_shared<const Event>(Private{}, Kind::message, std::move(type), std::move(id),
+                                        std::move(data), seq, seq, std::vector<EventPtr>{});
+}
+
+EventPtr Event::batch(std::vector<EventPtr> parts) {
+  if (parts.empty()) throw std::invalid_argument("event: a batch needs at least one part");
+  std::size_t size = 2;
+  for (const auto& p : parts) size += p->data().size() + 1;
+  std::string data;
+  data.reserve(size);
+  data += '[';
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) data += ',';
+    data += parts[i]->data();
+  }
+  data += ']';
+  const auto& last = parts.back();
+  std::string id = last->id();
+  const auto seq = last->seq();
+  const auto first = parts.front()->first_seq();
+  return std::make_shared<const Event>(Private{}, Kind::message, std::string(event_type::batch),
+                                       std::move(id), std::move(data), seq, first,
+                                       std::move(parts));
+}
+
+EventPtr Event::heartbeat() {
+  static const EventPtr shared = std::make_shared<const Event>(
+      Private{}, Kind::heartbeat, std::string("heartbeat"), std::string(), std::string(), 0, 0,
+      std::vector<EventPtr>{});
+  return shared;
+}
+
+EventPtr trim_to_after(const EventPtr& event, std::uint64_t floor) {
+  if (!event || event->seq() == 0 || event->first_seq() > floor) return event;
+  if (event->seq() <= floor) return nullptr;
+  std::vector<EventPtr> kept;
+  for (const auto& part : event->parts())
+    if (part->seq() > floor) kept.push_back(part);
+  if (kept.size() == 1) return kept.front();
+  return Event::batch(std::move(kept));
+}
+
+const std::string& Event::encoded(WireFormat format) const {
+  const auto index = static_cast<std::size_t>(format);
+  std::call_once(encode_once_[index], [&] { encoded_[index] = encode_event(*this, format); });
+  return encoded_[index];
+}
+
+std::string encode_event(const Event& event, WireFormat format) {
+  switch (format) {
+    case WireFormat::sse:
+      if (event.kind() == Event::Kind::heartbeat) {
+        std::string out;
+        sse::append_comment(out, "hb");
+        return out;
+      }
+      return sse::encode_event(event.type(), event.id(), event.data());
+  }
+  throw std::invalid_argument("event: unknown wire format");
+}
+
+}  // namespace notify

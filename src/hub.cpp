@@ -1,0 +1,567 @@
+#include <notify/hub.hpp>
+#include <notify/in_process_bus.hpp>
+#include <notify/memory_store.hpp>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <optional>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace notify {
+
+using Clock = std::chrono::steady_clock;
+
+// Lock order: sequence_mutex_ → delivery_mutex_ → registry_mutex_ → a sink's mutex.
+class NotificationHub::Impl final : public SinkOwner,
+                                    public BusListener,
+                                    public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(asio::any_io_executor executor, HubOptions options, std::shared_ptr<Store> store,
+       std::shared_ptr<Bus> bus)
+      : strand_(asio::make_strand(executor)), options_(std::move(options)),
+        store_(store ? std::move(store) : std::make_shared<MemoryStore>()),
+        bus_(bus ? std::move(bus) : std::make_shared<InProcessBus>()), heartbeat_timer_(strand_),
+        batch_timer_(strand_) {
+    if (options_.heartbeat_interval < std::chrono::seconds(1))
+      throw std::invalid_argument("HubOptions: heartbeat_interval must be at least 1 s");
+    if (options_.batch_window.count() < 0)
+      throw std::invalid_argument("HubOptions: batch_window must not be negative");
+    if (options_.max_connections == 0 || options_.max_connections_per_user == 0)
+      throw std::invalid_argument("HubOptions: connection limits must be at least 1");
+    if (options_.queue.max_events == 0 || options_.queue.max_bytes == 0)
+      throw std::invalid_argument("HubOptions: queue limits must be at least 1");
+    if (options_.snapshot_limit == 0)
+      throw std::invalid_argument("HubOptions: snapshot_limit must be at least 1");
+  }
+
+  void start() {
+    bus_->start(*this);
+    arm_heartbeat();
+  }
+
+  // --- publishing -----------------------------------------------------------------
+
+  std::vector<std::string> publish_many(std::vector<Notification> drafts) {
+    for (auto& d : drafts) validate(d, options_.validation);
+    std::vector<std::string> ids;
+    ids.reserve(drafts.size());
+    std::error_code ec;
+    {
+      std::lock_guard lock(sequence_mutex_);
+      for (auto& d : drafts) {
+        if (stopped_.load(std::memory_order_acquire)) throw std::system_error(errc::hub_stopped);
+        const auto stored = store_->append(std::move(d));
+        auto event = notification_event(stored);
+        event->encoded(WireFormat::sse);
+        bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
+        if (ec) break;
+        ids.push_back(stored.id);
+        publishes_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (ec) throw std::system_error(ec, "notify: publish");
+    return ids;
+  }
+
+  ReadResult mark(std::string_view user, std::optional<std::string_view> id) {
+    if (user.empty()) throw std::invalid_argument("notify: the user is empty");
+    if (stopped_.load(std::memory_order_acquire)) throw std::system_error(errc::hub_stopped);
+    std::lock_guard lock(sequence_mutex_);
+    auto result = id ? store_->mark_read(user, *id) : store_->mark_all_read(user);
+    if (!result.ids.empty()) {
+      nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};
+      auto event = Event::message(std::string(event_type::read), {}, data.dump(), result.seq);
+      event->encoded(WireFormat::sse);
+      std::error_code ec;
+      bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
+      if (ec) report(fmt::format("bus: read sync for '{}' not sent: {}", user, ec.message()));
+    }
+    return result;
+  }
+
+  // --- bus → local connections ------------------------------------------------------
+
+  void on_bus_message(const Envelope& envelope) override {
+    try {
+      std::lock_guard lock(delivery_mutex_);
+      const auto& event = envelope.event;
+      if (envelope.broadcast) {
+        flush_all_batches_locked();
+        deliver_all(event);
+        return;
+      }
+      if (options_.batch_window.count() > 0 && event->type() == event_type::notification) {
+        if (has_local(envelope.user)) add_to_batch_locked(envelope.user, event);
+        return;
+      }
+      flush_batch_locked(envelope.user);
+      deliver_user(envelope.user, event);
+    } catch (const std::exception& e) {
+      report(fmt::format("delivery failed: {}", e.what()));
+    }
+  }
+
+  void on_bus_state(BusState) override {}
+
+  bool has_local(const std::string& user) const {
+    std::shared_lock lock(registry_mutex_);
+    return by_user_.count(user) != 0;
+  }
+
+  void deliver_user(const std::string& user, const EventPtr& event) {
+    std::shared_lock lock(registry_mutex_);
+    auto it = by_user_.find(user);
+    if (it == by_user_.end()) return;
+    for (const auto& sink : it->second) sink->send(event);
+  }
+
+  void deliver_all(const EventPtr& event) {
+    std::shared_lock lock(registry_mutex_);
+    for (const auto& sink : all_) sink->send(event);
+  }
+
+  // --- batching -----------------------------------------------------------------------
+
+  void add_to_batch_locked(const std::string& user, const EventPtr& event) {
+    auto& batch = batches_[user];
+    if (batch.events.empty()) {
+      batch.deadline = Clock::now() + options_.batch_window;
+      deadlines_.push_back(user);
+      if (!batch_timer_armed_) {
+        batch_timer_armed_ = true;
+        asio::post(strand_, [weak = weak_from_this(), deadline = batch.deadline] {
+          if (auto self = weak.lock()) self->arm_batch_timer(deadline);
+        });
+      }
+    }
+    batch.events.push_back(event);
+  }
+
+  void flush_batch_locked(const std::string& user) {
+    auto it = batches_.find(user);
+    if (it == batches_.end()) return;
+    auto events = std::move(it->second.events);
+    batches_.erase(it);
+    if (events.empty()) return;
+    EventPtr out = events.size() == 1 ? events.front() : Event::batch(std::move(events));
+    out->encoded(WireFormat::sse);
+    deliver_user(user, out);
+  }
+
+  void flush_all_batches_locked() {
+    while (!deadlines_.empty()) {
+      auto user = std::move(deadlines_.front());
+      deadlines_.pop_front();
+      flush_batch_locked(user);
+    }
+    batches_.clear();
+  }
+
+  // Runs on strand_.
+  void arm_batch_timer(Clock::time_point deadline) {
+    batch_timer_.expires_at(deadline);
+    batch_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->on_batch_timer();
+    });
+  }
+
+  void on_batch_timer() {
+    std::optional<Clock::time_point> next;
+    try {
+      std::lock_guard lock(delivery_mutex_);
+      const auto now = Clock::now();
+      while (!deadlines_.empty()) {
+        auto it = batches_.find(deadlines_.front());
+        if (it == batches_.end()) {  // flushed early by a read or broadcast
+          deadlines_.pop_front();
+          continue;
+        }
+        if (it->second.deadline > now) {
+          next = it->second.deadline;
+          break;
+        }
+        auto user = std::move(deadlines_.front());
+        deadlines_.pop_front();
+        flush_batch_locked(user);
+      }
+      batch_timer_armed_ = next.has_value();
+    } catch (const std::exception& e) {
+      report(fmt::format("batch flush failed: {}", e.what()));
+    }
+    if (next) arm_batch_timer(*next);
+  }
+
+  // --- heartbeats -----------------------------------------------------------------
+
+  void arm_heartbeat() {
+    asio::post(strand_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->wait_heartbeat();
+    });
+  }
+
+  void wait_heartbeat() {
+    if (stopped_.load(std::memory_order_acquire)) return;
+    heartbeat_timer_.expires_after(options_.heartbeat_interval);
+    heartbeat_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+      if (ec) return;
+      auto self = weak.lock();
+      if (!self) return;
+      self->sweep_heartbeats();
+      self->wait_heartbeat();
+    });
+  }
+
+  void sweep_heartbeats() {
+    std::shared_lock lock(registry_mutex_);
+    for (const auto& sink : all_) sink->heartbeat();
+    heartbeats_.fetch_add(all_.size(), std::memory_order_relaxed);
+  }
+
+  // --- connections ----------------------------------------------------------------
+
+  void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from,
+              std::error_code& ec) {
+    if (user.empty()) throw std::invalid_argument("notify: attach needs a user");
+    if (!sink) throw std::invalid_argument("notify: attach needs a sink");
+    ec.clear();
+    bool first_of_user = false;
+    {
+      std::unique_lock lock(registry_mutex_);
+      if (stopped_.load(std::memory_order_acquire)) {
+        ec = errc::hub_stopped;
+      } else if (index_.count(sink->id())) {
+        ec = errc::already_attached;
+      } else if (all_.size() >= options_.max_connections) {
+        ec = errc::too_many_connections;
+      } else if (auto it = by_user_.find(user);
+                 it != by_user_.end() && it->second.size() >= options_.max_connections_per_user) {
+        ec = errc::too_many_user_connections;
+      }
+      if (ec) {
+        rejected_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      try {
+        sink->bind(shared_from_this(), user, options_.queue);
+      } catch (const std::logic_error&) {
+        ec = errc::already_attached;
+        rejected_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      auto& list = by_user_[user];
+      list.push_back(sink);
+      first_of_user = list.size() == 1;
+      index_.emplace(sink->id(), all_.size());
+      all_.push_back(sink);
+    }
+    opened_.fetch_add(1, std::memory_order_relaxed);
+    if (first_of_user) bus_->subscribe(user);
+    prime_new(user, sink, resume_from);
+  }
+
+  void prime_new(const std::string& user, const std::shared_ptr<Sink>& sink,
+                 std::string_view resume_from) {
+    std::vector<EventPtr> first;
+    std::uint64_t cursor = 0;
+    std::optional<Resume> resumed;
+    if (!resume_from.empty()) {
+      if (auto position = parse_sequence(resume_from))
+        resumed = store_->resume(user, *position, options_.snapshot_limit, options_.max_replay);
+    }
+    if (resumed) {
+      first.reserve(resumed->missed.size() + 1);
+      first.push_back(snapshot_event(event_type::init, resumed->snapshot));
+      for (const auto& n : resumed->missed) first.push_back(notification_event(n));
+      cursor = resumed->head;
+    } else {
+      const bool reset = !resume_from.empty();
+      auto snapshot = store_->snapshot(user, options_.snapshot_limit);
+      first.push_back(snapshot_event(reset ? event_type::reset : event_type::init, snapshot));
+      cursor = snapshot.cursor;
+      if (reset) resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
+    }
+    sink->prime(std::move(first), cursor);
+  }
+
+  void on_sink_resync(const std::shared_ptr<Sink>& sink) override {
+    if (stopped_.load(std::memory_order_acquire)) {
+      sink->close(errc::hub_stopped);
+      return;
+    }
+    try {
+      sink->hold();
+      auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
+      sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
+      resyncs_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      report(fmt::format("resync of a connection of '{}' failed: {}", sink->user(), e.what()));
+      sink->close(errc::connection_closed);
+    }
+  }
+
+  void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) override {
+    if (reason == errc::slow_consumer)
+      slow_disconnects_.fetch_add(1, std::memory_order_relaxed);
+    bool last_of_user = false;
+    {
+      std::unique_lock lock(registry_mutex_);
+      auto at = index_.find(sink->id());
+      if (at == index_.end()) return;
+      const auto i = at->second;
+      index_.erase(at);
+      if (i + 1 != all_.size()) {
+        all_[i] = std::move(all_.back());
+        index_[all_[i]->id()] = i;
+      }
+      all_.pop_back();
+      auto it = by_user_.find(sink->user());
+      if (it != by_user_.end()) {
+        auto& list = it->second;
+        list.erase(std::remove(list.begin(), list.end(), sink), list.end());
+        if (list.empty()) {
+          by_user_.erase(it);
+          last_of_user = true;
+        }
+      }
+    }
+    if (last_of_user && !stopped_.load(std::memory_order_acquire)) {
+      try {
+        bus_->unsubscribe(sink->user());
+      } catch (const std::exception& e) {
+        report(fmt::format("bus unsubscribe failed: {}", e.what()));
+      }
+    }
+  }
+
+  void on_sink_wrote(std::size_t events, std::size_t bytes) override {
+    if (events) events_delivered_.fetch_add(events, std::memory_order_relaxed);
+    bytes_delivered_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  std::size_t connection_count() const {
+    std::shared_lock lock(registry_mutex_);
+    return all_.size();
+  }
+
+  std::size_t connection_count(std::string_view user) const {
+    std::shared_lock lock(registry_mutex_);
+    auto it = by_user_.find(std::string(user));
+    return it == by_user_.end() ? 0 : it->second.size();
+  }
+
+  void stop() {
+    if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
+    asio::post(strand_, [self = shared_from_this()] {
+      self->heartbeat_timer_.cancel();
+      self->batch_timer_.cancel();
+    });
+    {
+      std::lock_guard lock(delivery_mutex_);
+      flush_all_batches_locked();
+    }
+    std::vector<std::shared_ptr<Sink>> sinks;
+    {
+      std::shared_lock lock(registry_mutex_);
+      sinks = all_;
+    }
+    for (const auto& sink : sinks) sink->close(errc::hub_stopped);
+    bus_->stop();
+  }
+
+  // --- metrics and errors -----------------------------------------------------------
+
+  HubMetrics metrics() const {
+    HubMetrics m;
+    {
+      std::shared_lock lock(registry_mutex_);
+      m.connections_sse = all_.size();
+    }
+    m.connections_opened = opened_.load(std::memory_order_relaxed);
+    m.events_delivered = events_delivered_.load(std::memory_order_relaxed);
+    m.bytes_delivered = bytes_delivered_.load(std::memory_order_relaxed);
+    m.publishes = publishes_.load(std::memory_order_relaxed);
+    m.resyncs = resyncs_.load(std::memory_order_relaxed);
+    m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
+    m.rejected_connections = rejected_.load(std::memory_order_relaxed);
+    m.heartbeats = heartbeats_.load(std::memory_order_relaxed);
+    m.resets_unknown_cursor = resets_unknown_cursor_.load(std::memory_order_relaxed);
+    m.handler_errors = handler_errors_.load(std::memory_order_relaxed);
+    switch (bus_->state()) {
+      case BusState::connected: m.bus_state = "connected"; break;
+      case BusState::reconnecting: m.bus_state = "reconnecting"; break;
+      case BusState::stopped: m.bus_state = "stopped"; break;
+    }
+    return m;
+  }
+
+  void set_error_handler(std::function<void(std::string_view)> handler) {
+    std::lock_guard lock(error_mutex_);
+    error_handler_ = std::move(handler);
+  }
+
+  void report(const std::string& what) noexcept {
+    handler_errors_.fetch_add(1, std::memory_order_relaxed);
+    try {
+      std::function<void(std::string_view)> handler;
+      {
+        std::lock_guard lock(error_mutex_);
+        handler = error_handler_;
+      }
+      if (handler)
+        handler(what);
+      else
+        std::fprintf(stderr, "notify: %s\n", what.c_str());
+    } catch (...) {
+      // The error handler itself failed; there is nobody left to tell.
+    }
+  }
+
+  // --- events -----------------------------------------------------------------------
+
+  static EventPtr notification_event(const Notification& n) {
+    const auto seq = parse_sequence(n.id).value_or(0);
+    return Event::message(std::string(event_type::notification), n.id, nlohmann::json(n).dump(),
+                          seq);
+  }
+
+  static EventPtr snapshot_event(std::string_view type, const Snapshot& s) {
+    nlohmann::json data{{"notifications", s.unread}, {"unreadCount", s.unread_count}};
+    auto event = Event::message(std::string(type), s.cursor ? std::to_string(s.cursor) : "",
+                                data.dump(), 0);
+    return event;
+  }
+
+  asio::strand<asio::any_io_executor> strand_;
+  HubOptions options_;
+  std::shared_ptr<Store> store_;
+  std::shared_ptr<Bus> bus_;
+  std::atomic<bool> stopped_{false};
+
+  std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step
+
+  std::mutex delivery_mutex_;  // orders deliveries; guards the batches
+  struct PendingBatch {
+    std::vector<EventPtr> events;
+    Clock::time_point deadline;
+  };
+  std::unordered_map<std::string, PendingBatch> batches_;
+  std::deque<std::string> deadlines_;  // users in the order their windows opened
+  bool batch_timer_armed_ = false;
+
+  mutable std::shared_mutex registry_mutex_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Sink>>> by_user_;
+  std::vector<std::shared_ptr<Sink>> all_;
+  std::unordered_map<std::uint64_t, std::size_t> index_;  // sink id → position in all_
+
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer batch_timer_;
+
+  std::mutex error_mutex_;
+  std::function<void(std::string_view)> error_handler_;
+
+  std::atomic<std::uint64_t> opened_{0}, events_delivered_{0}, bytes_delivered_{0},
+      publishes_{0}, resyncs_{0}, slow_disconnects_{0}, rejected_{0}, heartbeats_{0},
+      resets_unknown_cursor_{0}, handler_errors_{0};
+};
+
+// --- NotificationHub -----------------------------------------------------------------
+
+NotificationHub::NotificationHub(asio::any_io_executor executor, HubOptions options,
+                                 std::shared_ptr<Store> store, std::shared_ptr<Bus> bus)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options), std::move(store),
+                                   std::move(bus))) {
+  impl_->start();
+}
+
+NotificationHub::~NotificationHub() {
+  try {
+    impl_->stop();
+  } catch (...) {
+    // stop() only fails if a part throws on shutdown; a destructor must not.
+  }
+}
+
+std::string NotificationHub::publish(Notification draft) {
+  return impl_->publish_many({std::move(draft)}).front();
+}
+
+std::vector<std::string> NotificationHub::publish_to(const std::vector<std::string>& users,
+                                                     Notification draft) {
+  std::vector<Notification> drafts;
+  drafts.reserve(users.size());
+  for (const auto& user : users) {
+    auto copy = draft;
+    copy.user_id = user;
+    copy.broadcast = false;
+    drafts.push_back(std::move(copy));
+  }
+  return impl_->publish_many(std::move(drafts));
+}
+
+std::string NotificationHub::broadcast(Notification draft) {
+  draft.broadcast = true;
+  draft.user_id.clear();
+  return impl_->publish_many({std::move(draft)}).front();
+}
+
+void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,
+                             std::string_view resume_from) {
+  std::error_code ec;
+  attach(std::move(user), std::move(sink), resume_from, ec);
+  if (ec) throw std::system_error(ec, "notify: attach");
+}
+
+void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,
+                             std::string_view resume_from, std::error_code& ec) {
+  impl_->attach(std::move(user), std::move(sink), resume_from, ec);
+}
+
+std::size_t NotificationHub::connection_count() const { return impl_->connection_count(); }
+
+std::size_t NotificationHub::connection_count(std::string_view user) const {
+  return impl_->connection_count(user);
+}
+
+ReadResult NotificationHub::mark_read(std::string_view user, std::string_view id) {
+  return impl_->mark(user, id);
+}
+
+ReadResult NotificationHub::mark_all_read(std::string_view user) {
+  return impl_->mark(user, std::nullopt);
+}
+
+std::vector<Notification> NotificationHub::list(std::string_view user, bool unread_only,
+                                                std::size_t limit) const {
+  return impl_->store_->list(user, unread_only, limit);
+}
+
+std::uint64_t NotificationHub::unread_count(std::string_view user) const {
+  return impl_->store_->unread_count(user);
+}
+
+void NotificationHub::stop() { impl_->stop(); }
+
+HubMetrics NotificationHub::metrics() const { return impl_->metrics(); }
+
+std::string NotificationHub::metrics_text() const { return render_prometheus(impl_->metrics(), impl_->bus_->name()); }
+
+void NotificationHub::set_error_handler(std::function<void(std::string_view)> handler) {
+  impl_->set_error_handler(std::move(handler));
+}
+
+const HubOptions& NotificationHub::options() const noexcept { return impl_->options_; }
+Store& NotificationHub::store() const noexcept { return *impl_->store_; }
+Bus& NotificationHub::bus() const noexcept { return *impl_->bus_; }
+
+}  // namespace notify

@@ -1,0 +1,48 @@
+#include <notify/metrics.hpp>
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace notify {
+namespace {
+
+void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+            std::uint64_t value, std::string_view labels = {}) {
+  fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0}{3} {4}\n", name,
+                 help, type, labels, value);
+}
+
+}  // namespace
+
+std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
+  std::string out;
+  out.reserve(2048);
+  metric(out, "notify_connections", "gauge", "Open client connections by protocol.",
+         m.connections_sse, "{protocol=\"sse\"}");
+  metric(out, "notify_connections_opened_total", "counter", "Connections attached since start.",
+         m.connections_opened);
+  metric(out, "notify_events_delivered_total", "counter",
+         "Events written to client connections.", m.events_delivered);
+  metric(out, "notify_bytes_delivered_total", "counter", "Bytes written to client connections.",
+         m.bytes_delivered);
+  metric(out, "notify_publishes_total", "counter", "Notifications published (one per recipient).",
+         m.publishes);
+  metric(out, "notify_resyncs_total", "counter",
+         "Slow connections whose queue collapsed into a reset snapshot.", m.resyncs);
+  metric(out, "notify_slow_consumer_disconnects_total", "counter",
+         "Connections closed because they could not keep up.", m.slow_consumer_disconnects);
+  metric(out, "notify_rejected_connections_total", "counter",
+         "Connections refused by a limit or a stopped hub.", m.rejected_connections);
+  metric(out, "notify_heartbeats_total", "counter", "Heartbeat sweeps times connections.",
+         m.heartbeats);
+  metric(out, "notify_resets_unknown_cursor_total", "counter",
+         "Connections that resumed from an unknown or too old cursor.", m.resets_unknown_cursor);
+  metric(out, "notify_handler_errors_total", "counter", "Exceptions caught from parts and hooks.",
+         m.handler_errors);
+  metric(out, "notify_bus_connected", "gauge", "1 when the bus carries messages.",
+         m.bus_state == "connected" ? 1 : 0, fmt::format("{{bus=\"{}\"}}", bus_name));
+  return out;
+}
+
+}  // namespace notify

@@ -1,0 +1,130 @@
+#include <notify/notification.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace notify {
+namespace {
+
+using nlohmann::json;
+
+struct StringField {
+  const char* json_name;
+  std::string Notification::*member;
+};
+
+// The string fields in JSON order. `id`, `userId` and the timestamps come first so that a
+// stream reader sees them early.
+constexpr StringField string_fields[] = {
+    {"id", &Notification::id},
+    {"userId", &Notification::user_id},
+    {"type", &Notification::type},
+    {"title", &Notification::title},
+    {"body", &Notification::body},
+    {"actorId", &Notification::actor_id},
+    {"entityType", &Notification::entity_type},
+    {"entityId", &Notification::entity_id},
+    {"actionUrl", &Notification::action_url},
+    {"imageUrl", &Notification::image_url},
+    {"readAt", &Notification::read_at},
+    {"createdAt", &Notification::created_at},
+};
+
+json string_or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+}  // namespace
+
+ValidationError::ValidationError(std::string field, const std::string& problem)
+    : std::invalid_argument(field + ": " + problem), field_(std::move(field)) {}
+
+void to_json(json& j, const Notification& n) {
+  j = json::object();
+  for (const auto& f : string_fields) {
+    if (f.member == &Notification::user_id && n.broadcast) continue;
+    j[f.json_name] = string_or_null(n.*(f.member));
+  }
+  if (n.broadcast) j["broadcast"] = true;
+  j["data"] = n.data.is_null() ? json::object() : n.data;
+}
+
+void from_json(const json& j, Notification& n) {
+  if (!j.is_object()) throw ValidationError("notification", "must be a JSON object");
+  Notification out;
+  for (const auto& f : string_fields) {
+    auto it = j.find(f.json_name);
+    if (it == j.end() || it->is_null()) continue;
+    if (!it->is_string()) throw ValidationError(f.json_name, "must be a string");
+    out.*(f.member) = it->get<std::string>();
+  }
+  if (auto it = j.find("broadcast"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) throw ValidationError("broadcast", "must be true or false");
+    out.broadcast = it->get<bool>();
+  }
+  if (auto it = j.find("data"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) throw ValidationError("data", "must be a JSON object");
+    out.data = *it;
+  }
+  n = std::move(out);
+}
+
+std::optional<std::string> find_problem(const Notification& d, const ValidationLimits& limits) {
+  auto problem = [](const char* field, const std::string& what) {
+    return std::optional<std::string>(std::string(field) + ": " + what);
+  };
+  if (d.type.empty()) return problem("type", "missing");
+  if (std::find(limits.allowed_types.begin(), limits.allowed_types.end(), d.type) ==
+      limits.allowed_types.end()) {
+    std::string allowed;
+    for (const auto& t : limits.allowed_types) allowed += (allowed.empty() ? "" : ", ") + t;
+    return problem("type", fmt::format("'{}' is not one of {}", d.type, allowed));
+  }
+  if (d.title.empty()) return problem("title", "missing");
+  if (d.title.size() > limits.max_title_bytes)
+    return problem("title", fmt::format("longer than {} bytes", limits.max_title_bytes));
+  if (d.body.size() > limits.max_body_bytes)
+    return problem("body", fmt::format("longer than {} bytes", limits.max_body_bytes));
+  if (!d.broadcast && d.user_id.empty()) return problem("userId", "missing");
+  if (d.broadcast && !d.user_id.empty())
+    return problem("userId", "must be empty for a broadcast");
+  const std::pair<const char*, const std::string*> short_fields[] = {
+      {"userId", &d.user_id},         {"actorId", &d.actor_id},
+      {"entityType", &d.entity_type}, {"entityId", &d.entity_id},
+      {"actionUrl", &d.action_url},   {"imageUrl", &d.image_url},
+  };
+  for (const auto& [name, value] : short_fields) {
+    if (value->size() > limits.max_field_bytes)
+      return problem(name, fmt::format("longer than {} bytes", limits.max_field_bytes));
+  }
+  if (!d.data.is_null()) {
+    if (!d.data.is_object()) return problem("data", "must be a JSON object");
+    if (d.data.dump().size() > limits.max_data_bytes)
+      return problem("data", fmt::format("larger than {} bytes", limits.max_data_bytes));
+  }
+  return std::nullopt;
+}
+
+void validate(const Notification& draft, const ValidationLimits& limits) {
+  if (auto p = find_problem(draft, limits)) {
+    const auto colon = p->find(':');
+    throw ValidationError(p->substr(0, colon), p->substr(colon + 2));
+  }
+}
+
+std::string format_timestamp(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  long millis = static_cast<long>(ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+}
+
+}  // namespace notify

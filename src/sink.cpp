@@ -1,0 +1,249 @@
+#include <notify/error.hpp>
+#include <notify/sink.hpp>
+
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace notify {
+namespace {
+std::atomic<std::uint64_t> next_sink_id{1};
+}
+
+Sink::Sink(std::shared_ptr<Transport> transport, WireFormat format)
+    : transport_(std::move(transport)), format_(format),
+      id_(next_sink_id.fetch_add(1, std::memory_order_relaxed)) {
+  if (!transport_) throw std::invalid_argument("sink: the transport is null");
+}
+
+Sink::~Sink() = default;
+
+std::shared_ptr<TransportHandler> Sink::handler_ptr() noexcept {
+  return std::shared_ptr<TransportHandler>(shared_from_this(), static_cast<TransportHandler*>(this));
+}
+
+void Sink::bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits) {
+  std::lock_guard lock(mutex_);
+  if (!user_.empty()) throw std::logic_error("sink: already attached");
+  owner_ = std::move(owner);
+  user_ = std::move(user);
+  limits_ = limits;
+}
+
+bool Sink::send(const EventPtr& event) {
+  if (!event) return false;
+  bool kick_needed = false;
+  {
+    std::lock_guard lock(mutex_);
+    switch (state_) {
+      case State::closing:
+      case State::closed:
+      case State::resync_pending:
+        return false;
+      case State::holding: {
+        // Kept back until prime(); bounded like the queue.
+        held_bytes_ += event->encoded_size(format_);
+        held_.push_back(event);
+        if (held_.size() > limits_.max_events || held_bytes_ > limits_.max_bytes) {
+          held_.clear();
+          held_bytes_ = 0;
+          want_resync_ = true;
+        }
+        return true;
+      }
+      case State::live:
+        break;
+    }
+    auto needed = trim_to_after(event, floor_);
+    if (!needed) return false;
+    kick_needed = enqueue_locked(needed);
+  }
+  if (kick_needed) kick();
+  return true;
+}
+
+bool Sink::enqueue_locked(const EventPtr& event) {
+  const auto size = event->encoded_size(format_);
+  if (!pending_.empty() &&
+      (pending_.size() >= limits_.max_events || pending_bytes_ + size > limits_.max_bytes)) {
+    overflow_locked();
+  } else {
+    pending_.push_back(event);
+    pending_bytes_ += size;
+  }
+  if (pipeline_active_) return false;
+  pipeline_active_ = true;
+  return true;
+}
+
+void Sink::overflow_locked() {
+  pending_.clear();
+  pending_bytes_ = 0;
+  if (limits_.overflow == OverflowPolicy::disconnect) {
+    state_ = State::closing;
+    close_reason_ = make_error_code(errc::slow_consumer);
+  } else {
+    state_ = State::resync_pending;
+  }
+}
+
+void Sink::kick() {
+  asio::post(transport_->executor(), [self = shared_from_this()] { self->flush(); });
+}
+
+void Sink::flush() {
+  std::shared_ptr<SinkOwner> resync_owner;
+  std::error_code close_reason;
+  bool close_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::closed) {
+      pipeline_active_ = false;
+      return;
+    }
+    if (pending_.empty()) {
+      pipeline_active_ = false;
+      if (state_ == State::resync_pending) {
+        resync_owner = owner_.lock();
+        if (!resync_owner) {
+          close_now = true;
+          close_reason = make_error_code(errc::hub_stopped);
+        }
+      } else if (state_ == State::closing) {
+        close_now = true;
+        close_reason = close_reason_;
+      } else {
+        return;
+      }
+    } else {
+      writing_.swap(pending_);
+      pending_bytes_ = 0;
+    }
+  }
+  if (resync_owner) {
+    resync_owner->on_sink_resync(shared_from_this());
+    return;
+  }
+  if (close_now) {
+    finish_close(close_reason);
+    return;
+  }
+  buffers_.clear();
+  buffers_.reserve(writing_.size() + 1);
+  if (!preamble_.empty()) buffers_.push_back(asio::buffer(preamble_));
+  for (const auto& e : writing_) buffers_.push_back(asio::buffer(e->encoded(format_)));
+  transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
+}
+
+void Sink::on_write(std::error_code ec, std::size_t bytes) {
+  if (ec) {
+    writing_.clear();
+    fail(ec);
+    return;
+  }
+  std::size_t messages = 0;
+  for (const auto& e : writing_)
+    if (e->kind() == Event::Kind::message) ++messages;
+  if (messages) wrote_since_heartbeat_.store(true, std::memory_order_relaxed);
+  writing_.clear();
+  if (!preamble_.empty()) std::string().swap(preamble_);
+  if (auto owner = owner_.lock()) owner->on_sink_wrote(messages, bytes);
+  flush();
+}
+
+void Sink::on_read(std::error_code ec, std::size_t bytes) { on_read_complete(ec, bytes); }
+
+void Sink::heartbeat() {
+  if (wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed)) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::live) return;
+  }
+  send(Event::heartbeat());
+}
+
+void Sink::close(std::error_code reason) {
+  bool kick_needed = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::closing || state_ == State::closed) return;
+    state_ = State::closing;
+    close_reason_ = reason;
+    pending_.clear();
+    pending_bytes_ = 0;
+    held_.clear();
+    held_bytes_ = 0;
+    if (!pipeline_active_) {
+      pipeline_active_ = true;
+      kick_needed = true;
+    }
+  }
+  if (kick_needed) kick();
+}
+
+void Sink::fail(std::error_code reason) { finish_close(reason); }
+
+void Sink::finish_close(std::error_code reason) {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::closed) return;
+    state_ = State::closed;
+    pending_.clear();
+    held_.clear();
+  }
+  closed_.store(true, std::memory_order_release);
+  transport_->close();
+  if (auto owner = owner_.lock()) owner->on_sink_closed(shared_from_this(), reason);
+}
+
+void Sink::hold() {
+  std::lock_guard lock(mutex_);
+  if (state_ == State::live || state_ == State::resync_pending) state_ = State::holding;
+}
+
+void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
+  bool kick_needed = false;
+  bool first_start = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::holding) return;
+    const bool was_active = pipeline_active_;
+    floor_ = std::max(floor_, cursor);
+    if (!started_) {
+      started_ = true;
+      first_start = true;
+      preamble_ = preamble();
+    }
+    state_ = State::live;
+    for (auto& e : first) {
+      pending_bytes_ += e->encoded_size(format_);
+      pending_.push_back(std::move(e));
+    }
+    for (const auto& e : held_) {
+      if (state_ != State::live) break;
+      if (auto needed = trim_to_after(e, floor_)) enqueue_locked(needed);
+    }
+    held_.clear();
+    held_bytes_ = 0;
+    if (want_resync_ && state_ == State::live) {
+      want_resync_ = false;
+      overflow_locked();
+    }
+    if (!was_active) {
+      pipeline_active_ = true;
+      kick_needed = true;
+    }
+  }
+  if (first_start) {
+    asio::post(transport_->executor(), [self = shared_from_this(), kick_needed] {
+      self->on_started();
+      if (kick_needed) self->flush();
+    });
+  } else if (kick_needed) {
+    kick();
+  }
+}
+
+}  // namespace notify

@@ -1,0 +1,16 @@
+#include <notify/transport.hpp>
+
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+
+namespace notify {
+
+Transport::~Transport() = default;
+
+void Transport::async_read_some(asio::mutable_buffer, std::shared_ptr<TransportHandler> handler) {
+  asio::post(executor(), [h = std::move(handler)] {
+    h->on_read(asio::error::operation_not_supported, 0);
+  });
+}
+
+}  // namespace notify

@@ -1,0 +1,384 @@
+#!/usr/bin/env node
+// End-to-end test of the notify demo page in headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core — no downloaded browser).
+//
+//   node tests/browser/demo.test.mjs --demo /path/to/notify-demo [--screenshot out.png]
+//                                    [--demo-arg ARG]... [--timeout SECONDS] [--headed]
+//
+// Starts the demo with `--port 0` (plus any --demo-arg), waits for `listening on http://ADDR:PORT`
+// on its stdout, opens /?user=alice in two tabs (and /?user=bob in a separate browser context),
+// publishes notifications with fetch and checks that the page reacts. Prints one line per check
+// and a final `N passed, M failed`; exit code 0 only when everything passed. The demo process is
+// always killed (by PID), and the whole run is bounded by a timeout (60 s by default).
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+// ---- arguments --------------------------------------------------------------------------------
+
+function usage(msg) {
+  if (msg) console.error(`error: ${msg}`);
+  console.error('usage: node demo.test.mjs --demo PATH [--screenshot PNG] [--demo-arg ARG]... ' +
+                '[--timeout SECONDS] [--chromium PATH] [--headed]');
+  process.exit(2);
+}
+
+const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 60, chromium: '/usr/bin/chromium', headed: false };
+{
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--demo') opts.demo = val();
+    else if (a === '--screenshot') opts.screenshot = val();
+    else if (a === '--demo-arg') opts.demoArgs.push(val());
+    else if (a === '--timeout') opts.timeout = Number(val());
+    else if (a === '--chromium') opts.chromium = val();
+    else if (a === '--headed') opts.headed = true;
+    else if (a === '-h' || a === '--help') usage();
+    else usage(`unknown argument ${a}`);
+  }
+  if (!opts.demo) usage('--demo is required');
+  if (!(opts.timeout > 0)) usage('--timeout must be a positive number of seconds');
+}
+
+// ---- bookkeeping ------------------------------------------------------------------------------
+
+let passed = 0;
+let failed = 0;
+let demo = null;        // ChildProcess
+let demoExited = false;
+let browser = null;
+const demoLog = [];     // last lines of the demo's stdout/stderr, shown on failure
+const pageErrors = [];  // uncaught exceptions in the pages
+
+function remember(line) {
+  demoLog.push(line);
+  if (demoLog.length > 40) demoLog.shift();
+}
+
+// The demo runs in its own process group (its PID is the group id), so a wrapper script and
+// its children go away together.
+function killDemo(signal = 'SIGTERM') {
+  if (!demo || !demo.pid) return;
+  try {
+    process.kill(-demo.pid, signal);
+  } catch {
+    if (!demoExited) try { process.kill(demo.pid, signal); } catch { /* already gone */ }
+  }
+}
+
+async function stopDemo() {
+  if (!demo || !demo.pid) return;
+  if (demoExited) { killDemo('SIGKILL'); return; } // leftovers of its group, if any
+  const exited = new Promise((resolve) => demo.once('exit', resolve));
+  killDemo('SIGTERM');
+  const t = setTimeout(() => killDemo('SIGKILL'), 3000);
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 4000))]);
+  clearTimeout(t);
+  killDemo('SIGKILL');
+}
+
+// Last resort: whatever happens, never leave the demo running.
+process.on('exit', () => killDemo('SIGKILL'));
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.error(`\ninterrupted (${sig})`);
+    killDemo('SIGKILL');
+    process.exit(130);
+  });
+}
+
+let finishing = false;
+async function finish(code) {
+  if (finishing) return;
+  finishing = true;
+  clearTimeout(globalTimer);
+  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+  await stopDemo();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(code);
+}
+
+const globalTimer = setTimeout(() => {
+  console.error(`FAIL: test run exceeded the ${opts.timeout} s timeout`);
+  failed++;
+  dumpDemoLog();
+  finish(1);
+}, opts.timeout * 1000);
+
+function dumpDemoLog() {
+  if (demoLog.length) {
+    console.error('--- last demo output ---');
+    for (const l of demoLog) console.error(`  ${l}`);
+  }
+  if (pageErrors.length) {
+    console.error('--- page errors ---');
+    for (const e of pageErrors) console.error(`  ${e}`);
+  }
+}
+
+class CheckFailure extends Error {}
+
+/** Runs one named check; a failure stops the run (later checks depend on earlier ones). */
+async function check(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    if (finishing) return;
+    passed++;
+    console.log(`ok   - ${name} (${Date.now() - started} ms)`);
+  } catch (err) {
+    if (finishing) throw new CheckFailure(name); // the global timeout already reported
+    failed++;
+    const msg = err instanceof CheckFailure ? err.message : (err && err.stack) || String(err);
+    console.error(`FAIL - ${name}\n       ${msg.split('\n').join('\n       ')}`);
+    throw new CheckFailure(name);
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new CheckFailure(msg);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the demo server --------------------------------------------------------------------------
+
+function startDemo() {
+  return new Promise((resolve, reject) => {
+    const args = ['--port', '0', ...opts.demoArgs];
+    try {
+      demo = spawn(opts.demo, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    } catch (err) {
+      reject(new CheckFailure(`cannot start ${opts.demo}: ${err.message}`));
+      return;
+    }
+    let found = false;
+    demo.on('error', (err) => {
+      demoExited = true;
+      reject(new CheckFailure(`cannot start ${opts.demo}: ${err.message}`));
+    });
+    demo.on('exit', (code, signal) => {
+      demoExited = true;
+      if (!found) reject(new CheckFailure(`${opts.demo} exited (code ${code}, signal ${signal}) before printing "listening on http://..."`));
+      else if (!finishing) console.error(`note: demo exited early (code ${code}, signal ${signal})`);
+    });
+    createInterface({ input: demo.stderr }).on('line', (l) => remember(`[stderr] ${l}`));
+    createInterface({ input: demo.stdout }).on('line', (l) => {
+      remember(l);
+      const m = !found && /listening on (https?:\/\/\S+)/.exec(l);
+      if (!m) return;
+      found = true;
+      const u = new URL(m[1]);
+      // A wildcard bind address is not something to connect to.
+      if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
+      if (u.hostname === '[::]') u.hostname = '[::1]';
+      resolve(u.origin);
+    });
+  });
+}
+
+// ---- helpers on pages -------------------------------------------------------------------------
+
+async function waitIn(page, label, description, fn, arg, timeout = 10000) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+  } catch (err) {
+    const state = await page.evaluate(() => ({
+      conn: document.getElementById('conn-state')?.dataset.state,
+      badge: document.getElementById('unread-badge')?.hidden ? '(hidden)' : document.getElementById('unread-badge')?.textContent,
+      toasts: [...document.querySelectorAll('.toast')].map((t) => t.textContent),
+    })).catch(() => ({}));
+    throw new CheckFailure(`${label}: ${description} (waited ${timeout} ms; page state ${JSON.stringify(state)})`);
+  }
+}
+
+const badgeIs = ([n]) => {
+  const b = document.getElementById('unread-badge');
+  if (!b) return false;
+  const visible = !b.hidden && getComputedStyle(b).display !== 'none';
+  return n === 0 ? (!visible || b.textContent.trim() === '0') : visible && b.textContent.trim() === String(n);
+};
+const hasToast = ([title]) =>
+  [...document.querySelectorAll('.toast')].some((t) => t.textContent.includes(title) && t.getClientRects().length > 0);
+const isOpen = () => document.getElementById('conn-state')?.dataset.state === 'open';
+
+async function badgeText(page) {
+  return page.evaluate(() => {
+    const b = document.getElementById('unread-badge');
+    return b ? (b.hidden ? 'hidden' : b.textContent.trim()) : 'missing';
+  });
+}
+
+function watchPage(page, label) {
+  page.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') remember(`[${label} console] ${msg.text()}`);
+  });
+}
+
+// ---- the test ---------------------------------------------------------------------------------
+
+async function publish(base, notification) {
+  const res = await fetch(`${base}/api/notifications`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(notification),
+  });
+  const text = await res.text();
+  assert(res.status === 202 || res.status === 200 || res.status === 201,
+    `POST /api/notifications answered ${res.status}: ${text}`);
+  let body;
+  try { body = JSON.parse(text); } catch { throw new CheckFailure(`POST /api/notifications: body is not JSON: ${text}`); }
+  return body;
+}
+
+async function main() {
+  let base;
+  let tab1;
+  let tab2;
+  let bobPage;
+  const helloTitle = 'Hello from the test';
+  const bobTitle = `For bob only ${Date.now()}`;
+  let helloId;
+
+  await check('demo server starts and prints its address', async () => {
+    base = await startDemo();
+    const res = await fetch(`${base}/`);
+    assert(res.ok, `GET / answered ${res.status}`);
+    const ct = res.headers.get('content-type') || '';
+    assert(/text\/html/.test(ct), `GET / content-type is "${ct}", expected text/html`);
+    for (const [p, type] of [['/app.js', /javascript/], ['/notify-client.js', /javascript/], ['/style.css', /text\/css/]]) {
+      const r = await fetch(base + p);
+      assert(r.ok, `GET ${p} answered ${r.status}`);
+      const c = r.headers.get('content-type') || '';
+      assert(type.test(c), `GET ${p} content-type is "${c}"`);
+      await r.arrayBuffer();
+    }
+  });
+
+  await check('two alice tabs (and one bob tab) connect and receive init', async () => {
+    try {
+      browser = await chromium.launch({
+        executablePath: opts.chromium,
+        headless: !opts.headed,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+               '--disable-background-networking', '--disable-component-update', '--disable-sync']
+          .filter((a) => !(opts.headed && a === '--headless')),
+      });
+    } catch (err) {
+      throw new CheckFailure(`cannot launch ${opts.chromium}: ${err.message.split('\n')[0]}`);
+    }
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+    tab1 = await ctx.newPage();
+    tab2 = await ctx.newPage();
+    const bobCtx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    bobPage = await bobCtx.newPage();
+    watchPage(tab1, 'alice tab 1');
+    watchPage(tab2, 'alice tab 2');
+    watchPage(bobPage, 'bob tab');
+    await Promise.all([
+      tab1.goto(`${base}/?user=alice`),
+      tab2.goto(`${base}/?user=alice`),
+      bobPage.goto(`${base}/?user=bob`),
+    ]);
+    await Promise.all([
+      waitIn(tab1, 'alice tab 1', '#conn-state never got data-state="open"', isOpen),
+      waitIn(tab2, 'alice tab 2', '#conn-state never got data-state="open"', isOpen),
+      waitIn(bobPage, 'bob tab', '#conn-state never got data-state="open"', isOpen),
+    ]);
+    for (const [p, label] of [[tab1, 'alice tab 1'], [tab2, 'alice tab 2']]) {
+      const b = await badgeText(p);
+      assert(b === 'hidden' || b === '0', `${label}: fresh user should have no unread badge, got "${b}"`);
+    }
+  });
+
+  await check('a notification for alice shows a toast and badge 1 in both tabs', async () => {
+    const out = await publish(base, {
+      userId: 'alice', type: 'comment', title: helloTitle,
+      body: 'Bob commented on your post: "Looks great!"', actorId: 'bob',
+    });
+    helloId = out.id ?? (out.ids && out.ids[0]);
+    assert(helloId != null, `POST /api/notifications returned no id: ${JSON.stringify(out)}`);
+    await Promise.all([tab1, tab2].map((p, i) => waitIn(p, `alice tab ${i + 1}`,
+      `no visible .toast containing "${helloTitle}"`, hasToast, [helloTitle])));
+    await Promise.all([tab1, tab2].map((p, i) => waitIn(p, `alice tab ${i + 1}`,
+      '#unread-badge does not show 1', badgeIs, [1])));
+  });
+
+  await check("a notification for bob reaches bob's tab but not alice's tabs", async () => {
+    await publish(base, { userId: 'bob', type: 'mention', title: bobTitle, body: 'only bob may see this' });
+    await waitIn(bobPage, 'bob tab', `no visible .toast containing "${bobTitle}"`, hasToast, [bobTitle]);
+    await sleep(500); // give a misrouted event time to show up
+    for (const [p, label] of [[tab1, 'alice tab 1'], [tab2, 'alice tab 2']]) {
+      const leaked = await p.evaluate((t) => document.body.textContent.includes(t) ||
+        (window.notifyClient ? window.notifyClient.notifications.some((n) => n.title === t) : false), bobTitle);
+      assert(!leaked, `${label}: bob's notification "${bobTitle}" is visible to alice`);
+      const b = await badgeText(p);
+      assert(b === '1', `${label}: badge should still be 1 after bob's notification, got "${b}"`);
+    }
+  });
+
+  await check('marking it read in tab 1 (click) clears the badge in tab 2', async () => {
+    await tab1.click('#bell');
+    await tab1.waitForSelector('#panel:not([hidden])', { timeout: 5000 });
+    const item = tab1.locator('#notif-list li', { hasText: helloTitle }).first();
+    await item.waitFor({ state: 'visible', timeout: 5000 });
+    await item.locator('button').first().click();
+    await waitIn(tab2, 'alice tab 2', '#unread-badge did not drop to hidden/0 after the read in tab 1', badgeIs, [0]);
+    await waitIn(tab1, 'alice tab 1', '#unread-badge did not drop to hidden/0 after clicking the notification', badgeIs, [0]);
+    const stillUnread = await tab1.evaluate((t) => [...document.querySelectorAll('#notif-list li.unread')]
+      .some((li) => li.textContent.includes(t)), helloTitle);
+    assert(!stillUnread, 'alice tab 1: the clicked notification is still shown as unread');
+  });
+
+  await check('no uncaught JavaScript errors in the pages', async () => {
+    assert(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);
+  });
+
+  if (opts.screenshot) {
+    await check(`screenshot saved to ${opts.screenshot}`, async () => {
+      // A few more notifications so the panel has some variety, then a live toast.
+      await publish(base, { userId: 'alice', type: 'order', title: 'Order #1042 has shipped',
+        body: 'Your package is on its way and should arrive Thursday.', actionUrl: '/orders/1042' });
+      await publish(base, { broadcast: true, type: 'system', title: 'Scheduled maintenance tonight',
+        body: 'The service will be read-only from 02:00 to 02:30 UTC.' });
+      // Dismiss their toasts with the close button, so the picture shows a single toast.
+      for (const t of ['Order #1042 has shipped', 'Scheduled maintenance tonight']) {
+        await waitIn(tab1, 'alice tab 1', `no toast for "${t}"`, hasToast, [t]);
+        await tab1.locator('.toast', { hasText: t }).locator('.toast-close').click();
+      }
+      await waitIn(tab1, 'alice tab 1', 'toasts did not go away after clicking their close button',
+        () => document.querySelectorAll('.toast').length === 0, undefined, 3000);
+      const mention = 'Carol mentioned you in #design';
+      await publish(base, { userId: 'alice', type: 'mention', title: mention,
+        body: '“@alice can you review the new onboarding flow?”', actorId: 'carol', actionUrl: '/threads/12' });
+      await waitIn(tab1, 'alice tab 1', `no toast for "${mention}"`, hasToast, [mention]);
+      if (await tab1.locator('#panel').isHidden()) await tab1.click('#bell');
+      await tab1.waitForSelector('#panel:not([hidden])', { timeout: 5000 });
+      await tab1.mouse.move(640, 500); // no hover effects in the picture
+      await sleep(450); // let entry animations settle
+      mkdirSync(path.dirname(path.resolve(opts.screenshot)), { recursive: true });
+      await tab1.screenshot({ path: opts.screenshot });
+    });
+  }
+}
+
+main().then(
+  () => finish(failed ? 1 : 0),
+  (err) => {
+    if (!(err instanceof CheckFailure)) {
+      failed++;
+      console.error(`FAIL - unexpected error: ${(err && err.stack) || err}`);
+    }
+    dumpDemoLog();
+    finish(1);
+  },
+);

@@ -1,0 +1,100 @@
+// Many publishers at once: every stream gets every notification once, in order.
+#include "support.hpp"
+
+#include <algorithm>
+#include <future>
+#include <thread>
+
+using namespace itest;
+using nlohmann::json;
+
+TEST_SUITE("concurrency") {
+  TEST_CASE("concurrency: 4 publishing threads, 3 streams, every id exactly once in order") {
+    constexpr int publishers = 4;
+    constexpr int per_publisher = 50;
+    constexpr std::size_t total = publishers * per_publisher;
+    const std::string user = "crowd";
+
+    DemoProcess demo(unbatched({"--threads", "2"}));
+    std::vector<std::unique_ptr<SseStream>> streams;
+    for (int i = 0; i < 3; ++i) {
+      streams.push_back(std::make_unique<SseStream>(demo.port(), SseStream::target_for(user)));
+      REQUIRE(streams.back()->status() == 200);
+      streams.back()->expect("init");
+    }
+
+    // Readers: collect ids (and any unexpected event) until `total` arrived or time is up.
+    struct Received {
+      std::vector<std::string> ids;
+      std::vector<std::string> unexpected;
+    };
+    std::vector<std::future<Received>> readers;
+    for (auto& s : streams) {
+      readers.push_back(std::async(std::launch::async, [&s = *s] {
+        Received got;
+        const auto deadline = Clock::now() + std::chrono::seconds(30);
+        while (got.ids.size() < total && Clock::now() < deadline) {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+          auto e = s.next(left);
+          if (!e) break;
+          if (e->type == "notification") {
+            got.ids.push_back(e->id.value_or(""));
+          } else if (e->type == "notifications:batch") {
+            for (const auto& n : e->json()) got.ids.push_back(n.at("id").get<std::string>());
+          } else {
+            got.unexpected.push_back(e->type + " " + e->data);
+          }
+        }
+        return got;
+      }));
+    }
+
+    std::vector<std::future<std::vector<std::string>>> posters;
+    for (int p = 0; p < publishers; ++p) {
+      posters.push_back(std::async(std::launch::async, [&, p] {
+        std::vector<std::string> ids;
+        HttpClient client(demo.port());
+        for (int i = 0; i < per_publisher; ++i) {
+          const json j = {{"userId", user},
+                          {"type", "comment"},
+                          {"title", "p" + std::to_string(p) + "-" + std::to_string(i)}};
+          const auto r = client.request("POST", "/api/notifications", j.dump());
+          if (r.status != 202) break;
+          ids.push_back(r.json().at("id").get<std::string>());
+        }
+        return ids;
+      }));
+    }
+
+    std::vector<std::string> published;
+    for (auto& f : posters) {
+      const auto ids = f.get();
+      CHECK(ids.size() == static_cast<std::size_t>(per_publisher));
+      published.insert(published.end(), ids.begin(), ids.end());
+    }
+    auto numeric = [](const std::string& id) { return std::stoull(id); };
+    std::sort(published.begin(), published.end(),
+              [&](const auto& a, const auto& b) { return numeric(a) < numeric(b); });
+    REQUIRE(published.size() == total);
+    CHECK(std::adjacent_find(published.begin(), published.end()) == published.end());
+
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      const Received got = readers[i].get();
+      CAPTURE(i);
+      CHECK(got.unexpected.empty());
+      if (!got.unexpected.empty()) MESSAGE("first unexpected event: " << got.unexpected.front());
+      CHECK(got.ids.size() == total);
+      // Increasing order, hence no duplicate; and the same set as published.
+      bool increasing = true;
+      for (std::size_t k = 1; k < got.ids.size(); ++k) {
+        if (numeric(got.ids[k - 1]) >= numeric(got.ids[k])) {
+          increasing = false;
+          MESSAGE("out of order at " << k << ": " << got.ids[k - 1] << " then " << got.ids[k]);
+          break;
+        }
+      }
+      CHECK(increasing);
+      CHECK(got.ids == published);
+    }
+  }
+}

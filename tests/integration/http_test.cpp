@@ -1,0 +1,294 @@
+// The demo's HTTP layer: errors, limits, keep-alive, static pages, metrics, flags.
+#include "support.hpp"
+
+using namespace itest;
+using nlohmann::json;
+
+namespace {
+
+// The response is a JSON error with the right headers; returns its message.
+std::string error_of(const HttpResponse& r) {
+  CHECK(r.header("Content-Type") == "application/json");
+  CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
+  const json j = json::parse(r.body);
+  REQUIRE(j.is_object());
+  REQUIRE(j.contains("error"));
+  return j.at("error").get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("http: bad requests get JSON errors") {
+  DemoProcess demo(unbatched());
+  const auto port = demo.port();
+
+  SUBCASE("invalid JSON") {
+    const auto r = http_request(port, "POST", "/api/notifications", "{not json");
+    CHECK(r.status == 400);
+    CHECK(error_of(r).rfind("invalid JSON", 0) == 0);
+  }
+  SUBCASE("not an object") {
+    const auto r = http_request(port, "POST", "/api/notifications", "[1,2]");
+    CHECK(r.status == 400);
+    error_of(r);
+  }
+  SUBCASE("missing title") {
+    const auto r = post_notification(port, {{"userId", "a"}, {"type", "comment"}});
+    CHECK(r.status == 400);
+    CHECK(error_of(r) == "title: missing");
+  }
+  SUBCASE("a field of the wrong type") {
+    const auto r = post_notification(port, {{"userId", "a"}, {"type", "comment"}, {"title", 5}});
+    CHECK(r.status == 400);
+    CHECK(error_of(r) == "title: must be a string");
+  }
+  SUBCASE("no recipient") {
+    const auto r = post_notification(port, {{"type", "comment"}, {"title", "t"}});
+    CHECK(r.status == 400);
+    CHECK(error_of(r) == "userId: missing (or userIds, or broadcast)");
+  }
+  SUBCASE("bad userIds") {
+    const auto r = post_notification(port, {{"userIds", "a"}, {"type", "comment"}, {"title", "t"}});
+    CHECK(r.status == 400);
+    CHECK(error_of(r).rfind("userIds:", 0) == 0);
+  }
+  SUBCASE("an id in the body is ignored") {
+    const auto r = post_notification(
+        port, {{"id", "12345"}, {"userId", "a"}, {"type", "comment"}, {"title", "t"}});
+    CHECK(r.status == 202);
+    CHECK(r.json().at("id") != "12345");
+  }
+  SUBCASE("unknown route") {
+    const auto r = http_request(port, "GET", "/nope");
+    CHECK(r.status == 404);
+    error_of(r);
+    CHECK(http_request(port, "GET", "/api/notifications/7").status == 404);
+  }
+  SUBCASE("wrong method") {
+    const auto r = http_request(port, "DELETE", "/api/notifications");
+    CHECK(r.status == 405);
+    CHECK(r.header("Allow") == "GET, POST");
+    error_of(r);
+    const auto s = http_request(port, "POST", "/api/notifications/stream?user=a");
+    CHECK(s.status == 405);
+    CHECK(s.header("Allow") == "GET");
+    const auto m = http_request(port, "GET", "/api/notifications/read-all?user=a");
+    CHECK(m.status == 405);
+    CHECK(m.header("Allow") == "POST");
+  }
+  SUBCASE("a stream without a user") {
+    SseStream s(port, "/api/notifications/stream");
+    CHECK(s.status() == 401);
+    CHECK(s.response().header("Content-Type") == "application/json");
+    CHECK(json::parse(s.response().body).contains("error"));
+  }
+  // Whatever happened, the server still answers.
+  CHECK(http_request(port, "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("http: size limits") {
+  DemoProcess demo(unbatched());
+  const auto port = demo.port();
+
+  SUBCASE("a declared body over 1 MiB is refused with 413") {
+    HttpClient c(port);
+    REQUIRE(c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"));
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 413);
+    error_of(*r);
+    CHECK(r->header("Connection") == "close");
+  }
+  SUBCASE("a chunked body over 1 MiB is refused with 413") {
+    HttpClient c(port);
+    std::string req = "POST /api/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string chunk(64 * 1024, 'a');
+    for (int i = 0; i < 20; ++i) req += "10000\r\n" + chunk + "\r\n";
+    req += "0\r\n\r\n";
+    c.send_raw(req);  // the server may stop reading: do not insist
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 413);
+    error_of(*r);
+  }
+  SUBCASE("a body just under the limit is parsed") {
+    const std::string body = "{\"userId\":\"a\",\"type\":\"comment\",\"title\":\"t\",\"body\":\"" +
+                             std::string(1000 * 1000, 'x') + "\"}";
+    const auto r = http_request(port, "POST", "/api/notifications", body);
+    // The library limits bodies to 64 KiB: a validation error, not a transport one.
+    CHECK(r.status == 400);
+    CHECK(error_of(r).rfind("body:", 0) == 0);
+  }
+  SUBCASE("a head over 16 KiB is refused with 431") {
+    HttpClient c(port);
+    const auto r = c.request("GET", "/healthz", {}, {{"X-Big", std::string(20 * 1024, 'b')}});
+    CHECK(r.status == 431);
+    error_of(r);
+  }
+  SUBCASE("many headers over 16 KiB are refused with 431") {
+    Headers many;
+    for (int i = 0; i < 400; ++i) many.emplace_back("X-H" + std::to_string(i), std::string(50, 'v'));
+    HttpClient c(port);
+    const auto r = c.request("GET", "/healthz", {}, many);
+    CHECK(r.status == 431);
+  }
+  SUBCASE("a long query over 16 KiB is refused with 431") {
+    HttpClient c(port);
+    const auto r = c.request("GET", "/healthz?x=" + std::string(17 * 1024, 'q'));
+    CHECK(r.status == 431);
+  }
+  CHECK(http_request(port, "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("http: a garbage request gets 400, and the server goes on") {
+  DemoProcess demo(unbatched());
+  {
+    HttpClient c(demo.port());
+    REQUIRE(c.send_raw("THIS IS NOT HTTP\r\n\r\n"));
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 400);
+    error_of(*r);
+    CHECK(c.wait_eof());
+  }
+  {
+    HttpClient c(demo.port());
+    REQUIRE(c.send_raw(std::string("GET / HTTP/1.1\r\nHost: x\r\nBad Header\x01: y\r\n\r\n")));
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 400);
+  }
+  {
+    HttpClient c(demo.port());
+    REQUIRE(c.send_raw(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)));  // TLS
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 400);
+  }
+  const auto r = http_request(demo.port(), "GET", "/healthz");
+  CHECK(r.status == 200);
+  CHECK(r.json() == json({{"status", "ok"}}));
+}
+
+TEST_CASE("http: keep-alive and pipelining") {
+  DemoProcess demo(unbatched());
+  SUBCASE("two requests on one connection") {
+    HttpClient c(demo.port());
+    const auto a = c.request("GET", "/healthz");
+    CHECK(a.status == 200);
+    CHECK_FALSE(a.has_header("Connection"));
+    const auto b = c.request("POST", "/api/notifications",
+                             json{{"userId", "k"}, {"type", "comment"}, {"title", "t"}}.dump());
+    CHECK(b.status == 202);
+    const auto l = c.request("GET", "/api/notifications?user=k");
+    CHECK(l.status == 200);
+    CHECK(l.json().at("unreadCount") == 1);
+  }
+  SUBCASE("pipelined requests are answered in order") {
+    HttpClient c(demo.port());
+    const std::string body = json{{"userId", "p"}, {"type", "comment"}, {"title", "t"}}.dump();
+    std::string reqs = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    reqs += "POST /api/notifications HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+    reqs += "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    reqs += "GET /api/notifications?user=p HTTP/1.1\r\nHost: x\r\n\r\n";
+    REQUIRE(c.send_raw(reqs));
+    const auto r1 = c.read_response();
+    const auto r2 = c.read_response();
+    const auto r3 = c.read_response();
+    const auto r4 = c.read_response();
+    REQUIRE((r1 && r2 && r3 && r4));
+    CHECK(r1->status == 200);
+    CHECK(r2->status == 202);
+    CHECK(r3->status == 404);
+    CHECK(r4->status == 200);
+    CHECK(r4->json().at("unreadCount") == 1);
+  }
+  SUBCASE("Connection: close is honoured") {
+    HttpClient c(demo.port());
+    const auto r = c.request("GET", "/healthz", {}, {{"Connection", "close"}});
+    CHECK(r.status == 200);
+    CHECK(r.header("Connection") == "close");
+    CHECK(c.wait_eof());
+  }
+  SUBCASE("HTTP/1.0 closes after the response") {
+    HttpClient c(demo.port());
+    REQUIRE(c.send_raw("GET /healthz HTTP/1.0\r\n\r\n"));
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 200);
+    CHECK(c.wait_eof());
+  }
+  SUBCASE("Expect: 100-continue") {
+    HttpClient c(demo.port());
+    const std::string body = json{{"userId", "e"}, {"type", "comment"}, {"title", "t"}}.dump();
+    REQUIRE(c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+    std::string got;
+    const auto deadline = Clock::now() + default_timeout;
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      REQUIRE(c.socket().recv_some(got, deadline) > 0);
+    }
+    CHECK(got.rfind("HTTP/1.1 100 Continue\r\n", 0) == 0);
+    REQUIRE(c.send_raw(body));
+    const auto r = c.read_response();
+    REQUIRE(r.has_value());
+    CHECK(r->status == 202);
+  }
+}
+
+TEST_CASE("http: the demo page, health and metrics") {
+  DemoProcess demo(unbatched());
+  const auto page = http_request(demo.port(), "GET", "/");
+  CHECK(page.status == 200);
+  CHECK(page.header("Content-Type") == "text/html; charset=utf-8");
+  CHECK(page.header("Cache-Control") == "no-cache");
+  CHECK(page.body.find("<html") != std::string::npos);
+
+  const auto js = http_request(demo.port(), "GET", "/notify-client.js");
+  CHECK(js.status == 200);
+  CHECK(js.header("Content-Type").find("javascript") != std::string::npos);
+  CHECK_FALSE(js.body.empty());
+  CHECK(http_request(demo.port(), "POST", "/app.js").status == 405);
+  CHECK(http_request(demo.port(), "GET", "/app.js?v=2").status == 200);
+
+  const auto health = http_request(demo.port(), "GET", "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.header("Content-Type") == "application/json");
+  CHECK(health.json() == json({{"status", "ok"}}));
+
+  // Something to count.
+  SseStream s(demo.port(), SseStream::target_for("m"));
+  s.expect("init");
+  publish(demo.port(), "m", "count me");
+  s.expect("notification");
+
+  const auto metrics = http_request(demo.port(), "GET", "/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.header("Content-Type") == "text/plain; version=0.0.4");
+  CHECK(metrics.body.find("notify_connections") != std::string::npos);
+  CHECK(metrics.body.find("notify_events_delivered_total") != std::string::npos);
+}
+
+TEST_CASE("http: command line") {
+  SUBCASE("--help") {
+    const auto r = run_to_completion(NOTIFY_DEMO_PATH, {"--help"}, std::chrono::seconds(10));
+    CHECK(r.status.exited);
+    CHECK(r.status.code == 0);
+    CHECK(r.out.find("--port") != std::string::npos);
+  }
+  SUBCASE("bad flags exit 2 with a message on stderr") {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"--nope"}, {"--port", "70000"}, {"--heartbeat", "0"},
+          {"--batch-ms", "x"}, {"--auth", "jwt"}, {"--threads", "0"}, {"--port"},
+          {"--bind", "not-an-ip"}}) {
+      const auto r = run_to_completion(NOTIFY_DEMO_PATH, args, std::chrono::seconds(10));
+      CAPTURE(args.front());
+      CHECK(r.status.exited);
+      CHECK(r.status.code == 2);
+      CHECK_FALSE(r.err.empty());
+      CHECK(r.out.empty());
+    }
+  }
+}

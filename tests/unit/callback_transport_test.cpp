@@ -1,0 +1,61 @@
+#include <notify/callback_transport.hpp>
+
+#include <notify/hub.hpp>
+#include <notify/sse_sink.hpp>
+
+#include "doubles.hpp"
+
+#include <doctest/doctest.h>
+
+namespace {
+notify::Notification draft(const std::string& user, const std::string& title) {
+  notify::Notification n;
+  n.user_id = user;
+  n.type = "comment";
+  n.title = title;
+  return n;
+}
+notify::HubOptions no_batching() {
+  notify::HubOptions o;
+  o.batch_window = std::chrono::milliseconds(0);
+  return o;
+}
+}  // namespace
+
+TEST_CASE("callback transport: chunks reach the framework's write function") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  std::string written;
+  bool closed = false;
+  auto transport = std::make_shared<notify::CallbackTransport>(
+      io.get_executor(),
+      [&](std::string_view chunk) {
+        written.append(chunk);
+        return true;
+      },
+      [&] { closed = true; });
+  notify::SseOptions sse;
+  sse.write_head = false;
+  sse.retry = std::chrono::milliseconds(0);
+  auto sink = notify::SseSink::create(transport, sse);
+  hub.attach("alice", sink);
+  const auto id = hub.publish(draft("alice", "via callback"));
+  REQUIRE(test::run_until(io, [&] { return test::parse_sse(written).size() == 2; }));
+  CHECK(written.rfind("event: init\n", 0) == 0);  // no head, no retry
+  CHECK(test::parse_sse(written)[1].id == id);
+  sink->close();
+  REQUIRE(test::run_until(io, [&] { return closed; }));
+}
+
+
+TEST_CASE("callback transport: a write function that reports a closed connection closes the sink") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  int calls = 0;
+  auto transport = std::make_shared<notify::CallbackTransport>(
+      io.get_executor(), [&](std::string_view) { return ++calls < 2; });
+  hub.attach("alice", notify::SseSink::create(transport));
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  CHECK(calls == 2);
+  CHECK_THROWS_AS(notify::CallbackTransport(io.get_executor(), {}), std::invalid_argument);
+}

@@ -1,0 +1,450 @@
+#include <notify/hub.hpp>
+#include <notify/sse_sink.hpp>
+
+#include "doubles.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+using nlohmann::json;
+using notify::NotificationHub;
+using notify::Notification;
+
+namespace {
+
+Notification draft(const std::string& user, const std::string& title = "t") {
+  Notification n;
+  n.user_id = user;
+  n.type = "comment";
+  n.title = title;
+  return n;
+}
+
+notify::HubOptions no_batching() {
+  notify::HubOptions o;
+  o.batch_window = std::chrono::milliseconds(0);
+  return o;
+}
+
+// One client connection over a RecordingTransport.
+struct Client {
+  std::shared_ptr<test::RecordingTransport> transport;
+  std::shared_ptr<notify::SseSink> sink;
+
+  Client(asio::io_context& io, NotificationHub& hub, const std::string& user,
+         std::string_view cursor = {}) {
+    transport = std::make_shared<test::RecordingTransport>(io);
+    sink = notify::SseSink::create(transport);
+    hub.attach(user, sink, cursor);
+  }
+  std::vector<test::SseEvent> events() const { return test::parse_sse(transport->bytes()); }
+  std::vector<test::SseEvent> of_type(const std::string& type) const {
+    std::vector<test::SseEvent> out;
+    for (auto& e : events())
+      if (e.type == type) out.push_back(e);
+    return out;
+  }
+  std::size_t count() const { return events().size(); }
+};
+
+bool wait_count(asio::io_context& io, const Client& c, std::size_t n) {
+  return test::run_until(io, [&] { return c.count() >= n; });
+}
+
+}  // namespace
+
+TEST_CASE("hub: init first, with the unread snapshot newest first and the count") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  hub.publish(draft("alice", "one"));
+  hub.publish(draft("alice", "two"));
+  hub.publish(draft("bob", "other"));
+  Client c(io, hub, "alice");
+  REQUIRE(wait_count(io, c, 1));
+  const auto bytes = c.transport->bytes();
+  CHECK(bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  auto e = c.events();
+  CHECK(e[0].type == "init");
+  CHECK(e[0].id == "3");
+  auto data = json::parse(e[0].data);
+  CHECK(data["unreadCount"] == 2);
+  REQUIRE(data["notifications"].size() == 2);
+  CHECK(data["notifications"][0]["title"] == "two");
+  CHECK(data["notifications"][1]["title"] == "one");
+}
+
+TEST_CASE("hub: every tab of a user gets a notification, other users do not") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client tab1(io, hub, "alice"), tab2(io, hub, "alice"), bob(io, hub, "bob");
+  REQUIRE(test::run_until(io, [&] { return tab1.count() && tab2.count() && bob.count(); }));
+  const auto id = hub.publish(draft("alice", "hello"));
+  REQUIRE(wait_count(io, tab1, 2));
+  REQUIRE(wait_count(io, tab2, 2));
+  for (const auto* c : {&tab1, &tab2}) {
+    auto n = c->of_type("notification");
+    REQUIRE(n.size() == 1);
+    CHECK(n[0].id == id);
+    CHECK(json::parse(n[0].data)["title"] == "hello");
+    CHECK(json::parse(n[0].data)["userId"] == "alice");
+  }
+  io.run_for(std::chrono::milliseconds(50));
+  CHECK(bob.of_type("notification").empty());
+  CHECK(hub.connection_count() == 3);
+  CHECK(hub.connection_count("alice") == 2);
+}
+
+TEST_CASE("hub: publish_to and broadcast") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client a(io, hub, "a"), b(io, hub, "b"), c(io, hub, "c");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count() && c.count(); }));
+  const auto ids = hub.publish_to({"a", "b"}, draft("", "to two"));
+  REQUIRE(ids.size() == 2);
+  CHECK(ids[0] != ids[1]);
+  const auto bid = hub.broadcast(draft("", "to all"));
+  REQUIRE(wait_count(io, a, 3));
+  REQUIRE(wait_count(io, b, 3));
+  REQUIRE(wait_count(io, c, 2));
+  CHECK(a.events()[1].id == ids[0]);
+  CHECK(b.events()[1].id == ids[1]);
+  for (const auto* x : {&a, &b, &c}) {
+    CHECK(x->events().back().id == bid);
+    CHECK(json::parse(x->events().back().data)["broadcast"] == true);
+  }
+  CHECK(hub.unread_count("c") == 1);
+}
+
+TEST_CASE("hub: resume replays exactly what was missed, then live") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  std::string cursor;
+  {
+    Client first(io, hub, "alice");
+    hub.publish(draft("alice", "1"));
+    cursor = hub.publish(draft("alice", "2"));
+    REQUIRE(wait_count(io, first, 3));
+    first.sink->close();
+    REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  }
+  const auto m1 = hub.publish(draft("alice", "3"));
+  hub.publish(draft("bob", "not mine"));
+  const auto m2 = hub.publish(draft("alice", "4"));
+  Client again(io, hub, "alice", cursor);
+  const auto live = hub.publish(draft("alice", "5"));
+  REQUIRE(wait_count(io, again, 4));
+  io.run_for(std::chrono::milliseconds(30));
+  auto e = again.events();
+  REQUIRE(e.size() == 4);
+  CHECK(e[0].type == "init");
+  auto init = json::parse(e[0].data);
+  CHECK(init["unreadCount"] == 2);  // the state at the cursor: "1" and "2"
+  CHECK(init["notifications"].size() == 2);
+  CHECK(e[1].id == m1);
+  CHECK(e[2].id == m2);
+  CHECK(e[3].id == live);
+  for (std::size_t i = 1; i < e.size(); ++i) CHECK(e[i].type == "notification");
+}
+
+TEST_CASE("hub: an unknown or too old cursor gets notifications:reset with a fresh snapshot") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  hub.publish(draft("alice", "1"));
+  for (const std::string cursor : {"999", "abc", "-1", "1\n2"}) {
+    CAPTURE(cursor);
+    Client c(io, hub, "alice", cursor);
+    REQUIRE(wait_count(io, c, 1));
+    auto e = c.events();
+    CHECK(e[0].type == "notifications:reset");
+    CHECK(e[0].id == "1");
+    CHECK(json::parse(e[0].data)["unreadCount"] == 1);
+  }
+  CHECK(hub.metrics().resets_unknown_cursor == 4);
+}
+
+TEST_CASE("hub: no gap and no duplicate while publishing during attach") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  std::atomic<bool> go{true};
+  std::vector<std::string> published;
+  std::mutex m;
+  std::thread publisher([&] {
+    for (int i = 0; i < 300 && go; ++i) {
+      auto id = hub.publish(draft("alice", std::to_string(i)));
+      std::lock_guard lock(m);
+      published.push_back(id);
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  Client c(io, hub, "alice");
+  publisher.join();
+  REQUIRE(test::run_until(io, [&] {
+    auto e = c.events();
+    return !e.empty() && e.back().id == published.back();
+  }));
+  auto e = c.events();
+  auto init = json::parse(e[0].data);
+  std::vector<std::string> seen;
+  for (auto it = init["notifications"].rbegin(); it != init["notifications"].rend(); ++it)
+    seen.push_back((*it)["id"]);
+  for (std::size_t i = 1; i < e.size(); ++i) seen.push_back(e[i].id);
+  // init holds at most snapshot_limit, so compare the tail: the last seen must be contiguous.
+  REQUIRE(seen.size() >= 50);
+  const auto tail_start = published.size() - (seen.size());
+  std::vector<std::string> expected(published.begin() + static_cast<long>(tail_start),
+                                    published.end());
+  CHECK(init["unreadCount"] == std::stoi(std::string(e[0].id)));
+  CHECK(seen == expected);
+}
+
+TEST_CASE("hub: batching window sends one notifications:batch, resume still works") {
+  asio::io_context io;
+  notify::HubOptions options;
+  options.batch_window = std::chrono::milliseconds(50);
+  NotificationHub hub(io.get_executor(), options);
+  Client c(io, hub, "alice");
+  REQUIRE(wait_count(io, c, 1));
+  const auto a = hub.publish(draft("alice", "a"));
+  const auto b = hub.publish(draft("alice", "b"));
+  const auto last = hub.publish(draft("alice", "c"));
+  REQUIRE(wait_count(io, c, 2));
+  auto e = c.events();
+  CHECK(e[1].type == "notifications:batch");
+  CHECK(e[1].id == last);
+  auto items = json::parse(e[1].data);
+  REQUIRE(items.size() == 3);
+  CHECK(items[0]["id"] == a);
+  CHECK(items[1]["id"] == b);
+  CHECK(items[2]["id"] == last);
+
+  const auto single = hub.publish(draft("alice", "alone"));
+  REQUIRE(wait_count(io, c, 3));
+  CHECK(c.events()[2].type == "notification");
+  CHECK(c.events()[2].id == single);
+
+  Client resumed(io, hub, "alice", b);
+  REQUIRE(wait_count(io, resumed, 3));
+  CHECK(resumed.events()[1].id == last);
+  CHECK(resumed.events()[2].id == single);
+}
+
+TEST_CASE("hub: read receipts reach every connection of the user with the count") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client tab1(io, hub, "alice"), tab2(io, hub, "alice"), bob(io, hub, "bob");
+  const auto id1 = hub.publish(draft("alice", "1"));
+  hub.publish(draft("alice", "2"));
+  REQUIRE(wait_count(io, tab2, 3));
+  auto r = hub.mark_read("alice", id1);
+  CHECK(r.unread_count == 1);
+  for (const auto* t : {&tab1, &tab2}) {
+    REQUIRE(wait_count(io, *t, 4));
+    auto read = t->of_type("notification:read");
+    REQUIRE(read.size() == 1);
+    auto d = json::parse(read[0].data);
+    CHECK(d["ids"] == json::array({id1}));
+    CHECK(d["unreadCount"] == 1);
+    CHECK_FALSE(read[0].has_id);
+  }
+  hub.mark_all_read("alice");
+  REQUIRE(wait_count(io, tab1, 5));
+  CHECK(json::parse(tab1.events().back().data)["unreadCount"] == 0);
+  CHECK(hub.mark_read("alice", id1).ids.empty());  // nothing changes: no event
+  io.run_for(std::chrono::milliseconds(30));
+  CHECK(tab1.count() == 5);
+  CHECK(bob.of_type("notification:read").empty());
+}
+
+TEST_CASE("hub: a slow consumer is collapsed to a reset, others are not delayed") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.queue.max_events = 4;
+  NotificationHub hub(io.get_executor(), options);
+  Client slow(io, hub, "alice"), fast(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return slow.count() && fast.count(); }));
+  slow.transport->stall();
+  hub.publish(draft("alice", "first"));
+  io.run_for(std::chrono::milliseconds(20));  // the slow one now has a write in flight
+  std::string last;
+  for (int i = 0; i < 20; ++i) {
+    last = hub.publish(draft("alice", std::to_string(i)));
+    io.run_for(std::chrono::milliseconds(2));  // the fast one keeps up
+  }
+  REQUIRE(test::run_until(io, [&] { return fast.count() == 22; }));
+  CHECK(slow.count() == 1);
+  slow.transport->release();
+  REQUIRE(test::run_until(io, [&] { return !slow.of_type("notifications:reset").empty(); }));
+  auto reset = slow.of_type("notifications:reset");
+  REQUIRE(reset.size() == 1);
+  CHECK(reset[0].id == last);
+  CHECK(json::parse(reset[0].data)["unreadCount"] == 21);
+  CHECK(hub.metrics().resyncs == 1);
+  const auto after = hub.publish(draft("alice", "after"));
+  REQUIRE(test::run_until(io, [&] { return slow.events().back().id == after; }));
+}
+
+TEST_CASE("hub: the disconnect policy closes a slow consumer") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.queue.max_events = 2;
+  options.queue.overflow = notify::OverflowPolicy::disconnect;
+  NotificationHub hub(io.get_executor(), options);
+  Client slow(io, hub, "alice");
+  REQUIRE(wait_count(io, slow, 1));
+  slow.transport->stall();
+  for (int i = 0; i < 5; ++i) hub.publish(draft("alice"));
+  slow.transport->release();
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  CHECK(slow.transport->closed());
+  CHECK(hub.metrics().slow_consumer_disconnects == 1);
+}
+
+TEST_CASE("hub: connection limits are clear errors") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.max_connections = 3;
+  options.max_connections_per_user = 2;
+  NotificationHub hub(io.get_executor(), options);
+  Client a1(io, hub, "a"), a2(io, hub, "a");
+  auto t = std::make_shared<test::RecordingTransport>(io);
+  std::error_code ec;
+  hub.attach("a", notify::SseSink::create(t), {}, ec);
+  CHECK(ec == notify::errc::too_many_user_connections);
+  CHECK(ec.message() == "too many connections for this user");
+  Client b(io, hub, "b");
+  CHECK_THROWS_AS(Client(io, hub, "c"), std::system_error);
+  hub.attach("c", notify::SseSink::create(t), {}, ec);
+  CHECK(ec == notify::errc::too_many_connections);
+  CHECK(hub.metrics().rejected_connections == 3);
+  CHECK_THROWS_AS(hub.attach("", notify::SseSink::create(t)), std::invalid_argument);
+  hub.attach("b", a1.sink, {}, ec);
+  CHECK(ec == notify::errc::already_attached);
+}
+
+TEST_CASE("hub: a failing write closes that connection only") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client bad(io, hub, "alice"), good(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return bad.count() && good.count(); }));
+  bad.transport->fail_at(bad.transport->writes() + 1);
+  hub.publish(draft("alice"));
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 1; }));
+  REQUIRE(wait_count(io, good, 2));
+}
+
+TEST_CASE("hub: heartbeats go to idle connections") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = std::chrono::seconds(1);
+  NotificationHub hub(io.get_executor(), options);
+  Client c(io, hub, "alice");
+  int comments = 0;
+  REQUIRE(test::run_until(
+      io,
+      [&] {
+        comments = 0;
+        test::parse_sse(c.transport->bytes(), &comments);
+        return comments >= 1;
+      },
+      std::chrono::seconds(5)));
+  CHECK(c.transport->bytes().find("\n: hb\n\n") != std::string::npos);
+  CHECK_THROWS_AS(NotificationHub(io.get_executor(),
+                                  [] {
+                                    notify::HubOptions o;
+                                    o.heartbeat_interval = std::chrono::milliseconds(500);
+                                    return o;
+                                  }()),
+                  std::invalid_argument);
+}
+
+TEST_CASE("hub: stop closes every connection and refuses more") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client a(io, hub, "a"), b(io, hub, "b");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count(); }));
+  hub.stop();
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  CHECK(a.transport->closed());
+  CHECK(b.transport->closed());
+  CHECK_THROWS_WITH_AS(hub.publish(draft("a")), "the notification hub is stopped",
+                       std::system_error);
+  auto t = std::make_shared<test::RecordingTransport>(io);
+  std::error_code ec;
+  hub.attach("a", notify::SseSink::create(t), {}, ec);
+  CHECK(ec == notify::errc::hub_stopped);
+  hub.stop();  // idempotent
+}
+
+TEST_CASE("hub: invalid drafts are refused with the field named") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  auto n = draft("alice");
+  n.title.clear();
+  CHECK_THROWS_WITH_AS(hub.publish(n), "title: missing", notify::ValidationError);
+  CHECK_THROWS_WITH_AS(hub.publish(draft("")), "userId: missing", notify::ValidationError);
+  CHECK(hub.metrics().publishes == 0);
+}
+
+TEST_CASE("hub: metrics in Prometheus text") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client c(io, hub, "alice");
+  hub.publish(draft("alice"));
+  REQUIRE(wait_count(io, c, 2));
+  const auto text = hub.metrics_text();
+  CHECK(text.find("notify_connections{protocol=\"sse\"} 1\n") != std::string::npos);
+  CHECK(text.find("notify_publishes_total 1\n") != std::string::npos);
+  CHECK(text.find("notify_events_delivered_total 2\n") != std::string::npos);
+  CHECK(text.find("# TYPE notify_bytes_delivered_total counter") != std::string::npos);
+  CHECK(text.find("notify_bus_connected{bus=\"inprocess\"} 1") != std::string::npos);
+}
+
+TEST_SUITE("concurrency") {
+  TEST_CASE("hub: concurrent publishes from several threads reach every tab in order") {
+    asio::io_context io;
+    NotificationHub hub(io.get_executor(), no_batching());
+    const std::vector<std::string> users{"u0", "u1", "u2"};
+    std::vector<std::unique_ptr<Client>> clients;
+    for (const auto& u : users) {
+      clients.push_back(std::make_unique<Client>(io, hub, u));
+      clients.push_back(std::make_unique<Client>(io, hub, u));
+    }
+    auto guard = asio::make_work_guard(io);
+    std::thread io1([&] { io.run(); }), io2([&] { io.run(); });
+    constexpr int per_thread = 150;
+    std::vector<std::thread> publishers;
+    for (int t = 0; t < 4; ++t) {
+      publishers.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          hub.publish(draft(users[static_cast<std::size_t>(i + t) % users.size()]));
+        if (t == 0) hub.broadcast(draft("", "everyone"));
+      });
+    }
+    for (auto& p : publishers) p.join();
+    const auto expected_per_user = 4 * per_thread / 3 + 1;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto all_done = [&] {
+      for (const auto& c : clients)
+        if (c->count() < static_cast<std::size_t>(expected_per_user) + 1) return false;
+      return true;
+    };
+    while (!all_done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    guard.reset();
+    hub.stop();
+    io1.join();
+    io2.join();
+    for (const auto& c : clients) {
+      auto e = c->events();
+      REQUIRE(e.size() == static_cast<std::size_t>(expected_per_user) + 1);
+      std::uint64_t previous = 0;
+      for (std::size_t i = 1; i < e.size(); ++i) {
+        const auto seq = std::stoull(e[i].id);
+        CHECK(seq > previous);
+        previous = seq;
+      }
+    }
+  }
+}

@@ -1,0 +1,105 @@
+#include <notify/notification.hpp>
+
+#include <doctest/doctest.h>
+
+using notify::Notification;
+using nlohmann::json;
+
+namespace {
+Notification valid() {
+  Notification n;
+  n.user_id = "alice";
+  n.type = "comment";
+  n.title = "New comment";
+  return n;
+}
+}  // namespace
+
+TEST_CASE("notification: JSON both ways in camelCase") {
+  auto n = valid();
+  n.id = "12";
+  n.body = "body";
+  n.actor_id = "bob";
+  n.entity_type = "post";
+  n.entity_id = "7";
+  n.action_url = "/posts/7";
+  n.created_at = "2026-11-28T08:00:00.123Z";
+  n.data = json{{"k", 1}};
+  const json j = n;
+  CHECK(j["id"] == "12");
+  CHECK(j["userId"] == "alice");
+  CHECK(j["actorId"] == "bob");
+  CHECK(j["entityType"] == "post");
+  CHECK(j["entityId"] == "7");
+  CHECK(j["actionUrl"] == "/posts/7");
+  CHECK(j["imageUrl"].is_null());
+  CHECK(j["readAt"].is_null());
+  CHECK(j["createdAt"] == "2026-11-28T08:00:00.123Z");
+  CHECK(j["data"]["k"] == 1);
+  CHECK_FALSE(j.contains("broadcast"));
+  const auto back = j.get<Notification>();
+  CHECK(back.id == n.id);
+  CHECK(back.user_id == n.user_id);
+  CHECK(back.action_url == n.action_url);
+  CHECK(back.data == n.data);
+}
+
+TEST_CASE("notification: a broadcast has no userId") {
+  auto n = valid();
+  n.user_id.clear();
+  n.broadcast = true;
+  const json j = n;
+  CHECK(j["broadcast"] == true);
+  CHECK_FALSE(j.contains("userId"));
+}
+
+TEST_CASE("notification: JSON with wrong types names the field") {
+  CHECK_THROWS_WITH_AS(json::parse(R"({"title":5})").get<Notification>(), "title: must be a string",
+                       notify::ValidationError);
+  CHECK_THROWS_WITH_AS(json::parse(R"({"data":[1]})").get<Notification>(),
+                       "data: must be a JSON object", notify::ValidationError);
+  CHECK_THROWS_WITH_AS(json::parse(R"({"broadcast":"yes"})").get<Notification>(),
+                       "broadcast: must be true or false", notify::ValidationError);
+  CHECK_THROWS_WITH_AS(json::parse("[]").get<Notification>(),
+                       "notification: must be a JSON object", notify::ValidationError);
+}
+
+TEST_CASE("notification: validation messages") {
+  notify::ValidationLimits limits;
+  auto problem = [&](auto change) {
+    auto n = valid();
+    change(n);
+    return notify::find_problem(n, limits).value_or("");
+  };
+  CHECK(problem([](Notification&) {}) == "");
+  CHECK(problem([](Notification& n) { n.title.clear(); }) == "title: missing");
+  CHECK(problem([](Notification& n) { n.type.clear(); }) == "type: missing");
+  CHECK(problem([](Notification& n) { n.type = "spam"; }) ==
+        "type: 'spam' is not one of comment, mention, order, system, alert");
+  CHECK(problem([](Notification& n) { n.title = std::string(1025, 'x'); }) ==
+        "title: longer than 1024 bytes");
+  CHECK(problem([](Notification& n) { n.body = std::string(64 * 1024 + 1, 'x'); }) ==
+        "body: longer than 65536 bytes");
+  CHECK(problem([](Notification& n) { n.user_id.clear(); }) == "userId: missing");
+  CHECK(problem([](Notification& n) { n.action_url = std::string(3000, 'u'); }) ==
+        "actionUrl: longer than 2048 bytes");
+  CHECK(problem([](Notification& n) { n.data = json::array(); }) == "data: must be a JSON object");
+  limits.allowed_types.push_back("billing");
+  CHECK(problem([](Notification& n) { n.type = "billing"; }) == "");
+
+  auto n = valid();
+  n.title.clear();
+  CHECK_THROWS_WITH_AS(notify::validate(n), "title: missing", notify::ValidationError);
+  try {
+    notify::validate(n);
+  } catch (const notify::ValidationError& e) {
+    CHECK(e.field() == "title");
+  }
+}
+
+TEST_CASE("notification: timestamps are ISO 8601 UTC with milliseconds") {
+  using namespace std::chrono;
+  const auto t = system_clock::time_point(milliseconds(1764316800123LL));
+  CHECK(notify::format_timestamp(t) == "2025-11-28T08:00:00.123Z");
+  CHECK(notify::format_timestamp(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+}
