@@ -15,8 +15,7 @@ struct StringField {
   std::string Notification::*member;
 };
 
-// The string fields in JSON order. `id`, `userId` and the timestamps come first so that a
-// stream reader sees them early.
+// The string fields of the JSON form (nlohmann::json writes object keys sorted).
 constexpr StringField string_fields[] = {
     {"id", &Notification::id},
     {"userId", &Notification::user_id},

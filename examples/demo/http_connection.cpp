@@ -1,6 +1,5 @@
 #include "http_connection.hpp"
 
-#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 

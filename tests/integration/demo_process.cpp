@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -161,7 +163,16 @@ DemoProcess::DemoProcess(std::vector<std::string> args, std::chrono::millisecond
 }
 
 DemoProcess::~DemoProcess() {
-  if (!reaped_ && pid_ > 0) terminate(std::chrono::seconds(5));
+  if (!reaped_ && pid_ > 0) {
+    // A clean exit is part of every test: a crash, a hang or a sanitizer report in the demo
+    // (exit code != 0) fails the test that ran it.
+    const auto status = terminate(std::chrono::seconds(5));
+    CHECK_MESSAGE(status.has_value(), "notify-demo did not exit within 5 s of SIGTERM");
+    if (status) {
+      CHECK_MESSAGE(status->exited, "notify-demo was killed by signal " << status->signal);
+      CHECK_MESSAGE(status->code == 0, "notify-demo exited with code " << status->code);
+    }
+  }
   if (stdout_fd_ >= 0) ::close(stdout_fd_);
 }
 
