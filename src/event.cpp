@@ -1,5 +1,9 @@
 #include <notify/event.hpp>
 #include <notify/sse.hpp>
+#include <notify/ws_deflate.hpp>
+#include <notify/ws_frame.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 
@@ -48,6 +52,11 @@ EventPtr Event::heartbeat() {
   return shared;
 }
 
+EventPtr Event::raw(std::string bytes) {
+  return std::make_shared<const Event>(Private{}, Kind::raw, std::string("raw"), std::string(),
+                                       std::move(bytes), 0, 0, std::vector<EventPtr>{});
+}
+
 EventPtr trim_to_after(const EventPtr& event, std::uint64_t floor) {
   if (!event || event->seq() == 0 || event->first_seq() > floor) return event;
   if (event->seq() <= floor) return nullptr;
@@ -64,7 +73,28 @@ const std::string& Event::encoded(WireFormat format) const {
   return encoded_[index];
 }
 
+namespace {
+
+// {"type":T,"id":ID,"data":D}: D is already JSON text and is copied as it is.
+std::string websocket_text(const Event& event) {
+  std::string out;
+  out.reserve(event.data().size() + event.type().size() + event.id().size() + 32);
+  out += "{\"type\":";
+  out += nlohmann::json(event.type()).dump();
+  if (!event.id().empty()) {
+    out += ",\"id\":";
+    out += nlohmann::json(event.id()).dump();
+  }
+  out += ",\"data\":";
+  out += event.data().empty() ? std::string("null") : event.data();
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
 std::string encode_event(const Event& event, WireFormat format) {
+  if (event.kind() == Event::Kind::raw) return event.data();
   switch (format) {
     case WireFormat::sse:
       if (event.kind() == Event::Kind::heartbeat) {
@@ -73,6 +103,15 @@ std::string encode_event(const Event& event, WireFormat format) {
         return out;
       }
       return sse::encode_event(event.type(), event.id(), event.data());
+    case WireFormat::websocket:
+      if (event.kind() == Event::Kind::heartbeat) return ws::ping_frame();
+      return ws::text_frame(websocket_text(event));
+    case WireFormat::websocket_deflate: {
+      if (event.kind() == Event::Kind::heartbeat) return ws::ping_frame();
+      const auto text = websocket_text(event);
+      if (text.size() < ws::deflate_threshold) return ws::text_frame(text);
+      return ws::compressed_text_frame(text);
+    }
   }
   throw std::invalid_argument("event: unknown wire format");
 }

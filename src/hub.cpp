@@ -113,6 +113,53 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void on_bus_state(BusState) override {}
 
+  // --- gap repair -------------------------------------------------------------------
+
+  void on_bus_recovered() override {
+    std::vector<std::shared_ptr<Sink>> sinks;
+    {
+      std::shared_lock lock(registry_mutex_);
+      sinks = all_;
+    }
+    for (const auto& sink : sinks) repair(sink);
+  }
+
+  void on_bus_subscribed(std::string_view user) override {
+    std::vector<std::shared_ptr<Sink>> sinks;
+    {
+      std::shared_lock lock(registry_mutex_);
+      auto it = by_user_.find(std::string(user));
+      if (it != by_user_.end()) sinks = it->second;
+    }
+    for (const auto& sink : sinks) repair(sink);
+  }
+
+  // Brings one connection up to date from the store: the notifications after the last one
+  // it was sent, then the authoritative unread count; a reset when that is not possible.
+  void repair(const std::shared_ptr<Sink>& sink) {
+    try {
+      if (!sink->hold()) return;  // closed, or being primed from the store right now
+      const auto from = sink->last_seq();
+      auto resumed = store_->resume(sink->user(), from, 1, options_.max_replay);
+      if (!resumed) {
+        auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
+        sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
+        repairs_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      std::vector<EventPtr> events;
+      for (const auto& n : resumed->missed) events.push_back(notification_event(n));
+      nlohmann::json count{{"ids", nlohmann::json::array()},
+                           {"unreadCount", store_->unread_count(sink->user())}};
+      events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
+      sink->prime(std::move(events), resumed->head);
+      repairs_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      report(fmt::format("gap repair for '{}' failed: {}", sink->user(), e.what()));
+      sink->close(errc::connection_closed);
+    }
+  }
+
   bool has_local(const std::string& user) const {
     std::shared_lock lock(registry_mutex_);
     return by_user_.count(user) != 0;
@@ -266,6 +313,8 @@ class NotificationHub::Impl final : public SinkOwner,
       all_.push_back(sink);
     }
     opened_.fetch_add(1, std::memory_order_relaxed);
+    (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
+        .fetch_add(1, std::memory_order_relaxed);
     if (first_of_user) bus_->subscribe(user);
     prime_new(user, sink, resume_from);
   }
@@ -300,7 +349,7 @@ class NotificationHub::Impl final : public SinkOwner,
       return;
     }
     try {
-      sink->hold();
+      if (!sink->hold()) return;
       auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
       sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
       resyncs_.fetch_add(1, std::memory_order_relaxed);
@@ -318,6 +367,8 @@ class NotificationHub::Impl final : public SinkOwner,
       std::unique_lock lock(registry_mutex_);
       auto at = index_.find(sink->id());
       if (at == index_.end()) return;
+      (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
+          .fetch_sub(1, std::memory_order_relaxed);
       const auto i = at->second;
       index_.erase(at);
       if (i + 1 != all_.size()) {
@@ -342,6 +393,71 @@ class NotificationHub::Impl final : public SinkOwner,
         report(fmt::format("bus unsubscribe failed: {}", e.what()));
       }
     }
+  }
+
+  // --- client messages --------------------------------------------------------------
+
+  void on_client_message(const std::shared_ptr<Sink>& sink, std::string_view text) override {
+    client_messages_.fetch_add(1, std::memory_order_relaxed);
+    auto error = [&](const std::string& message, std::string_view type = {}) {
+      nlohmann::json data{{"message", message}};
+      if (!type.empty()) data["type"] = type;
+      reply(sink, "error", data);
+    };
+    auto body = nlohmann::json::parse(text, nullptr, false);
+    if (body.is_discarded()) return error("invalid JSON");
+    if (!body.is_object()) return error("a message must be a JSON object");
+    auto type_it = body.find("type");
+    if (type_it == body.end() || !type_it->is_string())
+      return error("a message needs a string \"type\"");
+    const std::string type = *type_it;
+    try {
+      if (type == event_type::read) {
+        auto id = body.find("id");
+        if (id == body.end() || !id->is_string()) return error("id: missing", type);
+        mark(sink->user(), id->get<std::string>());
+        return;
+      }
+      if (type == "notifications:read_all") {
+        mark(sink->user(), std::nullopt);
+        return;
+      }
+      MessageHandler handler;
+      {
+        std::shared_lock lock(handlers_mutex_);
+        auto it = handlers_.find(type);
+        if (it != handlers_.end()) handler = it->second;
+      }
+      if (!handler) return error("unknown message type '" + type + "'", type);
+      handler(ClientMessage{sink->user(), type, std::move(body), sink});
+    } catch (const std::exception& e) {
+      report(fmt::format("handler for '{}' failed: {}", type, e.what()));
+      error("the message could not be handled", type);
+    }
+  }
+
+  static void reply(const std::shared_ptr<Sink>& sink, std::string type,
+                    const nlohmann::json& data) {
+    if (!sink) throw std::invalid_argument("notify: reply needs a connection");
+    sink->send_direct(Event::message(std::move(type), {}, data.dump(), 0));
+  }
+
+  void on_message(std::string type, MessageHandler handler) {
+    if (type.empty() || !handler)
+      throw std::invalid_argument("notify: on_message needs a type and a handler");
+    if (type == event_type::read || type == "notifications:read_all")
+      throw std::invalid_argument("notify: '" + type + "' is handled by the hub");
+    std::unique_lock lock(handlers_mutex_);
+    handlers_[std::move(type)] = std::move(handler);
+  }
+
+  void send_to(std::string_view user, std::string type, const nlohmann::json& data) {
+    if (user.empty()) throw std::invalid_argument("notify: send_to needs a user");
+    if (stopped_.load(std::memory_order_acquire)) throw std::system_error(errc::hub_stopped);
+    auto event = Event::message(std::move(type), {}, data.dump(), 0);
+    std::error_code ec;
+    bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
+    if (ec) throw std::system_error(ec, "notify: send_to");
   }
 
   void on_sink_wrote(std::size_t events, std::size_t bytes) override {
@@ -383,10 +499,10 @@ class NotificationHub::Impl final : public SinkOwner,
 
   HubMetrics metrics() const {
     HubMetrics m;
-    {
-      std::shared_lock lock(registry_mutex_);
-      m.connections_sse = all_.size();
-    }
+    m.connections_sse = open_sse_.load(std::memory_order_relaxed);
+    m.connections_websocket = open_websocket_.load(std::memory_order_relaxed);
+    m.client_messages = client_messages_.load(std::memory_order_relaxed);
+    m.gap_repairs = repairs_.load(std::memory_order_relaxed);
     m.connections_opened = opened_.load(std::memory_order_relaxed);
     m.events_delivered = events_delivered_.load(std::memory_order_relaxed);
     m.bytes_delivered = bytes_delivered_.load(std::memory_order_relaxed);
@@ -472,7 +588,11 @@ class NotificationHub::Impl final : public SinkOwner,
 
   std::atomic<std::uint64_t> opened_{0}, events_delivered_{0}, bytes_delivered_{0},
       publishes_{0}, resyncs_{0}, slow_disconnects_{0}, rejected_{0}, heartbeats_{0},
-      resets_unknown_cursor_{0}, handler_errors_{0};
+      resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0}, open_websocket_{0},
+      client_messages_{0}, repairs_{0};
+
+  std::shared_mutex handlers_mutex_;
+  std::unordered_map<std::string, MessageHandler> handlers_;
 };
 
 // --- NotificationHub -----------------------------------------------------------------
@@ -548,6 +668,20 @@ std::vector<Notification> NotificationHub::list(std::string_view user, bool unre
 
 std::uint64_t NotificationHub::unread_count(std::string_view user) const {
   return impl_->store_->unread_count(user);
+}
+
+void NotificationHub::on_message(std::string type, MessageHandler handler) {
+  impl_->on_message(std::move(type), std::move(handler));
+}
+
+void NotificationHub::send_to(std::string_view user, std::string type,
+                              const nlohmann::json& data) {
+  impl_->send_to(user, std::move(type), data);
+}
+
+void NotificationHub::reply(const std::shared_ptr<Sink>& connection, std::string type,
+                            const nlohmann::json& data) {
+  Impl::reply(connection, std::move(type), data);
 }
 
 void NotificationHub::stop() { impl_->stop(); }

@@ -18,8 +18,14 @@ void metric(std::string& out, std::string_view name, std::string_view type, std:
 std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
   std::string out;
   out.reserve(2048);
-  metric(out, "notify_connections", "gauge", "Open client connections by protocol.",
-         m.connections_sse, "{protocol=\"sse\"}");
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP notify_connections Open client connections by protocol.\n"
+                 "# TYPE notify_connections gauge\n"
+                 "notify_connections{{protocol=\"sse\"}} {}\n"
+                 "notify_connections{{protocol=\"websocket\"}} {}\n",
+                 m.connections_sse, m.connections_websocket);
+  metric(out, "notify_client_messages_total", "counter", "Messages received from WebSocket clients.",
+         m.client_messages);
   metric(out, "notify_connections_opened_total", "counter", "Connections attached since start.",
          m.connections_opened);
   metric(out, "notify_events_delivered_total", "counter",
@@ -38,6 +44,8 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          m.heartbeats);
   metric(out, "notify_resets_unknown_cursor_total", "counter",
          "Connections that resumed from an unknown or too old cursor.", m.resets_unknown_cursor);
+  metric(out, "notify_gap_repairs_total", "counter",
+         "Connections brought up to date from the store after a bus outage.", m.gap_repairs);
   metric(out, "notify_handler_errors_total", "counter", "Exceptions caught from parts and hooks.",
          m.handler_errors);
   metric(out, "notify_bus_connected", "gauge", "1 when the bus carries messages.",

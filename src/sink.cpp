@@ -72,6 +72,7 @@ bool Sink::enqueue_locked(const EventPtr& event) {
   } else {
     pending_.push_back(event);
     pending_bytes_ += size;
+    last_seq_ = std::max(last_seq_, event->seq());
   }
   if (pipeline_active_) return false;
   pipeline_active_ = true;
@@ -84,6 +85,7 @@ void Sink::overflow_locked() {
   if (limits_.overflow == OverflowPolicy::disconnect) {
     state_ = State::closing;
     close_reason_ = make_error_code(errc::slow_consumer);
+    if (auto last = farewell(close_reason_)) pending_.push_back(std::move(last));
   } else {
     state_ = State::resync_pending;
   }
@@ -156,15 +158,34 @@ void Sink::on_write(std::error_code ec, std::size_t bytes) {
 void Sink::on_read(std::error_code ec, std::size_t bytes) { on_read_complete(ec, bytes); }
 
 void Sink::heartbeat() {
-  if (wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed)) return;
   {
     std::lock_guard lock(mutex_);
     if (state_ != State::live) return;
   }
+  if (!heartbeat_due(wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed))) return;
   send(Event::heartbeat());
 }
 
-void Sink::close(std::error_code reason) {
+bool Sink::send_direct(const EventPtr& event) {
+  if (!event) return false;
+  bool kick_needed = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::closing || state_ == State::closed) return false;
+    pending_bytes_ += event->encoded_size(format_);
+    pending_.push_back(event);
+    if (!pipeline_active_ && state_ != State::holding) {
+      pipeline_active_ = true;
+      kick_needed = true;
+    }
+  }
+  if (kick_needed) kick();
+  return true;
+}
+
+void Sink::close(std::error_code reason) { close_with(reason, nullptr); }
+
+void Sink::close_with(std::error_code reason, EventPtr last) {
   bool kick_needed = false;
   {
     std::lock_guard lock(mutex_);
@@ -175,6 +196,10 @@ void Sink::close(std::error_code reason) {
     pending_bytes_ = 0;
     held_.clear();
     held_bytes_ = 0;
+    if (started_) {
+      if (!last) last = farewell(reason);
+      if (last) pending_.push_back(std::move(last));
+    }
     if (!pipeline_active_) {
       pipeline_active_ = true;
       kick_needed = true;
@@ -198,9 +223,16 @@ void Sink::finish_close(std::error_code reason) {
   if (auto owner = owner_.lock()) owner->on_sink_closed(shared_from_this(), reason);
 }
 
-void Sink::hold() {
+bool Sink::hold() {
   std::lock_guard lock(mutex_);
-  if (state_ == State::live || state_ == State::resync_pending) state_ = State::holding;
+  if (state_ != State::live && state_ != State::resync_pending) return false;
+  state_ = State::holding;
+  return true;
+}
+
+std::uint64_t Sink::last_seq() const {
+  std::lock_guard lock(mutex_);
+  return last_seq_;
 }
 
 void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
@@ -211,6 +243,7 @@ void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
     if (state_ != State::holding) return;
     const bool was_active = pipeline_active_;
     floor_ = std::max(floor_, cursor);
+    last_seq_ = std::max(last_seq_, cursor);
     if (!started_) {
       started_ = true;
       first_start = true;

@@ -31,8 +31,12 @@ class BusListener {
  public:
   virtual ~BusListener() = default;
   virtual void on_bus_message(const Envelope& envelope) = 0;
-  // The bus was away and is back: messages may have been missed (gap repair).
+  // The bus was away and is back: messages may have been missed. The hub brings every local
+  // connection up to date from the store (gap repair).
   virtual void on_bus_recovered() {}
+  // The subscription to a user's channel is active (it may have been requested before):
+  // what was published meanwhile is repaired from the store for that user's connections.
+  virtual void on_bus_subscribed(std::string_view user) { (void)user; }
   virtual void on_bus_state(BusState state) { (void)state; }
 };
 

@@ -19,8 +19,12 @@
 namespace notify {
 
 // The encodings a connection can speak. Each Event caches one encoding per format.
-enum class WireFormat : std::uint8_t { sse = 0 };
-inline constexpr std::size_t wire_format_count = 1;
+//   sse                 an event-stream event
+//   websocket           a text frame {"type":T,"id":ID,"data":D} ("id" only when the event has one)
+//   websocket_deflate   the same, compressed with permessage-deflate when it is large enough
+//                       (each message compressed on its own, so the frame is shareable)
+enum class WireFormat : std::uint8_t { sse = 0, websocket = 1, websocket_deflate = 2 };
+inline constexpr std::size_t wire_format_count = 3;
 
 // Event type names, shared by SSE (`event:`) and WebSocket (`{"type":..}`).
 namespace event_type {
@@ -36,7 +40,9 @@ using EventPtr = std::shared_ptr<const Event>;
 
 class NOTIFY_EXPORT Event {
  public:
-  enum class Kind : std::uint8_t { message, heartbeat };
+  // message: an event for clients; heartbeat: an SSE comment or a WebSocket ping; raw: bytes
+  // for one connection, the same in every format (a pong, a close frame).
+  enum class Kind : std::uint8_t { message, heartbeat, raw };
 
   // A message event. `data` is serialized JSON. `id` is what an SSE client gets as its
   // last event id (empty: the event carries none). `seq` orders the event against a
@@ -49,6 +55,9 @@ class NOTIFY_EXPORT Event {
 
   // A keep-alive: an SSE comment, a WebSocket ping.
   static EventPtr heartbeat();
+
+  // Bytes written as they are, whatever the wire format.
+  static EventPtr raw(std::string bytes);
 
   Kind kind() const noexcept { return kind_; }
   const std::string& type() const noexcept { return type_; }

@@ -18,6 +18,7 @@
 #include <notify/store.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -45,6 +46,15 @@ struct HubOptions {
   std::size_t max_replay = 1000;               // more missed than this: reset instead
   ValidationLimits validation;
 };
+
+// A message a WebSocket client sent, as handed to a host's handler.
+struct ClientMessage {
+  std::string user;                   // who sent it (the connection's user)
+  std::string type;                   // its "type"
+  nlohmann::json body;                // the whole message object
+  std::shared_ptr<Sink> connection;   // where it came from: NotificationHub::reply() answers it
+};
+using MessageHandler = std::function<void(const ClientMessage&)>;
 
 class NOTIFY_EXPORT NotificationHub {
  public:
@@ -89,6 +99,22 @@ class NOTIFY_EXPORT NotificationHub {
   std::vector<Notification> list(std::string_view user, bool unread_only,
                                  std::size_t limit) const;
   std::uint64_t unread_count(std::string_view user) const;
+
+  // --- two-way messages (WebSocket) -------------------------------------------------
+  // The hub handles {"type":"notification:read","id":ID} and {"type":"notifications:read_all"}
+  // itself. Other types go to the handler registered for them; an unknown type or invalid
+  // JSON is answered with {"type":"error","data":{"message":...}} and the connection stays.
+  // Handlers run on the connection's executor; an exception is answered with an error and
+  // reported. Throws std::invalid_argument for an empty type or a built-in one.
+  void on_message(std::string type, MessageHandler handler);
+
+  // Sends an ephemeral event (not stored, no id, never replayed) to every connection of
+  // `user` on every instance, e.g. a typing indicator. `data` is the event's JSON payload.
+  void send_to(std::string_view user, std::string type, const nlohmann::json& data);
+
+  // Sends {"type":T,"data":D} to one connection only.
+  static void reply(const std::shared_ptr<Sink>& connection, std::string type,
+                    const nlohmann::json& data);
 
   // --- operations -----------------------------------------------------------------
   // Closes every connection (after its write in flight), cancels the timers and stops the

@@ -17,3 +17,7 @@
 #include <notify/store.hpp>
 #include <notify/transport.hpp>
 #include <notify/version.hpp>
+#include <notify/websocket_sink.hpp>
+#include <notify/ws_deflate.hpp>
+#include <notify/ws_frame.hpp>
+#include <notify/ws_handshake.hpp>

@@ -50,6 +50,8 @@ class SinkOwner {
   virtual void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) = 0;
   // A write completed.
   virtual void on_sink_wrote(std::size_t events, std::size_t bytes) = 0;
+  // A client sent a text message (WebSocket); called from the sink's executor.
+  virtual void on_client_message(const std::shared_ptr<Sink>& sink, std::string_view text) = 0;
 };
 
 class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
@@ -64,16 +66,23 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
   // cursor the connection was primed with (it already has it).
   bool send(const EventPtr& event);
 
+  // Queues an event for this connection even while it is holding or resyncing (replies to
+  // replies to a client's own messages, pongs). Returns false when closed.
+  bool send_direct(const EventPtr& event);
+
   // Sends a heartbeat unless something was written since the last call.
   void heartbeat();
 
-  // Closes the connection after the write in flight (if any) completes. Idempotent.
+  // Closes the connection: drops what is queued, writes the protocol's farewell (a
+  // WebSocket close frame) after the write in flight, then closes the transport. Idempotent.
   void close(std::error_code reason = {});
 
   bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
   const std::string& user() const noexcept { return user_; }
   std::uint64_t id() const noexcept { return id_; }
   WireFormat format() const noexcept { return format_; }
+  // "sse" or "websocket": what the connection speaks, for metrics.
+  virtual std::string_view protocol() const noexcept = 0;
   std::string_view transport_kind() const noexcept { return transport_->kind(); }
   const std::shared_ptr<Transport>& transport() const noexcept { return transport_; }
 
@@ -83,8 +92,12 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
   // Queues the priming events (init/replay or a reset), sets the cursor below which later
   // events are dropped, and releases the events held meanwhile.
   void prime(std::vector<EventPtr> first, std::uint64_t cursor);
-  // Starts holding live events again (before a resync snapshot is taken).
-  void hold();
+  // Starts holding live events again (before a resync snapshot is taken). Returns false,
+  // changing nothing, when the sink is not live or resyncing (closed, or being primed).
+  bool hold();
+  // The highest sequence position this connection has been brought to: the cursor it was
+  // primed with or the seq of the last ordered event queued for it.
+  std::uint64_t last_seq() const;
 
  protected:
   Sink(std::shared_ptr<Transport> transport, WireFormat format);
@@ -99,6 +112,17 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
     (void)ec;
     (void)bytes;
   }
+  // Whether a heartbeat should be sent now; `wrote_since_last` tells whether a message went
+  // out since the previous sweep. Default: only to idle connections.
+  virtual bool heartbeat_due(bool wrote_since_last) { return !wrote_since_last; }
+  // The last bytes to write when the connection is closed for `reason`; nullptr for none.
+  virtual EventPtr farewell(std::error_code reason) const {
+    (void)reason;
+    return nullptr;
+  }
+  // close() with the given last bytes instead of farewell(reason).
+  void close_with(std::error_code reason, EventPtr last);
+  std::shared_ptr<SinkOwner> owner() const { return owner_.lock(); }
 
   // Closes immediately from the executor with `reason` (write error, EOF, protocol error).
   void fail(std::error_code reason);
@@ -128,6 +152,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
   bool pipeline_active_ = false;  // a flush is posted or a write is in flight
   bool want_resync_ = false;      // overflow happened while holding
   std::uint64_t floor_ = 0;       // events with 0 < seq <= floor_ are dropped
+  std::uint64_t last_seq_ = 0;    // highest seq queued (or primed to)
   std::vector<EventPtr> pending_;
   std::size_t pending_bytes_ = 0;
   std::vector<EventPtr> held_;

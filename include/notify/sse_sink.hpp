@@ -29,6 +29,8 @@ class NOTIFY_EXPORT SseSink final : public Sink {
 
   SseSink(std::shared_ptr<Transport> transport, SseOptions options);
 
+  std::string_view protocol() const noexcept override { return "sse"; }
+
  private:
   std::string preamble() const override;
   void on_started() override;

@@ -1,0 +1,73 @@
+// WebSocketSink: a Sink that speaks WebSocket (RFC 6455) on a connection whose opening
+// handshake the host has validated with ws::accept_handshake().
+//
+// It writes the handshake's 101 response first (unless the host already did), sends every
+// event as a text frame {"type":T,"id":ID,"data":D} — compressed with permessage-deflate when
+// negotiated, the compressed frame shared by every connection of a fan-out — answers pings,
+// pings the client on every heartbeat sweep and closes a client that stayed silent for two,
+// echoes the close handshake, and fails any protocol violation with the RFC's close code.
+// Text messages from the client go to the hub (read receipts, host handlers); a client that
+// sends more than the rate allows is closed with 1008.
+//
+// Thread safety: as Sink.
+#pragma once
+
+#include <notify/sink.hpp>
+#include <notify/ws_deflate.hpp>
+#include <notify/ws_frame.hpp>
+#include <notify/ws_handshake.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+
+namespace notify {
+
+struct WebSocketOptions {
+  // The handshake's response, written before the first frame; empty when the host wrote it.
+  std::string handshake_response;
+  // Set when permessage-deflate was negotiated (HandshakeResult::deflate).
+  std::optional<ws::DeflateParams> deflate;
+  ws::DecoderLimits limits;                 // 1 MiB per message: larger closes with 1009
+  double messages_per_second = 20;          // sustained rate of client messages
+  double message_burst = 40;                // messages allowed at once above the rate
+};
+
+class NOTIFY_EXPORT WebSocketSink final : public Sink {
+ public:
+  static std::shared_ptr<WebSocketSink> create(std::shared_ptr<Transport> transport,
+                                               WebSocketOptions options = {});
+  // Convenience: options from a successful handshake.
+  static std::shared_ptr<WebSocketSink> create(std::shared_ptr<Transport> transport,
+                                               const ws::HandshakeResult& handshake);
+
+  WebSocketSink(std::shared_ptr<Transport> transport, WebSocketOptions options);
+
+  std::string_view protocol() const noexcept override { return "websocket"; }
+
+  // Sends a message {"type":T,"data":D} to this connection only (D is JSON text).
+  bool send_message(std::string_view type, std::string data);
+
+ private:
+  std::string preamble() const override;
+  void on_started() override;
+  void on_read_complete(std::error_code ec, std::size_t bytes) override;
+  bool heartbeat_due(bool wrote_since_last) override;
+  EventPtr farewell(std::error_code reason) const override;
+  void read_more();
+  void fail_with(ws::CloseCode code, std::string_view reason);
+  bool take_token();
+
+  WebSocketOptions options_;
+  std::unique_ptr<ws::Inflater> inflater_;
+  ws::Decoder decoder_;
+  std::array<char, 1024> buffer_{};
+  std::vector<ws::Message> messages_;
+  std::atomic<bool> heard_{true};     // bytes arrived since the last ping
+  double tokens_;
+  std::chrono::steady_clock::time_point refilled_;
+};
+
+}  // namespace notify

@@ -1,0 +1,129 @@
+#include <notify/error.hpp>
+#include <notify/websocket_sink.hpp>
+
+#include <asio/error.hpp>
+
+#include <algorithm>
+
+namespace notify {
+
+namespace {
+
+WireFormat format_for(const WebSocketOptions& options) {
+  return options.deflate ? WireFormat::websocket_deflate : WireFormat::websocket;
+}
+
+ws::CloseCode close_code_for(std::error_code reason) {
+  if (reason == errc::hub_stopped) return ws::CloseCode::going_away;
+  if (reason == errc::slow_consumer) return ws::CloseCode::policy_violation;
+  return ws::CloseCode::normal;
+}
+
+}  // namespace
+
+std::shared_ptr<WebSocketSink> WebSocketSink::create(std::shared_ptr<Transport> transport,
+                                                     WebSocketOptions options) {
+  return std::make_shared<WebSocketSink>(std::move(transport), std::move(options));
+}
+
+std::shared_ptr<WebSocketSink> WebSocketSink::create(std::shared_ptr<Transport> transport,
+                                                     const ws::HandshakeResult& handshake) {
+  if (handshake.status != 101)
+    throw std::invalid_argument("WebSocketSink: the handshake did not succeed");
+  WebSocketOptions options;
+  options.handshake_response = handshake.response;
+  options.deflate = handshake.deflate;
+  return create(std::move(transport), std::move(options));
+}
+
+WebSocketSink::WebSocketSink(std::shared_ptr<Transport> transport, WebSocketOptions options)
+    : Sink(std::move(transport), format_for(options)), options_(std::move(options)),
+      inflater_(options_.deflate ? std::make_unique<ws::Inflater>(*options_.deflate) : nullptr),
+      decoder_(options_.limits, inflater_.get()), tokens_(options_.message_burst),
+      refilled_(std::chrono::steady_clock::now()) {
+  if (!(options_.messages_per_second > 0) || !(options_.message_burst >= 1))
+    throw std::invalid_argument("WebSocketOptions: the message rate and burst must be positive");
+}
+
+std::string WebSocketSink::preamble() const { return options_.handshake_response; }
+
+void WebSocketSink::on_started() { read_more(); }
+
+void WebSocketSink::read_more() {
+  transport()->async_read_some(asio::buffer(buffer_), handler_ptr());
+}
+
+bool WebSocketSink::send_message(std::string_view type, std::string data) {
+  return send_direct(Event::message(std::string(type), {}, std::move(data), 0));
+}
+
+bool WebSocketSink::take_token() {
+  const auto now = std::chrono::steady_clock::now();
+  const std::chrono::duration<double> elapsed = now - refilled_;
+  refilled_ = now;
+  tokens_ = std::min(options_.message_burst, tokens_ + elapsed.count() * options_.messages_per_second);
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    fail(ec == asio::error::eof ? make_error_code(errc::connection_closed) : ec);
+    return;
+  }
+  heard_.store(true, std::memory_order_relaxed);
+  messages_.clear();
+  const auto violation = decoder_.feed(std::string_view(buffer_.data(), bytes), messages_);
+  for (auto& m : messages_) {
+    switch (m.opcode) {
+      case ws::Opcode::ping:
+        send_direct(Event::raw(ws::pong_frame(m.payload)));
+        break;
+      case ws::Opcode::pong:
+        break;
+      case ws::Opcode::close: {
+        // Echo the code (RFC 6455 §5.5.1) and close once it is written.
+        const auto code = m.close_code ? static_cast<ws::CloseCode>(m.close_code)
+                                       : ws::CloseCode::no_status;
+        close_with(make_error_code(errc::connection_closed), Event::raw(ws::close_frame(code)));
+        return;
+      }
+      case ws::Opcode::text:
+        if (!take_token()) {
+          fail_with(ws::CloseCode::policy_violation, "too many messages");
+          return;
+        }
+        if (auto o = owner()) o->on_client_message(shared_from_this(), m.payload);
+        break;
+      default:  // binary
+        fail_with(ws::CloseCode::unsupported_data, "binary messages are not accepted");
+        return;
+    }
+  }
+  if (violation) {
+    fail_with(*violation, "protocol error");
+    return;
+  }
+  read_more();
+}
+
+void WebSocketSink::fail_with(ws::CloseCode code, std::string_view reason) {
+  close_with(make_error_code(errc::connection_closed), Event::raw(ws::close_frame(code, reason)));
+}
+
+bool WebSocketSink::heartbeat_due(bool) {
+  // Two sweeps without a byte from the client (not even the pong of the last ping): gone.
+  if (!heard_.exchange(false, std::memory_order_relaxed)) {
+    fail_with(ws::CloseCode::going_away, "ping timeout");
+    return false;
+  }
+  return true;
+}
+
+EventPtr WebSocketSink::farewell(std::error_code reason) const {
+  return Event::raw(ws::close_frame(close_code_for(reason)));
+}
+
+}  // namespace notify

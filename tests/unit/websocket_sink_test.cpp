@@ -1,0 +1,317 @@
+#include <notify/websocket_sink.hpp>
+
+#include <notify/asio_transport.hpp>
+#include <notify/hub.hpp>
+#include <notify/ws_deflate.hpp>
+
+#include "doubles.hpp"
+#include "ws_test_support.hpp"
+
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+using asio::ip::tcp;
+using nlohmann::json;
+using notify::ws::Opcode;
+
+namespace {
+
+notify::Notification draft(const std::string& user, const std::string& title) {
+  notify::Notification n;
+  n.user_id = user;
+  n.type = "comment";
+  n.title = title;
+  return n;
+}
+
+struct Frame {
+  Opcode opcode;
+  bool rsv1;
+  std::string payload;
+};
+
+// A WebSocket client over a real loopback socket: masked frames out, server frames in.
+struct WsClient {
+  asio::io_context& io;
+  tcp::socket socket;
+  std::shared_ptr<notify::WebSocketSink> sink;
+  std::string bytes;
+  bool eof = false;
+  std::array<char, 4096> buffer{};
+
+  WsClient(asio::io_context& io_, notify::NotificationHub& hub, const std::string& user,
+           notify::WebSocketOptions options = {})
+      : io(io_), socket(io_) {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    socket.connect(acceptor.local_endpoint());
+    tcp::socket server(io);
+    acceptor.accept(server);
+    options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+    sink = notify::WebSocketSink::create(notify::make_asio_transport(std::move(server)), options);
+    hub.attach(user, sink);
+    read();
+  }
+
+  void read() {
+    socket.async_read_some(asio::buffer(buffer), [this](std::error_code ec, std::size_t n) {
+      if (ec) {
+        eof = true;
+        return;
+      }
+      bytes.append(buffer.data(), n);
+      read();
+    });
+  }
+
+  void send(const std::string& raw) { asio::write(socket, asio::buffer(raw)); }
+  void send_text(const std::string& text) { send(test::ws::client_frame(Opcode::text, text)); }
+
+  // The server frames received so far (after the handshake response).
+  std::vector<Frame> frames() const {
+    std::vector<Frame> out;
+    auto head_end = bytes.find("\r\n\r\n");
+    if (head_end == std::string::npos) return out;
+    std::size_t i = head_end + 4;
+    while (i + 2 <= bytes.size()) {
+      const auto b0 = static_cast<std::uint8_t>(bytes[i]);
+      std::uint64_t len = static_cast<std::uint8_t>(bytes[i + 1]) & 0x7F;
+      std::size_t header = 2;
+      if (len == 126) {
+        if (i + 4 > bytes.size()) break;
+        len = (static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes[i + 2])) << 8) |
+              static_cast<std::uint8_t>(bytes[i + 3]);
+        header = 4;
+      } else if (len == 127) {
+        if (i + 10 > bytes.size()) break;
+        len = 0;
+        for (int k = 0; k < 8; ++k)
+          len = (len << 8) | static_cast<std::uint8_t>(bytes[i + 2 + static_cast<std::size_t>(k)]);
+        header = 10;
+      }
+      if (i + header + len > bytes.size()) break;
+      out.push_back(Frame{static_cast<Opcode>(b0 & 0x0F), (b0 & 0x40) != 0,
+                          bytes.substr(i + header, static_cast<std::size_t>(len))});
+      i += header + static_cast<std::size_t>(len);
+    }
+    return out;
+  }
+
+  std::vector<json> messages() const {
+    std::vector<json> out;
+    for (const auto& f : frames())
+      if (f.opcode == Opcode::text && !f.rsv1) out.push_back(json::parse(f.payload));
+    return out;
+  }
+
+  std::optional<std::uint16_t> close_code() const {
+    for (const auto& f : frames())
+      if (f.opcode == Opcode::close && f.payload.size() >= 2)
+        return static_cast<std::uint16_t>((static_cast<std::uint8_t>(f.payload[0]) << 8) |
+                                          static_cast<std::uint8_t>(f.payload[1]));
+    return std::nullopt;
+  }
+};
+
+notify::HubOptions no_batching() {
+  notify::HubOptions o;
+  o.batch_window = std::chrono::milliseconds(0);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("websocket sink: init, then notifications as text frames with their id") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  hub.publish(draft("alice", "before"));
+  WsClient c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+  CHECK(c.bytes.rfind("HTTP/1.1 101 Switching Protocols\r\n\r\n", 0) == 0);
+  auto init = c.messages()[0];
+  CHECK(init["type"] == "init");
+  CHECK(init["id"] == "1");
+  CHECK(init["data"]["unreadCount"] == 1);
+  const auto id = hub.publish(draft("alice", "live"));
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 2; }));
+  auto n = c.messages()[1];
+  CHECK(n["type"] == "notification");
+  CHECK(n["id"] == id);
+  CHECK(n["data"]["title"] == "live");
+  CHECK(hub.metrics().connections_websocket == 1);
+  CHECK(hub.metrics_text().find("notify_connections{protocol=\"websocket\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("websocket sink: read receipts from the socket sync the user's other connections") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  WsClient tab1(io, hub, "alice"), tab2(io, hub, "alice");
+  const auto id = hub.publish(draft("alice", "x"));
+  hub.publish(draft("alice", "y"));
+  REQUIRE(test::run_until(io, [&] { return tab2.messages().size() == 3; }));
+  tab1.send_text(json{{"type", "notification:read"}, {"id", id}}.dump());
+  REQUIRE(test::run_until(io, [&] { return tab2.messages().size() == 4; }));
+  auto read = tab2.messages()[3];
+  CHECK(read["type"] == "notification:read");
+  CHECK(read["data"]["ids"] == json::array({id}));
+  CHECK(read["data"]["unreadCount"] == 1);
+  tab2.send_text(R"({"type":"notifications:read_all"})");
+  REQUIRE(test::run_until(io, [&] { return tab1.messages().size() == 5; }));
+  CHECK(tab1.messages()[4]["data"]["unreadCount"] == 0);
+  CHECK(hub.unread_count("alice") == 0);
+}
+
+TEST_CASE("websocket sink: bad messages get an error and the connection stays") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  WsClient c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+  c.send_text("{not json");
+  c.send_text(R"({"type":"launch-rockets"})");
+  c.send_text(R"([1,2])");
+  c.send_text(R"({"type":"notification:read"})");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 5; }));
+  auto m = c.messages();
+  CHECK(m[1] == json{{"type", "error"}, {"data", {{"message", "invalid JSON"}}}});
+  CHECK(m[2]["data"]["message"] == "unknown message type 'launch-rockets'");
+  CHECK(m[3]["data"]["message"] == "a message must be a JSON object");
+  CHECK(m[4]["data"]["message"] == "id: missing");
+  hub.publish(draft("alice", "still here"));
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 6; }));
+  CHECK(hub.connection_count() == 1);
+}
+
+TEST_CASE("websocket sink: ping gets a pong with the same payload") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  WsClient c(io, hub, "alice");
+  c.send(test::ws::client_frame(Opcode::ping, "are you there"));
+  REQUIRE(test::run_until(io, [&] {
+    for (const auto& f : c.frames())
+      if (f.opcode == Opcode::pong) return f.payload == "are you there";
+    return false;
+  }));
+}
+
+TEST_CASE("websocket sink: protocol violations close with the RFC's code") {
+  struct Row {
+    const char* what;
+    std::string bytes;
+    std::uint16_t code;
+  };
+  std::string unmasked = "\x81\x02hi";
+  const Row rows[] = {
+      {"unmasked frame", unmasked, 1002},
+      {"reserved opcode", test::ws::client_frame(0x83, "x"), 1002},
+      {"invalid UTF-8", test::ws::client_frame(Opcode::text, "\xC3\x28"), 1007},
+      {"binary message", test::ws::client_frame(Opcode::binary, "\x01\x02"), 1003},
+      {"too big", test::ws::client_frame(Opcode::text, std::string(2048, 'a')), 1009},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.what);
+    asio::io_context io;
+    notify::NotificationHub hub(io.get_executor(), no_batching());
+    notify::WebSocketOptions options;
+    options.limits.max_message_bytes = 1024;
+    WsClient c(io, hub, "alice", options);
+    REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+    c.send(row.bytes);
+    REQUIRE(test::run_until(io, [&] { return c.eof; }));
+    CHECK(c.close_code() == row.code);
+    REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  }
+}
+
+TEST_CASE("websocket sink: the close handshake is echoed") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  WsClient c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+  c.send(test::ws::client_frame(Opcode::close, test::ws::close_payload(4000, "bye")));
+  REQUIRE(test::run_until(io, [&] { return c.eof; }));
+  CHECK(c.close_code() == 4000);
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+}
+
+TEST_CASE("websocket sink: a flood of messages closes with 1008") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  notify::WebSocketOptions options;
+  options.messages_per_second = 5;
+  options.message_burst = 10;
+  WsClient c(io, hub, "alice", options);
+  std::string flood;
+  for (int i = 0; i < 50; ++i) flood += test::ws::client_frame(Opcode::text, R"({"type":"x"})");
+  c.send(flood);
+  REQUIRE(test::run_until(io, [&] { return c.eof; }));
+  CHECK(c.close_code() == 1008);
+}
+
+TEST_CASE("websocket sink: stop closes with 1001 going away") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  WsClient c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+  hub.stop();
+  REQUIRE(test::run_until(io, [&] { return c.eof; }));
+  CHECK(c.close_code() == 1001);
+}
+
+TEST_CASE("websocket sink: permessage-deflate compresses large events once for all") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  notify::WebSocketOptions options;
+  options.deflate = notify::ws::DeflateParams{};
+  WsClient a(io, hub, "alice", options), b(io, hub, "alice", options);
+  auto n = draft("alice", "big");
+  n.body = std::string(4000, 'z');
+  hub.publish(n);
+  auto compressed = [](const WsClient& c) -> std::optional<Frame> {
+    for (const auto& f : c.frames())
+      if (f.rsv1) return f;
+    return std::nullopt;
+  };
+  REQUIRE(test::run_until(io, [&] { return compressed(a) && compressed(b); }));
+  const auto fa = *compressed(a);
+  CHECK(fa.payload == compressed(b)->payload);  // the same bytes: encoded once
+  CHECK(fa.payload.size() < 1000);
+  notify::ws::Inflater inflater;
+  std::string text;
+  REQUIRE(inflater.inflate(fa.payload, text, 1 << 20) == notify::ws::Inflater::Status::ok);
+  REQUIRE(inflater.finish_message(text, 1 << 20) == notify::ws::Inflater::Status::ok);
+  auto message = json::parse(text);
+  CHECK(message["type"] == "notification");
+  CHECK(message["data"]["body"] == n.body);
+}
+
+TEST_CASE("websocket sink: host handlers and ephemeral events (typing relay)") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  hub.on_message("typing", [&](const notify::ClientMessage& m) {
+    if (!m.body.contains("to")) {
+      notify::NotificationHub::reply(m.connection, "error", {{"message", "to: missing"}});
+      return;
+    }
+    hub.send_to(m.body["to"].get<std::string>(), "typing",
+                {{"from", m.user}, {"context", m.body.value("context", "")}});
+  });
+  CHECK_THROWS_AS(hub.on_message("notification:read", [](const notify::ClientMessage&) {}),
+                  std::invalid_argument);
+  WsClient alice(io, hub, "alice"), bob(io, hub, "bob"), carol(io, hub, "carol");
+  REQUIRE(test::run_until(io, [&] {
+    return alice.messages().size() == 1 && bob.messages().size() == 1 &&
+           carol.messages().size() == 1;
+  }));
+  alice.send_text(R"({"type":"typing","to":"bob","context":"chat-1"})");
+  alice.send_text(R"({"type":"typing"})");
+  REQUIRE(test::run_until(io, [&] { return bob.messages().size() == 2; }));
+  CHECK(bob.messages()[1] ==
+        json{{"type", "typing"}, {"data", {{"from", "alice"}, {"context", "chat-1"}}}});
+  REQUIRE(test::run_until(io, [&] { return alice.messages().size() == 2; }));
+  CHECK(alice.messages()[1]["data"]["message"] == "to: missing");
+  io.run_for(std::chrono::milliseconds(30));
+  CHECK(carol.messages().size() == 1);
+  CHECK(hub.metrics().client_messages == 2);
+}
