@@ -7,7 +7,8 @@ Bus::~Bus() = default;
 void Bus::publish(const Envelope& envelope) {
   std::error_code ec;
   publish(envelope, ec);
-  if (ec) throw std::system_error(ec, "bus publish");
+  if (ec)
+    throw std::system_error(ec, "bus publish");
 }
 
 }  // namespace notify

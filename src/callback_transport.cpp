@@ -10,9 +10,11 @@ namespace notify {
 
 CallbackTransport::CallbackTransport(asio::any_io_executor executor, WriteChunk write,
                                      OnClose on_close)
-    : executor_(asio::make_strand(std::move(executor))), write_(std::move(write)),
+    : executor_(asio::make_strand(std::move(executor))),
+      write_(std::move(write)),
       on_close_(std::move(on_close)) {
-  if (!write_) throw std::invalid_argument("CallbackTransport: the write function is empty");
+  if (!write_)
+    throw std::invalid_argument("CallbackTransport: the write function is empty");
 }
 
 void CallbackTransport::async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) {
@@ -39,7 +41,8 @@ void CallbackTransport::async_write(BufferSpan buffers, std::shared_ptr<Transpor
 }
 
 void CallbackTransport::close() noexcept {
-  if (closed_) return;
+  if (closed_)
+    return;
   closed_ = true;
   if (on_close_) {
     try {

@@ -11,14 +11,22 @@ class Category final : public std::error_category {
 
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
-      case errc::hub_stopped: return "the notification hub is stopped";
-      case errc::too_many_connections: return "too many connections";
-      case errc::too_many_user_connections: return "too many connections for this user";
-      case errc::slow_consumer: return "the client could not keep up";
-      case errc::connection_closed: return "the connection is closed";
-      case errc::already_attached: return "the sink is already attached";
-      case errc::bus_unavailable: return "the bus is unavailable";
-      case errc::invalid_cursor: return "invalid resume cursor";
+      case errc::hub_stopped:
+        return "the notification hub is stopped";
+      case errc::too_many_connections:
+        return "too many connections";
+      case errc::too_many_user_connections:
+        return "too many connections for this user";
+      case errc::slow_consumer:
+        return "the client could not keep up";
+      case errc::connection_closed:
+        return "the connection is closed";
+      case errc::already_attached:
+        return "the sink is already attached";
+      case errc::bus_unavailable:
+        return "the bus is unavailable";
+      case errc::invalid_cursor:
+        return "invalid resume cursor";
     }
     return "unknown notify error";
   }

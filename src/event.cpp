@@ -13,26 +13,35 @@ struct Event::Private {};
 
 Event::Event(Private, Kind kind, std::string type, std::string id, std::string data,
              std::uint64_t seq, std::uint64_t first_seq, std::vector<EventPtr> parts)
-    : kind_(kind), type_(std::move(type)), id_(std::move(id)), data_(std::move(data)), seq_(seq),
-      first_seq_(first_seq), parts_(std::move(parts)) {}
+    : kind_(kind),
+      type_(std::move(type)),
+      id_(std::move(id)),
+      data_(std::move(data)),
+      seq_(seq),
+      first_seq_(first_seq),
+      parts_(std::move(parts)) {}
 
 EventPtr Event::message(std::string type, std::string id, std::string data, std::uint64_t seq) {
   if (!sse::is_valid_event_name(type))
     throw std::invalid_argument("event: the type must be non-empty, without CR, LF or NUL");
-  if (!sse::is_valid_id(id)) throw std::invalid_argument("event: the id must not contain CR, LF or NUL");
+  if (!sse::is_valid_id(id))
+    throw std::invalid_argument("event: the id must not contain CR, LF or NUL");
   return std::make_shared<const Event>(Private{}, Kind::message, std::move(type), std::move(id),
-                                        std::move(data), seq, seq, std::vector<EventPtr>{});
+                                       std::move(data), seq, seq, std::vector<EventPtr>{});
 }
 
 EventPtr Event::batch(std::vector<EventPtr> parts) {
-  if (parts.empty()) throw std::invalid_argument("event: a batch needs at least one part");
+  if (parts.empty())
+    throw std::invalid_argument("event: a batch needs at least one part");
   std::size_t size = 2;
-  for (const auto& p : parts) size += p->data().size() + 1;
+  for (const auto& p : parts)
+    size += p->data().size() + 1;
   std::string data;
   data.reserve(size);
   data += '[';
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (i) data += ',';
+    if (i)
+      data += ',';
     data += parts[i]->data();
   }
   data += ']';
@@ -46,9 +55,9 @@ EventPtr Event::batch(std::vector<EventPtr> parts) {
 }
 
 EventPtr Event::heartbeat() {
-  static const EventPtr shared = std::make_shared<const Event>(
-      Private{}, Kind::heartbeat, std::string("heartbeat"), std::string(), std::string(), 0, 0,
-      std::vector<EventPtr>{});
+  static const EventPtr shared =
+      std::make_shared<const Event>(Private{}, Kind::heartbeat, std::string("heartbeat"),
+                                    std::string(), std::string(), 0, 0, std::vector<EventPtr>{});
   return shared;
 }
 
@@ -58,12 +67,16 @@ EventPtr Event::raw(std::string bytes) {
 }
 
 EventPtr trim_to_after(const EventPtr& event, std::uint64_t floor) {
-  if (!event || event->seq() == 0 || event->first_seq() > floor) return event;
-  if (event->seq() <= floor) return nullptr;
+  if (!event || event->seq() == 0 || event->first_seq() > floor)
+    return event;
+  if (event->seq() <= floor)
+    return nullptr;
   std::vector<EventPtr> kept;
   for (const auto& part : event->parts())
-    if (part->seq() > floor) kept.push_back(part);
-  if (kept.size() == 1) return kept.front();
+    if (part->seq() > floor)
+      kept.push_back(part);
+  if (kept.size() == 1)
+    return kept.front();
   return Event::batch(std::move(kept));
 }
 
@@ -94,7 +107,8 @@ std::string websocket_text(const Event& event) {
 }  // namespace
 
 std::string encode_event(const Event& event, WireFormat format) {
-  if (event.kind() == Event::Kind::raw) return event.data();
+  if (event.kind() == Event::Kind::raw)
+    return event.data();
   switch (format) {
     case WireFormat::sse:
       if (event.kind() == Event::Kind::heartbeat) {
@@ -104,12 +118,15 @@ std::string encode_event(const Event& event, WireFormat format) {
       }
       return sse::encode_event(event.type(), event.id(), event.data());
     case WireFormat::websocket:
-      if (event.kind() == Event::Kind::heartbeat) return ws::ping_frame();
+      if (event.kind() == Event::Kind::heartbeat)
+        return ws::ping_frame();
       return ws::text_frame(websocket_text(event));
     case WireFormat::websocket_deflate: {
-      if (event.kind() == Event::Kind::heartbeat) return ws::ping_frame();
+      if (event.kind() == Event::Kind::heartbeat)
+        return ws::ping_frame();
       const auto text = websocket_text(event);
-      if (text.size() < ws::deflate_threshold) return ws::text_frame(text);
+      if (text.size() < ws::deflate_threshold)
+        return ws::text_frame(text);
       return ws::compressed_text_frame(text);
     }
   }

@@ -28,9 +28,11 @@ class NotificationHub::Impl final : public SinkOwner,
  public:
   Impl(asio::any_io_executor executor, HubOptions options, std::shared_ptr<Store> store,
        std::shared_ptr<Bus> bus)
-      : strand_(asio::make_strand(executor)), options_(std::move(options)),
+      : strand_(asio::make_strand(executor)),
+        options_(std::move(options)),
         store_(store ? std::move(store) : std::make_shared<MemoryStore>()),
-        bus_(bus ? std::move(bus) : std::make_shared<InProcessBus>()), heartbeat_timer_(strand_),
+        bus_(bus ? std::move(bus) : std::make_shared<InProcessBus>()),
+        heartbeat_timer_(strand_),
         batch_timer_(strand_) {
     if (options_.heartbeat_interval < std::chrono::seconds(1))
       throw std::invalid_argument("HubOptions: heartbeat_interval must be at least 1 s");
@@ -52,39 +54,48 @@ class NotificationHub::Impl final : public SinkOwner,
   // --- publishing -----------------------------------------------------------------
 
   std::vector<std::string> publish_many(std::vector<Notification> drafts) {
-    for (auto& d : drafts) validate(d, options_.validation);
+    for (auto& d : drafts)
+      validate(d, options_.validation);
     std::vector<std::string> ids;
     ids.reserve(drafts.size());
     std::error_code ec;
     {
       std::lock_guard lock(sequence_mutex_);
       for (auto& d : drafts) {
-        if (stopped_.load(std::memory_order_acquire)) throw std::system_error(errc::hub_stopped);
+        if (stopped_.load(std::memory_order_acquire))
+          throw std::system_error(errc::hub_stopped);
         const auto stored = store_->append(std::move(d));
-        auto event = notification_event(stored);
-        event->encoded(WireFormat::sse);
-        bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
-        if (ec) break;
+        if (!store_->publishes_appends()) {  // else append() has published it already
+          auto event = notification_event(stored);
+          event->encoded(WireFormat::sse);
+          bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
+          if (ec)
+            break;
+        }
         ids.push_back(stored.id);
         publishes_.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    if (ec) throw std::system_error(ec, "notify: publish");
+    if (ec)
+      throw std::system_error(ec, "notify: publish");
     return ids;
   }
 
   ReadResult mark(std::string_view user, std::optional<std::string_view> id) {
-    if (user.empty()) throw std::invalid_argument("notify: the user is empty");
-    if (stopped_.load(std::memory_order_acquire)) throw std::system_error(errc::hub_stopped);
+    if (user.empty())
+      throw std::invalid_argument("notify: the user is empty");
+    if (stopped_.load(std::memory_order_acquire))
+      throw std::system_error(errc::hub_stopped);
     std::lock_guard lock(sequence_mutex_);
     auto result = id ? store_->mark_read(user, *id) : store_->mark_all_read(user);
-    if (!result.ids.empty()) {
+    if (!result.ids.empty() && !store_->publishes_appends()) {  // else the store published it
       nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};
       auto event = Event::message(std::string(event_type::read), {}, data.dump(), result.seq);
       event->encoded(WireFormat::sse);
       std::error_code ec;
       bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
-      if (ec) report(fmt::format("bus: read sync for '{}' not sent: {}", user, ec.message()));
+      if (ec)
+        report(fmt::format("bus: read sync for '{}' not sent: {}", user, ec.message()));
     }
     return result;
   }
@@ -101,7 +112,8 @@ class NotificationHub::Impl final : public SinkOwner,
         return;
       }
       if (options_.batch_window.count() > 0 && event->type() == event_type::notification) {
-        if (has_local(envelope.user)) add_to_batch_locked(envelope.user, event);
+        if (has_local(envelope.user))
+          add_to_batch_locked(envelope.user, event);
         return;
       }
       flush_batch_locked(envelope.user);
@@ -121,7 +133,8 @@ class NotificationHub::Impl final : public SinkOwner,
       std::shared_lock lock(registry_mutex_);
       sinks = all_;
     }
-    for (const auto& sink : sinks) repair(sink);
+    for (const auto& sink : sinks)
+      repair(sink, true);
   }
 
   void on_bus_subscribed(std::string_view user) override {
@@ -129,16 +142,25 @@ class NotificationHub::Impl final : public SinkOwner,
     {
       std::shared_lock lock(registry_mutex_);
       auto it = by_user_.find(std::string(user));
-      if (it != by_user_.end()) sinks = it->second;
+      if (it != by_user_.end())
+        sinks = it->second;
     }
-    for (const auto& sink : sinks) repair(sink);
+    for (const auto& sink : sinks)
+      repair(sink);
   }
 
   // Brings one connection up to date from the store: the notifications after the last one
   // it was sent, then the authoritative unread count; a reset when that is not possible.
-  void repair(const std::shared_ptr<Sink>& sink) {
+  // `after_outage`: read-state changes may have been missed too, so the authoritative count
+  // follows even when no notification was missed.
+  void repair(const std::shared_ptr<Sink>& sink, bool after_outage = false) {
     try {
-      if (!sink->hold()) return;  // closed, or being primed from the store right now
+      if (!sink->hold()) {
+        // Being primed from the store right now: repair it once that is done, since the
+        // store read it is primed from may predate what this repair is about.
+        sink->repair_after_prime();
+        return;
+      }
       const auto from = sink->last_seq();
       auto resumed = store_->resume(sink->user(), from, 1, options_.max_replay);
       if (!resumed) {
@@ -148,12 +170,20 @@ class NotificationHub::Impl final : public SinkOwner,
         return;
       }
       std::vector<EventPtr> events;
-      for (const auto& n : resumed->missed) events.push_back(notification_event(n));
-      nlohmann::json count{{"ids", nlohmann::json::array()},
-                           {"unreadCount", store_->unread_count(sink->user())}};
-      events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
+      // The unread count at resumed->head, from the same read as the cursor: a count read
+      // later would already include notifications that still arrive live after the prime.
+      std::uint64_t unread = resumed->snapshot.unread_count;
+      for (const auto& n : resumed->missed) {
+        events.push_back(notification_event(n));
+        if (!n.is_read())
+          ++unread;
+      }
+      if (after_outage || !resumed->missed.empty()) {
+        nlohmann::json count{{"ids", nlohmann::json::array()}, {"unreadCount", unread}};
+        events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
+        repairs_.fetch_add(1, std::memory_order_relaxed);
+      }
       sink->prime(std::move(events), resumed->head);
-      repairs_.fetch_add(1, std::memory_order_relaxed);
     } catch (const std::exception& e) {
       report(fmt::format("gap repair for '{}' failed: {}", sink->user(), e.what()));
       sink->close(errc::connection_closed);
@@ -168,13 +198,16 @@ class NotificationHub::Impl final : public SinkOwner,
   void deliver_user(const std::string& user, const EventPtr& event) {
     std::shared_lock lock(registry_mutex_);
     auto it = by_user_.find(user);
-    if (it == by_user_.end()) return;
-    for (const auto& sink : it->second) sink->send(event);
+    if (it == by_user_.end())
+      return;
+    for (const auto& sink : it->second)
+      sink->send(event);
   }
 
   void deliver_all(const EventPtr& event) {
     std::shared_lock lock(registry_mutex_);
-    for (const auto& sink : all_) sink->send(event);
+    for (const auto& sink : all_)
+      sink->send(event);
   }
 
   // --- batching -----------------------------------------------------------------------
@@ -187,7 +220,8 @@ class NotificationHub::Impl final : public SinkOwner,
       if (!batch_timer_armed_) {
         batch_timer_armed_ = true;
         asio::post(strand_, [weak = weak_from_this(), deadline = batch.deadline] {
-          if (auto self = weak.lock()) self->arm_batch_timer(deadline);
+          if (auto self = weak.lock())
+            self->arm_batch_timer(deadline);
         });
       }
     }
@@ -196,10 +230,12 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void flush_batch_locked(const std::string& user) {
     auto it = batches_.find(user);
-    if (it == batches_.end()) return;
+    if (it == batches_.end())
+      return;
     auto events = std::move(it->second.events);
     batches_.erase(it);
-    if (events.empty()) return;
+    if (events.empty())
+      return;
     EventPtr out = events.size() == 1 ? events.front() : Event::batch(std::move(events));
     out->encoded(WireFormat::sse);
     deliver_user(user, out);
@@ -218,8 +254,10 @@ class NotificationHub::Impl final : public SinkOwner,
   void arm_batch_timer(Clock::time_point deadline) {
     batch_timer_.expires_at(deadline);
     batch_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) self->on_batch_timer();
+      if (ec)
+        return;
+      if (auto self = weak.lock())
+        self->on_batch_timer();
     });
   }
 
@@ -246,24 +284,29 @@ class NotificationHub::Impl final : public SinkOwner,
     } catch (const std::exception& e) {
       report(fmt::format("batch flush failed: {}", e.what()));
     }
-    if (next) arm_batch_timer(*next);
+    if (next)
+      arm_batch_timer(*next);
   }
 
   // --- heartbeats -----------------------------------------------------------------
 
   void arm_heartbeat() {
     asio::post(strand_, [weak = weak_from_this()] {
-      if (auto self = weak.lock()) self->wait_heartbeat();
+      if (auto self = weak.lock())
+        self->wait_heartbeat();
     });
   }
 
   void wait_heartbeat() {
-    if (stopped_.load(std::memory_order_acquire)) return;
+    if (stopped_.load(std::memory_order_acquire))
+      return;
     heartbeat_timer_.expires_after(options_.heartbeat_interval);
     heartbeat_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
-      if (ec) return;
+      if (ec)
+        return;
       auto self = weak.lock();
-      if (!self) return;
+      if (!self)
+        return;
       self->sweep_heartbeats();
       self->wait_heartbeat();
     });
@@ -271,7 +314,8 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void sweep_heartbeats() {
     std::shared_lock lock(registry_mutex_);
-    for (const auto& sink : all_) sink->heartbeat();
+    for (const auto& sink : all_)
+      sink->heartbeat();
     heartbeats_.fetch_add(all_.size(), std::memory_order_relaxed);
   }
 
@@ -279,8 +323,10 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from,
               std::error_code& ec) {
-    if (user.empty()) throw std::invalid_argument("notify: attach needs a user");
-    if (!sink) throw std::invalid_argument("notify: attach needs a sink");
+    if (user.empty())
+      throw std::invalid_argument("notify: attach needs a user");
+    if (!sink)
+      throw std::invalid_argument("notify: attach needs a sink");
     ec.clear();
     bool first_of_user = false;
     {
@@ -315,8 +361,16 @@ class NotificationHub::Impl final : public SinkOwner,
     opened_.fetch_add(1, std::memory_order_relaxed);
     (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
         .fetch_add(1, std::memory_order_relaxed);
-    if (first_of_user) bus_->subscribe(user);
-    prime_new(user, sink, resume_from);
+    if (first_of_user)
+      bus_->subscribe(user);
+    try {
+      prime_new(user, sink, resume_from);
+    } catch (...) {
+      // The store failed: the connection must not stay registered, holding events forever.
+      sink->close(errc::connection_closed);
+      unregister(sink);
+      throw;
+    }
   }
 
   void prime_new(const std::string& user, const std::shared_ptr<Sink>& sink,
@@ -331,14 +385,16 @@ class NotificationHub::Impl final : public SinkOwner,
     if (resumed) {
       first.reserve(resumed->missed.size() + 1);
       first.push_back(snapshot_event(event_type::init, resumed->snapshot));
-      for (const auto& n : resumed->missed) first.push_back(notification_event(n));
+      for (const auto& n : resumed->missed)
+        first.push_back(notification_event(n));
       cursor = resumed->head;
     } else {
       const bool reset = !resume_from.empty();
       auto snapshot = store_->snapshot(user, options_.snapshot_limit);
       first.push_back(snapshot_event(reset ? event_type::reset : event_type::init, snapshot));
       cursor = snapshot.cursor;
-      if (reset) resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
+      if (reset)
+        resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
     }
     sink->prime(std::move(first), cursor);
   }
@@ -349,7 +405,8 @@ class NotificationHub::Impl final : public SinkOwner,
       return;
     }
     try {
-      if (!sink->hold()) return;
+      if (!sink->hold())
+        return;
       auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
       sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
       resyncs_.fetch_add(1, std::memory_order_relaxed);
@@ -362,11 +419,18 @@ class NotificationHub::Impl final : public SinkOwner,
   void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) override {
     if (reason == errc::slow_consumer)
       slow_disconnects_.fetch_add(1, std::memory_order_relaxed);
+    unregister(sink);
+  }
+
+  void on_sink_repair(const std::shared_ptr<Sink>& sink) override { repair(sink, false); }
+
+  void unregister(const std::shared_ptr<Sink>& sink) {
     bool last_of_user = false;
     {
       std::unique_lock lock(registry_mutex_);
       auto at = index_.find(sink->id());
-      if (at == index_.end()) return;
+      if (at == index_.end())
+        return;
       (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
           .fetch_sub(1, std::memory_order_relaxed);
       const auto i = at->second;
@@ -401,12 +465,15 @@ class NotificationHub::Impl final : public SinkOwner,
     client_messages_.fetch_add(1, std::memory_order_relaxed);
     auto error = [&](const std::string& message, std::string_view type = {}) {
       nlohmann::json data{{"message", message}};
-      if (!type.empty()) data["type"] = type;
+      if (!type.empty())
+        data["type"] = type;
       reply(sink, "error", data);
     };
     auto body = nlohmann::json::parse(text, nullptr, false);
-    if (body.is_discarded()) return error("invalid JSON");
-    if (!body.is_object()) return error("a message must be a JSON object");
+    if (body.is_discarded())
+      return error("invalid JSON");
+    if (!body.is_object())
+      return error("a message must be a JSON object");
     auto type_it = body.find("type");
     if (type_it == body.end() || !type_it->is_string())
       return error("a message needs a string \"type\"");
@@ -414,7 +481,8 @@ class NotificationHub::Impl final : public SinkOwner,
     try {
       if (type == event_type::read) {
         auto id = body.find("id");
-        if (id == body.end() || !id->is_string()) return error("id: missing", type);
+        if (id == body.end() || !id->is_string())
+          return error("id: missing", type);
         mark(sink->user(), id->get<std::string>());
         return;
       }
@@ -426,9 +494,11 @@ class NotificationHub::Impl final : public SinkOwner,
       {
         std::shared_lock lock(handlers_mutex_);
         auto it = handlers_.find(type);
-        if (it != handlers_.end()) handler = it->second;
+        if (it != handlers_.end())
+          handler = it->second;
       }
-      if (!handler) return error("unknown message type '" + type + "'", type);
+      if (!handler)
+        return error("unknown message type '" + type + "'", type);
       handler(ClientMessage{sink->user(), type, std::move(body), sink});
     } catch (const std::exception& e) {
       report(fmt::format("handler for '{}' failed: {}", type, e.what()));
@@ -438,7 +508,8 @@ class NotificationHub::Impl final : public SinkOwner,
 
   static void reply(const std::shared_ptr<Sink>& sink, std::string type,
                     const nlohmann::json& data) {
-    if (!sink) throw std::invalid_argument("notify: reply needs a connection");
+    if (!sink)
+      throw std::invalid_argument("notify: reply needs a connection");
     sink->send_direct(Event::message(std::move(type), {}, data.dump(), 0));
   }
 
@@ -452,16 +523,20 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   void send_to(std::string_view user, std::string type, const nlohmann::json& data) {
-    if (user.empty()) throw std::invalid_argument("notify: send_to needs a user");
-    if (stopped_.load(std::memory_order_acquire)) throw std::system_error(errc::hub_stopped);
+    if (user.empty())
+      throw std::invalid_argument("notify: send_to needs a user");
+    if (stopped_.load(std::memory_order_acquire))
+      throw std::system_error(errc::hub_stopped);
     auto event = Event::message(std::move(type), {}, data.dump(), 0);
     std::error_code ec;
     bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
-    if (ec) throw std::system_error(ec, "notify: send_to");
+    if (ec)
+      throw std::system_error(ec, "notify: send_to");
   }
 
   void on_sink_wrote(std::size_t events, std::size_t bytes) override {
-    if (events) events_delivered_.fetch_add(events, std::memory_order_relaxed);
+    if (events)
+      events_delivered_.fetch_add(events, std::memory_order_relaxed);
     bytes_delivered_.fetch_add(bytes, std::memory_order_relaxed);
   }
 
@@ -477,7 +552,8 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   void stop() {
-    if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
+    if (stopped_.exchange(true, std::memory_order_acq_rel))
+      return;
     asio::post(strand_, [self = shared_from_this()] {
       self->heartbeat_timer_.cancel();
       self->batch_timer_.cancel();
@@ -491,7 +567,8 @@ class NotificationHub::Impl final : public SinkOwner,
       std::shared_lock lock(registry_mutex_);
       sinks = all_;
     }
-    for (const auto& sink : sinks) sink->close(errc::hub_stopped);
+    for (const auto& sink : sinks)
+      sink->close(errc::hub_stopped);
     bus_->stop();
   }
 
@@ -514,9 +591,15 @@ class NotificationHub::Impl final : public SinkOwner,
     m.resets_unknown_cursor = resets_unknown_cursor_.load(std::memory_order_relaxed);
     m.handler_errors = handler_errors_.load(std::memory_order_relaxed);
     switch (bus_->state()) {
-      case BusState::connected: m.bus_state = "connected"; break;
-      case BusState::reconnecting: m.bus_state = "reconnecting"; break;
-      case BusState::stopped: m.bus_state = "stopped"; break;
+      case BusState::connected:
+        m.bus_state = "connected";
+        break;
+      case BusState::reconnecting:
+        m.bus_state = "reconnecting";
+        break;
+      case BusState::stopped:
+        m.bus_state = "stopped";
+        break;
     }
     return m;
   }
@@ -553,8 +636,8 @@ class NotificationHub::Impl final : public SinkOwner,
 
   static EventPtr snapshot_event(std::string_view type, const Snapshot& s) {
     nlohmann::json data{{"notifications", s.unread}, {"unreadCount", s.unread_count}};
-    auto event = Event::message(std::string(type), s.cursor ? std::to_string(s.cursor) : "",
-                                data.dump(), 0);
+    auto event =
+        Event::message(std::string(type), s.cursor ? std::to_string(s.cursor) : "", data.dump(), 0);
     return event;
   }
 
@@ -586,10 +669,9 @@ class NotificationHub::Impl final : public SinkOwner,
   std::mutex error_mutex_;
   std::function<void(std::string_view)> error_handler_;
 
-  std::atomic<std::uint64_t> opened_{0}, events_delivered_{0}, bytes_delivered_{0},
-      publishes_{0}, resyncs_{0}, slow_disconnects_{0}, rejected_{0}, heartbeats_{0},
-      resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0}, open_websocket_{0},
-      client_messages_{0}, repairs_{0};
+  std::atomic<std::uint64_t> opened_{0}, events_delivered_{0}, bytes_delivered_{0}, publishes_{0},
+      resyncs_{0}, slow_disconnects_{0}, rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0},
+      handler_errors_{0}, open_sse_{0}, open_websocket_{0}, client_messages_{0}, repairs_{0};
 
   std::shared_mutex handlers_mutex_;
   std::unordered_map<std::string, MessageHandler> handlers_;
@@ -639,7 +721,8 @@ void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,
                              std::string_view resume_from) {
   std::error_code ec;
   attach(std::move(user), std::move(sink), resume_from, ec);
-  if (ec) throw std::system_error(ec, "notify: attach");
+  if (ec)
+    throw std::system_error(ec, "notify: attach");
 }
 
 void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,
@@ -647,7 +730,9 @@ void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,
   impl_->attach(std::move(user), std::move(sink), resume_from, ec);
 }
 
-std::size_t NotificationHub::connection_count() const { return impl_->connection_count(); }
+std::size_t NotificationHub::connection_count() const {
+  return impl_->connection_count();
+}
 
 std::size_t NotificationHub::connection_count(std::string_view user) const {
   return impl_->connection_count(user);
@@ -674,8 +759,7 @@ void NotificationHub::on_message(std::string type, MessageHandler handler) {
   impl_->on_message(std::move(type), std::move(handler));
 }
 
-void NotificationHub::send_to(std::string_view user, std::string type,
-                              const nlohmann::json& data) {
+void NotificationHub::send_to(std::string_view user, std::string type, const nlohmann::json& data) {
   impl_->send_to(user, std::move(type), data);
 }
 
@@ -684,18 +768,30 @@ void NotificationHub::reply(const std::shared_ptr<Sink>& connection, std::string
   Impl::reply(connection, std::move(type), data);
 }
 
-void NotificationHub::stop() { impl_->stop(); }
+void NotificationHub::stop() {
+  impl_->stop();
+}
 
-HubMetrics NotificationHub::metrics() const { return impl_->metrics(); }
+HubMetrics NotificationHub::metrics() const {
+  return impl_->metrics();
+}
 
-std::string NotificationHub::metrics_text() const { return render_prometheus(impl_->metrics(), impl_->bus_->name()); }
+std::string NotificationHub::metrics_text() const {
+  return render_prometheus(impl_->metrics(), impl_->bus_->name());
+}
 
 void NotificationHub::set_error_handler(std::function<void(std::string_view)> handler) {
   impl_->set_error_handler(std::move(handler));
 }
 
-const HubOptions& NotificationHub::options() const noexcept { return impl_->options_; }
-Store& NotificationHub::store() const noexcept { return *impl_->store_; }
-Bus& NotificationHub::bus() const noexcept { return *impl_->bus_; }
+const HubOptions& NotificationHub::options() const noexcept {
+  return impl_->options_;
+}
+Store& NotificationHub::store() const noexcept {
+  return *impl_->store_;
+}
+Bus& NotificationHub::bus() const noexcept {
+  return *impl_->bus_;
+}
 
 }  // namespace notify

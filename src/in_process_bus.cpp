@@ -7,7 +7,9 @@ void InProcessBus::start(BusListener& listener) {
   listener_.store(&listener, std::memory_order_release);
 }
 
-void InProcessBus::stop() noexcept { listener_.store(nullptr, std::memory_order_release); }
+void InProcessBus::stop() noexcept {
+  listener_.store(nullptr, std::memory_order_release);
+}
 
 void InProcessBus::publish(const Envelope& envelope, std::error_code& ec) {
   auto* listener = listener_.load(std::memory_order_acquire);

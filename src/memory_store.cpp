@@ -7,7 +7,9 @@
 namespace notify {
 
 namespace {
-std::string now_timestamp() { return format_timestamp(std::chrono::system_clock::now()); }
+std::string now_timestamp() {
+  return format_timestamp(std::chrono::system_clock::now());
+}
 }  // namespace
 
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(options) {
@@ -17,7 +19,8 @@ MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(options) {
 
 MemoryStore::UserState& MemoryStore::user_state(std::string_view user) {
   auto it = users_.find(std::string(user));
-  if (it == users_.end()) it = users_.emplace(std::string(user), UserState{}).first;
+  if (it == users_.end())
+    it = users_.emplace(std::string(user), UserState{}).first;
   return it->second;
 }
 
@@ -38,18 +41,23 @@ void walk_backward(const Entries* own, const Entries& broadcasts, std::uint64_t 
   auto j = broadcasts.rbegin();
   const auto j_end = broadcasts.rend();
   if (own) {
-    while (i != i_end && i->seq > upto) ++i;
+    while (i != i_end && i->seq > upto)
+      ++i;
   }
-  while (j != j_end && j->seq > upto) ++j;
+  while (j != j_end && j->seq > upto)
+    ++j;
   while (true) {
     const bool has_i = own && i != i_end;
     const bool has_j = j != j_end;
-    if (!has_i && !has_j) return;
+    if (!has_i && !has_j)
+      return;
     if (has_i && (!has_j || i->seq > j->seq)) {
-      if (!visit(i->notification, i->seq, false)) return;
+      if (!visit(i->notification, i->seq, false))
+        return;
       ++i;
     } else {
-      if (!visit(j->notification, j->seq, true)) return;
+      if (!visit(j->notification, j->seq, true))
+        return;
       ++j;
     }
   }
@@ -62,11 +70,13 @@ std::vector<Notification> MemoryStore::view(const UserState* state, std::uint64_
   std::vector<Notification> out;
   walk_backward(state ? &state->history : nullptr, broadcasts_, upto,
                 [&](const Notification& n, std::uint64_t seq, bool is_broadcast) {
-                  if (seq <= after) return false;
+                  if (seq <= after)
+                    return false;
                   out.push_back(n);
                   if (is_broadcast && state) {
                     auto r = state->broadcast_read_at.find(seq);
-                    if (r != state->broadcast_read_at.end()) out.back().read_at = r->second;
+                    if (r != state->broadcast_read_at.end())
+                      out.back().read_at = r->second;
                   }
                   return true;
                 });
@@ -77,9 +87,9 @@ std::vector<Notification> MemoryStore::view(const UserState* state, std::uint64_
 std::uint64_t MemoryStore::unread_locked(const UserState* state) const {
   std::uint64_t read_broadcasts = 0;
   if (state) {
-    read_broadcasts = static_cast<std::uint64_t>(std::distance(
-        state->broadcast_read_at.upper_bound(broadcasts_evicted_upto_),
-        state->broadcast_read_at.end()));
+    read_broadcasts = static_cast<std::uint64_t>(
+        std::distance(state->broadcast_read_at.upper_bound(broadcasts_evicted_upto_),
+                      state->broadcast_read_at.end()));
   }
   return (state ? state->unread : 0) + broadcasts_.size() - read_broadcasts;
 }
@@ -103,7 +113,8 @@ Notification MemoryStore::append(Notification draft) {
   state.history.push_back(Entry{seq, draft});
   ++state.unread;
   if (state.history.size() > options_.max_per_user) {
-    if (!state.history.front().notification.is_read()) --state.unread;
+    if (!state.history.front().notification.is_read())
+      --state.unread;
     state.evicted_upto = state.history.front().seq;
     state.history.pop_front();
   }
@@ -123,10 +134,12 @@ Snapshot MemoryStore::snapshot(std::string_view user, std::size_t limit) {
   snap.unread_count = unread_locked(state);
   walk_backward(state ? &state->history : nullptr, broadcasts_, head_,
                 [&](const Notification& n, std::uint64_t seq, bool is_broadcast) {
-                  if (snap.unread.size() >= limit) return false;
-                  const bool read = is_broadcast ? (state && state->broadcast_read_at.count(seq))
-                                                 : n.is_read();
-                  if (!read) snap.unread.push_back(n);
+                  if (snap.unread.size() >= limit)
+                    return false;
+                  const bool read =
+                      is_broadcast ? (state && state->broadcast_read_at.count(seq)) : n.is_read();
+                  if (!read)
+                    snap.unread.push_back(n);
                   return true;
                 });
   return snap;
@@ -135,25 +148,32 @@ Snapshot MemoryStore::snapshot(std::string_view user, std::size_t limit) {
 std::optional<Resume> MemoryStore::resume(std::string_view user, std::uint64_t cursor,
                                           std::size_t limit, std::size_t max_missed) {
   std::lock_guard lock(mutex_);
-  if (cursor > head_) return std::nullopt;
+  if (cursor > head_)
+    return std::nullopt;
   const auto* state = find_user(user);
-  if (state && cursor < state->evicted_upto) return std::nullopt;
-  if (cursor < broadcasts_evicted_upto_) return std::nullopt;
+  if (state && cursor < state->evicted_upto)
+    return std::nullopt;
+  if (cursor < broadcasts_evicted_upto_)
+    return std::nullopt;
   Resume r;
   r.head = head_;
   r.missed = view(state, cursor, head_);
-  if (r.missed.size() > max_missed) return std::nullopt;
+  if (r.missed.size() > max_missed)
+    return std::nullopt;
   std::uint64_t unread_missed = 0;
   for (const auto& n : r.missed)
-    if (!n.is_read()) ++unread_missed;
+    if (!n.is_read())
+      ++unread_missed;
   r.snapshot.cursor = cursor;
   r.snapshot.unread_count = unread_locked(state) - unread_missed;
   walk_backward(state ? &state->history : nullptr, broadcasts_, cursor,
                 [&](const Notification& n, std::uint64_t seq, bool is_broadcast) {
-                  if (r.snapshot.unread.size() >= limit) return false;
-                  const bool read = is_broadcast ? (state && state->broadcast_read_at.count(seq))
-                                                 : n.is_read();
-                  if (!read) r.snapshot.unread.push_back(n);
+                  if (r.snapshot.unread.size() >= limit)
+                    return false;
+                  const bool read =
+                      is_broadcast ? (state && state->broadcast_read_at.count(seq)) : n.is_read();
+                  if (!read)
+                    r.snapshot.unread.push_back(n);
                   return true;
                 });
   return r;
@@ -166,13 +186,16 @@ std::vector<Notification> MemoryStore::list(std::string_view user, bool unread_o
   std::vector<Notification> out;
   walk_backward(state ? &state->history : nullptr, broadcasts_, head_,
                 [&](const Notification& n, std::uint64_t seq, bool is_broadcast) {
-                  if (out.size() >= limit) return false;
+                  if (out.size() >= limit)
+                    return false;
                   std::string read_at = n.read_at;
                   if (is_broadcast && state) {
                     auto r = state->broadcast_read_at.find(seq);
-                    if (r != state->broadcast_read_at.end()) read_at = r->second;
+                    if (r != state->broadcast_read_at.end())
+                      read_at = r->second;
                   }
-                  if (unread_only && !read_at.empty()) return true;
+                  if (unread_only && !read_at.empty())
+                    return true;
                   out.push_back(n);
                   out.back().read_at = std::move(read_at);
                   return true;
@@ -206,9 +229,11 @@ ReadResult MemoryStore::mark_read(std::string_view user, std::string_view id) {
         result.ids.push_back(b->notification.id);
       }
     }
-    if (!result.ids.empty()) result.seq = ++head_;
+    if (!result.ids.empty())
+      result.seq = ++head_;
   }
-  if (result.ids.empty()) result.seq = head_;
+  if (result.ids.empty())
+    result.seq = head_;
   result.unread_count = unread_locked(find_user(user));
   return result;
 }
@@ -219,7 +244,8 @@ ReadResult MemoryStore::mark_all_read(std::string_view user) {
   auto& state = user_state(user);
   const auto now = now_timestamp();
   for (auto& e : state.history) {
-    if (e.notification.is_read()) continue;
+    if (e.notification.is_read())
+      continue;
     e.notification.read_at = now;
     result.ids.push_back(e.notification.id);
   }
@@ -228,7 +254,8 @@ ReadResult MemoryStore::mark_all_read(std::string_view user) {
   state.broadcast_read_at.erase(state.broadcast_read_at.begin(),
                                 state.broadcast_read_at.upper_bound(broadcasts_evicted_upto_));
   for (const auto& b : broadcasts_) {
-    if (state.broadcast_read_at.emplace(b.seq, now).second) result.ids.push_back(b.notification.id);
+    if (state.broadcast_read_at.emplace(b.seq, now).second)
+      result.ids.push_back(b.notification.id);
   }
   result.seq = result.ids.empty() ? head_ : ++head_;
   result.unread_count = unread_locked(&state);

@@ -24,12 +24,12 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
                  "notify_connections{{protocol=\"sse\"}} {}\n"
                  "notify_connections{{protocol=\"websocket\"}} {}\n",
                  m.connections_sse, m.connections_websocket);
-  metric(out, "notify_client_messages_total", "counter", "Messages received from WebSocket clients.",
-         m.client_messages);
+  metric(out, "notify_client_messages_total", "counter",
+         "Messages received from WebSocket clients.", m.client_messages);
   metric(out, "notify_connections_opened_total", "counter", "Connections attached since start.",
          m.connections_opened);
-  metric(out, "notify_events_delivered_total", "counter",
-         "Events written to client connections.", m.events_delivered);
+  metric(out, "notify_events_delivered_total", "counter", "Events written to client connections.",
+         m.events_delivered);
   metric(out, "notify_bytes_delivered_total", "counter", "Bytes written to client connections.",
          m.bytes_delivered);
   metric(out, "notify_publishes_total", "counter", "Notifications published (one per recipient).",

@@ -31,7 +31,9 @@ constexpr StringField string_fields[] = {
     {"createdAt", &Notification::created_at},
 };
 
-json string_or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+json string_or_null(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
 
 }  // namespace
 
@@ -41,28 +43,35 @@ ValidationError::ValidationError(std::string field, const std::string& problem)
 void to_json(json& j, const Notification& n) {
   j = json::object();
   for (const auto& f : string_fields) {
-    if (f.member == &Notification::user_id && n.broadcast) continue;
+    if (f.member == &Notification::user_id && n.broadcast)
+      continue;
     j[f.json_name] = string_or_null(n.*(f.member));
   }
-  if (n.broadcast) j["broadcast"] = true;
+  if (n.broadcast)
+    j["broadcast"] = true;
   j["data"] = n.data.is_null() ? json::object() : n.data;
 }
 
 void from_json(const json& j, Notification& n) {
-  if (!j.is_object()) throw ValidationError("notification", "must be a JSON object");
+  if (!j.is_object())
+    throw ValidationError("notification", "must be a JSON object");
   Notification out;
   for (const auto& f : string_fields) {
     auto it = j.find(f.json_name);
-    if (it == j.end() || it->is_null()) continue;
-    if (!it->is_string()) throw ValidationError(f.json_name, "must be a string");
+    if (it == j.end() || it->is_null())
+      continue;
+    if (!it->is_string())
+      throw ValidationError(f.json_name, "must be a string");
     out.*(f.member) = it->get<std::string>();
   }
   if (auto it = j.find("broadcast"); it != j.end() && !it->is_null()) {
-    if (!it->is_boolean()) throw ValidationError("broadcast", "must be true or false");
+    if (!it->is_boolean())
+      throw ValidationError("broadcast", "must be true or false");
     out.broadcast = it->get<bool>();
   }
   if (auto it = j.find("data"); it != j.end() && !it->is_null()) {
-    if (!it->is_object()) throw ValidationError("data", "must be a JSON object");
+    if (!it->is_object())
+      throw ValidationError("data", "must be a JSON object");
     out.data = *it;
   }
   n = std::move(out);
@@ -72,32 +81,36 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
   auto problem = [](const char* field, const std::string& what) {
     return std::optional<std::string>(std::string(field) + ": " + what);
   };
-  if (d.type.empty()) return problem("type", "missing");
+  if (d.type.empty())
+    return problem("type", "missing");
   if (std::find(limits.allowed_types.begin(), limits.allowed_types.end(), d.type) ==
       limits.allowed_types.end()) {
     std::string allowed;
-    for (const auto& t : limits.allowed_types) allowed += (allowed.empty() ? "" : ", ") + t;
+    for (const auto& t : limits.allowed_types)
+      allowed += (allowed.empty() ? "" : ", ") + t;
     return problem("type", fmt::format("'{}' is not one of {}", d.type, allowed));
   }
-  if (d.title.empty()) return problem("title", "missing");
+  if (d.title.empty())
+    return problem("title", "missing");
   if (d.title.size() > limits.max_title_bytes)
     return problem("title", fmt::format("longer than {} bytes", limits.max_title_bytes));
   if (d.body.size() > limits.max_body_bytes)
     return problem("body", fmt::format("longer than {} bytes", limits.max_body_bytes));
-  if (!d.broadcast && d.user_id.empty()) return problem("userId", "missing");
+  if (!d.broadcast && d.user_id.empty())
+    return problem("userId", "missing");
   if (d.broadcast && !d.user_id.empty())
     return problem("userId", "must be empty for a broadcast");
   const std::pair<const char*, const std::string*> short_fields[] = {
-      {"userId", &d.user_id},         {"actorId", &d.actor_id},
-      {"entityType", &d.entity_type}, {"entityId", &d.entity_id},
-      {"actionUrl", &d.action_url},   {"imageUrl", &d.image_url},
+      {"userId", &d.user_id},     {"actorId", &d.actor_id},     {"entityType", &d.entity_type},
+      {"entityId", &d.entity_id}, {"actionUrl", &d.action_url}, {"imageUrl", &d.image_url},
   };
   for (const auto& [name, value] : short_fields) {
     if (value->size() > limits.max_field_bytes)
       return problem(name, fmt::format("longer than {} bytes", limits.max_field_bytes));
   }
   if (!d.data.is_null()) {
-    if (!d.data.is_object()) return problem("data", "must be a JSON object");
+    if (!d.data.is_object())
+      return problem("data", "must be a JSON object");
     if (d.data.dump().size() > limits.max_data_bytes)
       return problem("data", fmt::format("larger than {} bytes", limits.max_data_bytes));
   }
@@ -122,8 +135,8 @@ std::string format_timestamp(std::chrono::system_clock::time_point t) {
   }
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
 }  // namespace notify

@@ -5,6 +5,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <stdexcept>
 
 namespace notify {
@@ -13,27 +14,32 @@ std::atomic<std::uint64_t> next_sink_id{1};
 }
 
 Sink::Sink(std::shared_ptr<Transport> transport, WireFormat format)
-    : transport_(std::move(transport)), format_(format),
+    : transport_(std::move(transport)),
+      format_(format),
       id_(next_sink_id.fetch_add(1, std::memory_order_relaxed)) {
-  if (!transport_) throw std::invalid_argument("sink: the transport is null");
+  if (!transport_)
+    throw std::invalid_argument("sink: the transport is null");
 }
 
 Sink::~Sink() = default;
 
 std::shared_ptr<TransportHandler> Sink::handler_ptr() noexcept {
-  return std::shared_ptr<TransportHandler>(shared_from_this(), static_cast<TransportHandler*>(this));
+  return std::shared_ptr<TransportHandler>(shared_from_this(),
+                                           static_cast<TransportHandler*>(this));
 }
 
 void Sink::bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits) {
   std::lock_guard lock(mutex_);
-  if (!user_.empty()) throw std::logic_error("sink: already attached");
+  if (!user_.empty())
+    throw std::logic_error("sink: already attached");
   owner_ = std::move(owner);
   user_ = std::move(user);
   limits_ = limits;
 }
 
 bool Sink::send(const EventPtr& event) {
-  if (!event) return false;
+  if (!event)
+    return false;
   bool kick_needed = false;
   {
     std::lock_guard lock(mutex_);
@@ -57,10 +63,12 @@ bool Sink::send(const EventPtr& event) {
         break;
     }
     auto needed = trim_to_after(event, floor_);
-    if (!needed) return false;
+    if (!needed)
+      return false;
     kick_needed = enqueue_locked(needed);
   }
-  if (kick_needed) kick();
+  if (kick_needed)
+    kick();
   return true;
 }
 
@@ -74,7 +82,8 @@ bool Sink::enqueue_locked(const EventPtr& event) {
     pending_bytes_ += size;
     last_seq_ = std::max(last_seq_, event->seq());
   }
-  if (pipeline_active_) return false;
+  if (pipeline_active_)
+    return false;
   pipeline_active_ = true;
   return true;
 }
@@ -85,7 +94,8 @@ void Sink::overflow_locked() {
   if (limits_.overflow == OverflowPolicy::disconnect) {
     state_ = State::closing;
     close_reason_ = make_error_code(errc::slow_consumer);
-    if (auto last = farewell(close_reason_)) pending_.push_back(std::move(last));
+    if (auto last = farewell(close_reason_))
+      pending_.push_back(std::move(last));
   } else {
     state_ = State::resync_pending;
   }
@@ -134,8 +144,10 @@ void Sink::flush() {
   }
   buffers_.clear();
   buffers_.reserve(writing_.size() + 1);
-  if (!preamble_.empty()) buffers_.push_back(asio::buffer(preamble_));
-  for (const auto& e : writing_) buffers_.push_back(asio::buffer(e->encoded(format_)));
+  if (!preamble_.empty())
+    buffers_.push_back(asio::buffer(preamble_));
+  for (const auto& e : writing_)
+    buffers_.push_back(asio::buffer(e->encoded(format_)));
   transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
 }
 
@@ -147,31 +159,41 @@ void Sink::on_write(std::error_code ec, std::size_t bytes) {
   }
   std::size_t messages = 0;
   for (const auto& e : writing_)
-    if (e->kind() == Event::Kind::message) ++messages;
-  if (messages) wrote_since_heartbeat_.store(true, std::memory_order_relaxed);
+    if (e->kind() == Event::Kind::message)
+      ++messages;
+  if (messages)
+    wrote_since_heartbeat_.store(true, std::memory_order_relaxed);
   writing_.clear();
-  if (!preamble_.empty()) std::string().swap(preamble_);
-  if (auto owner = owner_.lock()) owner->on_sink_wrote(messages, bytes);
+  if (!preamble_.empty())
+    std::string().swap(preamble_);
+  if (auto owner = owner_.lock())
+    owner->on_sink_wrote(messages, bytes);
   flush();
 }
 
-void Sink::on_read(std::error_code ec, std::size_t bytes) { on_read_complete(ec, bytes); }
+void Sink::on_read(std::error_code ec, std::size_t bytes) {
+  on_read_complete(ec, bytes);
+}
 
 void Sink::heartbeat() {
   {
     std::lock_guard lock(mutex_);
-    if (state_ != State::live) return;
+    if (state_ != State::live)
+      return;
   }
-  if (!heartbeat_due(wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed))) return;
+  if (!heartbeat_due(wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed)))
+    return;
   send(Event::heartbeat());
 }
 
 bool Sink::send_direct(const EventPtr& event) {
-  if (!event) return false;
+  if (!event)
+    return false;
   bool kick_needed = false;
   {
     std::lock_guard lock(mutex_);
-    if (state_ == State::closing || state_ == State::closed) return false;
+    if (state_ == State::closing || state_ == State::closed)
+      return false;
     pending_bytes_ += event->encoded_size(format_);
     pending_.push_back(event);
     if (!pipeline_active_ && state_ != State::holding) {
@@ -179,17 +201,21 @@ bool Sink::send_direct(const EventPtr& event) {
       kick_needed = true;
     }
   }
-  if (kick_needed) kick();
+  if (kick_needed)
+    kick();
   return true;
 }
 
-void Sink::close(std::error_code reason) { close_with(reason, nullptr); }
+void Sink::close(std::error_code reason) {
+  close_with(reason, nullptr);
+}
 
 void Sink::close_with(std::error_code reason, EventPtr last) {
   bool kick_needed = false;
   {
     std::lock_guard lock(mutex_);
-    if (state_ == State::closing || state_ == State::closed) return;
+    if (state_ == State::closing || state_ == State::closed)
+      return;
     state_ = State::closing;
     close_reason_ = reason;
     pending_.clear();
@@ -197,37 +223,66 @@ void Sink::close_with(std::error_code reason, EventPtr last) {
     held_.clear();
     held_bytes_ = 0;
     if (started_) {
-      if (!last) last = farewell(reason);
-      if (last) pending_.push_back(std::move(last));
+      if (!last)
+        last = farewell(reason);
+      if (last)
+        pending_.push_back(std::move(last));
     }
     if (!pipeline_active_) {
       pipeline_active_ = true;
       kick_needed = true;
     }
   }
-  if (kick_needed) kick();
+  if (kick_needed)
+    kick();
 }
 
-void Sink::fail(std::error_code reason) { finish_close(reason); }
+void Sink::fail(std::error_code reason) {
+  finish_close(reason);
+}
+
+void Sink::release_transport(std::error_code) noexcept {
+  transport_->close();
+}
 
 void Sink::finish_close(std::error_code reason) {
   {
     std::lock_guard lock(mutex_);
-    if (state_ == State::closed) return;
+    if (state_ == State::closed)
+      return;
     state_ = State::closed;
     pending_.clear();
     held_.clear();
   }
   closed_.store(true, std::memory_order_release);
-  transport_->close();
-  if (auto owner = owner_.lock()) owner->on_sink_closed(shared_from_this(), reason);
+  release_transport(reason);
+  if (auto owner = owner_.lock())
+    owner->on_sink_closed(shared_from_this(), reason);
 }
 
 bool Sink::hold() {
   std::lock_guard lock(mutex_);
-  if (state_ != State::live && state_ != State::resync_pending) return false;
+  if (state_ != State::live && state_ != State::resync_pending)
+    return false;
   state_ = State::holding;
   return true;
+}
+
+void Sink::repair_after_prime() {
+  bool now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::holding)
+      want_repair_ = true;
+    else
+      now = state_ == State::live;
+  }
+  if (now) {
+    asio::post(transport_->executor(), [self = shared_from_this()] {
+      if (auto o = self->owner_.lock())
+        o->on_sink_repair(self);
+    });
+  }
 }
 
 std::uint64_t Sink::last_seq() const {
@@ -238,9 +293,12 @@ std::uint64_t Sink::last_seq() const {
 void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
   bool kick_needed = false;
   bool first_start = false;
+  bool repair = false;
   {
     std::lock_guard lock(mutex_);
-    if (state_ != State::holding) return;
+    if (state_ != State::holding)
+      return;
+    repair = std::exchange(want_repair_, false);
     const bool was_active = pipeline_active_;
     floor_ = std::max(floor_, cursor);
     last_seq_ = std::max(last_seq_, cursor);
@@ -255,8 +313,10 @@ void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
       pending_.push_back(std::move(e));
     }
     for (const auto& e : held_) {
-      if (state_ != State::live) break;
-      if (auto needed = trim_to_after(e, floor_)) enqueue_locked(needed);
+      if (state_ != State::live)
+        break;
+      if (auto needed = trim_to_after(e, floor_))
+        enqueue_locked(needed);
     }
     held_.clear();
     held_bytes_ = 0;
@@ -272,10 +332,17 @@ void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
   if (first_start) {
     asio::post(transport_->executor(), [self = shared_from_this(), kick_needed] {
       self->on_started();
-      if (kick_needed) self->flush();
+      if (kick_needed)
+        self->flush();
     });
   } else if (kick_needed) {
     kick();
+  }
+  if (repair) {
+    asio::post(transport_->executor(), [self = shared_from_this()] {
+      if (auto o = self->owner_.lock())
+        o->on_sink_repair(self);
+    });
   }
 }
 

@@ -17,9 +17,11 @@ void for_each_line(std::string_view text, LineFn&& line) {
   std::size_t start = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    if (c != '\n' && c != '\r') continue;
+    if (c != '\n' && c != '\r')
+      continue;
     line(text.substr(start, i - start));
-    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n')
+      ++i;
     start = i + 1;
   }
   line(text.substr(start));
@@ -27,7 +29,9 @@ void for_each_line(std::string_view text, LineFn&& line) {
 
 }  // namespace
 
-bool is_valid_id(std::string_view id) noexcept { return !has_line_break_or_nul(id); }
+bool is_valid_id(std::string_view id) noexcept {
+  return !has_line_break_or_nul(id);
+}
 
 bool is_valid_event_name(std::string_view name) noexcept {
   return !name.empty() && !has_line_break_or_nul(name);
@@ -35,7 +39,8 @@ bool is_valid_event_name(std::string_view name) noexcept {
 
 void append_event(std::string& out, std::string_view event, std::string_view id,
                   std::string_view data) {
-  if (!is_valid_id(id)) throw std::invalid_argument("sse: an id must not contain CR, LF or NUL");
+  if (!is_valid_id(id))
+    throw std::invalid_argument("sse: an id must not contain CR, LF or NUL");
   if (!event.empty() && !is_valid_event_name(event))
     throw std::invalid_argument("sse: an event name must not contain CR, LF or NUL");
   if (!id.empty()) {

@@ -6,8 +6,7 @@
 
 namespace notify {
 
-std::shared_ptr<SseSink> SseSink::create(std::shared_ptr<Transport> transport,
-                                         SseOptions options) {
+std::shared_ptr<SseSink> SseSink::create(std::shared_ptr<Transport> transport, SseOptions options) {
   return std::make_shared<SseSink>(std::move(transport), std::move(options));
 }
 
@@ -21,22 +20,27 @@ std::string SseSink::preamble() const {
     out += options_.extra_headers;
     out += "\r\n";
   }
-  if (options_.retry.count() > 0) sse::append_retry(out, options_.retry);
+  if (options_.retry.count() > 0)
+    sse::append_retry(out, options_.retry);
   return out;
 }
 
 void SseSink::on_started() {
-  if (transport()->can_read()) read_more();
+  if (transport()->can_read())
+    read_more();
 }
 
-void SseSink::read_more() { transport()->async_read_some(asio::buffer(discard_), handler_ptr()); }
+void SseSink::read_more() {
+  transport()->async_read_some(asio::buffer(discard_), handler_ptr());
+}
 
 void SseSink::on_read_complete(std::error_code ec, std::size_t) {
   if (!ec) {
     read_more();  // a client has nothing to say on an event stream: ignore it
     return;
   }
-  if (ec == asio::error::operation_aborted) return;
+  if (ec == asio::error::operation_aborted)
+    return;
   fail(ec == asio::error::eof ? make_error_code(errc::connection_closed) : ec);
 }
 

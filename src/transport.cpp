@@ -8,9 +8,8 @@ namespace notify {
 Transport::~Transport() = default;
 
 void Transport::async_read_some(asio::mutable_buffer, std::shared_ptr<TransportHandler> handler) {
-  asio::post(executor(), [h = std::move(handler)] {
-    h->on_read(asio::error::operation_not_supported, 0);
-  });
+  asio::post(executor(),
+             [h = std::move(handler)] { h->on_read(asio::error::operation_not_supported, 0); });
 }
 
 }  // namespace notify

@@ -14,8 +14,10 @@ WireFormat format_for(const WebSocketOptions& options) {
 }
 
 ws::CloseCode close_code_for(std::error_code reason) {
-  if (reason == errc::hub_stopped) return ws::CloseCode::going_away;
-  if (reason == errc::slow_consumer) return ws::CloseCode::policy_violation;
+  if (reason == errc::hub_stopped)
+    return ws::CloseCode::going_away;
+  if (reason == errc::slow_consumer)
+    return ws::CloseCode::policy_violation;
   return ws::CloseCode::normal;
 }
 
@@ -37,19 +39,26 @@ std::shared_ptr<WebSocketSink> WebSocketSink::create(std::shared_ptr<Transport> 
 }
 
 WebSocketSink::WebSocketSink(std::shared_ptr<Transport> transport, WebSocketOptions options)
-    : Sink(std::move(transport), format_for(options)), options_(std::move(options)),
+    : Sink(std::move(transport), format_for(options)),
+      options_(std::move(options)),
       inflater_(options_.deflate ? std::make_unique<ws::Inflater>(*options_.deflate) : nullptr),
-      decoder_(options_.limits, inflater_.get()), tokens_(options_.message_burst),
+      decoder_(options_.limits, inflater_.get()),
+      tokens_(options_.message_burst),
       refilled_(std::chrono::steady_clock::now()) {
   if (!(options_.messages_per_second > 0) || !(options_.message_burst >= 1))
     throw std::invalid_argument("WebSocketOptions: the message rate and burst must be positive");
 }
 
-std::string WebSocketSink::preamble() const { return options_.handshake_response; }
+std::string WebSocketSink::preamble() const {
+  return options_.handshake_response;
+}
 
-void WebSocketSink::on_started() { read_more(); }
+void WebSocketSink::on_started() {
+  read_more();
+}
 
 void WebSocketSink::read_more() {
+  reading_ = true;
   transport()->async_read_some(asio::buffer(buffer_), handler_ptr());
 }
 
@@ -61,15 +70,29 @@ bool WebSocketSink::take_token() {
   const auto now = std::chrono::steady_clock::now();
   const std::chrono::duration<double> elapsed = now - refilled_;
   refilled_ = now;
-  tokens_ = std::min(options_.message_burst, tokens_ + elapsed.count() * options_.messages_per_second);
-  if (tokens_ < 1) return false;
+  tokens_ =
+      std::min(options_.message_burst, tokens_ + elapsed.count() * options_.messages_per_second);
+  if (tokens_ < 1)
+    return false;
   tokens_ -= 1;
   return true;
 }
 
 void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
+  reading_ = false;
+  if (draining_) {
+    if (ec) {
+      if (linger_)
+        linger_->cancel();
+      transport()->close();
+    } else {
+      drain();
+    }
+    return;
+  }
   if (ec) {
-    if (ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::operation_aborted)
+      return;
     fail(ec == asio::error::eof ? make_error_code(errc::connection_closed) : ec);
     return;
   }
@@ -85,8 +108,8 @@ void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
         break;
       case ws::Opcode::close: {
         // Echo the code (RFC 6455 §5.5.1) and close once it is written.
-        const auto code = m.close_code ? static_cast<ws::CloseCode>(m.close_code)
-                                       : ws::CloseCode::no_status;
+        const auto code =
+            m.close_code ? static_cast<ws::CloseCode>(m.close_code) : ws::CloseCode::no_status;
         close_with(make_error_code(errc::connection_closed), Event::raw(ws::close_frame(code)));
         return;
       }
@@ -95,7 +118,8 @@ void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
           fail_with(ws::CloseCode::policy_violation, "too many messages");
           return;
         }
-        if (auto o = owner()) o->on_client_message(shared_from_this(), m.payload);
+        if (auto o = owner())
+          o->on_client_message(shared_from_this(), m.payload);
         break;
       default:  // binary
         fail_with(ws::CloseCode::unsupported_data, "binary messages are not accepted");
@@ -107,6 +131,32 @@ void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
     return;
   }
   read_more();
+}
+
+void WebSocketSink::release_transport(std::error_code) noexcept {
+  // A read may be in flight (the normal loop) or not (a violation stopped it). Either way,
+  // from here on bytes are read only to be discarded until the client ends its side.
+  try {
+    if (!transport()->shutdown_send()) {
+      transport()->close();
+      return;
+    }
+    draining_ = true;
+    linger_ = std::make_unique<asio::steady_timer>(transport()->executor(), options_.close_linger);
+    linger_->async_wait([self = shared_from_this(), this](std::error_code ec) {
+      if (!ec)
+        transport()->close();
+    });
+    if (!reading_)
+      drain();
+  } catch (...) {
+    transport()->close();
+  }
+}
+
+void WebSocketSink::drain() {
+  reading_ = true;
+  transport()->async_read_some(asio::buffer(buffer_), handler_ptr());
 }
 
 void WebSocketSink::fail_with(ws::CloseCode code, std::string_view reason) {

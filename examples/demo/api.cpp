@@ -7,6 +7,7 @@
 #include <notify/error.hpp>
 #include <notify/notification.hpp>
 #include <notify/sse_sink.hpp>
+#include <notify/websocket_sink.hpp>
 
 #include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
@@ -14,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <exception>
@@ -36,14 +39,18 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-HttpResponse json_response(int status, const json& j) { return HttpResponse::json(status, dump(j)); }
+HttpResponse json_response(int status, const json& j) {
+  return HttpResponse::json(status, dump(j));
+}
 
 // A user id: 1..256 bytes of valid UTF-8 without control characters.
 bool is_valid_user(std::string_view user) noexcept {
-  if (user.empty() || user.size() > max_user_bytes) return false;
+  if (user.empty() || user.size() > max_user_bytes)
+    return false;
   for (std::size_t i = 0; i < user.size();) {
     const auto c = static_cast<unsigned char>(user[i]);
-    if (c < 0x20 || c == 0x7f) return false;
+    if (c < 0x20 || c == 0x7f)
+      return false;
     std::size_t len = 1;
     std::uint32_t cp = c;
     if (c >= 0x80) {
@@ -56,14 +63,17 @@ bool is_valid_user(std::string_view user) noexcept {
       } else {
         return false;
       }
-      if (i + len > user.size()) return false;
+      if (i + len > user.size())
+        return false;
       for (std::size_t k = 1; k < len; ++k) {
         const auto cc = static_cast<unsigned char>(user[i + k]);
-        if ((cc & 0xc0u) != 0x80u) return false;
+        if ((cc & 0xc0u) != 0x80u)
+          return false;
         cp = (cp << 6) | (cc & 0x3fu);
       }
       const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-      if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+      if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return false;
     }
     i += len;
   }
@@ -79,11 +89,13 @@ struct Context {
 // --auth dev: the user is ?user=, else the X-User-Id header. An error response otherwise.
 std::variant<std::string, HttpResponse> authenticate(const Context& ctx) {
   const std::string* user = ctx.query.find("user");
-  if (user == nullptr || user->empty()) user = ctx.request.header("x-user-id");
+  if (user == nullptr || user->empty())
+    user = ctx.request.header("x-user-id");
   if (user == nullptr || user->empty())
     return HttpResponse::error(401, "user: missing (pass ?user= or an X-User-Id header)");
   if (!is_valid_user(*user))
-    return HttpResponse::error(400, "user: must be 1 to 256 bytes of UTF-8 without control characters");
+    return HttpResponse::error(400,
+                               "user: must be 1 to 256 bytes of UTF-8 without control characters");
   return *user;
 }
 
@@ -91,8 +103,10 @@ std::optional<std::size_t> parse_limit(const std::string& text) {
   std::size_t value = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec == std::errc::result_out_of_range && ptr == end) return max_list_limit;
-  if (ec != std::errc() || ptr != end || value == 0) return std::nullopt;
+  if (ec == std::errc::result_out_of_range && ptr == end)
+    return max_list_limit;
+  if (ec != std::errc() || ptr != end || value == 0)
+    return std::nullopt;
   return value > max_list_limit ? max_list_limit : value;
 }
 
@@ -115,7 +129,8 @@ HttpResponse list_notifications(notify::NotificationHub& hub, const Context& ctx
   std::size_t limit = default_list_limit;
   if (const std::string* text = ctx.query.find("limit")) {
     const auto parsed = parse_limit(*text);
-    if (!parsed) return HttpResponse::error(400, "limit: must be an integer from 1 to 500");
+    if (!parsed)
+      return HttpResponse::error(400, "limit: must be an integer from 1 to 500");
     limit = *parsed;
   }
   const auto notifications = hub.list(user, unread_only, limit);
@@ -130,7 +145,8 @@ HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
   } catch (const json::parse_error& e) {
     return HttpResponse::error(400, std::string("invalid JSON: ") + e.what());
   }
-  if (!j.is_object()) return HttpResponse::error(400, "body: must be a JSON object");
+  if (!j.is_object())
+    return HttpResponse::error(400, "body: must be a JSON object");
 
   notify::Notification draft;
   try {
@@ -147,8 +163,10 @@ HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
 
   try {
     if (auto it = j.find("userIds"); it != j.end() && !it->is_null()) {
-      if (!it->is_array()) return HttpResponse::error(400, "userIds: must be an array of strings");
-      if (it->empty()) return HttpResponse::error(400, "userIds: empty");
+      if (!it->is_array())
+        return HttpResponse::error(400, "userIds: must be an array of strings");
+      if (it->empty())
+        return HttpResponse::error(400, "userIds: empty");
       if (it->size() > max_recipients)
         return HttpResponse::error(400, "userIds: more than 1000 users");
       std::vector<std::string> users;
@@ -180,26 +198,61 @@ HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
 }
 
 int status_for_attach_error(std::error_code ec) {
-  if (ec == notify::errc::too_many_user_connections) return 429;
-  if (ec == notify::errc::too_many_connections || ec == notify::errc::hub_stopped) return 503;
+  if (ec == notify::errc::too_many_user_connections)
+    return 429;
+  if (ec == notify::errc::too_many_connections || ec == notify::errc::hub_stopped)
+    return 503;
   return 500;
 }
 
-// Writes `response` on a transport nothing was written to, then closes it.
+std::string lower_ascii(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// The cursor of a stream or WebSocket request: the Last-Event-ID header (a native
+// EventSource reconnecting), else ?lastEventId= (a client opening a new connection).
+std::string cursor_of(const Context& ctx) {
+  if (const std::string* id = ctx.request.header("last-event-id"))
+    return *id;
+  if (const std::string* id = ctx.query.find("lastEventId"))
+    return *id;
+  return {};
+}
+
+// Writes `response` on a transport nothing was written to, then closes it. `sink` (never
+// attached, so never started) is only kept alive until then.
 void refuse_stream(const std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>>& transport,
-                   std::shared_ptr<notify::SseSink> sink, const HttpResponse& response) {
+                   std::shared_ptr<notify::Sink> sink, const HttpResponse& response) {
   auto bytes = std::make_shared<std::string>(serialize(response, false));
   asio::post(transport->executor(), [transport, sink = std::move(sink), bytes]() mutable {
     asio::async_write(
         transport->stream(), asio::buffer(*bytes),
         asio::bind_executor(transport->executor(),
-                            [transport, sink = std::move(sink), bytes](std::error_code, std::size_t) {
-                              transport->close();
-                            }));
+                            [transport, sink = std::move(sink), bytes](
+                                std::error_code, std::size_t) { transport->close(); }));
   });
 }
 
 }  // namespace
+
+Api::Api(notify::NotificationHub& hub, ApiOptions options)
+    : hub_(hub), options_(std::move(options)) {
+  if (!options_.allowed_origins.empty()) {
+    std::vector<std::string> allowed;
+    for (const auto& origin : options_.allowed_origins)
+      allowed.push_back(lower_ascii(origin));
+    // No Origin header: not a browser (a browser always sends one with a WebSocket
+    // handshake), so there is no cross-site page to protect against.
+    handshake_options_.origin_allowed = [allowed = std::move(allowed)](std::string_view origin) {
+      if (origin.empty())
+        return true;
+      return std::find(allowed.begin(), allowed.end(), lower_ascii(origin)) != allowed.end();
+    };
+  }
+}
 
 Api::Outcome Api::handle(const HttpRequest& request) noexcept {
   try {
@@ -218,9 +271,11 @@ Api::Outcome Api::handle(const HttpRequest& request) noexcept {
 
 Api::Outcome Api::route(const HttpRequest& request) {
   const auto segments = split_path(request.path);
-  if (!segments) return HttpResponse::error(400, "invalid path");
+  if (!segments)
+    return HttpResponse::error(400, "invalid path");
   const auto query = QueryParams::parse(request.query);
-  if (!query) return HttpResponse::error(400, "invalid percent-encoding in the query");
+  if (!query)
+    return HttpResponse::error(400, "invalid percent-encoding in the query");
   const Context ctx{request, *segments, *query};
   const std::string& method = request.method;
   const auto& s = *segments;
@@ -229,38 +284,50 @@ Api::Outcome Api::route(const HttpRequest& request) {
 
   const bool api = s.size() >= 2 && s[0] == "api" && s[1] == "notifications";
   if (api && s.size() == 2) {
-    if (!get && !post) return HttpResponse::method_not_allowed("GET, POST");
-    if (post) return publish(hub_, request);
+    if (!get && !post)
+      return HttpResponse::method_not_allowed("GET, POST");
+    if (post)
+      return publish(hub_, request);
     auto user = authenticate(ctx);
-    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    if (auto* error = std::get_if<HttpResponse>(&user))
+      return std::move(*error);
     return list_notifications(hub_, ctx, std::get<std::string>(user));
   }
   if (api && s.size() == 3 && s[2] == "stream") {
-    if (!get) return HttpResponse::method_not_allowed("GET");
+    if (!get)
+      return HttpResponse::method_not_allowed("GET");
     auto user = authenticate(ctx);
-    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
-    StreamRequest stream{std::get<std::string>(std::move(user)), {}};
-    if (const std::string* id = request.header("last-event-id")) {
-      stream.cursor = *id;
-    } else if (const std::string* id = query->find("lastEventId")) {
-      stream.cursor = *id;
-    }
-    return stream;
+    if (auto* error = std::get_if<HttpResponse>(&user))
+      return std::move(*error);
+    return StreamRequest{std::get<std::string>(std::move(user)), cursor_of(ctx)};
+  }
+  if (api && s.size() == 3 && s[2] == "ws") {
+    if (!get)
+      return HttpResponse::method_not_allowed("GET");
+    auto user = authenticate(ctx);
+    if (auto* error = std::get_if<HttpResponse>(&user))
+      return std::move(*error);
+    return websocket(request, std::get<std::string>(std::move(user)), cursor_of(ctx));
   }
   if (api && s.size() == 3 && s[2] == "read-all") {
-    if (!post) return HttpResponse::method_not_allowed("POST");
+    if (!post)
+      return HttpResponse::method_not_allowed("POST");
     auto user = authenticate(ctx);
-    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    if (auto* error = std::get_if<HttpResponse>(&user))
+      return std::move(*error);
     return json_response(200, read_result_json(hub_.mark_all_read(std::get<std::string>(user))));
   }
   if (api && s.size() == 4 && s[3] == "read") {
-    if (!post) return HttpResponse::method_not_allowed("POST");
+    if (!post)
+      return HttpResponse::method_not_allowed("POST");
     auto user = authenticate(ctx);
-    if (auto* error = std::get_if<HttpResponse>(&user)) return std::move(*error);
+    if (auto* error = std::get_if<HttpResponse>(&user))
+      return std::move(*error);
     return json_response(200, read_result_json(hub_.mark_read(std::get<std::string>(user), s[2])));
   }
   if (s.size() == 1 && s[0] == "metrics") {
-    if (!get) return HttpResponse::method_not_allowed("GET");
+    if (!get)
+      return HttpResponse::method_not_allowed("GET");
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = hub_.metrics_text();
@@ -268,25 +335,41 @@ Api::Outcome Api::route(const HttpRequest& request) {
     return r;
   }
   if (s.size() == 1 && s[0] == "healthz") {
-    if (!get) return HttpResponse::method_not_allowed("GET");
+    if (!get)
+      return HttpResponse::method_not_allowed("GET");
     return HttpResponse::json(200, R"({"status":"ok"})");
   }
 
   // The demo page and its assets.
   std::string path;
   for (const auto& segment : s) {
-    if (segment.find('/') != std::string::npos) return HttpResponse::error(404, "not found");
+    if (segment.find('/') != std::string::npos)
+      return HttpResponse::error(404, "not found");
     path += '/';
     path += segment;
   }
   const Asset* asset = find_asset(path);
-  if (asset == nullptr) return HttpResponse::error(404, "not found");
-  if (!get) return HttpResponse::method_not_allowed("GET");
+  if (asset == nullptr)
+    return HttpResponse::error(404, "not found");
+  if (!get)
+    return HttpResponse::method_not_allowed("GET");
   HttpResponse r;
   r.content_type = std::string(asset->content_type);
   r.body = std::string(asset->body);
   r.headers.emplace_back("Cache-Control", "no-cache");
   return r;
+}
+
+Api::Outcome Api::websocket(const HttpRequest& request, std::string user,
+                            std::string cursor) const {
+  notify::ws::HandshakeRequest handshake{request.method, {}};
+  handshake.headers.reserve(request.headers.size());
+  for (const auto& [name, value] : request.headers)
+    handshake.headers.emplace_back(name, value);
+  auto result = notify::ws::accept_handshake(handshake, handshake_options_);
+  if (result.status != 101)
+    return RawResponse{std::move(result.response)};
+  return WebSocketRequest{std::move(user), std::move(cursor), std::move(result)};
 }
 
 void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept {
@@ -297,15 +380,44 @@ void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexc
     sink = notify::SseSink::create(transport);
     std::error_code ec;
     hub_.attach(std::move(request.user), sink, request.cursor, ec);
-    if (!ec) return;
+    if (!ec)
+      return;
     refuse_stream(transport, std::move(sink),
                   HttpResponse::error(status_for_attach_error(ec), ec.message()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "notify-demo: cannot open a stream: %s\n", e.what());
     try {
-      if (transport) refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
+      if (transport)
+        refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
     } catch (...) {
-      if (transport) transport->close();
+      if (transport)
+        transport->close();
+    }
+  }
+}
+
+void Api::open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept {
+  std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
+  std::shared_ptr<notify::WebSocketSink> sink;
+  try {
+    transport = notify::make_asio_transport(std::move(socket));
+    // The sink writes the handshake's 101 response as its first bytes, once attached.
+    sink = notify::WebSocketSink::create(transport, request.handshake);
+    std::error_code ec;
+    hub_.attach(std::move(request.user), sink, request.cursor, ec);
+    if (!ec)
+      return;
+    // Nothing was written yet: a plain HTTP error instead of the 101.
+    refuse_stream(transport, std::move(sink),
+                  HttpResponse::error(status_for_attach_error(ec), ec.message()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "notify-demo: cannot open a WebSocket: %s\n", e.what());
+    try {
+      if (transport)
+        refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
+    } catch (...) {
+      if (transport)
+        transport->close();
     }
   }
 }

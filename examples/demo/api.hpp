@@ -1,17 +1,20 @@
 // The demo's HTTP API (docs/PROTOCOL.md): routes a parsed request to the hub and answers it,
-// or says that the request opens an event stream.
+// or says that the request opens an event stream (SSE) or a WebSocket.
 //
-// Thread safety: handle() and open_stream() are safe from any thread (the hub is).
+// Thread safety: handle(), open_stream() and open_websocket() are safe from any thread (the
+// hub is; the options are read-only after construction).
 #pragma once
 
 #include "http_message.hpp"
 
 #include <notify/hub.hpp>
+#include <notify/ws_handshake.hpp>
 
 #include <asio/ip/tcp.hpp>
 
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace demo {
 
@@ -21,11 +24,32 @@ struct StreamRequest {
   std::string cursor;  // Last-Event-ID, else ?lastEventId=, else empty
 };
 
+// GET /api/notifications/ws, authenticated, with a valid opening handshake: the connection
+// becomes a WebSocket.
+struct WebSocketRequest {
+  std::string user;
+  std::string cursor;                     // Last-Event-ID, else ?lastEventId=, else empty
+  notify::ws::HandshakeResult handshake;  // status 101; its response is not written yet
+};
+
+// Bytes to write as they are, then close the connection (a refused WebSocket handshake:
+// notify::ws::accept_handshake() wrote the whole response, JSON body included).
+struct RawResponse {
+  std::string bytes;
+};
+
+struct ApiOptions {
+  // Origins a WebSocket handshake may come from ("https://app.example.com"), compared
+  // case-insensitively; a request without an Origin header (not a browser) is allowed too.
+  // Empty: every origin is allowed — for development only.
+  std::vector<std::string> allowed_origins;
+};
+
 class Api {
  public:
-  using Outcome = std::variant<HttpResponse, StreamRequest>;
+  using Outcome = std::variant<HttpResponse, StreamRequest, WebSocketRequest, RawResponse>;
 
-  explicit Api(notify::NotificationHub& hub) : hub_(hub) {}
+  explicit Api(notify::NotificationHub& hub, ApiOptions options = {});
 
   // Never throws: an exception becomes a 500 response.
   Outcome handle(const HttpRequest& request) noexcept;
@@ -34,10 +58,18 @@ class Api {
   // refuses the connection, answers with a JSON error and closes instead.
   void open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept;
 
+  // Hands the socket (nothing written yet) to a WebSocketSink attached to the hub; the sink
+  // writes the 101 response first. When the hub refuses the connection, answers with a JSON
+  // error and closes instead.
+  void open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept;
+
  private:
   Outcome route(const HttpRequest& request);
+  Outcome websocket(const HttpRequest& request, std::string user, std::string cursor) const;
 
   notify::NotificationHub& hub_;
+  ApiOptions options_;
+  notify::ws::HandshakeOptions handshake_options_;
 };
 
 }  // namespace demo

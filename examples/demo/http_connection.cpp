@@ -28,7 +28,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-HttpConnection& self_of(http_parser* p) { return *static_cast<HttpConnection*>(p->data); }
+HttpConnection& self_of(http_parser* p) {
+  return *static_cast<HttpConnection*>(p->data);
+}
 
 }  // namespace
 
@@ -59,7 +61,8 @@ const http_parser_settings& HttpConnection::settings() noexcept {
 void HttpConnection::start() {
   // Runs on the connection's own executor, ordered with stop().
   asio::post(timer_.get_executor(), [self = shared_from_this()] {
-    if (self->closed_) return;
+    if (self->closed_)
+      return;
     std::error_code ignored;
     self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
     self->arm_timer(self->limits_.idle_timeout);
@@ -75,13 +78,15 @@ void HttpConnection::stop() {
 
 bool HttpConnection::count_head(std::size_t n) {
   head_bytes_ += n;
-  if (head_bytes_ <= limits_.max_head_bytes) return true;
+  if (head_bytes_ <= limits_.max_head_bytes)
+    return true;
   limit_hit_ = LimitHit::head;
   return false;
 }
 
 void HttpConnection::finish_header() {
-  if (!field_.empty() || in_value_) request_.headers.emplace_back(lower(field_), std::move(value_));
+  if (!field_.empty() || in_value_)
+    request_.headers.emplace_back(lower(field_), std::move(value_));
   field_.clear();
   value_.clear();
   in_value_ = false;
@@ -104,23 +109,28 @@ int HttpConnection::on_message_begin(http_parser* p) {
 
 int HttpConnection::on_url(http_parser* p, const char* at, std::size_t n) {
   HttpConnection& c = self_of(p);
-  if (!c.count_head(n)) return 1;
+  if (!c.count_head(n))
+    return 1;
   c.url_.append(at, n);
   return 0;
 }
 
 int HttpConnection::on_header_field(http_parser* p, const char* at, std::size_t n) {
   HttpConnection& c = self_of(p);
-  if (c.in_value_) c.finish_header();
-  if (c.field_.empty() && !c.count_head(header_line_overhead)) return 1;
-  if (!c.count_head(n)) return 1;
+  if (c.in_value_)
+    c.finish_header();
+  if (c.field_.empty() && !c.count_head(header_line_overhead))
+    return 1;
+  if (!c.count_head(n))
+    return 1;
   c.field_.append(at, n);
   return 0;
 }
 
 int HttpConnection::on_header_value(http_parser* p, const char* at, std::size_t n) {
   HttpConnection& c = self_of(p);
-  if (!c.count_head(n)) return 1;
+  if (!c.count_head(n))
+    return 1;
   c.in_value_ = true;
   c.value_.append(at, n);
   return 0;
@@ -144,7 +154,8 @@ int HttpConnection::on_headers_complete(http_parser* p) {
     if (const std::string* expect = r.header("expect"); expect && lower(*expect) == "100-continue")
       c.expect_continue_ = true;
   }
-  if (has_length) r.body.reserve(static_cast<std::size_t>(p->content_length));
+  if (has_length)
+    r.body.reserve(static_cast<std::size_t>(p->content_length));
   return 0;
 }
 
@@ -171,14 +182,14 @@ int HttpConnection::on_message_complete(http_parser* p) {
 // --- the read / answer loop -----------------------------------------------------------
 
 void HttpConnection::read_more() {
-  socket_.async_read_some(asio::buffer(read_buffer_),
-                          [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                            self->on_read(ec, n);
-                          });
+  socket_.async_read_some(
+      asio::buffer(read_buffer_),
+      [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void HttpConnection::on_read(std::error_code ec, std::size_t n) {
-  if (closed_) return;
+  if (closed_)
+    return;
   if (ec) {
     // EOF between requests is the normal end of a keep-alive connection; in the middle of a
     // request there is nobody left to answer.
@@ -239,7 +250,8 @@ void HttpConnection::handle_request() {
     return;
   }
   const auto field = [&](http_parser_url_fields f) {
-    if ((url.field_set & (1u << f)) == 0) return std::string();
+    if ((url.field_set & (1u << f)) == 0)
+      return std::string();
     return request.target.substr(url.field_data[f].off, url.field_data[f].len);
   };
   request.path = field(UF_PATH);
@@ -247,11 +259,19 @@ void HttpConnection::handle_request() {
 
   Api::Outcome outcome = api_.handle(request);
   if (auto* stream = std::get_if<StreamRequest>(&outcome)) {
-    // The socket leaves this connection: cancel everything of ours, and hand it over.
-    closed_ = true;
-    ++timer_generation_;
-    timer_.cancel();
+    hand_over();
     api_.open_stream(std::move(socket_), std::move(*stream));
+    return;
+  }
+  if (auto* upgrade = std::get_if<WebSocketRequest>(&outcome)) {
+    // A client sends no frame before it has read the 101, so no byte of the WebSocket is
+    // left in input_.
+    hand_over();
+    api_.open_websocket(std::move(socket_), std::move(*upgrade));
+    return;
+  }
+  if (auto* raw = std::get_if<RawResponse>(&outcome)) {
+    send_bytes(std::move(raw->bytes), false);
     return;
   }
   send(std::get<HttpResponse>(outcome), request.keep_alive, request.method == "HEAD");
@@ -269,8 +289,19 @@ void HttpConnection::respond_to_parse_error() {
   }
 }
 
+void HttpConnection::hand_over() {
+  // The socket leaves this connection: cancel everything of ours before it is moved out.
+  closed_ = true;
+  ++timer_generation_;
+  timer_.cancel();
+}
+
 void HttpConnection::send(const HttpResponse& response, bool keep_alive, bool head_only) {
-  out_ = serialize(response, keep_alive, head_only);
+  send_bytes(serialize(response, keep_alive, head_only), keep_alive);
+}
+
+void HttpConnection::send_bytes(std::string bytes, bool keep_alive) {
+  out_ = std::move(bytes);
   writing_ = true;
   arm_timer(limits_.write_timeout);
   asio::async_write(socket_, asio::buffer(out_),
@@ -282,7 +313,8 @@ void HttpConnection::send(const HttpResponse& response, bool keep_alive, bool he
 void HttpConnection::on_sent(std::error_code ec, bool keep_alive) {
   writing_ = false;
   out_.clear();
-  if (closed_) return;
+  if (closed_)
+    return;
   if (ec) {
     close();
     return;
@@ -302,7 +334,8 @@ void HttpConnection::send_continue() {
   asio::async_write(socket_, asio::buffer(continue_line.data(), continue_line.size()),
                     [self = shared_from_this()](std::error_code ec, std::size_t) {
                       self->writing_ = false;
-                      if (self->closed_) return;
+                      if (self->closed_)
+                        return;
                       if (ec) {
                         self->close();
                         return;
@@ -317,7 +350,8 @@ void HttpConnection::arm_timer(std::chrono::milliseconds timeout) {
   const unsigned generation = ++timer_generation_;
   timer_.expires_after(timeout);
   timer_.async_wait([self = shared_from_this(), generation](std::error_code ec) {
-    if (ec || generation != self->timer_generation_ || self->closed_) return;
+    if (ec || generation != self->timer_generation_ || self->closed_)
+      return;
     self->on_timeout();
   });
 }
@@ -342,7 +376,8 @@ void HttpConnection::linger_close() {
     std::shared_ptr<HttpConnection> self;
     std::size_t dropped;
     void operator()(std::error_code ec, std::size_t n) {
-      if (self->closed_) return;
+      if (self->closed_)
+        return;
       dropped += n;
       if (ec || dropped > linger_max_bytes) {
         self->close();
@@ -356,7 +391,8 @@ void HttpConnection::linger_close() {
 }
 
 void HttpConnection::close() {
-  if (closed_) return;
+  if (closed_)
+    return;
   closed_ = true;
   ++timer_generation_;
   timer_.cancel();

@@ -3,7 +3,7 @@
 //
 // Requests are answered one at a time, in order: the parser pauses after each request and
 // resumes once its response (one write) is out, so pipelined requests keep their order.
-// A stream request takes the socket out of the connection and ends it.
+// A stream request (SSE or WebSocket) takes the socket out of the connection and ends it.
 //
 // Lifetime: shared_ptr, kept alive by its pending operations. Thread safety: start() once
 // after construction; stop() from any thread. Everything else runs on the socket's executor
@@ -27,8 +27,8 @@
 namespace demo {
 
 struct ConnectionLimits {
-  std::size_t max_head_bytes = 16 * 1024;     // request line + headers -> 431
-  std::size_t max_body_bytes = 1024 * 1024;   // -> 413
+  std::size_t max_head_bytes = 16 * 1024;            // request line + headers -> 431
+  std::size_t max_body_bytes = 1024 * 1024;          // -> 413
   std::chrono::milliseconds idle_timeout{60000};     // between requests on a keep-alive connection
   std::chrono::milliseconds request_timeout{30000};  // from the first byte of a request to its end
   std::chrono::milliseconds write_timeout{30000};    // one response
@@ -67,6 +67,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void handle_request();
   void respond_to_parse_error();
   void send(const HttpResponse& response, bool keep_alive, bool head_only = false);
+  // Writes a whole response as it is; closes after it unless `keep_alive`.
+  void send_bytes(std::string bytes, bool keep_alive);
+  void hand_over();
   void on_sent(std::error_code ec, bool keep_alive);
   void send_continue();
 
@@ -82,10 +85,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   http_parser parser_{};
   std::array<char, 16 * 1024> read_buffer_{};
-  std::string input_;             // bytes received and not yet given to the parser
+  std::string input_;  // bytes received and not yet given to the parser
   std::size_t input_offset_ = 0;
 
-  HttpRequest request_;           // the request being parsed
+  HttpRequest request_;  // the request being parsed
   std::string url_;
   std::string field_;
   std::string value_;
@@ -95,7 +98,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::size_t head_bytes_ = 0;
   LimitHit limit_hit_ = LimitHit::none;
 
-  std::string out_;               // the response being written
+  std::string out_;  // the response being written
   bool writing_ = false;
   bool closed_ = false;
   unsigned timer_generation_ = 0;

@@ -6,7 +6,8 @@ namespace demo {
 
 const std::string* HttpRequest::header(std::string_view lower_name) const noexcept {
   for (const auto& h : headers) {
-    if (h.first == lower_name) return &h.second;
+    if (h.first == lower_name)
+      return &h.second;
   }
   return nullptr;
 }
@@ -33,24 +34,42 @@ HttpResponse HttpResponse::method_not_allowed(std::string_view allow) {
 
 std::string_view reason_phrase(int status) noexcept {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 
@@ -70,7 +89,8 @@ std::string serialize(const HttpResponse& response, bool keep_alive, bool head_o
   out += "Content-Length: ";
   out += std::to_string(response.body.size());
   out += "\r\n";
-  if (!keep_alive) out += "Connection: close\r\n";
+  if (!keep_alive)
+    out += "Connection: close\r\n";
   for (const auto& h : response.headers) {
     out += h.first;
     out += ": ";
@@ -78,7 +98,8 @@ std::string serialize(const HttpResponse& response, bool keep_alive, bool head_o
     out += "\r\n";
   }
   out += "\r\n";
-  if (!head_only) out += response.body;
+  if (!head_only)
+    out += response.body;
   return out;
 }
 

@@ -4,8 +4,16 @@
 #include "http_connection.hpp"
 #include "options.hpp"
 #include "server.hpp"
+#include "typing.hpp"
 
 #include <notify/hub.hpp>
+#ifdef NOTIFY_DEMO_WITH_SQLITE
+#include <notify/sqlite_store.hpp>
+#endif
+#ifdef NOTIFY_DEMO_WITH_REDIS
+#include <notify/redis_bus.hpp>
+#include <notify/redis_store.hpp>
+#endif
 
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
@@ -16,7 +24,9 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,13 +49,15 @@ class ShutdownWatchdog {
       done_ = true;
     }
     cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+      thread_.join();
   }
 
   // Stops `io` unless the watchdog is destroyed (the run threads returned) within `grace`.
   void arm(asio::io_context& io, std::chrono::seconds grace) {
     std::lock_guard lock(mutex_);
-    if (thread_.joinable() || done_) return;
+    if (thread_.joinable() || done_)
+      return;
     thread_ = std::thread([this, &io, grace] {
       std::unique_lock lock(mutex_);
       if (!cv_.wait_for(lock, grace, [this] { return done_; })) {
@@ -62,6 +74,54 @@ class ShutdownWatchdog {
   std::thread thread_;
 };
 
+// The store --store names; null is the hub's default, a MemoryStore.
+std::shared_ptr<notify::Store> make_store(const std::string& spec) {
+  if (spec == "memory")
+    return nullptr;
+  const std::string path = spec.substr(spec.find(':') + 1);  // "sqlite:PATH"
+#ifdef NOTIFY_DEMO_WITH_SQLITE
+  return std::make_shared<notify::SqliteStore>(path);
+#else
+  throw std::runtime_error("--store " + spec +
+                           ": this notify-demo was built without notify::sqlite");
+#endif
+}
+
+bool is_redis(const std::string& spec) {
+  return spec.rfind("redis://", 0) == 0;
+}
+
+// The bus --bus names; null is the hub's default, an InProcessBus.
+std::shared_ptr<notify::Bus> make_bus(const std::string& spec) {
+  if (!is_redis(spec))
+    return nullptr;
+#ifdef NOTIFY_DEMO_WITH_REDIS
+  notify::RedisBusOptions options;
+  options.redis = notify::parse_redis_url(spec);
+  return std::make_shared<notify::RedisBus>(options);
+#else
+  throw std::runtime_error("--bus " + spec + ": this notify-demo was built without notify::redis");
+#endif
+}
+
+// --store redis://...: with --bus on the same Redis, the store publishes notifications and
+// read events itself, atomically with their sequence numbers (ordered across instances).
+std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const std::string& bus) {
+#ifdef NOTIFY_DEMO_WITH_REDIS
+  notify::RedisStoreOptions options;
+  options.redis = notify::parse_redis_url(spec);
+  if (is_redis(bus)) {
+    const auto b = notify::parse_redis_url(bus);
+    options.publish_appends = b.host == options.redis.host && b.port == options.redis.port;
+  }
+  return std::make_shared<notify::RedisStore>(options);
+#else
+  (void)bus;
+  throw std::runtime_error("--store " + spec +
+                           ": this notify-demo was built without notify::redis");
+#endif
+}
+
 int run(const demo::Options& options) {
   asio::io_context io(static_cast<int>(options.threads));
 
@@ -69,9 +129,19 @@ int run(const demo::Options& options) {
   hub_options.heartbeat_interval = options.heartbeat;
   hub_options.batch_window = options.batch;
   hub_options.max_connections = options.max_connections;
-  notify::NotificationHub hub(io.get_executor(), hub_options);
+  auto store = is_redis(options.store) ? make_redis_store(options.store, options.bus)
+                                       : make_store(options.store);
+  notify::NotificationHub hub(io.get_executor(), hub_options, std::move(store),
+                              make_bus(options.bus));
 
-  demo::Api api(hub);
+  demo::TypingOptions typing;
+  typing.pairs = options.typing_pairs == "none" ? demo::TypingOptions::Pairs::none
+                                                : demo::TypingOptions::Pairs::any;
+  demo::TypingRelay::install(hub, typing);
+
+  demo::ApiOptions api_options;
+  api_options.allowed_origins = options.allowed_origins;
+  demo::Api api(hub, api_options);
   demo::Server server(io, api, demo::ConnectionLimits{}, options.threads > 1);
 
   std::error_code ec;
@@ -90,7 +160,8 @@ int run(const demo::Options& options) {
   ShutdownWatchdog watchdog;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code wait_ec, int signal_number) {
-    if (wait_ec) return;
+    if (wait_ec)
+      return;
     std::fprintf(stderr, "notify-demo: signal %d, shutting down\n", signal_number);
     hub.stop();
     server.stop();
@@ -102,9 +173,11 @@ int run(const demo::Options& options) {
   std::fflush(stdout);
 
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < options.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  for (unsigned i = 1; i < options.threads; ++i)
+    threads.emplace_back([&io] { io.run(); });
   io.run();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   return 0;
 }
 
@@ -112,13 +185,15 @@ int run(const demo::Options& options) {
 
 int main(int argc, char** argv) {
   const std::string program = argc > 0 && argv[0] != nullptr ? argv[0] : "notify-demo";
-  const auto parsed = demo::parse_options(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
+  const auto parsed =
+      demo::parse_options(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
   switch (parsed.action) {
     case demo::ParsedOptions::Action::help:
       std::fputs(demo::usage(program).c_str(), stdout);
       return 0;
     case demo::ParsedOptions::Action::error:
-      std::fprintf(stderr, "notify-demo: %s\n%s", parsed.error.c_str(), demo::usage(program).c_str());
+      std::fprintf(stderr, "notify-demo: %s\n%s", parsed.error.c_str(),
+                   demo::usage(program).c_str());
       return 2;
     case demo::ParsedOptions::Action::run:
       break;

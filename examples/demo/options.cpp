@@ -14,8 +14,35 @@ std::optional<unsigned long long> parse_unsigned(std::string_view text, unsigned
   unsigned long long value = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || value > max) return std::nullopt;
+  if (text.empty() || ec != std::errc() || ptr != end || value > max)
+    return std::nullopt;
   return value;
+}
+
+// "http://host" or "https://host:port", as a browser sends it in the Origin header: a
+// scheme, "://", a host (and port) and nothing else.
+bool is_origin(std::string_view v) {
+  std::string_view rest;
+  if (v.rfind("http://", 0) == 0) {
+    rest = v.substr(7);
+  } else if (v.rfind("https://", 0) == 0) {
+    rest = v.substr(8);
+  } else {
+    return false;
+  }
+  if (rest.empty())
+    return false;
+  for (const char c : rest) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\')
+      return false;
+  }
+  return true;
+}
+
+// "redis://" and something (notify::parse_redis_url checks the rest when it is used).
+bool is_redis_url(std::string_view v) {
+  return v.rfind("redis://", 0) == 0 && v.size() > 8;
 }
 
 }  // namespace
@@ -37,57 +64,87 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       flag.resize(eq);
     }
     if (flag == "--help" || flag == "-h") {
-      if (value) return fail("--help takes no value");
+      if (value)
+        return fail("--help takes no value");
       result.action = ParsedOptions::Action::help;
       return result;
     }
     const bool known = flag == "--port" || flag == "--bind" || flag == "--heartbeat" ||
                        flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
-                       flag == "--max-connections";
-    if (!known) return fail("unknown option '" + args[i] + "'");
+                       flag == "--max-connections" || flag == "--allowed-origin" ||
+                       flag == "--typing-pairs" || flag == "--store" || flag == "--bus";
+    if (!known)
+      return fail("unknown option '" + args[i] + "'");
     if (!value) {
-      if (i + 1 >= args.size()) return fail(flag + " needs a value");
+      if (i + 1 >= args.size())
+        return fail(flag + " needs a value");
       value = args[++i];
     }
     const std::string& v = *value;
 
     if (flag == "--port") {
       const auto n = parse_unsigned(v, 65535);
-      if (!n) return fail("--port: '" + v + "' is not a port (0 to 65535)");
+      if (!n)
+        return fail("--port: '" + v + "' is not a port (0 to 65535)");
       o.port = static_cast<unsigned short>(*n);
     } else if (flag == "--bind") {
       std::error_code ec;
       asio::ip::make_address(v, ec);
-      if (ec) return fail("--bind: '" + v + "' is not an IP address");
+      if (ec)
+        return fail("--bind: '" + v + "' is not an IP address");
       o.bind = v;
     } else if (flag == "--heartbeat") {
       const auto n = parse_unsigned(v, 24 * 3600);
-      if (!n || *n < 1) return fail("--heartbeat: '" + v + "' is not a number of seconds (at least 1)");
+      if (!n || *n < 1)
+        return fail("--heartbeat: '" + v + "' is not a number of seconds (at least 1)");
       o.heartbeat = std::chrono::seconds(*n);
     } else if (flag == "--batch-ms") {
       const auto n = parse_unsigned(v, 60000);
-      if (!n) return fail("--batch-ms: '" + v + "' is not a number of milliseconds (0 to 60000)");
+      if (!n)
+        return fail("--batch-ms: '" + v + "' is not a number of milliseconds (0 to 60000)");
       o.batch = std::chrono::milliseconds(*n);
     } else if (flag == "--auth") {
-      if (v != "dev") return fail("--auth: '" + v + "' is not supported (only 'dev')");
+      if (v != "dev")
+        return fail("--auth: '" + v + "' is not supported (only 'dev')");
       o.auth = v;
     } else if (flag == "--threads") {
       const auto n = parse_unsigned(v, 256);
-      if (!n || *n < 1) return fail("--threads: '" + v + "' is not a thread count (1 to 256)");
+      if (!n || *n < 1)
+        return fail("--threads: '" + v + "' is not a thread count (1 to 256)");
       o.threads = static_cast<unsigned>(*n);
     } else if (flag == "--max-connections") {
       const auto n = parse_unsigned(v, 10000000);
-      if (!n || *n < 1) return fail("--max-connections: '" + v + "' is not a count (at least 1)");
+      if (!n || *n < 1)
+        return fail("--max-connections: '" + v + "' is not a count (at least 1)");
       o.max_connections = static_cast<std::size_t>(*n);
+    } else if (flag == "--allowed-origin") {
+      if (!is_origin(v))
+        return fail("--allowed-origin: '" + v +
+                    "' is not an origin (like https://app.example.com)");
+      o.allowed_origins.push_back(v);
+    } else if (flag == "--typing-pairs") {
+      if (v != "any" && v != "none")
+        return fail("--typing-pairs: '" + v + "' is not any or none");
+      o.typing_pairs = v;
+    } else if (flag == "--store") {
+      if (v != "memory" && (v.rfind("sqlite:", 0) != 0 || v.size() == 7) && !is_redis_url(v))
+        return fail("--store: '" + v + "' is not memory, sqlite:PATH or redis://HOST:PORT[/DB]");
+      o.store = v;
+    } else if (flag == "--bus") {
+      if (v != "inprocess" && !is_redis_url(v))
+        return fail("--bus: '" + v + "' is not inprocess or redis://HOST:PORT[/DB]");
+      o.bus = v;
     }
   }
   return result;
 }
 
 std::string usage(const std::string& program) {
-  return "usage: " + program + " [options]\n"
+  return "usage: " + program +
+         " [options]\n"
          "\n"
-         "The notify demo server: the demo page, its HTTP API and the event stream.\n"
+         "The notify demo server: the demo page, its HTTP API, the event stream (SSE) and\n"
+         "the WebSocket.\n"
          "\n"
          "  --port N              port to listen on; 0 picks a free one (default 8080)\n"
          "  --bind ADDR           address to listen on (default 127.0.0.1)\n"
@@ -96,6 +153,22 @@ std::string usage(const std::string& program) {
          "  --auth dev            user from ?user= or X-User-Id (the only mode, default)\n"
          "  --threads N           io_context threads (default 1)\n"
          "  --max-connections N   streams on this instance (default 100000)\n"
+         "  --allowed-origin ORIGIN\n"
+         "                        accept WebSocket handshakes only from this origin (and from\n"
+         "                        clients that send no Origin); repeatable. Default: any\n"
+         "                        origin, which is for development only\n"
+         "  --typing-pairs any|none\n"
+         "                        who may relay typing indicators to whom: any two distinct\n"
+         "                        users (default), or nobody\n"
+         "  --store memory|sqlite:PATH\n"
+         "                        where notifications are kept: in memory (default, lost on\n"
+         "                        exit) or in the SQLite database file PATH\n"
+         "  --store redis://HOST:PORT[/DB]\n"
+         "                        ... or in Redis, shared by a fleet of instances\n"
+         "  --bus inprocess|redis://HOST:PORT[/DB]\n"
+         "                        how instances tell each other about events: not at all\n"
+         "                        (default, one instance) or over Redis Pub/Sub. A fleet uses\n"
+         "                        redis for both --bus and --store (the same server)\n"
          "  --help                show this help\n";
 }
 

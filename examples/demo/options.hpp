@@ -10,12 +10,19 @@ namespace demo {
 
 struct Options {
   std::string bind = "127.0.0.1";
-  unsigned short port = 8080;                 // 0: any free port
-  std::chrono::seconds heartbeat{30};         // at least 1
-  std::chrono::milliseconds batch{200};       // 0 disables batching
-  std::string auth = "dev";                   // the only mode: ?user= or X-User-Id
-  unsigned threads = 1;                       // io_context threads
-  std::size_t max_connections = 100000;       // streams on this instance
+  unsigned short port = 8080;            // 0: any free port
+  std::chrono::seconds heartbeat{30};    // at least 1
+  std::chrono::milliseconds batch{200};  // 0 disables batching
+  std::string auth = "dev";              // the only mode: ?user= or X-User-Id
+  unsigned threads = 1;                  // io_context threads
+  std::size_t max_connections = 100000;  // streams on this instance
+  // --allowed-origin (repeatable): the only origins a WebSocket handshake may come from.
+  // Empty: any origin (development only).
+  std::vector<std::string> allowed_origins;
+  std::string typing_pairs = "any";  // "any" (two distinct users) or "none"
+  std::string store = "memory";      // "memory" or "sqlite:PATH"
+                                     // or "redis://HOST:PORT[/DB]"
+  std::string bus = "inprocess";     // "inprocess" or "redis://HOST:PORT[/DB]"
 };
 
 struct ParsedOptions {

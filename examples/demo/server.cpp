@@ -9,54 +9,68 @@
 namespace demo {
 
 Server::Server(asio::io_context& io, Api& api, ConnectionLimits limits, bool strand_per_connection)
-    : io_(io), api_(api), limits_(limits), strand_per_connection_(strand_per_connection),
-      acceptor_(asio::make_strand(io)), retry_timer_(acceptor_.get_executor()) {}
+    : io_(io),
+      api_(api),
+      limits_(limits),
+      strand_per_connection_(strand_per_connection),
+      acceptor_(asio::make_strand(io)),
+      retry_timer_(acceptor_.get_executor()) {}
 
 asio::ip::tcp::endpoint Server::listen(const asio::ip::address& address, unsigned short port,
                                        std::error_code& ec) {
   const asio::ip::tcp::endpoint endpoint(address, port);
   acceptor_.open(endpoint.protocol(), ec);
-  if (ec) return {};
+  if (ec)
+    return {};
   acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (ec) return {};
+  if (ec)
+    return {};
   acceptor_.bind(endpoint, ec);
-  if (ec) return {};
+  if (ec)
+    return {};
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return {};
+  if (ec)
+    return {};
   auto local = acceptor_.local_endpoint(ec);
-  if (ec) return {};
+  if (ec)
+    return {};
   accept();
   return local;
 }
 
 void Server::accept() {
   asio::any_io_executor executor = io_.get_executor();
-  if (strand_per_connection_) executor = asio::make_strand(io_);
+  if (strand_per_connection_)
+    executor = asio::make_strand(io_);
   acceptor_.async_accept(executor, [this](std::error_code ec, asio::ip::tcp::socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
 
 void Server::on_accept(std::error_code ec, asio::ip::tcp::socket socket) {
-  if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec == asio::error::operation_aborted || !acceptor_.is_open())
+    return;
   if (ec) {
     // EMFILE and friends: wait a little instead of spinning.
     std::fprintf(stderr, "notify-demo: accept: %s\n", ec.message().c_str());
     retry_timer_.expires_after(std::chrono::milliseconds(100));
     retry_timer_.async_wait([this](std::error_code wait_ec) {
-      if (!wait_ec && acceptor_.is_open()) accept();
+      if (!wait_ec && acceptor_.is_open())
+        accept();
     });
     return;
   }
   auto connection = std::make_shared<HttpConnection>(std::move(socket), api_, limits_);
-  if (!track(connection)) return;  // stopping: the socket closes with the connection
+  if (!track(connection))
+    return;  // stopping: the socket closes with the connection
   connection->start();
   accept();
 }
 
 bool Server::track(const std::shared_ptr<HttpConnection>& connection) {
   std::lock_guard lock(mutex_);
-  if (stopped_) return false;
+  if (stopped_)
+    return false;
   if (connections_.size() >= prune_at_) {
     connections_.erase(std::remove_if(connections_.begin(), connections_.end(),
                                       [](const auto& w) { return w.expired(); }),
@@ -71,7 +85,8 @@ void Server::stop() {
   std::vector<std::weak_ptr<HttpConnection>> connections;
   {
     std::lock_guard lock(mutex_);
-    if (stopped_) return;
+    if (stopped_)
+      return;
     stopped_ = true;
     connections.swap(connections_);
   }
@@ -82,7 +97,8 @@ void Server::stop() {
     retry_timer_.cancel();
   });
   for (const auto& weak : connections) {
-    if (auto connection = weak.lock()) connection->stop();
+    if (auto connection = weak.lock())
+      connection->stop();
   }
 }
 

@@ -41,18 +41,20 @@ std::string user_of(const std::string& head) {
 
 void accept(tcp::acceptor& acceptor, notify::NotificationHub& hub) {
   acceptor.async_accept([&](std::error_code ec, tcp::socket socket) {
-    if (ec) return;
+    if (ec)
+      return;
     auto s = std::make_shared<tcp::socket>(std::move(socket));
     auto head = std::make_shared<std::string>();
-    asio::async_read_until(*s, asio::dynamic_buffer(*head), "\r\n\r\n",
-                           [s, head, &hub](std::error_code ec, std::size_t) {
-                             const auto user = ec ? "" : user_of(*head);
-                             if (user.empty()) return;
-                             // --- the integration: a socket becomes a notification stream
-                             auto sink = notify::SseSink::create(
-                                 notify::make_asio_transport(std::move(*s)));
-                             hub.attach(user, sink);
-                           });
+    asio::async_read_until(
+        *s, asio::dynamic_buffer(*head), "\r\n\r\n",
+        [s, head, &hub](std::error_code ec, std::size_t) {
+          const auto user = ec ? "" : user_of(*head);
+          if (user.empty())
+            return;
+          // --- the integration: a socket becomes a notification stream
+          auto sink = notify::SseSink::create(notify::make_asio_transport(std::move(*s)));
+          hub.attach(user, sink);
+        });
     accept(acceptor, hub);
   });
 }
@@ -72,7 +74,8 @@ int main(int argc, char** argv) {
   std::function<void()> publish_every_2s = [&] {
     tick.expires_after(std::chrono::seconds(2));
     tick.async_wait([&](std::error_code ec) {
-      if (ec) return;
+      if (ec)
+        return;
       notify::Notification n;
       n.user_id = "alice";
       n.type = "system";

@@ -34,17 +34,18 @@ template <typename Stream>
 class AsioTransport final : public Transport {
  public:
   explicit AsioTransport(Stream stream, std::string_view kind = default_kind())
-      : stream_(std::move(stream)), strand_(asio::make_strand(stream_.get_executor())),
+      : stream_(std::move(stream)),
+        strand_(asio::make_strand(stream_.get_executor())),
         kind_(kind) {}
 
   asio::any_io_executor executor() const override { return strand_; }
 
   void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) override {
-    asio::async_write(stream_, buffers,
-                      asio::bind_executor(strand_, [h = std::move(handler)](
-                                                       std::error_code ec, std::size_t n) {
-                        h->on_write(ec, n);
-                      }));
+    asio::async_write(
+        stream_, buffers,
+        asio::bind_executor(strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
+          h->on_write(ec, n);
+        }));
   }
 
   bool can_read() const noexcept override { return true; }
@@ -52,8 +53,8 @@ class AsioTransport final : public Transport {
   void async_read_some(asio::mutable_buffer buffer,
                        std::shared_ptr<TransportHandler> handler) override {
     stream_.async_read_some(
-        buffer, asio::bind_executor(strand_, [h = std::move(handler)](std::error_code ec,
-                                                                      std::size_t n) {
+        buffer,
+        asio::bind_executor(strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
           h->on_read(ec, n);
         }));
   }
@@ -63,6 +64,12 @@ class AsioTransport final : public Transport {
     auto& socket = lowest();
     socket.shutdown(asio::socket_base::shutdown_both, ignored);
     socket.close(ignored);
+  }
+
+  bool shutdown_send() noexcept override {
+    std::error_code ec;
+    lowest().shutdown(asio::socket_base::shutdown_send, ec);
+    return !ec;
   }
 
   std::string_view kind() const noexcept override { return kind_; }

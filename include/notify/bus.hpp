@@ -20,7 +20,7 @@ namespace notify {
 
 // One message on the bus: an event for one user's connections, or for all of them.
 struct Envelope {
-  std::string user;        // empty when broadcast
+  std::string user;  // empty when broadcast
   bool broadcast = false;
   EventPtr event;
 };

@@ -39,20 +39,20 @@ struct HubOptions {
   // Per-user batching window: notifications for one user within it go out as one
   // `notifications:batch` (one as a plain `notification`). 0 disables batching.
   std::chrono::milliseconds batch_window{200};
-  std::size_t max_connections = 100000;        // total on this instance
-  std::size_t max_connections_per_user = 32;   // tabs and devices of one user
-  QueueLimits queue;                           // per-connection outbound queue
-  std::size_t snapshot_limit = 50;             // notifications in an init/reset snapshot
-  std::size_t max_replay = 1000;               // more missed than this: reset instead
+  std::size_t max_connections = 100000;       // total on this instance
+  std::size_t max_connections_per_user = 32;  // tabs and devices of one user
+  QueueLimits queue;                          // per-connection outbound queue
+  std::size_t snapshot_limit = 50;            // notifications in an init/reset snapshot
+  std::size_t max_replay = 1000;              // more missed than this: reset instead
   ValidationLimits validation;
 };
 
 // A message a WebSocket client sent, as handed to a host's handler.
 struct ClientMessage {
-  std::string user;                   // who sent it (the connection's user)
-  std::string type;                   // its "type"
-  nlohmann::json body;                // the whole message object
-  std::shared_ptr<Sink> connection;   // where it came from: NotificationHub::reply() answers it
+  std::string user;                  // who sent it (the connection's user)
+  std::string type;                  // its "type"
+  nlohmann::json body;               // the whole message object
+  std::shared_ptr<Sink> connection;  // where it came from: NotificationHub::reply() answers it
 };
 using MessageHandler = std::function<void(const ClientMessage&)>;
 
@@ -96,8 +96,7 @@ class NOTIFY_EXPORT NotificationHub {
   ReadResult mark_read(std::string_view user, std::string_view id);
   ReadResult mark_all_read(std::string_view user);
 
-  std::vector<Notification> list(std::string_view user, bool unread_only,
-                                 std::size_t limit) const;
+  std::vector<Notification> list(std::string_view user, bool unread_only, std::size_t limit) const;
   std::uint64_t unread_count(std::string_view user) const;
 
   // --- two-way messages (WebSocket) -------------------------------------------------

@@ -17,8 +17,8 @@
 namespace notify {
 
 struct MemoryStoreOptions {
-  std::size_t max_per_user = 1000;        // notifications kept per user, oldest dropped first
-  std::size_t max_broadcasts = 1000;      // broadcast notifications kept
+  std::size_t max_per_user = 1000;    // notifications kept per user, oldest dropped first
+  std::size_t max_broadcasts = 1000;  // broadcast notifications kept
 };
 
 class NOTIFY_EXPORT MemoryStore final : public Store {
@@ -42,9 +42,9 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
     Notification notification;
   };
   struct UserState {
-    std::deque<Entry> history;                  // oldest first
-    std::uint64_t evicted_upto = 0;             // highest seq dropped from history
-    std::uint64_t unread = 0;                   // unread of the user's own history
+    std::deque<Entry> history;                               // oldest first
+    std::uint64_t evicted_upto = 0;                          // highest seq dropped from history
+    std::uint64_t unread = 0;                                // unread of the user's own history
     std::map<std::uint64_t, std::string> broadcast_read_at;  // per-user read broadcasts
   };
 
@@ -59,7 +59,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   std::mutex mutex_;
   std::uint64_t head_ = 0;
   std::unordered_map<std::string, UserState> users_;
-  std::deque<Entry> broadcasts_;                // oldest first
+  std::deque<Entry> broadcasts_;  // oldest first
   std::uint64_t broadcasts_evicted_upto_ = 0;
 };
 

@@ -12,21 +12,21 @@
 namespace notify {
 
 struct HubMetrics {
-  std::uint64_t connections_sse = 0;    // open now, by wire protocol
+  std::uint64_t connections_sse = 0;  // open now, by wire protocol
   std::uint64_t connections_websocket = 0;
-  std::uint64_t client_messages = 0;    // messages received from WebSocket clients
-  std::uint64_t connections_opened = 0; // attached since start
-  std::uint64_t events_delivered = 0;   // events whose bytes were written to a connection
+  std::uint64_t client_messages = 0;     // messages received from WebSocket clients
+  std::uint64_t connections_opened = 0;  // attached since start
+  std::uint64_t events_delivered = 0;    // events whose bytes were written to a connection
   std::uint64_t bytes_delivered = 0;
-  std::uint64_t publishes = 0;          // notifications published (one per recipient user)
-  std::uint64_t resyncs = 0;            // queues collapsed into a reset snapshot
+  std::uint64_t publishes = 0;  // notifications published (one per recipient user)
+  std::uint64_t resyncs = 0;    // queues collapsed into a reset snapshot
   std::uint64_t slow_consumer_disconnects = 0;
   std::uint64_t rejected_connections = 0;
   std::uint64_t heartbeats = 0;
   std::uint64_t resets_unknown_cursor = 0;
-  std::uint64_t gap_repairs = 0;        // connections brought up to date after a bus outage
-  std::uint64_t handler_errors = 0;     // exceptions caught from hooks and parts
-  std::string bus_state;                // "connected", "reconnecting", "stopped"
+  std::uint64_t gap_repairs = 0;     // connections brought up to date after a bus outage
+  std::uint64_t handler_errors = 0;  // exceptions caught from hooks and parts
+  std::string bus_state;             // "connected", "reconnecting", "stopped"
 };
 
 // The Prometheus text exposition format (version 0.0.4) of `m`; every metric is named

@@ -21,10 +21,10 @@ namespace notify {
 
 // One notification. Empty strings are "unset" and appear as null in JSON.
 struct Notification {
-  std::string id;           // assigned by the Store; opaque to clients
-  std::string user_id;      // the recipient; empty for a broadcast
-  bool broadcast = false;   // true: every user sees it
-  std::string type;         // comment | mention | order | system | alert (hosts may allow more)
+  std::string id;          // assigned by the Store; opaque to clients
+  std::string user_id;     // the recipient; empty for a broadcast
+  bool broadcast = false;  // true: every user sees it
+  std::string type;        // comment | mention | order | system | alert (hosts may allow more)
   std::string title;
   std::string body;
   std::string actor_id;
@@ -32,9 +32,9 @@ struct Notification {
   std::string entity_id;
   std::string action_url;
   std::string image_url;
-  std::string read_at;      // ISO 8601 UTC; empty while unread
-  std::string created_at;   // ISO 8601 UTC with milliseconds; assigned by the Store
-  nlohmann::json data;      // null or a free JSON object
+  std::string read_at;     // ISO 8601 UTC; empty while unread
+  std::string created_at;  // ISO 8601 UTC with milliseconds; assigned by the Store
+  nlohmann::json data;     // null or a free JSON object
 
   bool is_read() const noexcept { return !read_at.empty(); }
 };
@@ -46,10 +46,10 @@ NOTIFY_EXPORT void from_json(const nlohmann::json& j, Notification& n);
 
 // Limits a draft must respect. Sizes are bytes of UTF-8.
 struct ValidationLimits {
-  std::size_t max_title_bytes = 1024;          // a title is a line, not a document
-  std::size_t max_body_bytes = 64 * 1024;      // keeps one event well under queue limits
-  std::size_t max_field_bytes = 2048;          // ids, urls, entity fields
-  std::size_t max_data_bytes = 64 * 1024;      // serialized `data`
+  std::size_t max_title_bytes = 1024;      // a title is a line, not a document
+  std::size_t max_body_bytes = 64 * 1024;  // keeps one event well under queue limits
+  std::size_t max_field_bytes = 2048;      // ids, urls, entity fields
+  std::size_t max_data_bytes = 64 * 1024;  // serialized `data`
   std::vector<std::string> allowed_types = {"comment", "mention", "order", "system", "alert"};
 };
 

@@ -33,8 +33,8 @@ enum class OverflowPolicy {
 };
 
 struct QueueLimits {
-  std::size_t max_events = 1024;           // events waiting for one connection
-  std::size_t max_bytes = 1024 * 1024;     // bytes waiting for one connection (1 MiB)
+  std::size_t max_events = 1024;        // events waiting for one connection
+  std::size_t max_bytes = 1024 * 1024;  // bytes waiting for one connection (1 MiB)
   OverflowPolicy overflow = OverflowPolicy::resync;
 };
 
@@ -50,12 +50,13 @@ class SinkOwner {
   virtual void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) = 0;
   // A write completed.
   virtual void on_sink_wrote(std::size_t events, std::size_t bytes) = 0;
+  // The sink asked (repair_after_prime) to be brought up to date from the store again.
+  virtual void on_sink_repair(const std::shared_ptr<Sink>& sink) = 0;
   // A client sent a text message (WebSocket); called from the sink's executor.
   virtual void on_client_message(const std::shared_ptr<Sink>& sink, std::string_view text) = 0;
 };
 
-class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
-                           private TransportHandler {
+class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private TransportHandler {
  public:
   ~Sink() override;
   Sink(const Sink&) = delete;
@@ -98,6 +99,8 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
   // The highest sequence position this connection has been brought to: the cursor it was
   // primed with or the seq of the last ordered event queued for it.
   std::uint64_t last_seq() const;
+  // Asks the owner for a repair (on_sink_repair) once the prime in progress is done.
+  void repair_after_prime();
 
  protected:
   Sink(std::shared_ptr<Transport> transport, WireFormat format);
@@ -123,6 +126,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
   // close() with the given last bytes instead of farewell(reason).
   void close_with(std::error_code reason, EventPtr last);
   std::shared_ptr<SinkOwner> owner() const { return owner_.lock(); }
+
+  // Lets go of the transport once the sink is closed. Default: transport()->close().
+  // Called on the executor after the last write completed (or failed).
+  virtual void release_transport(std::error_code reason) noexcept;
 
   // Closes immediately from the executor with `reason` (write error, EOF, protocol error).
   void fail(std::error_code reason);
@@ -151,6 +158,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>,
   bool started_ = false;
   bool pipeline_active_ = false;  // a flush is posted or a write is in flight
   bool want_resync_ = false;      // overflow happened while holding
+  bool want_repair_ = false;      // a repair was asked for while holding
   std::uint64_t floor_ = 0;       // events with 0 < seq <= floor_ are dropped
   std::uint64_t last_seq_ = 0;    // highest seq queued (or primed to)
   std::vector<EventPtr> pending_;

@@ -17,9 +17,9 @@
 namespace notify {
 
 struct SseOptions {
-  bool write_head = true;                        // false when the host writes the head
-  std::chrono::milliseconds retry{2000};         // the client's reconnection delay; 0: not sent
-  std::string extra_headers;                     // added to the head, each "Name: value\r\n"
+  bool write_head = true;                 // false when the host writes the head
+  std::chrono::milliseconds retry{2000};  // the client's reconnection delay; 0: not sent
+  std::string extra_headers;              // added to the head, each "Name: value\r\n"
 };
 
 class NOTIFY_EXPORT SseSink final : public Sink {

@@ -39,7 +39,7 @@ struct Resume {
 struct ReadResult {
   std::vector<std::string> ids;  // the notifications whose state changed
   std::uint64_t unread_count = 0;
-  std::uint64_t seq = 0;         // the sequence position of this change
+  std::uint64_t seq = 0;  // the sequence position of this change
 };
 
 class NOTIFY_EXPORT Store {
@@ -72,6 +72,13 @@ class NOTIFY_EXPORT Store {
   // already read change nothing (empty `ids`).
   virtual ReadResult mark_read(std::string_view user, std::string_view id) = 0;
   virtual ReadResult mark_all_read(std::string_view user) = 0;
+
+  // True when the store itself publishes on the bus, atomically with taking the sequence
+  // number, each notification append() stores and each `notification:read` event of a
+  // mark_read()/mark_all_read() that changed something (RedisStore with publish_appends),
+  // so that every instance receives them in sequence order. The hub then does not publish
+  // those on the bus; send_to() still goes through the bus.
+  virtual bool publishes_appends() const noexcept { return false; }
 };
 
 // Parses a store id or cursor ("42"); nullopt when it is not a plain decimal number.

@@ -61,6 +61,11 @@ class NOTIFY_EXPORT Transport {
   // Closes the connection; pending operations complete with an error. Never throws.
   virtual void close() noexcept = 0;
 
+  // Ends the sending direction only (TCP FIN) while reads go on, so that a peer still
+  // sending does not get a reset that would discard the last bytes written to it. Returns
+  // false when the transport cannot do that (then close() is the only way out).
+  virtual bool shutdown_send() noexcept { return false; }
+
   // A short name for metrics and logs: "tcp", "tls", "callback".
   virtual std::string_view kind() const noexcept = 0;
 };

@@ -6,6 +6,9 @@
 // negotiated, the compressed frame shared by every connection of a fan-out — answers pings,
 // pings the client on every heartbeat sweep and closes a client that stayed silent for two,
 // echoes the close handshake, and fails any protocol violation with the RFC's close code.
+// After its close frame is written it half-closes the TCP connection and reads until the
+// client closes too (at most `close_linger`), so that a client still sending gets the close
+// frame rather than a reset (RFC 6455 §7.1.1).
 // Text messages from the client go to the hub (read receipts, host handlers); a client that
 // sends more than the rate allows is closed with 1008.
 //
@@ -16,6 +19,8 @@
 #include <notify/ws_deflate.hpp>
 #include <notify/ws_frame.hpp>
 #include <notify/ws_handshake.hpp>
+
+#include <asio/steady_timer.hpp>
 
 #include <array>
 #include <atomic>
@@ -30,9 +35,10 @@ struct WebSocketOptions {
   std::string handshake_response;
   // Set when permessage-deflate was negotiated (HandshakeResult::deflate).
   std::optional<ws::DeflateParams> deflate;
-  ws::DecoderLimits limits;                 // 1 MiB per message: larger closes with 1009
-  double messages_per_second = 20;          // sustained rate of client messages
-  double message_burst = 40;                // messages allowed at once above the rate
+  ws::DecoderLimits limits;                      // 1 MiB per message: larger closes with 1009
+  double messages_per_second = 20;               // sustained rate of client messages
+  double message_burst = 40;                     // messages allowed at once above the rate
+  std::chrono::milliseconds close_linger{2000};  // wait for the client's end after a close
 };
 
 class NOTIFY_EXPORT WebSocketSink final : public Sink {
@@ -56,7 +62,9 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
   void on_read_complete(std::error_code ec, std::size_t bytes) override;
   bool heartbeat_due(bool wrote_since_last) override;
   EventPtr farewell(std::error_code reason) const override;
+  void release_transport(std::error_code reason) noexcept override;
   void read_more();
+  void drain();
   void fail_with(ws::CloseCode code, std::string_view reason);
   bool take_token();
 
@@ -65,7 +73,10 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
   ws::Decoder decoder_;
   std::array<char, 1024> buffer_{};
   std::vector<ws::Message> messages_;
-  std::atomic<bool> heard_{true};     // bytes arrived since the last ping
+  std::atomic<bool> heard_{true};  // bytes arrived since the last ping
+  bool reading_ = false;           // a read is in flight
+  bool draining_ = false;          // closed: reading only to see the client's end
+  std::unique_ptr<asio::steady_timer> linger_;
   double tokens_;
   std::chrono::steady_clock::time_point refilled_;
 };

@@ -29,10 +29,10 @@ inline constexpr std::size_t deflate_threshold = 256;
 
 // What was agreed with one client.
 struct DeflateParams {
-    // The client resets its compressor after each message, so the inflater does too.
-    bool client_no_context_takeover = false;
-    // server_max_window_bits in the answer (only 15 is accepted); 0: not in the answer.
-    std::uint8_t server_max_window_bits = 0;
+  // The client resets its compressor after each message, so the inflater does too.
+  bool client_no_context_takeover = false;
+  // server_max_window_bits in the answer (only 15 is accepted); 0: not in the answer.
+  std::uint8_t server_max_window_bits = 0;
 };
 
 // Picks the first acceptable permessage-deflate offer of a Sec-WebSocket-Extensions value
@@ -46,55 +46,55 @@ NOTIFY_EXPORT std::string deflate_response(const DeflateParams& params);
 
 // Compresses whole messages, each on its own (no context is kept between them).
 class NOTIFY_EXPORT Deflater {
-  public:
-    // `level` is zlib's, 1 (fastest) to 9 (smallest). Throws std::bad_alloc when zlib cannot
-    // allocate its state.
-    explicit Deflater(int level = 6);
-    ~Deflater();
-    Deflater(Deflater&&) noexcept;
-    Deflater& operator=(Deflater&&) noexcept;
+ public:
+  // `level` is zlib's, 1 (fastest) to 9 (smallest). Throws std::bad_alloc when zlib cannot
+  // allocate its state.
+  explicit Deflater(int level = 6);
+  ~Deflater();
+  Deflater(Deflater&&) noexcept;
+  Deflater& operator=(Deflater&&) noexcept;
 
-    // The payload of the compressed message: DEFLATE ending in a sync flush, without its
-    // final 00 00 ff ff (RFC 7692 section 7.2.1).
-    std::string compress_message(std::string_view payload);
+  // The payload of the compressed message: DEFLATE ending in a sync flush, without its
+  // final 00 00 ff ff (RFC 7692 section 7.2.1).
+  std::string compress_message(std::string_view payload);
 
-  private:
-    struct Stream;
-    std::unique_ptr<Stream> stream_;
+ private:
+  struct Stream;
+  std::unique_ptr<Stream> stream_;
 };
 
 // Inflates the compressed messages of one connection, keeping the LZ77 window from one
 // message to the next unless the client promised not to need it.
 class NOTIFY_EXPORT Inflater {
-  public:
-    enum class Status : std::uint8_t {
-        ok,
-        too_big,  // the output would pass `max_size`: inflating stopped there
-        corrupt,  // not valid DEFLATE data
-        error,    // zlib could not allocate
-    };
+ public:
+  enum class Status : std::uint8_t {
+    ok,
+    too_big,  // the output would pass `max_size`: inflating stopped there
+    corrupt,  // not valid DEFLATE data
+    error,    // zlib could not allocate
+  };
 
-    // Throws std::bad_alloc when zlib cannot allocate its state.
-    explicit Inflater(const DeflateParams& params = {});
-    ~Inflater();
-    Inflater(Inflater&&) noexcept;
-    Inflater& operator=(Inflater&&) noexcept;
+  // Throws std::bad_alloc when zlib cannot allocate its state.
+  explicit Inflater(const DeflateParams& params = {});
+  ~Inflater();
+  Inflater(Inflater&&) noexcept;
+  Inflater& operator=(Inflater&&) noexcept;
 
-    // Inflates the next piece of the current message's compressed payload (pieces may split
-    // it anywhere) and appends the output to `out`, which never grows beyond `max_size` bytes
-    // in all: too_big then. After any status but ok, reset() before inflating again.
-    Status inflate(std::string_view compressed, std::string& out, std::size_t max_size);
+  // Inflates the next piece of the current message's compressed payload (pieces may split
+  // it anywhere) and appends the output to `out`, which never grows beyond `max_size` bytes
+  // in all: too_big then. After any status but ok, reset() before inflating again.
+  Status inflate(std::string_view compressed, std::string& out, std::size_t max_size);
 
-    // Ends the current message: inflates the 00 00 ff ff its sender removed. corrupt when
-    // the message's data stops inside a DEFLATE block.
-    Status finish_message(std::string& out, std::size_t max_size);
+  // Ends the current message: inflates the 00 00 ff ff its sender removed. corrupt when
+  // the message's data stops inside a DEFLATE block.
+  Status finish_message(std::string& out, std::size_t max_size);
 
-    // Forgets the window and any partial message.
-    void reset() noexcept;
+  // Forgets the window and any partial message.
+  void reset() noexcept;
 
-  private:
-    struct Stream;
-    std::unique_ptr<Stream> stream_;
+ private:
+  struct Stream;
+  std::unique_ptr<Stream> stream_;
 };
 
 // One text frame, RSV1 set, whose payload is compress_message(payload).

@@ -21,32 +21,32 @@ namespace notify::ws {
 class Inflater;
 
 enum class Opcode : std::uint8_t {
-    continuation = 0x0,
-    text = 0x1,
-    binary = 0x2,
-    close = 0x8,
-    ping = 0x9,
-    pong = 0xA,
+  continuation = 0x0,
+  text = 0x1,
+  binary = 0x2,
+  close = 0x8,
+  ping = 0x9,
+  pong = 0xA,
 };
 
 // The close codes this library sends or fails a connection with (RFC 6455 section 7.4.1).
 // A received close frame may carry any code is_valid_close_code() accepts.
 enum class CloseCode : std::uint16_t {
-    normal = 1000,
-    going_away = 1001,
-    protocol_error = 1002,
-    unsupported_data = 1003,
-    no_status = 1005,  // never on the wire: close_frame(no_status) sends a close without a code
-    invalid_payload = 1007,
-    policy_violation = 1008,
-    message_too_big = 1009,
-    internal_error = 1011,
+  normal = 1000,
+  going_away = 1001,
+  protocol_error = 1002,
+  unsupported_data = 1003,
+  no_status = 1005,  // never on the wire: close_frame(no_status) sends a close without a code
+  invalid_payload = 1007,
+  policy_violation = 1008,
+  message_too_big = 1009,
+  internal_error = 1011,
 };
 
 inline constexpr std::size_t max_control_payload = 125;
 
 constexpr bool is_control(Opcode op) noexcept {
-    return (static_cast<unsigned>(op) & 0x8) != 0;
+  return (static_cast<unsigned>(op) & 0x8) != 0;
 }
 
 // Whether `code` may appear in a close frame: 1000-1003, 1007-1014 (the IANA registry), and
@@ -79,18 +79,18 @@ NOTIFY_EXPORT std::string ping_frame(std::string_view payload = {});
 NOTIFY_EXPORT std::string pong_frame(std::string_view payload);
 
 struct DecoderLimits {
-    // The largest data message accepted, in bytes: checked against every frame's declared
-    // length before its payload is read (the sum of a fragmented message's frames), and for a
-    // compressed message against both the compressed and the inflated size.
-    std::size_t max_message_bytes = std::size_t{1} << 20;
+  // The largest data message accepted, in bytes: checked against every frame's declared
+  // length before its payload is read (the sum of a fragmented message's frames), and for a
+  // compressed message against both the compressed and the inflated size.
+  std::size_t max_message_bytes = std::size_t{1} << 20;
 };
 
 struct Message {
-    Opcode opcode = Opcode::text;  // text, binary, close, ping or pong
-    // The message (text: valid UTF-8; inflated when it was compressed); for a close, the
-    // reason (valid UTF-8) without the code.
-    std::string payload;
-    std::uint16_t close_code = 0;  // a close's code; 0 when its frame carried none
+  Opcode opcode = Opcode::text;  // text, binary, close, ping or pong
+  // The message (text: valid UTF-8; inflated when it was compressed); for a close, the
+  // reason (valid UTF-8) without the code.
+  std::string payload;
+  std::uint16_t close_code = 0;  // a close's code; 0 when its frame carried none
 };
 
 // Decodes the frames of one client connection. Bytes may arrive split anywhere; every rule
@@ -111,58 +111,58 @@ struct Message {
 // Memory grows only with bytes actually received (or inflated within the limit), never
 // with a declared length.
 class NOTIFY_EXPORT Decoder {
-  public:
-    // `inflater` (not owned, must outlive the decoder) is set when permessage-deflate was
-    // negotiated; without one, a compressed frame is a protocol error.
-    explicit Decoder(DecoderLimits limits = {}, Inflater* inflater = nullptr);
+ public:
+  // `inflater` (not owned, must outlive the decoder) is set when permessage-deflate was
+  // negotiated; without one, a compressed frame is a protocol error.
+  explicit Decoder(DecoderLimits limits = {}, Inflater* inflater = nullptr);
 
-    // Consumes `bytes` and appends to `out` every message they complete: data messages once
-    // whole, control messages (ping, pong, close) as soon as their frame is, also between the
-    // fragments of a data message. Replying to a ping is the caller's (pong_frame with the
-    // same payload).
-    //
-    // Returns the close code to fail the connection with on a protocol violation; messages
-    // completed before it are still appended. After a violation the decoder must not be fed
-    // again (std::logic_error). After a close message it ignores whatever follows.
-    std::optional<CloseCode> feed(std::string_view bytes, std::vector<Message>& out);
+  // Consumes `bytes` and appends to `out` every message they complete: data messages once
+  // whole, control messages (ping, pong, close) as soon as their frame is, also between the
+  // fragments of a data message. Replying to a ping is the caller's (pong_frame with the
+  // same payload).
+  //
+  // Returns the close code to fail the connection with on a protocol violation; messages
+  // completed before it are still appended. After a violation the decoder must not be fed
+  // again (std::logic_error). After a close message it ignores whatever follows.
+  std::optional<CloseCode> feed(std::string_view bytes, std::vector<Message>& out);
 
-    // True once a close message was delivered.
-    bool closed() const noexcept { return state_ == State::closed; }
+  // True once a close message was delivered.
+  bool closed() const noexcept { return state_ == State::closed; }
 
-  private:
-    enum class State : std::uint8_t { header, payload, closed, failed };
+ private:
+  enum class State : std::uint8_t { header, payload, closed, failed };
 
-    std::optional<CloseCode> fail(CloseCode code);
-    std::optional<CloseCode> header_byte(std::uint8_t byte);
-    std::optional<CloseCode> declared_length();
-    void start_payload();
-    std::optional<CloseCode> payload_bytes(std::string_view bytes);
-    std::optional<CloseCode> end_frame(std::vector<Message>& out);
-    std::optional<CloseCode> end_control_frame(std::vector<Message>& out);
-    std::optional<CloseCode> inflate(std::string_view compressed, bool last);
-    void unmask(char* data, std::size_t size) noexcept;
+  std::optional<CloseCode> fail(CloseCode code);
+  std::optional<CloseCode> header_byte(std::uint8_t byte);
+  std::optional<CloseCode> declared_length();
+  void start_payload();
+  std::optional<CloseCode> payload_bytes(std::string_view bytes);
+  std::optional<CloseCode> end_frame(std::vector<Message>& out);
+  std::optional<CloseCode> end_control_frame(std::vector<Message>& out);
+  std::optional<CloseCode> inflate(std::string_view compressed, bool last);
+  void unmask(char* data, std::size_t size) noexcept;
 
-    DecoderLimits limits_;
-    Inflater* inflater_;
-    State state_ = State::header;
+  DecoderLimits limits_;
+  Inflater* inflater_;
+  State state_ = State::header;
 
-    // The frame being read.
-    std::array<std::uint8_t, 14> header_{};  // 2 + up to 8 length bytes + 4 mask bytes
-    std::size_t header_size_ = 0;            // bytes of header_ received
-    std::size_t header_needed_ = 2;          // bytes of header_ the frame has
-    Opcode opcode_ = Opcode::continuation;
-    bool fin_ = false;
-    std::uint64_t remaining_ = 0;  // payload bytes of the frame still to come
-    std::size_t mask_offset_ = 0;  // position in the mask of the next payload byte
-    std::string control_;          // a control frame's payload, at most 125 bytes
+  // The frame being read.
+  std::array<std::uint8_t, 14> header_{};  // 2 + up to 8 length bytes + 4 mask bytes
+  std::size_t header_size_ = 0;            // bytes of header_ received
+  std::size_t header_needed_ = 2;          // bytes of header_ the frame has
+  Opcode opcode_ = Opcode::continuation;
+  bool fin_ = false;
+  std::uint64_t remaining_ = 0;  // payload bytes of the frame still to come
+  std::size_t mask_offset_ = 0;  // position in the mask of the next payload byte
+  std::string control_;          // a control frame's payload, at most 125 bytes
 
-    // The data message being assembled (fragments, possibly compressed).
-    bool in_message_ = false;
-    Opcode message_opcode_ = Opcode::text;
-    bool compressed_ = false;
-    std::size_t wire_bytes_ = 0;  // payload bytes received for it, as sent (compressed)
-    std::string message_;
-    Utf8Validator utf8_;
+  // The data message being assembled (fragments, possibly compressed).
+  bool in_message_ = false;
+  Opcode message_opcode_ = Opcode::text;
+  bool compressed_ = false;
+  std::size_t wire_bytes_ = 0;  // payload bytes received for it, as sent (compressed)
+  std::string message_;
+  Utf8Validator utf8_;
 };
 
 }  // namespace notify::ws

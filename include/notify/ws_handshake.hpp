@@ -18,28 +18,28 @@
 namespace notify::ws {
 
 struct HandshakeRequest {
-    std::string_view method;
-    // Header names in any case; a header may be repeated (its values are then one list).
-    std::vector<std::pair<std::string, std::string>> headers;
+  std::string_view method;
+  // Header names in any case; a header may be repeated (its values are then one list).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct HandshakeOptions {
-    // Called with the Origin header ("" when there is none); false answers 403. Empty: every
-    // origin is allowed.
-    std::function<bool(std::string_view origin)> origin_allowed;
-    // Called with the subprotocols the client offered (Sec-WebSocket-Protocol, in its order)
-    // when it offered any; returns the one to speak, or "" for none. Returning one that was
-    // not offered throws std::logic_error.
-    std::function<std::string(const std::vector<std::string>& offered)> select_subprotocol;
-    bool permessage_deflate = true;  // accept a permessage-deflate offer
+  // Called with the Origin header ("" when there is none); false answers 403. Empty: every
+  // origin is allowed.
+  std::function<bool(std::string_view origin)> origin_allowed;
+  // Called with the subprotocols the client offered (Sec-WebSocket-Protocol, in its order)
+  // when it offered any; returns the one to speak, or "" for none. Returning one that was
+  // not offered throws std::logic_error.
+  std::function<std::string(const std::vector<std::string>& offered)> select_subprotocol;
+  bool permessage_deflate = true;  // accept a permessage-deflate offer
 };
 
 struct HandshakeResult {
-    int status = 0;           // 101 on success, else 400, 403, 405 or 426
-    std::string response;     // the whole HTTP/1.1 response (for an error, with its JSON body)
-    std::string error;        // why it failed; empty on success
-    std::string subprotocol;  // the one selected, or empty
-    std::optional<DeflateParams> deflate;  // set when permessage-deflate was negotiated
+  int status = 0;           // 101 on success, else 400, 403, 405 or 426
+  std::string response;     // the whole HTTP/1.1 response (for an error, with its JSON body)
+  std::string error;        // why it failed; empty on success
+  std::string subprotocol;  // the one selected, or empty
+  std::optional<DeflateParams> deflate;  // set when permessage-deflate was negotiated
 };
 
 // Checks the request, in this order: method GET (else 405); Upgrade lists "websocket" and

@@ -7,9 +7,11 @@
 //
 // Starts the demo with `--port 0` (plus any --demo-arg), waits for `listening on http://ADDR:PORT`
 // on its stdout, opens /?user=alice in two tabs (and /?user=bob in a separate browser context),
-// publishes notifications with fetch and checks that the page reacts. Prints one line per check
-// and a final `N passed, M failed`; exit code 0 only when everything passed. The demo process is
-// always killed (by PID), and the whole run is bounded by a timeout (60 s by default).
+// publishes notifications with fetch and checks that the page reacts; then the same page over
+// WebSocket (/?user=alice&transport=ws, and bob's) with the typing indicator between them.
+// Prints one line per check and a final `N passed, M failed`; exit code 0 only when everything
+// passed. The demo process is always killed (by PID), and the whole run is bounded by a timeout
+// (100 s by default).
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -26,7 +28,7 @@ function usage(msg) {
   process.exit(2);
 }
 
-const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 60, chromium: '/usr/bin/chromium', headed: false };
+const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromium: '/usr/bin/chromium', headed: false };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -339,10 +341,6 @@ async function main() {
     assert(!stillUnread, 'alice tab 1: the clicked notification is still shown as unread');
   });
 
-  await check('no uncaught JavaScript errors in the pages', async () => {
-    assert(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);
-  });
-
   if (opts.screenshot) {
     await check(`screenshot saved to ${opts.screenshot}`, async () => {
       // A few more notifications so the panel has some variety, then a live toast.
@@ -369,6 +367,84 @@ async function main() {
       await tab1.screenshot({ path: opts.screenshot });
     });
   }
+
+  // ---- WebSocket mode (?transport=ws) ----------------------------------------------------------
+  let aliceWs;
+  let bobWs;
+  const wsTitle = `Over the WebSocket ${Date.now()}`;
+  const readPosts = []; // POST .../read requests of the WS pages (there should be none)
+
+  await check('?transport=ws: alice and bob pages connect over WebSocket', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    aliceWs = await ctx.newPage();
+    bobWs = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    watchPage(aliceWs, 'alice ws page');
+    watchPage(bobWs, 'bob ws page');
+    const sockets = [];
+    for (const p of [aliceWs, bobWs]) {
+      p.on('websocket', (ws) => sockets.push(ws.url()));
+      p.on('request', (r) => { if (r.method() === 'POST' && /\/read(-all)?(\?|$)/.test(new URL(r.url()).pathname + '?')) readPosts.push(r.url()); });
+    }
+    await Promise.all([
+      aliceWs.goto(`${base}/?user=alice&transport=ws`),
+      bobWs.goto(`${base}/?user=bob&transport=ws`),
+    ]);
+    await Promise.all([
+      waitIn(aliceWs, 'alice ws page', '#conn-state never got data-state="open"', isOpen),
+      waitIn(bobWs, 'bob ws page', '#conn-state never got data-state="open"', isOpen),
+    ]);
+    for (const [p, label] of [[aliceWs, 'alice ws page'], [bobWs, 'bob ws page']]) {
+      const state = await p.evaluate(() => ({
+        transport: window.notifyClient && window.notifyClient.transport,
+        checked: document.querySelector('#transport-switch input:checked')?.value,
+        endpoint: document.getElementById('conn-endpoint')?.textContent,
+      }));
+      assert(state.transport === 'ws', `${label}: the client uses "${state.transport}", expected ws`);
+      assert(state.checked === 'ws', `${label}: the switch shows "${state.checked}", expected ws`);
+      assert(state.endpoint === '/api/notifications/ws', `${label}: the page names "${state.endpoint}"`);
+    }
+    assert(sockets.length >= 2 && sockets.every((u) => /^ws:\/\/.*\/api\/notifications\/ws\?user=/.test(u)),
+      `WebSocket URLs opened: ${JSON.stringify(sockets)}`);
+  });
+
+  await check('?transport=ws: a notification for alice shows a toast, and clicking it marks it read over the socket', async () => {
+    const before = Number(await badgeText(aliceWs)) || 0;
+    await publish(base, { userId: 'alice', type: 'alert', title: wsTitle, body: 'delivered as a WebSocket text frame' });
+    await waitIn(aliceWs, 'alice ws page', `no visible .toast containing "${wsTitle}"`, hasToast, [wsTitle]);
+    await waitIn(aliceWs, 'alice ws page', `#unread-badge does not show ${before + 1}`, badgeIs, [before + 1]);
+    await aliceWs.click('#bell');
+    await aliceWs.waitForSelector('#panel:not([hidden])', { timeout: 5000 });
+    const item = aliceWs.locator('#notif-list li', { hasText: wsTitle }).first();
+    await item.waitFor({ state: 'visible', timeout: 5000 });
+    await item.locator('button').first().click();
+    await waitIn(aliceWs, 'alice ws page', `#unread-badge did not drop to ${before}`, badgeIs, [before]);
+    // The SSE tabs of alice get the notification:read the socket caused.
+    await waitIn(tab1, 'alice tab 1', `#unread-badge did not drop to ${before} after the read over the WebSocket`, badgeIs, [before]);
+    assert(readPosts.length === 0, `the WS page marked it read over HTTP: ${readPosts.join(', ')}`);
+    await aliceWs.keyboard.press('Escape');
+  });
+
+  await check('?transport=ws: typing in alice\'s chat box shows "alice is typing…" on bob\'s page', async () => {
+    const visibleTyping = ([who]) => {
+      const box = document.getElementById('typing-indicator');
+      return !!box && !box.hidden && box.getClientRects().length > 0 &&
+        document.getElementById('typing-text').textContent.includes(`${who} is typing`);
+    };
+    await aliceWs.fill('#chat-to', 'bob');
+    await aliceWs.locator('#chat-input').pressSequentially('Are we still on for', { delay: 30 });
+    await waitIn(bobWs, 'bob ws page', 'no visible "alice is typing…" indicator', visibleTyping, ['alice']);
+    const aliceSees = await aliceWs.evaluate(() => !document.getElementById('typing-indicator').hidden);
+    assert(!aliceSees, 'alice sees a typing indicator for her own typing');
+    // Sending the message delivers it as a notification, and the indicator goes away.
+    await aliceWs.click('#chat-send');
+    await waitIn(bobWs, 'bob ws page', 'no toast with alice\'s message', hasToast, ['Are we still on for']);
+    await waitIn(bobWs, 'bob ws page', 'the typing indicator did not go away after the message arrived',
+      () => document.getElementById('typing-indicator').hidden);
+  });
+
+  await check('no uncaught JavaScript errors in the pages', async () => {
+    assert(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);
+  });
 }
 
 main().then(

@@ -34,13 +34,16 @@ TEST_SUITE("concurrency") {
         Received got;
         const auto deadline = Clock::now() + std::chrono::seconds(30);
         while (got.ids.size() < total && Clock::now() < deadline) {
-          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+          const auto left =
+              std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
           auto e = s.next(left);
-          if (!e) break;
+          if (!e)
+            break;
           if (e->type == "notification") {
             got.ids.push_back(e->id.value_or(""));
           } else if (e->type == "notifications:batch") {
-            for (const auto& n : e->json()) got.ids.push_back(n.at("id").get<std::string>());
+            for (const auto& n : e->json())
+              got.ids.push_back(n.at("id").get<std::string>());
           } else {
             got.unexpected.push_back(e->type + " " + e->data);
           }
@@ -59,7 +62,8 @@ TEST_SUITE("concurrency") {
                           {"type", "comment"},
                           {"title", "p" + std::to_string(p) + "-" + std::to_string(i)}};
           const auto r = client.request("POST", "/api/notifications", j.dump());
-          if (r.status != 202) break;
+          if (r.status != 202)
+            break;
           ids.push_back(r.json().at("id").get<std::string>());
         }
         return ids;
@@ -82,7 +86,8 @@ TEST_SUITE("concurrency") {
       const Received got = readers[i].get();
       CAPTURE(i);
       CHECK(got.unexpected.empty());
-      if (!got.unexpected.empty()) MESSAGE("first unexpected event: " << got.unexpected.front());
+      if (!got.unexpected.empty())
+        MESSAGE("first unexpected event: " << got.unexpected.front());
       CHECK(got.ids.size() == total);
       // Increasing order, hence no duplicate; and the same set as published.
       bool increasing = true;

@@ -37,9 +37,12 @@ std::optional<ExitStatus> wait_until(pid_t pid, Clock::time_point deadline) {
   while (true) {
     int status = 0;
     const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return decode(status);
-    if (r < 0 && errno != EINTR) return ExitStatus{};  // not our child any more
-    if (Clock::now() >= deadline) return std::nullopt;
+    if (r == pid)
+      return decode(status);
+    if (r < 0 && errno != EINTR)
+      return ExitStatus{};  // not our child any more
+    if (Clock::now() >= deadline)
+      return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
@@ -49,25 +52,27 @@ struct Pipe {
   int write = -1;
   Pipe() {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      throw std::runtime_error("pipe2 failed");
     read = fds[0];
     write = fds[1];
   }
 };
 
-pid_t spawn(const std::string& path, const std::vector<std::string>& args, int out_fd,
-            int err_fd) {
+pid_t spawn(const std::string& path, const std::vector<std::string>& args, int out_fd, int err_fd) {
   std::vector<std::string> argv_storage;
   argv_storage.push_back(path);
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
+  for (auto& a : argv_storage)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
-  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
+  if (err_fd >= 0)
+    posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
@@ -80,15 +85,21 @@ pid_t spawn(const std::string& path, const std::vector<std::string>& args, int o
 bool read_all(int fd, std::string& out, Clock::time_point deadline) {
   char buf[4096];
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0)
+      return false;
     pollfd p{fd, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return false;
     const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return true;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return true;
     out.append(buf, static_cast<std::size_t>(n));
   }
 }
@@ -135,14 +146,16 @@ DemoProcess::DemoProcess(std::vector<std::string> args, std::chrono::millisecond
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     pollfd p{stdout_fd_, POLLIN, 0};
     const int r = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EINTR)
+      continue;
     if (r <= 0) {
       terminate(std::chrono::seconds(2));
-      throw std::runtime_error("notify-demo did not say where it listens in time; got '" +
-                               line + "'");
+      throw std::runtime_error("notify-demo did not say where it listens in time; got '" + line +
+                               "'");
     }
     const ssize_t n = ::read(stdout_fd_, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0) {
       terminate(std::chrono::seconds(2));
       throw std::runtime_error("notify-demo exited before listening; got '" + line + "'");
@@ -173,11 +186,13 @@ DemoProcess::~DemoProcess() {
       CHECK_MESSAGE(status->code == 0, "notify-demo exited with code " << status->code);
     }
   }
-  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  if (stdout_fd_ >= 0)
+    ::close(stdout_fd_);
 }
 
 std::optional<ExitStatus> DemoProcess::terminate(std::chrono::milliseconds timeout) {
-  if (reaped_ || pid_ <= 0) return std::nullopt;
+  if (reaped_ || pid_ <= 0)
+    return std::nullopt;
   ::kill(pid_, SIGTERM);
   auto status = wait_until(pid_, Clock::now() + timeout);
   if (!status) {

@@ -18,8 +18,8 @@ namespace itest {
 // How a child process ended: exit code, or the signal that killed it.
 struct ExitStatus {
   bool exited = false;
-  int code = -1;    // when exited
-  int signal = 0;   // when killed by a signal
+  int code = -1;   // when exited
+  int signal = 0;  // when killed by a signal
 };
 
 // Runs `path args...` to completion (with a deadline; SIGKILL after it) and returns how it

@@ -30,8 +30,10 @@ std::string lower(std::string_view s) {
 }
 
 std::string trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return std::string(s);
 }
 
@@ -40,9 +42,11 @@ std::string trim(std::string_view s) {
 bool parse_response_head(std::string_view head, HttpResponse& r) {
   const auto eol = head.find("\r\n");
   const std::string_view status_line = head.substr(0, eol);
-  if (status_line.size() < 12 || status_line.substr(0, 5) != "HTTP/") return false;
+  if (status_line.size() < 12 || status_line.substr(0, 5) != "HTTP/")
+    return false;
   const auto sp = status_line.find(' ');
-  if (sp == std::string_view::npos || sp + 4 > status_line.size()) return false;
+  if (sp == std::string_view::npos || sp + 4 > status_line.size())
+    return false;
   try {
     r.status = std::stoi(std::string(status_line.substr(sp + 1, 3)));
   } catch (...) {
@@ -51,10 +55,12 @@ bool parse_response_head(std::string_view head, HttpResponse& r) {
   std::size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
   while (pos < head.size()) {
     auto next = head.find("\r\n", pos);
-    if (next == std::string_view::npos) next = head.size();
+    if (next == std::string_view::npos)
+      next = head.size();
     const std::string_view line = head.substr(pos, next - pos);
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
+    if (colon == std::string_view::npos)
+      return false;
     r.headers.emplace_back(lower(line.substr(0, colon)), trim(line.substr(colon + 1)));
     pos = next + 2;
   }
@@ -65,7 +71,8 @@ bool parse_response_head(std::string_view head, HttpResponse& r) {
 
 Socket::Socket(std::uint16_t port, std::chrono::milliseconds timeout) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd_ < 0) throw std::runtime_error("socket() failed");
+  if (fd_ < 0)
+    throw std::runtime_error("socket() failed");
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in addr{};
@@ -90,9 +97,13 @@ Socket::Socket(std::uint16_t port, std::chrono::milliseconds timeout) {
   }
 }
 
-Socket::~Socket() { close(); }
+Socket::~Socket() {
+  close();
+}
 
-Socket::Socket(Socket&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+Socket::Socket(Socket&& other) noexcept : fd_(other.fd_) {
+  other.fd_ = -1;
+}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -111,11 +122,13 @@ bool Socket::send_all(std::string_view data, std::chrono::milliseconds timeout) 
       data.remove_prefix(static_cast<std::size_t>(n));
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       pollfd p{fd_, POLLOUT, 0};
       const int left = millis_left(deadline);
-      if (left == 0 || ::poll(&p, 1, left) <= 0) return false;
+      if (left == 0 || ::poll(&p, 1, left) <= 0)
+        return false;
       continue;
     }
     return false;
@@ -131,25 +144,34 @@ long Socket::recv_some(std::string& out, Clock::time_point deadline) {
       out.append(buf, static_cast<std::size_t>(n));
       return static_cast<long>(n);
     }
-    if (n == 0) return 0;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -2;
+    if (n == 0)
+      return 0;
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return -2;
     pollfd p{fd_, POLLIN, 0};
     const int left = millis_left(deadline);
-    if (left == 0) return -1;
+    if (left == 0)
+      return -1;
     const int r = ::poll(&p, 1, left);
-    if (r < 0 && errno == EINTR) continue;
-    if (r == 0) return -1;
-    if (r < 0) return -2;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r == 0)
+      return -1;
+    if (r < 0)
+      return -2;
   }
 }
 
 void Socket::shutdown_write() {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  if (fd_ >= 0)
+    ::shutdown(fd_, SHUT_WR);
 }
 
 void Socket::close() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0)
+    ::close(fd_);
   fd_ = -1;
 }
 
@@ -158,7 +180,8 @@ void Socket::close() {
 std::string HttpResponse::header(std::string_view name) const {
   const std::string key = lower(name);
   for (const auto& h : headers) {
-    if (h.first == key) return h.second;
+    if (h.first == key)
+      return h.second;
   }
   return {};
 }
@@ -168,7 +191,9 @@ bool HttpResponse::has_header(std::string_view name) const {
   return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == key; });
 }
 
-nlohmann::json HttpResponse::json() const { return nlohmann::json::parse(body); }
+nlohmann::json HttpResponse::json() const {
+  return nlohmann::json::parse(body);
+}
 
 // --- HttpClient -----------------------------------------------------------------------
 
@@ -185,19 +210,23 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
   bool has_length = false;
   for (const auto& h : headers) {
     req += h.first + ": " + h.second + "\r\n";
-    if (lower(h.first) == "content-length") has_length = true;
+    if (lower(h.first) == "content-length")
+      has_length = true;
   }
-  if (!body.empty() && !has_length) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() && !has_length)
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   if (!body.empty() && method == "POST") {
     const bool has_type = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
       return lower(h.first) == "content-type";
     });
-    if (!has_type) req += "Content-Type: application/json\r\n";
+    if (!has_type)
+      req += "Content-Type: application/json\r\n";
   }
   req += "\r\n";
   req += body;
   if (!send_raw(req, timeout))
-    throw std::runtime_error("sending " + std::string(method) + " " + std::string(target) + " failed");
+    throw std::runtime_error("sending " + std::string(method) + " " + std::string(target) +
+                             " failed");
   auto response = read_response(timeout);
   if (!response)
     throw std::runtime_error("no response to " + std::string(method) + " " + std::string(target));
@@ -215,13 +244,16 @@ std::optional<HttpResponse> HttpClient::read_response(std::chrono::milliseconds 
     if (end != std::string::npos) {
       HttpResponse r;
       r.head = buffer_.substr(0, end);
-      if (!parse_response_head(r.head, r)) return std::nullopt;
+      if (!parse_response_head(r.head, r))
+        return std::nullopt;
       buffer_.erase(0, end + 4);
-      if (r.status >= 100 && r.status < 200) continue;  // 100 Continue: the real one follows
+      if (r.status >= 100 && r.status < 200)
+        continue;  // 100 Continue: the real one follows
       if (r.has_header("content-length")) {
         const std::size_t length = std::stoul(r.header("content-length"));
         while (buffer_.size() < length) {
-          if (socket_.recv_some(buffer_, deadline) <= 0) return std::nullopt;
+          if (socket_.recv_some(buffer_, deadline) <= 0)
+            return std::nullopt;
         }
         r.body = buffer_.substr(0, length);
         buffer_.erase(0, length);
@@ -229,15 +261,18 @@ std::optional<HttpResponse> HttpClient::read_response(std::chrono::milliseconds 
         // No length: the body ends with the connection.
         while (true) {
           const long n = socket_.recv_some(buffer_, deadline);
-          if (n == 0) break;
-          if (n < 0) return std::nullopt;
+          if (n == 0)
+            break;
+          if (n < 0)
+            return std::nullopt;
         }
         r.body = std::move(buffer_);
         buffer_.clear();
       }
       return r;
     }
-    if (socket_.recv_some(buffer_, deadline) <= 0) return std::nullopt;
+    if (socket_.recv_some(buffer_, deadline) <= 0)
+      return std::nullopt;
   }
 }
 
@@ -245,8 +280,10 @@ bool HttpClient::wait_eof(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (true) {
     const long n = socket_.recv_some(buffer_, deadline);
-    if (n == 0 || n == -2) return true;  // EOF, or reset
-    if (n == -1) return false;
+    if (n == 0 || n == -2)
+      return true;  // EOF, or reset
+    if (n == -1)
+      return false;
   }
 }
 

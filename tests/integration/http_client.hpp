@@ -63,8 +63,8 @@ class HttpClient {
 
   // Sends a request (with Host and, when there is a body, Content-Length) and reads the
   // response. Throws std::runtime_error on timeout or a broken response.
-  HttpResponse request(std::string_view method, std::string_view target,
-                       std::string_view body = {}, const Headers& headers = {},
+  HttpResponse request(std::string_view method, std::string_view target, std::string_view body = {},
+                       const Headers& headers = {},
                        std::chrono::milliseconds timeout = default_timeout);
 
   // Raw access, for malformed or pipelined requests.

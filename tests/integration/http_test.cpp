@@ -92,8 +92,9 @@ TEST_CASE("http: size limits") {
 
   SUBCASE("a declared body over 1 MiB is refused with 413") {
     HttpClient c(port);
-    REQUIRE(c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\n"
-                       "Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"));
+    REQUIRE(
+        c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"));
     const auto r = c.read_response();
     REQUIRE(r.has_value());
     CHECK(r->status == 413);
@@ -102,9 +103,11 @@ TEST_CASE("http: size limits") {
   }
   SUBCASE("a chunked body over 1 MiB is refused with 413") {
     HttpClient c(port);
-    std::string req = "POST /api/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string req =
+        "POST /api/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     const std::string chunk(64 * 1024, 'a');
-    for (int i = 0; i < 20; ++i) req += "10000\r\n" + chunk + "\r\n";
+    for (int i = 0; i < 20; ++i)
+      req += "10000\r\n" + chunk + "\r\n";
     req += "0\r\n\r\n";
     c.send_raw(req);  // the server may stop reading: do not insist
     const auto r = c.read_response();
@@ -128,7 +131,8 @@ TEST_CASE("http: size limits") {
   }
   SUBCASE("many headers over 16 KiB are refused with 431") {
     Headers many;
-    for (int i = 0; i < 400; ++i) many.emplace_back("X-H" + std::to_string(i), std::string(50, 'v'));
+    for (int i = 0; i < 400; ++i)
+      many.emplace_back("X-H" + std::to_string(i), std::string(50, 'v'));
     HttpClient c(port);
     const auto r = c.request("GET", "/healthz", {}, many);
     CHECK(r.status == 431);
@@ -223,8 +227,10 @@ TEST_CASE("http: keep-alive and pipelining") {
   SUBCASE("Expect: 100-continue") {
     HttpClient c(demo.port());
     const std::string body = json{{"userId", "e"}, {"type", "comment"}, {"title", "t"}}.dump();
-    REQUIRE(c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+    REQUIRE(
+        c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                   "Content-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n"));
     std::string got;
     const auto deadline = Clock::now() + default_timeout;
     while (got.find("\r\n\r\n") == std::string::npos) {
@@ -279,10 +285,14 @@ TEST_CASE("http: command line") {
     CHECK(r.out.find("--port") != std::string::npos);
   }
   SUBCASE("bad flags exit 2 with a message on stderr") {
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"--nope"}, {"--port", "70000"}, {"--heartbeat", "0"},
-          {"--batch-ms", "x"}, {"--auth", "jwt"}, {"--threads", "0"}, {"--port"},
-          {"--bind", "not-an-ip"}}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"--nope"},
+                                                 {"--port", "70000"},
+                                                 {"--heartbeat", "0"},
+                                                 {"--batch-ms", "x"},
+                                                 {"--auth", "jwt"},
+                                                 {"--threads", "0"},
+                                                 {"--port"},
+                                                 {"--bind", "not-an-ip"}}) {
       const auto r = run_to_completion(NOTIFY_DEMO_PATH, args, std::chrono::seconds(10));
       CAPTURE(args.front());
       CHECK(r.status.exited);

@@ -35,7 +35,8 @@ TEST_CASE("lifecycle: connections over --max-connections are refused with a JSON
   while (!attached && Clock::now() < deadline) {
     SseStream d(demo.port(), SseStream::target_for("four"));
     attached = d.status() == 200;
-    if (!attached) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!attached)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   CHECK(attached);
 }
@@ -45,8 +46,10 @@ TEST_CASE("lifecycle: with several threads everything still works") {
   SseStream s(demo.port(), SseStream::target_for("mt"));
   s.expect("init");
   std::vector<std::string> ids;
-  for (int i = 0; i < 20; ++i) ids.push_back(publish(demo.port(), "mt", "n" + std::to_string(i)));
-  for (const auto& id : ids) CHECK(s.expect("notification").id == id);
+  for (int i = 0; i < 20; ++i)
+    ids.push_back(publish(demo.port(), "mt", "n" + std::to_string(i)));
+  for (const auto& id : ids)
+    CHECK(s.expect("notification").id == id);
 }
 
 TEST_CASE("lifecycle: SIGTERM ends the process cleanly while streams are open") {

@@ -11,7 +11,8 @@ TEST_CASE("read state: marking read reaches every stream of the user") {
   SseStream s1(demo.port(), SseStream::target_for("mo"));
   SseStream s2(demo.port(), SseStream::target_for("mo"));
   SseStream other(demo.port(), SseStream::target_for("not-mo"));
-  for (auto* s : {&s1, &s2, &other}) s->expect("init");
+  for (auto* s : {&s1, &s2, &other})
+    s->expect("init");
 
   const std::string n1 = publish(demo.port(), "mo", "first");
   const std::string n2 = publish(demo.port(), "mo", "second");
@@ -30,13 +31,14 @@ TEST_CASE("read state: marking read reaches every stream of the user") {
       CHECK(e.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
     }
     // Again: nothing changes.
-    const auto again = http_request(demo.port(), "POST", "/api/notifications/" + n1 + "/read",
-                                    {}, {{"X-User-Id", "mo"}});
+    const auto again = http_request(demo.port(), "POST", "/api/notifications/" + n1 + "/read", {},
+                                    {{"X-User-Id", "mo"}});
     REQUIRE(again.status == 200);
     CHECK(again.json().at("ids").empty());
     CHECK(again.json().at("unreadCount") == 1);
     // Another user cannot mark mo's notification.
-    const auto foreign = http_request(demo.port(), "POST", "/api/notifications/" + n2 + "/read?user=not-mo");
+    const auto foreign =
+        http_request(demo.port(), "POST", "/api/notifications/" + n2 + "/read?user=not-mo");
     REQUIRE(foreign.status == 200);
     CHECK(foreign.json().at("ids").empty());
   }
@@ -66,16 +68,21 @@ TEST_CASE("read state: marking read reaches every stream of the user") {
 TEST_CASE("read state: the list endpoint") {
   DemoProcess demo(unbatched());
   std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(publish(demo.port(), "lis", "n" + std::to_string(i)));
-  REQUIRE(http_request(demo.port(), "POST", "/api/notifications/" + ids[1] + "/read?user=lis").status == 200);
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(publish(demo.port(), "lis", "n" + std::to_string(i)));
+  REQUIRE(
+      http_request(demo.port(), "POST", "/api/notifications/" + ids[1] + "/read?user=lis").status ==
+      200);
 
   const auto all = http_request(demo.port(), "GET", "/api/notifications?user=lis");
   REQUIRE(all.status == 200);
   CHECK(all.header("Content-Type") == "application/json");
-  CHECK(ids_of(all.json().at("notifications")) == std::vector<std::string>{ids[3], ids[2], ids[1], ids[0]});
+  CHECK(ids_of(all.json().at("notifications")) ==
+        std::vector<std::string>{ids[3], ids[2], ids[1], ids[0]});
   CHECK(all.json().at("unreadCount") == 3);
 
-  const auto unread = http_request(demo.port(), "GET", "/api/notifications?user=lis&unread=true&limit=2");
+  const auto unread =
+      http_request(demo.port(), "GET", "/api/notifications?user=lis&unread=true&limit=2");
   REQUIRE(unread.status == 200);
   CHECK(ids_of(unread.json().at("notifications")) == std::vector<std::string>{ids[3], ids[2]});
   CHECK(unread.json().at("unreadCount") == 3);
@@ -100,20 +107,23 @@ TEST_CASE("read state: user ids and notification ids are percent-decoded") {
   const std::string id = publish(demo.port(), user, "hello");
   CHECK(s.expect("notification").json().at("userId") == user);
 
-  const auto r = http_request(demo.port(), "POST",
-                              "/api/notifications/" + url_encode(id) + "/read?user=" + url_encode(user));
+  const auto r =
+      http_request(demo.port(), "POST",
+                   "/api/notifications/" + url_encode(id) + "/read?user=" + url_encode(user));
   REQUIRE(r.status == 200);
   CHECK(r.json().at("ids") == json({id}));
   // %-escaped digits in the path segment decode to the id itself.
   const std::string id2 = publish(demo.port(), user, "again");
   std::string escaped_id;
-  for (const char c : id2) escaped_id += "%3" + std::string(1, c);
-  const auto r2 = http_request(demo.port(), "POST",
-                               "/api/notifications/" + escaped_id + "/read?user=" + url_encode(user));
+  for (const char c : id2)
+    escaped_id += "%3" + std::string(1, c);
+  const auto r2 = http_request(
+      demo.port(), "POST", "/api/notifications/" + escaped_id + "/read?user=" + url_encode(user));
   REQUIRE(r2.status == 200);
   CHECK(r2.json().at("ids") == json({id2}));
   // A broken escape is a bad request.
-  const auto bad = http_request(demo.port(), "POST", "/api/notifications/" + id2 + "/read?user=%zz");
+  const auto bad =
+      http_request(demo.port(), "POST", "/api/notifications/" + id2 + "/read?user=%zz");
   CHECK(bad.status == 400);
   CHECK(bad.json().contains("error"));
 }

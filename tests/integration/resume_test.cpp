@@ -27,12 +27,14 @@ void check_resume(Reconnect reconnect) {
     REQUIRE(first.status() == 200);
     first.expect("init");
     std::vector<std::string> published;
-    for (int i = 0; i < 3; ++i) published.push_back(publish(demo.port(), "rita", "n" + std::to_string(i)));
+    for (int i = 0; i < 3; ++i)
+      published.push_back(publish(demo.port(), "rita", "n" + std::to_string(i)));
     seen = read_ids(first, 3);
     CHECK(seen == published);
   }  // disconnects
   std::vector<std::string> missed;
-  for (int i = 3; i < 5; ++i) missed.push_back(publish(demo.port(), "rita", "n" + std::to_string(i)));
+  for (int i = 3; i < 5; ++i)
+    missed.push_back(publish(demo.port(), "rita", "n" + std::to_string(i)));
 
   SseStream again = reconnect(demo.port(), seen.back());
   REQUIRE(again.status() == 200);

@@ -9,10 +9,12 @@ namespace itest {
 void SseParser::feed(std::string_view bytes) {
   if (!started_ && !bytes.empty()) {
     partial_.append(bytes);
-    if (partial_.size() < 3 && std::string_view("\xEF\xBB\xBF").substr(0, partial_.size()) == partial_)
+    if (partial_.size() < 3 &&
+        std::string_view("\xEF\xBB\xBF").substr(0, partial_.size()) == partial_)
       return;  // could still be a BOM
     started_ = true;
-    if (partial_.compare(0, 3, "\xEF\xBB\xBF") == 0) partial_.erase(0, 3);
+    if (partial_.compare(0, 3, "\xEF\xBB\xBF") == 0)
+      partial_.erase(0, 3);
     std::string pending;
     pending.swap(partial_);
     feed(pending);
@@ -21,7 +23,8 @@ void SseParser::feed(std::string_view bytes) {
   for (const char c : bytes) {
     if (skip_lf_) {
       skip_lf_ = false;
-      if (c == '\n') continue;  // the LF of a CRLF split across two chunks or not
+      if (c == '\n')
+        continue;  // the LF of a CRLF split across two chunks or not
     }
     if (c == '\r') {
       line(partial_);
@@ -50,7 +53,8 @@ void SseParser::line(std::string_view text) {
   if (const auto colon = text.find(':'); colon != std::string_view::npos) {
     field = text.substr(0, colon);
     value = text.substr(colon + 1);
-    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (!value.empty() && value.front() == ' ')
+      value.remove_prefix(1);
   }
   if (field == "event") {
     event_type_ = std::string(value);
@@ -80,7 +84,8 @@ void SseParser::dispatch() {
     event_type_.clear();
     return;
   }
-  if (data_.back() == '\n') data_.pop_back();
+  if (data_.back() == '\n')
+    data_.pop_back();
   SseEvent e;
   e.type = event_type_.empty() ? "message" : event_type_;
   e.data = std::move(data_);
@@ -102,16 +107,19 @@ SseStream::SseStream(std::uint16_t port, const std::string& target, const Header
     : socket_(port, timeout) {
   std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nAccept: text/event-stream\r\n";
-  for (const auto& h : headers) req += h.first + ": " + h.second + "\r\n";
+  for (const auto& h : headers)
+    req += h.first + ": " + h.second + "\r\n";
   req += "\r\n";
-  if (!socket_.send_all(req, timeout)) throw std::runtime_error("sse: cannot send the request");
+  if (!socket_.send_all(req, timeout))
+    throw std::runtime_error("sse: cannot send the request");
 
   const auto deadline = Clock::now() + timeout;
   std::string buffer;
   std::size_t end;
   while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
     const long n = socket_.recv_some(buffer, deadline);
-    if (n <= 0) throw std::runtime_error("sse: no response head; got '" + buffer + "'");
+    if (n <= 0)
+      throw std::runtime_error("sse: no response head; got '" + buffer + "'");
   }
   response_.head = buffer.substr(0, end);
   std::string rest = buffer.substr(end + 4);
@@ -120,9 +128,11 @@ SseStream::SseStream(std::uint16_t port, const std::string& target, const Header
   if (response_.status != 200) {
     // An error answer: read its body (Content-Length) so that tests can look at it.
     std::size_t length = 0;
-    if (response_.has_header("content-length")) length = std::stoul(response_.header("content-length"));
+    if (response_.has_header("content-length"))
+      length = std::stoul(response_.header("content-length"));
     while (rest.size() < length) {
-      if (socket_.recv_some(rest, deadline) <= 0) break;
+      if (socket_.recv_some(rest, deadline) <= 0)
+        break;
     }
     response_.body = rest;
     return;
@@ -131,25 +141,30 @@ SseStream::SseStream(std::uint16_t port, const std::string& target, const Header
 }
 
 long SseStream::pump(Clock::time_point deadline) {
-  if (eof_) return 0;
+  if (eof_)
+    return 0;
   std::string chunk;
   const long n = socket_.recv_some(chunk, deadline);
-  if (n > 0) parser_.feed(chunk);
-  if (n == 0 || n == -2) eof_ = true;
+  if (n > 0)
+    parser_.feed(chunk);
+  if (n == 0 || n == -2)
+    eof_ = true;
   return n;
 }
 
 std::optional<SseEvent> SseStream::next(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (taken_ >= parser_.events().size()) {
-    if (pump(deadline) <= 0) return std::nullopt;
+    if (pump(deadline) <= 0)
+      return std::nullopt;
   }
   return parser_.events()[taken_++];
 }
 
 SseEvent SseStream::expect(const std::string& type, std::chrono::milliseconds timeout) {
   auto e = next(timeout);
-  if (!e) throw std::runtime_error("sse: no '" + type + "' event in time");
+  if (!e)
+    throw std::runtime_error("sse: no '" + type + "' event in time");
   if (e->type != type)
     throw std::runtime_error("sse: expected '" + type + "', got '" + e->type + "' with " + e->data);
   return std::move(*e);
@@ -159,7 +174,8 @@ bool SseStream::wait_comment(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   const std::size_t seen = parser_.comments();
   while (parser_.comments() == seen) {
-    if (pump(deadline) <= 0) return false;
+    if (pump(deadline) <= 0)
+      return false;
   }
   return true;
 }
@@ -167,7 +183,8 @@ bool SseStream::wait_comment(std::chrono::milliseconds timeout) {
 bool SseStream::wait_eof(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (!eof_) {
-    if (pump(deadline) == -1) return false;
+    if (pump(deadline) == -1)
+      return false;
   }
   return true;
 }
@@ -176,8 +193,10 @@ bool SseStream::quiet_for(std::chrono::milliseconds duration) {
   const auto deadline = Clock::now() + duration;
   while (taken_ >= parser_.events().size()) {
     const long n = pump(deadline);
-    if (n == -1) return true;   // the time passed without an event
-    if (n <= 0) return true;    // closed: no event either
+    if (n == -1)
+      return true;  // the time passed without an event
+    if (n <= 0)
+      return true;  // closed: no event either
   }
   return false;
 }

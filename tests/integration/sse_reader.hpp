@@ -20,10 +20,10 @@
 namespace itest {
 
 struct SseEvent {
-  std::string type;                 // "message" when the block had no `event:`
+  std::string type;  // "message" when the block had no `event:`
   std::string data;
-  std::string last_event_id;        // the stream's last event id when it was dispatched
-  std::optional<std::string> id;    // the `id:` field of this event's own block, if any
+  std::string last_event_id;      // the stream's last event id when it was dispatched
+  std::optional<std::string> id;  // the `id:` field of this event's own block, if any
 
   nlohmann::json json() const { return nlohmann::json::parse(data); }
 };
@@ -41,9 +41,9 @@ class SseParser {
   void line(std::string_view text);
   void dispatch();
 
-  std::string partial_;          // an unterminated line
-  bool skip_lf_ = false;         // the previous chunk ended with CR
-  bool started_ = false;         // a BOM is only stripped at the very start
+  std::string partial_;   // an unterminated line
+  bool skip_lf_ = false;  // the previous chunk ended with CR
+  bool started_ = false;  // a BOM is only stripped at the very start
   std::string event_type_;
   std::string data_;
   std::string last_event_id_;

@@ -36,13 +36,14 @@ TEST_CASE("stream: a published notification arrives byte for byte") {
   REQUIRE(stream.status() == 200);
   stream.expect("init");
 
-  const std::string title = "Gr\xC3\xBC\xC3\x9F" "e \xF0\x9F\x8E\x89 \xE2\x80\x94 \xE4\xBD\xA0\xE5\xA5\xBD";
+  const std::string title =
+      "Gr\xC3\xBC\xC3\x9F"
+      "e \xF0\x9F\x8E\x89 \xE2\x80\x94 \xE4\xBD\xA0\xE5\xA5\xBD";
   const std::string body = "line one\nline two\r\nline three\rend \"quoted\" \\ back\tslash";
-  const json posted = {{"userId", "alice"},       {"type", "mention"},
-                       {"title", title},          {"body", body},
-                       {"actorId", "bob"},        {"entityType", "post"},
-                       {"entityId", "7"},         {"actionUrl", "/posts/7"},
-                       {"data", {{"k", "v"}, {"n", 3}}}};
+  const json posted = {
+      {"userId", "alice"}, {"type", "mention"},       {"title", title},
+      {"body", body},      {"actorId", "bob"},        {"entityType", "post"},
+      {"entityId", "7"},   {"actionUrl", "/posts/7"}, {"data", {{"k", "v"}, {"n", 3}}}};
   const auto r = post_notification(demo.port(), posted);
   REQUIRE(r.status == 202);
   CHECK(r.header("Content-Type") == "application/json");

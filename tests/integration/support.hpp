@@ -23,7 +23,8 @@ inline std::vector<std::string> unbatched(std::vector<std::string> more = {}) {
 // The ids of a JSON array of notifications, in order.
 inline std::vector<std::string> ids_of(const nlohmann::json& notifications) {
   std::vector<std::string> ids;
-  for (const auto& n : notifications) ids.push_back(n.at("id").get<std::string>());
+  for (const auto& n : notifications)
+    ids.push_back(n.at("id").get<std::string>());
   return ids;
 }
 

@@ -5,6 +5,7 @@
 #         -DWORK_DIR=<scratch dir> [-DCONFIG=<cfg>] [-DGENERATOR=<gen>]
 #         [-DCXX_COMPILER=<c++>] [-DCXX_FLAGS=<flags>] [-DLINKER_FLAGS=<flags>]
 #         [-DLAUNCHER=<ccache>] [-DSHARED=ON|OFF] [-DJOBS=2]
+#         [-DCOMPONENTS=<comma-separated components notify was built with>]
 #         -P run.cmake
 #
 # find_package:     installs the already-built notify into WORK_DIR/prefix, then
@@ -81,9 +82,14 @@ if(MODE STREQUAL "find_package")
         ${_configure_args}
         "-DCMAKE_PREFIX_PATH=${_prefix}"
         -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
-        "-DNOTIFY_EXPECTED_PREFIX=${_prefix}")
+        "-DNOTIFY_EXPECTED_PREFIX=${_prefix}"
+        "-DNOTIFY_COMPONENTS=${COMPONENTS}")
     run_step(COMMAND "${CMAKE_COMMAND}" --build "${_build}" --config "${CONFIG}" -j ${JOBS})
     run_step(COMMAND "${_build}/app")
+    string(REPLACE "," ";" _components "${COMPONENTS}")
+    foreach(_component IN LISTS _components)
+        run_step(COMMAND "${_build}/app-${_component}")
+    endforeach()
 
     # The same program built with nothing but what notify.pc says.
     find_program(_pkg_config pkg-config)
@@ -133,6 +139,12 @@ elseif(MODE STREQUAL "add_subdirectory")
         "-DBUILD_SHARED_LIBS=${SHARED}")
     run_step(COMMAND "${CMAKE_COMMAND}" --build "${_build}" --config "${CONFIG}" -j ${JOBS})
     run_step(COMMAND "${_build}/app")
+    if(EXISTS "${_build}/app-sqlite")
+        run_step(COMMAND "${_build}/app-sqlite")
+    endif()
+    if(EXISTS "${_build}/app-redis")
+        run_step(COMMAND "${_build}/app-redis")
+    endif()
 
 else()
     message(FATAL_ERROR "run.cmake: unknown MODE '${MODE}'")

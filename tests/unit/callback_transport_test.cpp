@@ -47,7 +47,6 @@ TEST_CASE("callback transport: chunks reach the framework's write function") {
   REQUIRE(test::run_until(io, [&] { return closed; }));
 }
 
-
 TEST_CASE("callback transport: a write function that reports a closed connection closes the sink") {
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());

@@ -32,7 +32,8 @@ class RecordingTransport final : public notify::Transport {
     std::lock_guard lock(mutex_);
     ++writes_;
     std::string chunk;
-    for (const auto& b : buffers) chunk.append(static_cast<const char*>(b.data()), b.size());
+    for (const auto& b : buffers)
+      chunk.append(static_cast<const char*>(b.data()), b.size());
     const bool fail = fail_at_ != 0 && writes_ == fail_at_;
     auto complete = [this, h = std::move(handler), chunk = std::move(chunk), fail]() {
       if (fail || closed_) {
@@ -67,7 +68,8 @@ class RecordingTransport final : public notify::Transport {
       stalled_ = false;
       parked.swap(parked_);
     }
-    for (auto& f : parked) asio::post(io_, std::move(f));
+    for (auto& f : parked)
+      asio::post(io_, std::move(f));
   }
   void fail_at(int n) {
     std::lock_guard lock(mutex_);
@@ -96,9 +98,9 @@ class RecordingTransport final : public notify::Transport {
 };
 
 struct SseEvent {
-  std::string id;     // the id field of this event, if it had one
+  std::string id;  // the id field of this event, if it had one
   bool has_id = false;
-  std::string type;   // "message" when absent
+  std::string type;  // "message" when absent
   std::string data;
 };
 
@@ -117,16 +119,21 @@ inline std::vector<SseEvent> parse_sse(std::string_view stream, int* comments = 
   std::size_t i = 0;
   while (i < stream.size()) {
     std::size_t j = i;
-    while (j < stream.size() && stream[j] != '\r' && stream[j] != '\n') ++j;
-    if (j == stream.size()) break;  // unterminated line
+    while (j < stream.size() && stream[j] != '\r' && stream[j] != '\n')
+      ++j;
+    if (j == stream.size())
+      break;  // unterminated line
     std::string_view line = stream.substr(i, j - i);
     i = j + 1;
-    if (stream[j] == '\r' && i < stream.size() && stream[i] == '\n') ++i;
+    if (stream[j] == '\r' && i < stream.size() && stream[i] == '\n')
+      ++i;
     if (line.empty()) {
       if (has_data) {
-        if (!data.empty() && data.back() == '\n') data.pop_back();
+        if (!data.empty() && data.back() == '\n')
+          data.pop_back();
         current.data = data;
-        if (current.type.empty()) current.type = "message";
+        if (current.type.empty())
+          current.type = "message";
         out.push_back(current);
       }
       current = SseEvent{};
@@ -135,13 +142,15 @@ inline std::vector<SseEvent> parse_sse(std::string_view stream, int* comments = 
       continue;
     }
     if (line.front() == ':') {
-      if (comments) ++*comments;
+      if (comments)
+        ++*comments;
       continue;
     }
     auto colon = line.find(':');
     std::string_view field = line.substr(0, colon);
     std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
-    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (!value.empty() && value.front() == ' ')
+      value.remove_prefix(1);
     if (field == "data") {
       data.append(value);
       data += '\n';
@@ -161,7 +170,8 @@ inline bool run_until(asio::io_context& io, const std::function<bool()>& done,
                       std::chrono::milliseconds limit = std::chrono::seconds(5)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
     io.restart();
     io.run_for(std::chrono::milliseconds(5));
   }

@@ -9,8 +9,8 @@
 #include <thread>
 
 using nlohmann::json;
-using notify::NotificationHub;
 using notify::Notification;
+using notify::NotificationHub;
 
 namespace {
 
@@ -43,7 +43,8 @@ struct Client {
   std::vector<test::SseEvent> of_type(const std::string& type) const {
     std::vector<test::SseEvent> out;
     for (auto& e : events())
-      if (e.type == type) out.push_back(e);
+      if (e.type == type)
+        out.push_back(e);
     return out;
   }
   std::size_t count() const { return events().size(); }
@@ -145,7 +146,8 @@ TEST_CASE("hub: resume replays exactly what was missed, then live") {
   CHECK(e[1].id == m1);
   CHECK(e[2].id == m2);
   CHECK(e[3].id == live);
-  for (std::size_t i = 1; i < e.size(); ++i) CHECK(e[i].type == "notification");
+  for (std::size_t i = 1; i < e.size(); ++i)
+    CHECK(e[i].type == "notification");
 }
 
 TEST_CASE("hub: an unknown or too old cursor gets notifications:reset with a fresh snapshot") {
@@ -189,13 +191,15 @@ TEST_CASE("hub: no gap and no duplicate while publishing during attach") {
   std::vector<std::string> seen;
   for (auto it = init["notifications"].rbegin(); it != init["notifications"].rend(); ++it)
     seen.push_back((*it)["id"]);
-  for (std::size_t i = 1; i < e.size(); ++i) seen.push_back(e[i].id);
+  for (std::size_t i = 1; i < e.size(); ++i)
+    seen.push_back(e[i].id);
   // init holds at most snapshot_limit, so compare the tail: the last seen must be contiguous.
   REQUIRE(seen.size() >= 50);
   const auto tail_start = published.size() - (seen.size());
   std::vector<std::string> expected(published.begin() + static_cast<long>(tail_start),
                                     published.end());
-  CHECK(init["unreadCount"] == std::stoi(std::string(e[0].id)));
+  // Only alice publishes, so the unread count at the cursor is the cursor (none: 0).
+  CHECK(init["unreadCount"] == (e[0].id.empty() ? 0 : std::stoi(e[0].id)));
   CHECK(seen == expected);
 }
 
@@ -294,7 +298,8 @@ TEST_CASE("hub: the disconnect policy closes a slow consumer") {
   Client slow(io, hub, "alice");
   REQUIRE(wait_count(io, slow, 1));
   slow.transport->stall();
-  for (int i = 0; i < 5; ++i) hub.publish(draft("alice"));
+  for (int i = 0; i < 5; ++i)
+    hub.publish(draft("alice"));
   slow.transport->release();
   REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
   CHECK(slow.transport->closed());
@@ -419,15 +424,18 @@ TEST_SUITE("concurrency") {
       publishers.emplace_back([&, t] {
         for (int i = 0; i < per_thread; ++i)
           hub.publish(draft(users[static_cast<std::size_t>(i + t) % users.size()]));
-        if (t == 0) hub.broadcast(draft("", "everyone"));
+        if (t == 0)
+          hub.broadcast(draft("", "everyone"));
       });
     }
-    for (auto& p : publishers) p.join();
+    for (auto& p : publishers)
+      p.join();
     const auto expected_per_user = 4 * per_thread / 3 + 1;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     auto all_done = [&] {
       for (const auto& c : clients)
-        if (c->count() < static_cast<std::size_t>(expected_per_user) + 1) return false;
+        if (c->count() < static_cast<std::size_t>(expected_per_user) + 1)
+          return false;
       return true;
     };
     while (!all_done() && std::chrono::steady_clock::now() < deadline)
@@ -457,7 +465,8 @@ class LossyBus final : public notify::Bus {
   void stop() noexcept override { listener_ = nullptr; }
   void publish(const notify::Envelope& e, std::error_code& ec) override {
     ec.clear();
-    if (!losing_ && listener_) listener_->on_bus_message(e);
+    if (!losing_ && listener_)
+      listener_->on_bus_message(e);
   }
   void subscribe(std::string_view) override {}
   void unsubscribe(std::string_view) override {}

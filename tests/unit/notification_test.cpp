@@ -2,8 +2,8 @@
 
 #include <doctest/doctest.h>
 
-using notify::Notification;
 using nlohmann::json;
+using notify::Notification;
 
 namespace {
 Notification valid() {
@@ -60,8 +60,8 @@ TEST_CASE("notification: JSON with wrong types names the field") {
                        "data: must be a JSON object", notify::ValidationError);
   CHECK_THROWS_WITH_AS(json::parse(R"({"broadcast":"yes"})").get<Notification>(),
                        "broadcast: must be true or false", notify::ValidationError);
-  CHECK_THROWS_WITH_AS(json::parse("[]").get<Notification>(),
-                       "notification: must be a JSON object", notify::ValidationError);
+  CHECK_THROWS_WITH_AS(json::parse("[]").get<Notification>(), "notification: must be a JSON object",
+                       notify::ValidationError);
 }
 
 TEST_CASE("notification: validation messages") {

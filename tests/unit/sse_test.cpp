@@ -58,8 +58,7 @@ TEST_CASE("sse: ids and event names with CR, LF or NUL are refused") {
   CHECK_THROWS_WITH_AS(encode_event("x", "1\n2", "d"), "sse: an id must not contain CR, LF or NUL",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(encode_event("bad\nname", "", "d"),
-                       "sse: an event name must not contain CR, LF or NUL",
-                       std::invalid_argument);
+                       "sse: an event name must not contain CR, LF or NUL", std::invalid_argument);
 }
 
 TEST_CASE("sse: 64 KiB of data with line breaks survives") {
@@ -73,7 +72,8 @@ TEST_CASE("sse: 64 KiB of data with line breaks survives") {
   for (std::size_t i = 0; i < data.size(); ++i) {
     if (data[i] == '\r') {
       expected += '\n';
-      if (i + 1 < data.size() && data[i + 1] == '\n') ++i;
+      if (i + 1 < data.size() && data[i + 1] == '\n')
+        ++i;
     } else {
       expected += data[i];
     }

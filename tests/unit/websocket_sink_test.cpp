@@ -49,6 +49,7 @@ struct WsClient {
     tcp::socket server(io);
     acceptor.accept(server);
     options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+    options.close_linger = std::chrono::milliseconds(300);  // this client never closes first
     sink = notify::WebSocketSink::create(notify::make_asio_transport(std::move(server)), options);
     hub.attach(user, sink);
     read();
@@ -72,25 +73,29 @@ struct WsClient {
   std::vector<Frame> frames() const {
     std::vector<Frame> out;
     auto head_end = bytes.find("\r\n\r\n");
-    if (head_end == std::string::npos) return out;
+    if (head_end == std::string::npos)
+      return out;
     std::size_t i = head_end + 4;
     while (i + 2 <= bytes.size()) {
       const auto b0 = static_cast<std::uint8_t>(bytes[i]);
       std::uint64_t len = static_cast<std::uint8_t>(bytes[i + 1]) & 0x7F;
       std::size_t header = 2;
       if (len == 126) {
-        if (i + 4 > bytes.size()) break;
+        if (i + 4 > bytes.size())
+          break;
         len = (static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes[i + 2])) << 8) |
               static_cast<std::uint8_t>(bytes[i + 3]);
         header = 4;
       } else if (len == 127) {
-        if (i + 10 > bytes.size()) break;
+        if (i + 10 > bytes.size())
+          break;
         len = 0;
         for (int k = 0; k < 8; ++k)
           len = (len << 8) | static_cast<std::uint8_t>(bytes[i + 2 + static_cast<std::size_t>(k)]);
         header = 10;
       }
-      if (i + header + len > bytes.size()) break;
+      if (i + header + len > bytes.size())
+        break;
       out.push_back(Frame{static_cast<Opcode>(b0 & 0x0F), (b0 & 0x40) != 0,
                           bytes.substr(i + header, static_cast<std::size_t>(len))});
       i += header + static_cast<std::size_t>(len);
@@ -101,7 +106,8 @@ struct WsClient {
   std::vector<json> messages() const {
     std::vector<json> out;
     for (const auto& f : frames())
-      if (f.opcode == Opcode::text && !f.rsv1) out.push_back(json::parse(f.payload));
+      if (f.opcode == Opcode::text && !f.rsv1)
+        out.push_back(json::parse(f.payload));
     return out;
   }
 
@@ -190,7 +196,8 @@ TEST_CASE("websocket sink: ping gets a pong with the same payload") {
   c.send(test::ws::client_frame(Opcode::ping, "are you there"));
   REQUIRE(test::run_until(io, [&] {
     for (const auto& f : c.frames())
-      if (f.opcode == Opcode::pong) return f.payload == "are you there";
+      if (f.opcode == Opcode::pong)
+        return f.payload == "are you there";
     return false;
   }));
 }
@@ -243,7 +250,8 @@ TEST_CASE("websocket sink: a flood of messages closes with 1008") {
   options.message_burst = 10;
   WsClient c(io, hub, "alice", options);
   std::string flood;
-  for (int i = 0; i < 50; ++i) flood += test::ws::client_frame(Opcode::text, R"({"type":"x"})");
+  for (int i = 0; i < 50; ++i)
+    flood += test::ws::client_frame(Opcode::text, R"({"type":"x"})");
   c.send(flood);
   REQUIRE(test::run_until(io, [&] { return c.eof; }));
   CHECK(c.close_code() == 1008);
@@ -270,7 +278,8 @@ TEST_CASE("websocket sink: permessage-deflate compresses large events once for a
   hub.publish(n);
   auto compressed = [](const WsClient& c) -> std::optional<Frame> {
     for (const auto& f : c.frames())
-      if (f.rsv1) return f;
+      if (f.rsv1)
+        return f;
     return std::nullopt;
   };
   REQUIRE(test::run_until(io, [&] { return compressed(a) && compressed(b); }));

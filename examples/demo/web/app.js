@@ -11,6 +11,14 @@ const $ = (id) => document.getElementById(id);
 
 const params = new URLSearchParams(location.search);
 const user = (params.get('user') || '').trim() || 'alice';
+// ?transport=ws: WebSocket; anything else: Server-Sent Events.
+const transport = params.get('transport') === 'ws' ? 'ws' : 'sse';
+const TRANSPORT_INFO = {
+  sse: { name: 'Server-Sent Events', kind: 'EventSource', endpoint: '/api/notifications/stream' },
+  ws: { name: 'WebSocket', kind: 'WebSocket', endpoint: '/api/notifications/ws' },
+};
+const TYPING_CONTEXT = 'demo-chat';
+const TYPING_SHOW_MS = 3500; // an indicator lasts this long after the last typing event
 
 // ---- icons (inline SVG built with DOM APIs) -----------------------------------------------
 
@@ -105,7 +113,33 @@ const avatar = $('user-avatar');
 avatar.textContent = [...user][0].toUpperCase();
 avatar.style.setProperty('--h', String(hue(user)));
 $('target-me-label').textContent = `Me (${user})`;
-$('new-tab-link').href = `/?user=${encodeURIComponent(user)}`;
+
+/** This page's URL with some query parameters changed (null removes one). */
+function pageUrl(changes) {
+  const q = new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v == null) q.delete(k);
+    else q.set(k, v);
+  }
+  const qs = q.toString();
+  return `${location.pathname}${qs ? `?${qs}` : ''}`;
+}
+
+$('new-tab-link').href = pageUrl({ user });
+
+// ---- transport switch (SSE / WS), persisted in the URL ----------------------------------------
+
+const info = TRANSPORT_INFO[transport];
+for (const radio of document.querySelectorAll('#transport-switch input[name="transport"]')) {
+  radio.checked = radio.value === transport;
+  radio.addEventListener('change', () => {
+    if (radio.checked && radio.value !== transport) {
+      location.assign(pageUrl({ transport: radio.value === 'ws' ? 'ws' : null }));
+    }
+  });
+}
+$('conn-kind').textContent = info.kind;
+$('conn-endpoint').textContent = info.endpoint;
 
 $('user-form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -133,7 +167,7 @@ function showState(state, info = {}) {
   countdown = null;
   const label = CONN_LABELS[state] || state;
   $('conn-label').textContent = label;
-  box.title = state === 'open' ? `Connected as ${user} — events arrive in real time` : label;
+  box.title = state === 'open' ? `Connected as ${user} over ${info.name} — events arrive in real time` : label;
   if (state === 'reconnecting' && info.delay) {
     const deadline = Date.now() + info.delay;
     const tick = () => {
@@ -244,7 +278,7 @@ function render() {
   list.hidden = items.length === 0;
   $('panel-foot-text').textContent = items.length
     ? `${client.unreadCount} unread · ${items.length} shown`
-    : 'Live over Server-Sent Events';
+    : `Live over ${info.name}`;
   if (panel.hidden) return; // the list itself is rendered lazily
   const frag = document.createDocumentFragment();
   for (const n of items) frag.appendChild(notificationItem(n));
@@ -349,7 +383,9 @@ function showCursor() {
 let historyLoaded = false;
 
 const client = new NotifyClient({
+  transport,
   url: '/api/notifications/stream',
+  wsUrl: '/api/notifications/ws',
   user,
   onStateChange(state, prev, info) {
     showState(state, info);
@@ -368,6 +404,7 @@ const client = new NotifyClient({
     logEvent(batch ? 'notifications:batch' : 'notification', n.title || n.id);
     showCursor();
     showToast(n);
+    if (n.actorId) stopTyping(n.actorId); // their message arrived: they stopped typing
   },
   onRead({ ids, unreadCount }) {
     logEvent('notification:read', `${ids.length} read, ${unreadCount} unread`);
@@ -383,7 +420,11 @@ const client = new NotifyClient({
   onChange() {
     render();
   },
+  onTyping({ from, context }) {
+    if (context === TYPING_CONTEXT) showTyping(from);
+  },
   onError(err) {
+    if (err && err.serverError) logEvent('error', err.message.replace(/^notify: /, ''), 'error');
     console.warn(err);
   },
 });
@@ -482,4 +523,83 @@ $('copy-curl').addEventListener('click', async () => {
   }
   $('copy-label').textContent = ok ? 'Copied' : 'Press Ctrl+C';
   setTimeout(() => { $('copy-label').textContent = 'Copy'; }, 1600);
+});
+
+// ---- typing indicator ("bob is typing…") ---------------------------------------------------
+
+const chatTo = $('chat-to');
+const chatInput = $('chat-input');
+const chatStatus = $('chat-status');
+const typingBox = $('typing-indicator');
+const typers = new Map(); // user -> timer that hides them
+
+$('chat-me').textContent = user;
+chatTo.value = (params.get('to') || '').trim() || (user === 'bob' ? 'alice' : 'bob');
+if (transport === 'ws') {
+  $('chat-chip').textContent = 'over WebSocket';
+} else {
+  $('chat-chip').textContent = 'receiving only';
+  $('chat-chip').title = 'Over SSE the page receives typing events but cannot send them';
+  $('chat-hint').hidden = false;
+  $('chat-switch').href = pageUrl({ transport: 'ws' });
+}
+
+function renderTyping() {
+  const names = [...typers.keys()];
+  typingBox.hidden = names.length === 0;
+  let text = '';
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = `${names.length} people are typing…`;
+  $('typing-text').textContent = text;
+}
+
+function showTyping(from) {
+  const known = typers.has(from);
+  clearTimeout(typers.get(from));
+  typers.set(from, setTimeout(() => stopTyping(from), TYPING_SHOW_MS));
+  if (!known) logEvent('typing', `${from} is typing`);
+  renderTyping();
+}
+
+function stopTyping(from) {
+  if (!typers.has(from)) return;
+  clearTimeout(typers.get(from));
+  typers.delete(from);
+  renderTyping();
+}
+
+chatInput.addEventListener('input', () => {
+  if (!chatInput.value.trim()) return;
+  // Throttled by the client (one per second per recipient); a no-op over SSE.
+  client.sendTyping(chatTo.value.trim(), TYPING_CONTEXT);
+});
+
+$('chat-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const to = chatTo.value.trim();
+  const text = chatInput.value.trim();
+  if (!to || !text) {
+    (to ? chatInput : chatTo).focus();
+    return;
+  }
+  chatStatus.className = 'send-status';
+  chatStatus.textContent = 'Sending…';
+  try {
+    const res = await fetch('/api/notifications', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ userId: to, type: 'comment', title: `Message from ${user}`, body: text, actorId: user }),
+    });
+    const out = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(out.error || `HTTP ${res.status}`);
+    chatInput.value = '';
+    chatStatus.classList.add('ok');
+    chatStatus.textContent = `Sent to ${to}`;
+    clearTimeout(chatStatus._timer);
+    chatStatus._timer = setTimeout(() => { chatStatus.textContent = ''; }, 3000);
+  } catch (err) {
+    chatStatus.classList.add('err');
+    chatStatus.textContent = `Failed: ${err.message}`;
+  }
 });

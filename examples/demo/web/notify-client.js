@@ -1,13 +1,16 @@
 /**
- * notify-client.js — dependency-free browser client for the notify SSE protocol
- * (see docs/PROTOCOL.md).
+ * notify-client.js — dependency-free browser client for the notify protocol over Server-Sent
+ * Events or WebSocket (see docs/PROTOCOL.md).
  *
  * Usage
  * -----
  *   import { NotifyClient } from '/notify-client.js';
  *
  *   const client = new NotifyClient({
+ *     transport: 'sse',                  // 'sse' (EventSource, default) or 'ws' (WebSocket)
  *     url: '/api/notifications/stream',  // SSE endpoint (default shown)
+ *     wsUrl: '/api/notifications/ws',    // WebSocket endpoint (default: apiBase + '/ws'); a
+ *                                        // relative one gets ws: or wss: from the page's location
  *     apiBase: '/api/notifications',     // base of the REST endpoints (default: url without /stream)
  *     user: 'alice',                     // sent as ?user=U on every request (optional)
  *     withCredentials: false,            // EventSource/fetch credentials mode (optional)
@@ -17,14 +20,22 @@
  *     onReset(snapshot)       {},        // the server replaced our state (cursor too old / queue collapsed)
  *     onStateChange(state, prev) {},     // 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
  *     onChange(client)        {},        // anything in the list / unread count changed: re-render
- *     onError(err)            {},        // malformed event, failed request, ...
+ *     onTyping({from, context}) {},      // someone is typing to us (ephemeral; see sendTyping)
+ *     onMessage({type, data, id}) {},    // any other event type the host sends (send_to / reply)
+ *     onError(err)            {},        // malformed event, failed request, server error message...
  *   });
  *   client.connect();            // (also done by the constructor unless {autoConnect:false})
  *   client.notifications;        // copy of the list, newest first
  *   client.unreadCount;          // authoritative unread count (from the server)
  *   client.state;                // connection state, see above
- *   await client.markRead(id);   // POST {apiBase}/{id}/read?user=U
- *   await client.markAllRead();  // POST {apiBase}/read-all?user=U
+ *   client.transport;            // 'sse' or 'ws' (what is actually used)
+ *   await client.markRead(id);   // ws open: {"type":"notification:read","id":ID} on the socket,
+ *                                // else POST {apiBase}/{id}/read?user=U
+ *   await client.markAllRead();  // ws open: {"type":"notifications:read_all"}, else
+ *                                // POST {apiBase}/read-all?user=U
+ *   client.sendTyping(to, context); // ws only: {"type":"typing","to":to,"context":context},
+ *                                // throttled to one per second per (to, context); call it on
+ *                                // every keystroke. Returns true when a message went out.
  *   await client.loadHistory({limit: 30}); // GET {apiBase}?user=U&limit=N, merges read items too
  *   client.close();
  *
@@ -36,24 +47,40 @@
  *   'statechange'     {state, prev, delay?}      (fires again for every reconnect attempt while
  *                                                 'reconnecting'; delay: ms until that attempt)
  *   'change'          {notifications, unreadCount}
- *   'error'           Error
+ *   'typing'          {from, context}
+ *   'message'         {type, data, id}              (event types the client does not know)
+ *   'error'           Error (a server {"type":"error"} message has err.serverError = true and
+ *                           err.messageType = the type of the message it answers)
  *
- * Connection behaviour
+ * Connection behaviour (the same for both transports)
  * --------------------
  * - The state is 'connecting' until the first `init` event arrives, then 'open'; after an error
  *   it is 'reconnecting' until the next `init` (or `notifications:reset`).
- * - On any EventSource error the client closes the EventSource itself and opens a new one after
- *   an exponential backoff (1 s, 2 s, 4 s … capped at 30 s, each jittered by ±30%); the backoff
- *   resets when a connection opens. The browser's own fixed retry is never used.
+ * - On any EventSource error, or when the WebSocket closes, the client drops the connection and
+ *   opens a new one after an exponential backoff (1 s, 2 s, 4 s … capped at 30 s, each jittered
+ *   by ±30%); the backoff resets when a connection opens. The browser's own fixed EventSource
+ *   retry is never used.
  * - It remembers the last event id it saw (init / notification / notifications:batch /
- *   notifications:reset) and resumes with `?lastEventId=ID` on the new EventSource, so no event
+ *   notifications:reset) and resumes with `?lastEventId=ID` on the new connection, so no event
  *   is lost or repeated across reconnects. When the browser comes back online, a pending
  *   reconnect happens immediately.
+ * - Over WebSocket every message is `{"type":T,"id":ID?,"data":D}` and T is routed exactly like
+ *   the SSE event name T. The server pings on every heartbeat; the browser answers by itself.
  * - Notifications are de-duplicated by id; `notification:read` carries the authoritative unread
  *   count, `notifications:reset` replaces the whole state.
  */
 
 const DEFAULT_STREAM_URL = '/api/notifications/stream';
+const TYPING_THROTTLE_MS = 1000;
+/** WebSocket close codes that mean the client did something wrong (worth an onError). */
+const WS_ERROR_CODES = new Map([
+  [1002, 'protocol error'],
+  [1003, 'unsupported data'],
+  [1007, 'invalid payload'],
+  [1008, 'policy violation (too many messages, or too slow)'],
+  [1009, 'message too big'],
+  [1011, 'server error'],
+]);
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const BACKOFF_JITTER = 0.3; // ±30%
@@ -89,6 +116,15 @@ function withQuery(url, params) {
   return base + hash;
 }
 
+/** An absolute ws:/wss: URL for `url` (relative to the page, http(s) mapped to ws(s)). */
+function toWebSocketUrl(url) {
+  const base = typeof location !== 'undefined' ? location.href : 'http://localhost/';
+  const u = new URL(url, base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  return u.href;
+}
+
 function timeOf(n) {
   const t = Date.parse(n && n.createdAt);
   return Number.isNaN(t) ? 0 : t;
@@ -100,10 +136,17 @@ export class NotifyClient extends EventTarget {
     this._opts = { ...options };
     this._url = options.url || DEFAULT_STREAM_URL;
     this._apiBase = (options.apiBase || this._url.replace(/\/stream\/?(\?.*)?$/, '')).replace(/\/+$/, '');
+    this._wsUrl = options.wsUrl || `${this._apiBase}/ws`;
     this._user = options.user != null && options.user !== '' ? String(options.user) : null;
     this._withCredentials = !!options.withCredentials;
+    const wanted = options.transport === 'ws' ? 'ws' : 'sse';
+    // Without WebSocket support (very old browsers) the SSE transport is used.
+    this._transport = wanted === 'ws' && typeof WebSocket === 'undefined' ? 'sse' : wanted;
 
     this._es = null;
+    this._ws = null;
+    /** (to, context) -> time of the last typing message sent */
+    this._typingSentAt = new Map();
     this._timer = null;
     this._attempt = 0;
     this._lastEventId = options.lastEventId != null ? String(options.lastEventId) : null;
@@ -134,6 +177,8 @@ export class NotifyClient extends EventTarget {
   get unreadCount() { return this._unread; }
   get lastEventId() { return this._lastEventId; }
   get user() { return this._user; }
+  /** 'sse' or 'ws'. */
+  get transport() { return this._transport; }
   /** Copy of the notification list, newest first. */
   get notifications() { return this._list.slice(); }
   get(id) { return this._byId.get(String(id)); }
@@ -141,7 +186,7 @@ export class NotifyClient extends EventTarget {
   // ---- connection -------------------------------------------------------------------------
 
   connect() {
-    if (this._es || this._timer) return;
+    if (this._es || this._ws || this._timer) return;
     this._attempt = 0;
     if (typeof window !== 'undefined' && window.addEventListener) {
       window.addEventListener('online', this._onOnline);
@@ -153,6 +198,11 @@ export class NotifyClient extends EventTarget {
   close() {
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._es) { this._es.close(); this._es = null; }
+    if (this._ws) {
+      const ws = this._ws;
+      this._ws = null;
+      try { ws.close(1000); } catch { /* already closing */ }
+    }
     if (typeof window !== 'undefined' && window.removeEventListener) {
       window.removeEventListener('online', this._onOnline);
     }
@@ -166,6 +216,11 @@ export class NotifyClient extends EventTarget {
   _open() {
     this._timer = null;
     if (this._state === ConnectionState.CLOSED) return;
+    if (this._transport === 'ws') this._openWebSocket();
+    else this._openEventSource();
+  }
+
+  _openEventSource() {
     const es = new EventSource(this._streamUrl(), { withCredentials: this._withCredentials });
     this._es = es;
 
@@ -181,64 +236,159 @@ export class NotifyClient extends EventTarget {
       this._scheduleReconnect();
     });
 
-    const on = (name, fn) => es.addEventListener(name, (ev) => {
-      if (this._es !== es) return;
-      let data;
-      try {
-        data = JSON.parse(ev.data);
-      } catch (err) {
-        this._emitError(new Error(`notify: malformed "${name}" event: ${err.message}`));
-        return;
-      }
-      try {
-        fn(data, ev);
-      } catch (err) {
+    // Named SSE events are only delivered to listeners of their name.
+    for (const name of ['init', 'notification', 'notifications:batch', 'notification:read',
+                        'notifications:reset', 'typing']) {
+      es.addEventListener(name, (ev) => {
+        if (this._es !== es) return;
+        let data;
+        try {
+          data = JSON.parse(ev.data);
+        } catch (err) {
+          this._emitError(new Error(`notify: malformed "${name}" event: ${err.message}`));
+          return;
+        }
+        // ev.lastEventId is the stream's last id, which an event without `id:` inherits;
+        // _dispatch only remembers it for the events that carry one.
+        this._dispatch(name, data, ev.lastEventId || null);
+      });
+    }
+  }
+
+  _openWebSocket() {
+    const url = toWebSocketUrl(withQuery(this._wsUrl, { user: this._user, lastEventId: this._lastEventId || null }));
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (err) {
+      this._emitError(err);
+      this._scheduleReconnect();
+      return;
+    }
+    this._ws = ws;
+
+    ws.addEventListener('open', () => {
+      if (this._ws !== ws) return;
+      this._attempt = 0; // backoff resets on open
+    });
+    ws.addEventListener('close', (ev) => {
+      if (this._ws !== ws) return;
+      this._ws = null;
+      const why = WS_ERROR_CODES.get(ev.code);
+      if (why) {
+        const err = new Error(`notify: the server closed the WebSocket: ${ev.code} ${why}${ev.reason ? ` (${ev.reason})` : ''}`);
+        err.code = ev.code;
         this._emitError(err);
       }
+      this._scheduleReconnect();
     });
+    // 'error' is always followed by 'close', which reconnects.
+    ws.addEventListener('message', (ev) => {
+      if (this._ws !== ws) return;
+      if (typeof ev.data !== 'string') {
+        this._emitError(new Error('notify: unexpected binary WebSocket message'));
+        return;
+      }
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (err) {
+        this._emitError(new Error(`notify: malformed WebSocket message: ${err.message}`));
+        return;
+      }
+      if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') {
+        this._emitError(new Error('notify: WebSocket message without a "type"'));
+        return;
+      }
+      this._dispatch(msg.type, msg.data, msg.id != null ? String(msg.id) : null);
+    });
+  }
 
-    on('init', (data, ev) => {
-      this._rememberId(ev);
-      this._applySnapshot(data, /* keepRead */ true);
-      this._hadInit = true;
-      this._setState(ConnectionState.OPEN);
-      this._emit('init', this._snapshot(), 'onInit', this._snapshot());
+  /** Sends a JSON message over the WebSocket when it is open. Returns true when sent. */
+  _wsSend(message) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1 /* OPEN */) return false;
+    try {
+      ws.send(JSON.stringify(message));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Routes one event (an SSE event name or a WebSocket message type) to its handler. */
+  _dispatch(type, data, id) {
+    const handler = Object.prototype.hasOwnProperty.call(this._handlers, type) ? this._handlers[type] : null;
+    try {
+      if (handler) handler.call(this, data, id);
+      else this._emit('message', { type, data, id }, 'onMessage', { type, data, id });
+    } catch (err) {
+      this._emitError(err);
+    }
+  }
+
+  // ---- event handlers (one per event type, see _handlers below) ------------------------------
+
+  _onInit(data, id) {
+    this._rememberId(id);
+    this._applySnapshot(data, /* keepRead */ true);
+    this._hadInit = true;
+    this._setState(ConnectionState.OPEN);
+    this._emit('init', this._snapshot(), 'onInit', this._snapshot());
+    this._changed();
+  }
+
+  _onNotification(data, id) {
+    this._rememberId(id);
+    if (this._add(data, true)) {
+      this._emitNotification(this._byId.get(String(data.id)), false);
       this._changed();
-    });
-    on('notification', (data, ev) => {
-      this._rememberId(ev);
-      if (this._add(data, true)) {
-        this._emitNotification(this._byId.get(String(data.id)), false);
-        this._changed();
-      }
-    });
-    on('notifications:batch', (data, ev) => {
-      this._rememberId(ev);
-      const items = Array.isArray(data) ? data : [];
-      const added = [];
-      for (const n of items) if (this._add(n, true)) added.push(n); // oldest first
-      for (const n of added) this._emitNotification(this._byId.get(String(n.id)), true);
-      if (added.length) this._changed();
-    });
-    on('notification:read', (data) => {
-      const ids = Array.isArray(data.ids) ? data.ids.map(String) : [];
-      const now = new Date().toISOString();
-      for (const id of ids) {
-        this._pendingRead.delete(id);
-        const n = this._byId.get(id);
-        if (n && !n.readAt) n.readAt = now;
-      }
-      if (typeof data.unreadCount === 'number') this._unread = data.unreadCount;
-      this._emit('read', { ids, unreadCount: this._unread }, 'onRead', { ids, unreadCount: this._unread });
-      this._changed();
-    });
-    on('notifications:reset', (data, ev) => {
-      this._rememberId(ev);
-      this._applySnapshot(data, /* keepRead */ false);
-      this._setState(ConnectionState.OPEN);
-      this._emit('reset', this._snapshot(), 'onReset', this._snapshot());
-      this._changed();
-    });
+    }
+  }
+
+  _onBatch(data, id) {
+    this._rememberId(id);
+    const items = Array.isArray(data) ? data : [];
+    const added = [];
+    for (const n of items) if (this._add(n, true)) added.push(n); // oldest first
+    for (const n of added) this._emitNotification(this._byId.get(String(n.id)), true);
+    if (added.length) this._changed();
+  }
+
+  _onRead(data) {
+    data = data || {};
+    const ids = Array.isArray(data.ids) ? data.ids.map(String) : [];
+    const now = new Date().toISOString();
+    for (const id of ids) {
+      this._pendingRead.delete(id);
+      const n = this._byId.get(id);
+      if (n && !n.readAt) n.readAt = now;
+    }
+    if (typeof data.unreadCount === 'number') this._unread = data.unreadCount;
+    this._emit('read', { ids, unreadCount: this._unread }, 'onRead', { ids, unreadCount: this._unread });
+    this._changed();
+  }
+
+  _onReset(data, id) {
+    this._rememberId(id);
+    this._applySnapshot(data, /* keepRead */ false);
+    this._setState(ConnectionState.OPEN);
+    this._emit('reset', this._snapshot(), 'onReset', this._snapshot());
+    this._changed();
+  }
+
+  _onTyping(data) {
+    if (!data || typeof data.from !== 'string') return;
+    const info = { from: data.from, context: typeof data.context === 'string' ? data.context : '' };
+    this._emit('typing', info, 'onTyping', info);
+  }
+
+  _onServerError(data) {
+    const message = data && typeof data.message === 'string' ? data.message : 'unknown error';
+    const err = new Error(`notify: the server answered: ${message}`);
+    err.serverError = true;
+    err.messageType = data && typeof data.type === 'string' ? data.type : null;
+    this._emitError(err);
   }
 
   _emitNotification(n, batch) {
@@ -252,8 +402,8 @@ export class NotifyClient extends EventTarget {
     this._timer = setTimeout(() => this._open(), delay);
   }
 
-  _rememberId(ev) {
-    if (ev && ev.lastEventId) this._lastEventId = ev.lastEventId;
+  _rememberId(id) {
+    if (id) this._lastEventId = String(id);
   }
 
   // ---- state ------------------------------------------------------------------------------
@@ -351,6 +501,9 @@ export class NotifyClient extends EventTarget {
       this._pendingRead.add(id);
       this._changed();
     }
+    // Over an open WebSocket the read receipt is a message; the server's notification:read
+    // (to every connection of the user, this one included) confirms it.
+    if (this._wsSend({ type: 'notification:read', id })) return { ids: optimistic ? [id] : [], sent: 'ws' };
     try {
       const res = await this._request('POST', `/${encodeURIComponent(id)}/read`);
       this._pendingRead.delete(id);
@@ -374,6 +527,7 @@ export class NotifyClient extends EventTarget {
     for (const n of this._list) if (!n.readAt) { n.readAt = now; changed.push(n); }
     this._unread = 0;
     this._changed();
+    if (this._wsSend({ type: 'notifications:read_all' })) return { ids: changed.map((n) => n.id), sent: 'ws' };
     try {
       return await this._request('POST', '/read-all');
     } catch (err) {
@@ -384,6 +538,28 @@ export class NotifyClient extends EventTarget {
       this._emitError(err);
       throw err;
     }
+  }
+
+  /**
+   * Tells `to` that this user is typing in `context` (WebSocket only: returns false, sending
+   * nothing, over SSE or while the socket is not open). Throttled: at most one message per
+   * second for each (to, context), so call it on every keystroke; the server relays at most
+   * one per 500 ms and the receiving page shows its indicator for a few seconds.
+   */
+  sendTyping(to, context = '') {
+    to = to == null ? '' : String(to).trim();
+    context = String(context);
+    if (!to || to === this._user) return false;
+    const key = `${to}\u0000${context}`;
+    const now = Date.now();
+    const last = this._typingSentAt.get(key);
+    if (last != null && now - last < TYPING_THROTTLE_MS) return false;
+    if (!this._wsSend({ type: 'typing', to, context })) return false;
+    this._typingSentAt.set(key, now);
+    if (this._typingSentAt.size > 64) {
+      for (const [k, t] of this._typingSentAt) if (now - t >= TYPING_THROTTLE_MS) this._typingSentAt.delete(k);
+    }
+    return true;
   }
 
   /**
@@ -437,6 +613,16 @@ export class NotifyClient extends EventTarget {
     }
   }
 }
+
+NotifyClient.prototype._handlers = Object.freeze({
+  init: NotifyClient.prototype._onInit,
+  notification: NotifyClient.prototype._onNotification,
+  'notifications:batch': NotifyClient.prototype._onBatch,
+  'notification:read': NotifyClient.prototype._onRead,
+  'notifications:reset': NotifyClient.prototype._onReset,
+  typing: NotifyClient.prototype._onTyping,
+  error: NotifyClient.prototype._onServerError,
+});
 
 function reportError(err) {
   if (typeof globalThis.reportError === 'function') globalThis.reportError(err);

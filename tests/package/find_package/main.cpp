@@ -14,35 +14,35 @@
 #include <cstring>
 
 int main() {
-    int failures = 0;
+  int failures = 0;
 
 #ifdef NOTIFY_EXPECTED_VERSION
-    if (std::strcmp(notify::version_string, NOTIFY_EXPECTED_VERSION) != 0) {
-        std::fprintf(stderr, "version mismatch: header %s, package %s\n", notify::version_string,
-                     NOTIFY_EXPECTED_VERSION);
-        ++failures;
-    }
+  if (std::strcmp(notify::version_string, NOTIFY_EXPECTED_VERSION) != 0) {
+    std::fprintf(stderr, "version mismatch: header %s, package %s\n", notify::version_string,
+                 NOTIFY_EXPECTED_VERSION);
+    ++failures;
+  }
 #endif
 
-    asio::io_context io;
-    int ran = 0;
-    asio::post(io, [&ran] { ++ran; });
-    asio::steady_timer timer(io, std::chrono::milliseconds(1));
-    timer.async_wait([&ran](const asio::error_code& ec) {
-        if (!ec) {
-            ++ran;
-        }
-    });
-    io.run();
-    if (ran != 2) {
-        std::fprintf(stderr, "io_context ran %d handlers, expected 2\n", ran);
-        ++failures;
+  asio::io_context io;
+  int ran = 0;
+  asio::post(io, [&ran] { ++ran; });
+  asio::steady_timer timer(io, std::chrono::milliseconds(1));
+  timer.async_wait([&ran](const asio::error_code& ec) {
+    if (!ec) {
+      ++ran;
     }
+  });
+  io.run();
+  if (ran != 2) {
+    std::fprintf(stderr, "io_context ran %d handlers, expected 2\n", ran);
+    ++failures;
+  }
 
-    asio::ssl::context tls(asio::ssl::context::tls_client);
-    tls.set_default_verify_paths();
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.set_default_verify_paths();
 
-    std::printf("notify %s (%d.%d.%d): %s\n", notify::version_string, notify::version_major,
-                notify::version_minor, notify::version_patch, failures == 0 ? "ok" : "FAILED");
-    return failures == 0 ? 0 : 1;
+  std::printf("notify %s (%d.%d.%d): %s\n", notify::version_string, notify::version_major,
+              notify::version_minor, notify::version_patch, failures == 0 ? "ok" : "FAILED");
+  return failures == 0 ? 0 : 1;
 }

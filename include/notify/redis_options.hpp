@@ -1,0 +1,54 @@
+// RedisOptions: where a Redis server is and how to talk to it, shared by RedisBus and
+// RedisStore (the `notify::redis` component).
+//
+// Thread safety: plain values and pure functions.
+#pragma once
+
+#include <notify/redis_export.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace notify {
+
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  unsigned db = 0;       // SELECT db (keys only: Pub/Sub channels ignore the db)
+  std::string user;      // ACL user: AUTH user password (Redis >= 6)
+  std::string password;  // empty: no AUTH
+  // Prepended to every key and channel. Two deployments on one Redis need distinct
+  // prefixes (a different db is not enough for the bus: channels are server-wide).
+  std::string prefix = "notify:";
+  std::chrono::milliseconds connect_timeout{2000};  // resolve + connect + handshake
+  std::chrono::milliseconds command_timeout{3000};  // one command (or pipeline) round trip
+  // Reconnection: exponential backoff from backoff_initial doubling up to backoff_max,
+  // each wait drawn at random in [delay/2, delay] (jitter, so a fleet does not reconnect
+  // in lockstep).
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+};
+
+// An error reply from Redis (a failed script, a refused AUTH, OOM...), or a reply of an
+// unexpected shape. Connection failures are std::system_error instead.
+class NOTIFY_REDIS_EXPORT RedisError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses "redis://[[user]:password@]host[:port][/db]" into `base` (other fields kept).
+// The host may be an [IPv6] literal. Throws std::invalid_argument naming the problem.
+NOTIFY_REDIS_EXPORT RedisOptions parse_redis_url(std::string_view url, RedisOptions base = {});
+
+// "host:port/db" (no credentials), for logs.
+NOTIFY_REDIS_EXPORT std::string describe(const RedisOptions& options);
+
+// How a user id appears in key and channel names: every byte outside [A-Za-z0-9_.-] is
+// percent-encoded (%XX, upper case), so that no user id can reach another user's keys or
+// channels, or contain a glob character.
+NOTIFY_REDIS_EXPORT std::string redis_escape(std::string_view user);
+
+}  // namespace notify

@@ -1,0 +1,143 @@
+// Internal parts of the notify::redis component: RESP replies (parsed by hiredis's reader),
+// command formatting, reconnection backoff, and a blocking connection with deadlines.
+#pragma once
+
+#include <notify/redis_options.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <condition_variable>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisReader;
+
+namespace notify::redis_detail {
+
+using Clock = std::chrono::steady_clock;
+
+// One RESP2 reply, converted from hiredis's redisReply.
+struct Reply {
+  enum class Type { string, status, error, integer, nil, array };
+  Type type = Type::nil;
+  std::string str;              // string, status, error
+  long long integer = 0;        // integer
+  std::vector<Reply> elements;  // array
+
+  bool is_error() const noexcept { return type == Type::error; }
+  bool is_array() const noexcept { return type == Type::array; }
+  bool is_nil() const noexcept { return type == Type::nil; }
+  // The text of a string/status reply, the decimal form of an integer; "" otherwise.
+  std::string text() const;
+  // An integer reply, or a string holding a decimal integer; throws RedisError otherwise.
+  long long as_integer() const;
+};
+
+using Command = std::vector<std::string>;
+
+// Appends the RESP form of `args` (redisFormatCommandArgv) to `out`.
+void append_command(std::string& out, const Command& args);
+
+// hiredis's reader, owned.
+class Reader {
+ public:
+  Reader();
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  void feed(const char* data, std::size_t size);
+  // The next complete reply, if any. Throws RedisError on a protocol error.
+  bool next(Reply& out);
+  void reset();  // drops buffered bytes (a new connection)
+
+ private:
+  redisReader* reader_ = nullptr;
+};
+
+// Exponential backoff with jitter.
+class Backoff {
+ public:
+  Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max);
+  std::chrono::milliseconds next();  // the wait before the next attempt
+  void reset() noexcept { attempt_ = 0; }
+
+ private:
+  std::chrono::milliseconds initial_, max_;
+  unsigned attempt_ = 0;
+  std::mt19937 random_;
+};
+
+// The inverse of redis_escape(); nullopt for text it cannot have produced.
+std::optional<std::string> redis_unescape(std::string_view text);
+
+// The commands that open a connection: AUTH and SELECT as configured.
+std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db);
+
+// A blocking connection: every call writes its commands, waits for their replies and
+// returns, within options.command_timeout (connecting first, within connect_timeout, when
+// needed). Not thread safe: one caller at a time (see Pool).
+// I/O failures throw std::system_error: the connection is closed and the next call connects
+// again. There is no backoff here: calls come from requests (each bounded by the timeouts),
+// and a store that is back must serve the very next call (the bus's gap repair).
+class SyncConnection {
+ public:
+  explicit SyncConnection(RedisOptions options);
+  ~SyncConnection();
+  SyncConnection(const SyncConnection&) = delete;
+  SyncConnection& operator=(const SyncConnection&) = delete;
+
+  Reply run(const Command& command);
+  std::vector<Reply> run(const std::vector<Command>& commands);
+  bool is_open() const noexcept { return socket_.is_open(); }
+  void close() noexcept;
+
+ private:
+  void ensure_connected();
+  void connect(Clock::time_point deadline);
+  std::vector<Reply> exchange(const std::string& out, std::size_t count,
+                              Clock::time_point deadline);
+  template <typename Start>
+  std::error_code wait(Start&& start, Clock::time_point deadline);
+
+  RedisOptions options_;
+  asio::io_context io_;
+  asio::ip::tcp::socket socket_;
+  Reader reader_;
+  std::array<char, 16384> buffer_{};
+};
+
+// A small pool of SyncConnections, each used by one caller at a time.
+class Pool {
+ public:
+  Pool(const RedisOptions& options, std::size_t size);
+
+  template <typename F>
+  auto with(F&& f) {
+    Lease lease(*this);
+    return f(*lease.connection);
+  }
+
+ private:
+  struct Lease {
+    explicit Lease(Pool& pool);
+    ~Lease();
+    Pool& pool;
+    SyncConnection* connection;
+  };
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<SyncConnection>> all_;
+  std::vector<SyncConnection*> free_;
+};
+
+}  // namespace notify::redis_detail

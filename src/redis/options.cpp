@@ -1,0 +1,167 @@
+#include <notify/redis_options.hpp>
+
+#include "connection.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace notify {
+namespace {
+
+bool is_unreserved(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding of the userinfo part of a URL.
+std::string url_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    const int hi = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+    if (hi < 0 || lo < 0)
+      throw std::invalid_argument("redis URL: bad percent-encoding");
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& out, T max) {
+  if (text.empty())
+    return false;
+  unsigned long long v = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || ptr != end || v > static_cast<unsigned long long>(max))
+    return false;
+  out = static_cast<T>(v);
+  return true;
+}
+
+}  // namespace
+
+std::string redis_escape(std::string_view user) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(user.size());
+  for (const char c : user) {
+    if (is_unreserved(c)) {
+      out.push_back(c);
+    } else {
+      const auto u = static_cast<unsigned char>(c);
+      out.push_back('%');
+      out.push_back(digits[u >> 4]);
+      out.push_back(digits[u & 15]);
+    }
+  }
+  return out;
+}
+
+namespace redis_detail {
+std::optional<std::string> redis_unescape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      if (!is_unreserved(text[i]))
+        return std::nullopt;
+      out.push_back(text[i]);
+      continue;
+    }
+    const int hi = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+}  // namespace redis_detail
+
+RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
+  constexpr std::string_view scheme = "redis://";
+  if (url.substr(0, scheme.size()) != scheme)
+    throw std::invalid_argument("redis URL: '" + std::string(url) +
+                                "' does not start with redis://");
+  std::string_view rest = url.substr(scheme.size());
+  std::string_view path;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    path = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    const auto userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      base.user.clear();
+      base.password = url_decode(userinfo);  // redis://password@host, as redis-cli reads it
+    } else {
+      base.user = url_decode(userinfo.substr(0, colon));
+      base.password = url_decode(userinfo.substr(colon + 1));
+    }
+  }
+  std::string_view host = rest;
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos)
+      throw std::invalid_argument("redis URL: unterminated [IPv6] host");
+    host = rest.substr(1, close - 1);
+    const auto after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':')
+        throw std::invalid_argument("redis URL: junk after the [IPv6] host");
+      port = after.substr(1);
+      if (port.empty())
+        throw std::invalid_argument("redis URL: empty port");
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (port.empty())
+      throw std::invalid_argument("redis URL: empty port");
+  }
+  if (host.empty())
+    throw std::invalid_argument("redis URL: no host");
+  base.host = std::string(host);
+  if (!port.empty()) {
+    std::uint16_t p = 0;
+    if (!parse_number<std::uint16_t>(port, p, 65535) || p == 0)
+      throw std::invalid_argument("redis URL: '" + std::string(port) + "' is not a port");
+    base.port = p;
+  }
+  if (!path.empty()) {
+    unsigned db = 0;
+    if (!parse_number<unsigned>(path, db, 1000000))
+      throw std::invalid_argument("redis URL: '" + std::string(path) +
+                                  "' is not a database number");
+    base.db = db;
+  }
+  return base;
+}
+
+std::string describe(const RedisOptions& options) {
+  const bool v6 = options.host.find(':') != std::string::npos;
+  return (v6 ? "[" + options.host + "]" : options.host) + ":" + std::to_string(options.port) + "/" +
+         std::to_string(options.db);
+}
+
+}  // namespace notify

@@ -1,0 +1,556 @@
+#include <notify/error.hpp>
+#include <notify/redis_bus.hpp>
+#include <notify/store.hpp>
+
+#include "connection.hpp"
+
+#include <asio/connect.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace notify {
+
+using namespace redis_detail;
+
+// --- message format -------------------------------------------------------------------
+
+std::string encode_bus_message(const Envelope& envelope) {
+  if (!envelope.event)
+    throw std::invalid_argument("notify: an envelope needs an event");
+  const Event& e = *envelope.event;
+  nlohmann::json header = nlohmann::json::object();
+  header["t"] = e.type();
+  if (!e.id().empty())
+    header["i"] = e.id();
+  if (e.seq() != 0)
+    header["s"] = std::to_string(e.seq());
+  if (envelope.broadcast)
+    header["b"] = true;
+  else
+    header["u"] = redis_escape(envelope.user);
+  std::string out = header.dump();
+  out.push_back('\n');
+  out += e.data();
+  return out;
+}
+
+std::optional<Envelope> decode_bus_message(std::string_view message) {
+  const auto newline = message.find('\n');
+  if (newline == std::string_view::npos)
+    return std::nullopt;
+  const auto header = nlohmann::json::parse(message.substr(0, newline), nullptr, false);
+  if (header.is_discarded() || !header.is_object())
+    return std::nullopt;
+  const auto t = header.find("t");
+  if (t == header.end() || !t->is_string() || t->get_ref<const std::string&>().empty())
+    return std::nullopt;
+  std::string id;
+  if (auto i = header.find("i"); i != header.end()) {
+    if (!i->is_string())
+      return std::nullopt;
+    id = i->get<std::string>();
+  }
+  std::uint64_t seq = 0;
+  if (auto s = header.find("s"); s != header.end()) {
+    if (!s->is_string())
+      return std::nullopt;
+    auto parsed = parse_sequence(s->get_ref<const std::string&>());
+    if (!parsed)
+      return std::nullopt;
+    seq = *parsed;
+  }
+  Envelope envelope;
+  if (auto b = header.find("b"); b != header.end() && b->is_boolean() && b->get<bool>()) {
+    envelope.broadcast = true;
+  } else {
+    auto u = header.find("u");
+    if (u == header.end() || !u->is_string())
+      return std::nullopt;
+    auto user = redis_unescape(u->get_ref<const std::string&>());
+    if (!user || user->empty())
+      return std::nullopt;
+    envelope.user = std::move(*user);
+  }
+  envelope.event = Event::message(t->get<std::string>(), std::move(id),
+                                  std::string(message.substr(newline + 1)), seq);
+  return envelope;
+}
+
+// --- RedisBus::Impl -------------------------------------------------------------------
+
+class RedisBus::Impl {
+ public:
+  explicit Impl(RedisBusOptions options)
+      : options_(std::move(options)),
+        work_(asio::make_work_guard(io_)),
+        resolver_(io_),
+        reconnect_timer_(io_),
+        connect_timer_(io_),
+        ping_timer_(io_),
+        backoff_(options_.redis.backoff_initial, options_.redis.backoff_max),
+        publisher_(options_.redis) {
+    if (options_.redis.host.empty())
+      throw std::invalid_argument("RedisBus: the host is empty");
+    if (options_.redis.port == 0)
+      throw std::invalid_argument("RedisBus: the port is 0");
+    broadcast_channel_ = options_.redis.prefix + "broadcast";
+  }
+
+  ~Impl() { stop(); }
+
+  // --- the API (any thread) ---------------------------------------------------------
+
+  void start(BusListener& listener) {
+    {
+      std::lock_guard lock(lifecycle_mutex_);
+      if (started_)
+        throw std::logic_error("RedisBus: started twice");
+      started_ = true;
+      listener_ = &listener;
+      state_.store(BusState::reconnecting, std::memory_order_release);
+      thread_ = std::thread([this] { io_.run(); });
+    }
+    asio::post(io_, [this] { connect(); });
+    std::unique_lock lock(first_mutex_);
+    first_cv_.wait_for(lock, options_.redis.connect_timeout + std::chrono::milliseconds(500),
+                       [this] { return first_attempt_done_; });
+  }
+
+  void stop() noexcept {
+    std::thread thread;
+    {
+      std::lock_guard lock(lifecycle_mutex_);
+      if (stopped_)
+        return;
+      stopped_ = true;
+      stopping_.store(true, std::memory_order_release);
+      thread = std::move(thread_);
+    }
+    asio::post(io_, [this] {
+      drop_connection();
+      std::error_code ignored;
+      reconnect_timer_.cancel();
+      connect_timer_.cancel();
+      ping_timer_.cancel();
+      resolver_.cancel();
+      work_.reset();
+    });
+    if (thread.joinable()) {
+      if (thread.get_id() == std::this_thread::get_id()) {
+        io_.stop();
+        thread.detach();  // stop() from a listener callback: the thread ends after it
+      } else {
+        thread.join();
+      }
+    }
+    io_.stop();
+    state_.store(BusState::stopped, std::memory_order_release);
+    std::lock_guard lock(publish_mutex_);
+    publisher_.close();
+  }
+
+  void publish(const Envelope& envelope, std::error_code& ec) {
+    if (state_.load(std::memory_order_acquire) != BusState::connected) {
+      ec = make_error_code(errc::bus_unavailable);
+      return;
+    }
+    const std::string channel =
+        envelope.broadcast ? broadcast_channel_ : user_channel(envelope.user);
+    Command command{options_.sharded ? "SPUBLISH" : "PUBLISH", channel,
+                    encode_bus_message(envelope)};
+    std::lock_guard lock(publish_mutex_);
+    try {
+      const auto reply = publisher_.run(command);
+      if (reply.is_error()) {
+        report("publish: " + reply.str);
+        ec = make_error_code(errc::bus_unavailable);
+        return;
+      }
+      ec.clear();
+    } catch (const std::exception& e) {
+      report(std::string("publish: ") + e.what());
+      ec = make_error_code(errc::bus_unavailable);
+    }
+  }
+
+  void change(std::string_view user, int delta) {
+    if (user.empty())
+      throw std::invalid_argument("RedisBus: the user is empty");
+    asio::post(io_, [this, user = std::string(user), delta] { apply_change(user, delta); });
+  }
+
+  BusState state() const noexcept { return state_.load(std::memory_order_acquire); }
+
+  std::string user_channel(std::string_view user) const {
+    return options_.redis.prefix + "u:" + redis_escape(user);
+  }
+
+  const RedisBusOptions& options() const noexcept { return options_; }
+  const std::string& broadcast_channel() const noexcept { return broadcast_channel_; }
+
+ private:
+  // One TCP connection; handlers hold it, so that a dropped one stays valid until they ran.
+  struct Connection {
+    explicit Connection(asio::io_context& io) : socket(io) {}
+    asio::ip::tcp::socket socket;
+    Reader reader;
+    std::array<char, 16384> buffer{};
+    std::string out;  // queued, not yet written
+    bool write_active = false;
+    bool writable = false;  // the subscription batch is queued: later commands follow it
+    std::size_t handshake_pending = 0;  // AUTH replies still expected
+    std::size_t batch_pending = 0;      // subscribe confirmations of the batch still expected
+    bool waiting_pong = false;
+  };
+  using ConnectionPtr = std::shared_ptr<Connection>;
+
+  // --- on the bus's thread --------------------------------------------------------------
+
+  void connect() {
+    if (stopping_.load(std::memory_order_acquire))
+      return;
+    auto conn = std::make_shared<Connection>(io_);
+    conn_ = conn;
+    connect_timer_.expires_after(options_.redis.connect_timeout);
+    connect_timer_.async_wait([this, conn](std::error_code ec) {
+      if (ec || conn != conn_ || connected_)
+        return;
+      fail("connect to " + describe(options_.redis) + ": timed out");
+    });
+    resolver_.async_resolve(
+        options_.redis.host, std::to_string(options_.redis.port),
+        [this, conn](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
+          if (conn != conn_)
+            return;
+          if (ec)
+            return fail("resolve " + options_.redis.host + ": " + ec.message());
+          asio::async_connect(
+              conn->socket, results,
+              [this, conn](std::error_code ec2, const asio::ip::tcp::endpoint&) {
+                if (conn != conn_)
+                  return;
+                if (ec2)
+                  return fail("connect to " + describe(options_.redis) + ": " + ec2.message());
+                on_tcp_connected(conn);
+              });
+        });
+  }
+
+  void on_tcp_connected(const ConnectionPtr& conn) {
+    std::error_code ignored;
+    conn->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    conn->socket.set_option(asio::socket_base::keep_alive(true), ignored);
+    const auto handshake = handshake_commands(options_.redis, false);
+    conn->handshake_pending = handshake.size();
+    for (const auto& c : handshake)
+      append_command(conn->out, c);
+    // The batch: the broadcast channel and every user channel wanted now.
+    std::vector<std::string> channels{broadcast_channel_};
+    for (const auto& [user, count] : subs_)
+      if (count > 0)
+        channels.push_back(user_channel(user));
+    conn->batch_pending = channels.size();
+    const std::size_t per_command = options_.sharded ? 1 : 256;
+    for (std::size_t i = 0; i < channels.size(); i += per_command) {
+      Command c{options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE"};
+      for (std::size_t j = i; j < std::min(channels.size(), i + per_command); ++j)
+        c.push_back(channels[j]);
+      append_command(conn->out, c);
+    }
+    conn->writable = true;
+    flush(conn);
+    read(conn);
+  }
+
+  void send(const Command& command) {
+    const auto& conn = conn_;
+    if (!conn || !conn->writable)
+      return;  // the next batch includes it
+    append_command(conn->out, command);
+    flush(conn);
+  }
+
+  void flush(const ConnectionPtr& conn) {
+    if (conn->write_active || conn->out.empty())
+      return;
+    conn->write_active = true;
+    auto bytes = std::make_shared<std::string>(std::move(conn->out));
+    conn->out.clear();
+    asio::async_write(conn->socket, asio::buffer(*bytes),
+                      [this, conn, bytes](std::error_code ec, std::size_t) {
+                        if (conn != conn_)
+                          return;
+                        conn->write_active = false;
+                        if (ec)
+                          return fail("write: " + ec.message());
+                        flush(conn);
+                      });
+  }
+
+  void read(const ConnectionPtr& conn) {
+    conn->socket.async_read_some(
+        asio::buffer(conn->buffer), [this, conn](std::error_code ec, std::size_t n) {
+          if (conn != conn_)
+            return;
+          if (ec) {
+            return fail(ec == asio::error::eof ? "connection closed by the server"
+                                               : "read: " + ec.message());
+          }
+          try {
+            conn->reader.feed(conn->buffer.data(), n);
+            Reply reply;
+            while (conn == conn_ && conn->reader.next(reply))
+              handle(conn, reply);
+          } catch (const std::exception& e) {
+            return fail(e.what());
+          }
+          if (conn == conn_)
+            read(conn);
+        });
+  }
+
+  void handle(const ConnectionPtr& conn, const Reply& reply) {
+    if (!reply.is_array()) {
+      if (conn->handshake_pending > 0) {
+        --conn->handshake_pending;
+        if (reply.is_error())
+          fail("authentication: " + reply.str);
+        return;
+      }
+      if (reply.is_error())
+        return fail("error reply: " + reply.str);
+      if (reply.type == Reply::Type::status && reply.str == "PONG")
+        conn->waiting_pong = false;
+      return;
+    }
+    if (reply.elements.empty() || reply.elements[0].type != Reply::Type::string)
+      return;
+    const std::string& kind = reply.elements[0].str;
+    if ((kind == "message" || kind == "smessage") && reply.elements.size() >= 3) {
+      // Until the batch is confirmed, on_bus_recovered() has not run: what arrives now is in
+      // the store already and comes with the repair; delivering it first would put a seq
+      // above the gap in a connection's position, and the repair would start after it.
+      if (conn->batch_pending > 0)
+        return;
+      auto envelope = decode_bus_message(reply.elements[2].str);
+      if (!envelope) {
+        report("malformed message on " + reply.elements[1].str);
+        return;
+      }
+      deliver(*envelope);
+    } else if ((kind == "subscribe" || kind == "ssubscribe") && reply.elements.size() >= 2) {
+      if (conn->batch_pending > 0) {
+        if (--conn->batch_pending == 0)
+          on_connected(conn);
+        return;
+      }
+      auto it = channel_users_.find(reply.elements[1].str);
+      if (it == channel_users_.end())
+        return;
+      const std::string user = it->second;  // the callback may change channel_users_
+      notify_listener([&](BusListener& l) { l.on_bus_subscribed(user); });
+    } else if (kind == "pong") {
+      conn->waiting_pong = false;
+    }
+  }
+
+  void on_connected(const ConnectionPtr& conn) {
+    connected_ = true;
+    if (failures_in_row_ > 0)
+      report("connected again");
+    failures_in_row_ = 0;
+    connect_timer_.cancel();
+    backoff_.reset();
+    state_.store(BusState::connected, std::memory_order_release);
+    notify_listener([](BusListener& l) { l.on_bus_state(BusState::connected); });
+    // Whatever was published while this instance was not subscribed comes from the store.
+    notify_listener([](BusListener& l) { l.on_bus_recovered(); });
+    first_attempt_finished();
+    arm_ping(conn);
+  }
+
+  void arm_ping(const ConnectionPtr& conn) {
+    if (options_.health_check_interval.count() <= 0)
+      return;
+    ping_timer_.expires_after(options_.health_check_interval);
+    ping_timer_.async_wait([this, conn](std::error_code ec) {
+      if (ec || conn != conn_)
+        return;
+      if (conn->waiting_pong)
+        return fail("no answer to PING");
+      conn->waiting_pong = true;
+      send({"PING"});
+      arm_ping(conn);
+    });
+  }
+
+  void fail(const std::string& why) {
+    if (stopping_.load(std::memory_order_acquire))
+      return;
+    // While Redis stays away, attempts 1, 2, 4, 8... are reported, not every one.
+    ++failures_in_row_;
+    if ((failures_in_row_ & (failures_in_row_ - 1)) == 0)
+      report(why +
+             (failures_in_row_ > 1 ? " (attempt " + std::to_string(failures_in_row_) + ")" : ""));
+    drop_connection();
+    if (state_.exchange(BusState::reconnecting, std::memory_order_acq_rel) == BusState::connected) {
+      notify_listener([](BusListener& l) { l.on_bus_state(BusState::reconnecting); });
+    }
+    first_attempt_finished();
+    reconnect_timer_.expires_after(backoff_.next());
+    reconnect_timer_.async_wait([this](std::error_code ec) {
+      if (!ec)
+        connect();
+    });
+  }
+
+  void drop_connection() {
+    connected_ = false;
+    if (conn_) {
+      std::error_code ignored;
+      conn_->socket.close(ignored);
+      conn_.reset();
+    }
+    ping_timer_.cancel();
+  }
+
+  void apply_change(const std::string& user, int delta) {
+    auto it = subs_.find(user);
+    const int before = it == subs_.end() ? 0 : it->second;
+    const int after = before + delta;
+    if (after == 0) {
+      if (it != subs_.end())
+        subs_.erase(it);
+    } else if (it == subs_.end()) {
+      subs_.emplace(user, after);
+    } else {
+      it->second = after;
+    }
+    if ((before > 0) == (after > 0))
+      return;
+    auto channel = user_channel(user);
+    if (after > 0) {
+      channel_users_[channel] = user;
+      send({options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", std::move(channel)});
+    } else {
+      channel_users_.erase(channel);
+      send({options_.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", std::move(channel)});
+    }
+  }
+
+  void deliver(const Envelope& envelope) {
+    notify_listener([&](BusListener& l) { l.on_bus_message(envelope); });
+  }
+
+  template <typename F>
+  void notify_listener(F&& f) {
+    if (stopping_.load(std::memory_order_acquire) || !listener_)
+      return;
+    try {
+      f(*listener_);
+    } catch (const std::exception& e) {
+      report(std::string("listener: ") + e.what());
+    } catch (...) {
+      report("listener: unknown exception");
+    }
+  }
+
+  void first_attempt_finished() {
+    {
+      std::lock_guard lock(first_mutex_);
+      if (first_attempt_done_)
+        return;
+      first_attempt_done_ = true;
+    }
+    first_cv_.notify_all();
+  }
+
+  void report(const std::string& what) noexcept {
+    try {
+      const std::string text = "redis bus (" + describe(options_.redis) + "): " + what;
+      if (options_.on_error)
+        options_.on_error(text);
+      else
+        std::fprintf(stderr, "notify: %s\n", text.c_str());
+    } catch (...) {
+    }
+  }
+
+  RedisBusOptions options_;
+  std::string broadcast_channel_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::ip::tcp::resolver resolver_;
+  asio::steady_timer reconnect_timer_;
+  asio::steady_timer connect_timer_;
+  asio::steady_timer ping_timer_;
+  Backoff backoff_;
+  std::thread thread_;
+  std::atomic<BusState> state_{BusState::stopped};
+  std::atomic<bool> stopping_{false};
+  BusListener* listener_ = nullptr;
+
+  std::mutex lifecycle_mutex_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  std::mutex first_mutex_;
+  std::condition_variable first_cv_;
+  bool first_attempt_done_ = false;
+
+  // The bus's thread only.
+  ConnectionPtr conn_;
+  bool connected_ = false;
+  unsigned long failures_in_row_ = 0;
+  std::unordered_map<std::string, int> subs_;                   // user → subscribe count
+  std::unordered_map<std::string, std::string> channel_users_;  // channel → user, while wanted
+
+  std::mutex publish_mutex_;
+  SyncConnection publisher_;
+};
+
+// --- RedisBus -------------------------------------------------------------------------
+
+RedisBus::RedisBus(RedisBusOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+RedisBus::~RedisBus() {
+  impl_->stop();
+}
+void RedisBus::start(BusListener& listener) {
+  impl_->start(listener);
+}
+void RedisBus::stop() noexcept {
+  impl_->stop();
+}
+void RedisBus::publish(const Envelope& envelope, std::error_code& ec) {
+  impl_->publish(envelope, ec);
+}
+void RedisBus::subscribe(std::string_view user) {
+  impl_->change(user, +1);
+}
+void RedisBus::unsubscribe(std::string_view user) {
+  impl_->change(user, -1);
+}
+BusState RedisBus::state() const noexcept {
+  return impl_->state();
+}
+const RedisBusOptions& RedisBus::options() const noexcept {
+  return impl_->options();
+}
+std::string RedisBus::user_channel(std::string_view user) const {
+  return impl_->user_channel(user);
+}
+std::string RedisBus::broadcast_channel() const {
+  return impl_->broadcast_channel();
+}
+
+}  // namespace notify

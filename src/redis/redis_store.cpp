@@ -1,0 +1,328 @@
+#include <notify/redis_store.hpp>
+
+#include "connection.hpp"
+#include "scripts.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace notify {
+
+using namespace redis_detail;
+
+namespace {
+
+enum Script : std::size_t {
+  s_append,
+  s_snapshot,
+  s_resume,
+  s_list,
+  s_unread,
+  s_mark,
+  s_mark_all,
+  s_count
+};
+
+// Limits go through Lua numbers and Redis LIMIT arguments: keep them plain integers.
+std::string limit_arg(std::size_t limit) {
+  return std::to_string(std::min<std::size_t>(limit, 100000000));
+}
+
+std::uint64_t to_u64(const Reply& r) {
+  if (r.is_nil())
+    return 0;
+  const auto text = r.text();
+  auto v = parse_sequence(text);
+  if (!v)
+    throw RedisError("redis store: '" + text + "' is not a sequence number");
+  return *v;
+}
+
+const Reply& element(const Reply& r, std::size_t i) {
+  if (!r.is_array() || r.elements.size() <= i)
+    throw RedisError("redis store: unexpected reply");
+  return r.elements[i];
+}
+
+std::vector<Notification> to_notifications(const Reply& r) {
+  if (!r.is_array())
+    throw RedisError("redis store: unexpected reply");
+  std::vector<Notification> out;
+  out.reserve(r.elements.size() / 2);
+  for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    auto n = nlohmann::json::parse(r.elements[i].str).get<Notification>();
+    n.read_at = r.elements[i + 1].str;
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::uint64_t to_count(const Reply& r) {
+  const auto v = r.as_integer();
+  return v < 0 ? 0 : static_cast<std::uint64_t>(v);
+}
+
+}  // namespace
+
+class RedisStore::Impl {
+ public:
+  explicit Impl(RedisStoreOptions options)
+      : options_(std::move(options)), pool_(options_.redis, options_.pool_size) {
+    if (options_.redis.host.empty())
+      throw std::invalid_argument("RedisStore: the host is empty");
+    if (options_.redis.port == 0)
+      throw std::invalid_argument("RedisStore: the port is 0");
+    if (options_.max_per_user == 0 || options_.max_broadcasts == 0)
+      throw std::invalid_argument("RedisStore: history sizes must be at least 1");
+    if (options_.max_age.count() < 0)
+      throw std::invalid_argument("RedisStore: max_age must not be negative");
+    sources_[s_append] = std::string(scripts::prelude) + scripts::append;
+    sources_[s_snapshot] = std::string(scripts::prelude) + scripts::snapshot;
+    sources_[s_resume] = std::string(scripts::prelude) + scripts::resume;
+    sources_[s_list] = std::string(scripts::prelude) + scripts::list;
+    sources_[s_unread] = std::string(scripts::prelude) + scripts::unread;
+    sources_[s_mark] = std::string(scripts::prelude) + scripts::mark_read;
+    sources_[s_mark_all] = std::string(scripts::prelude) + scripts::mark_all_read;
+  }
+
+  // Runs a script (EVALSHA, or EVAL when Redis does not know it) with ARGV = P, E, args...
+  // A Redis that is still loading its data (a restart with AOF) answers -LOADING and runs
+  // nothing: the call waits for it, up to command_timeout.
+  Reply eval(Script script, std::string_view user_escaped, std::vector<std::string> args) {
+    const auto deadline = Clock::now() + options_.redis.command_timeout;
+    for (;;) {
+      try {
+        return eval_once(script, user_escaped, args);
+      } catch (const RedisError& e) {
+        if (std::string_view(e.what()).find(loading_marker) == std::string_view::npos ||
+            Clock::now() >= deadline)
+          throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  static constexpr std::string_view loading_marker = "redis store: LOADING";
+
+  Reply eval_once(Script script, std::string_view user_escaped,
+                  const std::vector<std::string>& args) {
+    return pool_.with([&](SyncConnection& c) {
+      std::string sha;
+      {
+        std::lock_guard lock(sha_mutex_);
+        sha = shas_[script];
+      }
+      if (sha.empty()) {
+        auto loaded = c.run(Command{"SCRIPT", "LOAD", sources_[script]});
+        if (loaded.is_error())
+          throw RedisError("redis store: " + loaded.str);
+        sha = loaded.str;
+        std::lock_guard lock(sha_mutex_);
+        shas_[script] = sha;
+      }
+      Command command{"EVALSHA", sha, "0", options_.redis.prefix, std::string(user_escaped)};
+      for (const auto& a : args)
+        command.push_back(a);
+      auto reply = c.run(command);
+      if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0) {
+        command[0] = "EVAL";
+        command[1] = sources_[script];
+        reply = c.run(command);
+      }
+      if (reply.is_error())
+        throw RedisError("redis store: " + reply.str);
+      return reply;
+    });
+  }
+
+  std::string seed() const {
+    if (!options_.seed_from_clock)
+      return "0";
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+  }
+
+  Notification append(Notification draft) {
+    if (!draft.broadcast && draft.user_id.empty())
+      throw std::invalid_argument("RedisStore: a notification needs a user or broadcast");
+    const auto now = std::chrono::system_clock::now();
+    draft.id.clear();
+    draft.read_at.clear();
+    draft.created_at = format_timestamp(now);
+    if (draft.broadcast)
+      draft.user_id.clear();
+    // Stored with "data":null when the draft has none (it comes back as it went in);
+    // published with "data":{} as the hub's own events have it.
+    nlohmann::json j = draft;
+    j.erase("id");
+    std::string published;
+    if (draft.data.is_null()) {
+      if (options_.publish_appends)
+        published = j.dump();
+      j["data"] = nullptr;
+    }
+    const std::string escaped = draft.broadcast ? std::string() : redis_escape(draft.user_id);
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    std::string cutoff = "0";
+    if (options_.max_age.count() > 0)
+      cutoff = std::to_string(
+          now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_age).count());
+    std::string publish = publish_command(), channel, header;
+    if (!publish.empty()) {
+      if (draft.broadcast) {
+        channel = options_.redis.prefix + "broadcast";
+        header = R"({"t":"notification","b":true,"i":")";
+      } else {
+        channel = user_channel(escaped);
+        header = R"({"t":"notification","u":")" + escaped + R"(","i":")";
+      }
+    }
+    const auto reply =
+        eval(s_append, escaped,
+             {j.dump(), std::to_string(now_ms),
+              std::to_string(draft.broadcast ? options_.max_broadcasts : options_.max_per_user),
+              cutoff, seed(), publish, channel, header, published});
+    draft.id = reply.text();
+    if (!parse_sequence(draft.id))
+      throw RedisError("redis store: append returned no id");
+    return draft;
+  }
+
+  std::uint64_t head() {
+    return pool_.with([&](SyncConnection& c) {
+      auto reply = c.run(Command{"GET", options_.redis.prefix + "seq"});
+      if (reply.is_error())
+        throw RedisError("redis store: " + reply.str);
+      return to_u64(reply);
+    });
+  }
+
+  Snapshot snapshot(std::string_view user, std::size_t limit) {
+    const auto reply = eval(s_snapshot, redis_escape(user), {limit_arg(limit)});
+    Snapshot s;
+    s.cursor = to_u64(element(reply, 0));
+    s.unread_count = to_count(element(reply, 1));
+    s.unread = to_notifications(element(reply, 2));
+    return s;
+  }
+
+  std::optional<Resume> resume(std::string_view user, std::uint64_t cursor, std::size_t limit,
+                               std::size_t max_missed) {
+    const auto reply = eval(s_resume, redis_escape(user),
+                            {std::to_string(cursor), limit_arg(limit), limit_arg(max_missed)});
+    if (element(reply, 0).as_integer() == 0)
+      return std::nullopt;
+    Resume r;
+    r.head = to_u64(element(reply, 1));
+    r.snapshot.cursor = cursor;
+    r.snapshot.unread_count = to_count(element(reply, 2));
+    r.snapshot.unread = to_notifications(element(reply, 3));
+    r.missed = to_notifications(element(reply, 4));
+    return r;
+  }
+
+  std::vector<Notification> list(std::string_view user, bool unread_only, std::size_t limit) {
+    return to_notifications(
+        eval(s_list, redis_escape(user), {unread_only ? "1" : "0", limit_arg(limit)}));
+  }
+
+  std::uint64_t unread_count(std::string_view user) {
+    return to_count(eval(s_unread, redis_escape(user), {}));
+  }
+
+  ReadResult mark_read(std::string_view user, std::string_view id) {
+    ReadResult result;
+    const auto seq = parse_sequence(id);
+    const std::string canonical = seq ? std::to_string(*seq) : std::string();
+    // An id that is no number cannot name anything: read the position and count only.
+    const auto escaped = redis_escape(user);
+    const auto reply = eval(s_mark, escaped,
+                            {canonical.empty() ? "x" : canonical, now_timestamp(), this->seed(),
+                             publish_command(), user_channel(escaped)});
+    if (element(reply, 0).as_integer() == 1)
+      result.ids.push_back(canonical);
+    result.seq = to_u64(element(reply, 1));
+    result.unread_count = to_count(element(reply, 2));
+    return result;
+  }
+
+  ReadResult mark_all_read(std::string_view user) {
+    const auto escaped = redis_escape(user);
+    const auto reply = eval(s_mark_all, escaped,
+                            {now_timestamp(), seed(), publish_command(), user_channel(escaped)});
+    ReadResult result;
+    const auto& ids = element(reply, 0);
+    if (!ids.is_array())
+      throw RedisError("redis store: unexpected reply");
+    for (const auto& id : ids.elements)
+      result.ids.push_back(id.str);
+    result.seq = to_u64(element(reply, 1));
+    result.unread_count = to_count(element(reply, 2));
+    return result;
+  }
+
+  // How the scripts publish (publish_appends): the command, '' for none.
+  std::string publish_command() const {
+    if (!options_.publish_appends)
+      return {};
+    return options_.sharded ? "SPUBLISH" : "PUBLISH";
+  }
+  std::string user_channel(const std::string& escaped) const {
+    return options_.redis.prefix + "u:" + escaped;
+  }
+
+  static std::string now_timestamp() { return format_timestamp(std::chrono::system_clock::now()); }
+
+  RedisStoreOptions options_;
+  Pool pool_;
+  std::array<std::string, s_count> sources_;
+  std::mutex sha_mutex_;
+  std::array<std::string, s_count> shas_;
+};
+
+RedisStore::RedisStore(RedisStoreOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+RedisStore::~RedisStore() = default;
+
+Notification RedisStore::append(Notification draft) {
+  return impl_->append(std::move(draft));
+}
+std::uint64_t RedisStore::head() {
+  return impl_->head();
+}
+Snapshot RedisStore::snapshot(std::string_view user, std::size_t limit) {
+  return impl_->snapshot(user, limit);
+}
+std::optional<Resume> RedisStore::resume(std::string_view user, std::uint64_t cursor,
+                                         std::size_t limit, std::size_t max_missed) {
+  return impl_->resume(user, cursor, limit, max_missed);
+}
+std::vector<Notification> RedisStore::list(std::string_view user, bool unread_only,
+                                           std::size_t limit) {
+  return impl_->list(user, unread_only, limit);
+}
+std::uint64_t RedisStore::unread_count(std::string_view user) {
+  return impl_->unread_count(user);
+}
+ReadResult RedisStore::mark_read(std::string_view user, std::string_view id) {
+  return impl_->mark_read(user, id);
+}
+ReadResult RedisStore::mark_all_read(std::string_view user) {
+  return impl_->mark_all_read(user);
+}
+bool RedisStore::publishes_appends() const noexcept {
+  return impl_->options_.publish_appends;
+}
+const RedisStoreOptions& RedisStore::options() const noexcept {
+  return impl_->options_;
+}
+
+}  // namespace notify

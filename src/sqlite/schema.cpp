@@ -1,0 +1,97 @@
+#include "schema.hpp"
+
+#include <iterator>
+#include <stdexcept>
+#include <string>
+
+namespace notify::sqlite {
+
+namespace {
+
+// Version 1: notifications (user_id NULL for a broadcast), per-user read marks of broadcasts,
+// the sequence, and one `histories` row per user and one for broadcasts (broadcast = 1,
+// user_id ''): how many notifications it keeps (so the cap is checked without counting) and
+// the highest seq retention removed from it. Triggers keep `histories` right; deleting a
+// notification is retention's job alone, and also drops the read marks of a broadcast.
+void create_version_1(Database& db) {
+  db.exec(R"sql(
+    CREATE TABLE sequence (
+      id   INTEGER PRIMARY KEY CHECK (id = 1),
+      head INTEGER NOT NULL
+    );
+    INSERT INTO sequence (id, head) VALUES (1, 0);
+
+    CREATE TABLE notifications (
+      seq         INTEGER PRIMARY KEY,
+      user_id     TEXT,
+      type        TEXT NOT NULL,
+      title       TEXT NOT NULL,
+      body        TEXT NOT NULL,
+      actor_id    TEXT NOT NULL,
+      entity_type TEXT NOT NULL,
+      entity_id   TEXT NOT NULL,
+      action_url  TEXT NOT NULL,
+      image_url   TEXT NOT NULL,
+      data        TEXT,
+      created_at  TEXT NOT NULL,
+      created_ms  INTEGER NOT NULL,
+      read_at     TEXT
+    );
+    CREATE INDEX notifications_by_user ON notifications (user_id, seq);
+
+    CREATE TABLE broadcast_reads (
+      seq     INTEGER NOT NULL,
+      user_id TEXT NOT NULL,
+      read_at TEXT NOT NULL,
+      PRIMARY KEY (seq, user_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE histories (
+      broadcast    INTEGER NOT NULL,
+      user_id      TEXT NOT NULL,
+      kept         INTEGER NOT NULL,
+      removed_upto INTEGER NOT NULL,
+      PRIMARY KEY (broadcast, user_id)
+    ) WITHOUT ROWID;
+
+    CREATE TRIGGER notification_added AFTER INSERT ON notifications
+    BEGIN
+      INSERT INTO histories (broadcast, user_id, kept, removed_upto)
+        VALUES (new.user_id IS NULL, coalesce(new.user_id, ''), 1, 0)
+        ON CONFLICT (broadcast, user_id) DO UPDATE SET kept = kept + 1;
+    END;
+
+    CREATE TRIGGER notification_removed AFTER DELETE ON notifications
+    BEGIN
+      UPDATE histories SET kept = kept - 1, removed_upto = max(removed_upto, old.seq)
+        WHERE broadcast = (old.user_id IS NULL) AND user_id = coalesce(old.user_id, '');
+      DELETE FROM broadcast_reads WHERE old.user_id IS NULL AND seq = old.seq;
+    END;
+  )sql");
+}
+
+using Migration = void (*)(Database&);
+
+// migrations[N] takes a database from version N to N + 1.
+constexpr Migration migrations[] = {&create_version_1};
+static_assert(std::size(migrations) == schema_version, "one migration per schema version");
+
+}  // namespace
+
+void migrate(Database& db) {
+  Transaction transaction(db, Transaction::Kind::write);
+  const int version = std::stoi(db.exec_text("PRAGMA user_version"));
+  if (version == schema_version)
+    return;
+  if (version < 0 || version > schema_version) {
+    throw std::runtime_error("the database has schema version " + std::to_string(version) +
+                             "; this notify knows versions up to " +
+                             std::to_string(schema_version));
+  }
+  for (int v = version; v < schema_version; ++v)
+    migrations[v](db);
+  db.exec("PRAGMA user_version = " + std::to_string(schema_version));
+  transaction.commit();
+}
+
+}  // namespace notify::sqlite

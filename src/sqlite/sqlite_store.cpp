@@ -1,0 +1,463 @@
+#include <notify/sqlite_store.hpp>
+
+#include "database.hpp"
+#include "rows.hpp"
+#include "schema.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace notify {
+
+using sqlite::Database;
+using sqlite::Transaction;
+
+namespace {
+
+static_assert(SqliteStore::current_schema_version == sqlite::schema_version);
+
+constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+
+// Sequence numbers and limits as SQLite integers; larger values mean "no bound".
+std::int64_t to_db(std::uint64_t value) {
+  return value > static_cast<std::uint64_t>(int64_max) ? int64_max
+                                                       : static_cast<std::int64_t>(value);
+}
+
+// --- SQL ---------------------------------------------------------------------------------
+
+constexpr const char* sql_head = "SELECT head FROM sequence WHERE id = 1";
+constexpr const char* sql_take = "UPDATE sequence SET head = head + 1 WHERE id = 1 RETURNING head";
+constexpr const char* sql_insert =
+    "INSERT INTO notifications (seq, user_id, type, title, body, actor_id, entity_type, "
+    "entity_id, action_url, image_url, data, created_at, created_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+// Retention. The schema's triggers record every DELETE in `histories`.
+constexpr const char* sql_kept = "SELECT kept FROM histories WHERE broadcast = ?1 AND user_id = ?2";
+constexpr const char* sql_drop_oldest_user =
+    "DELETE FROM notifications WHERE seq IN "
+    "(SELECT seq FROM notifications WHERE user_id = ?1 ORDER BY seq LIMIT ?2)";
+constexpr const char* sql_drop_oldest_broadcasts =
+    "DELETE FROM notifications WHERE seq IN "
+    "(SELECT seq FROM notifications WHERE user_id IS NULL ORDER BY seq LIMIT ?1)";
+constexpr const char* sql_cap_all =
+    "DELETE FROM notifications WHERE seq IN (SELECT seq FROM ("
+    "  SELECT seq, user_id, row_number() OVER (PARTITION BY user_id ORDER BY seq DESC) AS rank"
+    "  FROM notifications)"
+    " WHERE rank > CASE WHEN user_id IS NULL THEN ?2 ELSE ?1 END)";
+// Oldest first, up to the first notification young enough: seq order is creation order, so
+// this walks only what it removes and needs no index on the age (one page less per append).
+// Should the clock step back, a notification created "earlier" after it just lives longer.
+constexpr const char* sql_age =
+    "DELETE FROM notifications WHERE seq < coalesce("
+    "(SELECT seq FROM notifications WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), ?2)";
+constexpr const char* sql_removed_upto =
+    "SELECT coalesce(max(removed_upto), 0) FROM histories "
+    "WHERE (broadcast = 0 AND user_id = ?1) OR (broadcast = 1 AND user_id = '')";
+
+// A user's view: own notifications and broadcasts with seq in (?2, ?3], with the read state
+// of ?1 (column 12), ?4 rows at most. Two index range scans merged by seq.
+const char* const broadcast_read_at =
+    "(SELECT r.read_at FROM broadcast_reads r "
+    "WHERE r.seq = notifications.seq AND r.user_id = ?1)";
+
+std::string view_sql(bool unread_only, bool newest_first) {
+  const std::string columns(sqlite::notification_columns);
+  std::string sql = "SELECT " + columns +
+                    ", read_at FROM notifications"
+                    " WHERE user_id = ?1 AND seq > ?2 AND seq <= ?3";
+  if (unread_only)
+    sql += " AND read_at IS NULL";
+  sql += " UNION ALL SELECT " + columns + ", " + broadcast_read_at +
+         " FROM notifications WHERE user_id IS NULL AND seq > ?2 AND seq <= ?3";
+  if (unread_only)
+    sql += std::string(" AND ") + broadcast_read_at + " IS NULL";
+  sql += newest_first ? " ORDER BY 1 DESC LIMIT ?4" : " ORDER BY 1 ASC LIMIT ?4";
+  return sql;
+}
+
+// Database::query() keeps a view of its SQL text: these live as long as the program.
+const std::string& sql_view_newest() {
+  static const std::string sql = view_sql(false, true);
+  return sql;
+}
+const std::string& sql_view_unread_newest() {
+  static const std::string sql = view_sql(true, true);
+  return sql;
+}
+const std::string& sql_view_oldest() {
+  static const std::string sql = view_sql(false, false);
+  return sql;
+}
+
+constexpr const char* sql_unread_count =
+    "SELECT (SELECT count(*) FROM notifications WHERE user_id = ?1 AND read_at IS NULL)"
+    " + (SELECT count(*) FROM notifications n WHERE n.user_id IS NULL AND NOT EXISTS"
+    "    (SELECT 1 FROM broadcast_reads r WHERE r.seq = n.seq AND r.user_id = ?1))";
+
+constexpr const char* sql_find = "SELECT user_id, read_at FROM notifications WHERE seq = ?1";
+constexpr const char* sql_read_one = "UPDATE notifications SET read_at = ?2 WHERE seq = ?1";
+constexpr const char* sql_read_broadcast =
+    "INSERT OR IGNORE INTO broadcast_reads (seq, user_id, read_at) VALUES (?1, ?2, ?3)";
+constexpr const char* sql_unread_own =
+    "SELECT seq FROM notifications WHERE user_id = ?1 AND read_at IS NULL ORDER BY seq";
+constexpr const char* sql_read_own =
+    "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND read_at IS NULL";
+constexpr const char* sql_unread_broadcasts =
+    "SELECT n.seq FROM notifications n WHERE n.user_id IS NULL AND NOT EXISTS"
+    " (SELECT 1 FROM broadcast_reads r WHERE r.seq = n.seq AND r.user_id = ?1) ORDER BY n.seq";
+constexpr const char* sql_read_broadcasts =
+    "INSERT OR IGNORE INTO broadcast_reads (seq, user_id, read_at)"
+    " SELECT seq, ?1, ?2 FROM notifications WHERE user_id IS NULL";
+
+struct Now {
+  std::string text;     // ISO 8601, what clients see
+  std::int64_t ms = 0;  // since the epoch, what max_age compares
+};
+
+Now now() {
+  const auto t = std::chrono::system_clock::now();
+  return {format_timestamp(t),
+          std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()};
+}
+
+// Adds "notify::SqliteStore '<path>': " to an error from opening or migrating.
+[[noreturn]] void rethrow_opening(const std::string& path) {
+  const std::string prefix = "notify::SqliteStore '" + path + "': ";
+  try {
+    throw;
+  } catch (const std::system_error& e) {
+    // what() is "<what_arg>: <code message>", and the new error appends the latter again.
+    std::string what = e.what();
+    const std::string suffix = ": " + e.code().message();
+    if (what.size() >= suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0)
+      what.resize(what.size() - suffix.size());
+    throw std::system_error(e.code(), prefix + what);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(prefix + e.what());
+  }
+}
+
+}  // namespace
+
+// --- Impl ----------------------------------------------------------------------------------
+
+class SqliteStore::Impl {
+ public:
+  Impl(std::string path, SqliteStoreOptions options)
+      : path_(std::move(path)), options_(options), db_(open(path_, options_)) {}
+
+  std::mutex mutex;
+
+  const std::string& path() const noexcept { return path_; }
+  const SqliteStoreOptions& options() const noexcept { return options_; }
+  Database& db() noexcept { return *db_; }
+
+  std::uint64_t head() {
+    auto q = db_->query(sql_head);
+    if (!q->step())
+      throw std::runtime_error("notify::SqliteStore: the sequence row is missing");
+    return static_cast<std::uint64_t>(q->int64(0));
+  }
+
+  std::uint64_t take() {
+    auto q = db_->query(sql_take);
+    if (!q->step())
+      throw std::runtime_error("notify::SqliteStore: the sequence row is missing");
+    return static_cast<std::uint64_t>(q->int64(0));
+  }
+
+  std::vector<Notification> view(const std::string& sql, std::string_view user, std::uint64_t after,
+                                 std::uint64_t upto, std::uint64_t limit) {
+    std::vector<Notification> out;
+    auto q = db_->query(sql);
+    q->bind(1, user);
+    q->bind(2, to_db(after));
+    q->bind(3, to_db(upto));
+    q->bind(4, to_db(limit));
+    while (q->step())
+      out.push_back(sqlite::read_notification(*q));
+    return out;
+  }
+
+  std::uint64_t unread(std::string_view user) {
+    auto q = db_->query(sql_unread_count);
+    q->bind(1, user);
+    q->step();
+    return static_cast<std::uint64_t>(q->int64(0));
+  }
+
+  std::uint64_t removed_upto(std::string_view user) {
+    auto q = db_->query(sql_removed_upto);
+    q->bind(1, user);
+    q->step();
+    return static_cast<std::uint64_t>(q->int64(0));
+  }
+
+  std::vector<std::int64_t> seqs(const char* sql, std::string_view user) {
+    std::vector<std::int64_t> out;
+    auto q = db_->query(sql);
+    q->bind(1, user);
+    while (q->step())
+      out.push_back(q->int64(0));
+    return out;
+  }
+
+  // Removes the oldest notifications of one history (a user's, or the broadcasts') beyond
+  // `cap`.
+  void cap_history(const Notification& added, std::size_t cap) {
+    std::int64_t kept = 0;
+    {
+      auto q = db_->query(sql_kept);
+      q->bind(1, added.broadcast ? 1 : 0);
+      q->bind(2, added.broadcast ? std::string_view("") : std::string_view(added.user_id));
+      if (q->step())
+        kept = q->int64(0);
+    }
+    if (kept <= to_db(cap))
+      return;
+    auto drop = db_->query(added.broadcast ? sql_drop_oldest_broadcasts : sql_drop_oldest_user);
+    int index = 1;
+    if (!added.broadcast)
+      drop->bind(index++, added.user_id);
+    drop->bind(index, kept - to_db(cap));
+    drop.run();
+  }
+
+  std::size_t remove_older_than(std::int64_t now_ms) {
+    if (options_.max_age.count() == 0)
+      return 0;
+    const auto max_age_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_age).count();
+    auto q = db_->query(sql_age);
+    q->bind(1, now_ms - max_age_ms);
+    q->bind(2, int64_max);
+    q.run();
+    return static_cast<std::size_t>(db_->changes());
+  }
+
+ private:
+  static std::unique_ptr<Database> open(const std::string& path,
+                                        const SqliteStoreOptions& options) {
+    try {
+      auto db = std::make_unique<Database>(path);
+      sqlite3_busy_timeout(
+          db->handle(), static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(),
+                                                                std::numeric_limits<int>::max())));
+      // WAL: readers do not block the writer and a commit is an append to the log. An
+      // in-memory database answers "memory" and stays as it is.
+      db->exec_text("PRAGMA journal_mode = WAL");
+      db->exec("PRAGMA synchronous = NORMAL");
+      sqlite::migrate(*db);
+      return db;
+    } catch (...) {
+      rethrow_opening(path);
+    }
+  }
+
+  std::string path_;
+  SqliteStoreOptions options_;
+  std::unique_ptr<Database> db_;
+};
+
+// --- SqliteStore ---------------------------------------------------------------------------
+
+namespace {
+SqliteStoreOptions checked(SqliteStoreOptions options) {
+  if (options.max_per_user == 0 || options.max_broadcasts == 0)
+    throw std::invalid_argument("SqliteStore: history sizes must be at least 1");
+  if (options.max_age.count() < 0)
+    throw std::invalid_argument("SqliteStore: max_age < 0");
+  if (options.busy_timeout.count() < 0)
+    throw std::invalid_argument("SqliteStore: busy_timeout < 0");
+  return options;
+}
+}  // namespace
+
+SqliteStore::SqliteStore(std::string path, SqliteStoreOptions options)
+    : impl_(std::make_unique<Impl>(std::move(path), checked(options))) {}
+
+SqliteStore::~SqliteStore() = default;
+
+const std::string& SqliteStore::path() const noexcept {
+  return impl_->path();
+}
+
+int SqliteStore::schema_version() {
+  std::lock_guard lock(impl_->mutex);
+  return std::stoi(impl_->db().exec_text("PRAGMA user_version"));
+}
+
+Notification SqliteStore::append(Notification draft) {
+  if (!draft.broadcast && draft.user_id.empty())
+    throw std::invalid_argument("SqliteStore::append: a notification needs a user or broadcast");
+  std::lock_guard lock(impl_->mutex);
+  auto& db = impl_->db();
+  const auto& options = impl_->options();
+  const auto at = now();
+  Transaction transaction(db, Transaction::Kind::write);
+  const auto seq = impl_->take();
+  draft.id = std::to_string(seq);
+  draft.created_at = at.text;
+  draft.read_at.clear();
+  if (draft.broadcast)
+    draft.user_id.clear();
+  {
+    auto insert = db.query(sql_insert);
+    sqlite::bind_notification(*insert, to_db(seq), draft, at.ms);
+    insert.run();
+  }
+  impl_->cap_history(draft, draft.broadcast ? options.max_broadcasts : options.max_per_user);
+  impl_->remove_older_than(at.ms);
+  transaction.commit();
+  return draft;
+}
+
+std::uint64_t SqliteStore::head() {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->head();
+}
+
+Snapshot SqliteStore::snapshot(std::string_view user, std::size_t limit) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db(), Transaction::Kind::read);
+  Snapshot snap;
+  snap.cursor = impl_->head();
+  snap.unread_count = impl_->unread(user);
+  snap.unread = impl_->view(sql_view_unread_newest(), user, 0, snap.cursor, limit);
+  transaction.commit();
+  return snap;
+}
+
+std::optional<Resume> SqliteStore::resume(std::string_view user, std::uint64_t cursor,
+                                          std::size_t limit, std::size_t max_missed) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db(), Transaction::Kind::read);
+  const auto head = impl_->head();
+  if (cursor > head)
+    return std::nullopt;
+  if (cursor < impl_->removed_upto(user))
+    return std::nullopt;
+  Resume r;
+  r.head = head;
+  // One more than allowed tells "too many" without reading them all.
+  const std::uint64_t fetch = max_missed == std::numeric_limits<std::size_t>::max()
+                                  ? max_missed
+                                  : static_cast<std::uint64_t>(max_missed) + 1;
+  r.missed = impl_->view(sql_view_oldest(), user, cursor, head, fetch);
+  if (r.missed.size() > max_missed)
+    return std::nullopt;
+  const auto unread_missed = static_cast<std::uint64_t>(
+      std::count_if(r.missed.begin(), r.missed.end(), [](const auto& n) { return !n.is_read(); }));
+  r.snapshot.cursor = cursor;
+  r.snapshot.unread_count = impl_->unread(user) - unread_missed;
+  r.snapshot.unread = impl_->view(sql_view_unread_newest(), user, 0, cursor, limit);
+  transaction.commit();
+  return r;
+}
+
+std::vector<Notification> SqliteStore::list(std::string_view user, bool unread_only,
+                                            std::size_t limit) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db(), Transaction::Kind::read);
+  auto out = impl_->view(unread_only ? sql_view_unread_newest() : sql_view_newest(), user, 0,
+                         impl_->head(), limit);
+  transaction.commit();
+  return out;
+}
+
+std::uint64_t SqliteStore::unread_count(std::string_view user) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->unread(user);
+}
+
+ReadResult SqliteStore::mark_read(std::string_view user, std::string_view id) {
+  std::lock_guard lock(impl_->mutex);
+  auto& db = impl_->db();
+  Transaction transaction(db, Transaction::Kind::write);
+  ReadResult result;
+  const auto seq = parse_sequence(id);
+  if (seq && *seq <= static_cast<std::uint64_t>(int64_max)) {
+    bool found = false, broadcast = false, unread = false;
+    {
+      auto find = db.query(sql_find);
+      find->bind(1, to_db(*seq));
+      if (find->step()) {
+        broadcast = find->is_null(0);
+        found = broadcast || find->text(0) == user;
+        unread = find->is_null(1);
+      }
+    }
+    if (found && broadcast) {
+      auto mark = db.query(sql_read_broadcast);
+      mark->bind(1, to_db(*seq));
+      mark->bind(2, user);
+      mark->bind(3, now().text);
+      mark.run();
+      if (db.changes() == 1)
+        result.ids.push_back(std::to_string(*seq));
+    } else if (found && unread) {
+      auto mark = db.query(sql_read_one);
+      mark->bind(1, to_db(*seq));
+      mark->bind(2, now().text);
+      mark.run();
+      result.ids.push_back(std::to_string(*seq));
+    }
+  }
+  result.seq = result.ids.empty() ? impl_->head() : impl_->take();
+  result.unread_count = impl_->unread(user);
+  transaction.commit();
+  return result;
+}
+
+ReadResult SqliteStore::mark_all_read(std::string_view user) {
+  std::lock_guard lock(impl_->mutex);
+  auto& db = impl_->db();
+  Transaction transaction(db, Transaction::Kind::write);
+  const auto at = now().text;
+  ReadResult result;
+  // Ids in the order MemoryStore gives them: the user's own, then broadcasts, oldest first.
+  for (const auto seq : impl_->seqs(sql_unread_own, user))
+    result.ids.push_back(std::to_string(seq));
+  for (const auto seq : impl_->seqs(sql_unread_broadcasts, user))
+    result.ids.push_back(std::to_string(seq));
+  if (!result.ids.empty()) {
+    for (const char* sql : {sql_read_own, sql_read_broadcasts}) {
+      auto mark = db.query(sql);
+      mark->bind(1, user);
+      mark->bind(2, at);
+      mark.run();
+    }
+  }
+  result.seq = result.ids.empty() ? impl_->head() : impl_->take();
+  result.unread_count = impl_->unread(user);
+  transaction.commit();
+  return result;
+}
+
+std::size_t SqliteStore::prune() {
+  std::lock_guard lock(impl_->mutex);
+  auto& db = impl_->db();
+  const auto& options = impl_->options();
+  Transaction transaction(db, Transaction::Kind::write);
+  std::size_t removed = 0;
+  {
+    auto cap = db.query(sql_cap_all);
+    cap->bind(1, to_db(options.max_per_user));
+    cap->bind(2, to_db(options.max_broadcasts));
+    cap.run();
+    removed += static_cast<std::size_t>(db.changes());
+  }
+  removed += impl_->remove_older_than(now().ms);
+  transaction.commit();
+  return removed;
+}
+
+}  // namespace notify

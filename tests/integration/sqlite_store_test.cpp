@@ -1,0 +1,136 @@
+// notify-demo --store sqlite:PATH: notifications and the sequence survive a restart.
+#include "support.hpp"
+
+#ifdef NOTIFY_DEMO_WITH_SQLITE
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace itest;
+using nlohmann::json;
+
+namespace {
+
+// A fresh directory for the database (and its -wal and -shm files), removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "notify-demo-XXXXXX").string();
+    if (!mkdtemp(pattern.data()))
+      throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::vector<std::string> read_ids(SseStream& s, std::size_t count) {
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto e = s.expect("notification");
+    REQUIRE(e.id.has_value());
+    ids.push_back(*e.id);
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite demo: a restart keeps the snapshot, and resuming gives exactly what was missed") {
+  TempDir dir;
+  const std::vector<std::string> args = unbatched({"--store", "sqlite:" + dir.file("demo.db")});
+
+  std::vector<std::string> seen;    // delivered to the client before the restart
+  std::vector<std::string> missed;  // published after the client's cursor
+  {
+    DemoProcess demo(args);
+    SseStream stream(demo.port(), SseStream::target_for("ann"));
+    REQUIRE(stream.status() == 200);
+    stream.expect("init");
+    for (int i = 0; i < 3; ++i)
+      seen.push_back(publish(demo.port(), "ann", "seen " + std::to_string(i)));
+    CHECK(read_ids(stream, 3) == seen);
+    stream.close();
+    missed.push_back(publish(demo.port(), "ann", "missed before the restart"));
+    publish(demo.port(), "bob", "someone else's");
+    const auto status = demo.terminate(std::chrono::seconds(5));
+    REQUIRE(status);
+    CHECK(status->exited);
+    CHECK(status->code == 0);
+  }
+
+  DemoProcess demo(args);
+  missed.push_back(publish(demo.port(), "ann", "missed after the restart"));
+  CHECK(std::stoull(missed[1]) > std::stoull(missed[0]));  // the sequence went on
+
+  // Without a cursor: everything unread, newest first.
+  const auto listed = http_request(demo.port(), "GET", "/api/notifications?user=ann").json();
+  CHECK(listed.at("unreadCount") == 5);
+  CHECK(ids_of(listed.at("notifications")) ==
+        std::vector<std::string>{missed[1], missed[0], seen[2], seen[1], seen[0]});
+  SseStream fresh(demo.port(), SseStream::target_for("ann"));
+  const auto init = fresh.expect("init").json();
+  CHECK(init.at("unreadCount") == 5);
+  CHECK(ids_of(init.at("notifications")).size() == 5);
+
+  // From the cursor taken before the restart: the state at it, then exactly the missed ones.
+  SseStream resumed(demo.port(), SseStream::target_for("ann"), {{"Last-Event-ID", seen.back()}});
+  REQUIRE(resumed.status() == 200);
+  const auto at_cursor = resumed.expect("init");
+  CHECK(at_cursor.id == seen.back());
+  CHECK(at_cursor.json().at("unreadCount") == 3);
+  CHECK(ids_of(at_cursor.json().at("notifications")) ==
+        std::vector<std::string>{seen[2], seen[1], seen[0]});
+  CHECK(read_ids(resumed, 2) == missed);
+  CHECK(resumed.quiet_for(std::chrono::milliseconds(200)));
+
+  const std::string live = publish(demo.port(), "ann", "live");
+  CHECK(resumed.expect("notification").id == live);
+  CHECK(fresh.expect("notification").id == live);
+}
+
+TEST_CASE("sqlite demo: read state survives a restart") {
+  TempDir dir;
+  const std::vector<std::string> args = unbatched({"--store", "sqlite:" + dir.file("demo.db")});
+  std::string read_id;
+  {
+    DemoProcess demo(args);
+    read_id = publish(demo.port(), "cleo", "to be read");
+    publish(demo.port(), "cleo", "stays unread");
+    const auto r =
+        http_request(demo.port(), "POST", "/api/notifications/" + read_id + "/read?user=cleo");
+    REQUIRE(r.status == 200);
+    CHECK(r.json().at("unreadCount") == 1);
+  }
+  DemoProcess demo(args);
+  const auto listed = http_request(demo.port(), "GET", "/api/notifications?user=cleo").json();
+  CHECK(listed.at("unreadCount") == 1);
+  REQUIRE(listed.at("notifications").size() == 2);
+  CHECK(listed.at("notifications")[1].at("id") == read_id);
+  CHECK_FALSE(listed.at("notifications")[1].at("readAt").is_null());
+}
+
+TEST_CASE("sqlite demo: a database that cannot be opened stops the demo with SQLite's message") {
+  TempDir dir;
+  const auto r = run_to_completion(
+      NOTIFY_DEMO_PATH, {"--port", "0", "--store", "sqlite:" + dir.file("no/such/dir.db")},
+      std::chrono::seconds(10));
+  CHECK(r.status.exited);
+  CHECK(r.status.code == 1);
+  CHECK(r.err.find("unable to open database file") != std::string::npos);
+}
+
+#endif  // NOTIFY_DEMO_WITH_SQLITE

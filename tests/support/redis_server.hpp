@@ -1,0 +1,207 @@
+// RedisServer: a redis-server child process on a free loopback port, for tests.
+//
+// The tests start their own server (nothing else is touched): a free port is found by
+// binding a socket to port 0, then `redis-server --port P --bind 127.0.0.1 ...` is spawned
+// (posix_spawn) in a temporary directory and waited for (PING answered). kill() sends
+// SIGKILL to that child only; start() again reuses the port and the directory (with
+// appendonly, the data survives). The destructor kills the child and removes the directory.
+// Header-only: shared by the unit and integration test runners.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace testredis {
+
+// The redis-server executable on PATH, or "" when it is not installed.
+inline std::string find_redis_server() {
+  if (const char* explicit_path = std::getenv("NOTIFY_TEST_REDIS_SERVER"))
+    return explicit_path;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    auto end = dirs.find(':', start);
+    if (end == std::string::npos)
+      end = dirs.size();
+    const std::string candidate = dirs.substr(start, end - start) + "/redis-server";
+    if (::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+// A port nobody listens on right now (bind to port 0, read it, close).
+inline std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind failed");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// One blocking round trip of an inline command ("PING\r\n"); the raw reply, or "".
+inline std::string raw_command(
+    std::uint16_t port, const std::string& command,
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return {};
+  timeval tv{};
+  tv.tv_sec = static_cast<long>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<long>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::send(fd, command.data(), command.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(command.size())) {
+    char buffer[65536];
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0)
+      reply.assign(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+class RedisServer {
+ public:
+  // Starts the server; `appendonly` keeps the data across kill() + start().
+  explicit RedisServer(bool appendonly = false, std::vector<std::string> extra = {})
+      : executable_(find_redis_server()), appendonly_(appendonly), extra_(std::move(extra)) {
+    if (executable_.empty())
+      return;
+    char tmpl[] = "/tmp/notify-redis-test-XXXXXX";
+    if (!::mkdtemp(tmpl))
+      throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = free_port();
+      if (start())
+        return;
+    }
+    throw std::runtime_error("redis-server did not start");
+  }
+
+  ~RedisServer() {
+    kill();
+    if (!dir_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir_, ignored);
+    }
+  }
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  bool available() const noexcept { return !executable_.empty(); }
+  std::uint16_t port() const noexcept { return port_; }
+  pid_t pid() const noexcept { return pid_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+  // Starts (again) on the same port; true when it answers PING within 5 s.
+  bool start() {
+    if (pid_ > 0)
+      return true;
+    std::vector<std::string> args{executable_,
+                                  "--port",
+                                  std::to_string(port_),
+                                  "--bind",
+                                  "127.0.0.1",
+                                  "--save",
+                                  "",
+                                  "--dir",
+                                  dir_,
+                                  "--appendonly",
+                                  appendonly_ ? "yes" : "no",
+                                  "--appendfsync",
+                                  "always",
+                                  "--daemonize",
+                                  "no",
+                                  "--logfile",
+                                  dir_ + "/redis.log",
+                                  "--protected-mode",
+                                  "no"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    if (::posix_spawn(&pid, executable_.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+      return false;
+    pid_ = pid;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto pong = raw_command(port_, "PING\r\n");
+      if (pong.rfind("+PONG", 0) == 0 || pong.rfind("-NOAUTH", 0) == 0)
+        return true;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: port taken?
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill();
+    return false;
+  }
+
+  // SIGKILL to this child only, then reaps it.
+  void kill() {
+    if (pid_ <= 0)
+      return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  // An inline command's raw RESP reply ("" when the server is not reachable).
+  std::string command(const std::string& line) const { return raw_command(port_, line + "\r\n"); }
+
+ private:
+  std::string executable_;
+  bool appendonly_;
+  std::vector<std::string> extra_;
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace testredis

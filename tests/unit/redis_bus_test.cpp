@@ -1,0 +1,307 @@
+// RedisBus with real hubs on one redis-server: delivery between instances, subscription
+// churn, and (TEST_SUITE "redis-restart", its own ctest entry) kill -9 of Redis mid-stream.
+#include "redis_fixtures.hpp"
+
+#ifdef NOTIFY_TEST_WITH_REDIS
+
+#include <notify/error.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <map>
+
+using namespace redistest;
+
+namespace {
+
+// One instance of a fleet: a hub with its RedisBus and RedisStore.
+struct Instance {
+  std::shared_ptr<notify::RedisBus> bus;
+  std::shared_ptr<notify::RedisStore> store;
+  std::unique_ptr<notify::NotificationHub> hub;
+
+  Instance(IoThread& io, const testredis::RedisServer& server, const std::string& prefix,
+           bool publish_appends = true) {
+    notify::RedisBusOptions bus_options;
+    bus_options.redis = options_for(server, prefix);
+    bus_options.health_check_interval = 500ms;
+    bus_options.on_error = [](std::string_view) {};
+    bus = std::make_shared<notify::RedisBus>(bus_options);
+    notify::RedisStoreOptions store_options;
+    store_options.redis = options_for(server, prefix);
+    store_options.publish_appends = publish_appends;
+    store = std::make_shared<notify::RedisStore>(store_options);
+    hub =
+        std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
+    hub->set_error_handler([](std::string_view what) {
+      std::fprintf(stderr, "hub error: %.*s\n", static_cast<int>(what.size()), what.data());
+    });
+  }
+  ~Instance() { hub->stop(); }
+};
+
+std::vector<std::string> ids_of(const std::vector<test::SseEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events)
+    out.push_back(e.id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("redis bus: what is published on one instance reaches the connections of another") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  for (const bool publish_appends : {true, false}) {
+    CAPTURE(publish_appends);
+    const std::string prefix = publish_appends ? "two:" : "twohub:";
+    IoThread io;
+    Instance a(io, server, prefix, publish_appends);
+    Instance b(io, server, prefix, publish_appends);
+    CHECK(a.bus->state() == notify::BusState::connected);
+    CHECK(b.hub->metrics().bus_state == "connected");
+    Client bob_on_b(io.io, *b.hub, "bob");
+    Client bob_on_a(io.io, *a.hub, "bob");
+    Client carol_on_b(io.io, *b.hub, "carol");
+    // Wait for the subscriptions (on_bus_subscribed repairs nothing here: nothing was sent).
+    REQUIRE(eventually([&] {
+      return server.command("PUBSUB NUMSUB " + prefix + "u:bob").find(":2\r\n") !=
+             std::string::npos;
+    }));
+
+    const auto id1 = a.hub->publish(draft("bob", "one"));
+    const auto id2 = a.hub->publish(draft("bob", "two"));
+    const auto all = a.hub->broadcast([] {
+      notify::Notification n;
+      n.type = "system";
+      n.title = "everyone";
+      return n;
+    }());
+    for (auto* c : {&bob_on_b, &bob_on_a}) {
+      REQUIRE(eventually([&] { return c->of_type("notification").size() == 3; }));
+      CHECK(ids_of(c->of_type("notification")) == std::vector<std::string>{id1, id2, all});
+    }
+    REQUIRE(eventually([&] { return carol_on_b.of_type("notification").size() == 1; }));
+    CHECK(carol_on_b.of_type("notification")[0].id == all);
+
+    // A read on A updates B's stream, with the count.
+    const auto r = a.hub->mark_read("bob", id1);
+    CHECK(r.unread_count == 2);
+    // (A gap repair, when a subscription is confirmed, sends notification:read with no ids.)
+    auto read_events = [&] {
+      std::vector<nlohmann::json> out;
+      for (const auto& e : bob_on_b.of_type("notification:read")) {
+        auto j = nlohmann::json::parse(e.data);
+        if (!j.at("ids").empty())
+          out.push_back(j);
+      }
+      return out;
+    };
+    REQUIRE(eventually([&] { return read_events().size() == 1; }));
+    CHECK(read_events()[0].at("ids") == nlohmann::json::array({id1}));
+    CHECK(read_events()[0].at("unreadCount") == 2);
+
+    // An ephemeral event crosses too.
+    a.hub->send_to("bob", "typing", {{"from", "carol"}});
+    REQUIRE(eventually([&] { return bob_on_b.of_type("typing").size() == 1; }));
+    CHECK(bob_on_b.state().unread == 2);
+    CHECK(bob_on_b.state().duplicates == 0);
+  }
+}
+
+TEST_CASE("redis bus: 1000 users attach and leave, and no user channel stays subscribed") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  Instance a(io, server, "churn:");
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 1000; ++i) {
+    clients.push_back(std::make_unique<Client>(io.io, *a.hub, "user-" + std::to_string(i)));
+    if (i % 3 == 0)
+      clients.push_back(std::make_unique<Client>(io.io, *a.hub, "user-" + std::to_string(i)));
+  }
+  auto channels = [&] {
+    const auto reply = server.command("PUBSUB CHANNELS churn:*");
+    std::size_t n = 0;
+    for (std::size_t at = reply.find("churn:u:"); at != std::string::npos;
+         at = reply.find("churn:u:", at + 1))
+      ++n;
+    return n;
+  };
+  REQUIRE(eventually([&] { return channels() == 1000; }));
+  CHECK(server.command("PUBSUB NUMSUB churn:broadcast").find(":1\r\n") != std::string::npos);
+  // Churn: half leave and come back, then everybody leaves.
+  for (std::size_t i = 0; i < clients.size(); i += 2)
+    clients[i]->sink->close();
+  for (int i = 0; i < 1000; i += 2)
+    clients.push_back(std::make_unique<Client>(io.io, *a.hub, "user-" + std::to_string(i)));
+  for (auto& c : clients)
+    c->sink->close();
+  REQUIRE(eventually([&] { return a.hub->connection_count() == 0; }));
+  REQUIRE(eventually([&] { return channels() == 0; }));
+  CHECK(server.command("PUBSUB NUMSUB churn:u:user-0 churn:u:user-999").find(":1\r\n") ==
+        std::string::npos);
+  CHECK(server.command("PUBSUB NUMSUB churn:broadcast").find(":1\r\n") != std::string::npos);
+}
+
+TEST_CASE("redis bus: publish fails with bus_unavailable while Redis is away") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  notify::RedisBusOptions options;
+  options.redis = options_for(server, "away:");
+  options.on_error = [](std::string_view) {};
+  notify::RedisBus bus(options);
+  struct States : notify::BusListener {
+    std::mutex mutex;
+    std::vector<notify::BusState> seen;
+    std::atomic<int> recovered{0};
+    void on_bus_message(const notify::Envelope&) override {}
+    void on_bus_recovered() override { ++recovered; }
+    void on_bus_state(notify::BusState s) override {
+      std::lock_guard lock(mutex);
+      seen.push_back(s);
+    }
+  } listener;
+  bus.start(listener);
+  REQUIRE(bus.state() == notify::BusState::connected);
+  auto event = notify::Event::message("typing", "", "{}", 0);
+  std::error_code ec;
+  bus.publish({"u", false, event}, ec);
+  CHECK_FALSE(ec);
+  server.kill();
+  REQUIRE(eventually([&] { return bus.state() == notify::BusState::reconnecting; }));
+  bus.publish({"u", false, event}, ec);
+  CHECK(ec == notify::errc::bus_unavailable);
+  CHECK_THROWS_AS(bus.publish(notify::Envelope{"u", false, event}), std::system_error);
+  REQUIRE(server.start());
+  REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
+  CHECK(listener.recovered >= 2);  // the first connection, and after the restart
+  bus.publish({"u", false, event}, ec);
+  CHECK_FALSE(ec);
+  {
+    std::lock_guard lock(listener.mutex);
+    CHECK(listener.seen == std::vector<notify::BusState>{notify::BusState::connected,
+                                                         notify::BusState::reconnecting,
+                                                         notify::BusState::connected});
+  }
+  bus.stop();
+}
+
+TEST_CASE("redis bus: a bus started while Redis is down connects when it comes up") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  server.kill();
+  IoThread io;
+  Instance a(io, server, "late:");
+  CHECK(a.bus->state() == notify::BusState::reconnecting);
+  CHECK_THROWS_AS(Client(io.io, *a.hub, "bob"), std::system_error);  // the store is down
+  REQUIRE(server.start());
+  REQUIRE(eventually([&] { return a.bus->state() == notify::BusState::connected; }));
+  Client d(io.io, *a.hub, "dan");
+  REQUIRE(eventually([&] { return d.of_type("init").size() == 1; }));
+  REQUIRE(eventually([&] {
+    return server.command("PUBSUB NUMSUB late:u:dan").find(":1\r\n") != std::string::npos;
+  }));
+  const auto id = a.hub->publish(draft("dan"));
+  REQUIRE(eventually([&] { return d.of_type("notification").size() == 1; }));
+  CHECK(d.of_type("notification")[0].id == id);
+}
+
+TEST_SUITE("redis-restart") {
+  TEST_CASE(
+      "redis bus: kill -9 of Redis mid-stream: every client ends with every notification once, in "
+      "order") {
+    testredis::RedisServer server(/*appendonly=*/true);
+    NOTIFY_REQUIRE_REDIS(server);
+    IoThread io;
+    Instance a(io, server, "k9:");
+    Instance b(io, server, "k9:");
+    const std::vector<std::string> users{"u0", "u1", "u2", "u3"};
+    std::vector<std::unique_ptr<Client>> clients;
+    for (const auto& u : users) {
+      clients.push_back(std::make_unique<Client>(io.io, *a.hub, u));
+      clients.push_back(std::make_unique<Client>(io.io, *b.hub, u));
+    }
+    REQUIRE(eventually([&] {
+      return server.command("PUBSUB NUMSUB k9:u:u3").find(":2\r\n") != std::string::npos;
+    }));
+
+    // Publish a stream from both instances; a failed publish is retried until it succeeds.
+    constexpr int total = 400;
+    std::atomic<int> failures{0};
+    std::atomic<int> done{0};
+    std::mutex ids_mutex;
+    std::map<std::string, std::vector<std::string>> published;  // user → ids
+    auto publisher = [&](Instance& instance, int from) {
+      for (int k = from; k < total; k += 2) {
+        const auto& user = users[static_cast<std::size_t>(k) % users.size()];
+        for (;;) {
+          try {
+            const auto id = instance.hub->publish(draft(user, std::to_string(k)));
+            std::lock_guard lock(ids_mutex);
+            published[user].push_back(id);
+            break;
+          } catch (const std::exception&) {
+            ++failures;
+            std::this_thread::sleep_for(20ms);
+          }
+        }
+        if (k % 10 == 0) {
+          std::string first;
+          {
+            std::lock_guard lock(ids_mutex);
+            first = published[user].front();
+          }
+          try {
+            instance.hub->mark_read(user, first);
+          } catch (const std::exception&) {
+            ++failures;  // Redis is away: this read simply did not happen
+          }
+        }
+        ++done;
+        std::this_thread::sleep_for(2ms);
+      }
+    };
+    std::thread p1(publisher, std::ref(a), 0);
+    std::thread p2(publisher, std::ref(b), 1);
+    REQUIRE(eventually([&] { return done >= total / 3; }));
+    server.kill();  // SIGKILL
+    std::this_thread::sleep_for(700ms);
+    REQUIRE(server.start());
+    p1.join();
+    p2.join();
+    CHECK(failures > 0);
+    MESSAGE("publishes retried after failing while Redis was away: " << failures.load());
+
+    // Ground truth: the store (the ids whose reply was lost but that were applied are in it
+    // too).
+    for (const auto& user : users) {
+      const auto stored = a.store->list(user, false, 1000);
+      std::vector<std::string> expected;
+      for (auto it = stored.rbegin(); it != stored.rend(); ++it)
+        expected.push_back(it->id);
+      for (const auto& id : published[user])
+        CHECK(std::find(expected.begin(), expected.end(), id) != expected.end());
+      const auto unread = a.store->unread_count(user);
+      for (auto& c : clients) {
+        if (c->sink->user() != user)
+          continue;
+        CHECK(c->sink->is_open());
+        const bool complete = eventually([&] {
+          const auto s = c->state();
+          return s.ids == expected && s.unread == unread;
+        });
+        const auto s = c->state();
+        CAPTURE(user);
+        CHECK(complete);
+        CHECK(s.duplicates == 0);
+        CHECK(s.in_order);
+        CHECK(s.resets == 0);
+        CHECK(s.ids.size() == expected.size());
+        CHECK(s.unread == unread);
+      }
+    }
+  }
+}
+
+#endif

@@ -1,0 +1,155 @@
+// Shared by the notify::redis unit tests: a client connection model, an io_context thread,
+// and the skip rule (no redis-server installed: each case says so and passes).
+#pragma once
+
+#if __has_include(<notify/redis_export.hpp>)
+#define NOTIFY_TEST_WITH_REDIS 1
+
+#include <notify/hub.hpp>
+#include <notify/redis_bus.hpp>
+#include <notify/redis_store.hpp>
+#include <notify/sse_sink.hpp>
+
+#include "../support/redis_server.hpp"
+#include "doubles.hpp"
+
+#include <asio/executor_work_guard.hpp>
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+// Ends the test case (passing) when redis-server is not installed.
+#define NOTIFY_REQUIRE_REDIS(server)                                                   \
+  do {                                                                                 \
+    if (!(server).available()) {                                                       \
+      MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)"); \
+      return;                                                                          \
+    }                                                                                  \
+  } while (0)
+
+namespace redistest {
+
+using namespace std::chrono_literals;
+
+// An io_context run by one thread until destroyed.
+struct IoThread {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{asio::make_work_guard(io)};
+  std::thread thread{[this] { io.run(); }};
+  ~IoThread() {
+    work.reset();
+    io.stop();
+    thread.join();
+  }
+};
+
+inline notify::RedisOptions options_for(const testredis::RedisServer& server,
+                                        const std::string& prefix) {
+  notify::RedisOptions o;
+  o.port = server.port();
+  o.prefix = prefix;
+  o.backoff_initial = 20ms;
+  o.backoff_max = 200ms;
+  o.connect_timeout = 1000ms;
+  return o;
+}
+
+inline notify::HubOptions hub_options() {
+  notify::HubOptions o;
+  o.batch_window = std::chrono::milliseconds(0);
+  return o;
+}
+
+// One client connection over a RecordingTransport, and what a browser would make of it.
+struct Client {
+  std::shared_ptr<test::RecordingTransport> transport;
+  std::shared_ptr<notify::SseSink> sink;
+
+  Client(asio::io_context& io, notify::NotificationHub& hub, const std::string& user,
+         std::string_view cursor = {}) {
+    transport = std::make_shared<test::RecordingTransport>(io);
+    sink = notify::SseSink::create(transport);
+    hub.attach(user, sink, cursor);
+  }
+  std::vector<test::SseEvent> events() const { return test::parse_sse(transport->bytes()); }
+  std::vector<test::SseEvent> of_type(const std::string& type) const {
+    std::vector<test::SseEvent> out;
+    for (auto& e : events())
+      if (e.type == type)
+        out.push_back(e);
+    return out;
+  }
+
+  // The client's model: the ids it holds in arrival order (a reset replaces them), how many
+  // times it received each, and its unread badge.
+  struct State {
+    std::vector<std::string> ids;
+    std::uint64_t unread = 0;
+    int resets = 0;
+    int duplicates = 0;
+    bool in_order = true;
+  };
+  State state() const {
+    State s;
+    std::uint64_t last = 0;
+    auto add = [&](const std::string& id) {
+      const std::uint64_t seq = std::stoull(id);
+      if (seq <= last) {
+        s.in_order = false;
+        for (const auto& have : s.ids)
+          if (have == id)
+            ++s.duplicates;
+      }
+      last = std::max(last, seq);
+      s.ids.push_back(id);
+    };
+    for (const auto& e : events()) {
+      if (e.type == "init" || e.type == "notifications:reset") {
+        if (e.type == "notifications:reset")
+          ++s.resets;
+        const auto j = nlohmann::json::parse(e.data);
+        s.ids.clear();
+        last = e.id.empty() ? 0 : std::stoull(e.id);
+        auto list = j.at("notifications");
+        for (auto it = list.rbegin(); it != list.rend(); ++it)
+          s.ids.push_back(it->at("id"));
+        s.unread = j.at("unreadCount");
+      } else if (e.type == "notification") {
+        add(e.id);
+        ++s.unread;
+      } else if (e.type == "notification:read") {
+        s.unread = nlohmann::json::parse(e.data).at("unreadCount");
+      }
+    }
+    return s;
+  }
+};
+
+inline bool eventually(const std::function<bool()>& done,
+                       std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+inline notify::Notification draft(const std::string& user, const std::string& title = "t") {
+  notify::Notification n;
+  n.user_id = user;
+  n.type = "comment";
+  n.title = title;
+  return n;
+}
+
+}  // namespace redistest
+
+#endif

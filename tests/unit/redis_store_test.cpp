@@ -1,0 +1,344 @@
+// RedisStore's own cases (the Store contract cases run on it in store_contract_test.cpp),
+// and the pure parts of notify::redis: URLs, escaping, the bus message format.
+#include "redis_fixtures.hpp"
+
+#ifdef NOTIFY_TEST_WITH_REDIS
+
+#include <notify/error.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+using namespace redistest;
+using notify::RedisStore;
+using notify::RedisStoreOptions;
+
+namespace {
+
+RedisStoreOptions store_options(const testredis::RedisServer& server, const std::string& prefix) {
+  RedisStoreOptions o;
+  o.redis = options_for(server, prefix);
+  o.seed_from_clock = false;
+  return o;
+}
+
+// Records what a RedisBus delivers.
+struct Recorder : notify::BusListener {
+  std::mutex mutex;
+  std::vector<notify::Envelope> messages;
+  std::atomic<int> recovered{0};
+  void on_bus_message(const notify::Envelope& e) override {
+    std::lock_guard lock(mutex);
+    messages.push_back(e);
+  }
+  void on_bus_recovered() override { ++recovered; }
+  std::vector<notify::Envelope> taken() {
+    std::lock_guard lock(mutex);
+    return messages;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("redis: URLs") {
+  auto o = notify::parse_redis_url("redis://cache.internal:6380/2");
+  CHECK(o.host == "cache.internal");
+  CHECK(o.port == 6380);
+  CHECK(o.db == 2);
+  o = notify::parse_redis_url("redis://127.0.0.1");
+  CHECK(o.port == 6379);
+  CHECK(o.db == 0);
+  o = notify::parse_redis_url("redis://app:s%40cret@[::1]:7000");
+  CHECK(o.host == "::1");
+  CHECK(o.port == 7000);
+  CHECK(o.user == "app");
+  CHECK(o.password == "s@cret");
+  CHECK(notify::describe(o) == "[::1]:7000/0");
+  o = notify::parse_redis_url("redis://:pw@h");
+  CHECK(o.user.empty());
+  CHECK(o.password == "pw");
+  CHECK_THROWS_AS(notify::parse_redis_url("http://h"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis://h:0"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis://h:x"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis://h/db"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis://:6379"), std::invalid_argument);
+}
+
+TEST_CASE("redis: user ids are escaped in key and channel names") {
+  CHECK(notify::redis_escape("alice_1.x-y") == "alice_1.x-y");
+  CHECK(notify::redis_escape("a b:*?[]") == "a%20b%3A%2A%3F%5B%5D");
+  CHECK(notify::redis_escape("%") == "%25");
+  CHECK(notify::redis_escape("\xC3\xA9") == "%C3%A9");
+  notify::RedisBus bus;
+  CHECK(bus.user_channel("x:*") == "notify:u:x%3A%2A");
+  CHECK(bus.broadcast_channel() == "notify:broadcast");
+}
+
+TEST_CASE("redis: the bus message format round-trips one event") {
+  auto event = notify::Event::message("notification", "42", R"({"id":"42","title":"\n"})", 42);
+  notify::Envelope user{"a b", false, event};
+  const auto text = notify::encode_bus_message(user);
+  CHECK(text.find('\n') == text.find("}\n") + 1);
+  auto back = notify::decode_bus_message(text);
+  REQUIRE(back);
+  CHECK(back->user == "a b");
+  CHECK_FALSE(back->broadcast);
+  CHECK(back->event->type() == "notification");
+  CHECK(back->event->id() == "42");
+  CHECK(back->event->seq() == 42);
+  CHECK(back->event->data() == event->data());
+
+  auto read =
+      notify::Event::message("notification:read", "", R"({"ids":[]})", 18446744073709551615ull);
+  auto b = notify::decode_bus_message(notify::encode_bus_message({"", true, read}));
+  REQUIRE(b);
+  CHECK(b->broadcast);
+  CHECK(b->event->id().empty());
+  CHECK(b->event->seq() == 18446744073709551615ull);
+
+  CHECK_FALSE(notify::decode_bus_message("no header"));
+  CHECK_FALSE(notify::decode_bus_message("[]\n{}"));
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x"})"
+                                         "\n{}"));  // no user
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a b"})"
+                                         "\n{}"));  // not escaped
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a","s":"-1"})"
+                                         "\n{}"));
+}
+
+TEST_CASE("redis store: options are checked") {
+  RedisStoreOptions o;
+  o.max_per_user = 0;
+  CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
+  o = {};
+  o.redis.host.clear();
+  CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
+}
+
+TEST_CASE(
+    "redis store: an unreachable Redis is an error, and the next call after it is back works") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  RedisStore store(store_options(server, "down:"));
+  CHECK(store.append(draft("u")).id == "1");
+  server.kill();
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(store.append(draft("u")), std::system_error);
+  CHECK_THROWS_AS(store.head(), std::system_error);
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  REQUIRE(server.start());
+  CHECK(store.head() == 0);  // not appendonly: it came back empty
+  CHECK(store.append(draft("u")).id == "1");
+}
+
+TEST_CASE("redis: AUTH with a password, and with an ACL user") {
+  testredis::RedisServer server(false, {"--requirepass", "s3cret"});
+  NOTIFY_REQUIRE_REDIS(server);
+  auto options = store_options(server, "auth:");
+  CHECK_THROWS_AS(RedisStore(options).head(), notify::RedisError);  // NOAUTH
+  options.redis.password = "wrong";
+  CHECK_THROWS_AS(RedisStore(options).head(), notify::RedisError);
+  options.redis.password = "s3cret";
+  RedisStore store(options);
+  CHECK(store.append(draft("u")).id == "1");
+
+  // An ACL user (Redis >= 6) for the bus.
+  server.command("AUTH s3cret\r\nACL SETUSER app on >apppw ~* &* +@all");
+  REQUIRE(eventually([&] { return server.command("AUTH app apppw").rfind("+OK", 0) == 0; }));
+  notify::RedisBusOptions bus_options;
+  bus_options.redis = options_for(server, "auth:");
+  bus_options.redis.user = "app";
+  bus_options.redis.password = "apppw";
+  notify::RedisBus bus(bus_options);
+  Recorder recorder;
+  bus.start(recorder);
+  CHECK(bus.state() == notify::BusState::connected);
+  std::error_code ec;
+  bus.publish({"u", false, notify::Event::message("x", "", "{}", 0)}, ec);
+  CHECK_FALSE(ec);
+  bus_options.redis.password = "nope";
+  bus_options.on_error = [](std::string_view) {};
+  notify::RedisBus refused(bus_options);
+  Recorder other;
+  refused.start(other);
+  CHECK(refused.state() == notify::BusState::reconnecting);
+}
+
+TEST_CASE("redis store: concurrent instances keep ids unique and read counts exact") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  constexpr int instances = 4, per_instance = 50;
+  std::vector<std::unique_ptr<RedisStore>> stores;
+  for (int i = 0; i < instances; ++i)
+    stores.push_back(std::make_unique<RedisStore>(store_options(server, "conc:")));
+  std::mutex mutex;
+  std::set<std::string> ids;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < instances; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < per_instance; ++k) {
+        auto n = stores[i]->append(draft("shared", std::to_string(k)));
+        std::lock_guard lock(mutex);
+        ids.insert(n.id);
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  threads.clear();
+  CHECK(ids.size() == instances * per_instance);
+  CHECK(stores[0]->unread_count("shared") == instances * per_instance);
+
+  // Every instance marks every id read at the same time: each id changes state once.
+  std::atomic<int> changed{0};
+  for (int i = 0; i < instances; ++i) {
+    threads.emplace_back([&, i] {
+      for (const auto& id : ids)
+        changed += static_cast<int>(stores[i]->mark_read("shared", id).ids.size());
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  CHECK(changed == instances * per_instance);
+  CHECK(stores[1]->unread_count("shared") == 0);
+  CHECK(stores[2]->mark_all_read("shared").ids.empty());
+}
+
+TEST_CASE("redis store: a clock-seeded sequence refuses cursors from before Redis lost its data") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  auto options = store_options(server, "seed:");
+  options.seed_from_clock = true;
+  RedisStore store(options);
+  CHECK(store.head() == 0);
+  const auto first = store.append(draft("alice", "a1"));
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto seq = std::stoull(first.id);
+  CHECK(seq > static_cast<std::uint64_t>(now_us) - 60'000'000);
+  CHECK(seq <= static_cast<std::uint64_t>(now_us) + 1);
+  CHECK(store.resume("alice", seq, 10, 100));
+  CHECK(store.resume("alice", 0, 10, 100));
+
+  CHECK(server.command("FLUSHALL").rfind("+OK", 0) == 0);  // Redis came back empty
+  const auto again = store.append(draft("alice", "a2"));
+  CHECK(std::stoull(again.id) > seq);
+  CHECK_FALSE(store.resume("alice", seq, 10, 100));  // a cursor of the lost history: reset
+  CHECK(store.resume("alice", 0, 10, 100));
+  CHECK(store.resume("alice", std::stoull(again.id), 10, 100));
+}
+
+TEST_CASE("redis store: history is capped by age") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  auto options = store_options(server, "age:");
+  options.max_age = std::chrono::seconds(1);
+  RedisStore store(options);
+  const auto old_one = store.append(draft("alice", "old"));
+  store.append(notify::Notification{[] {
+    notify::Notification b;
+    b.broadcast = true;
+    b.type = "system";
+    b.title = "old broadcast";
+    return b;
+  }()});
+  std::this_thread::sleep_for(1100ms);
+  const auto fresh = store.append(draft("bob", "new"));
+  CHECK(store.list("alice", false, 10).empty());
+  CHECK(store.unread_count("alice") == 0);
+  CHECK(store.list("bob", false, 10).size() == 1);
+  CHECK_FALSE(store.resume("alice", 0, 10, 100));  // alice's history was cut
+  CHECK_FALSE(store.resume("bob", 1, 10, 100));    // so were the broadcasts
+  CHECK(store.resume("bob", 2, 10, 100));
+  CHECK(store.mark_read("alice", old_one.id).ids.empty());
+  CHECK(server.command("HLEN age:n") == ":1\r\n");  // the bodies went too
+  CHECK(server.command("ZCARD age:ts") == ":1\r\n");
+  (void)fresh;
+}
+
+TEST_CASE("redis store: user ids that are not key-safe stay apart") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  RedisStore store(store_options(server, "esc:"));
+  store.append(draft("a:h", "one"));
+  store.append(draft("a", "two"));
+  store.append(draft("*", "three"));
+  CHECK(store.list("a:h", false, 10).size() == 1);
+  CHECK(store.list("a", false, 10).size() == 1);
+  CHECK(store.list("*", false, 10).size() == 1);
+  CHECK(store.list("?", false, 10).empty());
+  CHECK(store.list("a:h", false, 10)[0].user_id == "a:h");
+}
+
+TEST_CASE("redis store: append publishes on the bus channel, in id order across instances") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  for (const bool sharded : {false, true}) {
+    CAPTURE(sharded);
+    const std::string prefix = sharded ? "pubs:" : "pub:";
+    notify::RedisBusOptions bus_options;
+    bus_options.redis = options_for(server, prefix);
+    bus_options.sharded = sharded;
+    notify::RedisBus bus(bus_options);
+    Recorder recorder;
+    bus.start(recorder);
+    REQUIRE(bus.state() == notify::BusState::connected);
+    bus.subscribe("a b");
+    bus.subscribe("c");
+    // The subscriptions are confirmed asynchronously: wait until Redis counts them.
+    REQUIRE(eventually([&] {
+      const auto reply =
+          server.command(std::string(sharded ? "PUBSUB SHARDNUMSUB " : "PUBSUB NUMSUB ") +
+                         bus.user_channel("a b") + " " + bus.user_channel("c"));
+      return reply.find(":1\r\n") != std::string::npos && reply.find(":0\r\n") == std::string::npos;
+    }));
+
+    auto options = store_options(server, prefix);
+    options.publish_appends = true;
+    options.sharded = sharded;
+    std::vector<std::unique_ptr<RedisStore>> stores;
+    for (int i = 0; i < 3; ++i)
+      stores.push_back(std::make_unique<RedisStore>(options));
+    CHECK(stores[0]->publishes_appends());
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) {
+      threads.emplace_back([&, i] {
+        for (int k = 0; k < 40; ++k)
+          stores[i]->append(draft(k % 2 ? "a b" : "c", "n"));
+      });
+    }
+    for (auto& t : threads)
+      t.join();
+    notify::Notification b;
+    b.broadcast = true;
+    b.type = "system";
+    b.title = "all";
+    const auto sent = stores[0]->append(b);
+    REQUIRE(eventually([&] { return recorder.taken().size() == 121; }));
+    const auto got = recorder.taken();
+    std::uint64_t last = 0;
+    bool ordered = true;
+    for (const auto& e : got) {
+      ordered = ordered && e.event->seq() > last;
+      last = e.event->seq();
+      CHECK(e.event->type() == "notification");
+      CHECK(e.event->id() == std::to_string(e.event->seq()));
+      const auto data = nlohmann::json::parse(e.event->data());
+      CHECK(data.at("id") == e.event->id());
+      CHECK(data.at("data") == nlohmann::json::object());
+    }
+    CHECK(ordered);
+    CHECK(got.front().user != "");
+    CHECK(got.back().broadcast);
+    CHECK(got.back().event->id() == sent.id);
+    const auto stored = stores[1]->list("c", false, 1);
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0].data.is_null());  // stored as it went in
+    bus.stop();
+    CHECK(bus.state() == notify::BusState::stopped);
+  }
+}
+
+#endif

@@ -1,0 +1,382 @@
+// SqliteStore's own cases: persistence, schema migration, retention, concurrency, speed, and
+// a randomized comparison with MemoryStore. The Store contract cases are in
+// store_contract_test.cpp (they run against SqliteStore as well).
+#include "store_factories.hpp"
+
+#ifdef NOTIFY_TEST_HAVE_SQLITE
+
+#include <notify/memory_store.hpp>
+#include <notify/sqlite_store.hpp>
+
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using notify::Notification;
+using notify::SqliteStore;
+using notify::SqliteStoreOptions;
+using test::broadcast;
+using test::draft;
+
+namespace {
+
+// A fresh directory under the system's temporary directory, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "notify-sqlite-XXXXXX").string();
+    if (!mkdtemp(pattern.data()))
+      throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::vector<std::string> titles(const std::vector<Notification>& notifications) {
+  std::vector<std::string> out;
+  for (const auto& n : notifications)
+    out.push_back(n.title);
+  return out;
+}
+
+// What two stores must agree on about a notification (timestamps differ by construction).
+std::string summary(const Notification& n) {
+  return n.id + "|" + n.user_id + "|" + (n.broadcast ? "b" : "-") + "|" + n.title + "|" +
+         (n.is_read() ? "read" : "unread");
+}
+
+std::vector<std::string> summaries(const std::vector<Notification>& notifications) {
+  std::vector<std::string> out;
+  for (const auto& n : notifications)
+    out.push_back(summary(n));
+  return out;
+}
+
+// Writes a big-endian 32-bit value into a closed database file's header.
+void patch_header(const std::string& path, std::streamoff offset, std::uint32_t value) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(f);
+  f.seekp(offset);
+  const char bytes[4] = {static_cast<char>(value >> 24), static_cast<char>(value >> 16),
+                         static_cast<char>(value >> 8), static_cast<char>(value)};
+  f.write(bytes, 4);
+  REQUIRE(f);
+}
+
+}  // namespace
+
+TEST_CASE("sqlite store: options and drafts are checked") {
+  SqliteStoreOptions zero_users;
+  zero_users.max_per_user = 0;
+  CHECK_THROWS_AS(SqliteStore(":memory:", zero_users), std::invalid_argument);
+  SqliteStoreOptions zero_broadcasts;
+  zero_broadcasts.max_broadcasts = 0;
+  CHECK_THROWS_AS(SqliteStore(":memory:", zero_broadcasts), std::invalid_argument);
+  SqliteStoreOptions negative_age;
+  negative_age.max_age = std::chrono::seconds(-1);
+  CHECK_THROWS_AS(SqliteStore(":memory:", negative_age), std::invalid_argument);
+
+  SqliteStore store(":memory:");
+  CHECK_THROWS_AS(store.append(draft("", "nobody's")), std::invalid_argument);
+  CHECK(store.head() == 0);
+  CHECK(store.path() == ":memory:");
+
+  // An empty user (an empty string_view may have no data at all) sees the broadcasts only.
+  store.append(broadcast("b"));
+  CHECK(store.unread_count(std::string_view()) == 1);
+  CHECK(store.mark_all_read(std::string_view()).ids == std::vector<std::string>{"1"});
+  CHECK(store.unread_count("") == 0);
+  CHECK(store.unread_count("someone") == 1);
+}
+
+TEST_CASE("sqlite store: a restart keeps notifications, read state and the sequence") {
+  TempDir dir;
+  const auto path = dir.file("store.db");
+  std::uint64_t cursor = 0;
+  {
+    SqliteStore store(path);
+    const auto a1 = store.append(draft("alice", "a1"));
+    const auto b = store.append(broadcast("b"));
+    store.append(draft("alice", "a2"));
+    store.mark_read("alice", a1.id);
+    store.mark_read("carol", b.id);
+    cursor = store.head();  // what a client saw before the restart
+    store.append(draft("alice", "a3"));
+    store.append(draft("alice", "a4"));
+  }
+  SqliteStore store(path);
+  CHECK(store.head() == cursor + 2);
+  const auto a5 = store.append(draft("alice", "a5"));
+  CHECK(a5.id == std::to_string(cursor + 3));
+
+  const auto snap = store.snapshot("alice", 10);
+  CHECK(titles(snap.unread) == std::vector<std::string>{"a5", "a4", "a3", "a2", "b"});
+  CHECK(snap.unread_count == 5);
+  CHECK(store.unread_count("carol") == 0);
+  CHECK(titles(store.list("alice", false, 10)).back() == "a1");
+  CHECK(store.list("alice", false, 10).back().is_read());
+
+  const auto r = store.resume("alice", cursor, 10, 100);
+  REQUIRE(r);
+  CHECK(titles(r->missed) == std::vector<std::string>{"a3", "a4", "a5"});
+  CHECK(titles(r->snapshot.unread) == std::vector<std::string>{"a2", "b"});
+  CHECK(r->snapshot.unread_count == 2);
+  CHECK(r->head == store.head());
+}
+
+TEST_CASE("sqlite store: schema migration") {
+  TempDir dir;
+
+  SUBCASE("an empty file gets the current schema, and reopening keeps it") {
+    const auto path = dir.file("empty.db");
+    std::ofstream(path).close();
+    REQUIRE(std::filesystem::file_size(path) == 0);
+    {
+      SqliteStore store(path);
+      CHECK(store.schema_version() == SqliteStore::current_schema_version);
+      CHECK(store.schema_version() == 1);
+      store.append(draft("u", "one"));
+    }
+    SqliteStore again(path);
+    CHECK(again.schema_version() == 1);
+    CHECK(again.list("u", false, 10).size() == 1);
+  }
+  SUBCASE("a schema newer than this code is refused") {
+    const auto path = dir.file("newer.db");
+    { SqliteStore store(path); }
+    patch_header(path, 60, 99);  // the header's user_version field
+    try {
+      SqliteStore store(path);
+      FAIL("opened a database of schema version 99");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find("schema version 99") != std::string::npos);
+    }
+  }
+  SUBCASE("a file that is not a database: SQLite's message") {
+    const auto path = dir.file("text.db");
+    std::ofstream(path) << std::string(4096, 'x');
+    try {
+      SqliteStore store(path);
+      FAIL("opened a text file");
+    } catch (const std::system_error& e) {
+      CHECK(std::string(e.what()).find("file is not a database") != std::string::npos);
+      CHECK(std::string(e.code().category().name()) == "sqlite");
+    }
+  }
+  SUBCASE("a path that cannot be opened") {
+    CHECK_THROWS_AS(SqliteStore(dir.file("no/such/dir/x.db")), std::system_error);
+  }
+}
+
+TEST_CASE("sqlite store: retention by count, on append and by prune(), across restarts") {
+  TempDir dir;
+  const auto path = dir.file("count.db");
+  {
+    SqliteStore store(path);
+    for (int i = 1; i <= 6; ++i)
+      store.append(draft("u", "u" + std::to_string(i)));  // 1..6
+    store.append(draft("v", "v7"));                       // 7
+    for (int i = 8; i <= 10; ++i)
+      store.append(broadcast("b" + std::to_string(i)));  // 8..10
+  }
+  SqliteStoreOptions small;
+  small.max_per_user = 2;
+  small.max_broadcasts = 1;
+  {
+    SqliteStore store(path, small);
+    CHECK(store.prune() == 4 + 2);
+    CHECK(store.prune() == 0);
+    CHECK(titles(store.list("u", false, 10)) == std::vector<std::string>{"b10", "u6", "u5"});
+    CHECK(store.unread_count("v") == 2);
+    CHECK_FALSE(store.resume("u", 3, 10, 100));  // u1..u4 are gone
+    CHECK_FALSE(store.resume("v", 7, 10, 100));  // b8 and b9 are gone
+    CHECK(store.resume("v", 9, 10, 100));
+    store.append(draft("u", "u11"));  // the cap on append: u5 goes
+    CHECK(titles(store.list("u", false, 10)) == std::vector<std::string>{"u11", "b10", "u6"});
+    store.append(draft("u", "u12"));  // u6 goes
+    store.append(draft("u", "u13"));  // u11 goes
+  }
+  SqliteStore store(path, small);  // what was removed stays known after a restart
+  CHECK(titles(store.list("u", false, 10)) == std::vector<std::string>{"u13", "u12", "b10"});
+  CHECK_FALSE(store.resume("u", 10, 10, 100));
+  CHECK(store.resume("u", 11, 10, 100));
+  CHECK(store.resume("w", 9, 10, 100));
+  CHECK_FALSE(store.resume("w", 8, 10, 100));
+}
+
+TEST_CASE("sqlite store: retention by age, on append and by prune()") {
+  TempDir dir;
+  const auto on_append = dir.file("age-append.db");
+  const auto on_prune = dir.file("age-prune.db");
+  for (const auto& path : {on_append, on_prune}) {
+    SqliteStore store(path);
+    store.append(draft("u", "old"));           // 1
+    store.append(broadcast("old broadcast"));  // 2
+    store.append(draft("v", "old"));           // 3
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  SqliteStoreOptions young;
+  young.max_age = std::chrono::seconds(1);
+  {
+    SqliteStore store(on_append, young);
+    store.append(draft("u", "new"));  // 4
+    CHECK(titles(store.list("u", false, 10)) == std::vector<std::string>{"new"});
+    CHECK(store.list("v", false, 10).empty());
+    CHECK_FALSE(store.resume("v", 2, 10, 100));
+    CHECK(store.resume("v", 3, 10, 100));
+    CHECK(store.prune() == 0);
+  }
+  {
+    SqliteStore store(on_prune, young);
+    CHECK(store.list("u", false, 10).size() == 2);  // no append, no prune yet
+    CHECK(store.prune() == 3);
+    CHECK(store.list("u", false, 10).empty());
+    CHECK(store.unread_count("u") == 0);
+    CHECK_FALSE(store.resume("u", 1, 10, 100));
+    CHECK(store.resume("u", 2, 10, 100));
+    CHECK_FALSE(store.resume("v", 2, 10, 100));
+  }
+  SqliteStoreOptions forever;  // max_age 0
+  SqliteStore store(on_append, forever);
+  CHECK(store.prune() == 0);
+  CHECK(store.list("u", false, 10).size() == 1);
+}
+
+TEST_CASE("sqlite store: behaves like MemoryStore over random operations") {
+  test::StoreLimits limits{5, 3};
+  auto memory = test::MemoryStoreFactory::make(limits);
+  auto sqlite = test::SqliteStoreFactory::make(limits);
+  std::mt19937 random(20240601);
+  auto pick = [&random](std::uint64_t from, std::uint64_t to) {
+    return std::uniform_int_distribution<std::uint64_t>(from, to)(random);
+  };
+  const std::vector<std::string> users{"u0", "u1", "u2", "u3"};
+  for (int step = 0; step < 1500; ++step) {
+    CAPTURE(step);
+    const auto& user = users[pick(0, users.size() - 1)];
+    const auto op = pick(0, 99);
+    if (op < 45) {
+      auto d = draft(user, "n" + std::to_string(step));
+      REQUIRE(memory->append(d).id == sqlite->append(d).id);
+    } else if (op < 55) {
+      auto d = broadcast("b" + std::to_string(step));
+      REQUIRE(memory->append(d).id == sqlite->append(d).id);
+    } else if (op < 85) {
+      const auto id = std::to_string(pick(0, memory->head() + 2));
+      const auto m = memory->mark_read(user, id);
+      const auto s = sqlite->mark_read(user, id);
+      CHECK(m.ids == s.ids);
+      CHECK(m.unread_count == s.unread_count);
+      CHECK(m.seq == s.seq);
+    } else if (op < 90) {
+      const auto m = memory->mark_all_read(user);
+      const auto s = sqlite->mark_all_read(user);
+      CHECK(m.ids == s.ids);
+      CHECK(m.unread_count == s.unread_count);
+      CHECK(m.seq == s.seq);
+    }
+    REQUIRE(memory->head() == sqlite->head());
+
+    const auto limit = pick(0, 6);
+    const auto m_snap = memory->snapshot(user, limit);
+    const auto s_snap = sqlite->snapshot(user, limit);
+    CHECK(summaries(m_snap.unread) == summaries(s_snap.unread));
+    CHECK(m_snap.unread_count == s_snap.unread_count);
+    CHECK(m_snap.cursor == s_snap.cursor);
+
+    const auto unread_only = pick(0, 1) == 1;
+    CHECK(summaries(memory->list(user, unread_only, limit)) ==
+          summaries(sqlite->list(user, unread_only, limit)));
+    CHECK(memory->unread_count(user) == sqlite->unread_count(user));
+
+    const auto cursor = pick(0, memory->head() + 1);
+    const auto max_missed = pick(0, 12);
+    const auto m_resume = memory->resume(user, cursor, limit, max_missed);
+    const auto s_resume = sqlite->resume(user, cursor, limit, max_missed);
+    REQUIRE(m_resume.has_value() == s_resume.has_value());
+    if (m_resume) {
+      CHECK(summaries(m_resume->missed) == summaries(s_resume->missed));
+      CHECK(summaries(m_resume->snapshot.unread) == summaries(s_resume->snapshot.unread));
+      CHECK(m_resume->snapshot.unread_count == s_resume->snapshot.unread_count);
+      CHECK(m_resume->snapshot.cursor == s_resume->snapshot.cursor);
+      CHECK(m_resume->head == s_resume->head);
+    }
+  }
+}
+
+TEST_CASE("sqlite store: 5000 appends to a file (WAL, synchronous=NORMAL), rate reported") {
+  TempDir dir;
+  SqliteStore store(dir.file("speed.db"));
+  constexpr int count = 5000;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < count; ++i) {
+    auto d = draft("user" + std::to_string(i % 100), "notification " + std::to_string(i));
+    d.body = "a body of some length, as a real notification would have";
+    d.data = {{"orderId", i}};
+    store.append(std::move(d));
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  const double per_second = count / elapsed.count();
+  MESSAGE("SqliteStore: " << count << " appends in " << elapsed.count() * 1000
+                          << " ms = " << static_cast<long>(per_second) << " appends/s");
+  CHECK(store.head() == count);  // a figure, not a speed assertion: tests never time things
+}
+
+TEST_SUITE("concurrency") {
+  TEST_CASE("sqlite store: concurrent appends get unique, increasing ids") {
+    TempDir dir;
+    SqliteStore store(dir.file("threads.db"));
+    constexpr int threads = 4;
+    constexpr int per_thread = 250;
+    std::vector<std::vector<std::uint64_t>> ids(threads);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&store, &ids, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          const auto user = "user" + std::to_string(t);
+          const auto n = store.append(i % 10 == 0 ? broadcast("b") : draft(user, "n"));
+          ids[t].push_back(*notify::parse_sequence(n.id));
+          if (i % 25 == 0) {
+            store.snapshot(user, 5);
+            store.mark_all_read(user);
+          }
+        }
+      });
+    }
+    for (auto& w : workers)
+      w.join();
+    std::set<std::uint64_t> all;
+    for (const auto& own : ids) {
+      CHECK(std::is_sorted(own.begin(), own.end()));
+      all.insert(own.begin(), own.end());
+    }
+    CHECK(all.size() == static_cast<std::size_t>(threads * per_thread));
+    CHECK(*all.rbegin() <= store.head());
+  }
+}
+
+#endif  // NOTIFY_TEST_HAVE_SQLITE

@@ -1,0 +1,259 @@
+// The Store contract (include/notify/store.hpp), run against every store in
+// NOTIFY_TEST_STORES: the same cases, the same expected answers.
+#include "store_factories.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using notify::Notification;
+using test::broadcast;
+using test::draft;
+
+namespace {
+std::vector<std::string> titles(const std::vector<Notification>& notifications) {
+  std::vector<std::string> out;
+  for (const auto& n : notifications)
+    out.push_back(n.title);
+  return out;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("store: ids increase and snapshots list unread newest first", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto a = store->append(draft("alice", "a1"));
+  const auto b = store->append(draft("bob", "b1"));
+  const auto c = store->append(draft("alice", "a2"));
+  CHECK(a.id == "1");
+  CHECK(b.id == "2");
+  CHECK(c.id == "3");
+  CHECK(c.created_at.size() == 24);
+  CHECK(store->head() == 3);
+  const auto snap = store->snapshot("alice", 10);
+  REQUIRE(snap.unread.size() == 2);
+  CHECK(snap.unread[0].title == "a2");
+  CHECK(snap.unread[1].title == "a1");
+  CHECK(snap.unread_count == 2);
+  CHECK(snap.cursor == 3);
+  CHECK(store->snapshot("nobody", 10).unread.empty());
+}
+
+TEST_CASE_TEMPLATE("store: snapshot limit does not change the count", F, NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  for (int i = 0; i < 5; ++i)
+    store->append(draft("u", "n" + std::to_string(i)));
+  const auto snap = store->snapshot("u", 2);
+  CHECK(snap.unread.size() == 2);
+  CHECK(snap.unread_count == 5);
+  CHECK(store->snapshot("u", 0).unread.empty());
+}
+
+TEST_CASE_TEMPLATE("store: every field comes back as it went in", F, NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  Notification d = draft("alice", "Title \xE2\x9C\x93");
+  d.body = "line 1\nline 2";
+  d.actor_id = "bob";
+  d.entity_type = "order";
+  d.entity_id = "o-42";
+  d.action_url = "/orders/42";
+  d.image_url = "https://example.com/a.png";
+  d.read_at = "2020-01-01T00:00:00.000Z";  // ignored: a new notification is unread
+  d.data = {{"n", 1}, {"list", {1, 2.5, "x"}}, {"nested", {{"ok", true}}}};
+  const auto stored = store->append(d);
+  CHECK(stored.read_at.empty());
+  const auto listed = store->list("alice", false, 10);
+  REQUIRE(listed.size() == 1);
+  const auto& n = listed[0];
+  CHECK(n.id == stored.id);
+  CHECK(n.user_id == "alice");
+  CHECK_FALSE(n.broadcast);
+  CHECK(n.type == "comment");
+  CHECK(n.title == d.title);
+  CHECK(n.body == d.body);
+  CHECK(n.actor_id == "bob");
+  CHECK(n.entity_type == "order");
+  CHECK(n.entity_id == "o-42");
+  CHECK(n.action_url == "/orders/42");
+  CHECK(n.image_url == d.image_url);
+  CHECK(n.data == d.data);
+  CHECK(n.created_at == stored.created_at);
+  CHECK(n.read_at.empty());
+
+  const auto b = store->append(broadcast("all"));
+  const auto listed_b = store->list("carol", false, 10);
+  REQUIRE(listed_b.size() == 1);
+  CHECK(listed_b[0].broadcast);
+  CHECK(listed_b[0].user_id.empty());
+  CHECK(listed_b[0].data.is_null());
+  CHECK(listed_b[0].id == b.id);
+}
+
+TEST_CASE_TEMPLATE("store: mark read and read all", F, NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto a = store->append(draft("alice", "a1"));
+  store->append(draft("alice", "a2"));
+  const auto head_before = store->head();
+  auto r = store->mark_read("alice", a.id);
+  CHECK(r.ids == std::vector<std::string>{a.id});
+  CHECK(r.unread_count == 1);
+  CHECK(r.seq == head_before + 1);
+  CHECK(store->head() == r.seq);
+  CHECK_FALSE(store->list("alice", false, 10)[1].read_at.empty());
+  SUBCASE("twice changes nothing") {
+    auto again = store->mark_read("alice", a.id);
+    CHECK(again.ids.empty());
+    CHECK(again.unread_count == 1);
+    CHECK(again.seq == store->head());
+    CHECK(store->head() == r.seq);
+  }
+  SUBCASE("another user's id changes nothing") {
+    auto other = store->mark_read("bob", a.id);
+    CHECK(other.ids.empty());
+    CHECK(store->unread_count("alice") == 1);
+  }
+  SUBCASE("garbage ids change nothing") {
+    CHECK(store->mark_read("alice", "x").ids.empty());
+    CHECK(store->mark_read("alice", "999").ids.empty());
+    CHECK(store->mark_read("alice", "99999999999999999999").ids.empty());
+    CHECK(store->head() == r.seq);
+  }
+  SUBCASE("read all") {
+    auto all = store->mark_all_read("alice");
+    CHECK(all.ids.size() == 1);
+    CHECK(all.unread_count == 0);
+    CHECK(all.seq == r.seq + 1);
+    CHECK(store->list("alice", true, 10).empty());
+    CHECK(store->list("alice", false, 10).size() == 2);
+    auto again = store->mark_all_read("alice");
+    CHECK(again.ids.empty());
+    CHECK(again.seq == all.seq);
+  }
+}
+
+TEST_CASE_TEMPLATE("store: broadcasts are seen by every user with their own read state", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  store->append(draft("alice", "a1"));
+  const auto b = store->append(broadcast("maintenance"));
+  CHECK(b.user_id.empty());
+  CHECK(b.broadcast);
+  CHECK(store->unread_count("alice") == 2);
+  CHECK(store->unread_count("carol") == 1);
+  CHECK(store->mark_read("carol", b.id).ids == std::vector<std::string>{b.id});
+  CHECK(store->mark_read("carol", b.id).ids.empty());
+  CHECK(store->unread_count("carol") == 0);
+  CHECK(store->unread_count("alice") == 2);
+  const auto list = store->list("carol", false, 10);
+  REQUIRE(list.size() == 1);
+  CHECK_FALSE(list[0].read_at.empty());
+  CHECK(store->list("carol", true, 10).empty());
+  CHECK(store->list("alice", false, 10)[0].read_at.empty());
+  CHECK(titles(store->list("alice", true, 10)) == std::vector<std::string>{"maintenance", "a1"});
+}
+
+TEST_CASE_TEMPLATE("store: read all covers own notifications, then broadcasts, oldest first", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto b1 = store->append(broadcast("b1"));
+  const auto a1 = store->append(draft("alice", "a1"));
+  const auto b2 = store->append(broadcast("b2"));
+  const auto a2 = store->append(draft("alice", "a2"));
+  store->append(draft("bob", "x"));
+  store->mark_read("alice", b1.id);
+  const auto all = store->mark_all_read("alice");
+  CHECK(all.ids == std::vector<std::string>{a1.id, a2.id, b2.id});
+  CHECK(all.unread_count == 0);
+  CHECK(all.seq == store->head());
+  CHECK(store->unread_count("bob") == 3);
+  CHECK(store->unread_count("carol") == 2);
+}
+
+TEST_CASE_TEMPLATE("store: resume gives the state at the cursor and what came after", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  store->append(draft("alice", "a1"));
+  store->append(draft("alice", "a2"));
+  const auto cursor = store->head();
+  store->append(draft("bob", "b1"));
+  store->append(draft("alice", "a3"));
+  store->append(broadcast("all"));
+  auto r = store->resume("alice", cursor, 10, 100);
+  REQUIRE(r);
+  CHECK(r->snapshot.cursor == cursor);
+  CHECK(r->snapshot.unread.size() == 2);
+  CHECK(r->snapshot.unread_count == 2);
+  REQUIRE(r->missed.size() == 2);
+  CHECK(r->missed[0].title == "a3");
+  CHECK(r->missed[1].title == "all");
+  CHECK(r->head == store->head());
+
+  CHECK_FALSE(store->resume("alice", store->head() + 1, 10, 100));  // from the future
+  CHECK_FALSE(store->resume("alice", cursor, 10, 1));               // too much missed
+  CHECK(store->resume("alice", cursor, 10, 2));                     // exactly the limit
+
+  auto at_head = store->resume("alice", store->head(), 1, 100);
+  REQUIRE(at_head);
+  CHECK(at_head->missed.empty());
+  CHECK(at_head->snapshot.unread.size() == 1);
+  CHECK(at_head->snapshot.unread_count == 4);
+
+  auto from_zero = store->resume("alice", 0, 10, 100);
+  REQUIRE(from_zero);
+  CHECK(titles(from_zero->missed) == std::vector<std::string>{"a1", "a2", "a3", "all"});
+  CHECK(from_zero->snapshot.unread.empty());
+  CHECK(from_zero->snapshot.unread_count == 0);
+}
+
+TEST_CASE_TEMPLATE("store: resume after read-state changes", F, NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto a1 = store->append(draft("alice", "a1"));
+  store->append(draft("alice", "a2"));
+  const auto cursor = store->head();
+  const auto a3 = store->append(draft("alice", "a3"));
+  const auto b = store->append(broadcast("b"));
+  store->mark_read("alice", a1.id);
+  store->mark_read("alice", a3.id);
+  store->mark_read("alice", b.id);
+  auto r = store->resume("alice", cursor, 10, 100);
+  REQUIRE(r);
+  CHECK(r->head == store->head());
+  REQUIRE(r->missed.size() == 2);  // read-state changes are not notifications
+  CHECK_FALSE(r->missed[0].read_at.empty());
+  CHECK_FALSE(r->missed[1].read_at.empty());
+  CHECK(titles(r->snapshot.unread) == std::vector<std::string>{"a2"});
+  CHECK(r->snapshot.unread_count == 1);
+}
+
+TEST_CASE_TEMPLATE("store: a cursor older than the kept history is refused", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make(test::StoreLimits{3, 3});
+  for (int i = 0; i < 5; ++i)
+    store->append(draft("u", std::to_string(i)));
+  CHECK(store->list("u", false, 100).size() == 3);
+  CHECK(store->unread_count("u") == 3);
+  CHECK_FALSE(store->resume("u", 1, 10, 100));
+  CHECK(store->resume("u", 2, 10, 100));
+  CHECK(store->resume("other", 1, 10, 100));  // nothing of theirs was dropped
+}
+
+TEST_CASE_TEMPLATE("store: removed broadcasts refuse old cursors for everyone", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make(test::StoreLimits{10, 2});
+  const auto b1 = store->append(broadcast("b1"));
+  store->append(broadcast("b2"));
+  store->mark_read("alice", b1.id);
+  CHECK(store->unread_count("alice") == 1);
+  store->append(broadcast("b3"));  // b1 goes, and alice's read mark of it with it
+  CHECK(titles(store->list("alice", false, 10)) == std::vector<std::string>{"b3", "b2"});
+  CHECK(store->unread_count("alice") == 2);
+  CHECK(store->unread_count("bob") == 2);
+  CHECK(store->mark_read("alice", b1.id).ids.empty());
+  REQUIRE(b1.id == "1");
+  CHECK_FALSE(store->resume("bob", 0, 10, 100));
+  CHECK(store->resume("bob", 1, 10, 100));
+  const auto all = store->mark_all_read("alice");
+  CHECK(all.ids.size() == 2);
+  CHECK(all.unread_count == 0);
+}
