@@ -18,6 +18,7 @@ function args(argv) {
   return o;
 }
 const opt = args(process.argv.slice(2));
+const big = opt.big ? Number(opt.big).toLocaleString('en-US') : '';
 
 if (opt.splice) {
   const generated = fs.readFileSync(opt.splice, 'utf8');
@@ -72,7 +73,7 @@ const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? '—' :
 // A figure: [label, key or [keys], formatter, how] (how: 'median' or 'sum').
 const groups = [
   {
-    base: 'idle', title: `Idle connections: ${opt.big} held, RSS from /proc/PID/status before and after`,
+    base: 'idle', title: `Idle connections: ${big} held, RSS from /proc/PID/status before and after`,
     figures: [
       ['RSS per connection', 'rss_kib.per_connection', f.kib],
       ['server RSS, all connected', 'rss_kib.after', f.mib],
@@ -84,11 +85,11 @@ const groups = [
     figures: 'flat',
   },
   {
-    base: 'fanout-big', title: `Fan-out to ${opt.big} connections, flat out (at most 32 broadcasts in flight)`,
+    base: 'fanout-big', title: `Fan-out to ${big} connections, flat out (at most 32 broadcasts in flight)`,
     figures: 'flat',
   },
   {
-    base: 'paced-big', title: `Fan-out to ${opt.big} connections, paced at 40,000 deliveries/s`,
+    base: 'paced-big', title: `Fan-out to ${big} connections, paced at 40,000 deliveries/s`,
     figures: [
       ['latency p50 / p90', ['latency_ms.p50', 'latency_ms.p90'], f.ms],
       ['latency p99 / max', ['latency_ms.p99', 'latency_ms.max'], f.ms],
@@ -256,7 +257,7 @@ for (const proto of ['sse', 'ws']) {
 }
 for (const proto of ['sse', 'ws']) {
   const p99 = med(`paced-big-${proto}`, 'notify', 'latency_ms.p99');
-  targets.push([`fan-out to ${opt.big} paced at 40k/s (${proto.toUpperCase()}): p99 ≤ 5 ms`, show(p99, f.ms), verdict(p99 === undefined ? undefined : p99 <= 5)]);
+  targets.push([`fan-out to ${big} paced at 40k/s (${proto.toUpperCase()}): p99 ≤ 5 ms`, show(p99, f.ms), verdict(p99 === undefined ? undefined : p99 <= 5)]);
 }
 for (const proto of ['sse', 'ws']) {
   const a = med(`unicast-1k-${proto}`, 'notify', 'publishes_per_s');
@@ -336,7 +337,7 @@ const gp = [
   `set terminal pngcairo size 1400,560 font "sans,10"`,
   `set output "${path.join(opt.out, 'benchmarks.png')}"`,
   `set multiplot layout 1,2 title "notify-demo vs the Node peer (server on one core) — ${opt.command}, ${opt.load}"`,
-  `set title "Latency CDF, fan-out to ${opt.big} paced at 40k deliveries/s"`,
+  `set title "Latency CDF, fan-out to ${big} paced at 40k deliveries/s"`,
   'set logscale x', 'set xlabel "latency (ms)"', 'set ylabel "fraction of deliveries"', 'set key bottom right', 'set grid',
   cdfs.length ? `plot ${cdfs.map(([file, title]) => `"${file}" using 1:2 with lines lw 2 title "${title}"`).join(', ')}`
     : 'set label 1 "no paced run" at graph 0.4,0.5\nplot 2 notitle',

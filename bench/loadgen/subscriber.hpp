@@ -87,7 +87,6 @@ class Subscriber {
   bool ready_ = false;
   bool closed_ = false;
   bool writing_ = false;
-  bool counted_done_ = false;
 };
 
 class Pool {
