@@ -3,11 +3,9 @@
 
 #ifdef NOTIFY_DEMO_WITH_SQLITE
 
-#include <stdlib.h>
+#include "../support/temp_dir.hpp"
 
-#include <filesystem>
 #include <string>
-#include <system_error>
 #include <vector>
 
 using namespace itest;
@@ -15,27 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-// A fresh directory for the database (and its -wal and -shm files), removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "notify-demo-XXXXXX").string();
-    if (!mkdtemp(pattern.data()))
-      throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = testsupport::TempDir;
 
 std::vector<std::string> read_ids(SseStream& s, std::size_t count) {
   std::vector<std::string> ids;

@@ -3,7 +3,7 @@
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
 
-#include "doubles.hpp"
+#include "fixtures.hpp"
 
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
@@ -15,24 +15,9 @@ using asio::ip::tcp;
 
 namespace {
 
-notify::Notification draft(const std::string& user, const std::string& title) {
-  notify::Notification n;
-  n.user_id = user;
-  n.type = "comment";
-  n.title = title;
-  return n;
-}
-
-// A connected pair of real loopback TCP sockets.
-struct SocketPair {
-  tcp::socket server;
-  tcp::socket client;
-  explicit SocketPair(asio::io_context& io) : server(io), client(io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    client.connect(acceptor.local_endpoint());
-    acceptor.accept(server);
-  }
-};
+using test::draft;
+using test::no_batching;
+using test::SocketPair;
 
 // Reads from the client socket (non-blocking, driven by the io_context) until `done`.
 struct Reader {

@@ -3,24 +3,12 @@
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
 
-#include "doubles.hpp"
+#include "fixtures.hpp"
 
 #include <doctest/doctest.h>
 
-namespace {
-notify::Notification draft(const std::string& user, const std::string& title) {
-  notify::Notification n;
-  n.user_id = user;
-  n.type = "comment";
-  n.title = title;
-  return n;
-}
-notify::HubOptions no_batching() {
-  notify::HubOptions o;
-  o.batch_window = std::chrono::milliseconds(0);
-  return o;
-}
-}  // namespace
+using test::draft;
+using test::no_batching;
 
 TEST_CASE("callback transport: chunks reach the framework's write function") {
   asio::io_context io;

@@ -1,7 +1,7 @@
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
 
-#include "doubles.hpp"
+#include "fixtures.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -14,41 +14,9 @@ using notify::NotificationHub;
 
 namespace {
 
-Notification draft(const std::string& user, const std::string& title = "t") {
-  Notification n;
-  n.user_id = user;
-  n.type = "comment";
-  n.title = title;
-  return n;
-}
-
-notify::HubOptions no_batching() {
-  notify::HubOptions o;
-  o.batch_window = std::chrono::milliseconds(0);
-  return o;
-}
-
-// One client connection over a RecordingTransport.
-struct Client {
-  std::shared_ptr<test::RecordingTransport> transport;
-  std::shared_ptr<notify::SseSink> sink;
-
-  Client(asio::io_context& io, NotificationHub& hub, const std::string& user,
-         std::string_view cursor = {}) {
-    transport = std::make_shared<test::RecordingTransport>(io);
-    sink = notify::SseSink::create(transport);
-    hub.attach(user, sink, cursor);
-  }
-  std::vector<test::SseEvent> events() const { return test::parse_sse(transport->bytes()); }
-  std::vector<test::SseEvent> of_type(const std::string& type) const {
-    std::vector<test::SseEvent> out;
-    for (auto& e : events())
-      if (e.type == type)
-        out.push_back(e);
-    return out;
-  }
-  std::size_t count() const { return events().size(); }
-};
+using Client = test::SseClient;
+using test::draft;
+using test::no_batching;
 
 bool wait_count(asio::io_context& io, const Client& c, std::size_t n) {
   return test::run_until(io, [&] { return c.count() >= n; });

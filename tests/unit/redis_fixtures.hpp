@@ -11,7 +11,7 @@
 #include <notify/sse_sink.hpp>
 
 #include "../support/redis_server.hpp"
-#include "doubles.hpp"
+#include "fixtures.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <doctest/doctest.h>
@@ -61,30 +61,12 @@ inline notify::RedisOptions options_for(const testredis::RedisServer& server,
 }
 
 inline notify::HubOptions hub_options() {
-  notify::HubOptions o;
-  o.batch_window = std::chrono::milliseconds(0);
-  return o;
+  return test::no_batching();
 }
 
 // One client connection over a RecordingTransport, and what a browser would make of it.
-struct Client {
-  std::shared_ptr<test::RecordingTransport> transport;
-  std::shared_ptr<notify::SseSink> sink;
-
-  Client(asio::io_context& io, notify::NotificationHub& hub, const std::string& user,
-         std::string_view cursor = {}) {
-    transport = std::make_shared<test::RecordingTransport>(io);
-    sink = notify::SseSink::create(transport);
-    hub.attach(user, sink, cursor);
-  }
-  std::vector<test::SseEvent> events() const { return test::parse_sse(transport->bytes()); }
-  std::vector<test::SseEvent> of_type(const std::string& type) const {
-    std::vector<test::SseEvent> out;
-    for (auto& e : events())
-      if (e.type == type)
-        out.push_back(e);
-    return out;
-  }
+struct Client : test::SseClient {
+  using test::SseClient::SseClient;
 
   // The client's model: the ids it holds in arrival order (a reset replaces them), how many
   // times it received each, and its unread badge.
@@ -142,13 +124,7 @@ inline bool eventually(const std::function<bool()>& done,
   return true;
 }
 
-inline notify::Notification draft(const std::string& user, const std::string& title = "t") {
-  notify::Notification n;
-  n.user_id = user;
-  n.type = "comment";
-  n.title = title;
-  return n;
-}
+using test::draft;
 
 }  // namespace redistest
 

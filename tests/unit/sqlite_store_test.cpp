@@ -8,6 +8,8 @@
 #include <notify/memory_store.hpp>
 #include <notify/sqlite_store.hpp>
 
+#include "../support/temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
@@ -33,28 +35,7 @@ using test::draft;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "notify-sqlite-XXXXXX").string();
-    if (!mkdtemp(pattern.data()))
-      throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = testsupport::TempDir;
 
 std::vector<std::string> titles(const std::vector<Notification>& notifications) {
   std::vector<std::string> out;

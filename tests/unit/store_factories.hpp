@@ -6,6 +6,8 @@
 #include <notify/memory_store.hpp>
 #include <notify/store.hpp>
 
+#include "fixtures.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cstddef>
@@ -44,22 +46,6 @@ struct SqliteStoreFactory {
 #else
 #define NOTIFY_TEST_STORES test::MemoryStoreFactory
 #endif
-
-inline notify::Notification draft(const std::string& user, const std::string& title) {
-  notify::Notification n;
-  n.user_id = user;
-  n.type = "comment";
-  n.title = title;
-  return n;
-}
-
-inline notify::Notification broadcast(const std::string& title) {
-  notify::Notification n;
-  n.broadcast = true;
-  n.type = "system";
-  n.title = title;
-  return n;
-}
 
 }  // namespace test
 

@@ -4,7 +4,7 @@
 #include <notify/hub.hpp>
 #include <notify/ws_deflate.hpp>
 
-#include "doubles.hpp"
+#include "fixtures.hpp"
 #include "ws_test_support.hpp"
 
 #include <asio/ip/tcp.hpp>
@@ -18,13 +18,9 @@ using notify::ws::Opcode;
 
 namespace {
 
-notify::Notification draft(const std::string& user, const std::string& title) {
-  notify::Notification n;
-  n.user_id = user;
-  n.type = "comment";
-  n.title = title;
-  return n;
-}
+using test::draft;
+using test::no_batching;
+using test::SocketPair;
 
 struct Frame {
   Opcode opcode;
@@ -119,12 +115,6 @@ struct WsClient {
     return std::nullopt;
   }
 };
-
-notify::HubOptions no_batching() {
-  notify::HubOptions o;
-  o.batch_window = std::chrono::milliseconds(0);
-  return o;
-}
 
 }  // namespace
 

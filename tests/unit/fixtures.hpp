@@ -1,0 +1,77 @@
+// Builders and clients shared by the unit tests: notification drafts, hub options without
+// batching, an SSE client over a RecordingTransport, and a connected pair of loopback sockets.
+#pragma once
+
+#include <notify/hub.hpp>
+#include <notify/notification.hpp>
+#include <notify/sse_sink.hpp>
+
+#include "doubles.hpp"
+
+#include <asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace test {
+
+inline notify::Notification draft(const std::string& user, const std::string& title = "t") {
+  notify::Notification n;
+  n.user_id = user;
+  n.type = "comment";
+  n.title = title;
+  return n;
+}
+
+inline notify::Notification broadcast(const std::string& title) {
+  notify::Notification n;
+  n.broadcast = true;
+  n.type = "system";
+  n.title = title;
+  return n;
+}
+
+inline notify::HubOptions no_batching() {
+  notify::HubOptions o;
+  o.batch_window = std::chrono::milliseconds(0);
+  return o;
+}
+
+// One SSE client connection over a RecordingTransport, attached on construction.
+struct SseClient {
+  std::shared_ptr<RecordingTransport> transport;
+  std::shared_ptr<notify::SseSink> sink;
+
+  SseClient(asio::io_context& io, notify::NotificationHub& hub, const std::string& user,
+            std::string_view cursor = {}) {
+    transport = std::make_shared<RecordingTransport>(io);
+    sink = notify::SseSink::create(transport);
+    hub.attach(user, sink, cursor);
+  }
+  std::vector<SseEvent> events() const { return parse_sse(transport->bytes()); }
+  std::vector<SseEvent> of_type(const std::string& type) const {
+    std::vector<SseEvent> out;
+    for (auto& e : events())
+      if (e.type == type)
+        out.push_back(e);
+    return out;
+  }
+  std::size_t count() const { return events().size(); }
+};
+
+// A connected pair of real loopback TCP sockets.
+struct SocketPair {
+  asio::ip::tcp::socket server;
+  asio::ip::tcp::socket client;
+  explicit SocketPair(asio::io_context& io) : server(io), client(io) {
+    asio::ip::tcp::acceptor acceptor(
+        io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.connect(acceptor.local_endpoint());
+    acceptor.accept(server);
+  }
+};
+
+}  // namespace test
