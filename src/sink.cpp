@@ -1,3 +1,5 @@
+#include "flush_lane.hpp"
+
 #include <notify/error.hpp>
 #include <notify/sink.hpp>
 
@@ -19,6 +21,8 @@ Sink::Sink(std::shared_ptr<Transport> transport, WireFormat format)
       id_(next_sink_id.fetch_add(1, std::memory_order_relaxed)) {
   if (!transport_)
     throw std::invalid_argument("sink: the transport is null");
+  if (transport_->single_threaded())
+    lane_ = &detail::FlushLane::of(transport_->executor());
 }
 
 Sink::~Sink() = default;
@@ -102,61 +106,97 @@ void Sink::overflow_locked() {
 }
 
 void Sink::kick() {
+  if (lane_) {
+    lane_->schedule(shared_from_this(), transport_->executor());
+    return;
+  }
   asio::post(transport_->executor(), [self = shared_from_this()] { self->flush(); });
 }
 
 void Sink::flush() {
-  std::shared_ptr<SinkOwner> resync_owner;
-  std::error_code close_reason;
-  bool close_now = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (state_ == State::closed) {
-      pipeline_active_ = false;
-      return;
-    }
-    if (pending_.empty()) {
-      pipeline_active_ = false;
-      if (state_ == State::resync_pending) {
-        resync_owner = owner_.lock();
-        if (!resync_owner) {
-          close_now = true;
-          close_reason = make_error_code(errc::hub_stopped);
-        }
-      } else if (state_ == State::closing) {
-        close_now = true;
-        close_reason = close_reason_;
-      } else {
+  for (;;) {
+    std::shared_ptr<SinkOwner> resync_owner;
+    std::error_code close_reason;
+    bool close_now = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ == State::closed) {
+        pipeline_active_ = false;
         return;
       }
-    } else {
-      writing_.swap(pending_);
-      pending_bytes_ = 0;
+      if (pending_.empty()) {
+        pipeline_active_ = false;
+        if (state_ == State::resync_pending) {
+          resync_owner = owner_.lock();
+          if (!resync_owner) {
+            close_now = true;
+            close_reason = make_error_code(errc::hub_stopped);
+          }
+        } else if (state_ == State::closing) {
+          close_now = true;
+          close_reason = close_reason_;
+        } else {
+          return;
+        }
+      } else {
+        writing_.swap(pending_);
+        pending_bytes_ = 0;
+      }
     }
+    if (resync_owner) {
+      resync_owner->on_sink_resync(shared_from_this());
+      return;
+    }
+    if (close_now) {
+      finish_close(close_reason);
+      return;
+    }
+    if (start_write())
+      return;  // in flight: on_write() goes on
   }
-  if (resync_owner) {
-    resync_owner->on_sink_resync(shared_from_this());
-    return;
-  }
-  if (close_now) {
-    finish_close(close_reason);
-    return;
-  }
-  buffers_.clear();
-  buffers_.reserve(writing_.size() + 1);
-  if (!preamble_.empty())
-    buffers_.push_back(asio::buffer(preamble_));
-  for (const auto& e : writing_)
-    buffers_.push_back(asio::buffer(e->encoded(format_)));
-  transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
 }
 
-void Sink::on_write(std::error_code ec, std::size_t bytes) {
-  if (ec) {
-    writing_.clear();
-    fail(ec);
-    return;
+bool Sink::start_write() {
+  buffers_.clear();
+  buffers_.reserve(writing_.size() + 1);
+  std::size_t total = 0;
+  if (!preamble_.empty()) {
+    buffers_.push_back(asio::buffer(preamble_));
+    total += preamble_.size();
   }
+  for (const auto& e : writing_) {
+    const auto& bytes = e->encoded(format_);
+    buffers_.push_back(asio::buffer(bytes));
+    total += bytes.size();
+  }
+  written_now_ = 0;
+  if (transport_->can_write_now()) {
+    std::error_code ec;
+    written_now_ = transport_->write_now(BufferSpan{buffers_.data(), buffers_.size()}, ec);
+    if (ec && ec != asio::error::would_block) {
+      writing_.clear();
+      fail(ec);
+      return true;
+    }
+    if (written_now_ == total) {
+      wrote(total);
+      return false;
+    }
+    // Keep what the socket did not take for the asynchronous write.
+    std::size_t skip = written_now_;
+    auto first = buffers_.begin();
+    while (skip >= first->size()) {
+      skip -= first->size();
+      ++first;
+    }
+    *first += skip;
+    buffers_.erase(buffers_.begin(), first);
+  }
+  transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
+  return true;
+}
+
+void Sink::wrote(std::size_t bytes) {
   std::size_t messages = 0;
   for (const auto& e : writing_)
     if (e->kind() == Event::Kind::message)
@@ -168,6 +208,15 @@ void Sink::on_write(std::error_code ec, std::size_t bytes) {
     std::string().swap(preamble_);
   if (auto owner = owner_.lock())
     owner->on_sink_wrote(messages, bytes);
+}
+
+void Sink::on_write(std::error_code ec, std::size_t bytes) {
+  if (ec) {
+    writing_.clear();
+    fail(ec);
+    return;
+  }
+  wrote(written_now_ + bytes);
   flush();
 }
 

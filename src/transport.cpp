@@ -12,4 +12,9 @@ void Transport::async_read_some(asio::mutable_buffer, std::shared_ptr<TransportH
              [h = std::move(handler)] { h->on_read(asio::error::operation_not_supported, 0); });
 }
 
+std::size_t Transport::write_now(BufferSpan, std::error_code& ec) {
+  ec = asio::error::operation_not_supported;
+  return 0;
+}
+
 }  // namespace notify

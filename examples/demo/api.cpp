@@ -376,7 +376,7 @@ void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexc
   std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
   std::shared_ptr<notify::SseSink> sink;
   try {
-    transport = notify::make_asio_transport(std::move(socket));
+    transport = notify::make_asio_transport(std::move(socket), notify::Threading::single);
     sink = notify::SseSink::create(transport);
     std::error_code ec;
     hub_.attach(std::move(request.user), sink, request.cursor, ec);
@@ -400,7 +400,7 @@ void Api::open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request)
   std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
   std::shared_ptr<notify::WebSocketSink> sink;
   try {
-    transport = notify::make_asio_transport(std::move(socket));
+    transport = notify::make_asio_transport(std::move(socket), notify::Threading::single);
     // The sink writes the handshake's 101 response as its first bytes, once attached.
     sink = notify::WebSocketSink::create(transport, request.handshake);
     std::error_code ec;

@@ -54,6 +54,7 @@ class Api {
   // Never throws: an exception becomes a 500 response.
   Outcome handle(const HttpRequest& request) noexcept;
 
+  // The socket's io_context must be run by one thread (the transport has no strand).
   // Hands the socket (nothing written yet) to an SseSink attached to the hub. When the hub
   // refuses the connection, answers with a JSON error and closes instead.
   void open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept;

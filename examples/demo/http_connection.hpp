@@ -7,7 +7,7 @@
 //
 // Lifetime: shared_ptr, kept alive by its pending operations. Thread safety: start() once
 // after construction; stop() from any thread. Everything else runs on the socket's executor
-// (a strand when the io_context has several threads).
+// (an io_context run by one thread).
 #pragma once
 
 #include "api.hpp"

@@ -15,6 +15,7 @@
 #include <notify/redis_store.hpp>
 #endif
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/signal_set.hpp>
@@ -53,16 +54,18 @@ class ShutdownWatchdog {
       thread_.join();
   }
 
-  // Stops `io` unless the watchdog is destroyed (the run threads returned) within `grace`.
-  void arm(asio::io_context& io, std::chrono::seconds grace) {
+  // Stops every io_context of `contexts` unless the watchdog is destroyed (the run threads
+  // returned) within `grace`.
+  void arm(std::vector<asio::io_context*> contexts, std::chrono::seconds grace) {
     std::lock_guard lock(mutex_);
     if (thread_.joinable() || done_)
       return;
-    thread_ = std::thread([this, &io, grace] {
+    thread_ = std::thread([this, contexts = std::move(contexts), grace] {
       std::unique_lock lock(mutex_);
       if (!cv_.wait_for(lock, grace, [this] { return done_; })) {
         std::fprintf(stderr, "notify-demo: connections did not close in time; stopping\n");
-        io.stop();
+        for (auto* io : contexts)
+          io->stop();
       }
     });
   }
@@ -123,7 +126,15 @@ std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const s
 }
 
 int run(const demo::Options& options) {
-  asio::io_context io(static_cast<int>(options.threads));
+  // One io_context per thread: a connection lives on one of them, so no strand is needed
+  // and a fan-out is written by every thread in parallel.
+  std::vector<std::unique_ptr<asio::io_context>> owned;
+  std::vector<asio::io_context*> contexts;
+  for (unsigned i = 0; i < options.threads; ++i) {
+    owned.push_back(std::make_unique<asio::io_context>(1));
+    contexts.push_back(owned.back().get());
+  }
+  asio::io_context& io = *contexts.front();
 
   notify::HubOptions hub_options;
   hub_options.heartbeat_interval = options.heartbeat;
@@ -142,7 +153,7 @@ int run(const demo::Options& options) {
   demo::ApiOptions api_options;
   api_options.allowed_origins = options.allowed_origins;
   demo::Api api(hub, api_options);
-  demo::Server server(io, api, demo::ConnectionLimits{}, options.threads > 1);
+  demo::Server server(contexts, api, demo::ConnectionLimits{});
 
   std::error_code ec;
   const auto address = asio::ip::make_address(options.bind, ec);
@@ -157,6 +168,11 @@ int run(const demo::Options& options) {
     return 1;
   }
 
+  // The other io_contexts have no work until a connection arrives; keep them running.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  for (auto* context : contexts)
+    keep_running.push_back(asio::make_work_guard(*context));
+
   ShutdownWatchdog watchdog;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code wait_ec, int signal_number) {
@@ -165,7 +181,9 @@ int run(const demo::Options& options) {
     std::fprintf(stderr, "notify-demo: signal %d, shutting down\n", signal_number);
     hub.stop();
     server.stop();
-    watchdog.arm(io, shutdown_grace);
+    for (auto& guard : keep_running)
+      guard.reset();
+    watchdog.arm(contexts, shutdown_grace);
   });
 
   std::printf("listening on http://%s:%u\n", url_host(endpoint.address()).c_str(),
@@ -173,8 +191,8 @@ int run(const demo::Options& options) {
   std::fflush(stdout);
 
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < options.threads; ++i)
-    threads.emplace_back([&io] { io.run(); });
+  for (std::size_t i = 1; i < contexts.size(); ++i)
+    threads.emplace_back([context = contexts[i]] { context->run(); });
   io.run();
   for (auto& t : threads)
     t.join();

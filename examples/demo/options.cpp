@@ -151,7 +151,7 @@ std::string usage(const std::string& program) {
          "  --heartbeat SECONDS   heartbeat on idle streams (default 30, at least 1)\n"
          "  --batch-ms MS         per-user batching window (default 200, 0 disables)\n"
          "  --auth dev            user from ?user= or X-User-Id (the only mode, default)\n"
-         "  --threads N           io_context threads (default 1)\n"
+         "  --threads N           threads, each running its own io_context (default 1)\n"
          "  --max-connections N   streams on this instance (default 100000)\n"
          "  --allowed-origin ORIGIN\n"
          "                        accept WebSocket handshakes only from this origin (and from\n"

@@ -14,7 +14,7 @@ struct Options {
   std::chrono::seconds heartbeat{30};    // at least 1
   std::chrono::milliseconds batch{200};  // 0 disables batching
   std::string auth = "dev";              // the only mode: ?user= or X-User-Id
-  unsigned threads = 1;                  // io_context threads
+  unsigned threads = 1;                  // threads, one io_context each
   std::size_t max_connections = 100000;  // streams on this instance
   // --allowed-origin (repeatable): the only origins a WebSocket handshake may come from.
   // Empty: any origin (development only).

@@ -1,19 +1,17 @@
 #include "server.hpp"
 
 #include <asio/post.hpp>
-#include <asio/strand.hpp>
 
 #include <algorithm>
 #include <cstdio>
 
 namespace demo {
 
-Server::Server(asio::io_context& io, Api& api, ConnectionLimits limits, bool strand_per_connection)
-    : io_(io),
+Server::Server(std::vector<asio::io_context*> contexts, Api& api, ConnectionLimits limits)
+    : contexts_(std::move(contexts)),
       api_(api),
       limits_(limits),
-      strand_per_connection_(strand_per_connection),
-      acceptor_(asio::make_strand(io)),
+      acceptor_(*contexts_.at(0)),
       retry_timer_(acceptor_.get_executor()) {}
 
 asio::ip::tcp::endpoint Server::listen(const asio::ip::address& address, unsigned short port,
@@ -39,10 +37,9 @@ asio::ip::tcp::endpoint Server::listen(const asio::ip::address& address, unsigne
 }
 
 void Server::accept() {
-  asio::any_io_executor executor = io_.get_executor();
-  if (strand_per_connection_)
-    executor = asio::make_strand(io_);
-  acceptor_.async_accept(executor, [this](std::error_code ec, asio::ip::tcp::socket socket) {
+  auto& context = *contexts_[next_context_];
+  next_context_ = (next_context_ + 1) % contexts_.size();
+  acceptor_.async_accept(context, [this](std::error_code ec, asio::ip::tcp::socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
@@ -90,7 +87,7 @@ void Server::stop() {
     stopped_ = true;
     connections.swap(connections_);
   }
-  // The acceptor lives on its strand: close it there.
+  // The acceptor lives on the first io_context: close it there.
   asio::post(acceptor_.get_executor(), [this] {
     std::error_code ignored;
     acceptor_.close(ignored);

@@ -1,6 +1,11 @@
 // Server: accepts TCP connections and gives each one an HttpConnection.
 //
-// Thread safety: listen() before io_context::run(); stop() from any thread (a signal
+// The server owns no threads: it accepts on the first io_context of `contexts` and hands
+// each new connection to the next io_context in turn. Every io_context is run by exactly
+// one thread, so nothing needs a strand and a connection's transport uses
+// notify::Threading::single.
+//
+// Thread safety: listen() before the io_contexts run; stop() from any thread (a signal
 // handler), once or more.
 #pragma once
 
@@ -22,9 +27,8 @@ namespace demo {
 
 class Server {
  public:
-  // `strand_per_connection`: give each connection its own strand (io_context run by several
-  // threads).
-  Server(asio::io_context& io, Api& api, ConnectionLimits limits, bool strand_per_connection);
+  // `contexts`: at least one; each is run by one thread.
+  Server(std::vector<asio::io_context*> contexts, Api& api, ConnectionLimits limits);
 
   // Binds and listens; returns the local endpoint (the port chosen when `port` is 0).
   asio::ip::tcp::endpoint listen(const asio::ip::address& address, unsigned short port,
@@ -39,10 +43,10 @@ class Server {
   void on_accept(std::error_code ec, asio::ip::tcp::socket socket);
   bool track(const std::shared_ptr<HttpConnection>& connection);  // false once stopped
 
-  asio::io_context& io_;
+  std::vector<asio::io_context*> contexts_;
+  std::size_t next_context_ = 0;  // touched by the accept loop only
   Api& api_;
   ConnectionLimits limits_;
-  bool strand_per_connection_;
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer retry_timer_;  // after accept fails (out of file descriptors)
 

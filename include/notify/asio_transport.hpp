@@ -1,8 +1,13 @@
 // AsioTransport<Stream>: a Transport over an Asio stream the host has accepted, such as
 // asio::ip::tcp::socket or asio::ssl::stream<asio::ip::tcp::socket> (after its handshake).
 //
-// The transport owns the stream and serializes its operations on a strand, so the host may
-// run its io_context on several threads.
+// The transport owns the stream. By default it serializes its operations on a strand, so
+// the host may run its io_context on several threads. A host that runs each io_context on
+// one thread (one io_context per core, the fastest layout) passes Threading::single: no
+// strand, and the sinks on that io_context share one flush task per fan-out.
+//
+// Over a plain TCP socket, write_now() is a non-blocking sendmsg(): a sink with nothing in
+// flight writes straight away instead of starting an asynchronous operation.
 //
 // Thread safety: as Transport: use it from executor() only (Sinks do so).
 #pragma once
@@ -15,6 +20,7 @@
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <type_traits>
@@ -22,7 +28,17 @@
 
 namespace notify {
 
+// How an AsioTransport orders its operations.
+enum class Threading : std::uint8_t {
+  strand,  // its own strand: the io_context may be run by several threads (the default)
+  single,  // the stream's executor as it is: the host runs that io_context on one thread
+};
+
 namespace detail {
+// A non-blocking gathered write to a socket descriptor (sendmsg with MSG_DONTWAIT).
+NOTIFY_EXPORT std::size_t write_now_to_socket(int descriptor, BufferSpan buffers,
+                                              std::error_code& ec);
+
 template <typename Stream, typename = void>
 struct has_lowest_layer : std::false_type {};
 template <typename Stream>
@@ -33,17 +49,41 @@ struct has_lowest_layer<Stream, std::void_t<decltype(std::declval<Stream&>().low
 template <typename Stream>
 class AsioTransport final : public Transport {
  public:
-  explicit AsioTransport(Stream stream, std::string_view kind = default_kind())
+  explicit AsioTransport(Stream stream, Threading threading = Threading::strand,
+                         std::string_view kind = default_kind())
       : stream_(std::move(stream)),
-        strand_(asio::make_strand(stream_.get_executor())),
+        executor_(threading == Threading::strand
+                      ? asio::any_io_executor(asio::make_strand(stream_.get_executor()))
+                      : asio::any_io_executor(stream_.get_executor())),
+        threading_(threading),
         kind_(kind) {}
 
-  asio::any_io_executor executor() const override { return strand_; }
+  asio::any_io_executor executor() const override { return executor_; }
+
+  bool single_threaded() const noexcept override { return threading_ == Threading::single; }
+
+  bool can_write_now() const noexcept override {
+    return std::is_same_v<Stream, asio::ip::tcp::socket>;
+  }
+
+  std::size_t write_now(BufferSpan buffers, std::error_code& ec) override {
+    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+      return detail::write_now_to_socket(stream_.native_handle(), buffers, ec);
+    } else {
+      return Transport::write_now(buffers, ec);
+    }
+  }
 
   void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) override {
+    if (threading_ == Threading::single) {
+      asio::async_write(
+          stream_, buffers,
+          [h = std::move(handler)](std::error_code ec, std::size_t n) { h->on_write(ec, n); });
+      return;
+    }
     asio::async_write(
         stream_, buffers,
-        asio::bind_executor(strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
+        asio::bind_executor(executor_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
           h->on_write(ec, n);
         }));
   }
@@ -52,9 +92,15 @@ class AsioTransport final : public Transport {
 
   void async_read_some(asio::mutable_buffer buffer,
                        std::shared_ptr<TransportHandler> handler) override {
+    if (threading_ == Threading::single) {
+      stream_.async_read_some(buffer, [h = std::move(handler)](std::error_code ec, std::size_t n) {
+        h->on_read(ec, n);
+      });
+      return;
+    }
     stream_.async_read_some(
         buffer,
-        asio::bind_executor(strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
+        asio::bind_executor(executor_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
           h->on_read(ec, n);
         }));
   }
@@ -94,14 +140,16 @@ class AsioTransport final : public Transport {
   }
 
   Stream stream_;
-  asio::strand<asio::any_io_executor> strand_;
+  asio::any_io_executor executor_;  // a strand over the stream's executor, or that executor
+  Threading threading_;
   std::string_view kind_;
 };
 
 // Makes a shared AsioTransport from an accepted stream.
 template <typename Stream>
-std::shared_ptr<AsioTransport<Stream>> make_asio_transport(Stream stream) {
-  return std::make_shared<AsioTransport<Stream>>(std::move(stream));
+std::shared_ptr<AsioTransport<Stream>> make_asio_transport(
+    Stream stream, Threading threading = Threading::strand) {
+  return std::make_shared<AsioTransport<Stream>>(std::move(stream), threading);
 }
 
 }  // namespace notify

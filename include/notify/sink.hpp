@@ -5,6 +5,11 @@
 // hub primes a new connection with its snapshot, and closing. A concrete sink (SseSink,
 // WebSocketSink) only says which wire format it speaks and what it writes first.
 //
+// Writing: when nothing is in flight a flush writes the queue at once with the transport's
+// non-blocking write_now() where it has one; only what the socket does not take goes
+// through an asynchronous write. Sinks of a single-threaded transport are flushed by their
+// context's FlushLane, one task per fan-out, instead of one posted handler each.
+//
 // Thread safety: send(), heartbeat(), close() and the accessors are safe from any thread;
 // they post onto the transport's executor, where every write starts and completes.
 // Construction and attach are done by the host and the hub.
@@ -25,6 +30,9 @@
 #include <vector>
 
 namespace notify {
+namespace detail {
+class FlushLane;
+}
 
 // What a sink does when its queue is full.
 enum class OverflowPolicy {
@@ -142,11 +150,16 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   void on_read(std::error_code ec, std::size_t bytes) override;
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
   void overflow_locked();
+  friend class detail::FlushLane;
   void kick();
   void flush();
+  // Starts writing writing_ (with the preamble first); false when the write completed at once.
+  bool start_write();
+  void wrote(std::size_t bytes);
   void finish_close(std::error_code reason);
 
   std::shared_ptr<Transport> transport_;
+  detail::FlushLane* lane_ = nullptr;  // set for single-threaded transports
   WireFormat format_;
   std::uint64_t id_;
   std::string user_;
@@ -170,6 +183,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // Touched only on the executor.
   std::vector<EventPtr> writing_;
   std::vector<asio::const_buffer> buffers_;
+  std::size_t written_now_ = 0;  // bytes of the current write that write_now() took
   std::string preamble_;
 
   std::atomic<bool> closed_{false};

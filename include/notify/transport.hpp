@@ -46,6 +46,20 @@ class NOTIFY_EXPORT Transport {
   // multi-threaded io_context this is a strand.
   virtual asio::any_io_executor executor() const = 0;
 
+  // True when executor() is run by a single thread and needs no strand (an io_context the
+  // host runs on one thread). Sinks then gather the flushes of every connection on that
+  // execution context into one task per fan-out instead of one posted handler each.
+  virtual bool single_threaded() const noexcept { return false; }
+
+  // True when write_now() can write without blocking (a plain TCP socket).
+  virtual bool can_write_now() const noexcept { return false; }
+
+  // Writes what the socket takes right now without blocking, from executor() while no
+  // async_write is in flight. Returns the bytes written (possibly fewer than asked, or 0
+  // with asio::error::would_block); any other error is a failed connection. Transports that
+  // cannot do this set asio::error::operation_not_supported.
+  virtual std::size_t write_now(BufferSpan buffers, std::error_code& ec);
+
   // Writes every byte of `buffers` (the array and the bytes stay valid until completion),
   // then calls handler->on_write(ec, bytes_written).
   virtual void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) = 0;

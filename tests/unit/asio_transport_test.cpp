@@ -2,14 +2,23 @@
 
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
+#include <notify/store.hpp>
 
 #include "fixtures.hpp"
 
 #include <asio/connect.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
 
 using asio::ip::tcp;
 
@@ -69,5 +78,211 @@ TEST_CASE("asio transport: an SSE stream over a real loopback socket") {
     hub.stop();
     REQUIRE(test::run_until(io, [&] { return reader.eof; }));
     CHECK(hub.connection_count() == 0);
+  }
+}
+
+namespace {
+
+// A loopback connection whose two ends belong to different io_contexts.
+std::pair<tcp::socket, tcp::socket> connect_across(asio::io_context& server_io,
+                                                   asio::io_context& client_io) {
+  tcp::acceptor acceptor(server_io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket client(client_io);
+  client.connect(acceptor.local_endpoint());
+  tcp::socket server(server_io);
+  acceptor.accept(server);
+  return {std::move(server), std::move(client)};
+}
+
+// The ids of the notification events in an SSE stream, in order.
+std::vector<std::string> notification_ids(const std::string& stream) {
+  std::vector<std::string> ids;
+  for (const auto& e : test::parse_sse(stream))
+    if (e.type == "notification")
+      ids.push_back(e.id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("asio transport, one thread: write_now writes at once and stops at a full socket") {
+  asio::io_context io;
+  SocketPair pair(io);
+  pair.server.set_option(asio::socket_base::send_buffer_size(4096));
+  pair.client.set_option(asio::socket_base::receive_buffer_size(4096));
+  notify::AsioTransport<tcp::socket> transport(std::move(pair.server), notify::Threading::single);
+  CHECK(transport.single_threaded());
+  CHECK(transport.can_write_now());
+
+  const std::string hello = "hello, ";
+  const std::string world = "world";
+  const asio::const_buffer two[] = {asio::buffer(hello), asio::buffer(world)};
+  std::error_code ec;
+  CHECK(transport.write_now(notify::BufferSpan{two, 2}, ec) == hello.size() + world.size());
+  CHECK(!ec);
+  std::string got(hello.size() + world.size(), '\0');
+  asio::read(pair.client, asio::buffer(got));
+  CHECK(got == "hello, world");
+
+  // Nobody reads: the socket buffers fill and write_now says would_block, writing nothing.
+  const std::string block(64 * 1024, 'x');
+  const asio::const_buffer one[] = {asio::buffer(block)};
+  std::size_t queued = 0;
+  int calls = 0;
+  for (; calls < 1000; ++calls) {
+    const auto n = transport.write_now(notify::BufferSpan{one, 1}, ec);
+    queued += n;
+    if (ec)
+      break;
+    CHECK(n > 0);
+  }
+  CHECK(ec == asio::error::would_block);
+  CHECK(calls < 1000);
+  CHECK(queued > 0);
+
+  // What was taken arrives whole.
+  std::string drained(queued, '\0');
+  asio::read(pair.client, asio::buffer(drained));
+  CHECK(drained == std::string(queued, 'x'));
+
+  // A closed peer is an error, not a would_block.
+  pair.client.close();
+  ec.clear();
+  for (int i = 0; i < 100 && !ec; ++i) {
+    transport.write_now(notify::BufferSpan{two, 2}, ec);
+    if (ec == asio::error::would_block)
+      ec.clear();
+  }
+  CHECK(ec);
+  CHECK(ec != asio::error::would_block);
+}
+
+TEST_CASE("asio transport, one thread: a fan-out to full sockets arrives whole and in order") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  constexpr int connections = 40;
+  constexpr int first_wave = 60;
+  constexpr int second_wave = 60;
+  const std::string body(3000, 'b');  // 60 × ~3 KiB ≫ a 4 KiB socket buffer
+
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::unique_ptr<Reader>> readers;
+  for (int i = 0; i < connections; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>(io));
+    pairs.back()->server.set_option(asio::socket_base::send_buffer_size(4096));
+    pairs.back()->client.set_option(asio::socket_base::receive_buffer_size(4096));
+    readers.push_back(std::make_unique<Reader>(Reader{pairs.back()->client, {}, false, {}}));
+    auto transport =
+        notify::make_asio_transport(std::move(pairs.back()->server), notify::Threading::single);
+    hub.attach("user" + std::to_string(i % 7), notify::SseSink::create(transport));
+  }
+
+  std::vector<std::string> published;
+  auto publish = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      auto note = test::broadcast("b" + std::to_string(published.size()));
+      note.body = body;
+      published.push_back(hub.broadcast(std::move(note)));
+    }
+  };
+  // Nobody reads yet: the first writes go out at once, then the sockets fill and the rest
+  // waits in asynchronous writes.
+  publish(first_wave);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+  for (auto& r : readers)
+    r->start();
+  publish(second_wave);
+
+  REQUIRE(test::run_until(
+      io,
+      [&] {
+        for (auto& r : readers)
+          if (notification_ids(r->bytes).size() < published.size())
+            return false;
+        return true;
+      },
+      std::chrono::seconds(20)));
+  for (auto& r : readers) {
+    CHECK(notification_ids(r->bytes) == published);
+    const auto events = test::parse_sse(r->bytes);
+    REQUIRE(!events.empty());
+    CHECK(events.front().type == "init");
+    CHECK(nlohmann::json::parse(events.back().data)["body"] == body);
+  }
+  const auto m = hub.metrics();
+  CHECK(m.resyncs == 0);
+  CHECK(m.events_delivered == static_cast<std::uint64_t>(connections) * (published.size() + 1));
+}
+
+TEST_SUITE("concurrency") {
+  TEST_CASE(
+      "asio transport, one io_context per thread: fan-outs from several threads arrive in order") {
+    asio::io_context lanes[2];
+    asio::io_context clients;
+    notify::NotificationHub hub(lanes[0].get_executor(), no_batching());
+    constexpr int connections = 24;
+    constexpr int publishers = 3;
+    constexpr int per_publisher = 40;
+
+    std::vector<std::unique_ptr<tcp::socket>> client_sockets;
+    std::vector<std::unique_ptr<Reader>> readers;
+    for (int i = 0; i < connections; ++i) {
+      auto [server, client] = connect_across(lanes[i % 2], clients);
+      client_sockets.push_back(std::make_unique<tcp::socket>(std::move(client)));
+      readers.push_back(std::make_unique<Reader>(Reader{*client_sockets.back(), {}, false, {}}));
+      readers.back()->start();
+      auto transport = notify::make_asio_transport(std::move(server), notify::Threading::single);
+      hub.attach("user" + std::to_string(i % 5), notify::SseSink::create(transport));
+    }
+    auto guard0 = asio::make_work_guard(lanes[0]);
+    auto guard1 = asio::make_work_guard(lanes[1]);
+    std::thread run0([&] { lanes[0].run(); });
+    std::thread run1([&] { lanes[1].run(); });
+
+    std::mutex ids_mutex;
+    std::vector<std::string> ids;
+    std::vector<std::thread> threads;
+    for (int p = 0; p < publishers; ++p) {
+      threads.emplace_back([&, p] {
+        for (int i = 0; i < per_publisher; ++i) {
+          auto id = hub.broadcast(test::broadcast("p" + std::to_string(p)));
+          std::lock_guard lock(ids_mutex);
+          ids.push_back(std::move(id));
+        }
+      });
+    }
+    for (auto& t : threads)
+      t.join();
+
+    const auto total = static_cast<std::size_t>(publishers * per_publisher);
+    const bool all_arrived = test::run_until(
+        clients,
+        [&] {
+          for (auto& r : readers)
+            if (notification_ids(r->bytes).size() < total)
+              return false;
+          return true;
+        },
+        std::chrono::seconds(20));
+    hub.stop();
+    guard0.reset();
+    guard1.reset();
+    test::run_until(clients, [&] {
+      for (auto& r : readers)
+        if (!r->eof)
+          return false;
+      return true;
+    });
+    run0.join();
+    run1.join();
+    REQUIRE(all_arrived);
+
+    // Every connection got every broadcast once, in id order (the order of the store).
+    std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
+      return notify::parse_sequence(a) < notify::parse_sequence(b);
+    });
+    for (auto& r : readers)
+      CHECK(notification_ids(r->bytes) == ids);
   }
 }

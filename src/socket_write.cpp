@@ -1,0 +1,56 @@
+#include <notify/asio_transport.hpp>
+
+#include <asio/error.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace notify::detail {
+
+namespace {
+// iovecs handed to one sendmsg(); a longer queue takes several calls.
+constexpr std::size_t iov_batch = 128;
+}  // namespace
+
+std::size_t write_now_to_socket(int descriptor, BufferSpan buffers, std::error_code& ec) {
+  ec.clear();
+  std::size_t total = 0;
+  std::size_t next = 0;
+  iovec iov[iov_batch];
+  while (next < buffers.count) {
+    const std::size_t count = std::min(iov_batch, buffers.count - next);
+    std::size_t asked = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& b = buffers.first[next + i];
+      iov[i].iov_base = const_cast<void*>(b.data());
+      iov[i].iov_len = b.size();
+      asked += b.size();
+    }
+    msghdr message{};
+    message.msg_iov = iov;
+    message.msg_iovlen = count;
+    ssize_t written;
+    do {
+      written = ::sendmsg(descriptor, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (written < 0 && errno == EINTR);
+    if (written < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (total == 0)
+          ec = asio::error::would_block;
+      } else {
+        ec = std::error_code(errno, asio::error::get_system_category());
+      }
+      return total;
+    }
+    total += static_cast<std::size_t>(written);
+    if (static_cast<std::size_t>(written) < asked)
+      return total;  // the socket buffer is full
+    next += count;
+  }
+  return total;
+}
+
+}  // namespace notify::detail
