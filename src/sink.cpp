@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <array>
 #include <utility>
 #include <stdexcept>
 
@@ -220,8 +221,79 @@ void Sink::on_write(std::error_code ec, std::size_t bytes) {
   flush();
 }
 
+namespace {
+constexpr std::size_t own_read_buffer_size = 1024;
+constexpr std::size_t shared_read_buffer_size = 16 * 1024;
+// Reads per wake-up before a connection with much to say lets the others run.
+constexpr int reads_per_turn = 8;
+
+// The read buffer a thread's sinks share; `busy` guards against a nested read_available().
+struct SharedReadBuffer {
+  std::array<char, shared_read_buffer_size> bytes;
+  bool busy = false;
+};
+thread_local SharedReadBuffer shared_read_buffer;
+}  // namespace
+
+void Sink::start_reading() {
+  if (transport_->can_read_now()) {
+    read_available();
+    return;
+  }
+  if (!read_buffer_)
+    read_buffer_ = std::make_unique<char[]>(own_read_buffer_size);
+  reading_ = true;
+  transport_->async_read_some(asio::buffer(read_buffer_.get(), own_read_buffer_size),
+                              handler_ptr());
+}
+
+void Sink::read_available() {
+  auto& shared = shared_read_buffer;
+  if (shared.busy) {  // called from inside on_input(): continue from a fresh handler
+    reading_ = true;
+    asio::post(transport_->executor(), [self = shared_from_this()] {
+      self->reading_ = false;
+      self->read_available();
+    });
+    return;
+  }
+  for (int turn = 0; turn < reads_per_turn; ++turn) {
+    std::error_code ec;
+    const auto n = transport_->read_now(asio::buffer(shared.bytes), ec);
+    if (ec == asio::error::would_block) {
+      reading_ = true;
+      transport_->async_wait_readable(handler_ptr());
+      return;
+    }
+    if (ec) {
+      on_input_end(ec);
+      return;
+    }
+    shared.busy = true;
+    const bool more = on_input(std::string_view(shared.bytes.data(), n));
+    shared.busy = false;
+    if (!more)
+      return;
+  }
+  reading_ = true;
+  asio::post(transport_->executor(), [self = shared_from_this()] {
+    self->reading_ = false;
+    self->read_available();
+  });
+}
+
 void Sink::on_read(std::error_code ec, std::size_t bytes) {
-  on_read_complete(ec, bytes);
+  reading_ = false;
+  if (ec) {
+    on_input_end(ec);
+    return;
+  }
+  if (!read_buffer_) {  // a wait for readiness completed
+    read_available();
+    return;
+  }
+  if (on_input(std::string_view(read_buffer_.get(), bytes)))
+    start_reading();
 }
 
 void Sink::heartbeat() {

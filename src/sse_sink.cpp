@@ -25,20 +25,18 @@ std::string SseSink::preamble() const {
   return out;
 }
 
+// Reading only tells when the client goes away; a client has nothing to say on an event
+// stream, so whatever it sends is ignored.
 void SseSink::on_started() {
   if (transport()->can_read())
-    read_more();
+    start_reading();
 }
 
-void SseSink::read_more() {
-  transport()->async_read_some(asio::buffer(discard_), handler_ptr());
+bool SseSink::on_input(std::string_view) {
+  return true;
 }
 
-void SseSink::on_read_complete(std::error_code ec, std::size_t) {
-  if (!ec) {
-    read_more();  // a client has nothing to say on an event stream: ignore it
-    return;
-  }
+void SseSink::on_input_end(std::error_code ec) {
   if (ec == asio::error::operation_aborted)
     return;
   fail(ec == asio::error::eof ? make_error_code(errc::connection_closed) : ec);

@@ -54,12 +54,7 @@ std::string WebSocketSink::preamble() const {
 }
 
 void WebSocketSink::on_started() {
-  read_more();
-}
-
-void WebSocketSink::read_more() {
-  reading_ = true;
-  transport()->async_read_some(asio::buffer(buffer_), handler_ptr());
+  start_reading();
 }
 
 bool WebSocketSink::send_message(std::string_view type, std::string data) {
@@ -78,27 +73,24 @@ bool WebSocketSink::take_token() {
   return true;
 }
 
-void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
-  reading_ = false;
+void WebSocketSink::on_input_end(std::error_code ec) {
   if (draining_) {
-    if (ec) {
-      if (linger_)
-        linger_->cancel();
-      transport()->close();
-    } else {
-      drain();
-    }
+    if (linger_)
+      linger_->cancel();
+    transport()->close();
     return;
   }
-  if (ec) {
-    if (ec == asio::error::operation_aborted)
-      return;
-    fail(ec == asio::error::eof ? make_error_code(errc::connection_closed) : ec);
+  if (ec == asio::error::operation_aborted)
     return;
-  }
+  fail(ec == asio::error::eof ? make_error_code(errc::connection_closed) : ec);
+}
+
+bool WebSocketSink::on_input(std::string_view bytes) {
+  if (draining_)
+    return true;  // closed: only waiting for the client's end
   heard_.store(true, std::memory_order_relaxed);
   messages_.clear();
-  const auto violation = decoder_.feed(std::string_view(buffer_.data(), bytes), messages_);
+  const auto violation = decoder_.feed(bytes, messages_);
   for (auto& m : messages_) {
     switch (m.opcode) {
       case ws::Opcode::ping:
@@ -111,26 +103,26 @@ void WebSocketSink::on_read_complete(std::error_code ec, std::size_t bytes) {
         const auto code =
             m.close_code ? static_cast<ws::CloseCode>(m.close_code) : ws::CloseCode::no_status;
         close_with(make_error_code(errc::connection_closed), Event::raw(ws::close_frame(code)));
-        return;
+        return false;
       }
       case ws::Opcode::text:
         if (!take_token()) {
           fail_with(ws::CloseCode::policy_violation, "too many messages");
-          return;
+          return false;
         }
         if (auto o = owner())
           o->on_client_message(shared_from_this(), m.payload);
         break;
       default:  // binary
         fail_with(ws::CloseCode::unsupported_data, "binary messages are not accepted");
-        return;
+        return false;
     }
   }
   if (violation) {
     fail_with(*violation, "protocol error");
-    return;
+    return false;
   }
-  read_more();
+  return true;
 }
 
 void WebSocketSink::release_transport(std::error_code) noexcept {
@@ -147,16 +139,11 @@ void WebSocketSink::release_transport(std::error_code) noexcept {
       if (!ec)
         transport()->close();
     });
-    if (!reading_)
-      drain();
+    if (!reading())
+      start_reading();
   } catch (...) {
     transport()->close();
   }
-}
-
-void WebSocketSink::drain() {
-  reading_ = true;
-  transport()->async_read_some(asio::buffer(buffer_), handler_ptr());
 }
 
 void WebSocketSink::fail_with(ws::CloseCode code, std::string_view reason) {

@@ -38,6 +38,9 @@ namespace detail {
 // A non-blocking gathered write to a socket descriptor (sendmsg with MSG_DONTWAIT).
 NOTIFY_EXPORT std::size_t write_now_to_socket(int descriptor, BufferSpan buffers,
                                               std::error_code& ec);
+// A non-blocking read from a socket descriptor (recv with MSG_DONTWAIT); 0 bytes is eof.
+NOTIFY_EXPORT std::size_t read_now_from_socket(int descriptor, asio::mutable_buffer buffer,
+                                               std::error_code& ec);
 
 template <typename Stream, typename = void>
 struct has_lowest_layer : std::false_type {};
@@ -89,6 +92,31 @@ class AsioTransport final : public Transport {
   }
 
   bool can_read() const noexcept override { return true; }
+
+  // Waiting for readiness is only safe without a strand: the reactor runs on this thread,
+  // so no readiness edge can pass between read_now()'s would_block and the wait.
+  bool can_read_now() const noexcept override {
+    return threading_ == Threading::single && std::is_same_v<Stream, asio::ip::tcp::socket>;
+  }
+
+  void async_wait_readable(std::shared_ptr<TransportHandler> handler) override {
+    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+      if (threading_ == Threading::single) {
+        stream_.async_wait(asio::socket_base::wait_read,
+                           [h = std::move(handler)](std::error_code ec) { h->on_read(ec, 0); });
+        return;
+      }
+    }
+    Transport::async_wait_readable(std::move(handler));
+  }
+
+  std::size_t read_now(asio::mutable_buffer buffer, std::error_code& ec) override {
+    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+      return detail::read_now_from_socket(stream_.native_handle(), buffer, ec);
+    } else {
+      return Transport::read_now(buffer, ec);
+    }
+  }
 
   void async_read_some(asio::mutable_buffer buffer,
                        std::shared_ptr<TransportHandler> handler) override {

@@ -118,11 +118,18 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   virtual std::string preamble() const { return {}; }
   // Called once when the sink is primed for the first time (start a read loop, ...).
   virtual void on_started() {}
-  // Called when a read completes (only if the concrete sink started reading).
-  virtual void on_read_complete(std::error_code ec, std::size_t bytes) {
-    (void)ec;
+  // Reading, for sinks that listen to their client. start_reading() delivers what arrives
+  // to on_input() until it returns false or the input ends (on_input_end(), with eof,
+  // operation_aborted after a close, or a socket error). When the transport can
+  // read_now(), the bytes come from a buffer the thread shares, so a quiet connection
+  // holds no read buffer; otherwise the sink allocates one on its first read.
+  void start_reading();
+  bool reading() const noexcept { return reading_; }  // a read or wait is in flight
+  virtual bool on_input(std::string_view bytes) {
     (void)bytes;
+    return true;
   }
+  virtual void on_input_end(std::error_code ec) { (void)ec; }
   // Whether a heartbeat should be sent now; `wrote_since_last` tells whether a message went
   // out since the previous sweep. Default: only to idle connections.
   virtual bool heartbeat_due(bool wrote_since_last) { return !wrote_since_last; }
@@ -156,6 +163,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // Starts writing writing_ (with the preamble first); false when the write completed at once.
   bool start_write();
   void wrote(std::size_t bytes);
+  void read_available();
   void finish_close(std::error_code reason);
 
   std::shared_ptr<Transport> transport_;
@@ -185,6 +193,8 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::vector<asio::const_buffer> buffers_;
   std::size_t written_now_ = 0;  // bytes of the current write that write_now() took
   std::string preamble_;
+  std::unique_ptr<char[]> read_buffer_;  // only for transports that cannot read_now()
+  bool reading_ = false;
 
   std::atomic<bool> closed_{false};
   std::atomic<bool> wrote_since_heartbeat_{false};

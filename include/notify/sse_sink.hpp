@@ -34,11 +34,10 @@ class NOTIFY_EXPORT SseSink final : public Sink {
  private:
   std::string preamble() const override;
   void on_started() override;
-  void on_read_complete(std::error_code ec, std::size_t bytes) override;
-  void read_more();
+  bool on_input(std::string_view bytes) override;
+  void on_input_end(std::error_code ec) override;
 
   SseOptions options_;
-  std::array<char, 64> discard_{};  // request bytes after the head are read and ignored
 };
 
 }  // namespace notify

@@ -72,6 +72,19 @@ class NOTIFY_EXPORT Transport {
   virtual void async_read_some(asio::mutable_buffer buffer,
                                std::shared_ptr<TransportHandler> handler);
 
+  // True when async_wait_readable() and read_now() work (a plain TCP socket on a
+  // single-threaded io_context): a sink then reads into a buffer its thread shares and
+  // keeps none of its own while the client is quiet.
+  virtual bool can_read_now() const noexcept { return false; }
+
+  // Calls handler->on_read(ec, 0) once input (or its end) can be read. Bytes already
+  // there may not wake it: call it only after read_now() said would_block.
+  virtual void async_wait_readable(std::shared_ptr<TransportHandler> handler);
+
+  // Reads what has arrived without blocking: the bytes read, or 0 with
+  // asio::error::would_block (nothing yet) or asio::error::eof (the client ended its side).
+  virtual std::size_t read_now(asio::mutable_buffer buffer, std::error_code& ec);
+
   // Closes the connection; pending operations complete with an error. Never throws.
   virtual void close() noexcept = 0;
 

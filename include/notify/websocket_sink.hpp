@@ -59,22 +59,19 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
  private:
   std::string preamble() const override;
   void on_started() override;
-  void on_read_complete(std::error_code ec, std::size_t bytes) override;
+  bool on_input(std::string_view bytes) override;
+  void on_input_end(std::error_code ec) override;
   bool heartbeat_due(bool wrote_since_last) override;
   EventPtr farewell(std::error_code reason) const override;
   void release_transport(std::error_code reason) noexcept override;
-  void read_more();
-  void drain();
   void fail_with(ws::CloseCode code, std::string_view reason);
   bool take_token();
 
   WebSocketOptions options_;
   std::unique_ptr<ws::Inflater> inflater_;
   ws::Decoder decoder_;
-  std::array<char, 1024> buffer_{};
   std::vector<ws::Message> messages_;
   std::atomic<bool> heard_{true};  // bytes arrived since the last ping
-  bool reading_ = false;           // a read is in flight
   bool draining_ = false;          // closed: reading only to see the client's end
   std::unique_ptr<asio::steady_timer> linger_;
   double tokens_;

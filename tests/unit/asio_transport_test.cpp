@@ -46,9 +46,17 @@ struct Reader {
   }
 };
 
+struct StrandMode {
+  static constexpr auto value = notify::Threading::strand;
+};
+struct SingleThreadMode {
+  static constexpr auto value = notify::Threading::single;
+};
+
 }  // namespace
 
-TEST_CASE("asio transport: an SSE stream over a real loopback socket") {
+TEST_CASE_TEMPLATE("asio transport: an SSE stream over a real loopback socket", Mode, StrandMode,
+                   SingleThreadMode) {
   asio::io_context io;
   notify::HubOptions options;
   options.batch_window = std::chrono::milliseconds(0);
@@ -57,8 +65,9 @@ TEST_CASE("asio transport: an SSE stream over a real loopback socket") {
   Reader reader{pair.client, {}, false, {}};
   reader.start();
 
-  auto transport = notify::make_asio_transport(std::move(pair.server));
+  auto transport = notify::make_asio_transport(std::move(pair.server), Mode::value);
   CHECK(transport->kind() == "tcp");
+  CHECK(transport->single_threaded() == (Mode::value == notify::Threading::single));
   hub.attach("alice", notify::SseSink::create(transport));
   REQUIRE(test::run_until(io, [&] { return test::parse_sse(reader.bytes).size() == 1; }));
   CHECK(reader.bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);

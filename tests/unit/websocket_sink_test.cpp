@@ -28,6 +28,20 @@ struct Frame {
   std::string payload;
 };
 
+// Every case runs over both kinds of AsioTransport: with a strand (reads into the sink's
+// own buffer) and single-threaded (non-blocking reads into the thread's shared buffer).
+notify::Threading server_threading = notify::Threading::strand;
+struct StrandMode {
+  static constexpr auto value = notify::Threading::strand;
+};
+struct SingleThreadMode {
+  static constexpr auto value = notify::Threading::single;
+};
+struct UseThreading {
+  explicit UseThreading(notify::Threading t) { server_threading = t; }
+  ~UseThreading() { server_threading = notify::Threading::strand; }
+};
+
 // A WebSocket client over a real loopback socket: masked frames out, server frames in.
 struct WsClient {
   asio::io_context& io;
@@ -46,7 +60,8 @@ struct WsClient {
     acceptor.accept(server);
     options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
     options.close_linger = std::chrono::milliseconds(300);  // this client never closes first
-    sink = notify::WebSocketSink::create(notify::make_asio_transport(std::move(server)), options);
+    sink = notify::WebSocketSink::create(
+        notify::make_asio_transport(std::move(server), server_threading), options);
     hub.attach(user, sink);
     read();
   }
@@ -118,7 +133,9 @@ struct WsClient {
 
 }  // namespace
 
-TEST_CASE("websocket sink: init, then notifications as text frames with their id") {
+TEST_CASE_TEMPLATE("websocket sink: init, then notifications as text frames with their id", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   hub.publish(draft("alice", "before"));
@@ -140,7 +157,10 @@ TEST_CASE("websocket sink: init, then notifications as text frames with their id
         std::string::npos);
 }
 
-TEST_CASE("websocket sink: read receipts from the socket sync the user's other connections") {
+TEST_CASE_TEMPLATE(
+    "websocket sink: read receipts from the socket sync the user's other connections", Mode,
+    StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   WsClient tab1(io, hub, "alice"), tab2(io, hub, "alice");
@@ -159,7 +179,9 @@ TEST_CASE("websocket sink: read receipts from the socket sync the user's other c
   CHECK(hub.unread_count("alice") == 0);
 }
 
-TEST_CASE("websocket sink: bad messages get an error and the connection stays") {
+TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection stays", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   WsClient c(io, hub, "alice");
@@ -179,7 +201,9 @@ TEST_CASE("websocket sink: bad messages get an error and the connection stays") 
   CHECK(hub.connection_count() == 1);
 }
 
-TEST_CASE("websocket sink: ping gets a pong with the same payload") {
+TEST_CASE_TEMPLATE("websocket sink: ping gets a pong with the same payload", Mode, StrandMode,
+                   SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   WsClient c(io, hub, "alice");
@@ -192,7 +216,9 @@ TEST_CASE("websocket sink: ping gets a pong with the same payload") {
   }));
 }
 
-TEST_CASE("websocket sink: protocol violations close with the RFC's code") {
+TEST_CASE_TEMPLATE("websocket sink: protocol violations close with the RFC's code", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
   struct Row {
     const char* what;
     std::string bytes;
@@ -221,7 +247,9 @@ TEST_CASE("websocket sink: protocol violations close with the RFC's code") {
   }
 }
 
-TEST_CASE("websocket sink: the close handshake is echoed") {
+TEST_CASE_TEMPLATE("websocket sink: the close handshake is echoed", Mode, StrandMode,
+                   SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   WsClient c(io, hub, "alice");
@@ -232,7 +260,9 @@ TEST_CASE("websocket sink: the close handshake is echoed") {
   REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
 }
 
-TEST_CASE("websocket sink: a flood of messages closes with 1008") {
+TEST_CASE_TEMPLATE("websocket sink: a flood of messages closes with 1008", Mode, StrandMode,
+                   SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   notify::WebSocketOptions options;
@@ -247,7 +277,9 @@ TEST_CASE("websocket sink: a flood of messages closes with 1008") {
   CHECK(c.close_code() == 1008);
 }
 
-TEST_CASE("websocket sink: stop closes with 1001 going away") {
+TEST_CASE_TEMPLATE("websocket sink: stop closes with 1001 going away", Mode, StrandMode,
+                   SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   WsClient c(io, hub, "alice");
@@ -257,7 +289,9 @@ TEST_CASE("websocket sink: stop closes with 1001 going away") {
   CHECK(c.close_code() == 1001);
 }
 
-TEST_CASE("websocket sink: permessage-deflate compresses large events once for all") {
+TEST_CASE_TEMPLATE("websocket sink: permessage-deflate compresses large events once for all", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   notify::WebSocketOptions options;
@@ -285,7 +319,9 @@ TEST_CASE("websocket sink: permessage-deflate compresses large events once for a
   CHECK(message["data"]["body"] == n.body);
 }
 
-TEST_CASE("websocket sink: host handlers and ephemeral events (typing relay)") {
+TEST_CASE_TEMPLATE("websocket sink: host handlers and ephemeral events (typing relay)", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   hub.on_message("typing", [&](const notify::ClientMessage& m) {

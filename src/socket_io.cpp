@@ -53,4 +53,22 @@ std::size_t write_now_to_socket(int descriptor, BufferSpan buffers, std::error_c
   return total;
 }
 
+std::size_t read_now_from_socket(int descriptor, asio::mutable_buffer buffer, std::error_code& ec) {
+  ec.clear();
+  ssize_t got;
+  do {
+    got = ::recv(descriptor, buffer.data(), buffer.size(), MSG_DONTWAIT);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      ec = asio::error::would_block;
+    else
+      ec = std::error_code(errno, asio::error::get_system_category());
+    return 0;
+  }
+  if (got == 0 && buffer.size() != 0)
+    ec = asio::error::eof;
+  return static_cast<std::size_t>(got);
+}
+
 }  // namespace notify::detail
