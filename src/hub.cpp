@@ -333,7 +333,7 @@ class NotificationHub::Impl final : public SinkOwner,
       std::unique_lock lock(registry_mutex_);
       if (stopped_.load(std::memory_order_acquire)) {
         ec = errc::hub_stopped;
-      } else if (index_.count(sink->id())) {
+      } else if (is_registered_locked(*sink)) {
         ec = errc::already_attached;
       } else if (all_.size() >= options_.max_connections) {
         ec = errc::too_many_connections;
@@ -355,7 +355,7 @@ class NotificationHub::Impl final : public SinkOwner,
       auto& list = by_user_[user];
       list.push_back(sink);
       first_of_user = list.size() == 1;
-      index_.emplace(sink->id(), all_.size());
+      sink->registry_slot_ = all_.size();
       all_.push_back(sink);
     }
     opened_.fetch_add(1, std::memory_order_relaxed);
@@ -371,6 +371,10 @@ class NotificationHub::Impl final : public SinkOwner,
       unregister(sink);
       throw;
     }
+  }
+
+  bool is_registered_locked(const Sink& sink) const {
+    return sink.registry_slot_ < all_.size() && all_[sink.registry_slot_].get() == &sink;
   }
 
   void prime_new(const std::string& user, const std::shared_ptr<Sink>& sink,
@@ -428,16 +432,14 @@ class NotificationHub::Impl final : public SinkOwner,
     bool last_of_user = false;
     {
       std::unique_lock lock(registry_mutex_);
-      auto at = index_.find(sink->id());
-      if (at == index_.end())
+      if (!is_registered_locked(*sink))
         return;
+      const auto i = sink->registry_slot_;
       (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
           .fetch_sub(1, std::memory_order_relaxed);
-      const auto i = at->second;
-      index_.erase(at);
       if (i + 1 != all_.size()) {
         all_[i] = std::move(all_.back());
-        index_[all_[i]->id()] = i;
+        all_[i]->registry_slot_ = i;
       }
       all_.pop_back();
       auto it = by_user_.find(sink->user());
@@ -661,7 +663,6 @@ class NotificationHub::Impl final : public SinkOwner,
   mutable std::shared_mutex registry_mutex_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Sink>>> by_user_;
   std::vector<std::shared_ptr<Sink>> all_;
-  std::unordered_map<std::uint64_t, std::size_t> index_;  // sink id → position in all_
 
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer batch_timer_;

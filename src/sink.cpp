@@ -14,7 +14,15 @@
 namespace notify {
 namespace {
 std::atomic<std::uint64_t> next_sink_id{1};
-}
+
+// What a flush writes, built on the thread that writes it; moved into the sink only when
+// the write has to wait for the socket. Never used across a call that could flush again.
+struct WriteScratch {
+  std::vector<EventPtr> events;
+  std::vector<asio::const_buffer> buffers;
+};
+thread_local WriteScratch write_scratch;
+}  // namespace
 
 Sink::Sink(std::shared_ptr<Transport> transport, WireFormat format)
     : transport_(std::move(transport)),
@@ -140,7 +148,13 @@ void Sink::flush() {
           return;
         }
       } else {
-        writing_.swap(pending_);
+        // The events move to the thread's scratch vector: pending_ keeps its capacity for
+        // the next events, and an idle connection holds no second vector.
+        auto& events = write_scratch.events;
+        events.clear();
+        for (auto& e : pending_)
+          events.push_back(std::move(e));
+        pending_.clear();
         pending_bytes_ = 0;
       }
     }
@@ -158,55 +172,58 @@ void Sink::flush() {
 }
 
 bool Sink::start_write() {
-  buffers_.clear();
-  buffers_.reserve(writing_.size() + 1);
+  auto& events = write_scratch.events;
+  auto& buffers = write_scratch.buffers;
+  buffers.clear();
   std::size_t total = 0;
-  if (!preamble_.empty()) {
-    buffers_.push_back(asio::buffer(preamble_));
-    total += preamble_.size();
+  if (preamble_) {
+    buffers.push_back(asio::buffer(*preamble_));
+    total += preamble_->size();
   }
-  for (const auto& e : writing_) {
+  for (const auto& e : events) {
     const auto& bytes = e->encoded(format_);
-    buffers_.push_back(asio::buffer(bytes));
+    buffers.push_back(asio::buffer(bytes));
     total += bytes.size();
   }
   written_now_ = 0;
   if (transport_->can_write_now()) {
     std::error_code ec;
-    written_now_ = transport_->write_now(BufferSpan{buffers_.data(), buffers_.size()}, ec);
+    written_now_ = transport_->write_now(BufferSpan{buffers.data(), buffers.size()}, ec);
     if (ec && ec != asio::error::would_block) {
-      writing_.clear();
+      events.clear();
       fail(ec);
       return true;
     }
     if (written_now_ == total) {
-      wrote(total);
+      wrote(events, total);
+      events.clear();
       return false;
     }
     // Keep what the socket did not take for the asynchronous write.
     std::size_t skip = written_now_;
-    auto first = buffers_.begin();
+    auto first = buffers.begin();
     while (skip >= first->size()) {
       skip -= first->size();
       ++first;
     }
     *first += skip;
-    buffers_.erase(buffers_.begin(), first);
+    buffers.erase(buffers.begin(), first);
   }
+  // In flight: the events and the buffer array must live in the sink until on_write().
+  writing_.swap(events);
+  buffers_.swap(buffers);
   transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
   return true;
 }
 
-void Sink::wrote(std::size_t bytes) {
+void Sink::wrote(const std::vector<EventPtr>& events, std::size_t bytes) {
   std::size_t messages = 0;
-  for (const auto& e : writing_)
+  for (const auto& e : events)
     if (e->kind() == Event::Kind::message)
       ++messages;
   if (messages)
     wrote_since_heartbeat_.store(true, std::memory_order_relaxed);
-  writing_.clear();
-  if (!preamble_.empty())
-    std::string().swap(preamble_);
+  preamble_.reset();
   if (auto owner = owner_.lock())
     owner->on_sink_wrote(messages, bytes);
 }
@@ -217,7 +234,11 @@ void Sink::on_write(std::error_code ec, std::size_t bytes) {
     fail(ec);
     return;
   }
-  wrote(written_now_ + bytes);
+  wrote(writing_, written_now_ + bytes);
+  // A connection that needed an asynchronous write is slow or busy; it keeps no capacity
+  // once it is idle again.
+  std::vector<EventPtr>().swap(writing_);
+  std::vector<asio::const_buffer>().swap(buffers_);
   flush();
 }
 
@@ -426,7 +447,8 @@ void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
     if (!started_) {
       started_ = true;
       first_start = true;
-      preamble_ = preamble();
+      if (auto head = preamble(); !head.empty())
+        preamble_ = std::make_unique<std::string>(std::move(head));
     }
     state_ = State::live;
     for (auto& e : first) {

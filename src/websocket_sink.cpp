@@ -42,7 +42,6 @@ WebSocketSink::WebSocketSink(std::shared_ptr<Transport> transport, WebSocketOpti
     : Sink(std::move(transport), format_for(options)),
       options_(std::move(options)),
       inflater_(options_.deflate ? std::make_unique<ws::Inflater>(*options_.deflate) : nullptr),
-      decoder_(options_.limits, inflater_.get()),
       tokens_(options_.message_burst),
       refilled_(std::chrono::steady_clock::now()) {
   if (!(options_.messages_per_second > 0) || !(options_.message_burst >= 1))
@@ -54,6 +53,9 @@ std::string WebSocketSink::preamble() const {
 }
 
 void WebSocketSink::on_started() {
+  // The sink has taken its copy of the response (preamble()); an idle connection need not
+  // keep another.
+  std::string().swap(options_.handshake_response);
   start_reading();
 }
 
@@ -89,9 +91,13 @@ bool WebSocketSink::on_input(std::string_view bytes) {
   if (draining_)
     return true;  // closed: only waiting for the client's end
   heard_.store(true, std::memory_order_relaxed);
-  messages_.clear();
-  const auto violation = decoder_.feed(bytes, messages_);
-  for (auto& m : messages_) {
+  if (!decoder_)
+    decoder_ = std::make_unique<ws::Decoder>(options_.limits, inflater_.get());
+  std::vector<ws::Message> messages;
+  const auto violation = decoder_->feed(bytes, messages);
+  if (!violation && decoder_->between_messages())
+    decoder_.reset();
+  for (auto& m : messages) {
     switch (m.opcode) {
       case ws::Opcode::ping:
         send_direct(Event::raw(ws::pong_frame(m.payload)));

@@ -55,13 +55,15 @@ class AsioTransport final : public Transport {
   explicit AsioTransport(Stream stream, Threading threading = Threading::strand,
                          std::string_view kind = default_kind())
       : stream_(std::move(stream)),
-        executor_(threading == Threading::strand
-                      ? asio::any_io_executor(asio::make_strand(stream_.get_executor()))
-                      : asio::any_io_executor(stream_.get_executor())),
+        strand_(threading == Threading::strand ? std::make_unique<asio::any_io_executor>(
+                                                     asio::make_strand(stream_.get_executor()))
+                                               : nullptr),
         threading_(threading),
         kind_(kind) {}
 
-  asio::any_io_executor executor() const override { return executor_; }
+  asio::any_io_executor executor() const override {
+    return strand_ ? *strand_ : asio::any_io_executor(stream_.get_executor());
+  }
 
   bool single_threaded() const noexcept override { return threading_ == Threading::single; }
 
@@ -86,7 +88,7 @@ class AsioTransport final : public Transport {
     }
     asio::async_write(
         stream_, buffers,
-        asio::bind_executor(executor_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
+        asio::bind_executor(*strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
           h->on_write(ec, n);
         }));
   }
@@ -128,7 +130,7 @@ class AsioTransport final : public Transport {
     }
     stream_.async_read_some(
         buffer,
-        asio::bind_executor(executor_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
+        asio::bind_executor(*strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
           h->on_read(ec, n);
         }));
   }
@@ -167,8 +169,10 @@ class AsioTransport final : public Transport {
     }
   }
 
-  Stream stream_;
-  asio::any_io_executor executor_;  // a strand over the stream's executor, or that executor
+  mutable Stream stream_;  // mutable: some streams' get_executor() is not const
+  // Threading::strand: a strand over the stream's executor (not stored otherwise, to keep
+  // an idle connection small).
+  std::unique_ptr<asio::any_io_executor> strand_;
   Threading threading_;
   std::string_view kind_;
 };

@@ -47,6 +47,7 @@ struct QueueLimits {
 };
 
 class Sink;
+class NotificationHub;
 
 // Implemented by the hub: what a sink tells its owner.
 class SinkOwner {
@@ -158,11 +159,13 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
   void overflow_locked();
   friend class detail::FlushLane;
+  friend class NotificationHub;  // its registry keeps the sink's position in registry_slot_
   void kick();
   void flush();
-  // Starts writing writing_ (with the preamble first); false when the write completed at once.
+  // Writes the events taken from pending_ (the preamble first); false when the write
+  // completed at once, true when it is in flight or failed.
   bool start_write();
-  void wrote(std::size_t bytes);
+  void wrote(const std::vector<EventPtr>& events, std::size_t bytes);
   void read_available();
   void finish_close(std::error_code reason);
 
@@ -188,14 +191,15 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::size_t held_bytes_ = 0;
   std::error_code close_reason_;
 
-  // Touched only on the executor.
+  // Touched only on the executor. writing_ and buffers_ hold an asynchronous write.
   std::vector<EventPtr> writing_;
   std::vector<asio::const_buffer> buffers_;
-  std::size_t written_now_ = 0;  // bytes of the current write that write_now() took
-  std::string preamble_;
-  std::unique_ptr<char[]> read_buffer_;  // only for transports that cannot read_now()
+  std::size_t written_now_ = 0;            // bytes of the current write that write_now() took
+  std::unique_ptr<std::string> preamble_;  // until the first write has taken it
+  std::unique_ptr<char[]> read_buffer_;    // only for transports that cannot read_now()
   bool reading_ = false;
 
+  std::size_t registry_slot_ = 0;  // guarded by the hub's registry lock
   std::atomic<bool> closed_{false};
   std::atomic<bool> wrote_since_heartbeat_{false};
 };

@@ -69,8 +69,9 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
 
   WebSocketOptions options_;
   std::unique_ptr<ws::Inflater> inflater_;
-  ws::Decoder decoder_;
-  std::vector<ws::Message> messages_;
+  // Made when bytes arrive and dropped again between messages: most connections are quiet
+  // (a pong per heartbeat) and need no decoder state in between.
+  std::unique_ptr<ws::Decoder> decoder_;
   std::atomic<bool> heard_{true};  // bytes arrived since the last ping
   bool draining_ = false;          // closed: reading only to see the client's end
   std::unique_ptr<asio::steady_timer> linger_;

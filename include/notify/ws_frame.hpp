@@ -129,6 +129,12 @@ class NOTIFY_EXPORT Decoder {
   // True once a close message was delivered.
   bool closed() const noexcept { return state_ == State::closed; }
 
+  // True between frames with no data message open: the decoder holds nothing that a new
+  // decoder with the same limits would not.
+  bool between_messages() const noexcept {
+    return state_ == State::header && header_size_ == 0 && !in_message_;
+  }
+
  private:
   enum class State : std::uint8_t { header, payload, closed, failed };
 
