@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mutex>
 #include <stdexcept>
 
 namespace notify {
@@ -80,9 +81,18 @@ EventPtr trim_to_after(const EventPtr& event, std::uint64_t floor) {
   return Event::batch(std::move(kept));
 }
 
-const std::string& Event::encoded(WireFormat format) const {
+namespace {
+// Encoding happens once per event and format; one lock for all of them is not contended.
+std::mutex encode_mutex;
+}  // namespace
+
+const std::string& Event::encode_once(WireFormat format) const {
   const auto index = static_cast<std::size_t>(format);
-  std::call_once(encode_once_[index], [&] { encoded_[index] = encode_event(*this, format); });
+  std::lock_guard lock(encode_mutex);
+  if (!encoded_ready_[index].load(std::memory_order_relaxed)) {
+    encoded_[index] = encode_event(*this, format);
+    encoded_ready_[index].store(true, std::memory_order_release);
+  }
   return encoded_[index];
 }
 

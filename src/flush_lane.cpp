@@ -14,10 +14,14 @@ FlushLane::FlushLane(asio::execution_context& context)
     : asio::execution_context::service(context) {}
 
 FlushLane& FlushLane::of(const asio::any_io_executor& executor) {
-  return asio::use_service<FlushLane>(asio::query(executor, asio::execution::context));
+  auto& lane = asio::use_service<FlushLane>(asio::query(executor, asio::execution::context));
+  std::lock_guard lock(lane.mutex_);
+  if (!lane.executor_)
+    lane.executor_ = executor;
+  return lane;
 }
 
-void FlushLane::schedule(std::shared_ptr<Sink> sink, const asio::any_io_executor& executor) {
+void FlushLane::schedule(std::shared_ptr<Sink> sink) {
   {
     std::lock_guard lock(mutex_);
     queued_.push_back(std::move(sink));
@@ -25,7 +29,8 @@ void FlushLane::schedule(std::shared_ptr<Sink> sink, const asio::any_io_executor
       return;
     posted_ = true;
   }
-  asio::post(executor, [this] { run(); });
+  // executor_ was set before any sink of this lane existed and never changes after.
+  asio::post(executor_, [this] { run(); });
 }
 
 void FlushLane::run() {

@@ -27,17 +27,18 @@ class FlushLane final : public asio::execution_context::service {
 
   explicit FlushLane(asio::execution_context& context);
 
-  // The lane of the context `executor` belongs to.
+  // The lane of the context `executor` belongs to; its tasks are posted to `executor`.
   static FlushLane& of(const asio::any_io_executor& executor);
 
-  // Flushes `sink` soon on `executor` (which belongs to this lane's context).
-  void schedule(std::shared_ptr<Sink> sink, const asio::any_io_executor& executor);
+  // Flushes `sink` soon, on the lane's context.
+  void schedule(std::shared_ptr<Sink> sink);
 
  private:
   void shutdown() override;
   void run();
 
   std::mutex mutex_;
+  asio::any_io_executor executor_;  // set by the first of()
   std::vector<std::shared_ptr<Sink>> queued_;
   bool posted_ = false;
   std::vector<std::shared_ptr<Sink>> running_;  // only touched by the task

@@ -434,6 +434,8 @@ class NotificationHub::Impl final : public SinkOwner,
       std::unique_lock lock(registry_mutex_);
       if (!is_registered_locked(*sink))
         return;
+      retired_events_ += sink->events_written();
+      retired_bytes_ += sink->bytes_written();
       const auto i = sink->registry_slot_;
       (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
           .fetch_sub(1, std::memory_order_relaxed);
@@ -536,12 +538,6 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::system_error(ec, "notify: send_to");
   }
 
-  void on_sink_wrote(std::size_t events, std::size_t bytes) override {
-    if (events)
-      events_delivered_.fetch_add(events, std::memory_order_relaxed);
-    bytes_delivered_.fetch_add(bytes, std::memory_order_relaxed);
-  }
-
   std::size_t connection_count() const {
     std::shared_lock lock(registry_mutex_);
     return all_.size();
@@ -583,8 +579,17 @@ class NotificationHub::Impl final : public SinkOwner,
     m.client_messages = client_messages_.load(std::memory_order_relaxed);
     m.gap_repairs = repairs_.load(std::memory_order_relaxed);
     m.connections_opened = opened_.load(std::memory_order_relaxed);
-    m.events_delivered = events_delivered_.load(std::memory_order_relaxed);
-    m.bytes_delivered = bytes_delivered_.load(std::memory_order_relaxed);
+    // Each sink counts its own writes (no shared counter on the delivery path); the
+    // counts of closed connections were added up when they left the registry.
+    {
+      std::shared_lock lock(registry_mutex_);
+      m.events_delivered = retired_events_;
+      m.bytes_delivered = retired_bytes_;
+      for (const auto& sink : all_) {
+        m.events_delivered += sink->events_written();
+        m.bytes_delivered += sink->bytes_written();
+      }
+    }
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
     m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
@@ -670,9 +675,12 @@ class NotificationHub::Impl final : public SinkOwner,
   std::mutex error_mutex_;
   std::function<void(std::string_view)> error_handler_;
 
-  std::atomic<std::uint64_t> opened_{0}, events_delivered_{0}, bytes_delivered_{0}, publishes_{0},
-      resyncs_{0}, slow_disconnects_{0}, rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0},
-      handler_errors_{0}, open_sse_{0}, open_websocket_{0}, client_messages_{0}, repairs_{0};
+  std::uint64_t retired_events_ = 0;  // written to connections no longer registered
+  std::uint64_t retired_bytes_ = 0;   // (both guarded by registry_mutex_)
+
+  std::atomic<std::uint64_t> opened_{0}, publishes_{0}, resyncs_{0}, slow_disconnects_{0},
+      rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0},
+      open_websocket_{0}, client_messages_{0}, repairs_{0};
 
   std::shared_mutex handlers_mutex_;
   std::unordered_map<std::string, MessageHandler> handlers_;

@@ -75,10 +75,14 @@ bool Sink::send(const EventPtr& event) {
       case State::live:
         break;
     }
-    auto needed = trim_to_after(event, floor_);
-    if (!needed)
-      return false;
-    kick_needed = enqueue_locked(needed);
+    if (event->seq() == 0 || event->first_seq() > floor_) {
+      kick_needed = enqueue_locked(event);  // the usual case: all of it is new here
+    } else {
+      auto needed = trim_to_after(event, floor_);
+      if (!needed)
+        return false;
+      kick_needed = enqueue_locked(needed);
+    }
   }
   if (kick_needed)
     kick();
@@ -116,7 +120,7 @@ void Sink::overflow_locked() {
 
 void Sink::kick() {
   if (lane_) {
-    lane_->schedule(shared_from_this(), transport_->executor());
+    lane_->schedule(shared_from_this());
     return;
   }
   asio::post(transport_->executor(), [self = shared_from_this()] { self->flush(); });
@@ -224,8 +228,11 @@ void Sink::wrote(const std::vector<EventPtr>& events, std::size_t bytes) {
   if (messages)
     wrote_since_heartbeat_.store(true, std::memory_order_relaxed);
   preamble_.reset();
-  if (auto owner = owner_.lock())
-    owner->on_sink_wrote(messages, bytes);
+  // One writer (the executor): a plain load and store, no locked read-modify-write.
+  events_written_.store(events_written_.load(std::memory_order_relaxed) + messages,
+                        std::memory_order_relaxed);
+  bytes_written_.store(bytes_written_.load(std::memory_order_relaxed) + bytes,
+                       std::memory_order_relaxed);
 }
 
 void Sink::on_write(std::error_code ec, std::size_t bytes) {

@@ -9,9 +9,9 @@
 #include <notify/export.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,8 +68,14 @@ class NOTIFY_EXPORT Event {
   std::uint64_t first_seq() const noexcept { return first_seq_; }
   const std::vector<EventPtr>& parts() const noexcept { return parts_; }
 
-  // The bytes of this event on the wire, encoded on first use and cached.
-  const std::string& encoded(WireFormat format) const;
+  // The bytes of this event on the wire, encoded on first use and cached. After the first
+  // call for a format this is one acquire load (it runs once per delivery).
+  const std::string& encoded(WireFormat format) const {
+    const auto index = static_cast<std::size_t>(format);
+    if (encoded_ready_[index].load(std::memory_order_acquire))
+      return encoded_[index];
+    return encode_once(format);
+  }
 
   // Size of the encoded bytes; encodes if needed.
   std::size_t encoded_size(WireFormat format) const { return encoded(format).size(); }
@@ -86,7 +92,9 @@ class NOTIFY_EXPORT Event {
   std::uint64_t seq_;
   std::uint64_t first_seq_;
   std::vector<EventPtr> parts_;
-  mutable std::array<std::once_flag, wire_format_count> encode_once_;
+  const std::string& encode_once(WireFormat format) const;
+
+  mutable std::array<std::atomic<bool>, wire_format_count> encoded_ready_{};
   mutable std::array<std::string, wire_format_count> encoded_;
 };
 

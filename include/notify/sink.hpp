@@ -57,8 +57,6 @@ class SinkOwner {
   virtual void on_sink_resync(const std::shared_ptr<Sink>& sink) = 0;
   // The sink closed (for any reason); called once, from the sink's executor.
   virtual void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) = 0;
-  // A write completed.
-  virtual void on_sink_wrote(std::size_t events, std::size_t bytes) = 0;
   // The sink asked (repair_after_prime) to be brought up to date from the store again.
   virtual void on_sink_repair(const std::shared_ptr<Sink>& sink) = 0;
   // A client sent a text message (WebSocket); called from the sink's executor.
@@ -95,6 +93,14 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   virtual std::string_view protocol() const noexcept = 0;
   std::string_view transport_kind() const noexcept { return transport_->kind(); }
   const std::shared_ptr<Transport>& transport() const noexcept { return transport_; }
+  // Message events and bytes written to this connection so far (heartbeats and protocol
+  // frames count as bytes only). Counted on the executor; safe to read from any thread.
+  std::uint64_t events_written() const noexcept {
+    return events_written_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t bytes_written() const noexcept {
+    return bytes_written_.load(std::memory_order_relaxed);
+  }
 
   // --- used by the hub --------------------------------------------------------------
   // Binds the sink to its owner and user. Throws std::logic_error when already attached.
@@ -199,7 +205,9 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::unique_ptr<char[]> read_buffer_;    // only for transports that cannot read_now()
   bool reading_ = false;
 
-  std::size_t registry_slot_ = 0;  // guarded by the hub's registry lock
+  std::size_t registry_slot_ = 0;                 // guarded by the hub's registry lock
+  std::atomic<std::uint64_t> events_written_{0};  // written on the executor only
+  std::atomic<std::uint64_t> bytes_written_{0};
   std::atomic<bool> closed_{false};
   std::atomic<bool> wrote_since_heartbeat_{false};
 };
