@@ -637,15 +637,25 @@ class NotificationHub::Impl final : public SinkOwner,
 
   static EventPtr notification_event(const Notification& n) {
     const auto seq = parse_sequence(n.id).value_or(0);
-    return Event::message(std::string(event_type::notification), n.id, nlohmann::json(n).dump(),
-                          seq);
+    return Event::message(std::string(event_type::notification), n.id, to_json_text(n), seq);
   }
 
+  // {"notifications":[...],"unreadCount":N}, written without a JSON tree.
   static EventPtr snapshot_event(std::string_view type, const Snapshot& s) {
-    nlohmann::json data{{"notifications", s.unread}, {"unreadCount", s.unread_count}};
-    auto event =
-        Event::message(std::string(type), s.cursor ? std::to_string(s.cursor) : "", data.dump(), 0);
-    return event;
+    std::string data;
+    data.reserve(64 + 320 * s.unread.size());
+    data += R"({"notifications":[)";
+    for (const auto& n : s.unread) {
+      append_json(data, n);
+      data += ',';
+    }
+    if (!s.unread.empty())
+      data.pop_back();
+    data += R"(],"unreadCount":)";
+    data += std::to_string(s.unread_count);
+    data += '}';
+    return Event::message(std::string(type), s.cursor ? std::to_string(s.cursor) : "",
+                          std::move(data), 0);
   }
 
   asio::strand<asio::any_io_executor> strand_;

@@ -1,4 +1,5 @@
 #include <notify/notification.hpp>
+#include <notify/utf8.hpp>
 
 #include <fmt/format.h>
 
@@ -35,7 +36,96 @@ json string_or_null(const std::string& s) {
   return s.empty() ? json(nullptr) : json(s);
 }
 
+// A JSON string literal as nlohmann::json::dump() writes it: UTF-8 kept as it is, the
+// two-character escapes where JSON has them, \u00XX (lower-case hex) for other control
+// characters.
+void append_json_string(std::string& out, std::string_view s, const char* field) {
+  if (!is_valid_utf8(s))
+    throw ValidationError(field, "is not valid UTF-8");
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0;  // start of the run of bytes copied as they are
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default: {
+        const char escape[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+        out.append(escape, sizeof escape);
+      }
+    }
+  }
+  out.append(s.data() + plain, s.size() - plain);
+  out += '"';
+}
+
+void append_member(std::string& out, const char* key, const std::string& value) {
+  out += '"';
+  out += key;
+  out += "\":";
+  if (value.empty())
+    out += "null";
+  else
+    append_json_string(out, value, key);
+  out += ',';
+}
+
 }  // namespace
+
+void append_json(std::string& out, const Notification& n) {
+  // Keys in the byte order nlohmann::json's std::map gives them.
+  out += '{';
+  append_member(out, "actionUrl", n.action_url);
+  append_member(out, "actorId", n.actor_id);
+  append_member(out, "body", n.body);
+  if (n.broadcast)
+    out += "\"broadcast\":true,";
+  append_member(out, "createdAt", n.created_at);
+  out += "\"data\":";
+  out += n.data.is_null() ? std::string("{}") : n.data.dump();
+  out += ',';
+  append_member(out, "entityId", n.entity_id);
+  append_member(out, "entityType", n.entity_type);
+  append_member(out, "id", n.id);
+  append_member(out, "imageUrl", n.image_url);
+  append_member(out, "readAt", n.read_at);
+  append_member(out, "title", n.title);
+  append_member(out, "type", n.type);
+  if (!n.broadcast)
+    append_member(out, "userId", n.user_id);
+  out.back() = '}';
+}
+
+std::string to_json_text(const Notification& n) {
+  std::string out;
+  out.reserve(256 + n.title.size() + n.body.size());
+  append_json(out, n);
+  return out;
+}
 
 ValidationError::ValidationError(std::string field, const std::string& problem)
     : std::invalid_argument(field + ": " + problem), field_(std::move(field)) {}
@@ -108,6 +198,15 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
     if (value->size() > limits.max_field_bytes)
       return problem(name, fmt::format("longer than {} bytes", limits.max_field_bytes));
   }
+  const std::pair<const char*, const std::string*> text_fields[] = {
+      {"type", &d.type},          {"title", &d.title},          {"body", &d.body},
+      {"userId", &d.user_id},     {"actorId", &d.actor_id},     {"entityType", &d.entity_type},
+      {"entityId", &d.entity_id}, {"actionUrl", &d.action_url}, {"imageUrl", &d.image_url},
+  };
+  for (const auto& [name, value] : text_fields) {
+    if (!is_valid_utf8(*value))
+      return problem(name, "is not valid UTF-8");
+  }
   if (!d.data.is_null()) {
     if (!d.data.is_object())
       return problem("data", "must be a JSON object");
@@ -133,10 +232,27 @@ std::string format_timestamp(std::chrono::system_clock::time_point t) {
     millis += 1000;
     --secs;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  // Every notification gets a timestamp: the date and time of the last second seen are
+  // kept per thread, so most calls only write the milliseconds.
+  thread_local std::time_t cached_secs = -1;
+  constexpr std::size_t date_time_size = 19;  // "YYYY-MM-DDTHH:MM:SS"
+  thread_local char cached[date_time_size];
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    const auto text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900,
+                                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (text.size() != sizeof cached)  // a year beyond 9999 or before 0: no caching
+      return fmt::format("{}.{:03}Z", text, millis);
+    std::copy(text.begin(), text.end(), cached);
+    cached_secs = secs;
+  }
+  std::string out(cached, sizeof cached);
+  const char tail[] = {'.', static_cast<char>('0' + millis / 100),
+                       static_cast<char>('0' + millis / 10 % 10),
+                       static_cast<char>('0' + millis % 10), 'Z'};
+  out.append(tail, sizeof tail);
+  return out;
 }
 
 }  // namespace notify

@@ -42,6 +42,13 @@ struct Notification {
 // camelCase JSON both ways. from_json throws ValidationError naming the field when a field
 // has the wrong JSON type; it does not check limits (see validate()).
 NOTIFY_EXPORT void to_json(nlohmann::json& j, const Notification& n);
+
+// The same text as nlohmann::json(n).dump() (keys sorted, empty strings as null), written
+// straight into `out` without building a JSON tree: the publish path calls it once per
+// notification. Throws ValidationError for a field that is not valid UTF-8 (validate()
+// rejects such drafts first).
+NOTIFY_EXPORT void append_json(std::string& out, const Notification& n);
+NOTIFY_EXPORT std::string to_json_text(const Notification& n);
 NOTIFY_EXPORT void from_json(const nlohmann::json& j, Notification& n);
 
 // Limits a draft must respect. Sizes are bytes of UTF-8.

@@ -2,6 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
 using nlohmann::json;
 using notify::Notification;
 
@@ -102,4 +107,62 @@ TEST_CASE("notification: timestamps are ISO 8601 UTC with milliseconds") {
   const auto t = system_clock::time_point(milliseconds(1764316800123LL));
   CHECK(notify::format_timestamp(t) == "2025-11-28T08:00:00.123Z");
   CHECK(notify::format_timestamp(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+}
+
+TEST_CASE("notification: timestamps in one second share the cached date, across seconds not") {
+  using namespace std::chrono;
+  const auto base = milliseconds(1764316800000LL);
+  CHECK(notify::format_timestamp(system_clock::time_point(base + milliseconds(7))) ==
+        "2025-11-28T08:00:00.007Z");
+  CHECK(notify::format_timestamp(system_clock::time_point(base + milliseconds(999))) ==
+        "2025-11-28T08:00:00.999Z");
+  CHECK(notify::format_timestamp(system_clock::time_point(base + milliseconds(1000))) ==
+        "2025-11-28T08:00:01.000Z");
+  CHECK(notify::format_timestamp(system_clock::time_point(base - milliseconds(1))) ==
+        "2025-11-28T07:59:59.999Z");
+  CHECK(notify::format_timestamp(system_clock::time_point(base + hours(24 * 3))) ==
+        "2025-12-01T08:00:00.000Z");
+}
+
+TEST_CASE("notification: to_json_text writes what nlohmann::json(n).dump() writes") {
+  // Strings with every kind of byte JSON escapes or keeps, in every string field.
+  const std::vector<std::string> texts = {
+      "",
+      "plain",
+      "quote \" backslash \\ slash /",
+      std::string("controls \x01\x02\x1f\x7f tab\t nl\n cr\r bs\b ff\f nul") + std::string(1, '\0'),
+      "unicode \xC3\xA9 \xE2\x9C\x93 \xF0\x9F\x98\x80",
+      "</script><!--",
+  };
+  std::string Notification::*fields[] = {
+      &Notification::id,          &Notification::user_id,   &Notification::type,
+      &Notification::title,       &Notification::body,      &Notification::actor_id,
+      &Notification::entity_type, &Notification::entity_id, &Notification::action_url,
+      &Notification::image_url,   &Notification::read_at,   &Notification::created_at,
+  };
+  const std::vector<json> datas = {json(), json::object(),
+                                   json{{"b", 1}, {"a", {{"nested", "x\"y"}}}, {"u", "\xC3\xA9"}}};
+  int compared = 0;
+  for (bool broadcast : {false, true}) {
+    for (const auto& data : datas) {
+      for (std::size_t f = 0; f < std::size(fields); ++f) {
+        for (const auto& text : texts) {
+          auto n = valid();
+          n.broadcast = broadcast;
+          n.data = data;
+          n.*(fields[f]) = text;
+          n.*(fields[(f + 5) % std::size(fields)]) = texts[(f + 2) % texts.size()];
+          CHECK(notify::to_json_text(n) == json(n).dump());
+          ++compared;
+        }
+      }
+    }
+  }
+  CHECK(compared == 2 * 3 * 12 * 6);
+
+  auto bad = valid();
+  bad.body = "broken \xC3";
+  CHECK_THROWS_AS(notify::to_json_text(bad), notify::ValidationError);
+  CHECK_THROWS_AS(json(bad).dump(), json::type_error);
+  CHECK(notify::find_problem(bad) == std::optional<std::string>("body: is not valid UTF-8"));
 }
