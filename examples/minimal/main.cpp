@@ -51,8 +51,10 @@ void accept(tcp::acceptor& acceptor, notify::NotificationHub& hub) {
           const auto user = ec ? "" : user_of(*head);
           if (user.empty())
             return;
-          // --- the integration: a socket becomes a notification stream
-          auto sink = notify::SseSink::create(notify::make_asio_transport(std::move(*s)));
+          // --- the integration: a socket becomes a notification stream. `io` runs on this
+          // one thread, so the transport needs no strand.
+          auto sink = notify::SseSink::create(
+              notify::make_asio_transport(std::move(*s), notify::Threading::single));
           hub.attach(user, sink);
         });
     accept(acceptor, hub);
