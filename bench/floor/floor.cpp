@@ -49,12 +49,15 @@ struct Options {
   std::exit(2);
 }
 
-[[noreturn]] void die_errno(const std::string& what) { die(what + ": " + std::strerror(errno)); }
+[[noreturn]] void die_errno(const std::string& what) {
+  die(what + ": " + std::strerror(errno));
+}
 
 long long count(const std::string& flag, const std::string& v) {
   long long n = 0;
   const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || p != v.data() + v.size()) die(flag + ": '" + v + "' is not a number");
+  if (ec != std::errc() || p != v.data() + v.size())
+    die(flag + ": '" + v + "' is not a number");
   return n;
 }
 
@@ -63,34 +66,49 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::puts("usage: notify-bench-floor [--sockets N] [--writes M] [--batch B] [--size BYTES]\n"
-                "                          [--writer-cpu CPU] [--reader-cpu CPU]");
+      std::puts(
+          "usage: notify-bench-floor [--sockets N] [--writes M] [--batch B] [--size BYTES]\n"
+          "                          [--writer-cpu CPU] [--reader-cpu CPU]");
       std::exit(0);
     }
-    if (i + 1 >= argc) die(flag + " needs a value");
+    if (i + 1 >= argc)
+      die(flag + " needs a value");
     const std::string v = argv[++i];
-    if (flag == "--sockets") o.sockets = static_cast<std::size_t>(count(flag, v));
-    else if (flag == "--writes") o.writes = static_cast<std::size_t>(count(flag, v));
-    else if (flag == "--batch") o.batch = static_cast<std::size_t>(count(flag, v));
-    else if (flag == "--size") o.size = static_cast<std::size_t>(count(flag, v));
-    else if (flag == "--writer-cpu") o.writer_cpu = static_cast<int>(count(flag, v));
-    else if (flag == "--reader-cpu") o.reader_cpu = static_cast<int>(count(flag, v));
-    else die("unknown option '" + flag + "'");
+    if (flag == "--sockets")
+      o.sockets = static_cast<std::size_t>(count(flag, v));
+    else if (flag == "--writes")
+      o.writes = static_cast<std::size_t>(count(flag, v));
+    else if (flag == "--batch")
+      o.batch = static_cast<std::size_t>(count(flag, v));
+    else if (flag == "--size")
+      o.size = static_cast<std::size_t>(count(flag, v));
+    else if (flag == "--writer-cpu")
+      o.writer_cpu = static_cast<int>(count(flag, v));
+    else if (flag == "--reader-cpu")
+      o.reader_cpu = static_cast<int>(count(flag, v));
+    else
+      die("unknown option '" + flag + "'");
   }
-  if (o.sockets == 0 || o.writes == 0 || o.batch == 0 || o.size == 0) die("every count must be at least 1");
-  if (o.batch > IOV_MAX) die("--batch: at most " + std::to_string(IOV_MAX));
+  if (o.sockets == 0 || o.writes == 0 || o.batch == 0 || o.size == 0)
+    die("every count must be at least 1");
+  if (o.batch > IOV_MAX)
+    die("--batch: at most " + std::to_string(IOV_MAX));
   return o;
 }
 
 void pin(int cpu) {
-  if (cpu < 0) return;
+  if (cpu < 0)
+    return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
-  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) die("cannot pin to CPU " + std::to_string(cpu));
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+    die("cannot pin to CPU " + std::to_string(cpu));
 }
 
-double tv(const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; }
+double tv(const timeval& t) {
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+}
 
 double mono() {
   timespec ts{};
@@ -106,32 +124,40 @@ int main(int argc, char** argv) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur < 2 * o.sockets + 16) die("--sockets " + std::to_string(o.sockets) + ": not enough open files (ulimit -n)");
+  if (rl.rlim_cur < 2 * o.sockets + 16)
+    die("--sockets " + std::to_string(o.sockets) + ": not enough open files (ulimit -n)");
 
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  if (listener < 0) die_errno("socket");
+  if (listener < 0)
+    die_errno("socket");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die_errno("bind");
-  if (listen(listener, 4096) != 0) die_errno("listen");
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    die_errno("bind");
+  if (listen(listener, 4096) != 0)
+    die_errno("listen");
   socklen_t len = sizeof addr;
   getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
 
   std::vector<int> writers, readers;
   for (std::size_t i = 0; i < o.sockets; ++i) {
     const int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c < 0) die_errno("socket");
+    if (c < 0)
+      die_errno("socket");
     // Spread the sources like the load generator does.
     sockaddr_in src{};
     src.sin_family = AF_INET;
     src.sin_addr.s_addr = htonl(0x7f000002u + static_cast<unsigned>(i % 32));
     int one = 1;
     setsockopt(c, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (bind(c, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) die_errno("bind source");
-    if (connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) die_errno("connect");
+    if (bind(c, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0)
+      die_errno("bind source");
+    if (connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS)
+      die_errno("connect");
     const int s = accept(listener, nullptr, nullptr);
-    if (s < 0) die_errno("accept");
+    if (s < 0)
+      die_errno("accept");
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     writers.push_back(s);
     readers.push_back(c);
@@ -160,7 +186,8 @@ int main(int argc, char** argv) {
           const ssize_t r = read(events[i].data.fd, buf.data(), buf.size());
           if (r > 0) {
             got += static_cast<std::size_t>(r);
-            if (static_cast<std::size_t>(r) < buf.size()) break;
+            if (static_cast<std::size_t>(r) < buf.size())
+              break;
             continue;
           }
           break;
@@ -169,12 +196,14 @@ int main(int argc, char** argv) {
     }
     close(ep);
   });
-  while (!reader_ready) std::this_thread::yield();
+  while (!reader_ready)
+    std::this_thread::yield();
 
   pin(o.writer_cpu);
   const std::string payload(o.size, 'x');
   std::vector<iovec> iov(o.batch);
-  for (auto& v : iov) v = iovec{const_cast<char*>(payload.data()), payload.size()};
+  for (auto& v : iov)
+    v = iovec{const_cast<char*>(payload.data()), payload.size()};
 
   rusage r0{}, r1{};
   getrusage(RUSAGE_THREAD, &r0);
@@ -186,14 +215,16 @@ int main(int argc, char** argv) {
       std::size_t want = n * o.size;
       ssize_t w = writev(fd, iov.data(), static_cast<int>(n));
       ++syscalls;
-      if (w < 0) die_errno("writev");
+      if (w < 0)
+        die_errno("writev");
       // A short write (full socket buffer) is finished with plain blocking writes.
       while (static_cast<std::size_t>(w) < want) {
         want -= static_cast<std::size_t>(w);
         const std::string rest(want, 'x');
         w = write(fd, rest.data(), rest.size());
         ++syscalls;
-        if (w < 0) die_errno("write");
+        if (w < 0)
+          die_errno("write");
       }
     }
   }
@@ -217,9 +248,11 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "floor: %zu sockets x %zu events of %zu B, %zu per writev: %.0f ns CPU per event "
                "(user %.0f, system %.0f)\n",
-               o.sockets, o.writes, o.size, o.batch, (user + sys) * 1e9 / events, user * 1e9 / events,
-               sys * 1e9 / events);
-  for (const int fd : writers) close(fd);
-  for (const int fd : readers) close(fd);
+               o.sockets, o.writes, o.size, o.batch, (user + sys) * 1e9 / events,
+               user * 1e9 / events, sys * 1e9 / events);
+  for (const int fd : writers)
+    close(fd);
+  for (const int fd : readers)
+    close(fd);
   return 0;
 }

@@ -48,7 +48,8 @@ class Histogram {
 // Parses the decimal digits at the start of `s` (stops at the first non-digit).
 inline std::uint64_t parse_u64(const char* p, const char* end) noexcept {
   std::uint64_t v = 0;
-  while (p < end && *p >= '0' && *p <= '9') v = v * 10 + static_cast<std::uint64_t>(*p++ - '0');
+  while (p < end && *p >= '0' && *p <= '9')
+    v = v * 10 + static_cast<std::uint64_t>(*p++ - '0');
   return v;
 }
 

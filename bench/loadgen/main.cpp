@@ -39,18 +39,18 @@ namespace {
 struct Options {
   std::string scenario = "fanout";  // idle | fanout | unicast | cluster
   Protocol protocol = Protocol::sse;
-  std::string url;                  // the subscribers' server
-  std::string publish_url;          // where publishes go (cluster); default: url
+  std::string url;          // the subscribers' server
+  std::string publish_url;  // where publishes go (cluster); default: url
   pid_t server_pid = 0;
-  pid_t publish_pid = 0;            // cluster: the publishers' server
-  std::vector<std::string> spawn;   // command that starts the server
+  pid_t publish_pid = 0;           // cluster: the publishers' server
+  std::vector<std::string> spawn;  // command that starts the server
   std::size_t connections = 1000;
-  std::size_t events = 0;           // publishes in the measured phase (0: --duration decides)
-  double duration = 0;              // seconds of publishing (idle: of holding)
-  double rate = 0;                  // fanout: deliveries/s; unicast: publishes/s; 0: flat out
-  std::size_t publishers = 0;       // 0: 1 for fanout, 8 for unicast
-  std::size_t window = 32;          // fanout flat out: broadcasts not yet delivered everywhere
-  std::size_t warmup = 0;           // publishes before the measured phase (not counted)
+  std::size_t events = 0;      // publishes in the measured phase (0: --duration decides)
+  double duration = 0;         // seconds of publishing (idle: of holding)
+  double rate = 0;             // fanout: deliveries/s; unicast: publishes/s; 0: flat out
+  std::size_t publishers = 0;  // 0: 1 for fanout, 8 for unicast
+  std::size_t window = 32;     // fanout flat out: broadcasts not yet delivered everywhere
+  std::size_t warmup = 0;      // publishes before the measured phase (not counted)
   std::size_t connect_concurrency = 256;
   std::size_t source_addresses = 32;
   double connect_timeout = 120;
@@ -62,8 +62,10 @@ struct Options {
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "notify-loadgen: %s\n(see the comment at the top of bench/loadgen/main.cpp, or --help)\n",
-               message.c_str());
+  std::fprintf(
+      stderr,
+      "notify-loadgen: %s\n(see the comment at the top of bench/loadgen/main.cpp, or --help)\n",
+      message.c_str());
   std::exit(2);
 }
 
@@ -77,13 +79,16 @@ const char* const help_text =
     "  --connections C                           subscribers u0..u{C-1} (default 1000)\n"
     "  --events N                                publishes in the measured phase\n"
     "  --duration S                              seconds of publishing (idle: holding)\n"
-    "  --rate R                                  fanout: deliveries/s, unicast: publishes/s; 0 = flat out\n"
-    "  --publishers K                            keep-alive publisher connections (1 fanout, 8 unicast)\n"
+    "  --rate R                                  fanout: deliveries/s, unicast: publishes/s; 0 = "
+    "flat out\n"
+    "  --publishers K                            keep-alive publisher connections (1 fanout, 8 "
+    "unicast)\n"
     "  --window W                                fanout flat out: broadcasts in flight (32)\n"
     "  --warmup N                                publishes before measuring (not counted)\n"
     "  --connect-concurrency N, --source-addresses N, --connect-timeout S, --drain-timeout S\n"
     "  --label NAME, --json FILE (append), --cdf FILE (latency CDF), --allow-loss\n"
-    "  --spawn CMD ARGS...                       start the server (must print 'listening on URL');\n"
+    "  --spawn CMD ARGS...                       start the server (must print 'listening on "
+    "URL');\n"
     "                                            everything after --spawn is its command line\n"
     "Exit status: 0; 1 lost or duplicated notifications or failed connections; 2 usage or setup.\n";
 
@@ -93,10 +98,12 @@ T number(const std::string& flag, const std::string& v) {
   if constexpr (std::is_floating_point_v<T>) {
     char* end = nullptr;
     value = static_cast<T>(std::strtod(v.c_str(), &end));
-    if (v.empty() || *end != '\0' || value < 0) usage_error(flag + ": '" + v + "' is not a number");
+    if (v.empty() || *end != '\0' || value < 0)
+      usage_error(flag + ": '" + v + "' is not a number");
   } else {
     const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
-    if (ec != std::errc() || p != v.data() + v.size()) usage_error(flag + ": '" + v + "' is not a count");
+    if (ec != std::errc() || p != v.data() + v.size())
+      usage_error(flag + ": '" + v + "' is not a count");
   }
   return value;
 }
@@ -110,8 +117,10 @@ Options parse(int argc, char** argv) {
       std::exit(0);
     }
     if (flag == "--spawn") {
-      for (++i; i < argc; ++i) o.spawn.emplace_back(argv[i]);
-      if (o.spawn.empty()) usage_error("--spawn needs a command");
+      for (++i; i < argc; ++i)
+        o.spawn.emplace_back(argv[i]);
+      if (o.spawn.empty())
+        usage_error("--spawn needs a command");
       break;
     }
     if (flag == "--allow-loss") {
@@ -123,7 +132,8 @@ Options parse(int argc, char** argv) {
       value = flag.substr(eq + 1);
       flag.resize(eq);
     } else {
-      if (i + 1 >= argc) usage_error(flag + " needs a value");
+      if (i + 1 >= argc)
+        usage_error(flag + " needs a value");
       value = argv[++i];
     }
     if (flag == "--scenario") {
@@ -131,7 +141,8 @@ Options parse(int argc, char** argv) {
         usage_error("--scenario: idle, fanout, unicast or cluster");
       o.scenario = value;
     } else if (flag == "--protocol") {
-      if (value != "sse" && value != "ws") usage_error("--protocol: sse or ws");
+      if (value != "sse" && value != "ws")
+        usage_error("--protocol: sse or ws");
       o.protocol = value == "ws" ? Protocol::ws : Protocol::sse;
     } else if (flag == "--url") {
       o.url = value;
@@ -173,31 +184,44 @@ Options parse(int argc, char** argv) {
       usage_error("unknown option '" + flag + "'");
     }
   }
-  if (o.url.empty() && o.spawn.empty()) usage_error("give --url or --spawn");
-  if (o.connections == 0) usage_error("--connections: at least 1");
-  if (o.publishers == 0) o.publishers = o.scenario == "fanout" ? 1 : 8;
-  if (o.scenario == "cluster" && o.publish_url.empty()) usage_error("cluster needs --publish-url");
-  if (o.scenario != "idle" && o.events == 0 && o.duration == 0) o.duration = 10;
-  if (o.scenario == "idle" && o.duration == 0) o.duration = 5;
-  if (o.window == 0) o.window = 1;
+  if (o.url.empty() && o.spawn.empty())
+    usage_error("give --url or --spawn");
+  if (o.connections == 0)
+    usage_error("--connections: at least 1");
+  if (o.publishers == 0)
+    o.publishers = o.scenario == "fanout" ? 1 : 8;
+  if (o.scenario == "cluster" && o.publish_url.empty())
+    usage_error("cluster needs --publish-url");
+  if (o.scenario != "idle" && o.events == 0 && o.duration == 0)
+    o.duration = 10;
+  if (o.scenario == "idle" && o.duration == 0)
+    o.duration = 5;
+  if (o.window == 0)
+    o.window = 1;
   return o;
 }
 
 asio::ip::tcp::endpoint endpoint_of(const std::string& url, std::string& host) {
   static constexpr std::string_view scheme = "http://";
-  if (url.compare(0, scheme.size(), scheme) != 0) usage_error("url: only http://HOST:PORT");
+  if (url.compare(0, scheme.size(), scheme) != 0)
+    usage_error("url: only http://HOST:PORT");
   host = url.substr(scheme.size());
-  if (const auto slash = host.find('/'); slash != std::string::npos) host.resize(slash);
+  if (const auto slash = host.find('/'); slash != std::string::npos)
+    host.resize(slash);
   const auto colon = host.rfind(':');
-  if (colon == std::string::npos) usage_error("url: no port in '" + url + "'");
+  if (colon == std::string::npos)
+    usage_error("url: no port in '" + url + "'");
   std::error_code ec;
   auto address = asio::ip::make_address(host.substr(0, colon), ec);
-  if (ec) usage_error("url: '" + host.substr(0, colon) + "' is not an IP address");
+  if (ec)
+    usage_error("url: '" + host.substr(0, colon) + "' is not an IP address");
   const auto port = number<unsigned short>("url port", host.substr(colon + 1));
   return {address, port};
 }
 
-double seconds(std::int64_t ns) { return static_cast<double>(ns) / 1e9; }
+double seconds(std::int64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
 
 // Runs the io_context until `done()` or `timeout` seconds, calling `tick()` after every
 // handler and at least every millisecond.
@@ -206,7 +230,8 @@ void run_until(asio::io_context& io, const std::function<bool()>& done, double t
   const auto deadline = now_ns() + static_cast<std::int64_t>(timeout * 1e9);
   while (!done() && now_ns() < deadline) {
     io.run_one_for(std::chrono::milliseconds(1));
-    if (tick) tick();
+    if (tick)
+      tick();
   }
 }
 
@@ -219,8 +244,10 @@ struct Cpu {
 
 Cpu sample(const Options& o) {
   Cpu c;
-  if (o.server_pid > 0) c.server = read_proc_cpu(o.server_pid);
-  if (o.publish_pid > 0) c.publish_server = read_proc_cpu(o.publish_pid);
+  if (o.server_pid > 0)
+    c.server = read_proc_cpu(o.server_pid);
+  if (o.publish_pid > 0)
+    c.publish_server = read_proc_cpu(o.publish_pid);
   c.self = read_self_cpu();
   c.at = now_ns();
   return c;
@@ -265,11 +292,13 @@ class Bench {
     cfg.epoch_ns = epoch_;
     pool_ = std::make_unique<Pool>(io_, cfg);
 
-    if (o_.server_pid > 0) rss_before_ = read_vmrss_kib(o_.server_pid);
+    if (o_.server_pid > 0)
+      rss_before_ = read_vmrss_kib(o_.server_pid);
     const auto connect_start = now_ns();
     pool_->open(o_.connections);
-    run_until(io_, [&] { return pool_->ready() + pool_->failed() >= o_.connections; },
-              o_.connect_timeout);
+    run_until(
+        io_, [&] { return pool_->ready() + pool_->failed() >= o_.connections; },
+        o_.connect_timeout);
     connect_seconds_ = seconds(now_ns() - connect_start);
     if (pool_->ready() < o_.connections) {
       std::fprintf(stderr, "notify-loadgen: %zu of %zu connections ready (%zu failed: %s)\n",
@@ -279,7 +308,8 @@ class Bench {
     PhaseResult result;
     if (o_.scenario == "idle") {
       result.before = sample(o_);
-      run_until(io_, [] { return false; }, o_.duration);
+      run_until(
+          io_, [] { return false; }, o_.duration);
       result.after = sample(o_);
       result.start_ns = result.before.at;
       result.last_delivery_ns = result.after.at;
@@ -290,10 +320,12 @@ class Bench {
             [this](Publisher& p, int status) { on_published(p, status); }));
         publishers_.back()->connect([this](std::error_code ec) {
           ++connected_publishers_;
-          if (ec && publisher_error_.empty()) publisher_error_ = "publisher connect: " + ec.message();
+          if (ec && publisher_error_.empty())
+            publisher_error_ = "publisher connect: " + ec.message();
         });
       }
-      run_until(io_, [&] { return connected_publishers_ == publishers_.size(); }, 10);
+      run_until(
+          io_, [&] { return connected_publishers_ == publishers_.size(); }, 10);
       if (!publisher_error_.empty()) {
         std::fprintf(stderr, "notify-loadgen: %s\n", publisher_error_.c_str());
         return 2;
@@ -304,12 +336,15 @@ class Bench {
       }
       phase(result, o_.events, o_.duration);
     }
-    if (o_.server_pid > 0) rss_after_ = read_vmrss_kib(o_.server_pid);
+    if (o_.server_pid > 0)
+      rss_after_ = read_vmrss_kib(o_.server_pid);
     const int status = report(result);
 
     pool_->say_goodbye();
-    run_until(io_, [] { return false; }, 0.2);
-    for (auto& p : publishers_) p->close();
+    run_until(
+        io_, [] { return false; }, 0.2);
+    for (auto& p : publishers_)
+      p->close();
     pool_->close_all();
     io_.restart();
     io_.poll();
@@ -321,7 +356,8 @@ class Bench {
 
   std::string body(std::int64_t stamp) {
     const auto t = std::to_string(stamp - epoch_);
-    if (fanout()) return R"({"broadcast":true,"type":"system","title":"bench","data":{"t":)" + t + "}}";
+    if (fanout())
+      return R"({"broadcast":true,"type":"system","title":"bench","data":{"t":)" + t + "}}";
     std::uniform_int_distribution<std::size_t> user(0, o_.connections - 1);
     return R"({"userId":"u)" + std::to_string(user(rng_)) +
            R"(","type":"comment","title":"bench","data":{"t":)" + t + "}}";
@@ -329,7 +365,8 @@ class Bench {
 
   void on_published(Publisher& p, int status) {
     const auto now = now_ns();
-    if (!phase_) return;
+    if (!phase_)
+      return;
     auto it = std::find_if(publishers_.begin(), publishers_.end(),
                            [&](const auto& q) { return q.get() == &p; });
     const auto index = static_cast<std::size_t>(it - publishers_.begin());
@@ -340,27 +377,36 @@ class Bench {
       ++phase_->errors;
       phase_->last_error_status = status;
     }
-    if (!p.broken()) idle_.push_back(index);
+    if (!p.broken())
+      idle_.push_back(index);
     pump();
   }
 
   // Sends what is due on the idle publishers.
   void pump() {
-    if (!phase_ || idle_.empty()) return;
+    if (!phase_ || idle_.empty())
+      return;
     const auto now = now_ns();
     while (!idle_.empty()) {
-      if (phase_limit_ && sent_ >= phase_limit_) break;
-      if (phase_end_ns_ && now >= phase_end_ns_) break;
+      if (phase_limit_ && sent_ >= phase_limit_)
+        break;
+      if (phase_end_ns_ && now >= phase_end_ns_)
+        break;
       std::int64_t stamp = now;
       if (o_.rate > 0) {
-        const double per_second = fanout() ? o_.rate / static_cast<double>(o_.connections) : o_.rate;
-        const auto due = static_cast<std::uint64_t>(seconds(now - phase_->start_ns) * per_second) + 1;
-        if (sent_ >= due) break;
+        const double per_second =
+            fanout() ? o_.rate / static_cast<double>(o_.connections) : o_.rate;
+        const auto due =
+            static_cast<std::uint64_t>(seconds(now - phase_->start_ns) * per_second) + 1;
+        if (sent_ >= due)
+          break;
         // The time it was meant to leave: a publisher that fell behind shows in the latency.
-        stamp = phase_->start_ns + static_cast<std::int64_t>(static_cast<double>(sent_) * 1e9 / per_second);
+        stamp = phase_->start_ns +
+                static_cast<std::int64_t>(static_cast<double>(sent_) * 1e9 / per_second);
       } else if (fanout()) {
         const auto completed = (pool_->stats.received - received_at_start_) / o_.connections;
-        if (sent_ >= completed + o_.window) break;
+        if (sent_ >= completed + o_.window)
+          break;
       }
       const auto index = idle_.back();
       idle_.pop_back();
@@ -380,7 +426,8 @@ class Bench {
     idle_.clear();
     post_started_.assign(publishers_.size(), 0);
     for (std::size_t i = 0; i < publishers_.size(); ++i)
-      if (!publishers_[i]->broken()) idle_.push_back(i);
+      if (!publishers_[i]->broken())
+        idle_.push_back(i);
     sent_ = 0;
     phase_limit_ = count;
     r.before = sample(o_);
@@ -396,7 +443,8 @@ class Bench {
           const bool stop = (phase_limit_ && sent_ >= phase_limit_) ||
                             (phase_end_ns_ && now_ns() >= phase_end_ns_);
           std::size_t usable = 0;
-          for (const auto& p : publishers_) usable += p->broken() ? 0 : 1;
+          for (const auto& p : publishers_)
+            usable += p->broken() ? 0 : 1;
           return (stop && idle_.size() == usable) || usable == 0;
         },
         limit, [this] { pump(); });
@@ -410,7 +458,8 @@ class Bench {
         io_,
         [&] {
           const auto got = stats.received - received_at_start_;
-          if (got >= r.expected) return true;
+          if (got >= r.expected)
+            return true;
           if (stats.received != last_count) {
             last_count = stats.received;
             last_progress = now_ns();
@@ -445,11 +494,13 @@ class Bench {
     if (o_.scenario != "idle") {
       j["publishers"] = o_.publishers;
       j["rate"] = o_.rate;
-      if (fanout() && o_.rate == 0) j["window"] = o_.window;
+      if (fanout() && o_.rate == 0)
+        j["window"] = o_.window;
       j["published"] = r.published;
       j["acked"] = r.acked;
       j["publish_errors"] = r.errors;
-      if (r.errors) j["last_error_status"] = r.last_error_status;
+      if (r.errors)
+        j["last_error_status"] = r.last_error_status;
       j["expected"] = r.expected;
       j["received"] = r.received;
       j["lost"] = r.expected > r.received ? r.expected - r.received : 0;
@@ -458,12 +509,17 @@ class Bench {
       j["batches"] = r.batches;
       j["duration_s"] = wall;
       j["deliveries_per_s"] = static_cast<double>(r.received) / wall;
-      j["publishes_per_s"] = static_cast<double>(r.acked) / seconds(std::max<std::int64_t>(1, r.publish_end_ns - r.start_ns));
-      j["bytes_per_delivery"] = r.received ? static_cast<double>(r.bytes) / static_cast<double>(r.received) : 0.0;
-      j["latency_ms"] = {{"p50", lat.quantile_ms(0.50)}, {"p90", lat.quantile_ms(0.90)},
-                         {"p99", lat.quantile_ms(0.99)}, {"max", lat.max_ms()},
+      j["publishes_per_s"] = static_cast<double>(r.acked) /
+                             seconds(std::max<std::int64_t>(1, r.publish_end_ns - r.start_ns));
+      j["bytes_per_delivery"] =
+          r.received ? static_cast<double>(r.bytes) / static_cast<double>(r.received) : 0.0;
+      j["latency_ms"] = {{"p50", lat.quantile_ms(0.50)},
+                         {"p90", lat.quantile_ms(0.90)},
+                         {"p99", lat.quantile_ms(0.99)},
+                         {"max", lat.max_ms()},
                          {"mean", lat.mean_ms()}};
-      j["publish_rtt_ms"] = {{"p50", r.rtt.quantile_ms(0.5)}, {"p99", r.rtt.quantile_ms(0.99)},
+      j["publish_rtt_ms"] = {{"p50", r.rtt.quantile_ms(0.5)},
+                             {"p99", r.rtt.quantile_ms(0.99)},
                              {"max", r.rtt.max_ms()}};
     } else {
       j["hold_s"] = phase_wall;
@@ -471,7 +527,8 @@ class Bench {
     }
     auto cpu_json = [&](const std::optional<ProcCpu>& a, const std::optional<ProcCpu>& b) {
       ordered_json c;
-      if (!a || !b) return c;
+      if (!a || !b)
+        return c;
       const double user = b->user_s - a->user_s, sys = b->sys_s - a->sys_s;
       const double sched = static_cast<double>(b->sched_ns - a->sched_ns) / 1e9;
       c["user_s"] = user;
@@ -488,16 +545,20 @@ class Bench {
       }
       return c;
     };
-    if (r.before.server) j["server_cpu"] = cpu_json(r.before.server, r.after.server);
+    if (r.before.server)
+      j["server_cpu"] = cpu_json(r.before.server, r.after.server);
     if (r.before.publish_server)
       j["publish_server_cpu"] = cpu_json(r.before.publish_server, r.after.publish_server);
-    const double self = (r.after.self.user_s + r.after.self.sys_s) - (r.before.self.user_s + r.before.self.sys_s);
+    const double self =
+        (r.after.self.user_s + r.after.self.sys_s) - (r.before.self.user_s + r.before.self.sys_s);
     j["loadgen_cpu_share"] = self / phase_wall;
     if (rss_before_ && rss_after_) {
-      j["rss_kib"] = {{"before", *rss_before_}, {"after", *rss_after_},
-                      {"per_connection", static_cast<double>(static_cast<std::int64_t>(*rss_after_) -
-                                                             static_cast<std::int64_t>(*rss_before_)) /
-                                             static_cast<double>(std::max<std::size_t>(1, pool_->ready()))}};
+      j["rss_kib"] = {
+          {"before", *rss_before_},
+          {"after", *rss_after_},
+          {"per_connection", static_cast<double>(static_cast<std::int64_t>(*rss_after_) -
+                                                 static_cast<std::int64_t>(*rss_before_)) /
+                                 static_cast<double>(std::max<std::size_t>(1, pool_->ready()))}};
     }
     const std::string line = j.dump();
     std::printf("%s\n", line.c_str());
@@ -573,8 +634,8 @@ int main(int argc, char** argv) {
   auto options = parse(argc, argv);
   const auto limit = raise_fd_limit();
   if (limit < options.connections + 64)
-    usage_error("--connections " + std::to_string(options.connections) + " needs more open files than " +
-                std::to_string(limit) + " (ulimit -n)");
+    usage_error("--connections " + std::to_string(options.connections) +
+                " needs more open files than " + std::to_string(limit) + " (ulimit -n)");
   const auto epoch = now_ns();
   Child child;
   int status = 2;
@@ -582,7 +643,8 @@ int main(int argc, char** argv) {
     if (!options.spawn.empty()) {
       child = spawn_server(options.spawn, std::chrono::seconds(20));
       options.url = child.url;
-      if (options.server_pid == 0) options.server_pid = child.pid;
+      if (options.server_pid == 0)
+        options.server_pid = child.pid;
     }
     Bench bench(options, epoch);
     status = bench.run();

@@ -9,9 +9,9 @@
 namespace loadgen {
 
 struct ProcCpu {
-  double user_s = 0;          // utime, from /proc/PID/stat (clock ticks)
-  double sys_s = 0;           // stime
-  std::uint64_t sched_ns = 0; // sum over threads of /proc/PID/task/*/schedstat (ns on a CPU)
+  double user_s = 0;           // utime, from /proc/PID/stat (clock ticks)
+  double sys_s = 0;            // stime
+  std::uint64_t sched_ns = 0;  // sum over threads of /proc/PID/task/*/schedstat (ns on a CPU)
 };
 
 std::optional<ProcCpu> read_proc_cpu(pid_t pid);

@@ -37,7 +37,8 @@ void Publisher::post(const std::string& body) {
   request_ += body;
   in_.clear();
   asio::async_write(socket_, asio::buffer(request_), [this](std::error_code ec, std::size_t) {
-    if (ec) return finish(0);
+    if (ec)
+      return finish(0);
     read_more();
   });
 }
@@ -48,10 +49,12 @@ void Publisher::read_more() {
 }
 
 void Publisher::on_read(std::error_code ec, std::size_t n) {
-  if (ec) return finish(0);
+  if (ec)
+    return finish(0);
   in_.append(buffer_, n);
   const auto head_end = in_.find("\r\n\r\n");
-  if (head_end == std::string::npos) return read_more();
+  if (head_end == std::string::npos)
+    return read_more();
   // "HTTP/1.1 202 ..."
   const int status = in_.size() > 12 ? std::atoi(in_.c_str() + 9) : 0;
   std::string low = in_.substr(0, head_end);
@@ -60,14 +63,17 @@ void Publisher::on_read(std::error_code ec, std::size_t n) {
   std::size_t length = 0;
   if (const auto at = low.find("\r\ncontent-length:"); at != std::string::npos)
     length = std::strtoull(low.c_str() + at + 17, nullptr, 10);
-  if (in_.size() < head_end + 4 + length) return read_more();
-  if (low.find("\r\nconnection: close") != std::string::npos) broken_ = true;
+  if (in_.size() < head_end + 4 + length)
+    return read_more();
+  if (low.find("\r\nconnection: close") != std::string::npos)
+    broken_ = true;
   finish(status);
 }
 
 void Publisher::finish(int status) {
   busy_ = false;
-  if (status == 0) broken_ = true;
+  if (status == 0)
+    broken_ = true;
   done_(*this, status);
 }
 

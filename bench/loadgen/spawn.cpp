@@ -15,15 +15,19 @@
 namespace loadgen {
 
 Child spawn_server(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
-  if (argv.empty()) throw std::runtime_error("spawn: no command");
+  if (argv.empty())
+    throw std::runtime_error("spawn: no command");
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid < 0)
+    throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execvp(args[0], args.data());
     std::fprintf(stderr, "notify-loadgen: cannot run %s: %s\n", args[0], std::strerror(errno));
@@ -47,14 +51,18 @@ Child spawn_server(const std::vector<std::string>& argv, std::chrono::millisecon
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
+    if (left.count() <= 0)
+      break;
     pollfd p{fds[0], POLLIN, 0};
     const int r = poll(&p, 1, static_cast<int>(left.count()));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
     char buf[512];
     const ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
+    if (n <= 0)
+      break;
     seen.append(buf, static_cast<std::size_t>(n));
   }
   stop_server(child, std::chrono::milliseconds(2000));
@@ -62,7 +70,8 @@ Child spawn_server(const std::vector<std::string>& argv, std::chrono::millisecon
 }
 
 std::string stop_server(Child& child, std::chrono::milliseconds grace) {
-  if (child.pid <= 0) return "not started";
+  if (child.pid <= 0)
+    return "not started";
   kill(child.pid, SIGTERM);
   int status = 0;
   const auto deadline = std::chrono::steady_clock::now() + grace;
@@ -75,10 +84,13 @@ std::string stop_server(Child& child, std::chrono::milliseconds grace) {
     waitpid(child.pid, &status, 0);
   }
   child.pid = -1;
-  if (child.stdout_fd >= 0) close(child.stdout_fd);
+  if (child.stdout_fd >= 0)
+    close(child.stdout_fd);
   child.stdout_fd = -1;
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
+  if (WIFEXITED(status))
+    return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "signal " + std::to_string(WTERMSIG(status));
   return "unknown";
 }
 

@@ -35,12 +35,15 @@ std::string lower(std::string_view s) {
 std::string header_value(const std::string& head, std::string_view name) {
   const std::string low = lower(head);
   const auto at = low.find(std::string("\r\n") + std::string(name));
-  if (at == std::string::npos) return {};
+  if (at == std::string::npos)
+    return {};
   auto begin = at + 2 + name.size();
   const auto end = head.find("\r\n", begin);
-  while (begin < end && (head[begin] == ' ' || head[begin] == '\t')) ++begin;
+  while (begin < end && (head[begin] == ' ' || head[begin] == '\t'))
+    ++begin;
   auto stop = end;
-  while (stop > begin && (head[stop - 1] == ' ' || head[stop - 1] == '\t')) --stop;
+  while (stop > begin && (head[stop - 1] == ' ' || head[stop - 1] == '\t'))
+    --stop;
   return head.substr(begin, stop - begin);
 }
 
@@ -60,8 +63,8 @@ void Subscriber::start() {
     // per source address and destination.
     int one = 1;
     ::setsockopt(socket_.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    const auto source = static_cast<asio::ip::address_v4::uint_type>(
-        0x7f000002u + index_ % cfg.source_addresses);
+    const auto source =
+        static_cast<asio::ip::address_v4::uint_type>(0x7f000002u + index_ % cfg.source_addresses);
     socket_.bind(tcp::endpoint(asio::ip::address_v4(source), 0), ec);
   }
   if (ec) {
@@ -74,8 +77,10 @@ void Subscriber::start() {
 }
 
 void Subscriber::on_connected(std::error_code ec) {
-  if (closed_) return;
-  if (ec) return fail(("connect: " + ec.message()).c_str());
+  if (closed_)
+    return;
+  if (ec)
+    return fail(("connect: " + ec.message()).c_str());
   std::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
   socket_.native_non_blocking(true, ignored);
@@ -92,7 +97,8 @@ void Subscriber::on_connected(std::error_code ec) {
                "\r\nSec-WebSocket-Version: 13\r\n\r\n";
   }
   asio::async_write(socket_, asio::buffer(request_), [this](std::error_code e, std::size_t) {
-    if (e && !closed_) fail(("write: " + e.message()).c_str());
+    if (e && !closed_)
+      fail(("write: " + e.message()).c_str());
   });
   wait_readable();
 }
@@ -102,8 +108,10 @@ void Subscriber::wait_readable() {
 }
 
 void Subscriber::on_readable(std::error_code ec) {
-  if (closed_) return;
-  if (ec) return fail(("wait: " + ec.message()).c_str());
+  if (closed_)
+    return;
+  if (ec)
+    return fail(("wait: " + ec.message()).c_str());
   auto& buffer = pool_.buffer_;
   const int fd = socket_.native_handle();
   const std::int64_t now = now_ns();
@@ -111,14 +119,19 @@ void Subscriber::on_readable(std::error_code ec) {
     const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (n > 0) {
       feed(buffer.data(), static_cast<std::size_t>(n), now);
-      if (closed_) return;
+      if (closed_)
+        return;
       // A short read emptied the socket: new data will make it readable again.
-      if (static_cast<std::size_t>(n) < buffer.size()) break;
+      if (static_cast<std::size_t>(n) < buffer.size())
+        break;
       continue;
     }
-    if (n == 0) return fail("closed by the server");
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    if (n == 0)
+      return fail("closed by the server");
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      break;
     return fail(std::strerror(errno));
   }
   wait_readable();
@@ -143,7 +156,8 @@ bool Subscriber::feed_head(const char* p, std::size_t n, std::int64_t now) {
   carry_.append(p, n);
   const auto end = carry_.find("\r\n\r\n");
   if (end == std::string::npos) {
-    if (carry_.size() > max_head_bytes) fail("response head too large");
+    if (carry_.size() > max_head_bytes)
+      fail("response head too large");
     return false;
   }
   const std::string head = carry_.substr(0, end + 2);  // keeps the last header's CRLF
@@ -165,7 +179,8 @@ bool Subscriber::feed_head(const char* p, std::size_t n, std::int64_t now) {
     chunked_ = lower(header_value(head, "transfer-encoding:")) == "chunked";
   }
   head_done_ = true;
-  if (!rest.empty()) feed(rest.data(), rest.size(), now);
+  if (!rest.empty())
+    feed(rest.data(), rest.size(), now);
   return true;
 }
 
@@ -177,7 +192,8 @@ void Subscriber::feed_chunked(const char* p, std::size_t n, std::int64_t now) {
     switch (chunk_) {
       case Chunk::size:
         if (std::isxdigit(static_cast<unsigned char>(c))) {
-          const int v = c <= '9' ? c - '0' : (std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
+          const int v =
+              c <= '9' ? c - '0' : (std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
           chunk_left_ = chunk_left_ * 16 + static_cast<std::uint64_t>(v);
         } else if (c == ';') {
           chunk_ = Chunk::ext;
@@ -189,11 +205,13 @@ void Subscriber::feed_chunked(const char* p, std::size_t n, std::int64_t now) {
         ++i;
         break;
       case Chunk::ext:
-        if (c == '\r') chunk_ = Chunk::size_lf;
+        if (c == '\r')
+          chunk_ = Chunk::size_lf;
         ++i;
         break;
       case Chunk::size_lf:
-        if (c != '\n') return fail("bad chunk size line");
+        if (c != '\n')
+          return fail("bad chunk size line");
         ++i;
         if (chunk_left_ == 0) {
           chunk_ = Chunk::done;
@@ -206,16 +224,19 @@ void Subscriber::feed_chunked(const char* p, std::size_t n, std::int64_t now) {
         feed_sse(p + i, take, now);
         i += take;
         chunk_left_ -= take;
-        if (chunk_left_ == 0) chunk_ = Chunk::data_cr;
+        if (chunk_left_ == 0)
+          chunk_ = Chunk::data_cr;
         break;
       }
       case Chunk::data_cr:
-        if (c != '\r') return fail("bad chunk end");
+        if (c != '\r')
+          return fail("bad chunk end");
         chunk_ = Chunk::data_lf;
         ++i;
         break;
       case Chunk::data_lf:
-        if (c != '\n') return fail("bad chunk end");
+        if (c != '\n')
+          return fail("bad chunk end");
         chunk_ = Chunk::size;
         ++i;
         break;
@@ -228,7 +249,8 @@ void Subscriber::feed_chunked(const char* p, std::size_t n, std::int64_t now) {
 void Subscriber::feed_sse(const char* p, std::size_t n, std::int64_t now) {
   if (carry_.empty()) {
     const auto used = parse_sse(p, n, now);
-    if (used < n && !closed_) carry_.assign(p + used, n - used);
+    if (used < n && !closed_)
+      carry_.assign(p + used, n - used);
     return;
   }
   carry_.append(p, n);
@@ -241,11 +263,13 @@ std::size_t Subscriber::parse_sse(const char* p, std::size_t n, std::int64_t now
   std::size_t pos = 0;
   while (pos < n && !closed_) {
     const void* hit = ::memmem(p + pos, n - pos, "\n\n", 2);
-    if (hit == nullptr) break;
+    if (hit == nullptr)
+      break;
     const auto len = static_cast<std::size_t>(static_cast<const char*>(hit) - (p + pos));
     const std::string_view block(p + pos, len);
     pos += len + 2;
-    if (block.empty()) continue;
+    if (block.empty())
+      continue;
     if (block[0] == ':') {
       ++pool_.stats.heartbeats;
       continue;
@@ -271,12 +295,14 @@ std::size_t Subscriber::parse_sse(const char* p, std::size_t n, std::int64_t now
 void Subscriber::feed_ws(const char* p, std::size_t n, std::int64_t now) {
   if (carry_.empty()) {
     const auto used = parse_ws(p, n, now);
-    if (used < n && !closed_) carry_.assign(p + used, n - used);
+    if (used < n && !closed_)
+      carry_.assign(p + used, n - used);
     return;
   }
   carry_.append(p, n);
   const auto used = parse_ws(carry_.data(), carry_.size(), now);
-  if (!closed_) carry_.erase(0, used);
+  if (!closed_)
+    carry_.erase(0, used);
 }
 
 std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now) {
@@ -284,7 +310,8 @@ std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now)
   while (pos < n && !closed_) {
     ws::FrameHeader h;
     const auto hl = ws::parse_header(reinterpret_cast<const unsigned char*>(p) + pos, n - pos, h);
-    if (hl == 0 || n - pos - hl < h.length) break;
+    if (hl == 0 || n - pos - hl < h.length)
+      break;
     if (h.masked) {
       fail("the server sent a masked frame");
       break;
@@ -299,7 +326,8 @@ std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now)
           std::string_view type;
           if (payload.compare(0, 9, "{\"type\":\"") == 0) {
             const auto q = payload.find('"', 9);
-            if (q != std::string_view::npos) type = payload.substr(9, q - 9);
+            if (q != std::string_view::npos)
+              type = payload.substr(9, q - 9);
           }
           on_message(type, payload, now);
         } else {
@@ -315,7 +343,8 @@ std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now)
           std::string_view type;
           if (whole.compare(0, 9, "{\"type\":\"") == 0) {
             const auto q = whole.find('"', 9);
-            if (q != std::string::npos) type = std::string_view(whole).substr(9, q - 9);
+            if (q != std::string::npos)
+              type = std::string_view(whole).substr(9, q - 9);
           }
           on_message(type, whole, now);
         }
@@ -327,7 +356,8 @@ std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now)
       case ws::pong:
         break;
       case ws::close:
-        send_frame(ws::masked_frame(ws::close, payload.substr(0, std::min<std::size_t>(2, payload.size())), pool_.rng_));
+        send_frame(ws::masked_frame(
+            ws::close, payload.substr(0, std::min<std::size_t>(2, payload.size())), pool_.rng_));
         fail("the server closed the WebSocket");
         break;
       default:
@@ -341,7 +371,8 @@ std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now)
 void Subscriber::on_message(std::string_view type, std::string_view body, std::int64_t now) {
   auto& stats = pool_.stats;
   if (type == "init" || type == "notifications:reset") {
-    if (type != "init") ++stats.resets;
+    if (type != "init")
+      ++stats.resets;
     if (!ready_) {
       ready_ = true;
       pool_.on_ready();
@@ -349,8 +380,10 @@ void Subscriber::on_message(std::string_view type, std::string_view body, std::i
     return;
   }
   const bool batch = type == "notifications:batch";
-  if (!batch && type != "notification") return;
-  if (batch) ++stats.batches;
+  if (!batch && type != "notification")
+    return;
+  if (batch)
+    ++stats.batches;
   const std::int64_t epoch = pool_.config_.epoch_ns;
   const char* end = body.data() + body.size();
   std::size_t at = 0;
@@ -358,7 +391,8 @@ void Subscriber::on_message(std::string_view type, std::string_view body, std::i
     at += record_key.size();
     const auto t = parse_u64(body.data() + at, end);
     auto id_at = body.find(id_key, at);
-    if (id_at == std::string_view::npos) break;
+    if (id_at == std::string_view::npos)
+      break;
     id_at += id_key.size();
     const auto id = parse_u64(body.data() + id_at, end);
     at = id_at;
@@ -374,7 +408,8 @@ void Subscriber::on_message(std::string_view type, std::string_view body, std::i
 }
 
 void Subscriber::send_frame(std::string frame) {
-  if (closed_) return;
+  if (closed_)
+    return;
   if (writing_) {
     out_next_ += frame;
     return;
@@ -387,7 +422,8 @@ void Subscriber::write_next() {
   writing_ = true;
   asio::async_write(socket_, asio::buffer(out_), [this](std::error_code ec, std::size_t) {
     writing_ = false;
-    if (ec || closed_) return;
+    if (ec || closed_)
+      return;
     if (!out_next_.empty()) {
       out_.swap(out_next_);
       out_next_.clear();
@@ -397,7 +433,8 @@ void Subscriber::write_next() {
 }
 
 void Subscriber::say_goodbye() {
-  if (closed_ || !ready_ || pool_.config_.protocol != Protocol::ws) return;
+  if (closed_ || !ready_ || pool_.config_.protocol != Protocol::ws)
+    return;
   const char code[2] = {static_cast<char>(1000 >> 8), static_cast<char>(1000 & 0xff)};
   send_frame(ws::masked_frame(ws::close, std::string_view(code, 2), pool_.rng_));
 }
@@ -409,7 +446,8 @@ void Subscriber::close() {
 }
 
 void Subscriber::fail(const char* why) {
-  if (closed_) return;
+  if (closed_)
+    return;
   closed_ = true;
   std::error_code ignored;
   socket_.close(ignored);
@@ -421,7 +459,9 @@ void Subscriber::fail(const char* why) {
 Pool::Pool(asio::io_context& io, PoolConfig config)
     : io_(io), config_(std::move(config)), buffer_(256 * 1024), rng_(std::random_device{}()) {}
 
-Pool::~Pool() { close_all(); }
+Pool::~Pool() {
+  close_all();
+}
 
 void Pool::open(std::size_t count) {
   const auto first = subscribers_.size();
@@ -445,7 +485,8 @@ void Pool::on_ready() {
 }
 
 void Pool::on_failed(const std::string& why, bool was_ready) {
-  if (first_error_.empty()) first_error_ = why;
+  if (first_error_.empty())
+    first_error_ = why;
   if (was_ready) {
     ++closed_after_ready_;
     return;
@@ -456,11 +497,13 @@ void Pool::on_failed(const std::string& why, bool was_ready) {
 }
 
 void Pool::say_goodbye() {
-  for (auto& s : subscribers_) s->say_goodbye();
+  for (auto& s : subscribers_)
+    s->say_goodbye();
 }
 
 void Pool::close_all() {
-  for (auto& s : subscribers_) s->close();
+  for (auto& s : subscribers_)
+    s->close();
 }
 
 }  // namespace loadgen

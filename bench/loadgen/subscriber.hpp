@@ -35,10 +35,10 @@ struct DeliveryStats {
 struct PoolConfig {
   Protocol protocol = Protocol::sse;
   asio::ip::tcp::endpoint server;
-  std::string host;                  // Host header
-  std::size_t source_addresses = 32; // connect from 127.0.0.2 .. 127.0.0.{1+N}
+  std::string host;                   // Host header
+  std::size_t source_addresses = 32;  // connect from 127.0.0.2 .. 127.0.0.{1+N}
   std::size_t connect_concurrency = 256;
-  std::int64_t epoch_ns = 0;         // what `t` in a notification is relative to
+  std::int64_t epoch_ns = 0;  // what `t` in a notification is relative to
 };
 
 class Pool;
@@ -80,7 +80,15 @@ class Subscriber {
   std::string out_next_;  // frames queued behind them
   std::uint64_t last_id_ = 0;
   std::uint64_t chunk_left_ = 0;
-  enum class Chunk : std::uint8_t { size, ext, size_lf, data, data_cr, data_lf, done } chunk_ = Chunk::size;
+  enum class Chunk : std::uint8_t {
+    size,
+    ext,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    done
+  } chunk_ = Chunk::size;
   std::uint8_t message_opcode_ = 0;
   bool head_done_ = false;
   bool chunked_ = false;

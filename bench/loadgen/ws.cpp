@@ -71,36 +71,44 @@ std::string masked_frame(Opcode opcode, std::string_view payload, std::mt19937_6
     out += static_cast<char>(n & 0xff);
   } else {
     out += static_cast<char>(0x80 | 127);
-    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
+    for (int shift = 56; shift >= 0; shift -= 8)
+      out += static_cast<char>((n >> shift) & 0xff);
   }
   const std::uint64_t r = rng();
   char mask[4];
   std::memcpy(mask, &r, 4);
   out.append(mask, 4);
-  for (std::size_t i = 0; i < n; ++i) out += static_cast<char>(payload[i] ^ mask[i & 3]);
+  for (std::size_t i = 0; i < n; ++i)
+    out += static_cast<char>(payload[i] ^ mask[i & 3]);
   return out;
 }
 
 std::size_t parse_header(const unsigned char* p, std::size_t n, FrameHeader& h) {
-  if (n < 2) return 0;
+  if (n < 2)
+    return 0;
   h.fin = (p[0] & 0x80) != 0;
   h.opcode = p[0] & 0x0f;
   h.masked = (p[1] & 0x80) != 0;
   std::size_t len = p[1] & 0x7f;
   std::size_t header = 2;
   if (len == 126) {
-    if (n < 4) return 0;
+    if (n < 4)
+      return 0;
     len = (static_cast<std::size_t>(p[2]) << 8) | p[3];
     header = 4;
   } else if (len == 127) {
-    if (n < 10) return 0;
+    if (n < 10)
+      return 0;
     std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | p[2 + i];
+    for (int i = 0; i < 8; ++i)
+      v = (v << 8) | p[2 + i];
     len = static_cast<std::size_t>(v);
     header = 10;
   }
-  if (h.masked) header += 4;
-  if (n < header) return 0;
+  if (h.masked)
+    header += 4;
+  if (n < header)
+    return 0;
   h.length = len;
   return header;
 }

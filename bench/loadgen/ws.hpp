@@ -9,7 +9,14 @@
 
 namespace loadgen::ws {
 
-enum Opcode : std::uint8_t { continuation = 0x0, text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA };
+enum Opcode : std::uint8_t {
+  continuation = 0x0,
+  text = 0x1,
+  binary = 0x2,
+  close = 0x8,
+  ping = 0x9,
+  pong = 0xA
+};
 
 std::string base64(std::string_view bytes);
 

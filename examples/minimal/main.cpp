@@ -45,18 +45,17 @@ void accept(tcp::acceptor& acceptor, notify::NotificationHub& hub) {
       return;
     auto s = std::make_shared<tcp::socket>(std::move(socket));
     auto head = std::make_shared<std::string>();
-    asio::async_read_until(
-        *s, asio::dynamic_buffer(*head), "\r\n\r\n",
-        [s, head, &hub](std::error_code ec, std::size_t) {
-          const auto user = ec ? "" : user_of(*head);
-          if (user.empty())
-            return;
-          // --- the integration: a socket becomes a notification stream. `io` runs on this
-          // one thread, so the transport needs no strand.
-          auto sink = notify::SseSink::create(
-              notify::make_asio_transport(std::move(*s), notify::Threading::single));
-          hub.attach(user, sink);
-        });
+    asio::async_read_until(*s, asio::dynamic_buffer(*head), "\r\n\r\n",
+                           [s, head, &hub](std::error_code ec, std::size_t) {
+                             const auto user = ec ? "" : user_of(*head);
+                             if (user.empty())
+                               return;
+                             // --- the integration: a socket becomes a notification stream. `io`
+                             // runs on this one thread, so the transport needs no strand.
+                             auto sink = notify::SseSink::create(notify::make_asio_transport(
+                                 std::move(*s), notify::Threading::single));
+                             hub.attach(user, sink);
+                           });
     accept(acceptor, hub);
   });
 }
