@@ -1,9 +1,9 @@
 #include <notify/event.hpp>
+
+#include "json_text.hpp"
 #include <notify/sse.hpp>
 #include <notify/ws_deflate.hpp>
 #include <notify/ws_frame.hpp>
-
-#include <nlohmann/json.hpp>
 
 #include <mutex>
 #include <stdexcept>
@@ -103,10 +103,12 @@ std::string websocket_text(const Event& event) {
   std::string out;
   out.reserve(event.data().size() + event.type().size() + event.id().size() + 32);
   out += "{\"type\":";
-  out += nlohmann::json(event.type()).dump();
+  if (!detail::append_json_string(out, event.type()))
+    throw std::invalid_argument("event: the type is not valid UTF-8");
   if (!event.id().empty()) {
     out += ",\"id\":";
-    out += nlohmann::json(event.id()).dump();
+    if (!detail::append_json_string(out, event.id()))
+      throw std::invalid_argument("event: the id is not valid UTF-8");
   }
   out += ",\"data\":";
   out += event.data().empty() ? std::string("null") : event.data();

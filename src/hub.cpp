@@ -67,7 +67,6 @@ class NotificationHub::Impl final : public SinkOwner,
         const auto stored = store_->append(std::move(d));
         if (!store_->publishes_appends()) {  // else append() has published it already
           auto event = notification_event(stored);
-          event->encoded(WireFormat::sse);
           bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
           if (ec)
             break;
@@ -91,7 +90,6 @@ class NotificationHub::Impl final : public SinkOwner,
     if (!result.ids.empty() && !store_->publishes_appends()) {  // else the store published it
       nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};
       auto event = Event::message(std::string(event_type::read), {}, data.dump(), result.seq);
-      event->encoded(WireFormat::sse);
       std::error_code ec;
       bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
       if (ec)
@@ -237,7 +235,6 @@ class NotificationHub::Impl final : public SinkOwner,
     if (events.empty())
       return;
     EventPtr out = events.size() == 1 ? events.front() : Event::batch(std::move(events));
-    out->encoded(WireFormat::sse);
     deliver_user(user, out);
   }
 

@@ -1,6 +1,8 @@
 #include <notify/notification.hpp>
 #include <notify/utf8.hpp>
 
+#include "json_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -36,51 +38,9 @@ json string_or_null(const std::string& s) {
   return s.empty() ? json(nullptr) : json(s);
 }
 
-// A JSON string literal as nlohmann::json::dump() writes it: UTF-8 kept as it is, the
-// two-character escapes where JSON has them, \u00XX (lower-case hex) for other control
-// characters.
 void append_json_string(std::string& out, std::string_view s, const char* field) {
-  if (!is_valid_utf8(s))
+  if (!detail::append_json_string(out, s))
     throw ValidationError(field, "is not valid UTF-8");
-  static constexpr char hex[] = "0123456789abcdef";
-  out += '"';
-  std::size_t plain = 0;  // start of the run of bytes copied as they are
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    out.append(s.data() + plain, i - plain);
-    plain = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default: {
-        const char escape[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-        out.append(escape, sizeof escape);
-      }
-    }
-  }
-  out.append(s.data() + plain, s.size() - plain);
-  out += '"';
 }
 
 void append_member(std::string& out, const char* key, const std::string& value) {

@@ -8,6 +8,10 @@
 //
 //   notify-bench-floor --sockets 1000 --writes 1000 --batch 1 --size 150
 //
+// --rate R paces the rounds at R events per second in all (like a paced fan-out): the
+// reader goes back to sleep between rounds, so every write also pays for waking it, as a
+// server's writes do when its clients are idle between events.
+//
 // One JSON line on stdout; a summary on stderr.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -42,6 +47,7 @@ struct Options {
   std::size_t size = 150;
   int writer_cpu = -1;
   int reader_cpu = -1;
+  double rate = 0;  // events per second over all connections; 0: flat out
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -68,7 +74,7 @@ Options parse(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       std::puts(
           "usage: notify-bench-floor [--sockets N] [--writes M] [--batch B] [--size BYTES]\n"
-          "                          [--writer-cpu CPU] [--reader-cpu CPU]");
+          "                          [--rate EVENTS_PER_S] [--writer-cpu CPU] [--reader-cpu CPU]");
       std::exit(0);
     }
     if (i + 1 >= argc)
@@ -86,6 +92,8 @@ Options parse(int argc, char** argv) {
       o.writer_cpu = static_cast<int>(count(flag, v));
     else if (flag == "--reader-cpu")
       o.reader_cpu = static_cast<int>(count(flag, v));
+    else if (flag == "--rate")
+      o.rate = static_cast<double>(count(flag, v));
     else
       die("unknown option '" + flag + "'");
   }
@@ -209,7 +217,18 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_THREAD, &r0);
   const double t0 = mono();
   std::size_t syscalls = 0;
+  // Paced: a round of o.batch events to every connection every `period` seconds.
+  const double period = o.rate > 0 ? static_cast<double>(o.sockets * o.batch) / o.rate : 0.0;
+  double wall_sleeping = 0;
   for (std::size_t done = 0; done < o.writes; done += o.batch) {
+    if (period > 0) {
+      const double due = t0 + period * static_cast<double>(done / o.batch);
+      const double now = mono();
+      if (due > now) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(due - now));
+        wall_sleeping += due - now;
+      }
+    }
     const std::size_t n = std::min(o.batch, o.writes - done);
     for (const int fd : writers) {
       std::size_t want = n * o.size;
@@ -240,10 +259,10 @@ int main(int argc, char** argv) {
                 "{\"sockets\":%zu,\"writes\":%zu,\"batch\":%zu,\"size\":%zu,\"events\":%.0f,"
                 "\"syscalls\":%zu,\"writer_user_s\":%.6f,\"writer_sys_s\":%.6f,\"wall_s\":%.6f,"
                 "\"ns_per_event\":%.1f,\"user_ns_per_event\":%.1f,\"sys_ns_per_event\":%.1f,"
-                "\"events_per_s\":%.0f}",
+                "\"events_per_s\":%.0f,\"rate\":%.0f,\"idle_s\":%.6f}",
                 o.sockets, o.writes, o.batch, o.size, events, syscalls, user, sys, t1 - t0,
                 (user + sys) * 1e9 / events, user * 1e9 / events, sys * 1e9 / events,
-                events / (t1 - t0));
+                events / (t1 - t0), o.rate, wall_sleeping);
   std::printf("%s\n", line);
   std::fprintf(stderr,
                "floor: %zu sockets x %zu events of %zu B, %zu per writev: %.0f ns CPU per event "

@@ -1,8 +1,10 @@
 #include "ws_test_support.hpp"
 
+#include <notify/event.hpp>
 #include <notify/ws_frame.hpp>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 #include <string>
@@ -367,4 +369,32 @@ TEST_CASE("ws decode: invalid UTF-8 fails before the message ends") {
   CHECK_FALSE(decoder.feed(frame.substr(0, 6 + 3), out));
   CHECK(decoder.feed(frame.substr(9, 1), out) == CloseCode::invalid_payload);
   CHECK(out.empty());
+}
+
+TEST_CASE("ws encode: an event's text is {type,id,data} with type and id JSON-escaped") {
+  const std::string type = "typ\"e\\ \t\x01 \xC3\xA9";
+  const std::string id = "4\t2";
+  const std::string data = R"({"a":[1,"x"]})";
+  const auto event = notify::Event::message(type, id, data, 0);
+  const auto& wire = event->encoded(notify::WireFormat::websocket);
+  REQUIRE(wire.size() > 2);
+  CHECK(static_cast<unsigned char>(wire[0]) == 0x81);  // FIN + text
+  const auto length = static_cast<unsigned char>(wire[1]);
+  REQUIRE(length < 126);
+  const std::string text = wire.substr(2);
+  CHECK(text.size() == length);
+  CHECK(text == "{\"type\":" + nlohmann::json(type).dump() +
+                    ",\"id\":" + nlohmann::json(id).dump() + ",\"data\":" + data + "}");
+  const auto parsed = nlohmann::json::parse(text);
+  CHECK(parsed["type"] == type);
+  CHECK(parsed["id"] == id);
+  CHECK(parsed["data"]["a"][1] == "x");
+
+  // No id: no "id" member; no data: null.
+  const auto bare = notify::Event::message("t", "", "", 0);
+  CHECK(bare->encoded(notify::WireFormat::websocket).substr(2) == R"({"type":"t","data":null})");
+
+  // A type that is not UTF-8 cannot be written as JSON.
+  const auto broken = notify::Event::message("bad \xC3", "", "{}", 0);
+  CHECK_THROWS_AS(broken->encoded(notify::WireFormat::websocket), std::invalid_argument);
 }
