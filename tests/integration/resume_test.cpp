@@ -6,17 +6,6 @@ using nlohmann::json;
 
 namespace {
 
-// Reads `count` notification events and returns their ids.
-std::vector<std::string> read_ids(SseStream& s, std::size_t count) {
-  std::vector<std::string> ids;
-  for (std::size_t i = 0; i < count; ++i) {
-    const auto e = s.expect("notification");
-    REQUIRE(e.id.has_value());
-    ids.push_back(*e.id);
-  }
-  return ids;
-}
-
 // The resume scenario: 3 read, disconnect, 2 missed, reconnect with `reconnect(cursor)`.
 template <typename Reconnect>
 void check_resume(Reconnect reconnect) {

@@ -11,21 +11,7 @@
 using namespace itest;
 using nlohmann::json;
 
-namespace {
-
 using TempDir = testsupport::TempDir;
-
-std::vector<std::string> read_ids(SseStream& s, std::size_t count) {
-  std::vector<std::string> ids;
-  for (std::size_t i = 0; i < count; ++i) {
-    const auto e = s.expect("notification");
-    REQUIRE(e.id.has_value());
-    ids.push_back(*e.id);
-  }
-  return ids;
-}
-
-}  // namespace
 
 TEST_CASE("sqlite demo: a restart keeps the snapshot, and resuming gives exactly what was missed") {
   TempDir dir;

@@ -28,4 +28,15 @@ inline std::vector<std::string> ids_of(const nlohmann::json& notifications) {
   return ids;
 }
 
+// Reads `count` notification events and returns their ids.
+inline std::vector<std::string> read_ids(SseStream& s, std::size_t count) {
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto e = s.expect("notification");
+    REQUIRE(e.id.has_value());
+    ids.push_back(*e.id);
+  }
+  return ids;
+}
+
 }  // namespace itest

@@ -26,7 +26,9 @@ namespace {
 
 using test::draft;
 using test::no_batching;
+using test::SingleThreadMode;
 using test::SocketPair;
+using test::StrandMode;
 
 // Reads from the client socket (non-blocking, driven by the io_context) until `done`.
 struct Reader {
@@ -44,13 +46,6 @@ struct Reader {
       start();
     });
   }
-};
-
-struct StrandMode {
-  static constexpr auto value = notify::Threading::strand;
-};
-struct SingleThreadMode {
-  static constexpr auto value = notify::Threading::single;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // batching, an SSE client over a RecordingTransport, and a connected pair of loopback sockets.
 #pragma once
 
+#include <notify/asio_transport.hpp>
 #include <notify/hub.hpp>
 #include <notify/notification.hpp>
 #include <notify/sse_sink.hpp>
@@ -60,6 +61,15 @@ struct SseClient {
     return out;
   }
   std::size_t count() const { return events().size(); }
+};
+
+// The two ways an AsioTransport orders its operations, for TEST_CASE_TEMPLATE: with a strand
+// (reads into the sink's own buffer) and single-threaded (non-blocking reads and writes).
+struct StrandMode {
+  static constexpr auto value = notify::Threading::strand;
+};
+struct SingleThreadMode {
+  static constexpr auto value = notify::Threading::single;
 };
 
 // A connected pair of real loopback TCP sockets.

@@ -20,7 +20,9 @@ namespace {
 
 using test::draft;
 using test::no_batching;
+using test::SingleThreadMode;
 using test::SocketPair;
+using test::StrandMode;
 
 struct Frame {
   Opcode opcode;
@@ -31,12 +33,6 @@ struct Frame {
 // Every case runs over both kinds of AsioTransport: with a strand (reads into the sink's
 // own buffer) and single-threaded (non-blocking reads into the thread's shared buffer).
 notify::Threading server_threading = notify::Threading::strand;
-struct StrandMode {
-  static constexpr auto value = notify::Threading::strand;
-};
-struct SingleThreadMode {
-  static constexpr auto value = notify::Threading::single;
-};
 struct UseThreading {
   explicit UseThreading(notify::Threading t) { server_threading = t; }
   ~UseThreading() { server_threading = notify::Threading::strand; }
