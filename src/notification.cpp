@@ -158,14 +158,9 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
     if (value->size() > limits.max_field_bytes)
       return problem(name, fmt::format("longer than {} bytes", limits.max_field_bytes));
   }
-  const std::pair<const char*, const std::string*> text_fields[] = {
-      {"type", &d.type},          {"title", &d.title},          {"body", &d.body},
-      {"userId", &d.user_id},     {"actorId", &d.actor_id},     {"entityType", &d.entity_type},
-      {"entityId", &d.entity_id}, {"actionUrl", &d.action_url}, {"imageUrl", &d.image_url},
-  };
-  for (const auto& [name, value] : text_fields) {
-    if (!is_valid_utf8(*value))
-      return problem(name, "is not valid UTF-8");
+  for (const auto& f : string_fields) {  // every string must be writable as JSON
+    if (!is_valid_utf8(d.*(f.member)))
+      return problem(f.json_name, "is not valid UTF-8");
   }
   if (!d.data.is_null()) {
     if (!d.data.is_object())

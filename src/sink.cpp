@@ -278,11 +278,7 @@ void Sink::start_reading() {
 void Sink::read_available() {
   auto& shared = shared_read_buffer;
   if (shared.busy) {  // called from inside on_input(): continue from a fresh handler
-    reading_ = true;
-    asio::post(transport_->executor(), [self = shared_from_this()] {
-      self->reading_ = false;
-      self->read_available();
-    });
+    read_available_later();
     return;
   }
   for (int turn = 0; turn < reads_per_turn; ++turn) {
@@ -303,6 +299,10 @@ void Sink::read_available() {
     if (!more)
       return;
   }
+  read_available_later();  // much more is waiting: let other connections run first
+}
+
+void Sink::read_available_later() {
   reading_ = true;
   asio::post(transport_->executor(), [self = shared_from_this()] {
     self->reading_ = false;

@@ -52,27 +52,27 @@ struct has_lowest_layer<Stream, std::void_t<decltype(std::declval<Stream&>().low
 template <typename Stream>
 class AsioTransport final : public Transport {
  public:
+  // A plain TCP socket: non-blocking writes and reads go straight to its descriptor.
+  static constexpr bool is_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
+
   explicit AsioTransport(Stream stream, Threading threading = Threading::strand,
                          std::string_view kind = default_kind())
       : stream_(std::move(stream)),
         strand_(threading == Threading::strand ? std::make_unique<asio::any_io_executor>(
                                                      asio::make_strand(stream_.get_executor()))
                                                : nullptr),
-        threading_(threading),
         kind_(kind) {}
 
   asio::any_io_executor executor() const override {
     return strand_ ? *strand_ : asio::any_io_executor(stream_.get_executor());
   }
 
-  bool single_threaded() const noexcept override { return threading_ == Threading::single; }
+  bool single_threaded() const noexcept override { return !strand_; }
 
-  bool can_write_now() const noexcept override {
-    return std::is_same_v<Stream, asio::ip::tcp::socket>;
-  }
+  bool can_write_now() const noexcept override { return is_tcp; }
 
   std::size_t write_now(BufferSpan buffers, std::error_code& ec) override {
-    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+    if constexpr (is_tcp) {
       return detail::write_now_to_socket(stream_.native_handle(), buffers, ec);
     } else {
       return Transport::write_now(buffers, ec);
@@ -80,30 +80,19 @@ class AsioTransport final : public Transport {
   }
 
   void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) override {
-    if (threading_ == Threading::single) {
-      asio::async_write(
-          stream_, buffers,
+    start([&](auto done) { asio::async_write(stream_, buffers, std::move(done)); },
           [h = std::move(handler)](std::error_code ec, std::size_t n) { h->on_write(ec, n); });
-      return;
-    }
-    asio::async_write(
-        stream_, buffers,
-        asio::bind_executor(*strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
-          h->on_write(ec, n);
-        }));
   }
 
   bool can_read() const noexcept override { return true; }
 
   // Waiting for readiness is only safe without a strand: the reactor runs on this thread,
   // so no readiness edge can pass between read_now()'s would_block and the wait.
-  bool can_read_now() const noexcept override {
-    return threading_ == Threading::single && std::is_same_v<Stream, asio::ip::tcp::socket>;
-  }
+  bool can_read_now() const noexcept override { return !strand_ && is_tcp; }
 
   void async_wait_readable(std::shared_ptr<TransportHandler> handler) override {
-    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
-      if (threading_ == Threading::single) {
+    if constexpr (is_tcp) {
+      if (!strand_) {
         stream_.async_wait(asio::socket_base::wait_read,
                            [h = std::move(handler)](std::error_code ec) { h->on_read(ec, 0); });
         return;
@@ -113,7 +102,7 @@ class AsioTransport final : public Transport {
   }
 
   std::size_t read_now(asio::mutable_buffer buffer, std::error_code& ec) override {
-    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+    if constexpr (is_tcp) {
       return detail::read_now_from_socket(stream_.native_handle(), buffer, ec);
     } else {
       return Transport::read_now(buffer, ec);
@@ -122,17 +111,8 @@ class AsioTransport final : public Transport {
 
   void async_read_some(asio::mutable_buffer buffer,
                        std::shared_ptr<TransportHandler> handler) override {
-    if (threading_ == Threading::single) {
-      stream_.async_read_some(buffer, [h = std::move(handler)](std::error_code ec, std::size_t n) {
-        h->on_read(ec, n);
-      });
-      return;
-    }
-    stream_.async_read_some(
-        buffer,
-        asio::bind_executor(*strand_, [h = std::move(handler)](std::error_code ec, std::size_t n) {
-          h->on_read(ec, n);
-        }));
+    start([&](auto done) { stream_.async_read_some(buffer, std::move(done)); },
+          [h = std::move(handler)](std::error_code ec, std::size_t n) { h->on_read(ec, n); });
   }
 
   void close() noexcept override {
@@ -154,11 +134,20 @@ class AsioTransport final : public Transport {
 
  private:
   static constexpr std::string_view default_kind() noexcept {
-    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+    if constexpr (is_tcp) {
       return "tcp";
     } else {
       return "tls";
     }
+  }
+
+  // Starts an operation whose completion runs on the strand, or as it is without one.
+  template <typename Operation, typename Completion>
+  void start(Operation operation, Completion complete) {
+    if (strand_)
+      operation(asio::bind_executor(*strand_, std::move(complete)));
+    else
+      operation(std::move(complete));
   }
 
   auto& lowest() noexcept {
@@ -170,10 +159,9 @@ class AsioTransport final : public Transport {
   }
 
   mutable Stream stream_;  // mutable: some streams' get_executor() is not const
-  // Threading::strand: a strand over the stream's executor (not stored otherwise, to keep
-  // an idle connection small).
+  // Threading::strand: a strand over the stream's executor; null for Threading::single (an
+  // idle connection stays small).
   std::unique_ptr<asio::any_io_executor> strand_;
-  Threading threading_;
   std::string_view kind_;
 };
 

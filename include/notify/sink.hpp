@@ -173,6 +173,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool start_write();
   void wrote(const std::vector<EventPtr>& events, std::size_t bytes);
   void read_available();
+  void read_available_later();
   void finish_close(std::error_code reason);
 
   std::shared_ptr<Transport> transport_;
