@@ -236,6 +236,35 @@ void refuse_stream(const std::shared_ptr<notify::AsioTransport<asio::ip::tcp::so
   });
 }
 
+// Hands `socket` to the sink `make_sink(transport)` makes and attaches it to the hub; when
+// the hub refuses the connection or anything throws, answers on the socket with a JSON error
+// instead. The socket's io_context is run by one thread, so the transport has no strand.
+template <typename MakeSink>
+void attach_or_refuse(notify::NotificationHub& hub, asio::ip::tcp::socket socket, std::string user,
+                      const std::string& cursor, const char* what, MakeSink make_sink) noexcept {
+  std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
+  std::shared_ptr<notify::Sink> sink;
+  try {
+    transport = notify::make_asio_transport(std::move(socket), notify::Threading::single);
+    sink = make_sink(transport);
+    std::error_code ec;
+    hub.attach(std::move(user), sink, cursor, ec);
+    if (!ec)
+      return;
+    refuse_stream(transport, std::move(sink),
+                  HttpResponse::error(status_for_attach_error(ec), ec.message()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "notify-demo: cannot open %s: %s\n", what, e.what());
+    try {
+      if (transport)
+        refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
+    } catch (...) {
+      if (transport)
+        transport->close();
+    }
+  }
+}
+
 }  // namespace
 
 Api::Api(notify::NotificationHub& hub, ApiOptions options)
@@ -373,53 +402,17 @@ Api::Outcome Api::websocket(const HttpRequest& request, std::string user,
 }
 
 void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept {
-  std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
-  std::shared_ptr<notify::SseSink> sink;
-  try {
-    transport = notify::make_asio_transport(std::move(socket), notify::Threading::single);
-    sink = notify::SseSink::create(transport);
-    std::error_code ec;
-    hub_.attach(std::move(request.user), sink, request.cursor, ec);
-    if (!ec)
-      return;
-    refuse_stream(transport, std::move(sink),
-                  HttpResponse::error(status_for_attach_error(ec), ec.message()));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "notify-demo: cannot open a stream: %s\n", e.what());
-    try {
-      if (transport)
-        refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
-    } catch (...) {
-      if (transport)
-        transport->close();
-    }
-  }
+  attach_or_refuse(hub_, std::move(socket), std::move(request.user), request.cursor, "a stream",
+                   [](const auto& transport) { return notify::SseSink::create(transport); });
 }
 
 void Api::open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept {
-  std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
-  std::shared_ptr<notify::WebSocketSink> sink;
-  try {
-    transport = notify::make_asio_transport(std::move(socket), notify::Threading::single);
-    // The sink writes the handshake's 101 response as its first bytes, once attached.
-    sink = notify::WebSocketSink::create(transport, request.handshake);
-    std::error_code ec;
-    hub_.attach(std::move(request.user), sink, request.cursor, ec);
-    if (!ec)
-      return;
-    // Nothing was written yet: a plain HTTP error instead of the 101.
-    refuse_stream(transport, std::move(sink),
-                  HttpResponse::error(status_for_attach_error(ec), ec.message()));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "notify-demo: cannot open a WebSocket: %s\n", e.what());
-    try {
-      if (transport)
-        refuse_stream(transport, std::move(sink), HttpResponse::error(500, e.what()));
-    } catch (...) {
-      if (transport)
-        transport->close();
-    }
-  }
+  // The sink writes the handshake's 101 response as its first bytes, once attached; when the
+  // hub refuses the connection nothing was written yet, so the answer is a plain HTTP error.
+  attach_or_refuse(hub_, std::move(socket), std::move(request.user), request.cursor, "a WebSocket",
+                   [&](const auto& transport) {
+                     return notify::WebSocketSink::create(transport, request.handshake);
+                   });
 }
 
 }  // namespace demo
