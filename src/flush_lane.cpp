@@ -6,6 +6,8 @@
 #include <asio/post.hpp>
 #include <asio/query.hpp>
 
+#include <algorithm>
+
 namespace notify::detail {
 
 asio::execution_context::id FlushLane::id;
@@ -24,24 +26,40 @@ FlushLane& FlushLane::of(const asio::any_io_executor& executor) {
 void FlushLane::schedule(std::shared_ptr<Sink> sink) {
   {
     std::lock_guard lock(mutex_);
-    queued_.push_back(std::move(sink));
-    if (posted_)
+    if (posted_) {
+      queued_.push_back(std::move(sink));
       return;
+    }
     posted_ = true;
+    running_.push_back(std::move(sink));  // no task is running: it will start with this
   }
   // executor_ was set before any sink of this lane existed and never changes after.
   asio::post(executor_, [this] { run(); });
 }
 
 void FlushLane::run() {
-  {
-    std::lock_guard lock(mutex_);
-    running_.swap(queued_);
-    posted_ = false;
+  const auto count = running_.size();
+  const auto end = std::min(count, next_ + sinks_per_turn);
+  for (auto i = next_; i < end; ++i) {
+    // Ask for the next sinks' state while this one is written: each is cold by now.
+    if (i + 4 < count)
+      running_[i + 4]->prefetch_queue();
+    if (i + 2 < count)
+      running_[i + 2]->prefetch_transport();
+    running_[i]->flush();
   }
-  for (const auto& sink : running_)
-    sink->flush();
-  running_.clear();
+  next_ = end;
+  if (next_ == count) {
+    running_.clear();
+    next_ = 0;
+    std::lock_guard lock(mutex_);
+    if (queued_.empty()) {
+      posted_ = false;
+      return;
+    }
+    running_.swap(queued_);
+  }
+  asio::post(executor_, [this] { run(); });
 }
 
 void FlushLane::shutdown() {
@@ -51,6 +69,7 @@ void FlushLane::shutdown() {
     dropped.swap(queued_);
   }
   running_.clear();
+  next_ = 0;
 }
 
 }  // namespace notify::detail

@@ -6,12 +6,19 @@
 // and the first registration after a run posts one task that flushes them all, so events
 // that pile up meanwhile leave in one gathered write per connection.
 //
+// The task flushes at most sinks_per_turn sinks and posts itself again for the rest, so a
+// fan-out to thousands of connections lets the context read its sockets in between: a
+// publish that arrives meanwhile joins the queues of the sinks not yet written, and leaves
+// with the earlier event in the same write (corking), and no request waits for a whole
+// fan-out to finish.
+//
 // Thread safety: schedule() from any thread; the task runs on the context's one thread.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -24,6 +31,7 @@ namespace detail {
 class FlushLane final : public asio::execution_context::service {
  public:
   static asio::execution_context::id id;
+  static constexpr std::size_t sinks_per_turn = 64;
 
   explicit FlushLane(asio::execution_context& context);
 
@@ -40,8 +48,11 @@ class FlushLane final : public asio::execution_context::service {
   std::mutex mutex_;
   asio::any_io_executor executor_;  // set by the first of()
   std::vector<std::shared_ptr<Sink>> queued_;
-  bool posted_ = false;
-  std::vector<std::shared_ptr<Sink>> running_;  // only touched by the task
+  bool posted_ = false;  // a task is posted or running; it posts itself until both are empty
+  // The sinks being flushed and how many of them are done: touched by the task, and by
+  // schedule() (under mutex_) only while no task is posted.
+  std::vector<std::shared_ptr<Sink>> running_;
+  std::size_t next_ = 0;
 };
 
 }  // namespace detail

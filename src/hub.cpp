@@ -204,8 +204,12 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void deliver_all(const EventPtr& event) {
     std::shared_lock lock(registry_mutex_);
-    for (const auto& sink : all_)
-      sink->send(event);
+    const auto count = all_.size();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i + 4 < count)  // each sink is cold by now: ask for the next ones early
+        all_[i + 4]->prefetch_queue();
+      all_[i]->send(event);
+    }
   }
 
   // --- batching -----------------------------------------------------------------------

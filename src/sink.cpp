@@ -1,4 +1,5 @@
 #include "flush_lane.hpp"
+#include "prefetch.hpp"
 
 #include <notify/error.hpp>
 #include <notify/sink.hpp>
@@ -124,6 +125,18 @@ void Sink::kick() {
     return;
   }
   asio::post(transport_->executor(), [self = shared_from_this()] { self->flush(); });
+}
+
+void Sink::prefetch_queue() const noexcept {
+  // The shared_ptr control block sits just before a make_shared sink; kick() takes a
+  // reference to it.
+  detail::prefetch(reinterpret_cast<const char*>(this) - 16);
+  detail::prefetch(&mutex_);
+  detail::prefetch(&pending_);
+}
+
+void Sink::prefetch_transport() const noexcept {
+  detail::prefetch(transport_.get());
 }
 
 void Sink::flush() {

@@ -168,6 +168,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   friend class NotificationHub;  // its registry keeps the sink's position in registry_slot_
   void kick();
   void flush();
+  // Cache hints for a loop over many sinks (see src/prefetch.hpp): the lines send() and
+  // flush() touch first, and the transport a write goes to. Neither reads guarded state.
+  void prefetch_queue() const noexcept;
+  void prefetch_transport() const noexcept;
   // Writes the events taken from pending_ (the preamble first); false when the write
   // completed at once, true when it is in flight or failed.
   bool start_write();

@@ -21,11 +21,14 @@ namespace test {
 
 // A Transport over memory. Writes complete on the io_context unless the transport is
 // stalled, in which case they wait for release(). fail_at = N fails the Nth write.
+// `single_threaded`: the test runs `io` on one thread, so sinks use its FlushLane.
 class RecordingTransport final : public notify::Transport {
  public:
-  explicit RecordingTransport(asio::io_context& io) : io_(io) {}
+  explicit RecordingTransport(asio::io_context& io, bool single_threaded = false)
+      : io_(io), single_threaded_(single_threaded) {}
 
   asio::any_io_executor executor() const override { return io_.get_executor(); }
+  bool single_threaded() const noexcept override { return single_threaded_; }
 
   void async_write(notify::BufferSpan buffers,
                    std::shared_ptr<notify::TransportHandler> handler) override {
@@ -87,6 +90,7 @@ class RecordingTransport final : public notify::Transport {
 
  private:
   asio::io_context& io_;
+  bool single_threaded_;
   mutable std::mutex mutex_;
   std::string bytes_;
   int writes_ = 0;

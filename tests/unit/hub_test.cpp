@@ -484,3 +484,60 @@ TEST_CASE("hub: after a bus outage every connection is repaired from the store")
   CHECK(json::parse(bob.events()[1].data)["unreadCount"] == 0);
   CHECK(hub.metrics().gap_repairs == 2);
 }
+
+TEST_CASE("hub, one thread: a broadcast during a fan-out leaves with the earlier one") {
+  // Sinks on a context run by one thread are flushed by its FlushLane a few dozen at a time;
+  // in between the context runs other work, here a second broadcast, which then shares a
+  // write with the first on every connection not yet written.
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  constexpr std::size_t connections = 500;
+  std::vector<std::shared_ptr<test::RecordingTransport>> transports;
+  for (std::size_t i = 0; i < connections; ++i) {
+    transports.push_back(std::make_shared<test::RecordingTransport>(io, true));
+    hub.attach("u" + std::to_string(i), notify::SseSink::create(transports.back()));
+  }
+  auto events_of = [&](std::size_t i) { return test::parse_sse(transports[i]->bytes()); };
+  auto count_with = [&](std::size_t n) {
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < connections; ++i)
+      count += events_of(i).size() >= n;
+    return count;
+  };
+  REQUIRE(test::run_until(io, [&] { return count_with(1) == connections; }));
+  io.run_for(std::chrono::milliseconds(10));
+  std::vector<int> writes_before;
+  for (const auto& t : transports)
+    writes_before.push_back(t->writes());
+  auto started = [&] {
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < connections; ++i)
+      count += transports[i]->writes() > writes_before[i];
+    return count;
+  };
+
+  const auto first = hub.broadcast(test::broadcast("first"));
+  io.restart();
+  while (started() == 0 && io.poll_one() != 0) {
+  }
+  const auto written_before_second = started();
+  CHECK(written_before_second > 0);
+  CHECK(written_before_second < connections);  // the fan-out let other work run
+  const auto second = hub.broadcast(test::broadcast("second"));
+  REQUIRE(test::run_until(io, [&] { return count_with(3) == connections; }));
+  io.run_for(std::chrono::milliseconds(10));
+
+  std::size_t shared_writes = 0;
+  for (std::size_t i = 0; i < connections; ++i) {
+    const auto e = events_of(i);
+    REQUIRE(e.size() == 3);
+    CHECK(e[1].id == first);
+    CHECK(e[2].id == second);
+    const auto writes = transports[i]->writes() - writes_before[i];
+    CHECK((writes == 1 || writes == 2));
+    shared_writes += writes == 1;
+  }
+  // Every connection that had not been written when the second broadcast came got both
+  // broadcasts in one write.
+  CHECK(shared_writes >= connections - written_before_second);
+}
