@@ -214,6 +214,52 @@ if (runs.some((x) => x.id.startsWith('cluster-'))) {
   p();
 }
 
+// --- what the Redis hop adds ------------------------------------------------------------------
+// hop-<R/1000>k-<proto>: the same paced 1:1 load on one instance (inproc) and across two on
+// Redis (redis). A rate counts as reached when every run of both got 90 % of it.
+const hopRates = [...new Set(runs.map((x) => /^hop-(\d+)k-(sse|ws)$/.exec(x.id)).filter(Boolean).map((m) => Number(m[1]) * 1000))]
+  .sort((a, b) => a - b);
+const hop = (rate, proto) => {
+  const id = `hop-${rate / 1000}k-${proto}`;
+  const rated = ['inproc', 'redis'].flatMap((s) => of(id, s).map((x) => get(x.r, 'publishes_per_s')));
+  const d = (key) => {
+    const a = med(id, 'inproc', key);
+    const b = med(id, 'redis', key);
+    return a === undefined || b === undefined ? undefined : b - a;
+  };
+  return {
+    id,
+    ran: of(id, 'inproc').length > 0 && of(id, 'redis').length > 0,
+    reached: rated.length > 0 && rated.every((v) => typeof v === 'number' && v >= 0.9 * rate),
+    p50: d('latency_ms.p50'),
+    p99: d('latency_ms.p99'),
+  };
+};
+const signed = (x) => (x === undefined ? '—' : `${x < 0 ? '−' : '+'}${f.ms(Math.abs(x))}`);
+if (hopRates.length) {
+  p('### What the Redis hop adds: 1:1 notifications at a fixed rate, one instance (in-process bus) vs two instances on Redis');
+  p();
+  p('1,000 connections, 8 keep-alive publishers, publishes paced at the rate. In-process: one notify-demo without `--bus` '
+    + '(`--scenario unicast`); Redis: the two instances above, publishes to the second, subscribers on the first '
+    + '(`--scenario cluster`). The difference is what publish → Redis `PUBLISH` → the subscribers\' instance adds.');
+  p();
+  p('| rate | protocol | publishes/s reached, in-process / Redis | in-process p50 / p99 | Redis p50 / p99 | Redis − in-process p50 | Redis − in-process p99 | lost / duplicates, in-process | lost / duplicates, Redis |');
+  p('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  const lat = ['latency', ['latency_ms.p50', 'latency_ms.p99'], f.ms];
+  const loss = ['lost / duplicates (all rounds)', ['lost', 'duplicates'], f.n, 'sum'];
+  for (const rate of hopRates) {
+    for (const proto of ['sse', 'ws']) {
+      const h = hop(rate, proto);
+      if (!runs.some((x) => x.id === h.id)) continue;
+      const reached = `${cell(h.id, 'inproc', ['', 'publishes_per_s', f.rate]).text} / ${cell(h.id, 'redis', ['', 'publishes_per_s', f.rate]).text}`
+        + (h.ran && !h.reached ? ' (rate not reached)' : '');
+      p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${reached} | ${cell(h.id, 'inproc', lat).text} | ${cell(h.id, 'redis', lat).text} `
+        + `| ${signed(h.p50)} | ${signed(h.p99)} | ${cell(h.id, 'inproc', loss).text} | ${cell(h.id, 'redis', loss).text} |`);
+    }
+  }
+  p();
+}
+
 // --- the floor -----------------------------------------------------------------------------
 const floors = [...new Set(runs.filter((x) => x.server === 'floor').map((x) => x.id))];
 if (floors.length) {
@@ -282,6 +328,16 @@ for (const proto of ['sse', 'ws']) {
   const d = med('scale-fanout-1k-sse', 'notify-t2', 'deliveries_per_s');
   if (a !== undefined || c !== undefined)
     targets.push(['scaling from 1 to 2 threads (unpinned)', `unicast ${ratio(b, a)}, fan-out ${ratio(d, c)}`, 'reported']);
+}
+for (const proto of ['sse', 'ws']) {
+  const at = [10000, 5000].find((rate) => hop(rate, proto).ran);
+  if (at === undefined) continue;
+  const h = hop(at, proto);
+  const where = at === 10000 ? 'at 10,000/s' : `at ${f.int(at)}/s (no 10,000/s run)`;
+  targets.push([`Redis hop adds < 1 ms at p99 at 10k publishes/s (${proto.toUpperCase()})`,
+    h.p99 === undefined ? '—'
+      : `${signed(h.p99)} ${where}: p99 ${show(med(h.id, 'redis', 'latency_ms.p99'), f.ms)} on Redis vs ${show(med(h.id, 'inproc', 'latency_ms.p99'), f.ms)} in-process`,
+    !h.reached ? '**rate not reached**' : h.p99 === undefined ? '—' : verdict(h.p99 < 1) + (at === 10000 ? '' : ` (at ${f.int(at)}/s)`)]);
 }
 p('### Targets');
 p();
