@@ -47,6 +47,7 @@ void FlushLane::run() {
     if (i + 2 < count)
       running_[i + 2]->prefetch_transport();
     running_[i]->flush();
+    running_[i].reset();  // its control block is in cache now, not after the whole pass
   }
   next_ = end;
   if (next_ == count) {

@@ -160,6 +160,39 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
  private:
   enum class State : std::uint8_t { holding, live, resync_pending, closing, closed };
 
+  // The events waiting for this connection, in order. The first is kept inline: one at a
+  // time is the usual case (a paced fan-out), and queueing it then needs no allocation of
+  // its own, so a connection that had one event keeps no heap block for the next.
+  class PendingEvents {
+   public:
+    bool empty() const noexcept { return !first_; }
+    std::size_t size() const noexcept { return first_ ? 1 + rest_.size() : 0; }
+    void push_back(EventPtr event) {
+      if (!first_)
+        first_ = std::move(event);
+      else
+        rest_.push_back(std::move(event));
+    }
+    void clear() noexcept {
+      first_.reset();
+      rest_.clear();
+    }
+    // Appends the events to `out`, in order, and leaves this empty (rest_ keeps its
+    // capacity for the next burst).
+    void move_to(std::vector<EventPtr>& out) {
+      if (!first_)
+        return;
+      out.push_back(std::move(first_));
+      for (auto& e : rest_)
+        out.push_back(std::move(e));
+      rest_.clear();
+    }
+
+   private:
+    EventPtr first_;  // null when empty
+    std::vector<EventPtr> rest_;
+  };
+
   void on_write(std::error_code ec, std::size_t bytes) override;
   void on_read(std::error_code ec, std::size_t bytes) override;
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
@@ -196,7 +229,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool want_repair_ = false;      // a repair was asked for while holding
   std::uint64_t floor_ = 0;       // events with 0 < seq <= floor_ are dropped
   std::uint64_t last_seq_ = 0;    // highest seq queued (or primed to)
-  std::vector<EventPtr> pending_;
+  PendingEvents pending_;
   std::size_t pending_bytes_ = 0;
   std::vector<EventPtr> held_;
   std::size_t held_bytes_ = 0;
