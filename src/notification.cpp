@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <ctime>
+#include <iterator>
+#include <string_view>
 
 namespace notify {
 namespace {
@@ -14,7 +16,7 @@ namespace {
 using nlohmann::json;
 
 struct StringField {
-  const char* json_name;
+  std::string_view json_name;  // a literal: data() is null-terminated
   std::string Notification::*member;
 };
 
@@ -95,7 +97,7 @@ void to_json(json& j, const Notification& n) {
   for (const auto& f : string_fields) {
     if (f.member == &Notification::user_id && n.broadcast)
       continue;
-    j[f.json_name] = string_or_null(n.*(f.member));
+    j[f.json_name.data()] = string_or_null(n.*(f.member));
   }
   if (n.broadcast)
     j["broadcast"] = true;
@@ -105,24 +107,46 @@ void to_json(json& j, const Notification& n) {
 void from_json(const json& j, Notification& n) {
   if (!j.is_object())
     throw ValidationError("notification", "must be a JSON object");
+  // One pass over the members: a lookup per field would compare keys a dozen times each.
+  // The fields are then checked in the table's order, so the first problem reported does
+  // not depend on the order of the members.
+  constexpr std::size_t field_count = std::size(string_fields);
+  const json* strings[field_count] = {};
+  const json* broadcast = nullptr;
+  const json* data = nullptr;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string_view key = it.key();
+    if (key == "broadcast") {
+      broadcast = &*it;
+    } else if (key == "data") {
+      data = &*it;
+    } else {
+      for (std::size_t f = 0; f < field_count; ++f) {
+        if (key == string_fields[f].json_name) {
+          strings[f] = &*it;
+          break;
+        }
+      }
+    }
+  }
   Notification out;
-  for (const auto& f : string_fields) {
-    auto it = j.find(f.json_name);
-    if (it == j.end() || it->is_null())
+  for (std::size_t f = 0; f < field_count; ++f) {
+    const json* value = strings[f];
+    if (!value || value->is_null())
       continue;
-    if (!it->is_string())
-      throw ValidationError(f.json_name, "must be a string");
-    out.*(f.member) = it->get<std::string>();
+    if (!value->is_string())
+      throw ValidationError(std::string(string_fields[f].json_name), "must be a string");
+    out.*(string_fields[f].member) = value->get_ref<const std::string&>();
   }
-  if (auto it = j.find("broadcast"); it != j.end() && !it->is_null()) {
-    if (!it->is_boolean())
+  if (broadcast && !broadcast->is_null()) {
+    if (!broadcast->is_boolean())
       throw ValidationError("broadcast", "must be true or false");
-    out.broadcast = it->get<bool>();
+    out.broadcast = broadcast->get<bool>();
   }
-  if (auto it = j.find("data"); it != j.end() && !it->is_null()) {
-    if (!it->is_object())
+  if (data && !data->is_null()) {
+    if (!data->is_object())
       throw ValidationError("data", "must be a JSON object");
-    out.data = *it;
+    out.data = *data;
   }
   n = std::move(out);
 }
@@ -160,7 +184,7 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
   }
   for (const auto& f : string_fields) {  // every string must be writable as JSON
     if (!is_valid_utf8(d.*(f.member)))
-      return problem(f.json_name, "is not valid UTF-8");
+      return problem(f.json_name.data(), "is not valid UTF-8");
   }
   if (!d.data.is_null()) {
     if (!d.data.is_object())
