@@ -2,6 +2,8 @@
 
 #include <notify/sink.hpp>
 
+#include "prefetch.hpp"
+
 #include <asio/execution/context.hpp>
 #include <asio/post.hpp>
 #include <asio/query.hpp>
@@ -26,41 +28,45 @@ FlushLane& FlushLane::of(const asio::any_io_executor& executor) {
 void FlushLane::schedule(std::shared_ptr<Sink> sink) {
   {
     std::lock_guard lock(mutex_);
-    if (posted_) {
-      queued_.push_back(std::move(sink));
+    queued_.push_back(std::move(sink));
+    if (posted_)
       return;
-    }
     posted_ = true;
-    running_.push_back(std::move(sink));  // no task is running: it will start with this
   }
   // executor_ was set before any sink of this lane existed and never changes after.
   asio::post(executor_, [this] { run(); });
 }
 
 void FlushLane::run() {
+  if (next_ == running_.size() && !take_queued())
+    return;
   const auto count = running_.size();
   const auto end = std::min(count, next_ + sinks_per_turn);
   for (auto i = next_; i < end; ++i) {
     // Ask for the next sinks' state while this one is written: each is cold by now.
-    if (i + 4 < count)
-      running_[i + 4]->prefetch_queue();
-    if (i + 2 < count)
-      running_[i + 2]->prefetch_transport();
+    if (i + prefetch_distance < count)
+      running_[i + prefetch_distance]->prefetch_queue();
+    if (i + prefetch_distance / 2 < count)
+      running_[i + prefetch_distance / 2]->prefetch_transport();
     running_[i]->flush();
     running_[i].reset();  // its control block is in cache now, not after the whole pass
   }
   next_ = end;
-  if (next_ == count) {
-    running_.clear();
-    next_ = 0;
-    std::lock_guard lock(mutex_);
-    if (queued_.empty()) {
-      posted_ = false;
-      return;
-    }
-    running_.swap(queued_);
-  }
+  if (next_ == count && !take_queued())
+    return;
   asio::post(executor_, [this] { run(); });
+}
+
+bool FlushLane::take_queued() {
+  running_.clear();
+  next_ = 0;
+  std::lock_guard lock(mutex_);
+  if (queued_.empty()) {
+    posted_ = false;
+    return false;
+  }
+  running_.swap(queued_);
+  return true;
 }
 
 void FlushLane::shutdown() {

@@ -3,8 +3,9 @@
 //
 // A fan-out touches thousands of sinks; posting a handler to each would cost an allocation
 // and a scheduler round trip per delivery. Instead a sink with a new queue registers here
-// and the first registration after a run posts one task that flushes them all, so events
-// that pile up meanwhile leave in one gathered write per connection.
+// and the first registration while no task is posted posts one task that flushes the
+// registered sinks, so events that pile up meanwhile leave in one gathered write per
+// connection.
 //
 // The task flushes at most sinks_per_turn sinks and posts itself again for the rest, so a
 // fan-out to thousands of connections lets the context read its sockets in between: a
@@ -44,13 +45,15 @@ class FlushLane final : public asio::execution_context::service {
  private:
   void shutdown() override;
   void run();
+  // Starts the next pass with the sinks queued meanwhile; false, with no task posted any
+  // more, when there are none.
+  bool take_queued();
 
   std::mutex mutex_;
   asio::any_io_executor executor_;  // set by the first of()
   std::vector<std::shared_ptr<Sink>> queued_;
   bool posted_ = false;  // a task is posted or running; it posts itself until both are empty
-  // The sinks being flushed and how many of them are done: touched by the task, and by
-  // schedule() (under mutex_) only while no task is posted.
+  // Only touched by the task: the sinks of this pass and how many of them are flushed.
   std::vector<std::shared_ptr<Sink>> running_;
   std::size_t next_ = 0;
 };

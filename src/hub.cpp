@@ -2,6 +2,8 @@
 #include <notify/in_process_bus.hpp>
 #include <notify/memory_store.hpp>
 
+#include "prefetch.hpp"
+
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -206,8 +208,8 @@ class NotificationHub::Impl final : public SinkOwner,
     std::shared_lock lock(registry_mutex_);
     const auto count = all_.size();
     for (std::size_t i = 0; i < count; ++i) {
-      if (i + 4 < count)  // each sink is cold by now: ask for the next ones early
-        all_[i + 4]->prefetch_queue();
+      if (i + detail::prefetch_distance < count)  // each sink is cold by now: ask early
+        all_[i + detail::prefetch_distance]->prefetch_queue();
       all_[i]->send(event);
     }
   }

@@ -7,7 +7,13 @@
 // Thread safety: pure function; it reads nothing.
 #pragma once
 
+#include <cstddef>
+
 namespace notify::detail {
+
+// How many elements ahead a loop over connections asks for: far enough that a line arrives
+// before it is needed, near enough that it is not evicted again meanwhile.
+constexpr std::size_t prefetch_distance = 4;
 
 inline void prefetch(const void* address) noexcept {
 #if defined(__GNUC__)

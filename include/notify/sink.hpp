@@ -198,7 +198,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
   void overflow_locked();
   friend class detail::FlushLane;
-  friend class NotificationHub;  // its registry keeps the sink's position in registry_slot_
+  friend class NotificationHub;  // registry_slot_, and prefetch_queue() in its fan-out loop
   void kick();
   void flush();
   // Cache hints for a loop over many sinks (see src/prefetch.hpp): the lines send() and
