@@ -10,18 +10,25 @@
 // Messages: see encode_bus_message() below. A publisher outside C++ may publish in that
 // format too (but notifications should go through a Store, which owns the ids).
 //
-// Connections: two TCP connections per bus. The subscriber connection is asynchronous and
-// runs on the bus's own thread (an io_context started by start()); the listener's callbacks
-// (on_bus_message, on_bus_subscribed, on_bus_recovered, on_bus_state) run on that thread,
-// one at a time. publish() uses a second, blocking connection (under a mutex, with
-// RedisOptions' timeouts) on the caller's thread.
+// Connections: two TCP connections per bus, both run by the bus's own thread (an io_context
+// started by start()). The listener's callbacks (on_bus_message, on_bus_subscribed,
+// on_bus_recovered, on_bus_state) run on that thread, one at a time. The second connection
+// publishes, pipelined: publish() formats the command and hands it to the socket with one
+// non-blocking send on the caller's thread, and returns without waiting for Redis's reply
+// (what the socket cannot take waits in a backlog of at most publish_backlog_bytes, written
+// by the bus's thread). Messages keep the order of the publish() calls.
 //
-// Failures: when the subscriber connection drops, the bus reports BusState::reconnecting,
-// reconnects with backoff and jitter, subscribes every channel again, reports connected and
-// calls on_bus_recovered(): the hub then brings every local connection up to date from the
-// store. While the bus is not connected, publish() fails with errc::bus_unavailable at once
-// (the hub throws to its caller; a notification is already in the store then, so clients
-// get it by gap repair). Nothing is silently dropped: a failed publish is an error.
+// state() is connected while both connections are. Failures: when the subscriber connection drops,
+// the bus reports BusState::reconnecting, reconnects with backoff and jitter, subscribes every
+// channel again, reports connected and calls on_bus_recovered(): the hub then brings every local
+// connection up to date from the store. While the bus is not connected (or its publishing
+// connection is not, or the backlog is full), publish() fails with errc::bus_unavailable at once
+// (the hub throws to its caller; a notification is already in the store then, so clients get it by
+// gap repair). When the publishing connection fails with messages Redis has not answered (or an
+// answer takes longer than command_timeout), they are not sent again (a client could get them
+// twice): the first message on the next publishing connection is a repair request on the broadcast
+// channel, and every instance brings its connections up to date from the store. Nothing is silently
+// dropped: a message that is not carried is an error to the caller or is repaired.
 //
 // start() waits (up to connect_timeout) for the first connection, so that a hub is usable as
 // soon as it is constructed when Redis is up; when Redis is down it returns anyway and the
@@ -36,6 +43,7 @@
 #include <notify/redis_options.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -50,6 +58,9 @@ struct RedisBusOptions {
   // The subscriber connection sends PING this often; no answer before the next one drops and
   // reconnects it (a silent network partition). 0 disables.
   std::chrono::milliseconds health_check_interval{10000};
+  // Published messages the publishing socket could not take yet wait here, up to this many
+  // bytes; beyond it publish() fails with errc::bus_unavailable (Redis is not keeping up).
+  std::size_t publish_backlog_bytes = 8u << 20;
   // Connection errors and malformed messages (default: written to stderr).
   std::function<void(std::string_view what)> on_error;
 };
@@ -85,6 +96,8 @@ class NOTIFY_REDIS_EXPORT RedisBus final : public Bus {
 //   {"t":TYPE,"i":ID,"s":"SEQ","u":USER}\n DATA       an event for USER's connections
 //   {"t":TYPE,"i":ID,"s":"SEQ","b":true}\n DATA       a broadcast
 // "i" and "s" may be absent (no id; seq 0). SEQ is a decimal string (exact beyond 2^53).
+// On the broadcast channel, the message {"r":true}\n (no event) asks every instance to bring
+// its connections up to date from the store.
 NOTIFY_REDIS_EXPORT std::string encode_bus_message(const Envelope& envelope);
 // The envelope of a message (one Event::message), or nullopt when it is malformed.
 NOTIFY_REDIS_EXPORT std::optional<Envelope> decode_bus_message(std::string_view message);

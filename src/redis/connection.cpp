@@ -79,7 +79,10 @@ Reply convert(const redisReply* r) {
 
 }  // namespace
 
-void append_command(std::string& out, const Command& args) {
+namespace {
+
+template <typename Args>
+void format_into(std::string& out, const Args& args) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lengths;
   argv.reserve(args.size());
@@ -95,6 +98,16 @@ void append_command(std::string& out, const Command& args) {
     throw std::bad_alloc();
   out.append(formatted, static_cast<std::size_t>(n));
   redisFreeCommand(formatted);
+}
+
+}  // namespace
+
+void append_command(std::string& out, const Command& args) {
+  format_into(out, args);
+}
+
+void append_command(std::string& out, std::initializer_list<std::string_view> args) {
+  format_into(out, args);
 }
 
 // --- reader ---------------------------------------------------------------------------

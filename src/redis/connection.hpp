@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,6 +48,7 @@ using Command = std::vector<std::string>;
 
 // Appends the RESP form of `args` (redisFormatCommandArgv) to `out`.
 void append_command(std::string& out, const Command& args);
+void append_command(std::string& out, std::initializer_list<std::string_view> args);
 
 // hiredis's reader, owned.
 class Reader {

@@ -3,6 +3,7 @@
 #include <notify/store.hpp>
 
 #include "connection.hpp"
+#include "publisher.hpp"
 
 #include <asio/connect.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -86,24 +87,31 @@ std::optional<Envelope> decode_bus_message(std::string_view message) {
   return envelope;
 }
 
+// The message on the broadcast channel that asks every instance to repair from the store
+// (see Publisher): not an envelope, so decode_bus_message() rejects it.
+constexpr std::string_view repair_message = "{\"r\":true}\n";
+
 // --- RedisBus::Impl -------------------------------------------------------------------
 
 class RedisBus::Impl {
  public:
   explicit Impl(RedisBusOptions options)
       : options_(std::move(options)),
+        broadcast_channel_(options_.redis.prefix + "broadcast"),
         work_(asio::make_work_guard(io_)),
         resolver_(io_),
         reconnect_timer_(io_),
         connect_timer_(io_),
         ping_timer_(io_),
         backoff_(options_.redis.backoff_initial, options_.redis.backoff_max),
-        publisher_(options_.redis) {
+        publisher_(io_, options_.redis, publish_command(broadcast_channel_, repair_message),
+                   options_.publish_backlog_bytes,
+                   {[this](const std::string& what) { report(what); },
+                    [this] { first_attempt_finished(); }}) {
     if (options_.redis.host.empty())
       throw std::invalid_argument("RedisBus: the host is empty");
     if (options_.redis.port == 0)
       throw std::invalid_argument("RedisBus: the port is 0");
-    broadcast_channel_ = options_.redis.prefix + "broadcast";
   }
 
   ~Impl() { stop(); }
@@ -120,10 +128,13 @@ class RedisBus::Impl {
       state_.store(BusState::reconnecting, std::memory_order_release);
       thread_ = std::thread([this] { io_.run(); });
     }
-    asio::post(io_, [this] { connect(); });
+    asio::post(io_, [this] {
+      connect();
+      publisher_.start();
+    });
     std::unique_lock lock(first_mutex_);
     first_cv_.wait_for(lock, options_.redis.connect_timeout + std::chrono::milliseconds(500),
-                       [this] { return first_attempt_done_; });
+                       [this] { return first_attempts_left_ == 0; });
   }
 
   void stop() noexcept {
@@ -138,6 +149,7 @@ class RedisBus::Impl {
     }
     asio::post(io_, [this] {
       drop_connection();
+      publisher_.stop();
       std::error_code ignored;
       reconnect_timer_.cancel();
       connect_timer_.cancel();
@@ -155,32 +167,18 @@ class RedisBus::Impl {
     }
     io_.stop();
     state_.store(BusState::stopped, std::memory_order_release);
-    std::lock_guard lock(publish_mutex_);
-    publisher_.close();
   }
 
   void publish(const Envelope& envelope, std::error_code& ec) {
     if (state_.load(std::memory_order_acquire) != BusState::connected) {
+      refused_while_away_.store(true, std::memory_order_release);
       ec = make_error_code(errc::bus_unavailable);
       return;
     }
-    const std::string channel =
-        envelope.broadcast ? broadcast_channel_ : user_channel(envelope.user);
-    Command command{options_.sharded ? "SPUBLISH" : "PUBLISH", channel,
-                    encode_bus_message(envelope)};
-    std::lock_guard lock(publish_mutex_);
-    try {
-      const auto reply = publisher_.run(command);
-      if (reply.is_error()) {
-        report("publish: " + reply.str);
-        ec = make_error_code(errc::bus_unavailable);
-        return;
-      }
-      ec.clear();
-    } catch (const std::exception& e) {
-      report(std::string("publish: ") + e.what());
-      ec = make_error_code(errc::bus_unavailable);
-    }
+    const auto command =
+        publish_command(envelope.broadcast ? broadcast_channel_ : user_channel(envelope.user),
+                        encode_bus_message(envelope));
+    publisher_.publish(command, ec);
   }
 
   void change(std::string_view user, int delta) {
@@ -189,7 +187,14 @@ class RedisBus::Impl {
     asio::post(io_, [this, user = std::string(user), delta] { apply_change(user, delta); });
   }
 
-  BusState state() const noexcept { return state_.load(std::memory_order_acquire); }
+  // Connected when both connections are: the publishing one may lag the subscriber by a
+  // reconnection attempt.
+  BusState state() const noexcept {
+    const auto subscriber = state_.load(std::memory_order_acquire);
+    if (subscriber == BusState::connected && !publisher_.ready())
+      return BusState::reconnecting;
+    return subscriber;
+  }
 
   std::string user_channel(std::string_view user) const {
     return options_.redis.prefix + "u:" + redis_escape(user);
@@ -199,6 +204,12 @@ class RedisBus::Impl {
   const std::string& broadcast_channel() const noexcept { return broadcast_channel_; }
 
  private:
+  std::string publish_command(std::string_view channel, std::string_view message) const {
+    std::string out;
+    append_command(out, {options_.sharded ? "SPUBLISH" : "PUBLISH", channel, message});
+    return out;
+  }
+
   // One TCP connection; handlers hold it, so that a dropped one stays valid until they ran.
   struct Connection {
     explicit Connection(asio::io_context& io) : socket(io) {}
@@ -342,6 +353,10 @@ class RedisBus::Impl {
       // above the gap in a connection's position, and the repair would start after it.
       if (conn->batch_pending > 0)
         return;
+      if (reply.elements[2].str == repair_message) {
+        notify_listener([](BusListener& l) { l.on_bus_recovered(); });
+        return;
+      }
       auto envelope = decode_bus_message(reply.elements[2].str);
       if (!envelope) {
         report("malformed message on " + reply.elements[1].str);
@@ -375,7 +390,10 @@ class RedisBus::Impl {
     notify_listener([](BusListener& l) { l.on_bus_state(BusState::connected); });
     // Whatever was published while this instance was not subscribed comes from the store.
     notify_listener([](BusListener& l) { l.on_bus_recovered(); });
-    first_attempt_finished();
+    // And what it refused to publish meanwhile is in the store, unknown to the others.
+    if (refused_while_away_.exchange(false, std::memory_order_acq_rel))
+      publisher_.request_repair();
+    subscriber_attempt_finished();
     arm_ping(conn);
   }
 
@@ -406,7 +424,7 @@ class RedisBus::Impl {
     if (state_.exchange(BusState::reconnecting, std::memory_order_acq_rel) == BusState::connected) {
       notify_listener([](BusListener& l) { l.on_bus_state(BusState::reconnecting); });
     }
-    first_attempt_finished();
+    subscriber_attempt_finished();
     reconnect_timer_.expires_after(backoff_.next());
     reconnect_timer_.async_wait([this](std::error_code ec) {
       if (!ec)
@@ -465,12 +483,19 @@ class RedisBus::Impl {
     }
   }
 
+  // Once for the subscriber connection (guarded here) and once for the publisher's.
+  void subscriber_attempt_finished() {
+    if (subscriber_attempt_done_)
+      return;
+    subscriber_attempt_done_ = true;
+    first_attempt_finished();
+  }
+
   void first_attempt_finished() {
     {
       std::lock_guard lock(first_mutex_);
-      if (first_attempt_done_)
+      if (first_attempts_left_ == 0 || --first_attempts_left_ > 0)
         return;
-      first_attempt_done_ = true;
     }
     first_cv_.notify_all();
   }
@@ -498,6 +523,7 @@ class RedisBus::Impl {
   std::thread thread_;
   std::atomic<BusState> state_{BusState::stopped};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> refused_while_away_{false};  // publish() failed since the last connect
   BusListener* listener_ = nullptr;
 
   std::mutex lifecycle_mutex_;
@@ -506,17 +532,17 @@ class RedisBus::Impl {
 
   std::mutex first_mutex_;
   std::condition_variable first_cv_;
-  bool first_attempt_done_ = false;
+  int first_attempts_left_ = 2;  // the subscriber's and the publisher's
 
   // The bus's thread only.
   ConnectionPtr conn_;
   bool connected_ = false;
   unsigned long failures_in_row_ = 0;
+  bool subscriber_attempt_done_ = false;
   std::unordered_map<std::string, int> subs_;                   // user → subscribe count
   std::unordered_map<std::string, std::string> channel_users_;  // channel → user, while wanted
 
-  std::mutex publish_mutex_;
-  SyncConnection publisher_;
+  Publisher publisher_;  // last: its handlers use the members above
 };
 
 // --- RedisBus -------------------------------------------------------------------------

@@ -5,9 +5,11 @@
 #ifdef NOTIFY_TEST_WITH_REDIS
 
 #include <notify/error.hpp>
+#include <notify/memory_store.hpp>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 using namespace redistest;
@@ -44,6 +46,20 @@ std::vector<std::string> ids_of(const std::vector<test::SseEvent>& events) {
   std::vector<std::string> out;
   for (const auto& e : events)
     out.push_back(e.id);
+  return out;
+}
+
+// How many connections are subscribed to `channel`.
+int subscribers(const testredis::RedisServer& server, const std::string& channel) {
+  const auto reply = server.command("PUBSUB NUMSUB " + channel);  // *2 $n channel :count
+  const auto colon = reply.rfind(':');
+  return colon == std::string::npos ? -1 : std::atoi(reply.c_str() + colon + 1);
+}
+
+std::string joined(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids)
+    out += id + " ";
   return out;
 }
 
@@ -185,6 +201,103 @@ TEST_CASE("redis bus: publish fails with bus_unavailable while Redis is away") {
                                                          notify::BusState::connected});
   }
   bus.stop();
+}
+
+// Two hubs with one MemoryStore (the store a fleet shares) and a RedisBus each, so that
+// every notification travels as a bus publish.
+struct SharedStoreFleet {
+  std::shared_ptr<notify::MemoryStore> store = std::make_shared<notify::MemoryStore>();
+  std::vector<std::shared_ptr<notify::RedisBus>> buses;
+  std::vector<std::unique_ptr<notify::NotificationHub>> hubs;
+
+  SharedStoreFleet(IoThread& io, const testredis::RedisServer& server, const std::string& prefix,
+                   std::chrono::milliseconds command_timeout) {
+    for (int i = 0; i < 2; ++i) {
+      notify::RedisBusOptions options;
+      options.redis = options_for(server, prefix);
+      options.redis.command_timeout = command_timeout;
+      options.on_error = [](std::string_view) {};
+      buses.push_back(std::make_shared<notify::RedisBus>(options));
+      hubs.push_back(std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(),
+                                                               store, buses.back()));
+    }
+  }
+  ~SharedStoreFleet() {
+    for (auto& hub : hubs)
+      hub->stop();
+  }
+};
+
+TEST_CASE("redis bus: publish() returns without waiting for Redis, and order is kept") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  SharedStoreFleet fleet(io, server, "nowait:", 20s);
+  Client near(io.io, *fleet.hubs[0], "u");
+  Client far(io.io, *fleet.hubs[1], "u");
+  REQUIRE(eventually([&] { return subscribers(server, "nowait:u:u") == 2; }));
+  // Redis holds every PUBLISH until it is unpaused: a publish() that waited for the reply
+  // would not return before then.
+  REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 100; ++i)
+    ids.push_back(fleet.hubs[0]->publish(draft("u", std::to_string(i))));
+  CHECK(near.of_type("notification").empty());
+  CHECK(far.of_type("notification").empty());
+  REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+  for (auto* client : {&near, &far}) {
+    REQUIRE(eventually([&] { return client->of_type("notification").size() >= ids.size(); }));
+    const auto state = client->state();
+    CHECK(joined(state.ids) == joined(ids));
+    CHECK(state.duplicates == 0);
+  }
+}
+
+TEST_CASE("redis bus: publishes lost with the publishing connection are repaired everywhere") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  SharedStoreFleet fleet(io, server, "lost:", 20s);
+  Client near(io.io, *fleet.hubs[0], "u");
+  Client far(io.io, *fleet.hubs[1], "u");
+  REQUIRE(eventually([&] { return subscribers(server, "lost:u:u") == 2; }));
+  std::vector<std::string> ids;
+  ids.push_back(fleet.hubs[0]->publish(draft("u", "before")));
+  REQUIRE(eventually([&] { return far.of_type("notification").size() == 1; }));
+
+  // Held by the pause, then dropped with the connection that sent them: Redis never runs
+  // these PUBLISHes. The subscriber connections (type pubsub) stay.
+  REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
+  for (int i = 0; i < 20; ++i)
+    ids.push_back(fleet.hubs[0]->publish(draft("u", "lost " + std::to_string(i))));
+  REQUIRE(eventually([&] {
+    return server.command("CLIENT LIST TYPE normal").find("cmd=publish") != std::string::npos;
+  }));
+  const auto killed = server.command("CLIENT KILL TYPE normal");
+  CHECK(killed.rfind(":", 0) == 0);
+  REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+
+  // Until the publishing connection is back, publish() fails, but the notification is in the
+  // store: the repair brings it too.
+  REQUIRE(eventually([&] {
+    try {
+      fleet.hubs[0]->publish(draft("u", "after"));
+      return true;
+    } catch (const std::system_error&) {
+      return false;
+    }
+  }));
+  ids.clear();
+  for (const auto& n : fleet.store->list("u", false, 1000))
+    ids.insert(ids.begin(), n.id);
+  CHECK(ids.size() >= 22);
+  for (auto* client : {&near, &far}) {
+    REQUIRE(eventually([&] { return client->state().ids.size() >= ids.size(); }));
+    const auto state = client->state();
+    CHECK(joined(state.ids) == joined(ids));
+    CHECK(state.duplicates == 0);
+    CHECK(state.in_order);
+  }
 }
 
 TEST_CASE("redis bus: a bus started while Redis is down connects when it comes up") {

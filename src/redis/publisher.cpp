@@ -1,0 +1,312 @@
+#include "publisher.hpp"
+
+#include <notify/error.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace notify::redis_detail {
+
+Publisher::Publisher(asio::io_context& io, RedisOptions options, std::string repair_command,
+                     std::size_t max_backlog_bytes, Hooks hooks)
+    : io_(io),
+      options_(std::move(options)),
+      repair_command_(std::move(repair_command)),
+      max_backlog_bytes_(max_backlog_bytes),
+      hooks_(std::move(hooks)),
+      resolver_(io),
+      connect_timer_(io),
+      reconnect_timer_(io),
+      watchdog_timer_(io),
+      backoff_(options_.backoff_initial, options_.backoff_max) {}
+
+// --- any thread -------------------------------------------------------------------------
+
+void Publisher::publish(std::string_view command, std::error_code& ec) {
+  std::lock_guard lock(mutex_);
+  if (!ready_ || backlog_.size() + command.size() > max_backlog_bytes_) {
+    repair_needed_ = true;
+    ec = make_error_code(errc::bus_unavailable);
+    return;
+  }
+  ec.clear();
+  hand_over_locked(command);
+}
+
+void Publisher::request_repair() {
+  std::lock_guard lock(mutex_);
+  if (!ready_) {
+    repair_needed_ = true;
+    return;
+  }
+  // Past the backlog's bound if need be: it is one small message.
+  repair_needed_ = false;
+  hand_over_locked(repair_command_);
+}
+
+void Publisher::hand_over_locked(std::string_view command) {
+  ++sent_;
+  if (!draining_) {
+    const auto n = ::send(fd_, command.data(), command.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(command.size()))
+      return;
+    if (n > 0)
+      command.remove_prefix(static_cast<std::size_t>(n));
+    // A full socket buffer, or a broken connection: the bus's thread writes the rest, and
+    // finds the failure if there is one.
+    draining_ = true;
+    asio::post(io_, [this] { drain(); });
+  }
+  backlog_.append(command);
+}
+
+bool Publisher::ready() const noexcept {
+  return ready_.load(std::memory_order_acquire);
+}
+
+// --- the bus's thread -------------------------------------------------------------------
+
+void Publisher::start() {
+  connect();
+}
+
+void Publisher::stop() {
+  stopping_ = true;
+  close_connection();
+  resolver_.cancel();
+  connect_timer_.cancel();
+  reconnect_timer_.cancel();
+}
+
+void Publisher::connect() {
+  if (stopping_)
+    return;
+  auto conn = std::make_shared<Connection>(io_);
+  conn_ = conn;
+  connect_timer_.expires_after(options_.connect_timeout);
+  connect_timer_.async_wait([this, conn](std::error_code ec) {
+    if (ec || conn != conn_ || ready())
+      return;
+    fail("connect to " + describe(options_) + ": timed out");
+  });
+  resolver_.async_resolve(
+      options_.host, std::to_string(options_.port),
+      [this, conn](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
+        if (conn != conn_)
+          return;
+        if (ec)
+          return fail("resolve " + options_.host + ": " + ec.message());
+        asio::async_connect(
+            conn->socket, results,
+            [this, conn](std::error_code ec2, const asio::ip::tcp::endpoint&) {
+              if (conn != conn_)
+                return;
+              if (ec2)
+                return fail("connect to " + describe(options_) + ": " + ec2.message());
+              on_tcp_connected(conn);
+            });
+      });
+}
+
+void Publisher::on_tcp_connected(const ConnectionPtr& conn) {
+  std::error_code ignored;
+  conn->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+  conn->socket.set_option(asio::socket_base::keep_alive(true), ignored);
+  read(conn);
+  const auto handshake = handshake_commands(options_, false);
+  if (handshake.empty())
+    return become_ready(conn);
+  conn->handshake_pending = handshake.size();
+  for (const auto& c : handshake)
+    append_command(conn->out, c);
+  write_out(conn);
+}
+
+void Publisher::become_ready(const ConnectionPtr& conn) {
+  connect_timer_.cancel();
+  backoff_.reset();
+  if (failures_in_row_ > 0)
+    hooks_.report("publishing connection: connected again");
+  failures_in_row_ = 0;
+  acked_ = 0;
+  watched_acked_ = 0;
+  watched_waiting_ = false;
+  bool repair = false;
+  {
+    std::lock_guard lock(mutex_);
+    ready_ = true;
+    fd_ = conn->socket.native_handle();
+    sent_ = 0;
+    if (repair_needed_) {
+      // Ahead of anything published from now on. Should this connection fail before the
+      // reply, the repair is unanswered and is asked for again on the next one.
+      repair_needed_ = false;
+      repair = true;
+      ++sent_;
+      backlog_.insert(0, repair_command_);
+      draining_ = true;
+    }
+  }
+  if (repair)
+    drain();
+  arm_watchdog(conn);
+  first_attempt_finished();
+}
+
+void Publisher::drain() {
+  const auto conn = conn_;
+  if (!conn || conn->write_active)
+    return;
+  {
+    std::lock_guard lock(mutex_);
+    if (!ready_)
+      return;
+    if (backlog_.empty()) {
+      draining_ = false;
+      if (repair_needed_) {  // refused while the backlog was full
+        repair_needed_ = false;
+        hand_over_locked(repair_command_);
+      }
+      return;
+    }
+    conn->out.swap(backlog_);
+    backlog_.clear();
+  }
+  write_out(conn);
+}
+
+void Publisher::write_out(const ConnectionPtr& conn) {
+  conn->write_active = true;
+  asio::async_write(conn->socket, asio::buffer(conn->out),
+                    [this, conn](std::error_code ec, std::size_t) {
+                      if (conn != conn_)
+                        return;
+                      conn->write_active = false;
+                      conn->out.clear();
+                      if (ec)
+                        return fail("write: " + ec.message());
+                      drain();  // nothing to do before the handshake's replies: not ready yet
+                    });
+}
+
+void Publisher::read(const ConnectionPtr& conn) {
+  conn->socket.async_read_some(
+      asio::buffer(conn->buffer), [this, conn](std::error_code ec, std::size_t n) {
+        if (conn != conn_)
+          return;
+        if (ec) {
+          return fail(ec == asio::error::eof ? "publishing connection closed by the server"
+                                             : "read: " + ec.message());
+        }
+        try {
+          conn->reader.feed(conn->buffer.data(), n);
+          Reply reply;
+          while (conn == conn_ && conn->reader.next(reply)) {
+            if (conn->handshake_pending > 0) {
+              if (reply.is_error())
+                return fail("authentication: " + reply.str);
+              if (--conn->handshake_pending == 0)
+                become_ready(conn);
+            } else {
+              on_reply(reply);
+            }
+          }
+        } catch (const std::exception& e) {
+          return fail(e.what());
+        }
+        if (conn == conn_)
+          read(conn);
+      });
+}
+
+void Publisher::on_reply(const Reply& reply) {
+  ++acked_;
+  if (!reply.is_error())
+    return;
+  // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
+  // 1, 2, 4, 8... of them so that a log is not flooded at the publish rate.
+  ++error_replies_;
+  if ((error_replies_ & (error_replies_ - 1)) == 0)
+    hooks_.report("publish refused (" + std::to_string(error_replies_) + " so far): " + reply.str);
+}
+
+void Publisher::arm_watchdog(const ConnectionPtr& conn) {
+  if (options_.command_timeout.count() <= 0)
+    return;
+  watchdog_timer_.expires_after(options_.command_timeout);
+  watchdog_timer_.async_wait([this, conn](std::error_code ec) {
+    if (ec || conn != conn_)
+      return;
+    std::uint64_t sent;
+    {
+      std::lock_guard lock(mutex_);
+      sent = sent_;
+    }
+    // A reply was due a whole period ago and none has come since.
+    if (watched_waiting_ && acked_ == watched_acked_)
+      return fail("no reply to a publish within " +
+                  std::to_string(options_.command_timeout.count()) + " ms");
+    watched_acked_ = acked_;
+    watched_waiting_ = acked_ < sent;
+    arm_watchdog(conn);
+  });
+}
+
+void Publisher::fail(const std::string& why) {
+  if (stopping_)
+    return;
+  ++failures_in_row_;
+  if ((failures_in_row_ & (failures_in_row_ - 1)) == 0)
+    hooks_.report(
+        "publishing connection: " + why +
+        (failures_in_row_ > 1 ? " (attempt " + std::to_string(failures_in_row_) + ")" : ""));
+  const auto unanswered = close_connection();
+  if (unanswered > 0)
+    hooks_.report(std::to_string(unanswered) +
+                  " published messages may not have reached Redis: every instance repairs "
+                  "from the store once the publishing connection is back");
+  first_attempt_finished();
+  reconnect_timer_.expires_after(backoff_.next());
+  reconnect_timer_.async_wait([this](std::error_code ec) {
+    if (!ec)
+      connect();
+  });
+}
+
+std::uint64_t Publisher::close_connection() {
+  std::uint64_t unanswered = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (ready_ && sent_ > acked_) {
+      unanswered = sent_ - acked_;
+      repair_needed_ = true;
+    }
+    ready_ = false;
+    fd_ = -1;
+    sent_ = 0;
+    backlog_.clear();
+    draining_ = false;
+  }
+  watchdog_timer_.cancel();
+  if (conn_) {
+    std::error_code ignored;
+    conn_->socket.close(ignored);
+    conn_.reset();
+  }
+  return unanswered;
+}
+
+void Publisher::first_attempt_finished() {
+  if (first_attempt_done_)
+    return;
+  first_attempt_done_ = true;
+  if (hooks_.first_attempt_done)
+    hooks_.first_attempt_done();
+}
+
+}  // namespace notify::redis_detail

@@ -1,0 +1,117 @@
+// Publisher: RedisBus's publishing connection, pipelined.
+//
+// publish() hands one formatted command to the socket with a single non-blocking send on the
+// caller's thread and returns: it does not wait for Redis's reply, so a host's I/O thread is
+// never parked on a round trip and publishes from many threads do not queue behind one.
+// Whatever a send cannot take (a full socket buffer) waits in a bounded backlog that the
+// bus's thread writes. The bus's thread also connects, reconnects with backoff, and reads
+// the replies: one per command, in order.
+//
+// Lost doorbells: a command handed over but not yet answered when the connection fails may
+// or may not have reached Redis. Those messages are not sent again (a receiver could get them
+// twice); instead the first command on the next connection is `repair_command`, a message on
+// the broadcast channel that asks every instance to bring its connections up to date from
+// the store. A reply that never comes (command_timeout) fails the connection the same way,
+// and a publish() refused for want of a connection asks for the same repair.
+//
+// Thread safety: publish() and ready() from any thread. start() and stop() on the thread
+// that runs `io` (the bus's); stop() before `io` is destroyed.
+#pragma once
+
+#include "connection.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace notify::redis_detail {
+
+class Publisher {
+ public:
+  struct Hooks {
+    std::function<void(const std::string&)> report;  // failures, error replies
+    std::function<void()> first_attempt_done;        // connected, or the first attempt failed
+  };
+
+  Publisher(asio::io_context& io, RedisOptions options, std::string repair_command,
+            std::size_t max_backlog_bytes, Hooks hooks);
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  void start();
+  void stop();
+
+  // errc::bus_unavailable while not connected, or when the backlog is full.
+  void publish(std::string_view command, std::error_code& ec);
+  // Sends repair_command now, or first thing on the next connection: a message was refused
+  // (its notification is in the store, and no instance was told).
+  void request_repair();
+  bool ready() const noexcept;
+
+ private:
+  struct Connection {
+    explicit Connection(asio::io_context& io) : socket(io) {}
+    asio::ip::tcp::socket socket;
+    Reader reader;
+    std::array<char, 4096> buffer{};
+    std::string out;  // being written by the bus's thread
+    bool write_active = false;
+    std::size_t handshake_pending = 0;
+  };
+  using ConnectionPtr = std::shared_ptr<Connection>;
+
+  void hand_over_locked(std::string_view command);  // mutex_ held, ready_
+
+  // The bus's thread.
+  void connect();
+  void on_tcp_connected(const ConnectionPtr& conn);
+  void become_ready(const ConnectionPtr& conn);
+  void drain();
+  void write_out(const ConnectionPtr& conn);  // conn->out, then drain()
+  void read(const ConnectionPtr& conn);
+  void on_reply(const Reply& reply);
+  void arm_watchdog(const ConnectionPtr& conn);
+  void fail(const std::string& why);
+  std::uint64_t close_connection();  // the commands left unanswered
+  void first_attempt_finished();
+
+  asio::io_context& io_;
+  const RedisOptions options_;
+  const std::string repair_command_;
+  const std::size_t max_backlog_bytes_;
+  Hooks hooks_;
+
+  // The bus's thread only.
+  asio::ip::tcp::resolver resolver_;
+  asio::steady_timer connect_timer_, reconnect_timer_, watchdog_timer_;
+  Backoff backoff_;
+  ConnectionPtr conn_;
+  std::uint64_t acked_ = 0;          // replies read on this connection
+  std::uint64_t watched_acked_ = 0;  // acked_ at the watchdog's last look
+  bool watched_waiting_ = false;     // a reply was due at the watchdog's last look
+  unsigned long failures_in_row_ = 0;
+  unsigned long error_replies_ = 0;
+  bool stopping_ = false;
+  bool first_attempt_done_ = false;
+
+  // Shared with publish() callers.
+  mutable std::mutex mutex_;
+  std::atomic<bool> ready_{false};  // written under mutex_, read by ready() without it
+  int fd_ = -1;                     // the connection's socket while ready_
+  std::uint64_t sent_ = 0;          // commands handed to this connection (sent or in backlog_)
+  std::string backlog_;             // what a send could not take, in order
+  bool draining_ = false;           // the bus's thread owns writing: callers append to backlog_
+  bool repair_needed_ = false;      // a connection failed with commands unanswered
+};
+
+}  // namespace notify::redis_detail
