@@ -18,17 +18,20 @@
 // (what the socket cannot take waits in a backlog of at most publish_backlog_bytes, written
 // by the bus's thread). Messages keep the order of the publish() calls.
 //
-// state() is connected while both connections are. Failures: when the subscriber connection drops,
-// the bus reports BusState::reconnecting, reconnects with backoff and jitter, subscribes every
-// channel again, reports connected and calls on_bus_recovered(): the hub then brings every local
-// connection up to date from the store. While the bus is not connected (or its publishing
-// connection is not, or the backlog is full), publish() fails with errc::bus_unavailable at once
-// (the hub throws to its caller; a notification is already in the store then, so clients get it by
-// gap repair). When the publishing connection fails with messages Redis has not answered (or an
-// answer takes longer than command_timeout), they are not sent again (a client could get them
-// twice): the first message on the next publishing connection is a repair request on the broadcast
-// channel, and every instance brings its connections up to date from the store. Nothing is silently
-// dropped: a message that is not carried is an error to the caller or is repaired.
+// state() is connected while both connections are.
+//
+// Failures: when the subscriber connection drops, the bus reports BusState::reconnecting,
+// reconnects with backoff and jitter, subscribes every channel again, reports connected and
+// calls on_bus_recovered(): the hub then brings every local connection up to date from the
+// store. While the bus is not connected (or its publishing connection is not, or the backlog
+// is full), publish() fails with errc::bus_unavailable at once (the hub throws to its caller).
+// Messages Redis has not answered when the publishing connection fails (or after
+// command_timeout) are not sent again: a client could get them twice. In both cases, when
+// the message announced something the store holds (an event with a sequence number), the
+// next message this bus sends is a repair request on the broadcast channel, and every
+// instance brings its connections up to date from the store before it sees anything newer.
+// Nothing is silently dropped: a message that is not carried is an error to the caller, or
+// is repaired, or (no sequence number: send_to's ephemeral messages) is reported.
 //
 // start() waits (up to connect_timeout) for the first connection, so that a hub is usable as
 // soon as it is constructed when Redis is up; when Redis is down it returns anyway and the

@@ -27,30 +27,41 @@ Publisher::Publisher(asio::io_context& io, RedisOptions options, std::string rep
 
 // --- any thread -------------------------------------------------------------------------
 
-void Publisher::publish(std::string_view command, std::error_code& ec) {
+void Publisher::publish(std::string_view command, bool repairable, std::error_code& ec) {
   std::lock_guard lock(mutex_);
   if (!ready_ || backlog_.size() + command.size() > max_backlog_bytes_) {
-    repair_needed_ = true;
+    repair_needed_ = repair_needed_ || repairable;
     ec = make_error_code(errc::bus_unavailable);
     return;
   }
   ec.clear();
-  hand_over_locked(command);
+  hand_over_repair_locked();
+  hand_over_locked(command, repairable);
 }
 
-void Publisher::request_repair() {
+void Publisher::refused(bool repairable) {
   std::lock_guard lock(mutex_);
-  if (!ready_) {
-    repair_needed_ = true;
+  repair_needed_ = repair_needed_ || repairable;
+}
+
+void Publisher::send_pending_repair() {
+  std::lock_guard lock(mutex_);
+  if (ready_)
+    hand_over_repair_locked();
+}
+
+void Publisher::hand_over_repair_locked() {
+  if (!repair_needed_)
     return;
-  }
   // Past the backlog's bound if need be: it is one small message.
   repair_needed_ = false;
-  hand_over_locked(repair_command_);
+  hand_over_locked(repair_command_, true);
 }
 
-void Publisher::hand_over_locked(std::string_view command) {
+void Publisher::hand_over_locked(std::string_view command, bool repairable) {
   ++sent_;
+  if (repairable)
+    last_repairable_ = sent_;
   if (!draining_) {
     const auto n = ::send(fd_, command.data(), command.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == static_cast<ssize_t>(command.size()))
@@ -136,24 +147,16 @@ void Publisher::become_ready(const ConnectionPtr& conn) {
   acked_ = 0;
   watched_acked_ = 0;
   watched_waiting_ = false;
-  bool repair = false;
   {
     std::lock_guard lock(mutex_);
     ready_ = true;
     fd_ = conn->socket.native_handle();
     sent_ = 0;
-    if (repair_needed_) {
-      // Ahead of anything published from now on. Should this connection fail before the
-      // reply, the repair is unanswered and is asked for again on the next one.
-      repair_needed_ = false;
-      repair = true;
-      ++sent_;
-      backlog_.insert(0, repair_command_);
-      draining_ = true;
-    }
+    last_repairable_ = 0;
+    // Ahead of anything published from now on. Should this connection fail before the
+    // reply, the repair is unanswered and is asked for again on the next one.
+    hand_over_repair_locked();
   }
-  if (repair)
-    drain();
   arm_watchdog(conn);
   first_attempt_finished();
 }
@@ -168,10 +171,7 @@ void Publisher::drain() {
       return;
     if (backlog_.empty()) {
       draining_ = false;
-      if (repair_needed_) {  // refused while the backlog was full
-        repair_needed_ = false;
-        hand_over_locked(repair_command_);
-      }
+      hand_over_repair_locked();  // refused while the backlog was full
       return;
     }
     conn->out.swap(backlog_);
@@ -268,8 +268,8 @@ void Publisher::fail(const std::string& why) {
   const auto unanswered = close_connection();
   if (unanswered > 0)
     hooks_.report(std::to_string(unanswered) +
-                  " published messages may not have reached Redis: every instance repairs "
-                  "from the store once the publishing connection is back");
+                  " published messages may not have reached Redis: what the store holds is "
+                  "repaired on every instance once the publishing connection is back");
   first_attempt_finished();
   reconnect_timer_.expires_after(backoff_.next());
   reconnect_timer_.async_wait([this](std::error_code ec) {
@@ -284,11 +284,12 @@ std::uint64_t Publisher::close_connection() {
     std::lock_guard lock(mutex_);
     if (ready_ && sent_ > acked_) {
       unanswered = sent_ - acked_;
-      repair_needed_ = true;
+      repair_needed_ = repair_needed_ || last_repairable_ > acked_;
     }
     ready_ = false;
     fd_ = -1;
     sent_ = 0;
+    last_repairable_ = 0;
     backlog_.clear();
     draining_ = false;
   }

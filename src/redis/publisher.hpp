@@ -9,10 +9,11 @@
 //
 // Lost doorbells: a command handed over but not yet answered when the connection fails may
 // or may not have reached Redis. Those messages are not sent again (a receiver could get them
-// twice); instead the first command on the next connection is `repair_command`, a message on
+// twice); if any of them was repairable (see publish()), the first command on the next
+// connection is `repair_command`, a message on
 // the broadcast channel that asks every instance to bring its connections up to date from
 // the store. A reply that never comes (command_timeout) fails the connection the same way,
-// and a publish() refused for want of a connection asks for the same repair.
+// and a refused publish() asks for the same repair, ahead of the next message.
 //
 // Thread safety: publish() and ready() from any thread. start() and stop() on the thread
 // that runs `io` (the bus's); stop() before `io` is destroyed.
@@ -51,11 +52,16 @@ class Publisher {
   void start();
   void stop();
 
-  // errc::bus_unavailable while not connected, or when the backlog is full.
-  void publish(std::string_view command, std::error_code& ec);
-  // Sends repair_command now, or first thing on the next connection: a message was refused
-  // (its notification is in the store, and no instance was told).
-  void request_repair();
+  // errc::bus_unavailable while not connected, or when the backlog is full. `repairable`:
+  // the message announces something the store holds (an event with a sequence number), so
+  // its loss or refusal calls for the repair; other messages are not repeated. A pending
+  // repair request goes out ahead of the message: a receiver must repair before it sees a
+  // later sequence number, or it would repair from there, past what was refused.
+  void publish(std::string_view command, bool repairable, std::error_code& ec);
+  // The bus refused a message itself (its subscriber connection is away).
+  void refused(bool repairable);
+  // Sends a pending repair request now if connected (else the next connection starts with it).
+  void send_pending_repair();
   bool ready() const noexcept;
 
  private:
@@ -70,7 +76,8 @@ class Publisher {
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
 
-  void hand_over_locked(std::string_view command);  // mutex_ held, ready_
+  void hand_over_locked(std::string_view command, bool repairable);
+  void hand_over_repair_locked();  // if one is pending; mutex_ held, ready_  // mutex_ held, ready_
 
   // The bus's thread.
   void connect();
@@ -106,12 +113,13 @@ class Publisher {
 
   // Shared with publish() callers.
   mutable std::mutex mutex_;
-  std::atomic<bool> ready_{false};  // written under mutex_, read by ready() without it
-  int fd_ = -1;                     // the connection's socket while ready_
-  std::uint64_t sent_ = 0;          // commands handed to this connection (sent or in backlog_)
-  std::string backlog_;             // what a send could not take, in order
-  bool draining_ = false;           // the bus's thread owns writing: callers append to backlog_
-  bool repair_needed_ = false;      // a connection failed with commands unanswered
+  std::atomic<bool> ready_{false};     // written under mutex_, read by ready() without it
+  int fd_ = -1;                        // the connection's socket while ready_
+  std::uint64_t sent_ = 0;             // commands handed to this connection (sent or in backlog_)
+  std::uint64_t last_repairable_ = 0;  // sent_ as of the last repairable one
+  std::string backlog_;                // what a send could not take, in order
+  bool draining_ = false;              // the bus's thread owns writing: callers append to backlog_
+  bool repair_needed_ = false;         // a connection failed with commands unanswered
 };
 
 }  // namespace notify::redis_detail

@@ -170,15 +170,16 @@ class RedisBus::Impl {
   }
 
   void publish(const Envelope& envelope, std::error_code& ec) {
+    const bool repairable = envelope.event && envelope.event->seq() != 0;
     if (state_.load(std::memory_order_acquire) != BusState::connected) {
-      refused_while_away_.store(true, std::memory_order_release);
+      publisher_.refused(repairable);
       ec = make_error_code(errc::bus_unavailable);
       return;
     }
     const auto command =
         publish_command(envelope.broadcast ? broadcast_channel_ : user_channel(envelope.user),
                         encode_bus_message(envelope));
-    publisher_.publish(command, ec);
+    publisher_.publish(command, repairable, ec);
   }
 
   void change(std::string_view user, int delta) {
@@ -391,8 +392,7 @@ class RedisBus::Impl {
     // Whatever was published while this instance was not subscribed comes from the store.
     notify_listener([](BusListener& l) { l.on_bus_recovered(); });
     // And what it refused to publish meanwhile is in the store, unknown to the others.
-    if (refused_while_away_.exchange(false, std::memory_order_acq_rel))
-      publisher_.request_repair();
+    publisher_.send_pending_repair();
     subscriber_attempt_finished();
     arm_ping(conn);
   }
@@ -523,7 +523,6 @@ class RedisBus::Impl {
   std::thread thread_;
   std::atomic<BusState> state_{BusState::stopped};
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> refused_while_away_{false};  // publish() failed since the last connect
   BusListener* listener_ = nullptr;
 
   std::mutex lifecycle_mutex_;
