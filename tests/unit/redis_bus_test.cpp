@@ -276,8 +276,7 @@ TEST_CASE("redis bus: publishes lost with the publishing connection are repaired
   REQUIRE(eventually([&] {
     return server.command("CLIENT LIST TYPE normal").find("cmd=publish") != std::string::npos;
   }));
-  const auto killed = server.command("CLIENT KILL TYPE normal");
-  CHECK(killed.rfind(":", 0) == 0);
+  CHECK(server.command("CLIENT KILL TYPE normal") == ":2\r\n");  // the two publishers
   REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
 
   // Until the publishing connection is back, publish() fails, but the notification is in the
@@ -346,6 +345,57 @@ TEST_CASE("redis bus: a notification stored while its instance's bus was away re
     CHECK(joined(state.ids) == joined(ids));
     CHECK(state.duplicates == 0);
   }
+}
+
+TEST_CASE("redis bus: sharded (SPUBLISH): a publish and a repair request reach another bus") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  struct Recorder : notify::BusListener {
+    std::mutex mutex;
+    std::vector<std::string> ids;
+    std::atomic<int> recovered{0};
+    void on_bus_message(const notify::Envelope& e) override {
+      std::lock_guard lock(mutex);
+      ids.push_back(e.user + "/" + e.event->id());
+    }
+    void on_bus_recovered() override { ++recovered; }
+    std::vector<std::string> taken() {
+      std::lock_guard lock(mutex);
+      return ids;
+    }
+  } a_listener, b_listener;
+  notify::RedisBusOptions options;
+  options.redis = options_for(server, "shard:");
+  options.redis.command_timeout = 20s;
+  options.sharded = true;
+  options.on_error = [](std::string_view) {};
+  notify::RedisBus a(options), b(options);
+  a.start(a_listener);
+  b.start(b_listener);
+  REQUIRE(a.state() == notify::BusState::connected);
+  REQUIRE(b.state() == notify::BusState::connected);
+  b.subscribe("s");
+  REQUIRE(eventually([&] {
+    return server.command("PUBSUB SHARDNUMSUB shard:u:s").find(":1\r\n") != std::string::npos;
+  }));
+  a.publish({"s", false, notify::Event::message("notification", "7", "{}", 7)});
+  REQUIRE(eventually([&] { return b_listener.taken().size() == 1; }));
+  CHECK(b_listener.taken()[0] == "s/7");
+
+  // A publish lost with A's publishing connection: B is asked to repair.
+  const int before = b_listener.recovered;
+  REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
+  a.publish({"s", false, notify::Event::message("notification", "8", "{}", 8)});
+  REQUIRE(eventually([&] {
+    return server.command("CLIENT LIST TYPE normal").find("cmd=spublish") != std::string::npos;
+  }));
+  // The two publishing connections; the subscribers (type pubsub) stay.
+  CHECK(server.command("CLIENT KILL TYPE normal") == ":2\r\n");
+  REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+  REQUIRE(eventually([&] { return b_listener.recovered > before; }));
+  CHECK(b_listener.taken().size() == 1);  // "8" was not sent again
+  a.stop();
+  b.stop();
 }
 
 TEST_CASE("redis bus: a bus started while Redis is down connects when it comes up") {
