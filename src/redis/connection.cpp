@@ -182,6 +182,28 @@ std::vector<Command> handshake_commands(const RedisOptions& options, bool select
   return out;
 }
 
+void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
+                const RedisOptions& options, std::function<void(const std::string& failure)> done) {
+  resolver.async_resolve(
+      options.host, std::to_string(options.port),
+      [&socket, &options, done = std::move(done)](
+          std::error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
+        if (ec)
+          return done("resolve " + options.host + ": " + ec.message());
+        asio::async_connect(
+            socket, results,
+            [&socket, &options, done = std::move(done)](std::error_code ec2,
+                                                        const asio::ip::tcp::endpoint&) {
+              if (ec2)
+                return done("connect to " + describe(options) + ": " + ec2.message());
+              std::error_code ignored;
+              socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+              socket.set_option(asio::socket_base::keep_alive(true), ignored);
+              done("");
+            });
+      });
+}
+
 // --- SyncConnection -------------------------------------------------------------------
 
 SyncConnection::SyncConnection(RedisOptions options) : options_(std::move(options)), socket_(io_) {}

@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -84,6 +85,18 @@ std::optional<std::string> redis_unescape(std::string_view text);
 
 // The commands that open a connection: AUTH and SELECT as configured.
 std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db);
+
+// Resolves options.host and connects `socket` (with TCP_NODELAY and keep-alive) on its
+// executor. `done` gets "" on success, else what failed. The caller keeps `socket` alive
+// until then (its handler holds the connection) and ignores calls for a dropped one.
+void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
+                const RedisOptions& options, std::function<void(const std::string& failure)> done);
+
+// Whether the n-th failure in a row (or error of a kind) is reported: 1, 2, 4, 8..., so that
+// a log is not flooded while Redis stays away.
+constexpr bool worth_reporting(unsigned long n) noexcept {
+  return n != 0 && (n & (n - 1)) == 0;
+}
 
 // A blocking connection: every call writes its commands, waits for their replies and
 // returns, within options.command_timeout (connecting first, within connect_timeout, when

@@ -2,13 +2,10 @@
 
 #include <notify/error.hpp>
 
-#include <asio/connect.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 
 #include <sys/socket.h>
-
-#include <cerrno>
 
 namespace notify::redis_detail {
 
@@ -105,29 +102,16 @@ void Publisher::connect() {
       return;
     fail("connect to " + describe(options_) + ": timed out");
   });
-  resolver_.async_resolve(
-      options_.host, std::to_string(options_.port),
-      [this, conn](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
-        if (conn != conn_)
-          return;
-        if (ec)
-          return fail("resolve " + options_.host + ": " + ec.message());
-        asio::async_connect(
-            conn->socket, results,
-            [this, conn](std::error_code ec2, const asio::ip::tcp::endpoint&) {
-              if (conn != conn_)
-                return;
-              if (ec2)
-                return fail("connect to " + describe(options_) + ": " + ec2.message());
-              on_tcp_connected(conn);
-            });
-      });
+  async_open(resolver_, conn->socket, options_, [this, conn](const std::string& failure) {
+    if (conn != conn_)
+      return;
+    if (!failure.empty())
+      return fail(failure);
+    on_tcp_connected(conn);
+  });
 }
 
 void Publisher::on_tcp_connected(const ConnectionPtr& conn) {
-  std::error_code ignored;
-  conn->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-  conn->socket.set_option(asio::socket_base::keep_alive(true), ignored);
   read(conn);
   const auto handshake = handshake_commands(options_, false);
   if (handshake.empty())
@@ -231,7 +215,7 @@ void Publisher::on_reply(const Reply& reply) {
   // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
   // 1, 2, 4, 8... of them so that a log is not flooded at the publish rate.
   ++error_replies_;
-  if ((error_replies_ & (error_replies_ - 1)) == 0)
+  if (worth_reporting(error_replies_))
     hooks_.report("publish refused (" + std::to_string(error_replies_) + " so far): " + reply.str);
 }
 
@@ -261,7 +245,7 @@ void Publisher::fail(const std::string& why) {
   if (stopping_)
     return;
   ++failures_in_row_;
-  if ((failures_in_row_ & (failures_in_row_ - 1)) == 0)
+  if (worth_reporting(failures_in_row_))
     hooks_.report(
         "publishing connection: " + why +
         (failures_in_row_ > 1 ? " (attempt " + std::to_string(failures_in_row_) + ")" : ""));
@@ -294,6 +278,7 @@ std::uint64_t Publisher::close_connection() {
     draining_ = false;
   }
   watchdog_timer_.cancel();
+  resolver_.cancel();
   if (conn_) {
     std::error_code ignored;
     conn_->socket.close(ignored);

@@ -10,10 +10,10 @@
 // Lost doorbells: a command handed over but not yet answered when the connection fails may
 // or may not have reached Redis. Those messages are not sent again (a receiver could get them
 // twice); if any of them was repairable (see publish()), the first command on the next
-// connection is `repair_command`, a message on
-// the broadcast channel that asks every instance to bring its connections up to date from
-// the store. A reply that never comes (command_timeout) fails the connection the same way,
-// and a refused publish() asks for the same repair, ahead of the next message.
+// connection is `repair_command`, a message on the broadcast channel that asks every
+// instance to bring its connections up to date from the store. A reply that never comes
+// (command_timeout) fails the connection the same way, and a refused publish() asks for the same
+// repair, ahead of the next message.
 //
 // Thread safety: publish() and ready() from any thread. start() and stop() on the thread
 // that runs `io` (the bus's); stop() before `io` is destroyed.
@@ -77,7 +77,7 @@ class Publisher {
   using ConnectionPtr = std::shared_ptr<Connection>;
 
   void hand_over_locked(std::string_view command, bool repairable);
-  void hand_over_repair_locked();  // if one is pending; mutex_ held, ready_  // mutex_ held, ready_
+  void hand_over_repair_locked();  // if one is pending; mutex_ held, ready_
 
   // The bus's thread.
   void connect();
@@ -119,7 +119,7 @@ class Publisher {
   std::uint64_t last_repairable_ = 0;  // sent_ as of the last repairable one
   std::string backlog_;                // what a send could not take, in order
   bool draining_ = false;              // the bus's thread owns writing: callers append to backlog_
-  bool repair_needed_ = false;         // a connection failed with commands unanswered
+  bool repair_needed_ = false;         // a repairable message was lost or refused: repair next
 };
 
 }  // namespace notify::redis_detail

@@ -5,7 +5,6 @@
 #include "connection.hpp"
 #include "publisher.hpp"
 
-#include <asio/connect.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -239,29 +238,16 @@ class RedisBus::Impl {
         return;
       fail("connect to " + describe(options_.redis) + ": timed out");
     });
-    resolver_.async_resolve(
-        options_.redis.host, std::to_string(options_.redis.port),
-        [this, conn](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
-          if (conn != conn_)
-            return;
-          if (ec)
-            return fail("resolve " + options_.redis.host + ": " + ec.message());
-          asio::async_connect(
-              conn->socket, results,
-              [this, conn](std::error_code ec2, const asio::ip::tcp::endpoint&) {
-                if (conn != conn_)
-                  return;
-                if (ec2)
-                  return fail("connect to " + describe(options_.redis) + ": " + ec2.message());
-                on_tcp_connected(conn);
-              });
-        });
+    async_open(resolver_, conn->socket, options_.redis, [this, conn](const std::string& failure) {
+      if (conn != conn_)
+        return;
+      if (!failure.empty())
+        return fail(failure);
+      on_tcp_connected(conn);
+    });
   }
 
   void on_tcp_connected(const ConnectionPtr& conn) {
-    std::error_code ignored;
-    conn->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    conn->socket.set_option(asio::socket_base::keep_alive(true), ignored);
     const auto handshake = handshake_commands(options_.redis, false);
     conn->handshake_pending = handshake.size();
     for (const auto& c : handshake)
@@ -417,7 +403,7 @@ class RedisBus::Impl {
       return;
     // While Redis stays away, attempts 1, 2, 4, 8... are reported, not every one.
     ++failures_in_row_;
-    if ((failures_in_row_ & (failures_in_row_ - 1)) == 0)
+    if (worth_reporting(failures_in_row_))
       report(why +
              (failures_in_row_ > 1 ? " (attempt " + std::to_string(failures_in_row_) + ")" : ""));
     drop_connection();
@@ -434,6 +420,7 @@ class RedisBus::Impl {
 
   void drop_connection() {
     connected_ = false;
+    resolver_.cancel();  // a resolve still running belongs to the dropped connection
     if (conn_) {
       std::error_code ignored;
       conn_->socket.close(ignored);
