@@ -17,9 +17,11 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,6 +127,47 @@ inline bool eventually(const std::function<bool()>& done,
 }
 
 using test::draft;
+
+// Records what a RedisBus delivers.
+struct Recorder : notify::BusListener {
+  std::mutex mutex;
+  std::vector<notify::Envelope> messages;
+  std::atomic<int> recovered{0};
+  void on_bus_message(const notify::Envelope& e) override {
+    std::lock_guard lock(mutex);
+    messages.push_back(e);
+  }
+  void on_bus_recovered() override { ++recovered; }
+  std::vector<notify::Envelope> taken() {
+    std::lock_guard lock(mutex);
+    return messages;
+  }
+};
+
+// The ids of a user's notifications in the store, oldest first.
+inline std::vector<std::string> stored_ids(notify::Store& store, const std::string& user) {
+  std::vector<std::string> ids;
+  for (const auto& n : store.list(user, false, 1000))
+    ids.insert(ids.begin(), n.id);
+  return ids;
+}
+
+// Ids in one string, so that a failed comparison shows which are missing.
+inline std::string joined(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids)
+    out += id + " ";
+  return out;
+}
+
+// The client ends up with exactly `ids`, in order, each once.
+inline void check_holds_exactly(const Client& client, const std::vector<std::string>& ids) {
+  REQUIRE(eventually([&] { return client.state().ids.size() >= ids.size(); }));
+  const auto state = client.state();
+  CHECK(joined(state.ids) == joined(ids));
+  CHECK(state.duplicates == 0);
+  CHECK(state.in_order);
+}
 
 }  // namespace redistest
 

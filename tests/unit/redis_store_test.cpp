@@ -23,22 +23,6 @@ RedisStoreOptions store_options(const testredis::RedisServer& server, const std:
   return o;
 }
 
-// Records what a RedisBus delivers.
-struct Recorder : notify::BusListener {
-  std::mutex mutex;
-  std::vector<notify::Envelope> messages;
-  std::atomic<int> recovered{0};
-  void on_bus_message(const notify::Envelope& e) override {
-    std::lock_guard lock(mutex);
-    messages.push_back(e);
-  }
-  void on_bus_recovered() override { ++recovered; }
-  std::vector<notify::Envelope> taken() {
-    std::lock_guard lock(mutex);
-    return messages;
-  }
-};
-
 }  // namespace
 
 TEST_CASE("redis: URLs") {
