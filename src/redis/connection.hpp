@@ -1,5 +1,6 @@
 // Internal parts of the notify::redis component: RESP replies (parsed by hiredis's reader),
-// command formatting, reconnection backoff, and a blocking connection with deadlines.
+// command formatting, reconnection backoff and its reporting rule, opening an asynchronous
+// connection (the bus's two), and a blocking connection with deadlines (the store's).
 #pragma once
 
 #include <notify/redis_options.hpp>
