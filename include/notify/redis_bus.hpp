@@ -11,8 +11,9 @@
 // format too (but notifications should go through a Store, which owns the ids).
 //
 // Connections: two TCP connections per bus, both run by the bus's own thread (an io_context
-// started by start()). The listener's callbacks (on_bus_message, on_bus_subscribed,
-// on_bus_recovered, on_bus_state) run on that thread, one at a time. The second connection
+// started by start()), or, with RedisBusOptions::executor, by a strand on the host's
+// executor. The listener's callbacks (on_bus_message, on_bus_subscribed, on_bus_recovered,
+// on_bus_state) run there, one at a time. The second connection
 // publishes, pipelined: publish() formats the command and hands it to the socket with one
 // non-blocking send on the caller's thread, and returns without waiting for Redis's reply
 // (what the socket cannot take waits in a backlog of at most publish_backlog_bytes, written
@@ -35,15 +36,23 @@
 //
 // start() waits (up to connect_timeout) for the first connection, so that a hub is usable as
 // soon as it is constructed when Redis is up; when Redis is down it returns anyway and the
-// bus keeps trying in the background.
+// bus keeps trying in the background. On a host's executor start() does not wait (it may run
+// on the thread that runs that executor, or before anything does): publish() fails with
+// errc::bus_unavailable until state() is connected.
 //
-// Thread safety: every member function is safe to call concurrently. stop() must not be
-// called from a listener callback (it joins the bus's thread); the destructor stops.
+// Thread safety: every member function is safe to call concurrently. On its own thread,
+// stop() must not be called from a listener callback (it joins the thread). On a host's
+// executor, stop() does not wait for the connections to close (that runs later on the
+// executor, and what is left pending there keeps the bus's internals alive), only for a
+// callback that is running on another thread; after it returns, no callback starts. The
+// destructor stops.
 #pragma once
 
 #include <notify/bus.hpp>
 #include <notify/redis_export.hpp>
 #include <notify/redis_options.hpp>
+
+#include <asio/any_io_executor.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -66,6 +75,12 @@ struct RedisBusOptions {
   std::size_t publish_backlog_bytes = 8u << 20;
   // Connection errors and malformed messages (default: written to stderr).
   std::function<void(std::string_view what)> on_error;
+  // Where the bus's connections run. Empty (the default): a thread of the bus's own. Set (say,
+  // to the executor of the io_context that serves the clients): a strand on it, so that a
+  // message read from Redis is written to the local connections in the same turn, without a
+  // hand-over between threads. The listener's callbacks then run on that executor, and
+  // on_bus_recovered() (a store read per local connection) holds it while it runs.
+  asio::any_io_executor executor;
 };
 
 class NOTIFY_REDIS_EXPORT RedisBus final : public Bus {

@@ -9,17 +9,17 @@
 
 namespace notify::redis_detail {
 
-Publisher::Publisher(asio::io_context& io, RedisOptions options, std::string repair_command,
-                     std::size_t max_backlog_bytes, Hooks hooks)
-    : io_(io),
+Publisher::Publisher(asio::any_io_executor executor, RedisOptions options,
+                     std::string repair_command, std::size_t max_backlog_bytes, Hooks hooks)
+    : executor_(std::move(executor)),
       options_(std::move(options)),
       repair_command_(std::move(repair_command)),
       max_backlog_bytes_(max_backlog_bytes),
       hooks_(std::move(hooks)),
-      resolver_(io),
-      connect_timer_(io),
-      reconnect_timer_(io),
-      watchdog_timer_(io),
+      resolver_(executor_),
+      connect_timer_(executor_),
+      reconnect_timer_(executor_),
+      watchdog_timer_(executor_),
       backoff_(options_.backoff_initial, options_.backoff_max) {}
 
 // --- any thread -------------------------------------------------------------------------
@@ -68,7 +68,7 @@ void Publisher::hand_over_locked(std::string_view command, bool repairable) {
     // A full socket buffer, or a broken connection: the bus's thread writes the rest, and
     // finds the failure if there is one.
     draining_ = true;
-    asio::post(io_, [this] { drain(); });
+    asio::post(executor_, [this, keep = keep()] { drain(); });
   }
   backlog_.append(command);
 }
@@ -79,7 +79,11 @@ bool Publisher::ready() const noexcept {
 
 // --- the bus's thread -------------------------------------------------------------------
 
-void Publisher::start() {
+void Publisher::start(std::weak_ptr<void> owner) {
+  {
+    std::lock_guard lock(mutex_);
+    owner_ = std::move(owner);
+  }
   connect();
 }
 
@@ -94,21 +98,22 @@ void Publisher::stop() {
 void Publisher::connect() {
   if (stopping_)
     return;
-  auto conn = std::make_shared<Connection>(io_);
+  auto conn = std::make_shared<Connection>(executor_);
   conn_ = conn;
   connect_timer_.expires_after(options_.connect_timeout);
-  connect_timer_.async_wait([this, conn](std::error_code ec) {
+  connect_timer_.async_wait([this, conn, keep = keep()](std::error_code ec) {
     if (ec || conn != conn_ || ready())
       return;
     fail("connect to " + describe(options_) + ": timed out");
   });
-  async_open(resolver_, conn->socket, options_, [this, conn](const std::string& failure) {
-    if (conn != conn_)
-      return;
-    if (!failure.empty())
-      return fail(failure);
-    on_tcp_connected(conn);
-  });
+  async_open(resolver_, conn->socket, options_,
+             [this, conn, keep = keep()](const std::string& failure) {
+               if (conn != conn_)
+                 return;
+               if (!failure.empty())
+                 return fail(failure);
+               on_tcp_connected(conn);
+             });
 }
 
 void Publisher::on_tcp_connected(const ConnectionPtr& conn) {
@@ -167,7 +172,7 @@ void Publisher::drain() {
 void Publisher::write_out(const ConnectionPtr& conn) {
   conn->write_active = true;
   asio::async_write(conn->socket, asio::buffer(conn->out),
-                    [this, conn](std::error_code ec, std::size_t) {
+                    [this, conn, keep = keep()](std::error_code ec, std::size_t) {
                       if (conn != conn_)
                         return;
                       conn->write_active = false;
@@ -180,7 +185,7 @@ void Publisher::write_out(const ConnectionPtr& conn) {
 
 void Publisher::read(const ConnectionPtr& conn) {
   conn->socket.async_read_some(
-      asio::buffer(conn->buffer), [this, conn](std::error_code ec, std::size_t n) {
+      asio::buffer(conn->buffer), [this, conn, keep = keep()](std::error_code ec, std::size_t n) {
         if (conn != conn_)
           return;
         if (ec) {
@@ -223,7 +228,7 @@ void Publisher::arm_watchdog(const ConnectionPtr& conn) {
   if (options_.command_timeout.count() <= 0)
     return;
   watchdog_timer_.expires_after(options_.command_timeout);
-  watchdog_timer_.async_wait([this, conn](std::error_code ec) {
+  watchdog_timer_.async_wait([this, conn, keep = keep()](std::error_code ec) {
     if (ec || conn != conn_)
       return;
     std::uint64_t sent;
@@ -256,7 +261,7 @@ void Publisher::fail(const std::string& why) {
                   "repaired on every instance once the publishing connection is back");
   first_attempt_finished();
   reconnect_timer_.expires_after(backoff_.next());
-  reconnect_timer_.async_wait([this](std::error_code ec) {
+  reconnect_timer_.async_wait([this, keep = keep()](std::error_code ec) {
     if (!ec)
       connect();
   });

@@ -15,13 +15,16 @@
 // (command_timeout) fails the connection the same way, and a refused publish() asks for the same
 // repair, ahead of the next message.
 //
-// Thread safety: publish() and ready() from any thread. start() and stop() on the thread
-// that runs `io` (the bus's); stop() before `io` is destroyed.
+// Thread safety: publish() and ready() from any thread. Everything else runs on `executor`
+// (the bus's: its own thread's io_context, or a strand on the host's), one at a time.
+// Handlers hold `owner` (given to start()) when it is set, so that the bus outlives what it
+// left pending on a host's context; with no owner, stop() runs before the context is
+// destroyed.
 #pragma once
 
 #include "connection.hpp"
 
-#include <asio/io_context.hpp>
+#include <asio/any_io_executor.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -44,12 +47,12 @@ class Publisher {
     std::function<void()> first_attempt_done;        // connected, or the first attempt failed
   };
 
-  Publisher(asio::io_context& io, RedisOptions options, std::string repair_command,
+  Publisher(asio::any_io_executor executor, RedisOptions options, std::string repair_command,
             std::size_t max_backlog_bytes, Hooks hooks);
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  void start();
+  void start(std::weak_ptr<void> owner);
   void stop();
 
   // errc::bus_unavailable while not connected, or when the backlog is full. `repairable`:
@@ -66,7 +69,7 @@ class Publisher {
 
  private:
   struct Connection {
-    explicit Connection(asio::io_context& io) : socket(io) {}
+    explicit Connection(const asio::any_io_executor& executor) : socket(executor) {}
     asio::ip::tcp::socket socket;
     Reader reader;
     std::array<char, 4096> buffer{};
@@ -91,8 +94,9 @@ class Publisher {
   void fail(const std::string& why);
   std::uint64_t close_connection();  // the commands left unanswered
   void first_attempt_finished();
+  std::shared_ptr<void> keep() const { return owner_.lock(); }  // for a handler to hold
 
-  asio::io_context& io_;
+  const asio::any_io_executor executor_;
   const RedisOptions options_;
   const std::string repair_command_;
   const std::size_t max_backlog_bytes_;
@@ -113,6 +117,7 @@ class Publisher {
 
   // Shared with publish() callers.
   mutable std::mutex mutex_;
+  std::weak_ptr<void> owner_;          // set by start(), before the first connection
   std::atomic<bool> ready_{false};     // written under mutex_, read by ready() without it
   int fd_ = -1;                        // the connection's socket while ready_
   std::uint64_t sent_ = 0;             // commands handed to this connection (sent or in backlog_)

@@ -6,8 +6,10 @@
 #include "publisher.hpp"
 
 #include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <asio/write.hpp>
 #include <nlohmann/json.hpp>
 
@@ -92,18 +94,20 @@ constexpr std::string_view repair_message = "{\"r\":true}\n";
 
 // --- RedisBus::Impl -------------------------------------------------------------------
 
-class RedisBus::Impl {
+class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
  public:
   explicit Impl(RedisBusOptions options)
       : options_(std::move(options)),
         broadcast_channel_(options_.redis.prefix + "broadcast"),
-        work_(asio::make_work_guard(io_)),
-        resolver_(io_),
-        reconnect_timer_(io_),
-        connect_timer_(io_),
-        ping_timer_(io_),
+        own_io_(options_.executor ? nullptr : std::make_unique<asio::io_context>()),
+        executor_(own_io_ ? asio::any_io_executor(own_io_->get_executor())
+                          : asio::any_io_executor(asio::make_strand(options_.executor))),
+        resolver_(executor_),
+        reconnect_timer_(executor_),
+        connect_timer_(executor_),
+        ping_timer_(executor_),
         backoff_(options_.redis.backoff_initial, options_.redis.backoff_max),
-        publisher_(io_, options_.redis, publish_command(broadcast_channel_, repair_message),
+        publisher_(executor_, options_.redis, publish_command(broadcast_channel_, repair_message),
                    options_.publish_backlog_bytes,
                    {[this](const std::string& what) { report(what); },
                     [this] { first_attempt_finished(); }}) {
@@ -111,6 +115,8 @@ class RedisBus::Impl {
       throw std::invalid_argument("RedisBus: the host is empty");
     if (options_.redis.port == 0)
       throw std::invalid_argument("RedisBus: the port is 0");
+    if (own_io_)
+      work_.emplace(own_io_->get_executor());
   }
 
   ~Impl() { stop(); }
@@ -125,12 +131,17 @@ class RedisBus::Impl {
       started_ = true;
       listener_ = &listener;
       state_.store(BusState::reconnecting, std::memory_order_release);
-      thread_ = std::thread([this] { io_.run(); });
+      if (own_io_)
+        thread_ = std::thread([this] { own_io_->run(); });
     }
-    asio::post(io_, [this] {
+    asio::post(executor_, [this, keep = keep()] {
       connect();
-      publisher_.start();
+      publisher_.start(own_io_ ? std::weak_ptr<void>() : weak_from_this());
     });
+    // On a host's context, start() may be running on the thread that runs it, or before
+    // anything runs it: waiting there could only time out.
+    if (!own_io_)
+      return;
     std::unique_lock lock(first_mutex_);
     first_cv_.wait_for(lock, options_.redis.connect_timeout + std::chrono::milliseconds(500),
                        [this] { return first_attempts_left_ == 0; });
@@ -146,25 +157,39 @@ class RedisBus::Impl {
       stopping_.store(true, std::memory_order_release);
       thread = std::move(thread_);
     }
-    asio::post(io_, [this] {
-      drop_connection();
-      publisher_.stop();
-      std::error_code ignored;
-      reconnect_timer_.cancel();
-      connect_timer_.cancel();
-      ping_timer_.cancel();
-      resolver_.cancel();
-      work_.reset();
-    });
-    if (thread.joinable()) {
-      if (thread.get_id() == std::this_thread::get_id()) {
-        io_.stop();
-        thread.detach();  // stop() from a listener callback: the thread ends after it
-      } else {
-        thread.join();
-      }
+    // Null only from ~Impl, which RedisBus's destructor never leaves to stop.
+    const auto self = weak_from_this().lock();
+    try {
+      if (own_io_ || self)
+        asio::post(executor_, [this, keep = own_io_ ? nullptr : self] {
+          drop_connection();
+          publisher_.stop();
+          reconnect_timer_.cancel();
+          connect_timer_.cancel();
+          ping_timer_.cancel();
+          resolver_.cancel();
+          if (work_)
+            work_->reset();
+        });
+    } catch (...) {
+      // Out of memory: on a host's context the sockets close with it; below, with the thread.
     }
-    io_.stop();
+    if (own_io_) {
+      if (thread.joinable()) {
+        if (thread.get_id() == std::this_thread::get_id()) {
+          own_io_->stop();
+          thread.detach();  // stop() from a listener callback: the thread ends after it
+        } else {
+          thread.join();
+        }
+      }
+      own_io_->stop();
+    } else {
+      // A callback running on another thread of the host's context finishes before stop()
+      // returns, and none starts after (stopping_). From inside a callback, the recursive
+      // mutex is this thread's already.
+      std::lock_guard wait(host_mutex_);
+    }
     state_.store(BusState::stopped, std::memory_order_release);
   }
 
@@ -184,7 +209,9 @@ class RedisBus::Impl {
   void change(std::string_view user, int delta) {
     if (user.empty())
       throw std::invalid_argument("RedisBus: the user is empty");
-    asio::post(io_, [this, user = std::string(user), delta] { apply_change(user, delta); });
+    asio::post(executor_, [this, keep = keep(), user = std::string(user), delta] {
+      apply_change(user, delta);
+    });
   }
 
   // Connected when both connections are: the publishing one may lag the subscriber by a
@@ -210,9 +237,13 @@ class RedisBus::Impl {
     return out;
   }
 
+  // On a host's context, what a handler holds so that the bus outlives it; on its own
+  // thread, nothing (stop() joins the thread, and the context is destroyed with the bus).
+  std::shared_ptr<Impl> keep() { return own_io_ ? nullptr : shared_from_this(); }
+
   // One TCP connection; handlers hold it, so that a dropped one stays valid until they ran.
   struct Connection {
-    explicit Connection(asio::io_context& io) : socket(io) {}
+    explicit Connection(const asio::any_io_executor& executor) : socket(executor) {}
     asio::ip::tcp::socket socket;
     Reader reader;
     std::array<char, 16384> buffer{};
@@ -230,21 +261,22 @@ class RedisBus::Impl {
   void connect() {
     if (stopping_.load(std::memory_order_acquire))
       return;
-    auto conn = std::make_shared<Connection>(io_);
+    auto conn = std::make_shared<Connection>(executor_);
     conn_ = conn;
     connect_timer_.expires_after(options_.redis.connect_timeout);
-    connect_timer_.async_wait([this, conn](std::error_code ec) {
+    connect_timer_.async_wait([this, conn, keep = keep()](std::error_code ec) {
       if (ec || conn != conn_ || connected_)
         return;
       fail("connect to " + describe(options_.redis) + ": timed out");
     });
-    async_open(resolver_, conn->socket, options_.redis, [this, conn](const std::string& failure) {
-      if (conn != conn_)
-        return;
-      if (!failure.empty())
-        return fail(failure);
-      on_tcp_connected(conn);
-    });
+    async_open(resolver_, conn->socket, options_.redis,
+               [this, conn, keep = keep()](const std::string& failure) {
+                 if (conn != conn_)
+                   return;
+                 if (!failure.empty())
+                   return fail(failure);
+                 on_tcp_connected(conn);
+               });
   }
 
   void on_tcp_connected(const ConnectionPtr& conn) {
@@ -285,7 +317,7 @@ class RedisBus::Impl {
     auto bytes = std::make_shared<std::string>(std::move(conn->out));
     conn->out.clear();
     asio::async_write(conn->socket, asio::buffer(*bytes),
-                      [this, conn, bytes](std::error_code ec, std::size_t) {
+                      [this, conn, bytes, keep = keep()](std::error_code ec, std::size_t) {
                         if (conn != conn_)
                           return;
                         conn->write_active = false;
@@ -297,7 +329,7 @@ class RedisBus::Impl {
 
   void read(const ConnectionPtr& conn) {
     conn->socket.async_read_some(
-        asio::buffer(conn->buffer), [this, conn](std::error_code ec, std::size_t n) {
+        asio::buffer(conn->buffer), [this, conn, keep = keep()](std::error_code ec, std::size_t n) {
           if (conn != conn_)
             return;
           if (ec) {
@@ -387,7 +419,7 @@ class RedisBus::Impl {
     if (options_.health_check_interval.count() <= 0)
       return;
     ping_timer_.expires_after(options_.health_check_interval);
-    ping_timer_.async_wait([this, conn](std::error_code ec) {
+    ping_timer_.async_wait([this, conn, keep = keep()](std::error_code ec) {
       if (ec || conn != conn_)
         return;
       if (conn->waiting_pong)
@@ -412,7 +444,7 @@ class RedisBus::Impl {
     }
     subscriber_attempt_finished();
     reconnect_timer_.expires_after(backoff_.next());
-    reconnect_timer_.async_wait([this](std::error_code ec) {
+    reconnect_timer_.async_wait([this, keep = keep()](std::error_code ec) {
       if (!ec)
         connect();
     });
@@ -459,6 +491,7 @@ class RedisBus::Impl {
 
   template <typename F>
   void notify_listener(F&& f) {
+    std::lock_guard lock(host_mutex_);
     if (stopping_.load(std::memory_order_acquire) || !listener_)
       return;
     try {
@@ -489,6 +522,9 @@ class RedisBus::Impl {
 
   void report(const std::string& what) noexcept {
     try {
+      std::lock_guard lock(host_mutex_);
+      if (stopping_.load(std::memory_order_acquire))
+        return;
       const std::string text = "redis bus (" + describe(options_.redis) + "): " + what;
       if (options_.on_error)
         options_.on_error(text);
@@ -500,8 +536,9 @@ class RedisBus::Impl {
 
   RedisBusOptions options_;
   std::string broadcast_channel_;
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::unique_ptr<asio::io_context> own_io_;  // without options_.executor, run by thread_
+  asio::any_io_executor executor_;            // own_io_'s, or a strand on options_.executor
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   asio::ip::tcp::resolver resolver_;
   asio::steady_timer reconnect_timer_;
   asio::steady_timer connect_timer_;
@@ -511,6 +548,8 @@ class RedisBus::Impl {
   std::atomic<BusState> state_{BusState::stopped};
   std::atomic<bool> stopping_{false};
   BusListener* listener_ = nullptr;
+  // Held while host code runs (the listener, on_error): stop() waits for it.
+  std::recursive_mutex host_mutex_;
 
   std::mutex lifecycle_mutex_;
   bool started_ = false;

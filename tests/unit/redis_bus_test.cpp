@@ -7,14 +7,33 @@
 #include <notify/error.hpp>
 #include <notify/memory_store.hpp>
 
+#include <asio/post.hpp>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <map>
+#include <thread>
 
 using namespace redistest;
 
 namespace {
+
+// Where a test's buses run: a thread of their own, or a strand on the hub's io_context.
+enum class BusThread { own, host };
+constexpr BusThread both_bus_threads[] = {BusThread::own, BusThread::host};
+
+const char* name_of(BusThread where) {
+  return where == BusThread::own ? "own thread" : "host's executor";
+}
+
+// On the host's executor start() does not wait for the first connection; the cases that
+// expect a connected bus once the hub is constructed wait here.
+void await_connected(const notify::RedisBus& bus, BusThread where) {
+  if (where == BusThread::host)
+    REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
+}
 
 // One instance of a fleet: a hub with its RedisBus and RedisStore.
 struct Instance {
@@ -23,11 +42,13 @@ struct Instance {
   std::unique_ptr<notify::NotificationHub> hub;
 
   Instance(IoThread& io, const testredis::RedisServer& server, const std::string& prefix,
-           bool publish_appends = true) {
+           bool publish_appends = true, BusThread where = BusThread::own) {
     notify::RedisBusOptions bus_options;
     bus_options.redis = options_for(server, prefix);
     bus_options.health_check_interval = 500ms;
     bus_options.on_error = [](std::string_view) {};
+    if (where == BusThread::host)
+      bus_options.executor = io.io.get_executor();
     bus = std::make_shared<notify::RedisBus>(bus_options);
     notify::RedisStoreOptions store_options;
     store_options.redis = options_for(server, prefix);
@@ -38,6 +59,7 @@ struct Instance {
     hub->set_error_handler([](std::string_view what) {
       std::fprintf(stderr, "hub error: %.*s\n", static_cast<int>(what.size()), what.data());
     });
+    await_connected(*bus, where);
   }
   ~Instance() { hub->stop(); }
 };
@@ -61,61 +83,64 @@ int subscribers(const testredis::RedisServer& server, const std::string& channel
 TEST_CASE("redis bus: what is published on one instance reaches the connections of another") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
-  for (const bool publish_appends : {true, false}) {
-    CAPTURE(publish_appends);
-    const std::string prefix = publish_appends ? "two:" : "twohub:";
-    IoThread io;
-    Instance a(io, server, prefix, publish_appends);
-    Instance b(io, server, prefix, publish_appends);
-    CHECK(a.bus->state() == notify::BusState::connected);
-    CHECK(b.hub->metrics().bus_state == "connected");
-    Client bob_on_b(io.io, *b.hub, "bob");
-    Client bob_on_a(io.io, *a.hub, "bob");
-    Client carol_on_b(io.io, *b.hub, "carol");
-    // Wait for the subscriptions (on_bus_subscribed repairs nothing here: nothing was sent).
-    REQUIRE(eventually([&] {
-      return server.command("PUBSUB NUMSUB " + prefix + "u:bob").find(":2\r\n") !=
-             std::string::npos;
-    }));
+  for (const bool publish_appends : {true, false})
+    for (const auto where : both_bus_threads) {
+      CAPTURE(publish_appends);
+      CAPTURE(name_of(where));
+      const std::string prefix = std::string(publish_appends ? "two:" : "twohub:") +
+                                 (where == BusThread::own ? "own:" : "host:");
+      IoThread io;
+      Instance a(io, server, prefix, publish_appends, where);
+      Instance b(io, server, prefix, publish_appends, where);
+      CHECK(a.bus->state() == notify::BusState::connected);
+      CHECK(b.hub->metrics().bus_state == "connected");
+      Client bob_on_b(io.io, *b.hub, "bob");
+      Client bob_on_a(io.io, *a.hub, "bob");
+      Client carol_on_b(io.io, *b.hub, "carol");
+      // Wait for the subscriptions (on_bus_subscribed repairs nothing here: nothing was sent).
+      REQUIRE(eventually([&] {
+        return server.command("PUBSUB NUMSUB " + prefix + "u:bob").find(":2\r\n") !=
+               std::string::npos;
+      }));
 
-    const auto id1 = a.hub->publish(draft("bob", "one"));
-    const auto id2 = a.hub->publish(draft("bob", "two"));
-    const auto all = a.hub->broadcast([] {
-      notify::Notification n;
-      n.type = "system";
-      n.title = "everyone";
-      return n;
-    }());
-    for (auto* c : {&bob_on_b, &bob_on_a}) {
-      REQUIRE(eventually([&] { return c->of_type("notification").size() == 3; }));
-      CHECK(ids_of(c->of_type("notification")) == std::vector<std::string>{id1, id2, all});
-    }
-    REQUIRE(eventually([&] { return carol_on_b.of_type("notification").size() == 1; }));
-    CHECK(carol_on_b.of_type("notification")[0].id == all);
-
-    // A read on A updates B's stream, with the count.
-    const auto r = a.hub->mark_read("bob", id1);
-    CHECK(r.unread_count == 2);
-    // (A gap repair, when a subscription is confirmed, sends notification:read with no ids.)
-    auto read_events = [&] {
-      std::vector<nlohmann::json> out;
-      for (const auto& e : bob_on_b.of_type("notification:read")) {
-        auto j = nlohmann::json::parse(e.data);
-        if (!j.at("ids").empty())
-          out.push_back(j);
+      const auto id1 = a.hub->publish(draft("bob", "one"));
+      const auto id2 = a.hub->publish(draft("bob", "two"));
+      const auto all = a.hub->broadcast([] {
+        notify::Notification n;
+        n.type = "system";
+        n.title = "everyone";
+        return n;
+      }());
+      for (auto* c : {&bob_on_b, &bob_on_a}) {
+        REQUIRE(eventually([&] { return c->of_type("notification").size() == 3; }));
+        CHECK(ids_of(c->of_type("notification")) == std::vector<std::string>{id1, id2, all});
       }
-      return out;
-    };
-    REQUIRE(eventually([&] { return read_events().size() == 1; }));
-    CHECK(read_events()[0].at("ids") == nlohmann::json::array({id1}));
-    CHECK(read_events()[0].at("unreadCount") == 2);
+      REQUIRE(eventually([&] { return carol_on_b.of_type("notification").size() == 1; }));
+      CHECK(carol_on_b.of_type("notification")[0].id == all);
 
-    // An ephemeral event crosses too.
-    a.hub->send_to("bob", "typing", {{"from", "carol"}});
-    REQUIRE(eventually([&] { return bob_on_b.of_type("typing").size() == 1; }));
-    CHECK(bob_on_b.state().unread == 2);
-    CHECK(bob_on_b.state().duplicates == 0);
-  }
+      // A read on A updates B's stream, with the count.
+      const auto r = a.hub->mark_read("bob", id1);
+      CHECK(r.unread_count == 2);
+      // (A gap repair, when a subscription is confirmed, sends notification:read with no ids.)
+      auto read_events = [&] {
+        std::vector<nlohmann::json> out;
+        for (const auto& e : bob_on_b.of_type("notification:read")) {
+          auto j = nlohmann::json::parse(e.data);
+          if (!j.at("ids").empty())
+            out.push_back(j);
+        }
+        return out;
+      };
+      REQUIRE(eventually([&] { return read_events().size() == 1; }));
+      CHECK(read_events()[0].at("ids") == nlohmann::json::array({id1}));
+      CHECK(read_events()[0].at("unreadCount") == 2);
+
+      // An ephemeral event crosses too.
+      a.hub->send_to("bob", "typing", {{"from", "carol"}});
+      REQUIRE(eventually([&] { return bob_on_b.of_type("typing").size() == 1; }));
+      CHECK(bob_on_b.state().unread == 2);
+      CHECK(bob_on_b.state().duplicates == 0);
+    }
 }
 
 TEST_CASE("redis bus: 1000 users attach and leave, and no user channel stays subscribed") {
@@ -204,15 +229,18 @@ struct SharedStoreFleet {
   std::vector<std::unique_ptr<notify::NotificationHub>> hubs;
 
   SharedStoreFleet(IoThread& io, const testredis::RedisServer& server, const std::string& prefix,
-                   std::chrono::milliseconds command_timeout) {
+                   std::chrono::milliseconds command_timeout, BusThread where = BusThread::own) {
     for (int i = 0; i < 2; ++i) {
       notify::RedisBusOptions options;
       options.redis = options_for(server, prefix);
       options.redis.command_timeout = command_timeout;
       options.on_error = [](std::string_view) {};
+      if (where == BusThread::host)
+        options.executor = io.io.get_executor();
       buses.push_back(std::make_shared<notify::RedisBus>(options));
       hubs.push_back(std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(),
                                                                store, buses.back()));
+      await_connected(*buses.back(), where);
     }
   }
   ~SharedStoreFleet() {
@@ -248,39 +276,43 @@ TEST_CASE("redis bus: publish() returns without waiting for Redis, and order is 
 TEST_CASE("redis bus: publishes lost with the publishing connection are repaired everywhere") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
-  IoThread io;
-  SharedStoreFleet fleet(io, server, "lost:", 20s);
-  Client near(io.io, *fleet.hubs[0], "u");
-  Client far(io.io, *fleet.hubs[1], "u");
-  REQUIRE(eventually([&] { return subscribers(server, "lost:u:u") == 2; }));
-  fleet.hubs[0]->publish(draft("u", "before"));
-  REQUIRE(eventually([&] { return far.of_type("notification").size() == 1; }));
+  for (const auto where : both_bus_threads) {
+    CAPTURE(name_of(where));
+    const std::string prefix = where == BusThread::own ? "lost:" : "losthost:";
+    IoThread io;
+    SharedStoreFleet fleet(io, server, prefix, 20s, where);
+    Client near(io.io, *fleet.hubs[0], "u");
+    Client far(io.io, *fleet.hubs[1], "u");
+    REQUIRE(eventually([&] { return subscribers(server, prefix + "u:u") == 2; }));
+    fleet.hubs[0]->publish(draft("u", "before"));
+    REQUIRE(eventually([&] { return far.of_type("notification").size() == 1; }));
 
-  // Held by the pause, then dropped with the connection that sent them: Redis never runs
-  // these PUBLISHes. The subscriber connections (type pubsub) stay.
-  REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
-  for (int i = 0; i < 20; ++i)
-    fleet.hubs[0]->publish(draft("u", "lost " + std::to_string(i)));
-  REQUIRE(eventually([&] {
-    return server.command("CLIENT LIST TYPE normal").find("cmd=publish") != std::string::npos;
-  }));
-  CHECK(server.command("CLIENT KILL TYPE normal") == ":2\r\n");  // the two publishers
-  REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+    // Held by the pause, then dropped with the connection that sent them: Redis never runs
+    // these PUBLISHes. The subscriber connections (type pubsub) stay.
+    REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
+    for (int i = 0; i < 20; ++i)
+      fleet.hubs[0]->publish(draft("u", "lost " + std::to_string(i)));
+    REQUIRE(eventually([&] {
+      return server.command("CLIENT LIST TYPE normal").find("cmd=publish") != std::string::npos;
+    }));
+    CHECK(server.command("CLIENT KILL TYPE normal") == ":2\r\n");  // the two publishers
+    REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
 
-  // Until the publishing connection is back, publish() fails, but the notification is in the
-  // store: the repair brings it too.
-  REQUIRE(eventually([&] {
-    try {
-      fleet.hubs[0]->publish(draft("u", "after"));
-      return true;
-    } catch (const std::system_error&) {
-      return false;
-    }
-  }));
-  const auto ids = stored_ids(*fleet.store, "u");  // the ones refused meanwhile too
-  CHECK(ids.size() >= 22);
-  for (auto* client : {&near, &far})
-    check_holds_exactly(*client, ids);
+    // Until the publishing connection is back, publish() fails, but the notification is in the
+    // store: the repair brings it too.
+    REQUIRE(eventually([&] {
+      try {
+        fleet.hubs[0]->publish(draft("u", "after"));
+        return true;
+      } catch (const std::system_error&) {
+        return false;
+      }
+    }));
+    const auto ids = stored_ids(*fleet.store, "u");  // the ones refused meanwhile too
+    CHECK(ids.size() >= 22);
+    for (auto* client : {&near, &far})
+      check_holds_exactly(*client, ids);
+  }
 }
 
 TEST_CASE("redis bus: a notification stored while its instance's bus was away reaches the others") {
@@ -380,6 +412,182 @@ TEST_CASE("redis bus: a bus started while Redis is down connects when it comes u
   CHECK(d.of_type("notification")[0].id == id);
 }
 
+// --- a bus on the host's executor -----------------------------------------------------
+
+namespace {
+
+// Records the thread each message arrives on; on_message (when set) runs inside the callback.
+struct ThreadRecorder : notify::BusListener {
+  std::mutex mutex;
+  std::vector<std::thread::id> threads;
+  std::function<void()> on_message;
+  std::atomic<int> messages{0};
+  void on_bus_message(const notify::Envelope&) override {
+    {
+      std::lock_guard lock(mutex);
+      threads.push_back(std::this_thread::get_id());
+    }
+    if (on_message)
+      on_message();
+    ++messages;
+  }
+  void on_bus_recovered() override {}
+};
+
+notify::RedisBusOptions host_bus_options(const testredis::RedisServer& server,
+                                         const std::string& prefix,
+                                         const asio::any_io_executor& executor) {
+  notify::RedisBusOptions options;
+  options.redis = options_for(server, prefix);
+  options.on_error = [](std::string_view) {};
+  options.executor = executor;
+  return options;
+}
+
+// A bus on a thread of its own that sends ephemeral messages to the bus under test.
+struct Sender {
+  Recorder listener;
+  notify::RedisBus bus;
+  Sender(const testredis::RedisServer& server, const std::string& prefix)
+      : bus([&] {
+          notify::RedisBusOptions options;
+          options.redis = options_for(server, prefix);
+          return options;
+        }()) {
+    bus.start(listener);
+  }
+  ~Sender() { bus.stop(); }
+  void typing(const std::string& user) {
+    bus.publish({user, false, notify::Event::message("typing", "", "{}", 0)});
+  }
+};
+
+// Starts `bus` on a running executor and waits until it is subscribed to user "u".
+void start_subscribed(notify::RedisBus& bus, notify::BusListener& listener,
+                      const testredis::RedisServer& server, const std::string& prefix) {
+  bus.start(listener);
+  REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
+  bus.subscribe("u");
+  REQUIRE(eventually([&] { return subscribers(server, prefix + "u:u") == 1; }));
+}
+
+}  // namespace
+
+TEST_CASE("redis bus on a host's executor: start() does not wait; callbacks run on that executor") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  asio::io_context io;
+  auto options = host_bus_options(server, "exec:", io.get_executor());
+  options.redis.connect_timeout = 5s;
+  notify::RedisBus bus(options);
+  ThreadRecorder listener;
+  const auto before = std::chrono::steady_clock::now();
+  bus.start(listener);  // nothing runs `io` yet: nothing can connect
+  CHECK(std::chrono::steady_clock::now() - before < 1s);
+  CHECK(bus.state() == notify::BusState::reconnecting);
+  std::error_code ec;
+  bus.publish({"u", false, notify::Event::message("typing", "", "{}", 0)}, ec);
+  CHECK(ec == notify::errc::bus_unavailable);
+
+  auto work = asio::make_work_guard(io);
+  std::thread runner([&] { io.run(); });
+  const auto io_thread = runner.get_id();
+  REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
+  bus.subscribe("u");
+  REQUIRE(eventually([&] { return subscribers(server, "exec:u:u") == 1; }));
+
+  Sender other(server, "exec:");
+  for (int i = 0; i < 50; ++i)
+    other.typing("u");
+  REQUIRE(eventually([&] { return listener.messages == 50; }));
+  {
+    std::lock_guard lock(listener.mutex);
+    for (const auto& id : listener.threads)
+      CHECK(id == io_thread);
+  }
+  bus.stop();
+  work.reset();
+  runner.join();  // the bus's connections closed: nothing of it is left pending
+}
+
+TEST_CASE(
+    "redis bus on a host's executor: stop() waits for a running callback; none starts after") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  auto bus = std::make_unique<notify::RedisBus>(
+      host_bus_options(server, "execstop:", io.io.get_executor()));
+  ThreadRecorder listener;
+  std::atomic<bool> inside{false};
+  std::atomic<bool> finished{false};
+  listener.on_message = [&] {
+    if (listener.messages > 0)
+      return;
+    inside = true;
+    std::this_thread::sleep_for(300ms);
+    finished = true;
+  };
+  start_subscribed(*bus, listener, server, "execstop:");
+  Sender other(server, "execstop:");
+  other.typing("u");
+  REQUIRE(eventually([&] { return inside.load(); }));
+  bus->stop();  // from this thread, while the io thread is inside the callback
+  CHECK(finished);
+  const int seen = listener.messages;
+  for (int i = 0; i < 20; ++i)
+    other.typing("u");
+  std::this_thread::sleep_for(300ms);
+  CHECK(listener.messages == seen);
+  CHECK(bus->state() == notify::BusState::stopped);
+  // Destroyed while its connections' handlers are still pending on the running context.
+  bus.reset();
+  REQUIRE(eventually([&] { return subscribers(server, "execstop:u:u") == 0; }));
+}
+
+TEST_CASE("redis bus on a host's executor: stop() from inside a callback returns") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  notify::RedisBus bus(host_bus_options(server, "execself:", io.io.get_executor()));
+  ThreadRecorder listener;
+  std::atomic<bool> stopped_inside{false};
+  listener.on_message = [&] {
+    bus.stop();
+    stopped_inside = true;
+  };
+  start_subscribed(bus, listener, server, "execself:");
+  Sender other(server, "execself:");
+  other.typing("u");
+  other.typing("u");
+  REQUIRE(eventually([&] { return stopped_inside.load(); }));
+  CHECK(bus.state() == notify::BusState::stopped);
+  // The io thread goes on, and the bus's connections close.
+  std::promise<void> ran;
+  asio::post(io.io, [&] { ran.set_value(); });
+  CHECK(ran.get_future().wait_for(5s) == std::future_status::ready);
+  REQUIRE(eventually([&] { return subscribers(server, "execself:u:u") == 0; }));
+  CHECK(listener.messages == 1);
+}
+
+TEST_CASE("redis bus on a host's executor: a context destroyed without running again frees it") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  auto io = std::make_unique<asio::io_context>();
+  {
+    notify::RedisBus bus(host_bus_options(server, "execgone:", io->get_executor()));
+    Recorder listener;
+    bus.start(listener);
+    bus.subscribe("u");
+    for (int i = 0; i < 500 && subscribers(server, "execgone:u:u") != 1; ++i)
+      io->run_for(10ms);
+    REQUIRE(subscribers(server, "execgone:u:u") == 1);
+    // Destroyed while the context is not running: the close is left pending on it.
+  }
+  CHECK(subscribers(server, "execgone:u:u") == 1);
+  io.reset();  // destroys what was pending, and the bus with it (ASan: no leak, no misuse)
+  REQUIRE(eventually([&] { return subscribers(server, "execgone:u:u") == 0; }));
+}
+
 TEST_SUITE("redis-restart") {
   TEST_CASE(
       "redis bus: kill -9 of Redis mid-stream: every client ends with every notification once, in "
@@ -389,13 +597,13 @@ TEST_SUITE("redis-restart") {
     // With publish_appends the store's script publishes; without, every notification is a
     // pipelined bus publish, and those lost with the connection come back by the repair.
     // Without it, order across instances is not promised (docs/DEPLOYMENT.md), so one
-    // instance publishes (from two threads).
+    // instance publishes (from two threads). Instance b's bus runs on the hub's io_context.
     for (const bool publish_appends : {true, false}) {
       CAPTURE(publish_appends);
       const std::string prefix = publish_appends ? "k9:" : "k9bus:";
       IoThread io;
-      Instance a(io, server, prefix, publish_appends);
-      Instance b(io, server, prefix, publish_appends);
+      Instance a(io, server, prefix, publish_appends, BusThread::own);
+      Instance b(io, server, prefix, publish_appends, BusThread::host);
       const std::vector<std::string> users{"u0", "u1", "u2", "u3"};
       std::vector<std::unique_ptr<Client>> clients;
       for (const auto& u : users) {
