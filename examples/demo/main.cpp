@@ -95,16 +95,29 @@ bool is_redis(const std::string& spec) {
 }
 
 // The bus --bus names; null is the hub's default, an InProcessBus.
-std::shared_ptr<notify::Bus> make_bus(const std::string& spec) {
+// `executor`: where it runs (--bus-thread io), or empty for a thread of its own.
+std::shared_ptr<notify::Bus> make_bus(const std::string& spec, asio::any_io_executor executor) {
   if (!is_redis(spec))
     return nullptr;
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisBusOptions options;
   options.redis = notify::parse_redis_url(spec);
+  options.executor = std::move(executor);
   return std::make_shared<notify::RedisBus>(options);
 #else
+  (void)executor;
   throw std::runtime_error("--bus " + spec + ": this notify-demo was built without notify::redis");
 #endif
+}
+
+// A bus on the first io thread connects once that thread runs: run it here until the bus is
+// connected (or a few seconds passed), so that the first requests do not find it away.
+void await_bus(asio::io_context& io, const notify::Bus& bus) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (bus.state() != notify::BusState::connected && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(10));
+  if (io.stopped())
+    io.restart();
 }
 
 // --store redis://...: with --bus on the same Redis, the store publishes notifications and
@@ -142,8 +155,11 @@ int run(const demo::Options& options) {
   hub_options.max_connections = options.max_connections;
   auto store = is_redis(options.store) ? make_redis_store(options.store, options.bus)
                                        : make_store(options.store);
-  notify::NotificationHub hub(io.get_executor(), hub_options, std::move(store),
-                              make_bus(options.bus));
+  auto bus = make_bus(options.bus,
+                      options.bus_thread == "io" ? io.get_executor() : asio::any_io_executor());
+  notify::NotificationHub hub(io.get_executor(), hub_options, std::move(store), bus);
+  if (bus && options.bus_thread == "io")
+    await_bus(io, *bus);
 
   demo::TypingOptions typing;
   typing.pairs = options.typing_pairs == "none" ? demo::TypingOptions::Pairs::none

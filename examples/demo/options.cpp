@@ -72,7 +72,8 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
     const bool known = flag == "--port" || flag == "--bind" || flag == "--heartbeat" ||
                        flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
                        flag == "--max-connections" || flag == "--allowed-origin" ||
-                       flag == "--typing-pairs" || flag == "--store" || flag == "--bus";
+                       flag == "--typing-pairs" || flag == "--store" || flag == "--bus" ||
+                       flag == "--bus-thread";
     if (!known)
       return fail("unknown option '" + args[i] + "'");
     if (!value) {
@@ -134,6 +135,10 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       if (v != "inprocess" && !is_redis_url(v))
         return fail("--bus: '" + v + "' is not inprocess or redis://HOST:PORT[/DB]");
       o.bus = v;
+    } else if (flag == "--bus-thread") {
+      if (v != "io" && v != "own")
+        return fail("--bus-thread: '" + v + "' is not io or own");
+      o.bus_thread = v;
     }
   }
   return result;
@@ -169,6 +174,9 @@ std::string usage(const std::string& program) {
          "                        how instances tell each other about events: not at all\n"
          "                        (default, one instance) or over Redis Pub/Sub. A fleet uses\n"
          "                        redis for both --bus and --store (the same server)\n"
+         "  --bus-thread io|own   where a Redis bus runs: on the first io thread (default;\n"
+         "                        messages reach local clients without a thread hand-over)\n"
+         "                        or on a thread of its own\n"
          "  --help                show this help\n";
 }
 

@@ -23,6 +23,7 @@ struct Options {
   std::string store = "memory";      // "memory" or "sqlite:PATH"
                                      // or "redis://HOST:PORT[/DB]"
   std::string bus = "inprocess";     // "inprocess" or "redis://HOST:PORT[/DB]"
+  std::string bus_thread = "io";     // a Redis bus on the first io thread ("io") or its own
 };
 
 struct ParsedOptions {

@@ -33,47 +33,55 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
     MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
     return;
   }
-  const auto args = unbatched({"--bus", redis.url(), "--store", redis.url() + "/1"});
-  DemoProcess a(args);
-  DemoProcess b(args);
-  SseStream on_b(b.port(), SseStream::target_for("fleet"));
-  SseStream on_a(a.port(), SseStream::target_for("fleet"));
-  on_b.expect("init");
-  on_a.expect("init");
-  REQUIRE(wait_subscribers(redis, "notify:u:fleet", 2));
+  // The bus on the first io thread (the demo's default) and on a thread of its own.
+  for (const std::string bus_thread : {"io", "own"}) {
+    CAPTURE(bus_thread);
+    const std::string user = "fleet-" + bus_thread;
+    const auto args = unbatched(
+        {"--bus", redis.url(), "--store", redis.url() + "/1", "--bus-thread", bus_thread});
+    DemoProcess a(args);
+    DemoProcess b(args);
+    SseStream on_b(b.port(), SseStream::target_for(user));
+    SseStream on_a(a.port(), SseStream::target_for(user));
+    on_b.expect("init");
+    on_a.expect("init");
+    REQUIRE(wait_subscribers(redis, "notify:u:" + user, 2));
 
-  const std::string n1 = publish(a.port(), "fleet", "posted on A");
-  const std::string n2 = publish(b.port(), "fleet", "posted on B");
-  for (auto* s : {&on_b, &on_a}) {
-    CHECK(s->expect("notification").id == n1);
-    CHECK(s->expect("notification").id == n2);
+    const std::string n1 = publish(a.port(), user, "posted on A");
+    const std::string n2 = publish(b.port(), user, "posted on B");
+    for (auto* s : {&on_b, &on_a}) {
+      CHECK(s->expect("notification").id == n1);
+      CHECK(s->expect("notification").id == n2);
+    }
+
+    // A read on A: B's stream gets notification:read with the authoritative count.
+    const auto r =
+        http_request(a.port(), "POST", "/api/notifications/" + n1 + "/read?user=" + user);
+    REQUIRE(r.status == 200);
+    CHECK(r.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
+    for (auto* s : {&on_b, &on_a}) {
+      const auto e = s->expect("notification:read");
+      CHECK(e.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
+    }
+
+    // Both instances answer from the one store.
+    const auto list =
+        http_request(b.port(), "GET", "/api/notifications?user=" + user + "&unread=true");
+    REQUIRE(list.status == 200);
+    CHECK(ids_of(list.json().at("notifications")) == std::vector<std::string>{n2});
+
+    // Read all on B reaches A's stream; a client of B resumes on A.
+    const auto all = http_request(b.port(), "POST", "/api/notifications/read-all?user=" + user);
+    REQUIRE(all.status == 200);
+    CHECK(on_a.expect("notification:read").json().at("unreadCount") == 0);
+    const std::string n3 = publish(a.port(), user, "while away");
+    CHECK(on_b.expect("notification:read").json().at("unreadCount") == 0);
+    CHECK(on_b.expect("notification").id == n3);
+    SseStream resumed(a.port(), SseStream::target_for(user), {{"Last-Event-ID", n2}});
+    const auto init = resumed.expect("init");
+    CHECK(resumed.expect("notification").id == n3);
+    (void)init;
   }
-
-  // A read on A: B's stream gets notification:read with the authoritative count.
-  const auto r = http_request(a.port(), "POST", "/api/notifications/" + n1 + "/read?user=fleet");
-  REQUIRE(r.status == 200);
-  CHECK(r.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
-  for (auto* s : {&on_b, &on_a}) {
-    const auto e = s->expect("notification:read");
-    CHECK(e.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
-  }
-
-  // Both instances answer from the one store.
-  const auto list = http_request(b.port(), "GET", "/api/notifications?user=fleet&unread=true");
-  REQUIRE(list.status == 200);
-  CHECK(ids_of(list.json().at("notifications")) == std::vector<std::string>{n2});
-
-  // Read all on B reaches A's stream; a client of B resumes on A.
-  const auto all = http_request(b.port(), "POST", "/api/notifications/read-all?user=fleet");
-  REQUIRE(all.status == 200);
-  CHECK(on_a.expect("notification:read").json().at("unreadCount") == 0);
-  const std::string n3 = publish(a.port(), "fleet", "while away");
-  CHECK(on_b.expect("notification:read").json().at("unreadCount") == 0);
-  CHECK(on_b.expect("notification").id == n3);
-  SseStream resumed(a.port(), SseStream::target_for("fleet"), {{"Last-Event-ID", n2}});
-  const auto init = resumed.expect("init");
-  CHECK(resumed.expect("notification").id == n3);
-  (void)init;
 }
 
 #endif
