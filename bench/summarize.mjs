@@ -265,7 +265,7 @@ if (hopRates.length) {
   p('| rate | protocol | publishes/s reached: in-process / one / two | in-process p50 / p99 | Redis, one instance p50 / p99 | difference p50 / p99 | best rounds: difference p50 / p99 | Redis, two instances p50 / p99 | difference p50 / p99 | best rounds: difference p50 / p99 | lost / duplicates (all) |');
   p('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const lat = ['latency', ['latency_ms.p50', 'latency_ms.p99'], f.ms];
-  const sum = (id, key) => ['inproc', 'redis1', 'redis'].flatMap((s) => of(id, s)).reduce((t, x) => t + (get(x.r, key) || 0), 0);
+  const sum = (id, key) => ['inproc', 'redis1', 'redis1-own', 'redis'].flatMap((s) => of(id, s)).reduce((t, x) => t + (get(x.r, key) || 0), 0);
   for (const rate of hopRates) {
     for (const proto of ['sse', 'ws']) {
       const one = hop(rate, proto, 'redis1');
@@ -282,6 +282,28 @@ if (hopRates.length) {
     }
   }
   p();
+  // The same instance with the bus on a thread of its own (redis1-own), when the run has it.
+  if (runs.some((x) => x.server === 'redis1-own')) {
+    p('#### Where the bus runs: one instance, the bus on its io thread (the default) or on a thread of its own (`--bus-thread own`)');
+    p();
+    p('Medians, best rounds in brackets. CPU per publish is the whole instance\'s (`/proc/PID/stat`), for one publish and its one delivery.');
+    p();
+    p('| rate | protocol | publishes/s: io thread / own thread | io thread p50 / p99 | own thread p50 / p99 | CPU per publish: io / own | own ÷ io |');
+    p('|---:|---|---:|---:|---:|---:|---:|');
+    const lat = ['latency', ['latency_ms.p50', 'latency_ms.p99'], f.ms];
+    const cpu = 'server_cpu.ns_per_delivery';
+    for (const rate of hopRates) {
+      for (const proto of ['sse', 'ws']) {
+        const id = `hop-${rate / 1000}k-${proto}`;
+        if (!of(id, 'redis1-own').length) continue;
+        const bracket = (s) => `${cell(id, s, lat).text} (${show(best(id, s, 'latency_ms.p50'), f.ms)} / ${show(best(id, s, 'latency_ms.p99'), f.ms)})`;
+        const rateOf = (s) => cell(id, s, ['', 'publishes_per_s', f.rate]).text;
+        p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${rateOf('redis1')} / ${rateOf('redis1-own')} | ${bracket('redis1')} | ${bracket('redis1-own')} `
+          + `| ${show(med(id, 'redis1', cpu), f.us)} / ${show(med(id, 'redis1-own', cpu), f.us)} | ${ratio(med(id, 'redis1-own', cpu), med(id, 'redis1', cpu))} |`);
+      }
+    }
+    p();
+  }
 }
 
 // --- the floor -----------------------------------------------------------------------------
