@@ -17,7 +17,7 @@
 // publishes, pipelined: publish() formats the command and hands it to the socket with one
 // non-blocking send on the caller's thread, and returns without waiting for Redis's reply
 // (what the socket cannot take waits in a backlog of at most publish_backlog_bytes, written
-// by the bus's thread). Messages keep the order of the publish() calls.
+// on the bus's executor). Messages keep the order of the publish() calls.
 //
 // state() is connected while both connections are.
 //

@@ -65,7 +65,7 @@ void Publisher::hand_over_locked(std::string_view command, bool repairable) {
       return;
     if (n > 0)
       command.remove_prefix(static_cast<std::size_t>(n));
-    // A full socket buffer, or a broken connection: the bus's thread writes the rest, and
+    // A full socket buffer, or a broken connection: the bus's executor writes the rest, and
     // finds the failure if there is one.
     draining_ = true;
     asio::post(executor_, [this, keep = keep()] { drain(); });
@@ -77,7 +77,7 @@ bool Publisher::ready() const noexcept {
   return ready_.load(std::memory_order_acquire);
 }
 
-// --- the bus's thread -------------------------------------------------------------------
+// --- the bus's executor -----------------------------------------------------------------
 
 void Publisher::start(std::weak_ptr<void> owner) {
   {

@@ -4,7 +4,7 @@
 // caller's thread and returns: it does not wait for Redis's reply, so a host's I/O thread is
 // never parked on a round trip and publishes from many threads do not queue behind one.
 // Whatever a send cannot take (a full socket buffer) waits in a bounded backlog that the
-// bus's thread writes. The bus's thread also connects, reconnects with backoff, and reads
+// bus's executor writes. The bus's executor also connects, reconnects with backoff, and reads
 // the replies: one per command, in order.
 //
 // Lost doorbells: a command handed over but not yet answered when the connection fails may
@@ -73,7 +73,7 @@ class Publisher {
     asio::ip::tcp::socket socket;
     Reader reader;
     std::array<char, 4096> buffer{};
-    std::string out;  // being written by the bus's thread
+    std::string out;  // being written on the bus's executor
     bool write_active = false;
     std::size_t handshake_pending = 0;
   };
@@ -82,7 +82,7 @@ class Publisher {
   void hand_over_locked(std::string_view command, bool repairable);
   void hand_over_repair_locked();  // if one is pending; mutex_ held, ready_
 
-  // The bus's thread.
+  // On the bus's executor.
   void connect();
   void on_tcp_connected(const ConnectionPtr& conn);
   void become_ready(const ConnectionPtr& conn);
@@ -102,7 +102,7 @@ class Publisher {
   const std::size_t max_backlog_bytes_;
   Hooks hooks_;
 
-  // The bus's thread only.
+  // On the bus's executor only.
   asio::ip::tcp::resolver resolver_;
   asio::steady_timer connect_timer_, reconnect_timer_, watchdog_timer_;
   Backoff backoff_;
@@ -123,7 +123,7 @@ class Publisher {
   std::uint64_t sent_ = 0;             // commands handed to this connection (sent or in backlog_)
   std::uint64_t last_repairable_ = 0;  // sent_ as of the last repairable one
   std::string backlog_;                // what a send could not take, in order
-  bool draining_ = false;              // the bus's thread owns writing: callers append to backlog_
+  bool draining_ = false;              // the executor owns writing: callers append to backlog_
   bool repair_needed_ = false;         // a repairable message was lost or refused: repair next
 };
 

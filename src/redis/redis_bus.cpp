@@ -256,7 +256,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
 
-  // --- on the bus's thread --------------------------------------------------------------
+  // --- on the bus's executor (its thread, or the strand) ---------------------------------
 
   void connect() {
     if (stopping_.load(std::memory_order_acquire))
@@ -559,7 +559,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   std::condition_variable first_cv_;
   int first_attempts_left_ = 2;  // the subscriber's and the publisher's
 
-  // The bus's thread only.
+  // On the bus's executor only.
   ConnectionPtr conn_;
   bool connected_ = false;
   unsigned long failures_in_row_ = 0;
