@@ -20,6 +20,7 @@
 #include <asio/ip/address.hpp>
 #include <asio/signal_set.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -29,6 +30,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -96,25 +98,34 @@ bool is_redis(const std::string& spec) {
 
 // The bus --bus names; null is the hub's default, an InProcessBus.
 // `executor`: where it runs (--bus-thread io), or empty for a thread of its own.
-std::shared_ptr<notify::Bus> make_bus(const std::string& spec, asio::any_io_executor executor) {
+// `failed` is set when the bus reports a failure (they are written to stderr as by default).
+std::shared_ptr<notify::Bus> make_bus(const std::string& spec, asio::any_io_executor executor,
+                                      const std::shared_ptr<std::atomic<bool>>& failed) {
   if (!is_redis(spec))
     return nullptr;
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisBusOptions options;
   options.redis = notify::parse_redis_url(spec);
   options.executor = std::move(executor);
+  options.on_error = [failed](std::string_view what) {
+    std::fprintf(stderr, "notify: %.*s\n", static_cast<int>(what.size()), what.data());
+    failed->store(true);
+  };
   return std::make_shared<notify::RedisBus>(options);
 #else
   (void)executor;
+  (void)failed;
   throw std::runtime_error("--bus " + spec + ": this notify-demo was built without notify::redis");
 #endif
 }
 
 // A bus on the first io thread connects once that thread runs: run it here until the bus is
-// connected (or a few seconds passed), so that the first requests do not find it away.
-void await_bus(asio::io_context& io, const notify::Bus& bus) {
+// connected or has failed once (it keeps trying in the background), so that the first
+// requests do not find it away when Redis is up.
+void await_bus(asio::io_context& io, const notify::Bus& bus, const std::atomic<bool>& failed) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (bus.state() != notify::BusState::connected && std::chrono::steady_clock::now() < deadline)
+  while (bus.state() != notify::BusState::connected && !failed.load() &&
+         std::chrono::steady_clock::now() < deadline)
     io.run_one_for(std::chrono::milliseconds(10));
   if (io.stopped())
     io.restart();
@@ -155,11 +166,13 @@ int run(const demo::Options& options) {
   hub_options.max_connections = options.max_connections;
   auto store = is_redis(options.store) ? make_redis_store(options.store, options.bus)
                                        : make_store(options.store);
+  const auto bus_failed = std::make_shared<std::atomic<bool>>(false);
   auto bus = make_bus(options.bus,
-                      options.bus_thread == "io" ? io.get_executor() : asio::any_io_executor());
+                      options.bus_thread == "io" ? io.get_executor() : asio::any_io_executor(),
+                      bus_failed);
   notify::NotificationHub hub(io.get_executor(), hub_options, std::move(store), bus);
   if (bus && options.bus_thread == "io")
-    await_bus(io, *bus);
+    await_bus(io, *bus, *bus_failed);
 
   demo::TypingOptions typing;
   typing.pairs = options.typing_pairs == "none" ? demo::TypingOptions::Pairs::none
