@@ -473,7 +473,8 @@ void start_subscribed(notify::RedisBus& bus, notify::BusListener& listener,
 
 }  // namespace
 
-TEST_CASE("redis bus on a host's executor: start() does not wait; callbacks run on that executor") {
+TEST_CASE(
+    "redis bus: on a host's executor, start() does not wait; callbacks run on that executor") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   asio::io_context io;
@@ -512,7 +513,7 @@ TEST_CASE("redis bus on a host's executor: start() does not wait; callbacks run 
 }
 
 TEST_CASE(
-    "redis bus on a host's executor: stop() waits for a running callback; none starts after") {
+    "redis bus: on a host's executor, stop() waits for a running callback; none starts after") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   IoThread io;
@@ -545,7 +546,104 @@ TEST_CASE(
   REQUIRE(eventually([&] { return subscribers(server, "execstop:u:u") == 0; }));
 }
 
-TEST_CASE("redis bus on a host's executor: stop() from inside a callback returns") {
+TEST_CASE(
+    "redis bus: on a host's executor run by three threads, callbacks do not overlap and keep "
+    "order; publishes from several threads arrive in each one's order") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 3; ++i)
+    runners.emplace_back([&] { io.run(); });
+
+  // Flags two callbacks running at once, and keeps the messages' data in arrival order.
+  struct OneAtATime : notify::BusListener {
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::mutex mutex;
+    std::vector<std::string> data;
+    void enter() {
+      if (inside.fetch_add(1) != 0)
+        overlapped = true;
+      std::this_thread::yield();
+    }
+    void leave() { inside.fetch_sub(1); }
+    void on_bus_message(const notify::Envelope& e) override {
+      enter();
+      {
+        std::lock_guard lock(mutex);
+        data.push_back(e.event->data());
+      }
+      leave();
+    }
+    void on_bus_subscribed(std::string_view) override {
+      enter();
+      leave();
+    }
+    void on_bus_recovered() override {
+      enter();
+      leave();
+    }
+    std::size_t size() {
+      std::lock_guard lock(mutex);
+      return data.size();
+    }
+  } listener;
+  notify::RedisBus bus(host_bus_options(server, "execmt:", io.get_executor()));
+  start_subscribed(bus, listener, server, "execmt:");
+  Sender other(server, "execmt:");
+  other.bus.subscribe("v");
+  REQUIRE(eventually([&] { return subscribers(server, "execmt:u:v") == 1; }));
+
+  constexpr int count = 400;
+  // Subscriptions change while messages arrive (each confirmation is a callback too).
+  std::thread churn([&] {
+    for (int i = 0; i < 200; ++i) {
+      bus.subscribe("c" + std::to_string(i % 20));
+      bus.unsubscribe("c" + std::to_string(i % 20));
+    }
+  });
+  // Two threads publish on the bus under test, each its own numbered stream.
+  auto publish_stream = [&](const std::string& name) {
+    for (int i = 0; i < count; ++i)
+      bus.publish(
+          {"v", false,
+           notify::Event::message("typing", "", "\"" + name + std::to_string(i) + "\"", 0)});
+  };
+  std::thread first(publish_stream, "a");
+  std::thread second(publish_stream, "b");
+  for (int i = 0; i < count; ++i)
+    other.bus.publish({"u", false, notify::Event::message("typing", "", std::to_string(i), 0)});
+  churn.join();
+  first.join();
+  second.join();
+
+  REQUIRE(eventually([&] { return listener.size() == count; }));
+  CHECK_FALSE(listener.overlapped);
+  {
+    std::lock_guard lock(listener.mutex);
+    for (int i = 0; i < count; ++i)
+      CHECK(listener.data[static_cast<std::size_t>(i)] == std::to_string(i));
+  }
+  REQUIRE(eventually([&] { return other.listener.taken().size() == 2 * count; }));
+  int next_a = 0, next_b = 0;
+  for (const auto& e : other.listener.taken()) {
+    const auto& d = e.event->data();
+    if (d.rfind("\"a", 0) == 0)
+      CHECK(d == "\"a" + std::to_string(next_a++) + "\"");
+    else
+      CHECK(d == "\"b" + std::to_string(next_b++) + "\"");
+  }
+  CHECK(next_a == count);
+  CHECK(next_b == count);
+  bus.stop();
+  work.reset();
+  for (auto& t : runners)
+    t.join();
+}
+
+TEST_CASE("redis bus: on a host's executor, stop() from inside a callback returns") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   IoThread io;
@@ -570,7 +668,7 @@ TEST_CASE("redis bus on a host's executor: stop() from inside a callback returns
   CHECK(listener.messages == 1);
 }
 
-TEST_CASE("redis bus on a host's executor: a context destroyed without running again frees it") {
+TEST_CASE("redis bus: on a host's executor, a context destroyed without running again frees it") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   auto io = std::make_unique<asio::io_context>();
