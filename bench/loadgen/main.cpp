@@ -15,6 +15,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
+#include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include <csignal>
@@ -398,8 +399,15 @@ class Bench {
             fanout() ? o_.rate / static_cast<double>(o_.connections) : o_.rate;
         const auto due =
             static_cast<std::uint64_t>(seconds(now - phase_->start_ns) * per_second) + 1;
-        if (sent_ >= due)
+        if (sent_ >= due) {
+          // Woken exactly when the next one is due: the run loop's 1 ms tick (epoll_wait
+          // counts milliseconds) would send it up to 1 ms late, and that lateness would show
+          // in the server's latency.
+          const auto next = phase_->start_ns + static_cast<std::int64_t>(
+                                                   static_cast<double>(sent_) * 1e9 / per_second);
+          arm_pace(next - now);
           break;
+        }
         // The time it was meant to leave: a publisher that fell behind shows in the latency.
         stamp = phase_->start_ns +
                 static_cast<std::int64_t>(static_cast<double>(sent_) * 1e9 / per_second);
@@ -415,6 +423,17 @@ class Bench {
       ++sent_;
       ++phase_->published;
     }
+  }
+
+  void arm_pace(std::int64_t in_ns) {
+    if (pace_armed_)
+      return;
+    pace_armed_ = true;
+    pace_timer_.expires_after(std::chrono::nanoseconds(std::max<std::int64_t>(in_ns, 0)));
+    pace_timer_.async_wait([this](std::error_code) {
+      pace_armed_ = false;
+      pump();
+    });
   }
 
   void phase(PhaseResult& r, std::size_t count, double duration) {
@@ -609,6 +628,8 @@ class Bench {
   Options o_;
   std::int64_t epoch_;
   asio::io_context io_{1};
+  asio::steady_timer pace_timer_{io_};
+  bool pace_armed_ = false;
   std::unique_ptr<Pool> pool_;
   std::vector<std::unique_ptr<Publisher>> publishers_;
   std::size_t connected_publishers_ = 0;
