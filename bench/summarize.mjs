@@ -265,20 +265,20 @@ if (hopRates.length) {
   p('| rate | protocol | publishes/s reached: in-process / one / two | in-process p50 / p99 | Redis, one instance p50 / p99 | difference p50 / p99 | best rounds: difference p50 / p99 | Redis, two instances p50 / p99 | difference p50 / p99 | best rounds: difference p50 / p99 | lost / duplicates (all) |');
   p('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const lat = ['latency', ['latency_ms.p50', 'latency_ms.p99'], f.ms];
-  const sum = (id, key) => ['inproc', 'redis1', 'redis1-own', 'redis'].flatMap((s) => of(id, s)).reduce((t, x) => t + (get(x.r, key) || 0), 0);
+  const rateOf = (id, s) => cell(id, s, ['', 'publishes_per_s', f.rate]).text;
+  const allSeries = (id, key) => ['inproc', 'redis1', 'redis1-own', 'redis'].reduce((t, s) => t + sum(id, s, key), 0);
   for (const rate of hopRates) {
     for (const proto of ['sse', 'ws']) {
       const one = hop(rate, proto, 'redis1');
       const two = hop(rate, proto, 'redis');
       if (!runs.some((x) => x.id === one.id)) continue;
-      const rateOf = (s) => cell(one.id, s, ['', 'publishes_per_s', f.rate]).text;
       const mark = (h) => (h.ran && !h.reached ? ' (rate not reached)' : '');
-      p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${rateOf('inproc')} / ${rateOf('redis1')} / ${rateOf('redis')} `
+      p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${rateOf(one.id, 'inproc')} / ${rateOf(one.id, 'redis1')} / ${rateOf(one.id, 'redis')} `
         + `| ${cell(one.id, 'inproc', lat).text} | ${cell(one.id, 'redis1', lat).text} | ${signed(one.p50)} / ${signed(one.p99)} `
         + `| ${signed(one.bestP50)} / ${signed(one.bestP99)}${mark(one)} `
         + `| ${cell(one.id, 'redis', lat).text} | ${signed(two.p50)} / ${signed(two.p99)} `
         + `| ${signed(two.bestP50)} / ${signed(two.bestP99)}${mark(two)} `
-        + `| ${f.n(sum(one.id, 'lost'))} / ${f.n(sum(one.id, 'duplicates'))} |`);
+        + `| ${f.n(allSeries(one.id, 'lost'))} / ${f.n(allSeries(one.id, 'duplicates'))} |`);
     }
   }
   p();
@@ -290,15 +290,13 @@ if (hopRates.length) {
     p();
     p('| rate | protocol | publishes/s: io thread / own thread | io thread p50 / p99 | own thread p50 / p99 | CPU per publish: io / own | own ÷ io |');
     p('|---:|---|---:|---:|---:|---:|---:|');
-    const lat = ['latency', ['latency_ms.p50', 'latency_ms.p99'], f.ms];
     const cpu = 'server_cpu.ns_per_delivery';
     for (const rate of hopRates) {
       for (const proto of ['sse', 'ws']) {
         const id = `hop-${rate / 1000}k-${proto}`;
         if (!of(id, 'redis1-own').length) continue;
         const bracket = (s) => `${cell(id, s, lat).text} (${show(best(id, s, 'latency_ms.p50'), f.ms)} / ${show(best(id, s, 'latency_ms.p99'), f.ms)})`;
-        const rateOf = (s) => cell(id, s, ['', 'publishes_per_s', f.rate]).text;
-        p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${rateOf('redis1')} / ${rateOf('redis1-own')} | ${bracket('redis1')} | ${bracket('redis1-own')} `
+        p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${rateOf(id, 'redis1')} / ${rateOf(id, 'redis1-own')} | ${bracket('redis1')} | ${bracket('redis1-own')} `
           + `| ${show(med(id, 'redis1', cpu), f.us)} / ${show(med(id, 'redis1-own', cpu), f.us)} | ${ratio(med(id, 'redis1-own', cpu), med(id, 'redis1', cpu))} |`);
       }
     }
