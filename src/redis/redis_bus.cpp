@@ -157,11 +157,12 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       stopping_.store(true, std::memory_order_release);
       thread = std::move(thread_);
     }
-    // Null only from ~Impl, which RedisBus's destructor never leaves to stop.
-    const auto self = weak_from_this().lock();
+    // On a host's context the close below holds the bus. Null there only from ~Impl, which
+    // RedisBus's destructor never leaves to stop.
+    const auto self = own_io_ ? nullptr : weak_from_this().lock();
     try {
       if (own_io_ || self)
-        asio::post(executor_, [this, keep = own_io_ ? nullptr : self] {
+        asio::post(executor_, [this, keep = self] {
           drop_connection();
           publisher_.stop();
           reconnect_timer_.cancel();
@@ -175,14 +176,10 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       // Out of memory: on a host's context the sockets close with it; below, with the thread.
     }
     if (own_io_) {
-      if (thread.joinable()) {
-        if (thread.get_id() == std::this_thread::get_id()) {
-          own_io_->stop();
-          thread.detach();  // stop() from a listener callback: the thread ends after it
-        } else {
-          thread.join();
-        }
-      }
+      if (thread.joinable() && thread.get_id() == std::this_thread::get_id())
+        thread.detach();  // stop() from a listener callback: the thread ends after it
+      else if (thread.joinable())
+        thread.join();
       own_io_->stop();
     } else {
       // A callback running on another thread of the host's context finishes before stop()
