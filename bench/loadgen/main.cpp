@@ -397,20 +397,16 @@ class Bench {
       if (o_.rate > 0) {
         const double per_second =
             fanout() ? o_.rate / static_cast<double>(o_.connections) : o_.rate;
-        const auto due =
-            static_cast<std::uint64_t>(seconds(now - phase_->start_ns) * per_second) + 1;
-        if (sent_ >= due) {
-          // Woken exactly when the next one is due: the run loop's 1 ms tick (epoll_wait
-          // counts milliseconds) would send it up to 1 ms late, and that lateness would show
-          // in the server's latency.
-          const auto next = phase_->start_ns + static_cast<std::int64_t>(
-                                                   static_cast<double>(sent_) * 1e9 / per_second);
-          arm_pace(next - now);
-          break;
-        }
-        // The time it was meant to leave: a publisher that fell behind shows in the latency.
+        // The time it is meant to leave: a publisher that fell behind shows in the latency.
         stamp = phase_->start_ns +
                 static_cast<std::int64_t>(static_cast<double>(sent_) * 1e9 / per_second);
+        if (stamp > now) {
+          // Woken exactly then: the run loop's 1 ms tick (epoll_wait counts milliseconds)
+          // would send it up to 1 ms late, and that lateness would show in the server's
+          // latency.
+          arm_pace(stamp - now);
+          break;
+        }
       } else if (fanout()) {
         const auto completed = (pool_->stats.received - received_at_start_) / o_.connections;
         if (sent_ >= completed + o_.window)
