@@ -14,10 +14,13 @@
 // started by start()), or, with RedisBusOptions::executor, by a strand on the host's
 // executor. The listener's callbacks (on_bus_message, on_bus_subscribed, on_bus_recovered,
 // on_bus_state) run there, one at a time. The second connection
-// publishes, pipelined: publish() formats the command and hands it to the socket with one
-// non-blocking send on the caller's thread, and returns without waiting for Redis's reply
-// (what the socket cannot take waits in a backlog of at most publish_backlog_bytes, written
-// on the bus's executor). Messages keep the order of the publish() calls.
+// publishes, pipelined: publish() formats the command and returns without waiting for
+// Redis's reply. When no earlier publish is waiting for its reply, the command goes to the
+// socket with one non-blocking send on the caller's thread; otherwise it waits in the bus
+// until the next replies are read, and what gathered meanwhile leaves in one send (so under
+// load several publishes cost one system call and one wake-up of Redis, and idle none
+// waits). What is waiting is bounded by publish_backlog_bytes. Messages keep the order of
+// the publish() calls.
 //
 // state() is connected while both connections are.
 //
@@ -70,8 +73,9 @@ struct RedisBusOptions {
   // The subscriber connection sends PING this often; no answer before the next one drops and
   // reconnects it (a silent network partition). 0 disables.
   std::chrono::milliseconds health_check_interval{10000};
-  // Published messages the publishing socket could not take yet wait here, up to this many
-  // bytes; beyond it publish() fails with errc::bus_unavailable (Redis is not keeping up).
+  // Published messages not sent yet (gathered while a reply is awaited, or not taken by the
+  // socket yet) wait here, up to this many bytes; beyond it publish() fails with
+  // errc::bus_unavailable (Redis is not keeping up).
   std::size_t publish_backlog_bytes = 8u << 20;
   // Connection errors and malformed messages (default: written to stderr).
   std::function<void(std::string_view what)> on_error;

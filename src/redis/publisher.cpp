@@ -56,21 +56,30 @@ void Publisher::hand_over_repair_locked() {
 }
 
 void Publisher::hand_over_locked(std::string_view command, bool repairable) {
+  const bool awaiting_reply = sent_ > acked_;
   ++sent_;
   if (repairable)
     last_repairable_ = sent_;
-  if (!draining_) {
-    const auto n = ::send(fd_, command.data(), command.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(command.size()))
+  if (!draining_ && !awaiting_reply) {  // then backlog_ is empty: nothing goes ahead of it
+    const auto n = send_locked(command);
+    if (n == command.size())
       return;
-    if (n > 0)
-      command.remove_prefix(static_cast<std::size_t>(n));
     // A full socket buffer, or a broken connection: the bus's executor writes the rest, and
     // finds the failure if there is one.
-    draining_ = true;
-    asio::post(executor_, [this, keep = keep()] { drain(); });
+    command.remove_prefix(n);
+    start_draining_locked();
   }
   backlog_.append(command);
+}
+
+std::size_t Publisher::send_locked(std::string_view bytes) {
+  const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+void Publisher::start_draining_locked() {
+  draining_ = true;
+  asio::post(executor_, [this, keep = keep()] { drain(); });
 }
 
 bool Publisher::ready() const noexcept {
@@ -133,7 +142,6 @@ void Publisher::become_ready(const ConnectionPtr& conn) {
   if (failures_in_row_ > 0)
     hooks_.report("publishing connection: connected again");
   failures_in_row_ = 0;
-  acked_ = 0;
   watched_acked_ = 0;
   watched_waiting_ = false;
   {
@@ -141,6 +149,7 @@ void Publisher::become_ready(const ConnectionPtr& conn) {
     ready_ = true;
     fd_ = conn->socket.native_handle();
     sent_ = 0;
+    acked_ = 0;
     last_repairable_ = 0;
     // Ahead of anything published from now on. Should this connection fail before the
     // reply, the repair is unanswered and is asked for again on the next one.
@@ -192,6 +201,7 @@ void Publisher::read(const ConnectionPtr& conn) {
           return fail(ec == asio::error::eof ? "publishing connection closed by the server"
                                              : "read: " + ec.message());
         }
+        std::uint64_t replies = 0;
         try {
           conn->reader.feed(conn->buffer.data(), n);
           Reply reply;
@@ -203,18 +213,21 @@ void Publisher::read(const ConnectionPtr& conn) {
                 become_ready(conn);
             } else {
               on_reply(reply);
+              ++replies;
             }
           }
         } catch (const std::exception& e) {
+          acknowledge(replies);  // answered: not counted as lost by fail()
           return fail(e.what());
         }
-        if (conn == conn_)
-          read(conn);
+        if (conn != conn_)
+          return;
+        acknowledge(replies);
+        read(conn);
       });
 }
 
 void Publisher::on_reply(const Reply& reply) {
-  ++acked_;
   if (!reply.is_error())
     return;
   // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
@@ -222,6 +235,19 @@ void Publisher::on_reply(const Reply& reply) {
   ++error_replies_;
   if (worth_reporting(error_replies_))
     hooks_.report("publish refused (" + std::to_string(error_replies_) + " so far): " + reply.str);
+}
+
+void Publisher::acknowledge(std::uint64_t replies) {
+  if (replies == 0)
+    return;
+  std::lock_guard lock(mutex_);
+  acked_ += replies;
+  if (!ready_ || draining_ || backlog_.empty())
+    return;
+  // What gathered while replies were awaited leaves now, together.
+  backlog_.erase(0, send_locked(backlog_));
+  if (!backlog_.empty())
+    start_draining_locked();
 }
 
 void Publisher::arm_watchdog(const ConnectionPtr& conn) {

@@ -1,12 +1,16 @@
 // Publisher: RedisBus's publishing connection, pipelined.
 //
-// publish() hands one formatted command to the socket with a single non-blocking send on the
-// caller's thread and returns: it does not wait for Redis's reply, so a host's I/O thread is
-// never parked on a round trip and publishes from many threads do not queue behind one.
-// Whatever a send cannot take (a full socket buffer) waits in a bounded backlog that the
-// bus's executor writes. The bus's executor also connects, reconnects with backoff, and reads
-// the replies: one per command, in order.
-//
+// publish() does not wait for Redis's reply, so a host's I/O thread is never parked on a
+// round trip and publishes from many threads do not queue behind one. When no command is
+// waiting for its reply, publish() hands the command to the socket with one non-blocking send
+// on the caller's thread. Otherwise the command joins a backlog, and when the next replies
+// are read, what gathered there leaves in one send: Nagle's rule, with Redis's replies as
+// the acknowledgements. Idle, every publish leaves at once; busy (requests handled back to
+// back while a reply is on its way), several leave together, for one system call and one
+// wake-up of Redis. What a send cannot take (a full socket buffer) waits in the same
+// bounded backlog, written by the bus's executor. The bus's executor also connects,
+// reconnects with backoff, and reads the replies: one per command, in order.
+
 // Lost doorbells: a command handed over but not yet answered when the connection fails may
 // or may not have reached Redis. Those messages are not sent again (a receiver could get them
 // twice); if any of them was repairable (see publish()), the first command on the next
@@ -90,6 +94,12 @@ class Publisher {
   void write_out(const ConnectionPtr& conn);  // conn->out, then drain()
   void read(const ConnectionPtr& conn);
   void on_reply(const Reply& reply);
+  // Counts `replies` more answered commands and sends what gathered meanwhile.
+  void acknowledge(std::uint64_t replies);
+  // One non-blocking send; the bytes it took (0 when the socket took none or failed: the
+  // executor's asynchronous write finds the failure).
+  std::size_t send_locked(std::string_view bytes);
+  void start_draining_locked();  // the executor writes backlog_ from now on
   void arm_watchdog(const ConnectionPtr& conn);
   void fail(const std::string& why);
   std::uint64_t close_connection();  // the commands left unanswered
@@ -107,7 +117,6 @@ class Publisher {
   asio::steady_timer connect_timer_, reconnect_timer_, watchdog_timer_;
   Backoff backoff_;
   ConnectionPtr conn_;
-  std::uint64_t acked_ = 0;          // replies read on this connection
   std::uint64_t watched_acked_ = 0;  // acked_ at the watchdog's last look
   bool watched_waiting_ = false;     // a reply was due at the watchdog's last look
   unsigned long failures_in_row_ = 0;
@@ -121,10 +130,14 @@ class Publisher {
   std::atomic<bool> ready_{false};     // written under mutex_, read by ready() without it
   int fd_ = -1;                        // the connection's socket while ready_
   std::uint64_t sent_ = 0;             // commands handed to this connection (sent or in backlog_)
+  std::uint64_t acked_ = 0;            // replies read on it (written on the executor only)
   std::uint64_t last_repairable_ = 0;  // sent_ as of the last repairable one
-  std::string backlog_;                // what a send could not take, in order
-  bool draining_ = false;              // the executor owns writing: callers append to backlog_
-  bool repair_needed_ = false;         // a repairable message was lost or refused: repair next
+  // What waits to be sent, in order: gathered while a reply is awaited, or what a send could
+  // not take. Not empty and not draining_ only while sent_ > acked_: the next acknowledge()
+  // sends it.
+  std::string backlog_;
+  bool draining_ = false;       // the executor owns writing: callers append to backlog_
+  bool repair_needed_ = false;  // a repairable message was lost or refused: repair next
 };
 
 }  // namespace notify::redis_detail
