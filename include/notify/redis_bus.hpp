@@ -15,12 +15,12 @@
 // executor. The listener's callbacks (on_bus_message, on_bus_subscribed, on_bus_recovered,
 // on_bus_state) run there, one at a time. The second connection
 // publishes, pipelined: publish() formats the command and returns without waiting for
-// Redis's reply. When no earlier publish is waiting for its reply, the command goes to the
-// socket with one non-blocking send on the caller's thread; otherwise it waits in the bus
-// until the next replies are read, and what gathered meanwhile leaves in one send (so under
-// load several publishes cost one system call and one wake-up of Redis, and idle none
-// waits). What is waiting is bounded by publish_backlog_bytes. Messages keep the order of
-// the publish() calls.
+// Redis's reply. When no earlier publish is waiting for its reply (or gather_publishes is
+// off), the command goes to the socket with one non-blocking send on the caller's thread;
+// otherwise it waits in the bus until the next replies are read, and what gathered meanwhile
+// leaves in one send (so under load several publishes cost one system call and one wake-up
+// of Redis, and idle none waits). What is waiting is bounded by publish_backlog_bytes.
+// Messages keep the order of the publish() calls.
 //
 // state() is connected while both connections are.
 //
@@ -77,6 +77,12 @@ struct RedisBusOptions {
   // socket yet) wait here, up to this many bytes; beyond it publish() fails with
   // errc::bus_unavailable (Redis is not keeping up).
   std::size_t publish_backlog_bytes = 8u << 20;
+  // A publish made while an earlier one awaits Redis's reply waits for that reply and then
+  // leaves with the others that gathered (one send for several, under load). It waits at
+  // most one round trip to Redis: on loopback tens of microseconds, across a network what
+  // its round trip costs. false: every publish is sent at once, one send each (as
+  // TCP_NODELAY turns off Nagle's algorithm).
+  bool gather_publishes = true;
   // Connection errors and malformed messages (default: written to stderr).
   std::function<void(std::string_view what)> on_error;
   // Where the bus's connections run. Empty (the default): a thread of the bus's own. Set (say,

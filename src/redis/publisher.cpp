@@ -10,11 +10,13 @@
 namespace notify::redis_detail {
 
 Publisher::Publisher(asio::any_io_executor executor, RedisOptions options,
-                     std::string repair_command, std::size_t max_backlog_bytes, Hooks hooks)
+                     std::string repair_command, std::size_t max_backlog_bytes, bool gather,
+                     Hooks hooks)
     : executor_(std::move(executor)),
       options_(std::move(options)),
       repair_command_(std::move(repair_command)),
       max_backlog_bytes_(max_backlog_bytes),
+      gather_(gather),
       hooks_(std::move(hooks)),
       resolver_(executor_),
       connect_timer_(executor_),
@@ -56,7 +58,7 @@ void Publisher::hand_over_repair_locked() {
 }
 
 void Publisher::hand_over_locked(std::string_view command, bool repairable) {
-  const bool awaiting_reply = sent_ > acked_;
+  const bool awaiting_reply = gather_ && sent_ > acked_;
   ++sent_;
   if (repairable)
     last_repairable_ = sent_;

@@ -7,9 +7,10 @@
 // are read, what gathered there leaves in one send: Nagle's rule, with Redis's replies as
 // the acknowledgements. Idle, every publish leaves at once; busy (requests handled back to
 // back while a reply is on its way), several leave together, for one system call and one
-// wake-up of Redis. What a send cannot take (a full socket buffer) waits in the same
-// bounded backlog, written by the bus's executor. The bus's executor also connects,
-// reconnects with backoff, and reads the replies: one per command, in order.
+// wake-up of Redis. Without `gather`, every command is sent at once. What a send cannot take
+// (a full socket buffer) waits in the same bounded backlog, written by the bus's executor.
+// The bus's executor also connects, reconnects with backoff, and reads the replies: one per
+// command, in order.
 
 // Lost doorbells: a command handed over but not yet answered when the connection fails may
 // or may not have reached Redis. Those messages are not sent again (a receiver could get them
@@ -52,7 +53,7 @@ class Publisher {
   };
 
   Publisher(asio::any_io_executor executor, RedisOptions options, std::string repair_command,
-            std::size_t max_backlog_bytes, Hooks hooks);
+            std::size_t max_backlog_bytes, bool gather, Hooks hooks);
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
@@ -110,6 +111,7 @@ class Publisher {
   const RedisOptions options_;
   const std::string repair_command_;
   const std::size_t max_backlog_bytes_;
+  const bool gather_;
   Hooks hooks_;
 
   // On the bus's executor only.

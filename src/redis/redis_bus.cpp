@@ -108,7 +108,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
         ping_timer_(executor_),
         backoff_(options_.redis.backoff_initial, options_.redis.backoff_max),
         publisher_(executor_, options_.redis, publish_command(broadcast_channel_, repair_message),
-                   options_.publish_backlog_bytes,
+                   options_.publish_backlog_bytes, options_.gather_publishes,
                    {[this](const std::string& what) { report(what); },
                     [this] { first_attempt_finished(); }}) {
     if (options_.redis.host.empty())

@@ -691,40 +691,46 @@ TEST_CASE("redis bus: on a host's executor, stop() from inside a callback return
 }
 
 TEST_CASE(
-    "redis bus: publishes made while a reply is awaited wait in the bus, then leave together") {
+    "redis bus: publishes made while a reply is awaited wait in the bus, then leave together; "
+    "with gather_publishes off each leaves at once") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   for (const auto where : both_bus_threads) {
-    CAPTURE(name_of(where));
-    const std::string prefix = where == BusThread::own ? "gather:" : "gatherhost:";
-    IoThread io;
-    auto options = host_bus_options(server, prefix, io.io.get_executor());
-    if (where == BusThread::own)
-      options.executor = {};
-    notify::RedisBus bus(options);
-    Recorder listener;
-    bus.start(listener);
-    await_connected(bus, where);
-    Sender other(server, prefix);
-    listen_for_numbered(other, server, prefix);
+    for (const bool gather : {true, false}) {
+      CAPTURE(name_of(where));
+      CAPTURE(gather);
+      const std::string prefix =
+          std::string(where == BusThread::own ? "gather" : "gatherhost") + (gather ? ":" : "off:");
+      IoThread io;
+      auto options = host_bus_options(server, prefix, io.io.get_executor());
+      if (where == BusThread::own)
+        options.executor = {};
+      options.gather_publishes = gather;
+      notify::RedisBus bus(options);
+      Recorder listener;
+      bus.start(listener);
+      await_connected(bus, where);
+      Sender other(server, prefix);
+      listen_for_numbered(other, server, prefix);
 
-    // Redis holds the first PUBLISH unanswered; a bus that sent each one at once would have
-    // handed it all the others meanwhile (its query buffer, qbuf, holds what it has not run).
-    REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
-    publish_numbered(bus);
-    const auto publisher = [&] {
-      const auto list = server.command("CLIENT LIST TYPE normal");
-      const auto at = list.find("cmd=publish");
-      if (at == std::string::npos)
-        return std::string();
-      const auto begin = list.rfind('\n', at) + 1;  // npos + 1 == 0 on the first line
-      return list.substr(begin, list.find('\n', at) - begin);
-    };
-    REQUIRE(eventually([&] { return !publisher().empty(); }));
-    std::this_thread::sleep_for(200ms);
-    CHECK(publisher().find(" qbuf=0 ") != std::string::npos);
-    REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
-    check_numbered(other);
+      // Redis holds the first PUBLISH unanswered. Its query buffer for the connection (qbuf)
+      // holds what it has received but not run: the other 149, if they were sent.
+      REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
+      publish_numbered(bus);
+      const auto publisher = [&] {
+        const auto list = server.command("CLIENT LIST TYPE normal");
+        const auto at = list.find("cmd=publish");
+        if (at == std::string::npos)
+          return std::string();
+        const auto begin = list.rfind('\n', at) + 1;  // npos + 1 == 0 on the first line
+        return list.substr(begin, list.find('\n', at) - begin);
+      };
+      REQUIRE(eventually([&] { return !publisher().empty(); }));
+      std::this_thread::sleep_for(200ms);
+      CHECK((publisher().find(" qbuf=0 ") != std::string::npos) == gather);
+      REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+      check_numbered(other);
+    }
   }
 }
 
