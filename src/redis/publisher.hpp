@@ -11,7 +11,7 @@
 // (a full socket buffer) waits in the same bounded backlog, written by the bus's executor.
 // The bus's executor also connects, reconnects with backoff, and reads the replies: one per
 // command, in order.
-
+//
 // Lost doorbells: a command handed over but not yet answered when the connection fails may
 // or may not have reached Redis. Those messages are not sent again (a receiver could get them
 // twice); if any of them was repairable (see publish()), the first command on the next
