@@ -230,8 +230,9 @@ if (runs.some((x) => x.id.startsWith('cluster-'))) {
 // round of each series got 90 % of it.
 const hopRates = [...new Set(runs.map((x) => /^hop-(\d+)k-(sse|ws)$/.exec(x.id)).filter(Boolean).map((m) => Number(m[1]) * 1000))]
   .sort((a, b) => a - b);
+const hopId = (rate, proto) => `hop-${rate / 1000}k-${proto}`;
 const hop = (rate, proto, server = 'redis1') => {
-  const id = `hop-${rate / 1000}k-${proto}`;
+  const id = hopId(rate, proto);
   const rates = ['inproc', server].map((s) => best(id, s, 'publishes_per_s', Math.max));
   const d = (key, of_) => {
     const a = of_(id, 'inproc', key);
@@ -293,7 +294,7 @@ if (hopRates.length) {
     const cpu = 'server_cpu.ns_per_delivery';
     for (const rate of hopRates) {
       for (const proto of ['sse', 'ws']) {
-        const id = `hop-${rate / 1000}k-${proto}`;
+        const id = hopId(rate, proto);
         if (!of(id, 'redis1-own').length) continue;
         const bracket = (s) => `${cell(id, s, lat).text} (${show(best(id, s, 'latency_ms.p50'), f.ms)} / ${show(best(id, s, 'latency_ms.p99'), f.ms)})`;
         p(`| ${f.int(rate)}/s | ${proto.toUpperCase()} | ${rateOf(id, 'redis1')} / ${rateOf(id, 'redis1-own')} | ${bracket('redis1')} | ${bracket('redis1-own')} `
