@@ -13,14 +13,14 @@
 // Connections: two TCP connections per bus, both run by the bus's own thread (an io_context
 // started by start()), or, with RedisBusOptions::executor, by a strand on the host's
 // executor. The listener's callbacks (on_bus_message, on_bus_subscribed, on_bus_recovered,
-// on_bus_state) run there, one at a time. The second connection
-// publishes, pipelined: publish() formats the command and returns without waiting for
-// Redis's reply. When no earlier publish is waiting for its reply (or gather_publishes is
-// off), the command goes to the socket with one non-blocking send on the caller's thread;
-// otherwise it waits in the bus until the next replies are read, and what gathered meanwhile
-// leaves in one send (so under load several publishes cost one system call and one wake-up
-// of Redis, and idle none waits). What is waiting is bounded by publish_backlog_bytes.
-// Messages keep the order of the publish() calls.
+// on_bus_state) run there, one at a time. The second connection publishes, pipelined:
+// publish() formats the command and returns without waiting for Redis's reply. When no
+// earlier publish is waiting for its reply (or gather_publishes is off), the command goes to
+// the socket with one non-blocking send on the caller's thread; otherwise it waits in the bus
+// until the next replies are read, and what gathered meanwhile leaves in one send (so under
+// load several publishes cost one system call and one wake-up of Redis, and idle none
+// waits). What is waiting is bounded by publish_backlog_bytes. Messages keep the order of
+// the publish() calls.
 //
 // state() is connected while both connections are.
 //
