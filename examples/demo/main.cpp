@@ -119,16 +119,23 @@ std::shared_ptr<notify::Bus> make_bus(const std::string& spec, asio::any_io_exec
 #endif
 }
 
-// A bus on the first io thread connects once that thread runs: run it here until the bus is
-// connected or has failed once (it keeps trying in the background), so that the first
-// requests do not find it away when Redis is up.
-void await_bus(asio::io_context& io, const notify::Bus& bus, const std::atomic<bool>& failed) {
+// Waits until the bus is connected or has failed once (it keeps trying in the background), so
+// that the first requests do not find it away when Redis is up: a stream opened before the
+// bus connects is brought up to date by the repair that follows the connect, which replays
+// what it already had. `io`: the bus runs on it (--bus-thread io) and has to be run here;
+// null when the bus has a thread of its own.
+void await_bus(asio::io_context* io, const notify::Bus& bus, const std::atomic<bool>& failed) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto step = std::chrono::milliseconds(10);
   while (bus.state() != notify::BusState::connected && !failed.load() &&
-         std::chrono::steady_clock::now() < deadline)
-    io.run_one_for(std::chrono::milliseconds(10));
-  if (io.stopped())
-    io.restart();
+         std::chrono::steady_clock::now() < deadline) {
+    if (io != nullptr)
+      io->run_one_for(step);
+    else
+      std::this_thread::sleep_for(step);
+  }
+  if (io != nullptr && io->stopped())
+    io->restart();
 }
 
 // --store redis://...: with --bus on the same Redis, the store publishes notifications and
@@ -171,8 +178,8 @@ int run(const demo::Options& options) {
                       options.bus_thread == "io" ? io.get_executor() : asio::any_io_executor(),
                       bus_failed);
   notify::NotificationHub hub(io.get_executor(), hub_options, std::move(store), bus);
-  if (bus && options.bus_thread == "io")
-    await_bus(io, *bus, *bus_failed);
+  if (bus)
+    await_bus(options.bus_thread == "io" ? &io : nullptr, *bus, *bus_failed);
 
   demo::TypingOptions typing;
   typing.pairs = options.typing_pairs == "none" ? demo::TypingOptions::Pairs::none

@@ -25,6 +25,24 @@ bool wait_subscribers(const testredis::RedisServer& redis, const std::string& ch
   return false;
 }
 
+// Redis counts a subscriber (above) a little before the instance reads the confirmation. A
+// notification stored in between reaches the stream from the store when the confirmation is
+// read, followed by the authoritative unread count, and again live, which the stream drops
+// as already sent. This expects a `type` event, past one such count: the stream has been sent
+// `unread` unread notifications so far, and the count must say so.
+SseEvent expect_past_repair(SseStream& stream, const std::string& type, int unread) {
+  auto e = stream.next();
+  REQUIRE(e.has_value());
+  // A read's own event names the notifications it changed; a repair's count names none.
+  if (e->type == "notification:read" && e->json().at("ids").empty()) {
+    CHECK(e->json() == json({{"ids", json::array()}, {"unreadCount", unread}}));
+    e = stream.next();
+    REQUIRE(e.has_value());
+  }
+  REQUIRE(e->type == type);
+  return std::move(*e);
+}
+
 }  // namespace
 
 TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and reads sync back") {
@@ -51,7 +69,7 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
     const std::string n2 = publish(b.port(), user, "posted on B");
     for (auto* s : {&on_b, &on_a}) {
       CHECK(s->expect("notification").id == n1);
-      CHECK(s->expect("notification").id == n2);
+      CHECK(expect_past_repair(*s, "notification", 1).id == n2);
     }
 
     // A read on A: B's stream gets notification:read with the authoritative count.
@@ -60,7 +78,7 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
     REQUIRE(r.status == 200);
     CHECK(r.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
     for (auto* s : {&on_b, &on_a}) {
-      const auto e = s->expect("notification:read");
+      const auto e = expect_past_repair(*s, "notification:read", 2);
       CHECK(e.json() == json({{"ids", {n1}}, {"unreadCount", 1}}));
     }
 
