@@ -150,9 +150,10 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   // Brings one connection up to date from the store: the notifications after the last one
-  // it was sent, then the authoritative unread count; a reset when that is not possible.
-  // `after_outage`: read-state changes may have been missed too, so the authoritative count
-  // follows even when no notification was missed.
+  // it was sent, then the authoritative unread count when it may have changed unseen (a
+  // notification or a read change of the user's after that position); a reset when that is
+  // not possible. `after_outage`: the count follows anyway, as after an outage a store that
+  // does not keep Resume::last_read cannot say whether reads were missed.
   void repair(const std::shared_ptr<Sink>& sink, bool after_outage = false) {
     try {
       if (!sink->hold()) {
@@ -178,7 +179,7 @@ class NotificationHub::Impl final : public SinkOwner,
         if (!n.is_read())
           ++unread;
       }
-      if (after_outage || !resumed->missed.empty()) {
+      if (after_outage || !resumed->missed.empty() || resumed->last_read > from) {
         nlohmann::json count{{"ids", nlohmann::json::array()}, {"unreadCount", unread}};
         events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
         repairs_.fetch_add(1, std::memory_order_relaxed);

@@ -157,6 +157,7 @@ std::optional<Resume> MemoryStore::resume(std::string_view user, std::uint64_t c
     return std::nullopt;
   Resume r;
   r.head = head_;
+  r.last_read = state ? state->last_read : 0;
   r.missed = view(state, cursor, head_);
   if (r.missed.size() > max_missed)
     return std::nullopt;
@@ -230,7 +231,7 @@ ReadResult MemoryStore::mark_read(std::string_view user, std::string_view id) {
       }
     }
     if (!result.ids.empty())
-      result.seq = ++head_;
+      state.last_read = result.seq = ++head_;
   }
   if (result.ids.empty())
     result.seq = head_;
@@ -258,6 +259,8 @@ ReadResult MemoryStore::mark_all_read(std::string_view user) {
       result.ids.push_back(b.notification.id);
   }
   result.seq = result.ids.empty() ? head_ : ++head_;
+  if (!result.ids.empty())
+    state.last_read = result.seq;
   result.unread_count = unread_locked(&state);
   return result;
 }

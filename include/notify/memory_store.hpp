@@ -46,6 +46,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
     std::uint64_t evicted_upto = 0;                          // highest seq dropped from history
     std::uint64_t unread = 0;                                // unread of the user's own history
     std::map<std::uint64_t, std::string> broadcast_read_at;  // per-user read broadcasts
+    std::uint64_t last_read = 0;                             // seq of the latest read change
   };
 
   UserState& user_state(std::string_view user);

@@ -29,6 +29,7 @@
 //   P u:E:h, P u:E:unread   sorted sets by seq: the user's history, and its unread part
 //   P u:E:read              hash: id → readAt, for the user's notifications and broadcasts
 //   P u:E:br                sorted set by seq: the broadcasts the user has read
+//   P u:E:lr                the seq of the user's latest read change (Resume::last_read)
 // History is capped per user (max_per_user) and for broadcasts (max_broadcasts), oldest
 // dropped first, and by age (max_age: up to 100 expired entries are dropped per append).
 //

@@ -43,7 +43,7 @@ struct SqliteStoreOptions {
 class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
  public:
   // The schema version this code writes (PRAGMA user_version).
-  static constexpr int current_schema_version = 1;
+  static constexpr int current_schema_version = 2;
 
   // Opens `path` (created when missing; ":memory:" is a private in-memory database) and
   // migrates it to the current schema. Throws std::invalid_argument for invalid options,

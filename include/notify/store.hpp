@@ -34,6 +34,11 @@ struct Resume {
   Snapshot snapshot;                 // the user's state at the cursor (cursor == the one asked)
   std::vector<Notification> missed;  // every notification after the cursor, oldest first
   std::uint64_t head = 0;            // the position after `missed`
+  // The position of the user's latest read-state change (ReadResult::seq of the last
+  // mark_read/mark_all_read that changed something); 0 when there was none. A store that does
+  // not keep it leaves 0: a read that a connection missed then goes unrepaired until the next
+  // notification or outage brings the count.
+  std::uint64_t last_read = 0;
 };
 
 struct ReadResult {

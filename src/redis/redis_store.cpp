@@ -226,6 +226,7 @@ class RedisStore::Impl {
     r.snapshot.unread_count = to_count(element(reply, 2));
     r.snapshot.unread = to_notifications(element(reply, 3));
     r.missed = to_notifications(element(reply, 4));
+    r.last_read = to_u64(element(reply, 5));
     return r;
   }
 

@@ -14,6 +14,7 @@ local U = P .. 'u:' .. E
 local K_SEQ, K_BASE, K_NOTES, K_TIME = P .. 'seq', P .. 'base', P .. 'n', P .. 'ts'
 local K_BCAST, K_TRIM = P .. 'b', P .. 'trim'
 local K_HIST, K_UNREAD, K_READ, K_BREAD = U .. ':h', U .. ':unread', U .. ':read', U .. ':br'
+local K_LASTREAD = U .. ':lr'
 
 local function num(v)
   if v then return tonumber(v) end
@@ -160,7 +161,7 @@ return {redis.call('GET', K_SEQ) or '0', unread_count(), items(unread_desc('+inf
 )lua";
 
 // ARGV: 3 cursor, 4 limit, 5 max missed. Returns {0} (refused) or
-// {1, head, unread count at the cursor, snapshot items, missed items}.
+// {1, head, unread count at the cursor, snapshot items, missed items, last read change}.
 inline constexpr const char* resume = R"lua(
 local cursor = tonumber(ARGV[3])
 local head = redis.call('GET', K_SEQ) or '0'
@@ -178,7 +179,8 @@ for i = 2, #missed_items, 2 do
   if missed_items[i] == '' then unread_missed = unread_missed + 1 end
 end
 return {1, head, unread_count() - unread_missed,
-        items(unread_desc(ARGV[3], tonumber(ARGV[4])), false), missed_items}
+        items(unread_desc(ARGV[3], tonumber(ARGV[4])), false), missed_items,
+        redis.call('GET', K_LASTREAD) or '0'}
 )lua";
 
 // ARGV: 3 '1' for unread only, 4 limit. Returns items, newest first.
@@ -214,7 +216,12 @@ else
   end
 end
 local seq
-if changed then seq = fmt(next_seq(ARGV[5])) else seq = redis.call('GET', K_SEQ) or '0' end
+if changed then
+  seq = fmt(next_seq(ARGV[5]))
+  redis.call('SET', K_LASTREAD, seq)
+else
+  seq = redis.call('GET', K_SEQ) or '0'
+end
 local c, count = 0, unread_count()
 if changed then
   c = 1
@@ -242,7 +249,12 @@ for i = 1, #bs, 2 do
   end
 end
 local seq
-if #ids > 0 then seq = fmt(next_seq(ARGV[4])) else seq = redis.call('GET', K_SEQ) or '0' end
+if #ids > 0 then
+  seq = fmt(next_seq(ARGV[4]))
+  redis.call('SET', K_LASTREAD, seq)
+else
+  seq = redis.call('GET', K_SEQ) or '0'
+end
 local count = unread_count()
 if #ids > 0 then publish_read(ARGV[5], ARGV[6], seq, '"' .. table.concat(ids, '","') .. '"', count) end
 return {ids, seq, count}

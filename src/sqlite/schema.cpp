@@ -70,10 +70,20 @@ void create_version_1(Database& db) {
   )sql");
 }
 
+// Version 2: the seq of each user's latest read change (Resume::last_read).
+void add_read_changes(Database& db) {
+  db.exec(R"sql(
+    CREATE TABLE read_changes (
+      user_id TEXT PRIMARY KEY,
+      seq     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+  )sql");
+}
+
 using Migration = void (*)(Database&);
 
 // migrations[N] takes a database from version N to N + 1.
-constexpr Migration migrations[] = {&create_version_1};
+constexpr Migration migrations[] = {&create_version_1, &add_read_changes};
 static_assert(std::size(migrations) == schema_version, "one migration per schema version");
 
 }  // namespace

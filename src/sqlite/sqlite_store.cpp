@@ -57,6 +57,10 @@ constexpr const char* sql_cap_all =
 constexpr const char* sql_age =
     "DELETE FROM notifications WHERE seq < coalesce("
     "(SELECT seq FROM notifications WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), ?2)";
+constexpr const char* sql_record_read =
+    "INSERT INTO read_changes (user_id, seq) VALUES (?1, ?2)"
+    " ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq";
+constexpr const char* sql_last_read = "SELECT seq FROM read_changes WHERE user_id = ?1";
 constexpr const char* sql_removed_upto =
     "SELECT coalesce(max(removed_upto), 0) FROM histories "
     "WHERE (broadcast = 0 AND user_id = ?1) OR (broadcast = 1 AND user_id = '')";
@@ -192,6 +196,22 @@ class SqliteStore::Impl {
     q->bind(1, user);
     q->step();
     return static_cast<std::uint64_t>(q->int64(0));
+  }
+
+  // A read change of `user` took position `seq`: Resume::last_read.
+  std::uint64_t record_read(std::string_view user) {
+    const auto seq = take();
+    auto q = db_->query(sql_record_read);
+    q->bind(1, user);
+    q->bind(2, to_db(seq));
+    q.run();
+    return seq;
+  }
+
+  std::uint64_t last_read(std::string_view user) {
+    auto q = db_->query(sql_last_read);
+    q->bind(1, user);
+    return q->step() ? static_cast<std::uint64_t>(q->int64(0)) : 0;
   }
 
   std::uint64_t removed_upto(std::string_view user) {
@@ -347,6 +367,7 @@ std::optional<Resume> SqliteStore::resume(std::string_view user, std::uint64_t c
     return std::nullopt;
   Resume r;
   r.head = head;
+  r.last_read = impl_->last_read(user);
   // One more than allowed tells "too many" without reading them all.
   const std::uint64_t fetch = max_missed == std::numeric_limits<std::size_t>::max()
                                   ? max_missed
@@ -411,7 +432,7 @@ ReadResult SqliteStore::mark_read(std::string_view user, std::string_view id) {
       result.ids.push_back(std::to_string(*seq));
     }
   }
-  result.seq = result.ids.empty() ? impl_->head() : impl_->take();
+  result.seq = result.ids.empty() ? impl_->head() : impl_->record_read(user);
   result.unread_count = impl_->unread(user);
   transaction.commit();
   return result;
@@ -436,7 +457,7 @@ ReadResult SqliteStore::mark_all_read(std::string_view user) {
       mark.run();
     }
   }
-  result.seq = result.ids.empty() ? impl_->head() : impl_->take();
+  result.seq = result.ids.empty() ? impl_->head() : impl_->record_read(user);
   result.unread_count = impl_->unread(user);
   transaction.commit();
   return result;

@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <set>
+#include <string>
 #include <thread>
 
 using nlohmann::json;
@@ -483,6 +485,71 @@ TEST_CASE("hub: after a bus outage every connection is repaired from the store")
   CHECK(bob.events()[1].type == "notification:read");
   CHECK(json::parse(bob.events()[1].data)["unreadCount"] == 0);
   CHECK(hub.metrics().gap_repairs == 2);
+}
+
+namespace {
+// An in-process bus whose subscriptions take effect when the test confirms them, as Redis's
+// do when their confirmation is read: until then the user's messages are lost.
+class PendingSubscriptionBus final : public notify::Bus {
+ public:
+  void start(notify::BusListener& l) override { listener_ = &l; }
+  void stop() noexcept override { listener_ = nullptr; }
+  void publish(const notify::Envelope& e, std::error_code& ec) override {
+    ec.clear();
+    if (listener_ && (e.broadcast || confirmed_.count(e.user) != 0))
+      listener_->on_bus_message(e);
+  }
+  void subscribe(std::string_view user) override { pending_.emplace(user); }
+  void unsubscribe(std::string_view user) override { confirmed_.erase(std::string(user)); }
+  notify::BusState state() const noexcept override { return notify::BusState::connected; }
+  std::string_view name() const noexcept override { return "pending"; }
+  bool pending(const std::string& user) const { return pending_.count(user) != 0; }
+  void confirm(const std::string& user) {
+    pending_.erase(user);
+    confirmed_.insert(user);
+    listener_->on_bus_subscribed(user);
+  }
+
+ private:
+  notify::BusListener* listener_ = nullptr;
+  std::set<std::string> pending_, confirmed_;
+};
+}  // namespace
+
+TEST_CASE("hub: what happens before a subscription takes effect comes with its repair") {
+  asio::io_context io;
+  auto bus = std::make_shared<PendingSubscriptionBus>();
+  NotificationHub hub(io.get_executor(), no_batching(), nullptr, bus);
+  const auto first = hub.publish(draft("alice", "first"));
+  const auto second = hub.publish(draft("alice", "second"));
+  Client alice(io, hub, "alice"), bob(io, hub, "bob"), carol(io, hub, "carol");
+  REQUIRE(wait_count(io, alice, 1));
+  REQUIRE(bus->pending("alice"));
+
+  SUBCASE("a read: the authoritative count follows") {
+    CHECK(hub.mark_read("alice", first).unread_count == 1);  // lost by the bus
+    bus->confirm("alice");
+    REQUIRE(wait_count(io, alice, 2));
+    const auto e = alice.events();
+    CHECK(e[1].type == "notification:read");
+    CHECK(json::parse(e[1].data) == json({{"ids", json::array()}, {"unreadCount", 1}}));
+  }
+  SUBCASE("a notification: it comes, then the count") {
+    const auto third = hub.publish(draft("alice", "third"));  // lost by the bus
+    bus->confirm("alice");
+    REQUIRE(wait_count(io, alice, 3));
+    const auto e = alice.events();
+    CHECK(e[1].id == third);
+    CHECK(json::parse(e[2].data) == json({{"ids", json::array()}, {"unreadCount", 3}}));
+  }
+  SUBCASE("another user's read or notification: nothing comes") {
+    hub.publish(draft("bob", "for bob"));
+    hub.mark_read("carol", second);  // not carol's: changes nothing
+    hub.mark_all_read("bob");
+    bus->confirm("alice");
+    io.run_for(std::chrono::milliseconds(20));
+    CHECK(alice.count() == 1);
+  }
 }
 
 TEST_CASE("hub, one thread: a broadcast during a fan-out leaves with the earlier one") {

@@ -11,6 +11,7 @@
 #include "../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <stdlib.h>
 
@@ -139,12 +140,34 @@ TEST_CASE("sqlite store: schema migration") {
     {
       SqliteStore store(path);
       CHECK(store.schema_version() == SqliteStore::current_schema_version);
-      CHECK(store.schema_version() == 1);
+      CHECK(store.schema_version() == 2);
       store.append(draft("u", "one"));
     }
     SqliteStore again(path);
-    CHECK(again.schema_version() == 1);
+    CHECK(again.schema_version() == 2);
     CHECK(again.list("u", false, 10).size() == 1);
+  }
+  SUBCASE("version 1 (no read_changes) is brought to 2, its data kept") {
+    const auto path = dir.file("v1.db");
+    std::string id;
+    {
+      SqliteStore store(path);
+      id = store.append(draft("u", "one")).id;
+    }
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "DROP TABLE read_changes; PRAGMA user_version = 1;", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+
+    SqliteStore store(path);
+    CHECK(store.schema_version() == 2);
+    CHECK(store.unread_count("u") == 1);
+    const auto read = store.mark_read("u", id);
+    REQUIRE(read.ids.size() == 1);
+    const auto r = store.resume("u", 0, 10, 100);
+    REQUIRE(r);
+    CHECK(r->last_read == read.seq);
   }
   SUBCASE("a schema newer than this code is refused") {
     const auto path = dir.file("newer.db");

@@ -226,6 +226,42 @@ TEST_CASE_TEMPLATE("store: resume after read-state changes", F, NOTIFY_TEST_STOR
   CHECK(r->snapshot.unread_count == 1);
 }
 
+TEST_CASE_TEMPLATE("store: resume tells where the user's latest read change is", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto a1 = store->append(draft("alice", "a1"));
+  const auto b = store->append(broadcast("b"));
+  store->append(draft("alice", "a2"));
+  auto last_read = [&](const std::string& user) {
+    auto r = store->resume(user, 0, 10, 100);
+    REQUIRE(r);
+    return r->last_read;
+  };
+  CHECK(last_read("alice") == 0);  // nothing read yet
+
+  const auto one = store->mark_read("alice", a1.id);
+  REQUIRE(one.ids.size() == 1);
+  CHECK(last_read("alice") == one.seq);
+  CHECK(last_read("bob") == 0);
+
+  // Changes of nothing, and other users' changes, leave it where it is.
+  CHECK(store->mark_read("alice", a1.id).ids.empty());
+  CHECK(store->mark_read("bob", a1.id).ids.empty());  // not bob's
+  CHECK(store->mark_read("alice", "12345678901").ids.empty());
+  const auto bobs = store->mark_read("bob", b.id);
+  REQUIRE(bobs.ids.size() == 1);
+  CHECK(last_read("bob") == bobs.seq);
+  store->append(draft("alice", "a3"));
+  CHECK(last_read("alice") == one.seq);
+
+  const auto all = store->mark_all_read("alice");
+  REQUIRE(all.ids.size() == 3);  // a2, a3 and the broadcast
+  CHECK(all.seq > one.seq);
+  CHECK(last_read("alice") == all.seq);
+  CHECK(store->mark_all_read("alice").ids.empty());
+  CHECK(last_read("alice") == all.seq);
+}
+
 TEST_CASE_TEMPLATE("store: a cursor older than the kept history is refused", F,
                    NOTIFY_TEST_STORES) {
   auto store = F::make(test::StoreLimits{3, 3});
