@@ -15,6 +15,10 @@
 // highest sequence number removed is kept per user (and for broadcasts), so resume() refuses a
 // cursor older than the kept history, across restarts too.
 //
+// Schema: versioned by PRAGMA user_version and migrated on open (version 2 added the
+// read_changes table behind Resume::last_read); a file of a newer version is refused, so a
+// rollback after an upgrade needs a copy of the file from before it.
+//
 // Thread safety: every member function is safe to call concurrently: one connection, guarded
 // by one mutex. A file is meant to have one SqliteStore at a time.
 #pragma once
