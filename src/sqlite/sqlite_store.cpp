@@ -198,7 +198,8 @@ class SqliteStore::Impl {
     return static_cast<std::uint64_t>(q->int64(0));
   }
 
-  // A read change of `user` took position `seq`: Resume::last_read.
+  // Takes the next position for a read change of `user` and keeps it as the user's
+  // Resume::last_read.
   std::uint64_t record_read(std::string_view user) {
     const auto seq = take();
     auto q = db_->query(sql_record_read);
