@@ -163,7 +163,8 @@ class NotificationHub::Impl final : public SinkOwner,
         return;
       }
       const auto from = sink->last_seq();
-      auto resumed = store_->resume(sink->user(), from, 1, options_.max_replay);
+      // Limit 0: the repair sends the count, never the snapshot's list.
+      auto resumed = store_->resume(sink->user(), from, 0, options_.max_replay);
       if (!resumed) {
         auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
         sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);

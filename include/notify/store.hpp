@@ -63,7 +63,8 @@ class NOTIFY_EXPORT Store {
   // The user's state as of `cursor` plus what came after it. nullopt when the cursor is
   // unknown (ahead of head()) or older than the history kept for this user, so the caller
   // must reset the client instead. Returns nullopt as well when more than `max_missed`
-  // notifications came after the cursor.
+  // notifications came after the cursor. `limit` bounds the snapshot's list; 0 asks for the
+  // count alone (the hub's gap repair does).
   virtual std::optional<Resume> resume(std::string_view user, std::uint64_t cursor,
                                        std::size_t limit, std::size_t max_missed) = 0;
 

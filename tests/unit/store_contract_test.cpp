@@ -199,6 +199,12 @@ TEST_CASE_TEMPLATE("store: resume gives the state at the cursor and what came af
   CHECK(at_head->snapshot.unread.size() == 1);
   CHECK(at_head->snapshot.unread_count == 4);
 
+  auto count_only = store->resume("alice", cursor, 0, 100);  // what a gap repair asks
+  REQUIRE(count_only);
+  CHECK(count_only->snapshot.unread.empty());
+  CHECK(count_only->snapshot.unread_count == 2);
+  CHECK(count_only->missed.size() == 2);
+
   auto from_zero = store->resume("alice", 0, 10, 100);
   REQUIRE(from_zero);
   CHECK(titles(from_zero->missed) == std::vector<std::string>{"a1", "a2", "a3", "all"});
