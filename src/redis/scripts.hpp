@@ -32,6 +32,15 @@ local function next_seq(seed)
   return redis.call('INCR', K_SEQ)
 end
 
+-- The position of a read change of the user's, kept as the user's latest (Resume::last_read);
+-- the current head when nothing changed.
+local function read_seq(changed, seed)
+  if not changed then return redis.call('GET', K_SEQ) or '0' end
+  local seq = fmt(next_seq(seed))
+  redis.call('SET', K_LASTREAD, seq)
+  return seq
+end
+
 local function unread_count()
   return redis.call('ZCARD', K_UNREAD) + redis.call('ZCARD', K_BCAST)
       - redis.call('ZCOUNT', K_BREAD, '(' .. fmt(btrim()), '+inf')
@@ -215,13 +224,7 @@ else
     changed = true
   end
 end
-local seq
-if changed then
-  seq = fmt(next_seq(ARGV[5]))
-  redis.call('SET', K_LASTREAD, seq)
-else
-  seq = redis.call('GET', K_SEQ) or '0'
-end
+local seq = read_seq(changed, ARGV[5])
 local c, count = 0, unread_count()
 if changed then
   c = 1
@@ -248,13 +251,7 @@ for i = 1, #bs, 2 do
     ids[#ids + 1] = bs[i]
   end
 end
-local seq
-if #ids > 0 then
-  seq = fmt(next_seq(ARGV[4]))
-  redis.call('SET', K_LASTREAD, seq)
-else
-  seq = redis.call('GET', K_SEQ) or '0'
-end
+local seq = read_seq(#ids > 0, ARGV[4])
 local count = unread_count()
 if #ids > 0 then publish_read(ARGV[5], ARGV[6], seq, '"' .. table.concat(ids, '","') .. '"', count) end
 return {ids, seq, count}
