@@ -414,7 +414,7 @@ class NotificationHub::Impl final : public SinkOwner,
       return;
     }
     try {
-      if (!sink->hold())
+      if (!sink->hold_for_reset())
         return;
       auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
       sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);

@@ -424,9 +424,20 @@ void Sink::finish_close(std::error_code reason) {
 }
 
 bool Sink::hold() {
+  return start_holding(false);
+}
+
+bool Sink::hold_for_reset() {
+  return start_holding(true);
+}
+
+bool Sink::start_holding(bool reset) {
   std::lock_guard lock(mutex_);
   if (state_ != State::live && state_ != State::resync_pending)
     return false;
+  // prime() resyncs again unless the prime is the reset itself; an overflow of the held
+  // events that comes later sets it again.
+  want_resync_ = !reset && state_ == State::resync_pending;
   state_ = State::holding;
   return true;
 }

@@ -108,9 +108,13 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // Queues the priming events (init/replay or a reset), sets the cursor below which later
   // events are dropped, and releases the events held meanwhile.
   void prime(std::vector<EventPtr> first, std::uint64_t cursor);
-  // Starts holding live events again (before a resync snapshot is taken). Returns false,
+  // Starts holding live events again (before a repair reads the store). Returns false,
   // changing nothing, when the sink is not live or resyncing (closed, or being primed).
+  // A resyncing sink resyncs again after the prime: what its queue dropped lies at or
+  // below last_seq(), so a repair from there would not bring it back.
   bool hold();
+  // hold() before the reset snapshot of a resync (SinkOwner::on_sink_resync).
+  bool hold_for_reset();
   // The highest sequence position this connection has been brought to: the cursor it was
   // primed with or the seq of the last ordered event queued for it.
   std::uint64_t last_seq() const;
@@ -197,6 +201,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   void on_read(std::error_code ec, std::size_t bytes) override;
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
   void overflow_locked();
+  bool start_holding(bool for_reset);
   friend class detail::FlushLane;
   friend class NotificationHub;  // registry_slot_, and prefetch_queue() in its fan-out loop
   void kick();

@@ -516,6 +516,35 @@ class PendingSubscriptionBus final : public notify::Bus {
 };
 }  // namespace
 
+TEST_CASE("hub: a repair does not cancel the reset a slow consumer is due") {
+  // The slow connection dropped its queue; those notifications lie below its position, so a
+  // gap repair that comes before the resync cannot bring them back: the reset still must.
+  asio::io_context io;
+  auto options = no_batching();
+  options.queue.max_events = 4;
+  auto bus = std::make_shared<LossyBus>();
+  NotificationHub hub(io.get_executor(), options, nullptr, bus);
+  Client slow(io, hub, "alice");
+  REQUIRE(wait_count(io, slow, 1));
+  slow.transport->stall();
+  hub.publish(draft("alice", "first"));
+  io.run_for(std::chrono::milliseconds(20));  // a write in flight
+  std::string last;
+  for (int i = 0; i < 10; ++i)
+    last = hub.publish(draft("alice", std::to_string(i)));  // the queue overflows
+  bus->recover();
+  io.run_for(std::chrono::milliseconds(20));
+  slow.transport->release();
+  REQUIRE(test::run_until(io, [&] { return !slow.of_type("notifications:reset").empty(); }));
+  const auto reset = slow.of_type("notifications:reset");
+  REQUIRE(reset.size() == 1);
+  CHECK(reset[0].id == last);
+  CHECK(json::parse(reset[0].data)["unreadCount"] == 11);
+  const auto after = hub.publish(draft("alice", "after"));
+  REQUIRE(test::run_until(io, [&] { return slow.events().back().id == after; }));
+  CHECK(slow.of_type("notifications:reset").size() == 1);
+}
+
 TEST_CASE("hub: what happens before a subscription takes effect comes with its repair") {
   asio::io_context io;
   auto bus = std::make_shared<PendingSubscriptionBus>();
