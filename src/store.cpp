@@ -6,6 +6,15 @@ namespace notify {
 
 Store::~Store() = default;
 
+std::vector<std::optional<Resume>> Store::resume_many(const std::vector<ResumeQuery>& queries,
+                                                      std::size_t limit, std::size_t max_missed) {
+  std::vector<std::optional<Resume>> answers;
+  answers.reserve(queries.size());
+  for (const auto& q : queries)
+    answers.push_back(resume(q.user, q.cursor, limit, max_missed));
+  return answers;
+}
+
 std::optional<std::uint64_t> parse_sequence(std::string_view text) noexcept {
   if (text.empty() || text.size() > 20)
     return std::nullopt;

@@ -76,6 +76,10 @@ class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
   Snapshot snapshot(std::string_view user, std::size_t limit) override;
   std::optional<Resume> resume(std::string_view user, std::uint64_t cursor, std::size_t limit,
                                std::size_t max_missed) override;
+  // The queries' scripts pipelined on one connection: one round trip for the batch.
+  std::vector<std::optional<Resume>> resume_many(const std::vector<ResumeQuery>& queries,
+                                                 std::size_t limit,
+                                                 std::size_t max_missed) override;
   std::vector<Notification> list(std::string_view user, bool unread_only,
                                  std::size_t limit) override;
   std::uint64_t unread_count(std::string_view user) override;

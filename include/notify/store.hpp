@@ -41,6 +41,12 @@ struct Resume {
   std::uint64_t last_read = 0;
 };
 
+// One connection's place in the sequence, for Store::resume_many().
+struct ResumeQuery {
+  std::string user;
+  std::uint64_t cursor = 0;
+};
+
 struct ReadResult {
   std::vector<std::string> ids;  // the notifications whose state changed
   std::uint64_t unread_count = 0;
@@ -67,6 +73,13 @@ class NOTIFY_EXPORT Store {
   // count alone (the hub's gap repair does).
   virtual std::optional<Resume> resume(std::string_view user, std::uint64_t cursor,
                                        std::size_t limit, std::size_t max_missed) = 0;
+
+  // resume() for each query, answered in the same order, with one `limit` and `max_missed`
+  // for all. The default asks resume() once per query; a store that can answer many in one
+  // round trip overrides it (RedisStore pipelines them). The hub's gap repair uses it, a
+  // batch of connections at a time. Throws as resume() does, and then no answer is known.
+  virtual std::vector<std::optional<Resume>> resume_many(const std::vector<ResumeQuery>& queries,
+                                                         std::size_t limit, std::size_t max_missed);
 
   // The user's notifications, newest first.
   virtual std::vector<Notification> list(std::string_view user, bool unread_only,

@@ -92,14 +92,26 @@ class RedisStore::Impl {
     sources_[s_mark_all] = std::string(scripts::prelude) + scripts::mark_all_read;
   }
 
-  // Runs a script (EVALSHA, or EVAL when Redis does not know it) with ARGV = P, E, args...
-  // A Redis that is still loading its data (a restart with AOF) answers -LOADING and runs
-  // nothing: the call waits for it, up to command_timeout.
+  // One call of a script: ARGV = P, E (the user, escaped), args...
+  struct Call {
+    std::string user_escaped;
+    std::vector<std::string> args;
+  };
+
   Reply eval(Script script, std::string_view user_escaped, std::vector<std::string> args) {
+    const std::vector<Call> calls{{std::string(user_escaped), std::move(args)}};
+    return std::move(eval_all(script, calls).front());
+  }
+
+  // Runs the calls, pipelined on one connection, and returns their replies in order; an
+  // error reply throws RedisError. EVALSHA, or EVAL where Redis does not know the script
+  // (a restart, SCRIPT FLUSH). A Redis that is still loading its data (a restart with AOF)
+  // answers -LOADING and runs nothing: the calls wait for it, up to command_timeout.
+  std::vector<Reply> eval_all(Script script, const std::vector<Call>& calls) {
     const auto deadline = Clock::now() + options_.redis.command_timeout;
     for (;;) {
       try {
-        return eval_once(script, user_escaped, args);
+        return eval_all_once(script, calls);
       } catch (const RedisError& e) {
         if (std::string_view(e.what()).find(loading_marker) == std::string_view::npos ||
             Clock::now() >= deadline)
@@ -111,35 +123,52 @@ class RedisStore::Impl {
 
   static constexpr std::string_view loading_marker = "redis store: LOADING";
 
-  Reply eval_once(Script script, std::string_view user_escaped,
-                  const std::vector<std::string>& args) {
+  std::vector<Reply> eval_all_once(Script script, const std::vector<Call>& calls) {
     return pool_.with([&](SyncConnection& c) {
-      std::string sha;
-      {
-        std::lock_guard lock(sha_mutex_);
-        sha = shas_[script];
+      const auto sha = script_sha(c, script);
+      std::vector<Command> commands;
+      commands.reserve(calls.size());
+      for (const auto& call : calls) {
+        Command command{"EVALSHA", sha, "0", options_.redis.prefix, call.user_escaped};
+        command.insert(command.end(), call.args.begin(), call.args.end());
+        commands.push_back(std::move(command));
       }
-      if (sha.empty()) {
-        auto loaded = c.run(Command{"SCRIPT", "LOAD", sources_[script]});
-        if (loaded.is_error())
-          throw RedisError("redis store: " + loaded.str);
-        sha = loaded.str;
-        std::lock_guard lock(sha_mutex_);
-        shas_[script] = sha;
+      auto replies = c.run(commands);
+      std::vector<Command> again;
+      std::vector<std::size_t> again_at;
+      for (std::size_t i = 0; i < replies.size(); ++i) {
+        if (replies[i].is_error() && replies[i].str.rfind("NOSCRIPT", 0) == 0) {
+          commands[i][0] = "EVAL";
+          commands[i][1] = sources_[script];
+          again.push_back(std::move(commands[i]));
+          again_at.push_back(i);
+        }
       }
-      Command command{"EVALSHA", sha, "0", options_.redis.prefix, std::string(user_escaped)};
-      for (const auto& a : args)
-        command.push_back(a);
-      auto reply = c.run(command);
-      if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0) {
-        command[0] = "EVAL";
-        command[1] = sources_[script];
-        reply = c.run(command);
+      if (!again.empty()) {
+        auto replies_again = c.run(again);
+        for (std::size_t k = 0; k < again_at.size(); ++k)
+          replies[again_at[k]] = std::move(replies_again[k]);
       }
-      if (reply.is_error())
-        throw RedisError("redis store: " + reply.str);
-      return reply;
+      for (const auto& reply : replies)
+        if (reply.is_error())
+          throw RedisError("redis store: " + reply.str);
+      return replies;
     });
+  }
+
+  // The script's SHA1, loaded into Redis on first use.
+  std::string script_sha(SyncConnection& c, Script script) {
+    {
+      std::lock_guard lock(sha_mutex_);
+      if (!shas_[script].empty())
+        return shas_[script];
+    }
+    auto loaded = c.run(Command{"SCRIPT", "LOAD", sources_[script]});
+    if (loaded.is_error())
+      throw RedisError("redis store: " + loaded.str);
+    std::lock_guard lock(sha_mutex_);
+    shas_[script] = loaded.str;
+    return loaded.str;
   }
 
   std::string seed() const {
@@ -216,8 +245,32 @@ class RedisStore::Impl {
 
   std::optional<Resume> resume(std::string_view user, std::uint64_t cursor, std::size_t limit,
                                std::size_t max_missed) {
-    const auto reply = eval(s_resume, redis_escape(user),
-                            {std::to_string(cursor), limit_arg(limit), limit_arg(max_missed)});
+    return to_resume(eval(s_resume, redis_escape(user), resume_args(cursor, limit, max_missed)),
+                     cursor);
+  }
+
+  std::vector<std::optional<Resume>> resume_many(const std::vector<ResumeQuery>& queries,
+                                                 std::size_t limit, std::size_t max_missed) {
+    if (queries.empty())
+      return {};
+    std::vector<Call> calls;
+    calls.reserve(queries.size());
+    for (const auto& q : queries)
+      calls.push_back({redis_escape(q.user), resume_args(q.cursor, limit, max_missed)});
+    const auto replies = eval_all(s_resume, calls);
+    std::vector<std::optional<Resume>> answers;
+    answers.reserve(replies.size());
+    for (std::size_t i = 0; i < replies.size(); ++i)
+      answers.push_back(to_resume(replies[i], queries[i].cursor));
+    return answers;
+  }
+
+  static std::vector<std::string> resume_args(std::uint64_t cursor, std::size_t limit,
+                                              std::size_t max_missed) {
+    return {std::to_string(cursor), limit_arg(limit), limit_arg(max_missed)};
+  }
+
+  static std::optional<Resume> to_resume(const Reply& reply, std::uint64_t cursor) {
     if (element(reply, 0).as_integer() == 0)
       return std::nullopt;
     Resume r;
@@ -305,6 +358,11 @@ Snapshot RedisStore::snapshot(std::string_view user, std::size_t limit) {
 std::optional<Resume> RedisStore::resume(std::string_view user, std::uint64_t cursor,
                                          std::size_t limit, std::size_t max_missed) {
   return impl_->resume(user, cursor, limit, max_missed);
+}
+std::vector<std::optional<Resume>> RedisStore::resume_many(const std::vector<ResumeQuery>& queries,
+                                                           std::size_t limit,
+                                                           std::size_t max_missed) {
+  return impl_->resume_many(queries, limit, max_missed);
 }
 std::vector<Notification> RedisStore::list(std::string_view user, bool unread_only,
                                            std::size_t limit) {

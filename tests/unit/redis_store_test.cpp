@@ -214,6 +214,24 @@ TEST_CASE("redis store: a clock-seeded sequence refuses cursors from before Redi
   CHECK(store.resume("alice", std::stoull(again.id), 10, 100));
 }
 
+TEST_CASE("redis store: a pipelined resume_many survives Redis forgetting its scripts") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  RedisStore store(store_options(server, "many:"));
+  store.append(draft("alice", "a1"));
+  std::vector<notify::ResumeQuery> queries(20, notify::ResumeQuery{"alice", 0});
+  REQUIRE(store.resume_many(queries, 0, 100).size() == 20);    // the script is loaded now
+  CHECK(server.command("SCRIPT FLUSH").rfind("+OK", 0) == 0);  // as after a restart
+  const auto answers = store.resume_many(queries, 0, 100);
+  REQUIRE(answers.size() == 20);
+  for (const auto& a : answers) {
+    REQUIRE(a);
+    REQUIRE(a->missed.size() == 1);
+    CHECK(a->missed[0].title == "a1");
+  }
+  CHECK(server.command("INFO commandstats").find("cmdstat_eval:calls=20") != std::string::npos);
+}
+
 TEST_CASE("redis store: history is capped by age") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);

@@ -212,6 +212,52 @@ TEST_CASE_TEMPLATE("store: resume gives the state at the cursor and what came af
   CHECK(from_zero->snapshot.unread_count == 0);
 }
 
+TEST_CASE_TEMPLATE("store: resume_many answers each query as resume() does, in order", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto a1 = store->append(draft("alice", "a1"));
+  const auto cursor = store->head();
+  store->append(draft("bob", "b1"));
+  store->append(draft("alice", "a2"));
+  store->append(broadcast("all"));
+  store->mark_read("alice", a1.id);
+  CHECK(store->resume_many({}, 0, 100).empty());
+
+  // More queries than a batch of the hub's repair, with every kind of answer mixed in.
+  std::vector<notify::ResumeQuery> queries;
+  for (int i = 0; i < 50; ++i) {
+    queries.push_back({"alice", cursor});
+    queries.push_back({"bob", 0});
+    queries.push_back({"alice", store->head() + 1});  // from the future: refused
+    queries.push_back({"carol " + std::to_string(i), cursor});
+  }
+  for (const std::size_t limit : {std::size_t{0}, std::size_t{10}}) {
+    CAPTURE(limit);
+    const auto answers = store->resume_many(queries, limit, 100);
+    REQUIRE(answers.size() == queries.size());
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      CAPTURE(i);
+      const auto one = store->resume(queries[i].user, queries[i].cursor, limit, 100);
+      REQUIRE(answers[i].has_value() == one.has_value());
+      if (!one)
+        continue;
+      CHECK(answers[i]->head == one->head);
+      CHECK(answers[i]->last_read == one->last_read);
+      CHECK(answers[i]->snapshot.cursor == queries[i].cursor);
+      CHECK(answers[i]->snapshot.unread_count == one->snapshot.unread_count);
+      CHECK(titles(answers[i]->snapshot.unread) == titles(one->snapshot.unread));
+      CHECK(titles(answers[i]->missed) == titles(one->missed));
+    }
+    // What the answers say, not only that they agree with resume().
+    CHECK(titles(answers[0]->missed) == std::vector<std::string>{"a2", "all"});
+    CHECK(answers[0]->last_read > cursor);
+    CHECK(titles(answers[1]->missed) == std::vector<std::string>{"b1", "all"});
+    CHECK_FALSE(answers[2]);
+    CHECK(titles(answers[3]->missed) == std::vector<std::string>{"all"});
+  }
+  CHECK_FALSE(store->resume_many({{"alice", cursor}}, 0, 1).front());  // too much missed
+}
+
 TEST_CASE_TEMPLATE("store: resume after read-state changes", F, NOTIFY_TEST_STORES) {
   auto store = F::make();
   const auto a1 = store->append(draft("alice", "a1"));
