@@ -133,8 +133,7 @@ class NotificationHub::Impl final : public SinkOwner,
       std::shared_lock lock(registry_mutex_);
       sinks = all_;
     }
-    for (const auto& sink : sinks)
-      repair(sink, true);
+    queue_repairs(sinks, true);
   }
 
   void on_bus_subscribed(std::string_view user) override {
@@ -145,26 +144,109 @@ class NotificationHub::Impl final : public SinkOwner,
       if (it != by_user_.end())
         sinks = it->second;
     }
-    for (const auto& sink : sinks)
-      repair(sink);
+    queue_repairs(sinks, false);
   }
 
-  // Brings one connection up to date from the store: the notifications after the last one
-  // it was sent, then the authoritative unread count when it may have changed unseen (a
-  // notification or a read change of the user's after that position); a reset when that is
-  // not possible. `after_outage`: the count follows anyway, as after an outage a store that
-  // does not keep Resume::last_read cannot say whether reads were missed.
-  void repair(const std::shared_ptr<Sink>& sink, bool after_outage = false) {
-    try {
-      if (!sink->hold()) {
-        // Being primed from the store right now: repair it once that is done, since the
-        // store read it is primed from may predate what this repair is about.
+  void on_sink_repair(const std::shared_ptr<Sink>& sink) override { queue_repairs({sink}, false); }
+
+  // A repair brings a connection up to date from the store: the notifications after the
+  // last one it was sent, then the authoritative unread count when it may have changed
+  // unseen (a notification or a read change of the user's after that position); a reset
+  // when that is not possible. `after_outage`: the count follows anyway, as after an outage
+  // a store that does not keep Resume::last_read cannot say whether reads were missed.
+  struct PendingRepair {
+    std::shared_ptr<Sink> sink;
+    bool after_outage = false;
+  };
+
+  // Connections per store call (Store::resume_many): a pass over thousands of connections
+  // costs one round trip per batch, and the executor runs other work between batches. A
+  // request waits for up to one batch at each of its handler steps; with Redis a batch of 16
+  // took 1-3 ms in bench/repair-pass, and batches of 64 made the pass no faster (the
+  // scripts, not the round trips, are most of it) while requests waited up to 60 ms.
+  static constexpr std::size_t repair_batch = 16;
+
+  // Holds each sink now, so that no live event reaches it before its repair has read the
+  // store, and queues it for the repair task on the strand. A sink being primed right now
+  // is repaired once that is done instead: the store read it is primed from may predate
+  // what this repair is about.
+  void queue_repairs(const std::vector<std::shared_ptr<Sink>>& sinks, bool after_outage) {
+    std::vector<PendingRepair> held;
+    held.reserve(sinks.size());
+    for (const auto& sink : sinks) {
+      if (sink->hold())
+        held.push_back({sink, after_outage});
+      else
         sink->repair_after_prime();
+    }
+    if (held.empty())
+      return;
+    {
+      std::lock_guard lock(repair_mutex_);
+      repairs_queued_.insert(repairs_queued_.end(), std::make_move_iterator(held.begin()),
+                             std::make_move_iterator(held.end()));
+      if (std::exchange(repair_task_posted_, true))
+        return;
+    }
+    post_repairs();
+  }
+
+  void post_repairs() {
+    asio::post(strand_, [weak = weak_from_this()] {
+      if (auto self = weak.lock())
+        self->run_repairs();
+    });
+  }
+
+  // Runs on strand_: one batch, then posts itself again while more are queued.
+  void run_repairs() {
+    std::vector<PendingRepair> batch;
+    {
+      std::lock_guard lock(repair_mutex_);
+      const auto n = std::min(repair_batch, repairs_queued_.size());
+      batch.assign(std::make_move_iterator(repairs_queued_.begin()),
+                   std::make_move_iterator(repairs_queued_.begin() + n));
+      repairs_queued_.erase(repairs_queued_.begin(), repairs_queued_.begin() + n);
+    }
+    if (!stopped_.load(std::memory_order_acquire))  // else stop() has closed them
+      repair(batch);
+    {
+      std::lock_guard lock(repair_mutex_);
+      if (repairs_queued_.empty()) {
+        repair_task_posted_ = false;
         return;
       }
-      const auto from = sink->last_seq();
+    }
+    post_repairs();
+  }
+
+  void repair(const std::vector<PendingRepair>& batch) {
+    std::vector<ResumeQuery> queries;
+    queries.reserve(batch.size());
+    for (const auto& r : batch)
+      queries.push_back({r.sink->user(), r.sink->last_seq()});
+    std::vector<std::optional<Resume>> answers;
+    try {
       // Limit 0: the repair sends the count, never the snapshot's list.
-      auto resumed = store_->resume(sink->user(), from, 0, options_.max_replay);
+      answers = store_->resume_many(queries, 0, options_.max_replay);
+      if (answers.size() != queries.size())
+        throw std::runtime_error(
+            fmt::format("the store answered {} of {} queries", answers.size(), queries.size()));
+    } catch (const std::exception& e) {
+      // Closed, the clients reconnect and resume from their last event.
+      report(fmt::format("gap repair of {} connections failed: {}", batch.size(), e.what()));
+      for (const auto& r : batch)
+        r.sink->close(errc::connection_closed);
+      return;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      finish_repair(batch[i], queries[i].cursor, answers[i]);
+  }
+
+  void finish_repair(const PendingRepair& r, std::uint64_t from,
+                     const std::optional<Resume>& resumed) {
+    const auto& sink = r.sink;
+    try {
       if (!resumed) {
         auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
         sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
@@ -180,7 +262,7 @@ class NotificationHub::Impl final : public SinkOwner,
         if (!n.is_read())
           ++unread;
       }
-      if (after_outage || !resumed->missed.empty() || resumed->last_read > from) {
+      if (r.after_outage || !resumed->missed.empty() || resumed->last_read > from) {
         nlohmann::json count{{"ids", nlohmann::json::array()}, {"unreadCount", unread}};
         events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
         repairs_.fetch_add(1, std::memory_order_relaxed);
@@ -430,8 +512,6 @@ class NotificationHub::Impl final : public SinkOwner,
       slow_disconnects_.fetch_add(1, std::memory_order_relaxed);
     unregister(sink);
   }
-
-  void on_sink_repair(const std::shared_ptr<Sink>& sink) override { repair(sink, false); }
 
   void unregister(const std::shared_ptr<Sink>& sink) {
     bool last_of_user = false;
@@ -696,6 +776,10 @@ class NotificationHub::Impl final : public SinkOwner,
   std::atomic<std::uint64_t> opened_{0}, publishes_{0}, resyncs_{0}, slow_disconnects_{0},
       rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0},
       open_websocket_{0}, client_messages_{0}, repairs_{0};
+
+  std::mutex repair_mutex_;  // guards the two below
+  std::deque<PendingRepair> repairs_queued_;
+  bool repair_task_posted_ = false;
 
   std::shared_mutex handlers_mutex_;
   std::unordered_map<std::string, MessageHandler> handlers_;
