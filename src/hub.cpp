@@ -802,8 +802,17 @@ NotificationHub::~NotificationHub() {
   }
 }
 
+namespace {
+// A braced list would copy the draft: an initializer_list's elements are const.
+std::vector<Notification> one(Notification draft) {
+  std::vector<Notification> drafts;
+  drafts.push_back(std::move(draft));
+  return drafts;
+}
+}  // namespace
+
 std::string NotificationHub::publish(Notification draft) {
-  return impl_->publish_many({std::move(draft)}).front();
+  return impl_->publish_many(one(std::move(draft))).front();
 }
 
 std::vector<std::string> NotificationHub::publish_to(const std::vector<std::string>& users,
@@ -822,7 +831,7 @@ std::vector<std::string> NotificationHub::publish_to(const std::vector<std::stri
 std::string NotificationHub::broadcast(Notification draft) {
   draft.broadcast = true;
   draft.user_id.clear();
-  return impl_->publish_many({std::move(draft)}).front();
+  return impl_->publish_many(one(std::move(draft))).front();
 }
 
 void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,

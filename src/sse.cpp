@@ -1,5 +1,6 @@
 #include <notify/sse.hpp>
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -10,17 +11,30 @@ bool has_line_break_or_nul(std::string_view text) noexcept {
   return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
 
+// The position of the first CR or LF at or after `from`, or text.size(). Two memchr()
+// calls: an event's data is usually one long line (JSON text has no raw line breaks), and
+// this is on the path of every event encoded.
+std::size_t next_line_break(std::string_view text, std::size_t from) noexcept {
+  if (from >= text.size())  // memchr() must not see the null data() of an empty view
+    return text.size();
+  const char* begin = text.data() + from;
+  const char* end = text.data() + text.size();
+  if (const void* lf = std::memchr(begin, '\n', static_cast<std::size_t>(end - begin)))
+    end = static_cast<const char*>(lf);
+  if (const void* cr = std::memchr(begin, '\r', static_cast<std::size_t>(end - begin)))
+    end = static_cast<const char*>(cr);
+  return static_cast<std::size_t>(end - text.data());
+}
+
 // Calls `line` for each line of `text`; CRLF, CR and LF each end a line. A trailing line
 // break yields a final empty line, as the client's parser would see it.
 template <typename LineFn>
 void for_each_line(std::string_view text, LineFn&& line) {
   std::size_t start = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c != '\n' && c != '\r')
-      continue;
+  for (std::size_t i = next_line_break(text, 0); i < text.size();
+       i = next_line_break(text, start)) {
     line(text.substr(start, i - start));
-    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n')
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n')
       ++i;
     start = i + 1;
   }
