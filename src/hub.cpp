@@ -2,6 +2,7 @@
 #include <notify/in_process_bus.hpp>
 #include <notify/memory_store.hpp>
 
+#include "json_shape.hpp"
 #include "prefetch.hpp"
 
 #include <asio/post.hpp>
@@ -563,6 +564,9 @@ class NotificationHub::Impl final : public SinkOwner,
       return error("invalid JSON");
     if (!body.is_object())
       return error("a message must be a JSON object");
+    // A handler may copy or dump the body, which recurses: refuse what could exhaust the stack.
+    if (detail::shape_of(body, max_message_depth).depth > max_message_depth)
+      return error(fmt::format("a message must not nest deeper than {} levels", max_message_depth));
     auto type_it = body.find("type");
     if (type_it == body.end() || !type_it->is_string())
       return error("a message needs a string \"type\"");
@@ -594,6 +598,8 @@ class NotificationHub::Impl final : public SinkOwner,
       error("the message could not be handled", type);
     }
   }
+
+  static constexpr std::size_t max_message_depth = 64;
 
   static void reply(const std::shared_ptr<Sink>& sink, std::string type,
                     const nlohmann::json& data) {

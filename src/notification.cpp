@@ -1,6 +1,7 @@
 #include <notify/notification.hpp>
 #include <notify/utf8.hpp>
 
+#include "json_shape.hpp"
 #include "json_text.hpp"
 
 #include <fmt/format.h>
@@ -54,6 +55,10 @@ void append_member(std::string& out, const char* key, const std::string& value) 
   else
     append_json_string(out, value, key);
   out += ',';
+}
+
+std::string too_deep(std::size_t max_depth) {
+  return fmt::format("nested deeper than {} levels", max_depth);
 }
 
 }  // namespace
@@ -146,6 +151,9 @@ void from_json(const json& j, Notification& n) {
   if (data && !data->is_null()) {
     if (!data->is_object())
       throw ValidationError("data", "must be a JSON object");
+    constexpr std::size_t max_depth = default_max_data_depth;
+    if (detail::shape_of(*data, max_depth).depth > max_depth)  // before the copy, which recurses
+      throw ValidationError("data", too_deep(max_depth));
     out.data = *data;
   }
   n = std::move(out);
@@ -189,7 +197,10 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
   if (!d.data.is_null()) {
     if (!d.data.is_object())
       return problem("data", "must be a JSON object");
-    if (d.data.dump().size() > limits.max_data_bytes)
+    const auto shape = detail::shape_of(d.data, limits.max_data_depth);
+    if (shape.depth > limits.max_data_depth)
+      return problem("data", too_deep(limits.max_data_depth));
+    if (shape.dump_bound > limits.max_data_bytes && d.data.dump().size() > limits.max_data_bytes)
       return problem("data", fmt::format("larger than {} bytes", limits.max_data_bytes));
   }
   return std::nullopt;

@@ -51,12 +51,20 @@ NOTIFY_EXPORT void append_json(std::string& out, const Notification& n);
 NOTIFY_EXPORT std::string to_json_text(const Notification& n);
 NOTIFY_EXPORT void from_json(const nlohmann::json& j, Notification& n);
 
+// How deep from_json() lets `data` nest, and ValidationLimits::max_data_depth's default.
+inline constexpr std::size_t default_max_data_depth = 32;
+
 // Limits a draft must respect. Sizes are bytes of UTF-8.
 struct ValidationLimits {
   std::size_t max_title_bytes = 1024;      // a title is a line, not a document
   std::size_t max_body_bytes = 64 * 1024;  // keeps one event well under queue limits
   std::size_t max_field_bytes = 2048;      // ids, urls, entity fields
   std::size_t max_data_bytes = 64 * 1024;  // serialized `data`
+  // Arrays and objects nested in `data`, the object itself counting 1. nlohmann::json copies,
+  // compares and serializes a value recursively: a body of brackets nested a few hundred
+  // thousand deep (well inside a 1 MiB request) would overflow the stack. from_json()
+  // refuses deeper data with the default value, before it copies anything.
+  std::size_t max_data_depth = default_max_data_depth;
   std::vector<std::string> allowed_types = {"comment", "mention", "order", "system", "alert"};
 };
 

@@ -52,6 +52,17 @@ TEST_CASE("http: bad requests get JSON errors") {
     CHECK(r.status == 400);
     CHECK(error_of(r).rfind("userIds:", 0) == 0);
   }
+  SUBCASE("data nested as deep as a body can hold, and the server goes on") {
+    // 900 KB of brackets: copying or writing that recursively would overflow the stack.
+    const std::size_t depth = 450 * 1000;
+    const std::string body = R"({"userId":"a","type":"comment","title":"t","data":{"a":)" +
+                             std::string(depth, '[') + std::string(depth, ']') + "}}";
+    const auto r = http_request(port, "POST", "/api/notifications", body);
+    CHECK(r.status == 400);
+    CHECK(error_of(r) == "data: nested deeper than 32 levels");
+    const auto ok = post_notification(port, {{"userId", "a"}, {"type", "comment"}, {"title", "t"}});
+    CHECK(ok.status == 202);
+  }
   SUBCASE("an id in the body is ignored") {
     const auto r = post_notification(
         port, {{"id", "12345"}, {"userId", "a"}, {"type", "comment"}, {"title", "t"}});

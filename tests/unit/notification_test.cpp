@@ -58,6 +58,17 @@ TEST_CASE("notification: a broadcast has no userId") {
   CHECK_FALSE(j.contains("userId"));
 }
 
+TEST_CASE("notification: from_json refuses data nested too deep, before copying it") {
+  const std::size_t depth = 500 * 1000;  // a recursive copy of this overflows the stack
+  const auto j = json::parse(R"({"userId":"a","type":"comment","title":"t","data":{"a":)" +
+                             std::string(depth, '[') + std::string(depth, ']') + "}}");
+  CHECK_THROWS_WITH_AS(j.get<Notification>(), "data: nested deeper than 32 levels",
+                       notify::ValidationError);
+  const auto shallow =
+      json::parse(R"({"userId":"a","type":"comment","title":"t","data":{"a":{"b":[1,[2,[3]]]}}})");
+  CHECK(shallow.get<Notification>().data == shallow["data"]);
+}
+
 TEST_CASE("notification: JSON with wrong types names the field") {
   CHECK_THROWS_WITH_AS(json::parse(R"({"title":5})").get<Notification>(), "title: must be a string",
                        notify::ValidationError);
@@ -89,6 +100,23 @@ TEST_CASE("notification: validation messages") {
   CHECK(problem([](Notification& n) { n.action_url = std::string(3000, 'u'); }) ==
         "actionUrl: longer than 2048 bytes");
   CHECK(problem([](Notification& n) { n.data = json::array(); }) == "data: must be a JSON object");
+  auto nested = [](std::size_t depth) {  // {"a":[[...]]}: `depth` arrays and objects in all
+    return json::parse("{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}");
+  };
+  CHECK(problem([&](Notification& n) { n.data = nested(32); }) == "");
+  CHECK(problem([&](Notification& n) { n.data = nested(33); }) ==
+        "data: nested deeper than 32 levels");
+  // The size is exact, whatever the quick bound says: 16 bytes pass a limit of 16, 17 do not.
+  limits.max_data_bytes = 16;
+  CHECK(problem([](Notification& n) { n.data = {{"k", "01234567"}}; }) == "");
+  CHECK(problem([](Notification& n) {
+          n.data = {{"k", "012345678"}};
+        }) == "data: larger than 16 bytes");
+  CHECK(problem([](Notification& n) { n.data = {{"k", "\n\n"}}; }) == "");  // {"k":"\n\n"}
+  CHECK(problem([](Notification& n) {
+          n.data = {{"k", std::string(6, '\x01')}};
+        }) == "data: larger than 16 bytes");  // each byte a 6-byte escape
+  limits.max_data_bytes = 64 * 1024;
   limits.allowed_types.push_back("billing");
   CHECK(problem([](Notification& n) { n.type = "billing"; }) == "");
 

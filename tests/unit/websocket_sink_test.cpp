@@ -186,14 +186,24 @@ TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection
   c.send_text(R"({"type":"launch-rockets"})");
   c.send_text(R"([1,2])");
   c.send_text(R"({"type":"notification:read"})");
-  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 5; }));
+  auto nested = [](std::size_t arrays) {
+    return R"({"type":"launch-rockets","x":)" + std::string(arrays, '[') +
+           std::string(arrays, ']') + "}";
+  };
+  c.send_text(nested(63));          // 64 levels with the message itself
+  c.send_text(nested(64));          // 65
+  c.send_text(nested(400 * 1000));  // a handler copying this would exhaust the stack
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 8; }));
   auto m = c.messages();
   CHECK(m[1] == json{{"type", "error"}, {"data", {{"message", "invalid JSON"}}}});
   CHECK(m[2]["data"]["message"] == "unknown message type 'launch-rockets'");
   CHECK(m[3]["data"]["message"] == "a message must be a JSON object");
   CHECK(m[4]["data"]["message"] == "id: missing");
+  CHECK(m[5]["data"]["message"] == "unknown message type 'launch-rockets'");
+  CHECK(m[6]["data"]["message"] == "a message must not nest deeper than 64 levels");
+  CHECK(m[7]["data"]["message"] == "a message must not nest deeper than 64 levels");
   hub.publish(draft("alice", "still here"));
-  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 6; }));
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 9; }));
   CHECK(hub.connection_count() == 1);
 }
 
