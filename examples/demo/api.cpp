@@ -43,6 +43,16 @@ HttpResponse json_response(int status, const json& j) {
   return HttpResponse::json(status, dump(j));
 }
 
+// 202 {"id":"42"}, the answer to every publish, written without a JSON tree when the id is a
+// plain decimal number (as every notify store's are).
+HttpResponse published(const std::string& id) {
+  const bool plain =
+      !id.empty() && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!plain)
+    return json_response(202, json{{"id", id}});
+  return HttpResponse::json(202, R"({"id":")" + id + R"("})");
+}
+
 // A user id: 1..256 bytes of valid UTF-8 without control characters.
 bool is_valid_user(std::string_view user) noexcept {
   if (user.empty() || user.size() > max_user_bytes)
@@ -182,12 +192,10 @@ HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
       return json_response(202, json{{"ids", ids}});
     }
     if (draft.broadcast) {
-      const auto id = hub.broadcast(std::move(draft));
-      return json_response(202, json{{"id", id}});
+      return published(hub.broadcast(std::move(draft)));
     }
     if (!draft.user_id.empty()) {
-      const auto id = hub.publish(std::move(draft));
-      return json_response(202, json{{"id", id}});
+      return published(hub.publish(std::move(draft)));
     }
     return HttpResponse::error(400, "userId: missing (or userIds, or broadcast)");
   } catch (const notify::ValidationError& e) {

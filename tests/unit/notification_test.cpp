@@ -190,7 +190,8 @@ TEST_CASE("notification: to_json_text writes what nlohmann::json(n).dump() write
 
   auto bad = valid();
   bad.body = "broken \xC3";
-  CHECK_THROWS_AS(notify::to_json_text(bad), notify::ValidationError);
+  CHECK_THROWS_WITH_AS(notify::to_json_text(bad), "body: is not valid UTF-8",
+                       notify::ValidationError);
   CHECK_THROWS_AS(json(bad).dump(), json::type_error);
   CHECK(notify::find_problem(bad) == std::optional<std::string>("body: is not valid UTF-8"));
 }
