@@ -2,6 +2,7 @@
 #include <notify/utf8.hpp>
 
 #include "json_shape.hpp"
+#include "notification_fields.hpp"
 #include "json_text.hpp"
 
 #include <fmt/format.h>
@@ -17,26 +18,7 @@ namespace {
 using nlohmann::json;
 using namespace std::string_view_literals;
 
-struct StringField {
-  std::string_view json_name;  // a literal: data() is null-terminated
-  std::string Notification::*member;
-};
-
-// The string fields of the JSON form (nlohmann::json writes object keys sorted).
-constexpr StringField string_fields[] = {
-    {"id", &Notification::id},
-    {"userId", &Notification::user_id},
-    {"type", &Notification::type},
-    {"title", &Notification::title},
-    {"body", &Notification::body},
-    {"actorId", &Notification::actor_id},
-    {"entityType", &Notification::entity_type},
-    {"entityId", &Notification::entity_id},
-    {"actionUrl", &Notification::action_url},
-    {"imageUrl", &Notification::image_url},
-    {"readAt", &Notification::read_at},
-    {"createdAt", &Notification::created_at},
-};
+using detail::string_fields;
 
 json string_or_null(const std::string& s) {
   return s.empty() ? json(nullptr) : json(s);

@@ -149,19 +149,17 @@ HttpResponse list_notifications(notify::NotificationHub& hub, const Context& ctx
 }
 
 HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
-  json j;
-  try {
-    j = json::parse(request.body);
-  } catch (const json::parse_error& e) {
-    return HttpResponse::error(400, std::string("invalid JSON: ") + e.what());
-  }
-  if (!j.is_object())
-    return HttpResponse::error(400, "body: must be a JSON object");
-
+  // Read straight into the draft; only `data` and the members the draft has no field for
+  // (userIds) become JSON trees.
+  json others;
   notify::Notification draft;
   try {
-    draft = j.get<notify::Notification>();
+    draft = notify::parse_notification(request.body, &others);
+  } catch (const json::parse_error& e) {
+    return HttpResponse::error(400, std::string("invalid JSON: ") + e.what());
   } catch (const notify::ValidationError& e) {
+    if (e.field() == "notification")
+      return HttpResponse::error(400, "body: must be a JSON object");
     return HttpResponse::error(400, e.what());
   } catch (const json::exception& e) {
     return HttpResponse::error(400, std::string("invalid notification: ") + e.what());
@@ -172,7 +170,7 @@ HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
   draft.read_at.clear();
 
   try {
-    if (auto it = j.find("userIds"); it != j.end() && !it->is_null()) {
+    if (auto it = others.find("userIds"); it != others.end() && !it->is_null()) {
       if (!it->is_array())
         return HttpResponse::error(400, "userIds: must be an array of strings");
       if (it->empty())

@@ -1,7 +1,9 @@
-// libFuzzer target: a request body, as a host hands it to notify: parsed with nlohmann::json,
-// converted with from_json(), validated with find_problem(), written with to_json_text().
+// libFuzzer target: a request body, as a host hands it to notify: read by parse_notification(),
+// and parsed with nlohmann::json then converted with from_json(), validated with
+// find_problem(), written with to_json_text().
 //
-// Checked: no crash or sanitizer report (deep nesting included: from_json() and
+// Checked: parse_notification() reads every input as parse() then from_json() do (the same
+// draft, or the same error); no crash or sanitizer report (deep nesting included: from_json() and
 // find_problem() must refuse it before anything recurses into it); a draft find_problem()
 // accepts is written byte for byte as nlohmann::json(draft).dump() writes it, and reads back
 // as the same draft.
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -24,21 +27,33 @@ void check(bool ok, const char* what) {
   std::abort();
 }
 
+// parse_notification()'s outcome: the draft's JSON text, or the error.
+std::string parsed(std::string_view text) {
+  try {
+    return "ok " + nlohmann::json(notify::parse_notification(text)).dump();
+  } catch (const std::exception& e) {
+    return std::string("error ") + e.what();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto* text = reinterpret_cast<const char*>(data);
+  const auto direct = parsed(std::string_view(text, size));
   const auto body = nlohmann::json::parse(text, text + size, nullptr, false);
-  if (body.is_discarded() || !body.is_object())
+  if (body.is_discarded()) {
+    check(direct.rfind("error ", 0) == 0, "parse_notification accepted invalid JSON");
     return 0;
+  }
   notify::Notification draft;
   try {
     draft = body.get<notify::Notification>();
-  } catch (const notify::ValidationError&) {
-    return 0;
-  } catch (const nlohmann::json::exception&) {
+  } catch (const std::exception& e) {
+    check(direct == std::string("error ") + e.what(), "parse_notification failed otherwise");
     return 0;
   }
+  check(direct == "ok " + nlohmann::json(draft).dump(), "parse_notification read otherwise");
   notify::ValidationLimits limits;
   limits.allowed_types.push_back("fuzz");
   if (notify::find_problem(draft, limits))

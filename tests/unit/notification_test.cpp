@@ -69,6 +69,92 @@ TEST_CASE("notification: from_json refuses data nested too deep, before copying 
   CHECK(shallow.get<Notification>().data == shallow["data"]);
 }
 
+namespace {
+// What from_json() makes of a JSON text: the draft as its JSON text, or the error's message.
+std::string via_tree(const std::string& text) {
+  try {
+    return notify::to_json_text(json::parse(text).get<Notification>());
+  } catch (const std::exception& e) {
+    return std::string("error: ") + e.what();
+  }
+}
+
+std::string via_parser(const std::string& text) {
+  try {
+    return notify::to_json_text(notify::parse_notification(text));
+  } catch (const std::exception& e) {
+    return std::string("error: ") + e.what();
+  }
+}
+}  // namespace
+
+TEST_CASE("notification: parse_notification reads what from_json reads, errors included") {
+  const std::string deep = std::string(31, '[') + std::string(31, ']');
+  const std::vector<std::string> texts = {
+      R"({"userId":"u1","type":"comment","title":"hello","data":{"t":1}})",
+      R"({"id":"9","userId":"u","type":"t","title":"a","body":"b","actorId":"c","entityType":"d",)"
+      R"("entityId":"e","actionUrl":"f","imageUrl":"g","readAt":"h","createdAt":"i"})",
+      R"({"broadcast":true,"type":"system","title":"all","data":{}})",
+      R"({"broadcast":false,"broadcast":null,"title":"x"})",
+      R"({"title":"first","title":"second","data":{"a":1},"data":null})",
+      R"({"data":{"a":{"b":[1,2.5,-3,true,null,"s",{"c":{}}],"a":"again"}},"unknown":[1,{"x":2}]})",
+      R"({"title":null,"body":null,"data":null})",
+      R"({"title":5})",
+      R"({"title":[1,[2]],"body":{"x":1}})",
+      R"({"body":5,"title":false})",  // from_json names the first field in its order
+      R"({"broadcast":"yes"})",
+      R"({"broadcast":[true]})",
+      R"({"data":[1]})",
+      R"({"data":"x"})",
+      R"({"data":5,"title":7})",
+      R"({"title":"ok","title":7})",
+      R"({"title":7,"title":"ok"})",
+      R"({"data":{"a":)" + deep + "}}",                 // 32 levels: accepted
+      R"({"data":{"a":[)" + deep + "]}}",               // 33
+      R"({"data":{"a":[)" + deep + R"(]},"data":{}})",  // refused, then replaced
+      R"([1,2])",
+      R"("text")",
+      R"(42)",
+      R"({})",
+      R"({"title":"\u00e9\ud83d\ude00 \"q\" \\ \n"})",
+      R"({"title":"x",})",
+      R"({"title":"x"} trailing)",
+      R"({"title":"x")",
+      "",
+      R"({"n":1e999})",
+      R"({"data":{"n":18446744073709551615,"m":-9223372036854775808,"f":1e-300}})",
+  };
+  for (const auto& text : texts) {
+    CAPTURE(text);
+    CHECK(via_parser(text) == via_tree(text));
+  }
+  // Not only equal: right.
+  CHECK(via_parser(texts[0]) == notify::to_json_text(json::parse(texts[0]).get<Notification>()));
+  CHECK(json::parse(via_parser(texts[4]))["title"] == "second");
+  CHECK(via_parser(R"({"body":5,"title":false})") == "error: title: must be a string");
+  CHECK(via_parser(R"([1,2])") == "error: notification: must be a JSON object");
+  CHECK(via_parser(R"({"data":{"a":[)" + deep + "]}}") ==
+        "error: data: nested deeper than 32 levels");
+}
+
+TEST_CASE("notification: parse_notification keeps the other members when asked") {
+  json others;
+  const auto n = notify::parse_notification(
+      R"({"userIds":["a","b"],"title":"t","type":"comment","x":{"y":[1,{"z":null}]},"k":3})",
+      &others);
+  CHECK(n.title == "t");
+  CHECK(others == json{{"userIds", {"a", "b"}}, {"x", {{"y", {1, {{"z", nullptr}}}}}}, {"k", 3}});
+  const std::string deep = std::string(40, '[') + std::string(40, ']');
+  CHECK_THROWS_WITH_AS(notify::parse_notification(R"({"title":"t","x":)" + deep + "}", &others),
+                       "x: nested deeper than 32 levels", notify::ValidationError);
+  CHECK_NOTHROW(notify::parse_notification(R"({"title":"t","x":)" + deep + "}"));  // skipped
+  CHECK_THROWS_AS(notify::parse_notification("{nope", &others), json::parse_error);
+  // 500,000 levels read without recursion, then refused.
+  const std::string very_deep = std::string(500000, '[') + std::string(500000, ']');
+  CHECK_THROWS_WITH_AS(notify::parse_notification(R"({"data":{"a":)" + very_deep + "}}"),
+                       "data: nested deeper than 32 levels", notify::ValidationError);
+}
+
 TEST_CASE("notification: JSON with wrong types names the field") {
   CHECK_THROWS_WITH_AS(json::parse(R"({"title":5})").get<Notification>(), "title: must be a string",
                        notify::ValidationError);
