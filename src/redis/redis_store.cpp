@@ -99,7 +99,8 @@ class RedisStore::Impl {
   };
 
   Reply eval(Script script, std::string_view user_escaped, std::vector<std::string> args) {
-    const std::vector<Call> calls{{std::string(user_escaped), std::move(args)}};
+    std::vector<Call> calls;  // not a braced list: that would copy the arguments
+    calls.push_back({std::string(user_escaped), std::move(args)});
     return std::move(eval_all(script, calls).front());
   }
 
