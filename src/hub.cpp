@@ -15,10 +15,13 @@
 #include <atomic>
 #include <cstdio>
 #include <deque>
+#include <iterator>
 #include <optional>
 #include <mutex>
 #include <shared_mutex>
+#include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 namespace notify {
 

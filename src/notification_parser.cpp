@@ -1,13 +1,13 @@
 #include <notify/notification.hpp>
 
-#include "json_shape.hpp"
 #include "notification_fields.hpp"
 
 #include <fmt/format.h>
 
 #include <array>
-#include <cstdint>
-#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace notify {
