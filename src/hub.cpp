@@ -50,6 +50,12 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::invalid_argument("HubOptions: queue limits must be at least 1");
     if (options_.snapshot_limit == 0)
       throw std::invalid_argument("HubOptions: snapshot_limit must be at least 1");
+    if (options_.validation.max_data_depth == 0 ||
+        options_.validation.max_data_depth > default_max_data_depth)
+      throw std::invalid_argument(
+          fmt::format("HubOptions: validation.max_data_depth must be 1 to {}: stores read "
+                      "notifications back with from_json(), which refuses deeper data",
+                      default_max_data_depth));
   }
 
   void start() {

@@ -71,7 +71,9 @@ struct ValidationLimits {
   // Arrays and objects nested in `data`, the object itself counting 1. nlohmann::json copies,
   // compares and serializes a value recursively: a body of brackets nested a few hundred
   // thousand deep (well inside a 1 MiB request) would overflow the stack. from_json()
-  // refuses deeper data with the default value, before it copies anything.
+  // refuses deeper data with the default value, before it copies anything. Lower it to be
+  // stricter; the hub refuses a higher value, as stores read notifications back with
+  // from_json().
   std::size_t max_data_depth = default_max_data_depth;
   std::vector<std::string> allowed_types = {"comment", "mention", "order", "system", "alert"};
 };

@@ -333,6 +333,20 @@ TEST_CASE("hub: heartbeats go to idle connections") {
                                     return o;
                                   }()),
                   std::invalid_argument);
+  for (const std::size_t depth : {std::size_t{0}, notify::default_max_data_depth + 1}) {
+    notify::HubOptions o;
+    o.validation.max_data_depth = depth;  // deeper data could not be read back from a store
+    CHECK_THROWS_AS(NotificationHub(io.get_executor(), o), std::invalid_argument);
+  }
+  notify::HubOptions stricter;
+  stricter.validation.max_data_depth = 2;
+  NotificationHub strict(io.get_executor(), stricter);
+  auto nested = draft("alice", "nested");
+  nested.data = {{"a", {{"b", 1}}}};
+  CHECK_NOTHROW(strict.publish(nested));
+  nested.data = {{"a", {{"b", {1}}}}};
+  CHECK_THROWS_WITH_AS(strict.publish(nested), "data: nested deeper than 2 levels",
+                       notify::ValidationError);
 }
 
 TEST_CASE("hub: stop closes every connection and refuses more") {
