@@ -143,7 +143,7 @@ class NotificationHub::Impl final : public SinkOwner,
       std::shared_lock lock(registry_mutex_);
       sinks = all_;
     }
-    queue_repairs(sinks, true);
+    queue_repairs(std::move(sinks), true);
   }
 
   void on_bus_subscribed(std::string_view user) override {
@@ -154,7 +154,7 @@ class NotificationHub::Impl final : public SinkOwner,
       if (it != by_user_.end())
         sinks = it->second;
     }
-    queue_repairs(sinks, false);
+    queue_repairs(std::move(sinks), false);
   }
 
   void on_sink_repair(const std::shared_ptr<Sink>& sink) override { queue_repairs({sink}, false); }
@@ -180,12 +180,12 @@ class NotificationHub::Impl final : public SinkOwner,
   // store, and queues it for the repair task on the strand. A sink being primed right now
   // is repaired once that is done instead: the store read it is primed from may predate
   // what this repair is about.
-  void queue_repairs(const std::vector<std::shared_ptr<Sink>>& sinks, bool after_outage) {
+  void queue_repairs(std::vector<std::shared_ptr<Sink>> sinks, bool after_outage) {
     std::vector<PendingRepair> held;
     held.reserve(sinks.size());
-    for (const auto& sink : sinks) {
+    for (auto& sink : sinks) {
       if (sink->hold())
-        held.push_back({sink, after_outage});
+        held.push_back({std::move(sink), after_outage});
       else
         sink->repair_after_prime();
     }

@@ -19,6 +19,7 @@ using nlohmann::json;
 using namespace std::string_view_literals;
 
 using detail::string_fields;
+using detail::too_deep;
 
 json string_or_null(const std::string& s) {
   return s.empty() ? json(nullptr) : json(s);
@@ -35,10 +36,6 @@ void append_member(std::string& out, std::string_view quoted, const std::string&
   if (!detail::append_json_string(out, value))
     throw ValidationError(std::string(quoted.substr(1, quoted.size() - 3)), "is not valid UTF-8");
   out += ',';
-}
-
-std::string too_deep(std::size_t max_depth) {
-  return fmt::format("nested deeper than {} levels", max_depth);
 }
 
 }  // namespace

@@ -2,8 +2,6 @@
 
 #include "notification_fields.hpp"
 
-#include <fmt/format.h>
-
 #include <array>
 #include <stdexcept>
 #include <string>
@@ -77,11 +75,9 @@ class DraftReader {
     if (data_wrong_)
       throw ValidationError("data", "must be a JSON object");
     if (data_too_deep_)
-      throw ValidationError("data",
-                            fmt::format("nested deeper than {} levels", default_max_data_depth));
+      throw ValidationError("data", detail::too_deep(default_max_data_depth));
     if (!other_too_deep_.empty())
-      throw ValidationError(other_too_deep_,
-                            fmt::format("nested deeper than {} levels", default_max_data_depth));
+      throw ValidationError(other_too_deep_, detail::too_deep(default_max_data_depth));
     return std::move(draft_);
   }
 
