@@ -9,6 +9,7 @@
 #include <asio/query.hpp>
 
 #include <algorithm>
+#include <iterator>
 
 namespace notify::detail {
 
@@ -34,6 +35,19 @@ void FlushLane::schedule(std::shared_ptr<Sink> sink) {
     posted_ = true;
   }
   // executor_ was set before any sink of this lane existed and never changes after.
+  asio::post(executor_, [this] { run(); });
+}
+
+void FlushLane::schedule_all(std::vector<std::shared_ptr<Sink>>& sinks) {
+  {
+    std::lock_guard lock(mutex_);
+    queued_.insert(queued_.end(), std::make_move_iterator(sinks.begin()),
+                   std::make_move_iterator(sinks.end()));
+    sinks.clear();
+    if (posted_)
+      return;
+    posted_ = true;
+  }
   asio::post(executor_, [this] { run(); });
 }
 

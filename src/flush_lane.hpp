@@ -13,7 +13,8 @@
 // with the earlier event in the same write (corking), and no request waits for a whole
 // fan-out to finish.
 //
-// Thread safety: schedule() from any thread; the task runs on the context's one thread.
+// Thread safety: schedule() and schedule_all() from any thread; the task runs on the
+// context's one thread. A Batch belongs to the thread that fills it.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -41,6 +42,36 @@ class FlushLane final : public asio::execution_context::service {
 
   // Flushes `sink` soon, on the lane's context.
   void schedule(std::shared_ptr<Sink> sink);
+  // schedule() for each of `sinks`, under one lock; leaves `sinks` empty.
+  void schedule_all(std::vector<std::shared_ptr<Sink>>& sinks);
+
+  // The sinks a fan-out loop kicked, handed to their lanes a chunk at a time: one lock per
+  // chunk instead of one per connection. A sink added here is flushed only once the chunk
+  // is handed over (at the latest when the batch is destroyed), so a loop adds each sink
+  // right after the send that asked for the kick.
+  class Batch {
+   public:
+    static constexpr std::size_t chunk = 128;
+    Batch() { sinks_.reserve(chunk); }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    ~Batch() { submit(); }
+
+    void add(FlushLane& lane, const std::shared_ptr<Sink>& sink) {
+      if (&lane != lane_ || sinks_.size() == chunk)
+        submit();
+      lane_ = &lane;
+      sinks_.push_back(sink);
+    }
+    void submit() {
+      if (!sinks_.empty())
+        lane_->schedule_all(sinks_);
+    }
+
+   private:
+    FlushLane* lane_ = nullptr;
+    std::vector<std::shared_ptr<Sink>> sinks_;
+  };
 
  private:
   void shutdown() override;

@@ -2,6 +2,7 @@
 #include <notify/in_process_bus.hpp>
 #include <notify/memory_store.hpp>
 
+#include "flush_lane.hpp"
 #include "json_shape.hpp"
 #include "prefetch.hpp"
 
@@ -300,11 +301,18 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void deliver_all(const EventPtr& event) {
     std::shared_lock lock(registry_mutex_);
+    detail::FlushLane::Batch lane_kicks;  // before the loop: handed over on any way out
     const auto count = all_.size();
     for (std::size_t i = 0; i < count; ++i) {
       if (i + detail::prefetch_distance < count)  // each sink is cold by now: ask early
         all_[i + detail::prefetch_distance]->prefetch_queue();
-      all_[i]->send(event);
+      const auto& sink = all_[i];
+      if (sink->offer(event) != Sink::Offer::queued_kick)
+        continue;
+      if (sink->lane_)
+        lane_kicks.add(*sink->lane_, sink);
+      else
+        sink->kick();
     }
   }
 

@@ -52,42 +52,45 @@ void Sink::bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits 
 }
 
 bool Sink::send(const EventPtr& event) {
-  if (!event)
-    return false;
-  bool kick_needed = false;
-  {
-    std::lock_guard lock(mutex_);
-    switch (state_) {
-      case State::closing:
-      case State::closed:
-      case State::resync_pending:
-        return false;
-      case State::holding: {
-        // Kept back until prime(); bounded like the queue.
-        held_bytes_ += event->encoded_size(format_);
-        held_.push_back(event);
-        if (held_.size() > limits_.max_events || held_bytes_ > limits_.max_bytes) {
-          held_.clear();
-          held_bytes_ = 0;
-          want_resync_ = true;
-        }
-        return true;
-      }
-      case State::live:
-        break;
-    }
-    if (event->seq() == 0 || event->first_seq() > floor_) {
-      kick_needed = enqueue_locked(event);  // the usual case: all of it is new here
-    } else {
-      auto needed = trim_to_after(event, floor_);
-      if (!needed)
-        return false;
-      kick_needed = enqueue_locked(needed);
-    }
-  }
-  if (kick_needed)
+  const auto result = offer(event);
+  if (result == Offer::queued_kick)
     kick();
-  return true;
+  return result != Offer::refused;
+}
+
+Sink::Offer Sink::offer(const EventPtr& event) {
+  if (!event)
+    return Offer::refused;
+  std::lock_guard lock(mutex_);
+  switch (state_) {
+    case State::closing:
+    case State::closed:
+    case State::resync_pending:
+      return Offer::refused;
+    case State::holding: {
+      // Kept back until prime(); bounded like the queue.
+      held_bytes_ += event->encoded_size(format_);
+      held_.push_back(event);
+      if (held_.size() > limits_.max_events || held_bytes_ > limits_.max_bytes) {
+        held_.clear();
+        held_bytes_ = 0;
+        want_resync_ = true;
+      }
+      return Offer::queued;
+    }
+    case State::live:
+      break;
+  }
+  bool kick_needed;
+  if (event->seq() == 0 || event->first_seq() > floor_) {
+    kick_needed = enqueue_locked(event);  // the usual case: all of it is new here
+  } else {
+    auto needed = trim_to_after(event, floor_);
+    if (!needed)
+      return Offer::refused;
+    kick_needed = enqueue_locked(needed);
+  }
+  return kick_needed ? Offer::queued_kick : Offer::queued;
 }
 
 bool Sink::enqueue_locked(const EventPtr& event) {
@@ -128,11 +131,13 @@ void Sink::kick() {
 }
 
 void Sink::prefetch_queue() const noexcept {
-  // The shared_ptr control block sits just before a make_shared sink; kick() takes a
-  // reference to it.
-  detail::prefetch(reinterpret_cast<const char*>(this) - 16);
-  detail::prefetch(&mutex_);
-  detail::prefetch(&pending_);
+  // The lines from the shared_ptr control block, just before a make_shared sink (kick()
+  // takes a reference to it), to the last field a delivery touches.
+  const auto* line = reinterpret_cast<const char*>(this) - 16;
+  const auto* last = reinterpret_cast<const char*>(&bytes_written_ + 1) - 1;
+  for (; line < last; line += 64)
+    detail::prefetch(line);
+  detail::prefetch(last);
 }
 
 void Sink::prefetch_transport() const noexcept {

@@ -199,11 +199,16 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
 
   void on_write(std::error_code ec, std::size_t bytes) override;
   void on_read(std::error_code ec, std::size_t bytes) override;
+  // send() without the kick: queued_kick tells the caller to kick() (or to hand the sink
+  // to its lane in a FlushLane::Batch, as the hub's fan-out does).
+  enum class Offer : std::uint8_t { refused, queued, queued_kick };
+  Offer offer(const EventPtr& event);
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
   void overflow_locked();
   bool start_holding(bool for_reset);
   friend class detail::FlushLane;
-  friend class NotificationHub;  // registry_slot_, and prefetch_queue() in its fan-out loop
+  // registry_slot_; offer(), lane_ and prefetch_queue() in its fan-out loop.
+  friend class NotificationHub;
   void kick();
   void flush();
   // Cache hints for a loop over many sinks (see src/prefetch.hpp): the lines send() and
@@ -218,41 +223,45 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   void read_available_later();
   void finish_close(std::error_code reason);
 
+  // What one delivery touches (offer(), then the flush and its write) comes first and
+  // together: a fan-out reaches thousands of connections whose state is cold by then, and
+  // each cache line it spans is a wait.
   std::shared_ptr<Transport> transport_;
   detail::FlushLane* lane_ = nullptr;  // set for single-threaded transports
-  WireFormat format_;
-  std::uint64_t id_;
-  std::string user_;
-  std::weak_ptr<SinkOwner> owner_;
-  QueueLimits limits_;
-
   mutable std::mutex mutex_;
-  State state_ = State::holding;
+  State state_ = State::holding;  // guarded by mutex_, as are the fields down to limits_
   bool started_ = false;
   bool pipeline_active_ = false;  // a flush is posted or a write is in flight
   bool want_resync_ = false;      // overflow happened while holding
   bool want_repair_ = false;      // a repair was asked for while holding
-  std::uint64_t floor_ = 0;       // events with 0 < seq <= floor_ are dropped
-  std::uint64_t last_seq_ = 0;    // highest seq queued (or primed to)
+  WireFormat format_;             // set once, by the constructor
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> wrote_since_heartbeat_{false};
+  std::uint64_t floor_ = 0;     // events with 0 < seq <= floor_ are dropped
+  std::uint64_t last_seq_ = 0;  // highest seq queued (or primed to)
   PendingEvents pending_;
   std::size_t pending_bytes_ = 0;
-  std::vector<EventPtr> held_;
+  QueueLimits limits_;
+  // Touched only on the executor.
+  std::size_t written_now_ = 0;            // bytes of the current write that write_now() took
+  std::unique_ptr<std::string> preamble_;  // until the first write has taken it
+  std::atomic<std::uint64_t> events_written_{0};  // written on the executor only
+  std::atomic<std::uint64_t> bytes_written_{0};
+
+  // The rest is touched when a connection is bound, held, primed or closed, and by writes
+  // that wait for the socket.
+  std::uint64_t id_;
+  std::string user_;
+  std::weak_ptr<SinkOwner> owner_;
+  std::vector<EventPtr> held_;  // guarded by mutex_, as are held_bytes_ and close_reason_
   std::size_t held_bytes_ = 0;
   std::error_code close_reason_;
-
   // Touched only on the executor. writing_ and buffers_ hold an asynchronous write.
   std::vector<EventPtr> writing_;
   std::vector<asio::const_buffer> buffers_;
-  std::size_t written_now_ = 0;            // bytes of the current write that write_now() took
-  std::unique_ptr<std::string> preamble_;  // until the first write has taken it
-  std::unique_ptr<char[]> read_buffer_;    // only for transports that cannot read_now()
+  std::unique_ptr<char[]> read_buffer_;  // only for transports that cannot read_now()
   bool reading_ = false;
-
-  std::size_t registry_slot_ = 0;                 // guarded by the hub's registry lock
-  std::atomic<std::uint64_t> events_written_{0};  // written on the executor only
-  std::atomic<std::uint64_t> bytes_written_{0};
-  std::atomic<bool> closed_{false};
-  std::atomic<bool> wrote_since_heartbeat_{false};
+  std::size_t registry_slot_ = 0;  // guarded by the hub's registry lock
 };
 
 }  // namespace notify

@@ -219,6 +219,48 @@ TEST_CASE("asio transport, one thread: a fan-out to full sockets arrives whole a
   CHECK(m.events_delivered == static_cast<std::uint64_t>(connections) * (published.size() + 1));
 }
 
+TEST_CASE("asio transport: a fan-out to hundreds of connections reaches each one, in order") {
+  // More single-threaded sinks than the hub hands to their lane at once, mixed with strand
+  // sinks (flushed by a handler each, no lane).
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  constexpr int connections = 300;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::unique_ptr<Reader>> readers;
+  for (int i = 0; i < connections; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>(io));
+    readers.push_back(std::make_unique<Reader>(Reader{pairs.back()->client, {}, false, {}}));
+    readers.back()->start();
+    const auto threading = i % 3 == 2 ? notify::Threading::strand : notify::Threading::single;
+    auto transport = notify::make_asio_transport(std::move(pairs.back()->server), threading);
+    hub.attach("user" + std::to_string(i), notify::SseSink::create(transport));
+  }
+  const auto primed = [&] {
+    for (auto& r : readers)
+      if (test::parse_sse(r->bytes).empty())
+        return false;
+    return true;
+  };
+  REQUIRE(test::run_until(io, primed, std::chrono::seconds(20)));
+
+  std::vector<std::string> published;
+  for (int i = 0; i < 3; ++i)
+    published.push_back(hub.broadcast(test::broadcast("b" + std::to_string(i))));
+  REQUIRE(test::run_until(
+      io,
+      [&] {
+        for (auto& r : readers)
+          if (notification_ids(r->bytes).size() < published.size())
+            return false;
+        return true;
+      },
+      std::chrono::seconds(20)));
+  for (auto& r : readers)
+    CHECK(notification_ids(r->bytes) == published);
+  CHECK(hub.metrics().events_delivered ==
+        static_cast<std::uint64_t>(connections) * (published.size() + 1));
+}
+
 TEST_SUITE("concurrency") {
   TEST_CASE(
       "asio transport, one io_context per thread: fan-outs from several threads arrive in order") {
