@@ -237,12 +237,20 @@ class NotificationHub::Impl final : public SinkOwner,
     for (const auto& r : batch)
       queries.push_back({r.sink->user(), r.sink->last_seq()});
     std::vector<std::optional<Resume>> answers;
+    // The connections whose cursor the store no longer knows are reset, from one more call.
+    std::vector<Snapshot> snapshots;
     try {
       // Limit 0: the repair sends the count, never the snapshot's list.
       answers = store_->resume_many(queries, 0, options_.max_replay);
-      if (answers.size() != queries.size())
-        throw std::runtime_error(
-            fmt::format("the store answered {} of {} queries", answers.size(), queries.size()));
+      check_answer_count(answers.size(), queries.size());
+      std::vector<std::string> users;
+      for (std::size_t i = 0; i < answers.size(); ++i)
+        if (!answers[i])
+          users.push_back(queries[i].user);
+      if (!users.empty()) {
+        snapshots = store_->snapshot_many(users, options_.snapshot_limit);
+        check_answer_count(snapshots.size(), users.size());
+      }
     } catch (const std::exception& e) {
       // Closed, the clients reconnect and resume from their last event.
       report(fmt::format("gap repair of {} connections failed: {}", batch.size(), e.what()));
@@ -250,35 +258,47 @@ class NotificationHub::Impl final : public SinkOwner,
         r.sink->close(errc::connection_closed);
       return;
     }
-    for (std::size_t i = 0; i < batch.size(); ++i)
-      finish_repair(batch[i], queries[i].cursor, answers[i]);
+    for (std::size_t i = 0, next_reset = 0; i < batch.size(); ++i) {
+      if (answers[i])
+        finish_repair(batch[i], queries[i].cursor, *answers[i]);
+      else
+        finish_reset(batch[i], snapshots[next_reset++]);
+    }
   }
 
-  void finish_repair(const PendingRepair& r, std::uint64_t from,
-                     const std::optional<Resume>& resumed) {
+  static void check_answer_count(std::size_t answered, std::size_t asked) {
+    if (answered != asked)
+      throw std::runtime_error(fmt::format("the store answered {} of {} queries", answered, asked));
+  }
+
+  void finish_reset(const PendingRepair& r, const Snapshot& snapshot) {
+    try {
+      r.sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
+      repairs_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      report(fmt::format("gap repair for '{}' failed: {}", r.sink->user(), e.what()));
+      r.sink->close(errc::connection_closed);
+    }
+  }
+
+  void finish_repair(const PendingRepair& r, std::uint64_t from, const Resume& resumed) {
     const auto& sink = r.sink;
     try {
-      if (!resumed) {
-        auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
-        sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
-        repairs_.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
       std::vector<EventPtr> events;
-      // The unread count at resumed->head, from the same read as the cursor: a count read
+      // The unread count at resumed.head, from the same read as the cursor: a count read
       // later would already include notifications that still arrive live after the prime.
-      std::uint64_t unread = resumed->snapshot.unread_count;
-      for (const auto& n : resumed->missed) {
+      std::uint64_t unread = resumed.snapshot.unread_count;
+      for (const auto& n : resumed.missed) {
         events.push_back(notification_event(n));
         if (!n.is_read())
           ++unread;
       }
-      if (r.after_outage || !resumed->missed.empty() || resumed->last_read > from) {
+      if (r.after_outage || !resumed.missed.empty() || resumed.last_read > from) {
         nlohmann::json count{{"ids", nlohmann::json::array()}, {"unreadCount", unread}};
         events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
         repairs_.fetch_add(1, std::memory_order_relaxed);
       }
-      sink->prime(std::move(events), resumed->head);
+      sink->prime(std::move(events), resumed.head);
     } catch (const std::exception& e) {
       report(fmt::format("gap repair for '{}' failed: {}", sink->user(), e.what()));
       sink->close(errc::connection_closed);

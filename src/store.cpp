@@ -6,6 +6,15 @@ namespace notify {
 
 Store::~Store() = default;
 
+std::vector<Snapshot> Store::snapshot_many(const std::vector<std::string>& users,
+                                           std::size_t limit) {
+  std::vector<Snapshot> answers;
+  answers.reserve(users.size());
+  for (const auto& user : users)
+    answers.push_back(snapshot(user, limit));
+  return answers;
+}
+
 std::vector<std::optional<Resume>> Store::resume_many(const std::vector<ResumeQuery>& queries,
                                                       std::size_t limit, std::size_t max_missed) {
   std::vector<std::optional<Resume>> answers;

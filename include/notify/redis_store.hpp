@@ -74,6 +74,9 @@ class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
   Notification append(Notification draft) override;
   std::uint64_t head() override;
   Snapshot snapshot(std::string_view user, std::size_t limit) override;
+  // The users' scripts pipelined on one connection: one round trip for the batch.
+  std::vector<Snapshot> snapshot_many(const std::vector<std::string>& users,
+                                      std::size_t limit) override;
   std::optional<Resume> resume(std::string_view user, std::uint64_t cursor, std::size_t limit,
                                std::size_t max_missed) override;
   // The queries' scripts pipelined on one connection: one round trip for the batch.

@@ -66,6 +66,13 @@ class NOTIFY_EXPORT Store {
   // The user's unread notifications now.
   virtual Snapshot snapshot(std::string_view user, std::size_t limit) = 0;
 
+  // snapshot() for each of `users`, answered in the same order. The default asks snapshot()
+  // once per user; RedisStore pipelines them. The hub's gap repair resets with it the
+  // connections of a batch whose cursor the store no longer knows (after Redis lost its
+  // data, all of them). Throws as snapshot() does, and then no answer is known.
+  virtual std::vector<Snapshot> snapshot_many(const std::vector<std::string>& users,
+                                              std::size_t limit);
+
   // The user's state as of `cursor` plus what came after it. nullopt when the cursor is
   // unknown (ahead of head()) or older than the history kept for this user, so the caller
   // must reset the client instead. Returns nullopt as well when more than `max_missed`

@@ -236,7 +236,25 @@ class RedisStore::Impl {
   }
 
   Snapshot snapshot(std::string_view user, std::size_t limit) {
-    const auto reply = eval(s_snapshot, redis_escape(user), {limit_arg(limit)});
+    return to_snapshot(eval(s_snapshot, redis_escape(user), {limit_arg(limit)}));
+  }
+
+  std::vector<Snapshot> snapshot_many(const std::vector<std::string>& users, std::size_t limit) {
+    if (users.empty())
+      return {};
+    std::vector<Call> calls;
+    calls.reserve(users.size());
+    for (const auto& user : users)
+      calls.push_back({redis_escape(user), {limit_arg(limit)}});
+    const auto replies = eval_all(s_snapshot, calls);
+    std::vector<Snapshot> answers;
+    answers.reserve(replies.size());
+    for (const auto& reply : replies)
+      answers.push_back(to_snapshot(reply));
+    return answers;
+  }
+
+  static Snapshot to_snapshot(const Reply& reply) {
     Snapshot s;
     s.cursor = to_u64(element(reply, 0));
     s.unread_count = to_count(element(reply, 1));
@@ -355,6 +373,11 @@ std::uint64_t RedisStore::head() {
 }
 Snapshot RedisStore::snapshot(std::string_view user, std::size_t limit) {
   return impl_->snapshot(user, limit);
+}
+
+std::vector<Snapshot> RedisStore::snapshot_many(const std::vector<std::string>& users,
+                                                std::size_t limit) {
+  return impl_->snapshot_many(users, limit);
 }
 std::optional<Resume> RedisStore::resume(std::string_view user, std::uint64_t cursor,
                                          std::size_t limit, std::size_t max_missed) {

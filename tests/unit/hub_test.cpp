@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -536,6 +537,54 @@ TEST_CASE("hub: a repair pass over many connections lets other work run between 
     CHECK(e.back().type == "notification:read");
     CHECK(json::parse(e.back().data)["unreadCount"] == (user7 ? 1 : 0));
   }
+}
+
+TEST_CASE("hub: a repair batch resets the connections that missed too much, repairs the rest") {
+  asio::io_context io;
+  auto bus = std::make_shared<LossyBus>();
+  auto options = no_batching();
+  options.max_replay = 2;
+  NotificationHub hub(io.get_executor(), options, nullptr, bus);
+  // 40 connections of 10 users: batches of the repair mix both kinds.
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 40; ++i)
+    clients.push_back(std::make_unique<Client>(io, hub, "user" + std::to_string(i % 10)));
+  REQUIRE(test::run_until(io, [&] {
+    return std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->count() >= 1; });
+  }));
+  bus->lose(true);
+  std::map<int, std::vector<std::string>> lost;  // user → ids; even users miss too many
+  for (int u = 0; u < 10; ++u)
+    for (int k = 0; k < (u % 2 == 0 ? 3 : 1); ++k)
+      lost[u].push_back(hub.publish(draft("user" + std::to_string(u), "lost")));
+  const auto head = lost[9].back();  // the last one published: where a reset's snapshot is
+  bus->recover();
+  REQUIRE(test::run_until(io, [&] { return hub.metrics().gap_repairs == 40; }));
+  io.run_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 40; ++i) {
+    CAPTURE(i);
+    const int u = i % 10;
+    const auto e = clients[i]->events();
+    REQUIRE(e.size() >= 2);
+    if (u % 2 == 0) {  // a reset whose snapshot is this user's, with all three
+      REQUIRE(e.size() == 2);
+      CHECK(e[1].type == "notifications:reset");
+      CHECK(e[1].id == head);
+      const auto snapshot = json::parse(e[1].data);
+      CHECK(snapshot["unreadCount"] == 3);
+      REQUIRE(snapshot["notifications"].size() == 3);
+      for (const auto& n : snapshot["notifications"])
+        CHECK(n["userId"] == "user" + std::to_string(u));
+    } else {  // the one it missed, then the count
+      REQUIRE(e.size() == 3);
+      CHECK(e[1].id == lost[u].front());
+      CHECK(e[2].type == "notification:read");
+      CHECK(json::parse(e[2].data)["unreadCount"] == 1);
+    }
+  }
+  const auto live = hub.publish(draft("user4", "after"));
+  REQUIRE(wait_count(io, *clients[4], 3));
+  CHECK(clients[4]->events()[2].id == live);
 }
 
 namespace {

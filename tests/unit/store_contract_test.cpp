@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -256,6 +257,42 @@ TEST_CASE_TEMPLATE("store: resume_many answers each query as resume() does, in o
     CHECK(titles(answers[3]->missed) == std::vector<std::string>{"all"});
   }
   CHECK_FALSE(store->resume_many({{"alice", cursor}}, 0, 1).front());  // too much missed
+}
+
+TEST_CASE_TEMPLATE("store: snapshot_many answers each user as snapshot() does, in order", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto a1 = store->append(draft("alice", "a1"));
+  store->append(draft("alice", "a2"));
+  store->append(draft("bob", "b1"));
+  store->append(broadcast("all"));
+  store->mark_read("alice", a1.id);
+  CHECK(store->snapshot_many({}, 10).empty());
+
+  std::vector<std::string> users;
+  for (int i = 0; i < 40; ++i) {  // more than a batch of the hub's repair
+    users.push_back("alice");
+    users.push_back("bob");
+    users.push_back("nobody " + std::to_string(i));
+  }
+  for (const std::size_t limit : {std::size_t{0}, std::size_t{1}, std::size_t{10}}) {
+    CAPTURE(limit);
+    const auto answers = store->snapshot_many(users, limit);
+    REQUIRE(answers.size() == users.size());
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      CAPTURE(i);
+      const auto one = store->snapshot(users[i], limit);
+      CHECK(answers[i].cursor == one.cursor);
+      CHECK(answers[i].unread_count == one.unread_count);
+      CHECK(titles(answers[i].unread) == titles(one.unread));
+    }
+    // What the answers say, not only that they agree with snapshot().
+    CHECK(answers[0].cursor == store->head());
+    CHECK(answers[0].unread_count == 2);  // a2, all
+    CHECK(answers[1].unread_count == 2);  // b1, all
+    CHECK(answers[2].unread_count == 1);  // all
+    CHECK(answers[1].unread.size() == std::min<std::size_t>(limit, 2));
+  }
 }
 
 TEST_CASE_TEMPLATE("store: resume after read-state changes", F, NOTIFY_TEST_STORES) {
