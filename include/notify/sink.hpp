@@ -229,7 +229,9 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::shared_ptr<Transport> transport_;
   detail::FlushLane* lane_ = nullptr;  // set for single-threaded transports
   mutable std::mutex mutex_;
-  State state_ = State::holding;  // guarded by mutex_, as are the fields down to limits_
+  // Guarded by mutex_ down to limits_, except format_ and the two atomics (packed in here
+  // to share the flags' cache line).
+  State state_ = State::holding;
   bool started_ = false;
   bool pipeline_active_ = false;  // a flush is posted or a write is in flight
   bool want_resync_ = false;      // overflow happened while holding

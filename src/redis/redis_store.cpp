@@ -374,7 +374,6 @@ std::uint64_t RedisStore::head() {
 Snapshot RedisStore::snapshot(std::string_view user, std::size_t limit) {
   return impl_->snapshot(user, limit);
 }
-
 std::vector<Snapshot> RedisStore::snapshot_many(const std::vector<std::string>& users,
                                                 std::size_t limit) {
   return impl_->snapshot_many(users, limit);

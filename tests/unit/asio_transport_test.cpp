@@ -107,6 +107,20 @@ std::vector<std::string> notification_ids(const std::string& stream) {
   return ids;
 }
 
+// Runs `io` until every reader has `count` notifications; false after 20 s.
+bool run_until_all_have(asio::io_context& io, const std::vector<std::unique_ptr<Reader>>& readers,
+                        std::size_t count) {
+  return test::run_until(
+      io,
+      [&] {
+        for (const auto& r : readers)
+          if (notification_ids(r->bytes).size() < count)
+            return false;
+        return true;
+      },
+      std::chrono::seconds(20));
+}
+
 }  // namespace
 
 TEST_CASE("asio transport, one thread: write_now writes at once and stops at a full socket") {
@@ -198,15 +212,7 @@ TEST_CASE("asio transport, one thread: a fan-out to full sockets arrives whole a
     r->start();
   publish(second_wave);
 
-  REQUIRE(test::run_until(
-      io,
-      [&] {
-        for (auto& r : readers)
-          if (notification_ids(r->bytes).size() < published.size())
-            return false;
-        return true;
-      },
-      std::chrono::seconds(20)));
+  REQUIRE(run_until_all_have(io, readers, published.size()));
   for (auto& r : readers) {
     CHECK(notification_ids(r->bytes) == published);
     const auto events = test::parse_sse(r->bytes);
@@ -246,15 +252,7 @@ TEST_CASE("asio transport: a fan-out to hundreds of connections reaches each one
   std::vector<std::string> published;
   for (int i = 0; i < 3; ++i)
     published.push_back(hub.broadcast(test::broadcast("b" + std::to_string(i))));
-  REQUIRE(test::run_until(
-      io,
-      [&] {
-        for (auto& r : readers)
-          if (notification_ids(r->bytes).size() < published.size())
-            return false;
-        return true;
-      },
-      std::chrono::seconds(20)));
+  REQUIRE(run_until_all_have(io, readers, published.size()));
   for (auto& r : readers)
     CHECK(notification_ids(r->bytes) == published);
   CHECK(hub.metrics().events_delivered ==
@@ -302,15 +300,7 @@ TEST_SUITE("concurrency") {
       t.join();
 
     const auto total = static_cast<std::size_t>(publishers * per_publisher);
-    const bool all_arrived = test::run_until(
-        clients,
-        [&] {
-          for (auto& r : readers)
-            if (notification_ids(r->bytes).size() < total)
-              return false;
-          return true;
-        },
-        std::chrono::seconds(20));
+    const bool all_arrived = run_until_all_have(clients, readers, total);
     hub.stop();
     guard0.reset();
     guard1.reset();
