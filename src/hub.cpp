@@ -22,6 +22,7 @@
 #include <shared_mutex>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace notify {
@@ -40,11 +41,14 @@ class NotificationHub::Impl final : public SinkOwner,
         store_(store ? std::move(store) : std::make_shared<MemoryStore>()),
         bus_(bus ? std::move(bus) : std::make_shared<InProcessBus>()),
         heartbeat_timer_(strand_),
-        batch_timer_(strand_) {
+        batch_timer_(strand_),
+        subscription_timer_(strand_) {
     if (options_.heartbeat_interval < std::chrono::seconds(1))
       throw std::invalid_argument("HubOptions: heartbeat_interval must be at least 1 s");
     if (options_.batch_window.count() < 0)
       throw std::invalid_argument("HubOptions: batch_window must not be negative");
+    if (options_.subscription_wait.count() < 0)
+      throw std::invalid_argument("HubOptions: subscription_wait must not be negative");
     if (options_.max_connections == 0 || options_.max_connections_per_user == 0)
       throw std::invalid_argument("HubOptions: connection limits must be at least 1");
     if (options_.queue.max_events == 0 || options_.queue.max_bytes == 0)
@@ -138,24 +142,61 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // --- gap repair -------------------------------------------------------------------
 
+  // A user's first connection on this instance, waiting for the bus to confirm the user's
+  // subscription before its first prime (HubOptions::subscription_wait).
+  struct AwaitingPrime {
+    std::shared_ptr<Sink> sink;
+    std::string resume_from;
+    Clock::time_point since;
+  };
+
+  // Every subscription is active again: the connections waiting for theirs get their first
+  // prime, the others a repair.
   void on_bus_recovered() override {
+    std::vector<AwaitingPrime> firsts;
     std::vector<std::shared_ptr<Sink>> sinks;
     {
-      std::shared_lock lock(registry_mutex_);
+      std::unique_lock lock(registry_mutex_);
+      for (auto& [user, waiting] : awaiting_subscription_)
+        std::move(waiting.begin(), waiting.end(), std::back_inserter(firsts));
+      awaiting_subscription_.clear();
       sinks = all_;
     }
+    drop_awaiting(sinks, firsts);
+    queue_first_primes(std::move(firsts));
     queue_repairs(std::move(sinks), true);
   }
 
   void on_bus_subscribed(std::string_view user) override {
+    std::vector<AwaitingPrime> firsts;
     std::vector<std::shared_ptr<Sink>> sinks;
     {
-      std::shared_lock lock(registry_mutex_);
-      auto it = by_user_.find(std::string(user));
+      std::unique_lock lock(registry_mutex_);
+      const std::string key(user);
+      if (auto a = awaiting_subscription_.find(key); a != awaiting_subscription_.end()) {
+        firsts = std::move(a->second);
+        awaiting_subscription_.erase(a);
+      }
+      auto it = by_user_.find(key);
       if (it != by_user_.end())
         sinks = it->second;
     }
+    drop_awaiting(sinks, firsts);
+    queue_first_primes(std::move(firsts));
     queue_repairs(std::move(sinks), false);
+  }
+
+  // Removes from `sinks` those in `firsts`: they are primed, not repaired.
+  static void drop_awaiting(std::vector<std::shared_ptr<Sink>>& sinks,
+                            const std::vector<AwaitingPrime>& firsts) {
+    if (firsts.empty())
+      return;
+    std::unordered_set<const Sink*> waiting;
+    for (const auto& f : firsts)
+      waiting.insert(f.sink.get());
+    sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                               [&](const auto& sink) { return waiting.count(sink.get()) != 0; }),
+                sinks.end());
   }
 
   void on_sink_repair(const std::shared_ptr<Sink>& sink) override { queue_repairs({sink}, false); }
@@ -168,6 +209,9 @@ class NotificationHub::Impl final : public SinkOwner,
   struct PendingRepair {
     std::shared_ptr<Sink> sink;
     bool after_outage = false;
+    // Set for a connection's first prime, deferred until its user's subscription was active:
+    // the cursor it asked to resume from (empty for none).
+    std::optional<std::string> first_prime_from;
   };
 
   // Connections per store call (Store::resume_many): a pass over thousands of connections
@@ -186,16 +230,30 @@ class NotificationHub::Impl final : public SinkOwner,
     held.reserve(sinks.size());
     for (auto& sink : sinks) {
       if (sink->hold())
-        held.push_back({std::move(sink), after_outage});
+        held.push_back({std::move(sink), after_outage, std::nullopt});
       else
         sink->repair_after_prime();
     }
-    if (held.empty())
+    enqueue_repairs(std::move(held));
+  }
+
+  // Queues the first primes of connections that waited for their user's subscription; they
+  // hold live events since they were attached.
+  void queue_first_primes(std::vector<AwaitingPrime> firsts) {
+    std::vector<PendingRepair> items;
+    items.reserve(firsts.size());
+    for (auto& f : firsts)
+      items.push_back({std::move(f.sink), false, std::move(f.resume_from)});
+    enqueue_repairs(std::move(items));
+  }
+
+  void enqueue_repairs(std::vector<PendingRepair> items) {
+    if (items.empty())
       return;
     {
       std::lock_guard lock(repair_mutex_);
-      repairs_queued_.insert(repairs_queued_.end(), std::make_move_iterator(held.begin()),
-                             std::make_move_iterator(held.end()));
+      repairs_queued_.insert(repairs_queued_.end(), std::make_move_iterator(items.begin()),
+                             std::make_move_iterator(items.end()));
       if (std::exchange(repair_task_posted_, true))
         return;
     }
@@ -231,7 +289,71 @@ class NotificationHub::Impl final : public SinkOwner,
     post_repairs();
   }
 
-  void repair(const std::vector<PendingRepair>& batch) {
+  void repair(const std::vector<PendingRepair>& all) {
+    std::vector<PendingRepair> firsts, batch;
+    for (const auto& r : all)
+      (r.first_prime_from ? firsts : batch).push_back(r);
+    if (!firsts.empty())
+      prime_first(firsts);
+    if (!batch.empty())
+      repair_held(batch);
+  }
+
+  // The first prime of connections that waited for their subscription, as prime_new() does
+  // it, with the store calls of the batch pipelined.
+  void prime_first(const std::vector<PendingRepair>& batch) {
+    std::vector<ResumeQuery> queries;
+    std::vector<std::size_t> query_of(batch.size(), no_query);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (auto position = parse_sequence(*batch[i].first_prime_from)) {
+        query_of[i] = queries.size();
+        queries.push_back({batch[i].sink->user(), *position});
+      }
+    }
+    std::vector<std::optional<Resume>> answers;
+    std::vector<Snapshot> snapshots;
+    try {
+      if (!queries.empty()) {
+        answers = store_->resume_many(queries, options_.snapshot_limit, options_.max_replay);
+        check_answer_count(answers.size(), queries.size());
+      }
+      std::vector<std::string> users;
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        if (query_of[i] == no_query || !answers[query_of[i]])
+          users.push_back(batch[i].sink->user());
+      if (!users.empty()) {
+        snapshots = store_->snapshot_many(users, options_.snapshot_limit);
+        check_answer_count(snapshots.size(), users.size());
+      }
+    } catch (const std::exception& e) {
+      report(fmt::format("priming {} new connections failed: {}", batch.size(), e.what()));
+      for (const auto& r : batch)
+        r.sink->close(errc::connection_closed);
+      return;
+    }
+    for (std::size_t i = 0, next_snapshot = 0; i < batch.size(); ++i) {
+      const auto& sink = batch[i].sink;
+      try {
+        if (query_of[i] != no_query && answers[query_of[i]]) {
+          const auto& resumed = *answers[query_of[i]];
+          sink->prime(first_events(resumed), resumed.head);
+        } else {
+          const bool reset = !batch[i].first_prime_from->empty();
+          const auto& snapshot = snapshots[next_snapshot++];
+          sink->prime(first_events(snapshot, reset), snapshot.cursor);
+          if (reset)
+            resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
+        }
+      } catch (const std::exception& e) {
+        report(fmt::format("priming a connection of '{}' failed: {}", sink->user(), e.what()));
+        sink->close(errc::connection_closed);
+      }
+    }
+  }
+
+  static constexpr std::size_t no_query = static_cast<std::size_t>(-1);
+
+  void repair_held(const std::vector<PendingRepair>& batch) {
     std::vector<ResumeQuery> queries;
     queries.reserve(batch.size());
     for (const auto& r : batch)
@@ -453,7 +575,14 @@ class NotificationHub::Impl final : public SinkOwner,
     if (!sink)
       throw std::invalid_argument("notify: attach needs a sink");
     ec.clear();
+    // Asked before the registry lock: a bus may take locks of its own, and calls the hub
+    // back under them.
+    const bool may_wait = options_.subscription_wait.count() > 0 &&
+                          bus_->subscriptions_confirmed_later() &&
+                          bus_->state() == BusState::connected;
     bool first_of_user = false;
+    bool deferred = false;
+    bool arm_timer = false;
     {
       std::unique_lock lock(registry_mutex_);
       if (stopped_.load(std::memory_order_acquire)) {
@@ -482,12 +611,25 @@ class NotificationHub::Impl final : public SinkOwner,
       first_of_user = list.size() == 1;
       sink->registry_slot_ = all_.size();
       all_.push_back(sink);
+      // Primed once the user's subscription is active, when the bus says so: then one store
+      // read covers everything published before.
+      auto awaiting = awaiting_subscription_.find(user);
+      if (may_wait && (first_of_user || awaiting != awaiting_subscription_.end())) {
+        awaiting_subscription_[user].push_back({sink, std::string(resume_from), Clock::now()});
+        deferred = true;
+        arm_timer = !std::exchange(subscription_timer_armed_, true);
+      }
     }
     opened_.fetch_add(1, std::memory_order_relaxed);
     (sink->protocol() == "websocket" ? open_websocket_ : open_sse_)
         .fetch_add(1, std::memory_order_relaxed);
     if (first_of_user)
       bus_->subscribe(user);
+    if (deferred) {
+      if (arm_timer)
+        post_subscription_check(options_.subscription_wait);
+      return;
+    }
     try {
       prime_new(user, sink, resume_from);
     } catch (...) {
@@ -496,6 +638,51 @@ class NotificationHub::Impl final : public SinkOwner,
       unregister(sink);
       throw;
     }
+  }
+
+  void post_subscription_check(Clock::duration after) {
+    asio::post(strand_, [weak = weak_from_this(), after] {
+      auto self = weak.lock();
+      if (!self || self->stopped_.load(std::memory_order_acquire))
+        return;
+      self->subscription_timer_.expires_after(after);
+      self->subscription_timer_.async_wait([weak = self->weak_from_this()](std::error_code ec) {
+        if (auto self = weak.lock(); self && !ec)
+          self->prime_unconfirmed();
+      });
+    });
+  }
+
+  // Runs on strand_: connections that waited subscription_wait for their user's subscription
+  // are primed anyway; if it is confirmed later, they are repaired then.
+  void prime_unconfirmed() {
+    std::vector<AwaitingPrime> late;
+    std::optional<Clock::time_point> next;
+    {
+      std::unique_lock lock(registry_mutex_);
+      const auto due = Clock::now() - options_.subscription_wait;
+      for (auto a = awaiting_subscription_.begin(); a != awaiting_subscription_.end();) {
+        auto& waiting = a->second;
+        for (auto w = waiting.begin(); w != waiting.end();) {
+          if (w->since <= due) {
+            late.push_back(std::move(*w));
+            w = waiting.erase(w);
+          } else {
+            next = std::min(next.value_or(w->since), w->since);
+            ++w;
+          }
+        }
+        a = waiting.empty() ? awaiting_subscription_.erase(a) : std::next(a);
+      }
+      subscription_timer_armed_ = next.has_value();
+    }
+    if (next)
+      post_subscription_check(*next + options_.subscription_wait - Clock::now());
+    if (late.empty())
+      return;
+    report(fmt::format("{} connections waited {} ms for their bus subscription; primed without it",
+                       late.size(), options_.subscription_wait.count()));
+    queue_first_primes(std::move(late));
   }
 
   bool is_registered_locked(const Sink& sink) const {
@@ -512,20 +699,33 @@ class NotificationHub::Impl final : public SinkOwner,
         resumed = store_->resume(user, *position, options_.snapshot_limit, options_.max_replay);
     }
     if (resumed) {
-      first.reserve(resumed->missed.size() + 1);
-      first.push_back(snapshot_event(event_type::init, resumed->snapshot));
-      for (const auto& n : resumed->missed)
-        first.push_back(notification_event(n));
+      first = first_events(*resumed);
       cursor = resumed->head;
     } else {
       const bool reset = !resume_from.empty();
       auto snapshot = store_->snapshot(user, options_.snapshot_limit);
-      first.push_back(snapshot_event(reset ? event_type::reset : event_type::init, snapshot));
+      first = first_events(snapshot, reset);
       cursor = snapshot.cursor;
       if (reset)
         resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
     }
     sink->prime(std::move(first), cursor);
+  }
+
+  // What a new connection gets first: `init` and what it missed since its cursor, or
+  // `init` (a reset when its cursor was refused) with a snapshot.
+  static std::vector<EventPtr> first_events(const Resume& resumed) {
+    std::vector<EventPtr> first;
+    first.reserve(resumed.missed.size() + 1);
+    first.push_back(snapshot_event(event_type::init, resumed.snapshot));
+    for (const auto& n : resumed.missed)
+      first.push_back(notification_event(n));
+    return first;
+  }
+  static std::vector<EventPtr> first_events(const Snapshot& snapshot, bool reset) {
+    std::vector<EventPtr> first;
+    first.push_back(snapshot_event(reset ? event_type::reset : event_type::init, snapshot));
+    return first;
   }
 
   void on_sink_resync(const std::shared_ptr<Sink>& sink) override {
@@ -567,6 +767,14 @@ class NotificationHub::Impl final : public SinkOwner,
         all_[i]->registry_slot_ = i;
       }
       all_.pop_back();
+      if (auto a = awaiting_subscription_.find(sink->user()); a != awaiting_subscription_.end()) {
+        auto& waiting = a->second;
+        waiting.erase(std::remove_if(waiting.begin(), waiting.end(),
+                                     [&](const auto& w) { return w.sink == sink; }),
+                      waiting.end());
+        if (waiting.empty())
+          awaiting_subscription_.erase(a);
+      }
       auto it = by_user_.find(sink->user());
       if (it != by_user_.end()) {
         auto& list = it->second;
@@ -683,6 +891,7 @@ class NotificationHub::Impl final : public SinkOwner,
     asio::post(strand_, [self = shared_from_this()] {
       self->heartbeat_timer_.cancel();
       self->batch_timer_.cancel();
+      self->subscription_timer_.cancel();
     });
     {
       std::lock_guard lock(delivery_mutex_);
@@ -809,6 +1018,11 @@ class NotificationHub::Impl final : public SinkOwner,
 
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer batch_timer_;
+  asio::steady_timer subscription_timer_;
+
+  // Guarded by registry_mutex_, as is subscription_timer_armed_.
+  std::unordered_map<std::string, std::vector<AwaitingPrime>> awaiting_subscription_;
+  bool subscription_timer_armed_ = false;
 
   std::mutex error_mutex_;
   std::function<void(std::string_view)> error_handler_;

@@ -59,6 +59,12 @@ class NOTIFY_EXPORT Bus {
 
   virtual BusState state() const noexcept = 0;
   virtual std::string_view name() const noexcept = 0;
+  // True when a subscribe() takes effect later, and the bus says when: with
+  // BusListener::on_bus_subscribed, or with on_bus_recovered after it reconnected. The hub
+  // then primes a user's first connections once the subscription is active, from one store
+  // read, instead of priming at once and repairing when it is confirmed. Default: false,
+  // a subscription takes effect at once.
+  virtual bool subscriptions_confirmed_later() const noexcept { return false; }
 };
 
 }  // namespace notify

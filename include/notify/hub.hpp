@@ -45,6 +45,13 @@ struct HubOptions {
   std::size_t snapshot_limit = 50;            // notifications in an init/reset snapshot
   std::size_t max_replay = 1000;              // more missed than this: reset instead
   ValidationLimits validation;
+  // With a bus whose subscriptions take effect later (Bus::subscriptions_confirmed_later,
+  // RedisBus), a user's first connections on this instance wait up to this long for the
+  // subscription before their `init`: primed once it is active, one store read covers
+  // everything, where priming at once needs a second read (a repair) for what was published
+  // before the subscription took effect. Past the wait they are primed anyway (and repaired
+  // when the confirmation comes). 0 primes at once.
+  std::chrono::milliseconds subscription_wait{2000};
 };
 
 // A message a WebSocket client sent, as handed to a host's handler.
@@ -82,7 +89,10 @@ class NOTIFY_EXPORT NotificationHub {
   // with no gap and no duplicate. An unknown or too old cursor gets `notifications:reset`
   // with a fresh snapshot instead of `init`.
   // Throws std::system_error: errc::too_many_connections, too_many_user_connections,
-  // hub_stopped, already_attached. Throws std::invalid_argument for an empty user.
+  // hub_stopped, already_attached. Throws std::invalid_argument for an empty user. Throws
+  // what the store throws when it reads the snapshot here; when the connection waits for
+  // its user's bus subscription (HubOptions::subscription_wait) the read comes later, on
+  // the hub's executor, and a failure closes the connection instead.
   void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from = {});
   void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from,
               std::error_code& ec);

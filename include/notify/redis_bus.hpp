@@ -108,6 +108,8 @@ class NOTIFY_REDIS_EXPORT RedisBus final : public Bus {
   void unsubscribe(std::string_view user) override;
   BusState state() const noexcept override;
   std::string_view name() const noexcept override { return "redis"; }
+  // A SUBSCRIBE takes effect when Redis has read it; the bus reports its confirmation.
+  bool subscriptions_confirmed_later() const noexcept override { return true; }
 
   const RedisBusOptions& options() const noexcept;
   std::string user_channel(std::string_view user) const;

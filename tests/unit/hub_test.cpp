@@ -592,6 +592,8 @@ namespace {
 // do when their confirmation is read: until then the user's messages are lost.
 class PendingSubscriptionBus final : public notify::Bus {
  public:
+  // confirms_later: tells the hub so (Bus::subscriptions_confirmed_later), as RedisBus does.
+  explicit PendingSubscriptionBus(bool confirms_later = false) : confirms_later_(confirms_later) {}
   void start(notify::BusListener& l) override { listener_ = &l; }
   void stop() noexcept override { listener_ = nullptr; }
   void publish(const notify::Envelope& e, std::error_code& ec) override {
@@ -603,14 +605,22 @@ class PendingSubscriptionBus final : public notify::Bus {
   void unsubscribe(std::string_view user) override { confirmed_.erase(std::string(user)); }
   notify::BusState state() const noexcept override { return notify::BusState::connected; }
   std::string_view name() const noexcept override { return "pending"; }
+  bool subscriptions_confirmed_later() const noexcept override { return confirms_later_; }
   bool pending(const std::string& user) const { return pending_.count(user) != 0; }
   void confirm(const std::string& user) {
     pending_.erase(user);
     confirmed_.insert(user);
     listener_->on_bus_subscribed(user);
   }
+  // A reconnection: every subscription is active again, announced by a recovery.
+  void recover() {
+    confirmed_.insert(pending_.begin(), pending_.end());
+    pending_.clear();
+    listener_->on_bus_recovered();
+  }
 
  private:
+  bool confirms_later_;
   notify::BusListener* listener_ = nullptr;
   std::set<std::string> pending_, confirmed_;
 };
@@ -679,6 +689,113 @@ TEST_CASE("hub: what happens before a subscription takes effect comes with its r
     io.run_for(std::chrono::milliseconds(20));
     CHECK(alice.count() == 1);
   }
+}
+
+TEST_CASE("hub: a user's first connections wait for the subscription, then one store read") {
+  asio::io_context io;
+  auto bus = std::make_shared<PendingSubscriptionBus>(true);
+  auto options = no_batching();
+  options.subscription_wait = std::chrono::seconds(60);  // never the reason a prime happens
+  NotificationHub hub(io.get_executor(), options, nullptr, bus);
+  const auto before = hub.publish(draft("alice", "before"));
+  Client alice(io, hub, "alice");
+  io.run_for(std::chrono::milliseconds(20));
+  REQUIRE(bus->pending("alice"));
+  CHECK(alice.count() == 0);  // no init before the subscription is active
+  CHECK(hub.connection_count("alice") == 1);
+
+  SUBCASE("what was published meanwhile is in the init, with no repair after it") {
+    const auto meanwhile = hub.publish(draft("alice", "meanwhile"));  // lost by the bus
+    Client second(io, hub, "alice");  // waits too: the subscription is not active yet
+    io.run_for(std::chrono::milliseconds(20));
+    CHECK(second.count() == 0);
+    bus->confirm("alice");
+    REQUIRE(wait_count(io, alice, 1));
+    REQUIRE(wait_count(io, second, 1));
+    io.run_for(std::chrono::milliseconds(20));
+    for (const auto* c : {&alice, &second}) {
+      const auto e = c->events();
+      REQUIRE(e.size() == 1);
+      CHECK(e[0].type == "init");
+      CHECK(e[0].id == meanwhile);
+      const auto init = json::parse(e[0].data);
+      CHECK(init["unreadCount"] == 2);
+      REQUIRE(init["notifications"].size() == 2);
+      CHECK(init["notifications"][0]["id"] == meanwhile);
+      CHECK(init["notifications"][1]["id"] == before);
+    }
+    CHECK(hub.metrics().gap_repairs == 0);
+    const auto live = hub.publish(draft("alice", "live"));
+    REQUIRE(wait_count(io, alice, 2));
+    REQUIRE(wait_count(io, second, 2));
+    CHECK(alice.events()[1].id == live);
+    CHECK(second.events()[1].id == live);
+    Client third(io, hub, "alice");  // the subscription is active: primed at once
+    io.run_for(std::chrono::milliseconds(20));
+    CHECK(third.count() == 1);
+  }
+  SUBCASE("a connection that resumes gets what it missed after its cursor") {
+    const auto missed = hub.publish(draft("alice", "missed"));
+    Client resumed(io, hub, "alice", before);
+    bus->confirm("alice");
+    REQUIRE(wait_count(io, resumed, 2));
+    const auto e = resumed.events();
+    CHECK(e[0].type == "init");
+    CHECK(e[1].id == missed);
+    Client unknown(io, hub, "alice", "not a cursor");  // active now: at once, a reset
+    io.run_for(std::chrono::milliseconds(20));
+    CHECK(unknown.of_type("notifications:reset").size() == 1);
+  }
+  SUBCASE("a bus that reconnected has every subscription active: primed too") {
+    bus->recover();
+    REQUIRE(wait_count(io, alice, 1));
+    CHECK(alice.events()[0].type == "init");
+  }
+  SUBCASE("a connection that closes while it waits is forgotten") {
+    alice.sink->close();
+    REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+    bus->confirm("alice");
+    io.run_for(std::chrono::milliseconds(20));
+    CHECK(alice.count() == 0);
+    CHECK(hub.metrics().connections_sse == 0);
+  }
+}
+
+TEST_CASE("hub: a connection whose subscription is not confirmed in time is primed anyway") {
+  asio::io_context io;
+  auto bus = std::make_shared<PendingSubscriptionBus>(true);
+  auto options = no_batching();
+  options.subscription_wait = std::chrono::milliseconds(50);
+  NotificationHub hub(io.get_executor(), options, nullptr, bus);
+  std::vector<std::string> reported;
+  hub.set_error_handler([&](std::string_view what) { reported.emplace_back(what); });
+  const auto attached = std::chrono::steady_clock::now();
+  Client alice(io, hub, "alice");
+  REQUIRE(wait_count(io, alice, 1));
+  CHECK(std::chrono::steady_clock::now() - attached >= std::chrono::milliseconds(50));
+  CHECK(alice.events()[0].type == "init");
+  REQUIRE(reported.size() == 1);
+  CHECK(reported[0].find("waited 50 ms for their bus subscription") != std::string::npos);
+  // The subscription comes late: what the bus lost until then comes with its repair.
+  const auto lost = hub.publish(draft("alice", "lost"));
+  bus->confirm("alice");
+  REQUIRE(wait_count(io, alice, 3));
+  CHECK(alice.events()[1].id == lost);
+  CHECK(alice.events()[2].type == "notification:read");
+}
+
+TEST_CASE("hub: subscription_wait 0 primes at once, as with a bus that confirms nothing") {
+  asio::io_context io;
+  auto bus = std::make_shared<PendingSubscriptionBus>(true);
+  auto options = no_batching();
+  options.subscription_wait = std::chrono::milliseconds(0);
+  NotificationHub hub(io.get_executor(), options, nullptr, bus);
+  Client alice(io, hub, "alice");
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(bus->pending("alice"));
+  CHECK(alice.count() == 1);
+  options.subscription_wait = std::chrono::milliseconds(-1);
+  CHECK_THROWS_AS(NotificationHub(io.get_executor(), options), std::invalid_argument);
 }
 
 TEST_CASE("hub, one thread: a broadcast during a fan-out leaves with the earlier one") {

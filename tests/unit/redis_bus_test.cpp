@@ -9,11 +9,13 @@
 
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <future>
+#include <initializer_list>
 #include <map>
 #include <thread>
 
@@ -79,6 +81,13 @@ int subscribers(const testredis::RedisServer& server, const std::string& channel
   return colon == std::string::npos ? -1 : std::atoi(reply.c_str() + colon + 1);
 }
 
+// Whether each client has its init: a user's first connection on an instance gets it once
+// the user's subscription is active, not during attach.
+bool has_init(std::initializer_list<const Client*> clients) {
+  return std::all_of(clients.begin(), clients.end(),
+                     [](const Client* c) { return c->of_type("init").size() == 1; });
+}
+
 }  // namespace
 
 TEST_CASE("redis bus: what is published on one instance reaches the connections of another") {
@@ -98,7 +107,9 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
       Client bob_on_b(io.io, *b.hub, "bob");
       Client bob_on_a(io.io, *a.hub, "bob");
       Client carol_on_b(io.io, *b.hub, "carol");
-      // Wait for the subscriptions (on_bus_subscribed repairs nothing here: nothing was sent).
+      // Wait for the connections' init (a user's first connection gets it once its
+      // subscription is active) and for the subscriptions.
+      REQUIRE(eventually([&] { return has_init({&bob_on_b, &bob_on_a, &carol_on_b}); }));
       REQUIRE(eventually([&] {
         return server.command("PUBSUB NUMSUB " + prefix + "u:bob").find(":2\r\n") !=
                std::string::npos;
@@ -258,7 +269,8 @@ TEST_CASE("redis bus: publish() returns without waiting for Redis, and order is 
   Client near(io.io, *fleet.hubs[0], "u");
   Client far(io.io, *fleet.hubs[1], "u");
   REQUIRE(eventually([&] { return subscribers(server, "nowait:u:u") == 2; }));
-  // Both instances have handled their subscriptions (and the repair that follows each).
+  REQUIRE(eventually([&] { return has_init({&near, &far}); }));
+  // Both instances have handled their subscriptions.
   std::vector<std::string> ids{fleet.hubs[0]->publish(draft("u", "first"))};
   REQUIRE(eventually([&] { return near.of_type("notification").size() == 1; }));
   REQUIRE(eventually([&] { return far.of_type("notification").size() == 1; }));
@@ -285,6 +297,7 @@ TEST_CASE("redis bus: publishes lost with the publishing connection are repaired
     Client near(io.io, *fleet.hubs[0], "u");
     Client far(io.io, *fleet.hubs[1], "u");
     REQUIRE(eventually([&] { return subscribers(server, prefix + "u:u") == 2; }));
+    REQUIRE(eventually([&] { return has_init({&near, &far}); }));
     fleet.hubs[0]->publish(draft("u", "before"));
     REQUIRE(eventually([&] { return far.of_type("notification").size() == 1; }));
 
@@ -326,6 +339,7 @@ TEST_CASE("redis bus: a notification stored while its instance's bus was away re
   Client b_other(io.io, *fleet.hubs[1], "other");  // B's subscriber: broadcast, u and other
   REQUIRE(eventually([&] { return subscribers(server, "refused:u:other") == 1; }));
   REQUIRE(eventually([&] { return subscribers(server, "refused:u:u") == 2; }));
+  REQUIRE(eventually([&] { return has_init({&a_client, &b_client, &b_other}); }));
 
   // Drop B's subscriber connection only (it is the one with three channels), and publish on
   // B until a publish is refused: its notification is in the store, and A was not told.
@@ -811,6 +825,10 @@ TEST_SUITE("redis-restart") {
         clients.push_back(std::make_unique<Client>(io.io, *b.hub, u));
       }
       REQUIRE(eventually([&] { return subscribers(server, prefix + "u:u3") == 2; }));
+      REQUIRE(eventually([&] {
+        return std::all_of(clients.begin(), clients.end(),
+                           [](const auto& c) { return has_init({c.get()}); });
+      }));
 
       // Publish a stream from both instances; a failed publish is retried until it succeeds.
       constexpr int total = 400;
