@@ -155,6 +155,61 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
     }
 }
 
+TEST_CASE("redis bus: connections attached from several threads during a stream get it all, once") {
+  // Users' first connections wait for their subscriptions and are primed in batches on the
+  // hubs' executor, while other threads attach more connections of the same users and one
+  // instance publishes.
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  Instance a(io, server, "storm:", true, BusThread::own);
+  Instance b(io, server, "storm:", true, BusThread::host);
+  constexpr int users = 40;
+  constexpr int per_user = 5;
+  auto user_of = [](int i) { return "s" + std::to_string(i % users); };
+  std::atomic<bool> attaching{true};
+  std::thread publisher([&] {
+    for (int k = 0; k < users * per_user; ++k) {
+      a.hub->publish(draft(user_of(k), std::to_string(k)));
+      if (k % users == users - 1 && attaching)
+        std::this_thread::sleep_for(5ms);
+    }
+  });
+  constexpr int threads = 4;
+  constexpr int per_thread = 30;
+  std::vector<std::vector<std::unique_ptr<Client>>> clients(threads);
+  std::vector<std::thread> attachers;
+  for (int t = 0; t < threads; ++t) {
+    attachers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        auto& hub = (i + t) % 2 == 0 ? *a.hub : *b.hub;
+        clients[t].push_back(std::make_unique<Client>(io.io, hub, user_of(t * per_thread + i)));
+      }
+    });
+  }
+  for (auto& t : attachers)
+    t.join();
+  attaching = false;
+  publisher.join();
+
+  for (auto& list : clients) {
+    for (auto& c : list) {
+      const auto user = c->sink->user();
+      CAPTURE(user);
+      const auto expected = stored_ids(*a.store, user);
+      REQUIRE(expected.size() == static_cast<std::size_t>(per_user));
+      const bool complete = eventually([&] { return c->state().ids == expected; });
+      const auto s = c->state();
+      CHECK(complete);
+      CHECK(joined(s.ids) == joined(expected));
+      CHECK(s.duplicates == 0);
+      CHECK(s.in_order);
+      CHECK(s.resets == 0);
+      CHECK(s.unread == static_cast<std::uint64_t>(per_user));
+    }
+  }
+}
+
 TEST_CASE("redis bus: 1000 users attach and leave, and no user channel stays subscribed") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
