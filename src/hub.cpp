@@ -680,8 +680,9 @@ class NotificationHub::Impl final : public SinkOwner,
       post_subscription_check(*next + options_.subscription_wait - Clock::now());
     if (late.empty())
       return;
-    report(fmt::format("{} connections waited {} ms for their bus subscription; primed without it",
-                       late.size(), options_.subscription_wait.count()));
+    subscription_waits_expired_.fetch_add(late.size(), std::memory_order_relaxed);
+    tell(fmt::format("{} connections waited {} ms for their bus subscription; primed without it",
+                     late.size(), options_.subscription_wait.count()));
     queue_first_primes(std::move(late));
   }
 
@@ -926,7 +927,10 @@ class NotificationHub::Impl final : public SinkOwner,
         m.events_delivered += sink->events_written();
         m.bytes_delivered += sink->bytes_written();
       }
+      for (const auto& [user, waiting] : awaiting_subscription_)
+        m.connections_awaiting_subscription += waiting.size();
     }
+    m.subscription_waits_expired = subscription_waits_expired_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
     m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
@@ -955,6 +959,11 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void report(const std::string& what) noexcept {
     handler_errors_.fetch_add(1, std::memory_order_relaxed);
+    tell(what);
+  }
+
+  // Hands `what` to the error handler (or stderr) without counting it as an error.
+  void tell(const std::string& what) noexcept {
     try {
       std::function<void(std::string_view)> handler;
       {
@@ -1032,7 +1041,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   std::atomic<std::uint64_t> opened_{0}, publishes_{0}, resyncs_{0}, slow_disconnects_{0},
       rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0},
-      open_websocket_{0}, client_messages_{0}, repairs_{0};
+      open_websocket_{0}, client_messages_{0}, repairs_{0}, subscription_waits_expired_{0};
 
   std::mutex repair_mutex_;  // guards the two below
   std::deque<PendingRepair> repairs_queued_;

@@ -48,6 +48,12 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          "Connections brought up to date from the store after a bus outage.", m.gap_repairs);
   metric(out, "notify_handler_errors_total", "counter", "Exceptions caught from parts and hooks.",
          m.handler_errors);
+  metric(out, "notify_connections_awaiting_subscription", "gauge",
+         "Connections waiting for their user's bus subscription before their init.",
+         m.connections_awaiting_subscription);
+  metric(out, "notify_subscription_waits_expired_total", "counter",
+         "Connections primed without their bus subscription: it was not confirmed in time.",
+         m.subscription_waits_expired);
   metric(out, "notify_bus_connected", "gauge", "1 when the bus carries messages.",
          m.bus_state == "connected" ? 1 : 0, fmt::format("{{bus=\"{}\"}}", bus_name));
   return out;

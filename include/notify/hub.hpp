@@ -134,8 +134,9 @@ class NOTIFY_EXPORT NotificationHub {
   // The metrics in Prometheus text exposition format.
   std::string metrics_text() const;
 
-  // Called with every exception caught from a part (a sink, the bus, a timer). Default:
-  // counted in metrics and written to stderr.
+  // Called with every exception caught from a part (a sink, the bus, a timer), counted in
+  // metrics as handler_errors, and when connections stop waiting for a bus subscription that
+  // did not come (counted as subscription_waits_expired). Default: written to stderr.
   void set_error_handler(std::function<void(std::string_view what)> handler);
 
   const HubOptions& options() const noexcept;

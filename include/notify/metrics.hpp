@@ -26,7 +26,11 @@ struct HubMetrics {
   std::uint64_t resets_unknown_cursor = 0;
   std::uint64_t gap_repairs = 0;     // connections brought up to date after a bus outage
   std::uint64_t handler_errors = 0;  // exceptions caught from hooks and parts
-  std::string bus_state;             // "connected", "reconnecting", "stopped"
+  // Open connections waiting for their user's bus subscription before their init
+  // (HubOptions::subscription_wait), and those primed without it when the wait ran out.
+  std::uint64_t connections_awaiting_subscription = 0;
+  std::uint64_t subscription_waits_expired = 0;
+  std::string bus_state;  // "connected", "reconnecting", "stopped"
 };
 
 // The Prometheus text exposition format (version 0.0.4) of `m`; every metric is named

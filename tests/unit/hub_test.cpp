@@ -703,6 +703,7 @@ TEST_CASE("hub: a user's first connections wait for the subscription, then one s
   REQUIRE(bus->pending("alice"));
   CHECK(alice.count() == 0);  // no init before the subscription is active
   CHECK(hub.connection_count("alice") == 1);
+  CHECK(hub.metrics().connections_awaiting_subscription == 1);
 
   SUBCASE("what was published meanwhile is in the init, with no repair after it") {
     const auto meanwhile = hub.publish(draft("alice", "meanwhile"));  // lost by the bus
@@ -725,6 +726,7 @@ TEST_CASE("hub: a user's first connections wait for the subscription, then one s
       CHECK(init["notifications"][1]["id"] == before);
     }
     CHECK(hub.metrics().gap_repairs == 0);
+    CHECK(hub.metrics().connections_awaiting_subscription == 0);
     const auto live = hub.publish(draft("alice", "live"));
     REQUIRE(wait_count(io, alice, 2));
     REQUIRE(wait_count(io, second, 2));
@@ -776,6 +778,13 @@ TEST_CASE("hub: a connection whose subscription is not confirmed in time is prim
   CHECK(alice.events()[0].type == "init");
   REQUIRE(reported.size() == 1);
   CHECK(reported[0].find("waited 50 ms for their bus subscription") != std::string::npos);
+  const auto m = hub.metrics();
+  CHECK(m.subscription_waits_expired == 1);
+  CHECK(m.connections_awaiting_subscription == 0);
+  CHECK(m.handler_errors == 0);  // not an exception
+  const auto text = hub.metrics_text();
+  CHECK(text.find("\nnotify_subscription_waits_expired_total 1\n") != std::string::npos);
+  CHECK(text.find("\nnotify_connections_awaiting_subscription 0\n") != std::string::npos);
   // The subscription comes late: what the bus lost until then comes with its repair.
   const auto lost = hub.publish(draft("alice", "lost"));
   bus->confirm("alice");
