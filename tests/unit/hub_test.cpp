@@ -739,11 +739,18 @@ TEST_CASE("hub: a user's first connections wait for the subscription, then one s
   SUBCASE("a connection that resumes gets what it missed after its cursor") {
     const auto missed = hub.publish(draft("alice", "missed"));
     Client resumed(io, hub, "alice", before);
+    Client from_the_future(io, hub, "alice", "99999");  // waits too, then a reset
     bus->confirm("alice");
     REQUIRE(wait_count(io, resumed, 2));
     const auto e = resumed.events();
     CHECK(e[0].type == "init");
     CHECK(e[1].id == missed);
+    REQUIRE(wait_count(io, from_the_future, 1));
+    const auto reset = from_the_future.events();
+    REQUIRE(reset.size() == 1);
+    CHECK(reset[0].type == "notifications:reset");
+    CHECK(json::parse(reset[0].data)["unreadCount"] == 2);
+    CHECK(hub.metrics().resets_unknown_cursor == 1);
     Client unknown(io, hub, "alice", "not a cursor");  // active now: at once, a reset
     io.run_for(std::chrono::milliseconds(20));
     CHECK(unknown.of_type("notifications:reset").size() == 1);
