@@ -278,7 +278,7 @@ class NotificationHub::Impl final : public SinkOwner,
       repairs_queued_.erase(repairs_queued_.begin(), repairs_queued_.begin() + n);
     }
     if (!stopped_.load(std::memory_order_acquire))  // else stop() has closed them
-      repair(batch);
+      repair(std::move(batch));
     {
       std::lock_guard lock(repair_mutex_);
       if (repairs_queued_.empty()) {
@@ -289,103 +289,62 @@ class NotificationHub::Impl final : public SinkOwner,
     post_repairs();
   }
 
-  void repair(const std::vector<PendingRepair>& all) {
+  void repair(std::vector<PendingRepair> all) {
     std::vector<PendingRepair> firsts, batch;
-    for (const auto& r : all)
-      (r.first_prime_from ? firsts : batch).push_back(r);
+    for (auto& r : all)
+      (r.first_prime_from ? firsts : batch).push_back(std::move(r));
     if (!firsts.empty())
-      prime_first(firsts);
+      prime_waiting(firsts);
     if (!batch.empty())
       repair_held(batch);
   }
 
-  // The first prime of connections that waited for their subscription, as prime_new() does
-  // it, with the store calls of the batch pipelined.
-  void prime_first(const std::vector<PendingRepair>& batch) {
-    std::vector<ResumeQuery> queries;
-    std::vector<std::size_t> query_of(batch.size(), no_query);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (auto position = parse_sequence(*batch[i].first_prime_from)) {
-        query_of[i] = queries.size();
-        queries.push_back({batch[i].sink->user(), *position});
-      }
-    }
-    std::vector<std::optional<Resume>> answers;
-    std::vector<Snapshot> snapshots;
-    try {
-      if (!queries.empty()) {
-        answers = store_->resume_many(queries, options_.snapshot_limit, options_.max_replay);
-        check_answer_count(answers.size(), queries.size());
-      }
-      std::vector<std::string> users;
-      for (std::size_t i = 0; i < batch.size(); ++i)
-        if (query_of[i] == no_query || !answers[query_of[i]])
-          users.push_back(batch[i].sink->user());
-      if (!users.empty()) {
-        snapshots = store_->snapshot_many(users, options_.snapshot_limit);
-        check_answer_count(snapshots.size(), users.size());
-      }
-    } catch (const std::exception& e) {
-      report(fmt::format("priming {} new connections failed: {}", batch.size(), e.what()));
-      for (const auto& r : batch)
-        r.sink->close(errc::connection_closed);
-      return;
-    }
-    for (std::size_t i = 0, next_snapshot = 0; i < batch.size(); ++i) {
-      const auto& sink = batch[i].sink;
-      try {
-        if (query_of[i] != no_query && answers[query_of[i]]) {
-          const auto& resumed = *answers[query_of[i]];
-          sink->prime(first_events(resumed), resumed.head);
-        } else {
-          const bool reset = !batch[i].first_prime_from->empty();
-          const auto& snapshot = snapshots[next_snapshot++];
-          sink->prime(first_events(snapshot, reset), snapshot.cursor);
-          if (reset)
-            resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
-        }
-      } catch (const std::exception& e) {
-        report(fmt::format("priming a connection of '{}' failed: {}", sink->user(), e.what()));
-        sink->close(errc::connection_closed);
-      }
-    }
-  }
+  // What a connection is primed or repaired from: the store's answer from its cursor, or a
+  // snapshot when it has none or the store refused it.
+  struct StoreQuery {
+    std::string user;
+    std::optional<std::uint64_t> cursor;
+  };
+  struct StoreRead {
+    std::optional<Resume> resumed;
+    Snapshot snapshot;  // when not resumed
+  };
 
-  static constexpr std::size_t no_query = static_cast<std::size_t>(-1);
-
-  void repair_held(const std::vector<PendingRepair>& batch) {
-    std::vector<ResumeQuery> queries;
-    queries.reserve(batch.size());
-    for (const auto& r : batch)
-      queries.push_back({r.sink->user(), r.sink->last_seq()});
-    std::vector<std::optional<Resume>> answers;
-    // The connections whose cursor the store no longer knows are reset, from one more call.
-    std::vector<Snapshot> snapshots;
-    try {
-      // Limit 0: the repair sends the count, never the snapshot's list.
-      answers = store_->resume_many(queries, 0, options_.max_replay);
-      check_answer_count(answers.size(), queries.size());
-      std::vector<std::string> users;
-      for (std::size_t i = 0; i < answers.size(); ++i)
-        if (!answers[i])
-          users.push_back(queries[i].user);
-      if (!users.empty()) {
-        snapshots = store_->snapshot_many(users, options_.snapshot_limit);
-        check_answer_count(snapshots.size(), users.size());
+  // One read per query: at most two store calls for all of them (resume_many with
+  // `resume_limit`, then snapshot_many for the rest), which a store may pipeline. Throws
+  // what the store throws.
+  std::vector<StoreRead> read_store(const std::vector<StoreQuery>& queries,
+                                    std::size_t resume_limit) {
+    std::vector<StoreRead> reads(queries.size());
+    std::vector<ResumeQuery> resumes;
+    std::vector<std::size_t> resume_of;  // the query each resume answers
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      if (queries[i].cursor) {
+        resume_of.push_back(i);
+        resumes.push_back({queries[i].user, *queries[i].cursor});
       }
-    } catch (const std::exception& e) {
-      // Closed, the clients reconnect and resume from their last event.
-      report(fmt::format("gap repair of {} connections failed: {}", batch.size(), e.what()));
-      for (const auto& r : batch)
-        r.sink->close(errc::connection_closed);
-      return;
     }
-    for (std::size_t i = 0, next_reset = 0; i < batch.size(); ++i) {
-      if (answers[i])
-        finish_repair(batch[i], queries[i].cursor, *answers[i]);
-      else
-        finish_reset(batch[i], snapshots[next_reset++]);
+    if (!resumes.empty()) {
+      auto answers = store_->resume_many(resumes, resume_limit, options_.max_replay);
+      check_answer_count(answers.size(), resumes.size());
+      for (std::size_t k = 0; k < answers.size(); ++k)
+        reads[resume_of[k]].resumed = std::move(answers[k]);
     }
+    std::vector<std::string> users;
+    std::vector<std::size_t> snapshot_of;
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      if (!reads[i].resumed) {
+        snapshot_of.push_back(i);
+        users.push_back(queries[i].user);
+      }
+    }
+    if (!users.empty()) {
+      auto snapshots = store_->snapshot_many(users, options_.snapshot_limit);
+      check_answer_count(snapshots.size(), users.size());
+      for (std::size_t k = 0; k < snapshots.size(); ++k)
+        reads[snapshot_of[k]].snapshot = std::move(snapshots[k]);
+    }
+    return reads;
   }
 
   static void check_answer_count(std::size_t answered, std::size_t asked) {
@@ -393,38 +352,89 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::runtime_error(fmt::format("the store answered {} of {} queries", answered, asked));
   }
 
-  void finish_reset(const PendingRepair& r, const Snapshot& snapshot) {
+  // read_store() for a batch of queued connections. When it fails, closes them all (their
+  // clients reconnect and resume from their last event) and returns nothing.
+  std::optional<std::vector<StoreRead>> read_store_or_close(const std::vector<PendingRepair>& batch,
+                                                            const std::vector<StoreQuery>& queries,
+                                                            std::size_t resume_limit,
+                                                            std::string_view what) {
     try {
-      r.sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
-      repairs_.fetch_add(1, std::memory_order_relaxed);
+      return read_store(queries, resume_limit);
     } catch (const std::exception& e) {
-      report(fmt::format("gap repair for '{}' failed: {}", r.sink->user(), e.what()));
-      r.sink->close(errc::connection_closed);
+      report(fmt::format("{} of {} connections failed: {}", what, batch.size(), e.what()));
+      for (const auto& r : batch)
+        r.sink->close(errc::connection_closed);
+      return std::nullopt;
+    }
+  }
+
+  // Runs `prime`, which primes `sink`; when it throws, closes that connection alone.
+  template <typename Prime>
+  void prime_or_close(const std::shared_ptr<Sink>& sink, std::string_view what, Prime&& prime) {
+    try {
+      prime();
+    } catch (const std::exception& e) {
+      report(fmt::format("{} for '{}' failed: {}", what, sink->user(), e.what()));
+      sink->close(errc::connection_closed);
+    }
+  }
+
+  // The first prime of connections that waited for their subscription, as prime_new()
+  // does it, one read for the batch.
+  void prime_waiting(const std::vector<PendingRepair>& batch) {
+    std::vector<StoreQuery> queries;
+    queries.reserve(batch.size());
+    for (const auto& r : batch)
+      queries.push_back({r.sink->user(), parse_sequence(*r.first_prime_from)});
+    const auto reads = read_store_or_close(batch, queries, options_.snapshot_limit, "priming");
+    if (!reads)
+      return;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& r = batch[i];
+      prime_or_close(r.sink, "priming",
+                     [&] { prime_from(*r.sink, (*reads)[i], !r.first_prime_from->empty()); });
+    }
+  }
+
+  void repair_held(const std::vector<PendingRepair>& batch) {
+    std::vector<StoreQuery> queries;
+    queries.reserve(batch.size());
+    for (const auto& r : batch)
+      queries.push_back({r.sink->user(), r.sink->last_seq()});
+    // Limit 0: the repair sends the count, never the snapshot's list.
+    const auto reads = read_store_or_close(batch, queries, 0, "gap repair");
+    if (!reads)
+      return;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& read = (*reads)[i];
+      prime_or_close(batch[i].sink, "gap repair", [&] {
+        if (read.resumed) {
+          finish_repair(batch[i], *queries[i].cursor, *read.resumed);
+        } else {  // the store no longer knows its position
+          batch[i].sink->prime({snapshot_event(event_type::reset, read.snapshot)},
+                               read.snapshot.cursor);
+          repairs_.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
     }
   }
 
   void finish_repair(const PendingRepair& r, std::uint64_t from, const Resume& resumed) {
-    const auto& sink = r.sink;
-    try {
-      std::vector<EventPtr> events;
-      // The unread count at resumed.head, from the same read as the cursor: a count read
-      // later would already include notifications that still arrive live after the prime.
-      std::uint64_t unread = resumed.snapshot.unread_count;
-      for (const auto& n : resumed.missed) {
-        events.push_back(notification_event(n));
-        if (!n.is_read())
-          ++unread;
-      }
-      if (r.after_outage || !resumed.missed.empty() || resumed.last_read > from) {
-        nlohmann::json count{{"ids", nlohmann::json::array()}, {"unreadCount", unread}};
-        events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
-        repairs_.fetch_add(1, std::memory_order_relaxed);
-      }
-      sink->prime(std::move(events), resumed.head);
-    } catch (const std::exception& e) {
-      report(fmt::format("gap repair for '{}' failed: {}", sink->user(), e.what()));
-      sink->close(errc::connection_closed);
+    std::vector<EventPtr> events;
+    // The unread count at resumed.head, from the same read as the cursor: a count read
+    // later would already include notifications that still arrive live after the prime.
+    std::uint64_t unread = resumed.snapshot.unread_count;
+    for (const auto& n : resumed.missed) {
+      events.push_back(notification_event(n));
+      if (!n.is_read())
+        ++unread;
     }
+    if (r.after_outage || !resumed.missed.empty() || resumed.last_read > from) {
+      nlohmann::json count{{"ids", nlohmann::json::array()}, {"unreadCount", unread}};
+      events.push_back(Event::message(std::string(event_type::read), {}, count.dump(), 0));
+      repairs_.fetch_add(1, std::memory_order_relaxed);
+    }
+    r.sink->prime(std::move(events), resumed.head);
   }
 
   bool has_local(const std::string& user) const {
@@ -631,7 +641,7 @@ class NotificationHub::Impl final : public SinkOwner,
       return;
     }
     try {
-      prime_new(user, sink, resume_from);
+      prime_new(user, *sink, resume_from);
     } catch (...) {
       // The store failed: the connection must not stay registered, holding events forever.
       sink->close(errc::connection_closed);
@@ -690,27 +700,21 @@ class NotificationHub::Impl final : public SinkOwner,
     return sink.registry_slot_ < all_.size() && all_[sink.registry_slot_].get() == &sink;
   }
 
-  void prime_new(const std::string& user, const std::shared_ptr<Sink>& sink,
-                 std::string_view resume_from) {
-    std::vector<EventPtr> first;
-    std::uint64_t cursor = 0;
-    std::optional<Resume> resumed;
-    if (!resume_from.empty()) {
-      if (auto position = parse_sequence(resume_from))
-        resumed = store_->resume(user, *position, options_.snapshot_limit, options_.max_replay);
+  void prime_new(const std::string& user, Sink& sink, std::string_view resume_from) {
+    const auto reads = read_store({{user, parse_sequence(resume_from)}}, options_.snapshot_limit);
+    prime_from(sink, reads.front(), !resume_from.empty());
+  }
+
+  // Primes a new connection from its read: `init` and what it missed after its cursor, or
+  // `init` with the snapshot, a reset when it asked to resume and the store could not.
+  void prime_from(Sink& sink, const StoreRead& read, bool asked_to_resume) {
+    if (read.resumed) {
+      sink.prime(first_events(*read.resumed), read.resumed->head);
+      return;
     }
-    if (resumed) {
-      first = first_events(*resumed);
-      cursor = resumed->head;
-    } else {
-      const bool reset = !resume_from.empty();
-      auto snapshot = store_->snapshot(user, options_.snapshot_limit);
-      first = first_events(snapshot, reset);
-      cursor = snapshot.cursor;
-      if (reset)
-        resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
-    }
-    sink->prime(std::move(first), cursor);
+    sink.prime(first_events(read.snapshot, asked_to_resume), read.snapshot.cursor);
+    if (asked_to_resume)
+      resets_unknown_cursor_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // What a new connection gets first: `init` and what it missed since its cursor, or
@@ -734,16 +738,13 @@ class NotificationHub::Impl final : public SinkOwner,
       sink->close(errc::hub_stopped);
       return;
     }
-    try {
+    prime_or_close(sink, "resync", [&] {
       if (!sink->hold_for_reset())
         return;
       auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
       sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
       resyncs_.fetch_add(1, std::memory_order_relaxed);
-    } catch (const std::exception& e) {
-      report(fmt::format("resync of a connection of '{}' failed: {}", sink->user(), e.what()));
-      sink->close(errc::connection_closed);
-    }
+    });
   }
 
   void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) override {
