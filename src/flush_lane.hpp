@@ -52,7 +52,7 @@ class FlushLane final : public asio::execution_context::service {
   class Batch {
    public:
     static constexpr std::size_t chunk = 128;
-    Batch() { sinks_.reserve(chunk); }
+    Batch() = default;
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
     ~Batch() { submit(); }
@@ -60,6 +60,9 @@ class FlushLane final : public asio::execution_context::service {
     void add(FlushLane& lane, const std::shared_ptr<Sink>& sink) {
       if (&lane != lane_ || sinks_.size() == chunk)
         submit();
+      // Reserved here, not in the constructor: a fan-out to no lane sink allocates nothing.
+      if (sinks_.capacity() == 0)
+        sinks_.reserve(chunk);
       lane_ = &lane;
       sinks_.push_back(sink);
     }
