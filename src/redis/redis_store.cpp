@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 
 namespace notify {
 
@@ -123,6 +124,24 @@ class RedisStore::Impl {
   }
 
   static constexpr std::string_view loading_marker = "redis store: LOADING";
+
+  // One call of `script` per item, pipelined (eval_all): `call(item)` makes the item's call,
+  // `answer(reply, item)` reads its reply. The answers come in the items' order.
+  template <typename Item, typename MakeCall, typename Answer>
+  auto eval_each(Script script, const std::vector<Item>& items, MakeCall call, Answer answer) {
+    std::vector<std::invoke_result_t<Answer, const Reply&, const Item&>> answers;
+    if (items.empty())
+      return answers;
+    std::vector<Call> calls;
+    calls.reserve(items.size());
+    for (const auto& item : items)
+      calls.push_back(call(item));
+    const auto replies = eval_all(script, calls);
+    answers.reserve(replies.size());
+    for (std::size_t i = 0; i < replies.size(); ++i)
+      answers.push_back(answer(replies[i], items[i]));
+    return answers;
+  }
 
   std::vector<Reply> eval_all_once(Script script, const std::vector<Call>& calls) {
     return pool_.with([&](SyncConnection& c) {
@@ -240,18 +259,12 @@ class RedisStore::Impl {
   }
 
   std::vector<Snapshot> snapshot_many(const std::vector<std::string>& users, std::size_t limit) {
-    if (users.empty())
-      return {};
-    std::vector<Call> calls;
-    calls.reserve(users.size());
-    for (const auto& user : users)
-      calls.push_back({redis_escape(user), {limit_arg(limit)}});
-    const auto replies = eval_all(s_snapshot, calls);
-    std::vector<Snapshot> answers;
-    answers.reserve(replies.size());
-    for (const auto& reply : replies)
-      answers.push_back(to_snapshot(reply));
-    return answers;
+    return eval_each(
+        s_snapshot, users,
+        [&](const std::string& user) {
+          return Call{redis_escape(user), {limit_arg(limit)}};
+        },
+        [](const Reply& reply, const std::string&) { return to_snapshot(reply); });
   }
 
   static Snapshot to_snapshot(const Reply& reply) {
@@ -270,18 +283,12 @@ class RedisStore::Impl {
 
   std::vector<std::optional<Resume>> resume_many(const std::vector<ResumeQuery>& queries,
                                                  std::size_t limit, std::size_t max_missed) {
-    if (queries.empty())
-      return {};
-    std::vector<Call> calls;
-    calls.reserve(queries.size());
-    for (const auto& q : queries)
-      calls.push_back({redis_escape(q.user), resume_args(q.cursor, limit, max_missed)});
-    const auto replies = eval_all(s_resume, calls);
-    std::vector<std::optional<Resume>> answers;
-    answers.reserve(replies.size());
-    for (std::size_t i = 0; i < replies.size(); ++i)
-      answers.push_back(to_resume(replies[i], queries[i].cursor));
-    return answers;
+    return eval_each(
+        s_resume, queries,
+        [&](const ResumeQuery& q) {
+          return Call{redis_escape(q.user), resume_args(q.cursor, limit, max_missed)};
+        },
+        [](const Reply& reply, const ResumeQuery& q) { return to_resume(reply, q.cursor); });
   }
 
   static std::vector<std::string> resume_args(std::uint64_t cursor, std::size_t limit,
