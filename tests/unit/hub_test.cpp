@@ -26,6 +26,18 @@ bool wait_count(asio::io_context& io, const Client& c, std::size_t n) {
   return test::run_until(io, [&] { return c.count() >= n; });
 }
 
+// `count` connections spread over `users` users ("user0", ...), each with its init.
+std::vector<std::unique_ptr<Client>> connected(asio::io_context& io, NotificationHub& hub,
+                                               int count, int users) {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < count; ++i)
+    clients.push_back(std::make_unique<Client>(io, hub, "user" + std::to_string(i % users)));
+  REQUIRE(test::run_until(io, [&] {
+    return std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->count() >= 1; });
+  }));
+  return clients;
+}
+
 }  // namespace
 
 TEST_CASE("hub: init first, with the unread snapshot newest first and the count") {
@@ -512,12 +524,7 @@ TEST_CASE("hub: a repair pass over many connections lets other work run between 
   asio::io_context io;
   auto bus = std::make_shared<LossyBus>();
   NotificationHub hub(io.get_executor(), no_batching(), nullptr, bus);
-  std::vector<std::unique_ptr<Client>> clients;
-  for (int i = 0; i < 200; ++i)
-    clients.push_back(std::make_unique<Client>(io, hub, "user" + std::to_string(i % 50)));
-  REQUIRE(test::run_until(io, [&] {
-    return std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->count() >= 1; });
-  }));
+  const auto clients = connected(io, hub, 200, 50);
   bus->lose(true);
   const auto lost = hub.publish(draft("user7", "lost"));
   bus->recover();
@@ -546,12 +553,7 @@ TEST_CASE("hub: a repair batch resets the connections that missed too much, repa
   options.max_replay = 2;
   NotificationHub hub(io.get_executor(), options, nullptr, bus);
   // 40 connections of 10 users: batches of the repair mix both kinds.
-  std::vector<std::unique_ptr<Client>> clients;
-  for (int i = 0; i < 40; ++i)
-    clients.push_back(std::make_unique<Client>(io, hub, "user" + std::to_string(i % 10)));
-  REQUIRE(test::run_until(io, [&] {
-    return std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->count() >= 1; });
-  }));
+  const auto clients = connected(io, hub, 40, 10);
   bus->lose(true);
   std::map<int, std::vector<std::string>> lost;  // user → ids; even users miss too many
   for (int u = 0; u < 10; ++u)

@@ -83,9 +83,14 @@ int subscribers(const testredis::RedisServer& server, const std::string& channel
 
 // Whether each client has its init: a user's first connection on an instance gets it once
 // the user's subscription is active, not during attach.
+bool has_init(const Client& c) {
+  return c.of_type("init").size() == 1;
+}
 bool has_init(std::initializer_list<const Client*> clients) {
-  return std::all_of(clients.begin(), clients.end(),
-                     [](const Client* c) { return c->of_type("init").size() == 1; });
+  return std::all_of(clients.begin(), clients.end(), [](const Client* c) { return has_init(*c); });
+}
+bool has_init(const std::vector<std::unique_ptr<Client>>& clients) {
+  return std::all_of(clients.begin(), clients.end(), [](const auto& c) { return has_init(*c); });
 }
 
 }  // namespace
@@ -880,10 +885,7 @@ TEST_SUITE("redis-restart") {
         clients.push_back(std::make_unique<Client>(io.io, *b.hub, u));
       }
       REQUIRE(eventually([&] { return subscribers(server, prefix + "u:u3") == 2; }));
-      REQUIRE(eventually([&] {
-        return std::all_of(clients.begin(), clients.end(),
-                           [](const auto& c) { return has_init({c.get()}); });
-      }));
+      REQUIRE(eventually([&] { return has_init(clients); }));
 
       // Publish a stream from both instances; a failed publish is retried until it succeeds.
       constexpr int total = 400;
