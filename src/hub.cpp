@@ -625,9 +625,11 @@ class NotificationHub::Impl final : public SinkOwner,
       // read covers everything published before.
       auto awaiting = awaiting_subscription_.find(user);
       if (may_wait && (first_of_user || awaiting != awaiting_subscription_.end())) {
+        // The first to wait starts the timer; while any wait, the timer runs for the earliest
+        // (prime_unconfirmed). A later start only moves it to the right time again.
+        arm_timer = awaiting_subscription_.empty();
         awaiting_subscription_[user].push_back({sink, std::string(resume_from), Clock::now()});
         deferred = true;
-        arm_timer = !std::exchange(subscription_timer_armed_, true);
       }
     }
     opened_.fetch_add(1, std::memory_order_relaxed);
@@ -684,7 +686,6 @@ class NotificationHub::Impl final : public SinkOwner,
         }
         a = waiting.empty() ? awaiting_subscription_.erase(a) : std::next(a);
       }
-      subscription_timer_armed_ = next.has_value();
     }
     if (next)
       post_subscription_check(*next + options_.subscription_wait - Clock::now());
@@ -1030,9 +1031,8 @@ class NotificationHub::Impl final : public SinkOwner,
   asio::steady_timer batch_timer_;
   asio::steady_timer subscription_timer_;
 
-  // Guarded by registry_mutex_, as is subscription_timer_armed_.
+  // Guarded by registry_mutex_.
   std::unordered_map<std::string, std::vector<AwaitingPrime>> awaiting_subscription_;
-  bool subscription_timer_armed_ = false;
 
   std::mutex error_mutex_;
   std::function<void(std::string_view)> error_handler_;
