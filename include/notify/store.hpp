@@ -67,9 +67,9 @@ class NOTIFY_EXPORT Store {
   virtual Snapshot snapshot(std::string_view user, std::size_t limit) = 0;
 
   // snapshot() for each of `users`, answered in the same order. The default asks snapshot()
-  // once per user; RedisStore pipelines them. The hub's gap repair resets with it the
-  // connections of a batch whose cursor the store no longer knows (after Redis lost its
-  // data, all of them). Throws as snapshot() does, and then no answer is known.
+  // once per user; RedisStore pipelines them. The hub reads new connections that resume
+  // from no cursor (or one refused) and resets repaired ones with it, a batch at a time.
+  // Throws as snapshot() does, and then no answer is known.
   virtual std::vector<Snapshot> snapshot_many(const std::vector<std::string>& users,
                                               std::size_t limit);
 
@@ -83,8 +83,9 @@ class NOTIFY_EXPORT Store {
 
   // resume() for each query, answered in the same order, with one `limit` and `max_missed`
   // for all. The default asks resume() once per query; a store that can answer many in one
-  // round trip overrides it (RedisStore pipelines them). The hub's gap repair uses it, a
-  // batch of connections at a time. Throws as resume() does, and then no answer is known.
+  // round trip overrides it (RedisStore pipelines them). The hub reads connections with a
+  // cursor with it, a batch at a time (attach, first primes after a subscription, gap
+  // repairs). Throws as resume() does, and then no answer is known.
   virtual std::vector<std::optional<Resume>> resume_many(const std::vector<ResumeQuery>& queries,
                                                          std::size_t limit, std::size_t max_missed);
 
