@@ -1,22 +1,32 @@
 #include "flush_lane.hpp"
 
+#include <notify/batched_writes.hpp>
 #include <notify/sink.hpp>
 
 #include "prefetch.hpp"
+#include "uring_writer.hpp"
 
 #include <asio/execution/context.hpp>
 #include <asio/post.hpp>
 #include <asio/query.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <iterator>
 
 namespace notify::detail {
 
 asio::execution_context::id FlushLane::id;
 
+namespace {
+// Buffers one batched write may gather; a longer queue (a burst) is written by its sink.
+constexpr std::size_t max_batched_buffers = 64;
+}  // namespace
+
 FlushLane::FlushLane(asio::execution_context& context)
     : asio::execution_context::service(context) {}
+
+FlushLane::~FlushLane() = default;
 
 FlushLane& FlushLane::of(const asio::any_io_executor& executor) {
   auto& lane = asio::use_service<FlushLane>(asio::query(executor, asio::execution::context));
@@ -54,9 +64,20 @@ void FlushLane::schedule_all(std::vector<std::shared_ptr<Sink>>& sinks) {
 void FlushLane::run() {
   if (next_ == running_.size() && !take_queued())
     return;
+  const auto end = std::min(running_.size(), next_ + sinks_per_turn);
+  if (writer())
+    flush_batched(next_, end);
+  else
+    flush_each(next_, end);
+  next_ = end;
+  if (next_ == running_.size() && !take_queued())
+    return;
+  asio::post(executor_, [this] { run(); });
+}
+
+void FlushLane::flush_each(std::size_t first, std::size_t end) {
   const auto count = running_.size();
-  const auto end = std::min(count, next_ + sinks_per_turn);
-  for (auto i = next_; i < end; ++i) {
+  for (auto i = first; i < end; ++i) {
     // Ask for the next sinks' state while this one is written: each is cold by now.
     if (i + prefetch_distance < count)
       running_[i + prefetch_distance]->prefetch_queue();
@@ -65,10 +86,89 @@ void FlushLane::run() {
     running_[i]->flush();
     running_[i].reset();  // its control block is in cache now, not after the whole pass
   }
-  next_ = end;
-  if (next_ == count && !take_queued())
-    return;
-  asio::post(executor_, [this] { run(); });
+}
+
+void FlushLane::flush_batched(std::size_t first, std::size_t end) {
+  const auto count = running_.size();
+  // Take every queue first: each sink's events and buffers go into pass_, one array for
+  // the pass, so the writes' descriptions are a few lines of memory, not a few per sink.
+  writes_.clear();
+  for (auto i = first; i < end; ++i) {
+    if (i + prefetch_distance < count)
+      running_[i + prefetch_distance]->prefetch_queue();
+    if (i + prefetch_distance / 2 < count)
+      running_[i + prefetch_distance / 2]->prefetch_transport();
+    Sink& sink = *running_[i];
+    if (sink.transport_->socket_descriptor() < 0) {
+      sink.flush();
+      continue;
+    }
+    LaneWrite write;
+    if (!sink.take_queue(pass_, write.taken))
+      continue;
+    if (write.taken.buffers > max_batched_buffers) {  // a burst: the sink writes it itself
+      if (!sink.write_taken(pass_, write.taken))
+        sink.flush();
+      continue;
+    }
+    write.sink = i;
+    writes_.push_back(write);
+  }
+  if (!writes_.empty()) {
+    // pass_.buffers no longer grows: the kernel's views of it can be made now.
+    iov_.resize(pass_.buffers.size());
+    messages_.resize(writes_.size());
+    for (std::size_t w = 0; w < writes_.size(); ++w) {
+      const auto& taken = writes_[w].taken;
+      for (std::size_t b = 0; b < taken.buffers; ++b) {
+        const auto& buffer = pass_.buffers[taken.first_buffer + b];
+        iov_[taken.first_buffer + b] = iovec{const_cast<void*>(buffer.data()), buffer.size()};
+      }
+      auto& message = messages_[w];
+      message = msghdr{};
+      message.msg_iov = &iov_[taken.first_buffer];
+      message.msg_iovlen = taken.buffers;
+      writer_->add(running_[writes_[w].sink]->transport_->socket_descriptor(), message, w);
+    }
+    completions_.resize(writes_.size());
+    const auto done = writer_->submit(completions_.data());
+    if (done < writes_.size()) {
+      // The kernel refused the ring itself: stop using it (closing it ends every use of
+      // these buffers) and fail the writes it did not report. Their clients reconnect
+      // and resume from their cursor.
+      writer_.reset();
+      batching_refused_ = true;
+    }
+    batched_writes_.fetch_add(done, std::memory_order_relaxed);
+    for (std::size_t c = 0; c < done; ++c) {
+      // The kernel's work since the take has pushed the sinks out of the nearest cache.
+      if (c + prefetch_distance < done)
+        running_[writes_[completions_[c + prefetch_distance].tag].sink]->prefetch_queue();
+      auto& write = writes_[completions_[c].tag];
+      write.completed = true;
+      running_[write.sink]->finish_lane_write(pass_, write.taken, completions_[c].result);
+    }
+    for (auto& write : writes_) {
+      if (!write.completed)
+        running_[write.sink]->finish_lane_write(pass_, write.taken, -EIO);
+    }
+  }
+  pass_.events.clear();
+  pass_.buffers.clear();
+  for (auto i = first; i < end; ++i)
+    running_[i].reset();
+}
+
+UringWriter* FlushLane::writer() {
+  if (!batching_wanted_.load(std::memory_order_relaxed)) {
+    writer_.reset();
+    return nullptr;
+  }
+  if (!writer_ && !batching_refused_) {
+    writer_ = UringWriter::open(sinks_per_turn);
+    batching_refused_ = !writer_;
+  }
+  return writer_.get();
 }
 
 bool FlushLane::take_queued() {
@@ -91,6 +191,24 @@ void FlushLane::shutdown() {
   }
   running_.clear();
   next_ = 0;
+  writer_.reset();
 }
 
 }  // namespace notify::detail
+
+namespace notify {
+
+void set_batched_writes(asio::execution_context& context, bool enabled) {
+  asio::use_service<detail::FlushLane>(context).enable_batched_writes(enabled);
+}
+
+bool batched_writes_supported() {
+  static const bool supported = detail::UringWriter::open(1) != nullptr;
+  return supported;
+}
+
+std::uint64_t batched_write_count(asio::execution_context& context) {
+  return asio::use_service<detail::FlushLane>(context).batched_writes();
+}
+
+}  // namespace notify

@@ -13,22 +13,34 @@
 // with the earlier event in the same write (corking), and no request waits for a whole
 // fan-out to finish.
 //
-// Thread safety: schedule() and schedule_all() from any thread; the task runs on the
-// context's one thread. A Batch belongs to the thread that fills it.
+// Where the kernel allows io_uring (and set_batched_writes() did not turn it off), a pass
+// takes the queues of its sinks first and hands all their writes to the kernel in one
+// submission (UringWriter): a paced fan-out then makes one system call per pass, not one
+// per connection. A write the socket does not take in full goes on as the sink's own.
+//
+// Thread safety: schedule(), schedule_all(), enable_batched_writes() and batched_writes()
+// from any thread; the task runs on the context's one thread. A Batch belongs to the
+// thread that fills it.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
 
+#include <notify/sink.hpp>
+
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
 
-namespace notify {
-class Sink;
+#include "uring_writer.hpp"
 
-namespace detail {
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+namespace notify::detail {
 
 class FlushLane final : public asio::execution_context::service {
  public:
@@ -36,6 +48,7 @@ class FlushLane final : public asio::execution_context::service {
   static constexpr std::size_t sinks_per_turn = 64;
 
   explicit FlushLane(asio::execution_context& context);
+  ~FlushLane() override;
 
   // The lane of the context `executor` belongs to; its tasks are posted to `executor`.
   static FlushLane& of(const asio::any_io_executor& executor);
@@ -44,6 +57,16 @@ class FlushLane final : public asio::execution_context::service {
   void schedule(std::shared_ptr<Sink> sink);
   // schedule() for each of `sinks`, under one lock; leaves `sinks` empty.
   void schedule_all(std::vector<std::shared_ptr<Sink>>& sinks);
+
+  // Whether passes write their sinks' sockets with one io_uring submission (the default).
+  // Takes effect from the next pass.
+  void enable_batched_writes(bool enabled) noexcept {
+    batching_wanted_.store(enabled, std::memory_order_relaxed);
+  }
+  // Socket writes made through io_uring so far.
+  std::uint64_t batched_writes() const noexcept {
+    return batched_writes_.load(std::memory_order_relaxed);
+  }
 
   // The sinks a fan-out loop kicked, handed to their lanes a chunk at a time: one lock per
   // chunk instead of one per connection. A sink added here is flushed only once the chunk
@@ -82,6 +105,12 @@ class FlushLane final : public asio::execution_context::service {
   // Starts the next pass with the sinks queued meanwhile; false, with no task posted any
   // more, when there are none.
   bool take_queued();
+  // Flushes running_[first, end) one sink after the other.
+  void flush_each(std::size_t first, std::size_t end);
+  // Flushes running_[first, end) with one submission for all their socket writes.
+  void flush_batched(std::size_t first, std::size_t end);
+  // The ring when batched writes are wanted and the kernel allows them; null otherwise.
+  UringWriter* writer();
 
   std::mutex mutex_;
   asio::any_io_executor executor_;  // set by the first of()
@@ -90,7 +119,23 @@ class FlushLane final : public asio::execution_context::service {
   // Only touched by the task: the sinks of this pass and how many of them are flushed.
   std::vector<std::shared_ptr<Sink>> running_;
   std::size_t next_ = 0;
+
+  // One socket write of a batched pass; its events and buffers are in pass_.
+  struct LaneWrite {
+    std::size_t sink = 0;  // index into running_
+    Sink::Taken taken;
+    bool completed = false;
+  };
+  std::atomic<bool> batching_wanted_{true};
+  std::atomic<std::uint64_t> batched_writes_{0};
+  // Only touched by the task.
+  bool batching_refused_ = false;  // the kernel refused io_uring: not asked again
+  std::unique_ptr<UringWriter> writer_;
+  Sink::Outgoing pass_;
+  std::vector<LaneWrite> writes_;
+  std::vector<iovec> iov_;
+  std::vector<msghdr> messages_;
+  std::vector<UringWriter::Completion> completions_;
 };
 
-}  // namespace detail
-}  // namespace notify
+}  // namespace notify::detail

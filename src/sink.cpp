@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <iterator>
 #include <utility>
 #include <stdexcept>
 
@@ -16,14 +18,10 @@ namespace notify {
 namespace {
 std::atomic<std::uint64_t> next_sink_id{1};
 
-// What a flush writes, built on the thread that writes it; moved into the sink only when
-// the write has to wait for the socket. Never used across a call that could flush again.
-struct WriteScratch {
-  std::vector<EventPtr> events;
-  std::vector<asio::const_buffer> buffers;
-};
-thread_local WriteScratch write_scratch;
 }  // namespace
+
+// Never used across a call that could flush again.
+thread_local Sink::Outgoing Sink::write_scratch_;
 
 Sink::Sink(std::shared_ptr<Transport> transport, WireFormat format)
     : transport_(std::move(transport)),
@@ -148,101 +146,125 @@ void Sink::prefetch_transport() const noexcept {
 }
 
 void Sink::flush() {
+  auto& out = write_scratch_;
   for (;;) {
-    std::shared_ptr<SinkOwner> resync_owner;
-    std::error_code close_reason;
-    bool close_now = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (state_ == State::closed) {
-        pipeline_active_ = false;
-        return;
-      }
-      if (pending_.empty()) {
-        pipeline_active_ = false;
-        if (state_ == State::resync_pending) {
-          resync_owner = owner_.lock();
-          if (!resync_owner) {
-            close_now = true;
-            close_reason = make_error_code(errc::hub_stopped);
-          }
-        } else if (state_ == State::closing) {
-          close_now = true;
-          close_reason = close_reason_;
-        } else {
-          return;
-        }
-      } else {
-        // The events move to the thread's scratch vector: an idle connection holds no
-        // second vector.
-        auto& events = write_scratch.events;
-        events.clear();
-        pending_.move_to(events);
-        pending_bytes_ = 0;
-      }
-    }
-    if (resync_owner) {
-      resync_owner->on_sink_resync(shared_from_this());
+    Taken taken;
+    if (!take_queue(out, taken))
       return;
-    }
-    if (close_now) {
-      finish_close(close_reason);
+    const bool stop = write_taken(out, taken);  // in flight or failed: on_write() goes on
+    out.events.clear();
+    out.buffers.clear();
+    if (stop)
       return;
-    }
-    if (start_write())
-      return;  // in flight: on_write() goes on
   }
 }
 
-bool Sink::start_write() {
-  auto& events = write_scratch.events;
-  auto& buffers = write_scratch.buffers;
-  buffers.clear();
-  std::size_t total = 0;
-  if (preamble_) {
-    buffers.push_back(asio::buffer(*preamble_));
-    total += preamble_->size();
-  }
-  for (const auto& e : events) {
-    const auto& bytes = e->encoded(format_);
-    buffers.push_back(asio::buffer(bytes));
-    total += bytes.size();
-  }
-  written_now_ = 0;
-  if (transport_->can_write_now()) {
-    std::error_code ec;
-    written_now_ = transport_->write_now(BufferSpan{buffers.data(), buffers.size()}, ec);
-    if (ec && ec != asio::error::would_block) {
-      events.clear();
-      fail(ec);
-      return true;
-    }
-    if (written_now_ == total) {
-      wrote(events, total);
-      events.clear();
+bool Sink::take_queue(Outgoing& out, Taken& taken) {
+  std::shared_ptr<SinkOwner> resync_owner;
+  std::error_code close_reason;
+  taken.first_event = out.events.size();
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::closed) {
+      pipeline_active_ = false;
       return false;
     }
-    // Keep what the socket did not take for the asynchronous write.
-    std::size_t skip = written_now_;
-    auto first = buffers.begin();
-    while (skip >= first->size()) {
-      skip -= first->size();
-      ++first;
+    if (pending_.empty()) {
+      pipeline_active_ = false;
+      if (state_ == State::resync_pending) {
+        resync_owner = owner_.lock();
+        if (!resync_owner)
+          close_reason = make_error_code(errc::hub_stopped);
+      } else if (state_ == State::closing) {
+        close_reason = close_reason_;
+      } else {
+        return false;
+      }
+    } else {
+      pending_.move_to(out.events);
+      pending_bytes_ = 0;
     }
-    *first += skip;
-    buffers.erase(buffers.begin(), first);
   }
-  // In flight: the events and the buffer array must live in the sink until on_write().
-  writing_.swap(events);
-  buffers_.swap(buffers);
+  if (resync_owner) {
+    resync_owner->on_sink_resync(shared_from_this());
+    return false;
+  }
+  taken.events = out.events.size() - taken.first_event;
+  if (taken.events == 0) {  // closing, with nothing left to write
+    finish_close(close_reason);
+    return false;
+  }
+  taken.first_buffer = out.buffers.size();
+  taken.bytes = 0;
+  if (preamble_) {
+    out.buffers.push_back(asio::buffer(*preamble_));
+    taken.bytes += preamble_->size();
+  }
+  for (std::size_t i = taken.first_event; i < out.events.size(); ++i) {
+    const auto& bytes = out.events[i]->encoded(format_);
+    out.buffers.push_back(asio::buffer(bytes));
+    taken.bytes += bytes.size();
+  }
+  taken.buffers = out.buffers.size() - taken.first_buffer;
+  return true;
+}
+
+bool Sink::write_taken(Outgoing& out, const Taken& taken) {
+  std::error_code ec = asio::error::would_block;
+  std::size_t written = 0;
+  if (transport_->can_write_now()) {
+    written = transport_->write_now(
+        BufferSpan{out.buffers.data() + taken.first_buffer, taken.buffers}, ec);
+  }
+  return finish_write(out, taken, written, ec);
+}
+
+bool Sink::finish_write(Outgoing& out, const Taken& taken, std::size_t written,
+                        std::error_code ec) {
+  written_now_ = written;
+  if (ec && ec != asio::error::would_block) {
+    fail(ec);
+    return true;
+  }
+  const auto events = out.events.begin() + static_cast<std::ptrdiff_t>(taken.first_event);
+  if (written == taken.bytes) {
+    wrote(&*events, taken.events, taken.bytes);
+    return false;
+  }
+  // What the socket did not take goes out asynchronously; its events and buffers must
+  // live in the sink until on_write().
+  auto first = out.buffers.begin() + static_cast<std::ptrdiff_t>(taken.first_buffer);
+  const auto last = first + static_cast<std::ptrdiff_t>(taken.buffers);
+  std::size_t skip = written;
+  while (skip >= first->size()) {
+    skip -= first->size();
+    ++first;
+  }
+  buffers_.assign(first, last);
+  buffers_.front() += skip;
+  writing_.assign(std::make_move_iterator(events),
+                  std::make_move_iterator(events + static_cast<std::ptrdiff_t>(taken.events)));
   transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
   return true;
 }
 
-void Sink::wrote(const std::vector<EventPtr>& events, std::size_t bytes) {
+void Sink::finish_lane_write(Outgoing& out, const Taken& taken, long result) {
+  std::error_code ec;
+  std::size_t written = 0;
+  if (result >= 0)
+    written = static_cast<std::size_t>(result);
+  else if (result == -EAGAIN || result == -EWOULDBLOCK)
+    ec = asio::error::would_block;
+  else
+    ec = std::error_code(static_cast<int>(-result), asio::error::get_system_category());
+  if (!finish_write(out, taken, written, ec))
+    flush();
+}
+
+void Sink::wrote(const EventPtr* events, std::size_t count, std::size_t bytes) {
   std::size_t messages = 0;
-  for (const auto& e : events)
-    if (e->kind() == Event::Kind::message)
+  for (std::size_t i = 0; i < count; ++i)
+    if (events[i]->kind() == Event::Kind::message)
       ++messages;
   if (messages)
     wrote_since_heartbeat_.store(true, std::memory_order_relaxed);
@@ -260,7 +282,7 @@ void Sink::on_write(std::error_code ec, std::size_t bytes) {
     fail(ec);
     return;
   }
-  wrote(writing_, written_now_ + bytes);
+  wrote(writing_.data(), writing_.size(), written_now_ + bytes);
   // A connection that needed an asynchronous write is slow or busy; it keeps no capacity
   // once it is idle again.
   std::vector<EventPtr>().swap(writing_);

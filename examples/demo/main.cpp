@@ -6,6 +6,7 @@
 #include "server.hpp"
 #include "typing.hpp"
 
+#include <notify/batched_writes.hpp>
 #include <notify/hub.hpp>
 #ifdef NOTIFY_DEMO_WITH_SQLITE
 #include <notify/sqlite_store.hpp>
@@ -164,6 +165,7 @@ int run(const demo::Options& options) {
   for (unsigned i = 0; i < options.threads; ++i) {
     owned.push_back(std::make_unique<asio::io_context>(1));
     contexts.push_back(owned.back().get());
+    notify::set_batched_writes(*contexts.back(), options.batched_writes);
   }
   asio::io_context& io = *contexts.front();
 

@@ -73,7 +73,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
                        flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
                        flag == "--max-connections" || flag == "--allowed-origin" ||
                        flag == "--typing-pairs" || flag == "--store" || flag == "--bus" ||
-                       flag == "--bus-thread";
+                       flag == "--bus-thread" || flag == "--batched-writes";
     if (!known)
       return fail("unknown option '" + args[i] + "'");
     if (!value) {
@@ -139,6 +139,10 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       if (v != "io" && v != "own")
         return fail("--bus-thread: '" + v + "' is not io or own");
       o.bus_thread = v;
+    } else if (flag == "--batched-writes") {
+      if (v != "on" && v != "off")
+        return fail("--batched-writes: '" + v + "' is not on or off");
+      o.batched_writes = v == "on";
     }
   }
   return result;
@@ -177,6 +181,10 @@ std::string usage(const std::string& program) {
          "  --bus-thread io|own   where a Redis bus runs: on the first io thread (default;\n"
          "                        messages reach local clients without a thread hand-over)\n"
          "                        or on a thread of its own\n"
+         "  --batched-writes on|off\n"
+         "                        write a fan-out's connections with one io_uring submission\n"
+         "                        per pass (default on, where the kernel allows io_uring) or\n"
+         "                        with one sendmsg() each\n"
          "  --help                show this help\n";
 }
 

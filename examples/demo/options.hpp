@@ -24,6 +24,7 @@ struct Options {
                                      // or "redis://HOST:PORT[/DB]"
   std::string bus = "inprocess";     // "inprocess" or "redis://HOST:PORT[/DB]"
   std::string bus_thread = "io";     // a Redis bus on the first io thread ("io") or its own
+  bool batched_writes = true;        // io_uring submissions for a fan-out's writes
 };
 
 struct ParsedOptions {

@@ -79,6 +79,14 @@ class AsioTransport final : public Transport {
     }
   }
 
+  int socket_descriptor() const noexcept override {
+    if constexpr (is_tcp) {
+      return stream_.native_handle();
+    } else {
+      return -1;
+    }
+  }
+
   void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) override {
     start([&](auto done) { asio::async_write(stream_, buffers, std::move(done)); },
           [h = std::move(handler)](std::error_code ec, std::size_t n) { h->on_write(ec, n); });

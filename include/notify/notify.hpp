@@ -2,6 +2,7 @@
 #pragma once
 
 #include <notify/asio_transport.hpp>
+#include <notify/batched_writes.hpp>
 #include <notify/bus.hpp>
 #include <notify/callback_transport.hpp>
 #include <notify/error.hpp>

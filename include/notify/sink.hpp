@@ -215,10 +215,37 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // flush() touch first, and the transport a write goes to. Neither reads guarded state.
   void prefetch_queue() const noexcept;
   void prefetch_transport() const noexcept;
-  // Writes the events taken from pending_ (the preamble first); false when the write
-  // completed at once, true when it is in flight or failed.
-  bool start_write();
-  void wrote(const std::vector<EventPtr>& events, std::size_t bytes);
+  // The writes of one flush, or of a FlushLane's pass over many sinks: the events taken
+  // from the queues and their buffers (a sink's preamble before its first event).
+  struct Outgoing {
+    std::vector<EventPtr> events;
+    std::vector<asio::const_buffer> buffers;
+  };
+  // One sink's write within an Outgoing.
+  struct Taken {
+    std::size_t first_event = 0;
+    std::size_t events = 0;
+    std::size_t first_buffer = 0;
+    std::size_t buffers = 0;
+    std::size_t bytes = 0;
+  };
+  // flush()'s, reused by every flush on its thread.
+  static thread_local Outgoing write_scratch_;
+  // Appends pending_ to `out`, described by `taken`; false when there is nothing to write,
+  // having done what an empty queue asks for (the pipeline idles, the sink resyncs or
+  // closes).
+  bool take_queue(Outgoing& out, Taken& taken);
+  // Writes `taken` with write_now() where the transport has it; false when all of it
+  // went, true when the rest is in flight or the sink failed.
+  bool write_taken(Outgoing& out, const Taken& taken);
+  // Ends a write of which the socket took `written` bytes (ec: would_block when it took
+  // none, or the error): false when all of it went, true when the rest goes out
+  // asynchronously (with copies of its events and buffers) or the sink failed.
+  bool finish_write(Outgoing& out, const Taken& taken, std::size_t written, std::error_code ec);
+  // For a FlushLane that wrote `taken` itself: `result` as sendmsg()'s (bytes or -errno).
+  // Then goes on as flush() does.
+  void finish_lane_write(Outgoing& out, const Taken& taken, long result);
+  void wrote(const EventPtr* events, std::size_t count, std::size_t bytes);
   void read_available();
   void read_available_later();
   void finish_close(std::error_code reason);

@@ -60,6 +60,11 @@ class NOTIFY_EXPORT Transport {
   // cannot do this set asio::error::operation_not_supported.
   virtual std::size_t write_now(BufferSpan buffers, std::error_code& ec);
 
+  // The socket descriptor write_now() sends to with a non-blocking sendmsg(), so that the
+  // flush task of a single-threaded context may hand the writes of many connections to the
+  // kernel at once; -1 when there is none (TLS, callbacks).
+  virtual int socket_descriptor() const noexcept { return -1; }
+
   // Writes every byte of `buffers` (the array and the bytes stay valid until completion),
   // then calls handler->on_write(ec, bytes_written).
   virtual void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) = 0;

@@ -1,4 +1,5 @@
 #include <notify/asio_transport.hpp>
+#include <notify/batched_writes.hpp>
 
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
@@ -121,6 +122,46 @@ bool run_until_all_have(asio::io_context& io, const std::vector<std::unique_ptr<
       std::chrono::seconds(20));
 }
 
+// Runs `io` until every reader has its stream's first event; false after 20 s.
+bool run_until_all_primed(asio::io_context& io,
+                          const std::vector<std::unique_ptr<Reader>>& readers) {
+  return test::run_until(
+      io,
+      [&] {
+        for (const auto& r : readers)
+          if (test::parse_sse(r->bytes).empty())
+            return false;
+        return true;
+      },
+      std::chrono::seconds(20));
+}
+
+// Picks, per subcase, how the flush task of `io` writes its connections (see
+// batched_writes.hpp): one io_uring submission per pass, or one sendmsg() each.
+bool choose_batched_writes(asio::io_context& io) {
+  bool batched = true;
+  SUBCASE("batched writes") {
+    batched = true;
+  }
+  SUBCASE("a sendmsg per connection") {
+    batched = false;
+  }
+  notify::set_batched_writes(io, batched);
+  return batched;
+}
+
+// The writes that went through io_uring are those of the chosen way, where the kernel
+// allows it.
+void check_write_path(asio::io_context& io, bool batched) {
+  if (batched && notify::batched_writes_supported()) {
+    CHECK(notify::batched_write_count(io) > 0);
+  } else {
+    if (batched)
+      MESSAGE("this kernel refuses io_uring: the batched subcase wrote with sendmsg()");
+    CHECK(notify::batched_write_count(io) == 0);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("asio transport, one thread: write_now writes at once and stops at a full socket") {
@@ -177,6 +218,7 @@ TEST_CASE("asio transport, one thread: write_now writes at once and stops at a f
 
 TEST_CASE("asio transport, one thread: a fan-out to full sockets arrives whole and in order") {
   asio::io_context io;
+  const bool batched = choose_batched_writes(io);
   notify::NotificationHub hub(io.get_executor(), no_batching());
   constexpr int connections = 40;
   constexpr int first_wave = 60;
@@ -204,10 +246,15 @@ TEST_CASE("asio transport, one thread: a fan-out to full sockets arrives whole a
     }
   };
   // Nobody reads yet: the first writes go out at once, then the sockets fill and the rest
-  // waits in asynchronous writes.
-  publish(first_wave);
+  // waits in asynchronous writes. One event per turn of the io_context, so that the flush
+  // task writes each (whole, in part, or not at all) while the sink is idle.
   io.restart();
-  io.run_for(std::chrono::milliseconds(50));
+  io.run_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < first_wave; ++i) {
+    publish(1);
+    io.restart();
+    io.run_for(std::chrono::milliseconds(2));
+  }
   for (auto& r : readers)
     r->start();
   publish(second_wave);
@@ -223,12 +270,14 @@ TEST_CASE("asio transport, one thread: a fan-out to full sockets arrives whole a
   const auto m = hub.metrics();
   CHECK(m.resyncs == 0);
   CHECK(m.events_delivered == static_cast<std::uint64_t>(connections) * (published.size() + 1));
+  check_write_path(io, batched);
 }
 
 TEST_CASE("asio transport: a fan-out to hundreds of connections reaches each one, in order") {
   // More single-threaded sinks than the hub hands to their lane at once, mixed with strand
   // sinks (flushed by a handler each, no lane).
   asio::io_context io;
+  const bool batched = choose_batched_writes(io);
   notify::NotificationHub hub(io.get_executor(), no_batching());
   constexpr int connections = 300;
   std::vector<std::unique_ptr<SocketPair>> pairs;
@@ -241,13 +290,7 @@ TEST_CASE("asio transport: a fan-out to hundreds of connections reaches each one
     auto transport = notify::make_asio_transport(std::move(pairs.back()->server), threading);
     hub.attach("user" + std::to_string(i), notify::SseSink::create(transport));
   }
-  const auto primed = [&] {
-    for (auto& r : readers)
-      if (test::parse_sse(r->bytes).empty())
-        return false;
-    return true;
-  };
-  REQUIRE(test::run_until(io, primed, std::chrono::seconds(20)));
+  REQUIRE(run_until_all_primed(io, readers));
 
   std::vector<std::string> published;
   for (int i = 0; i < 3; ++i)
@@ -257,6 +300,59 @@ TEST_CASE("asio transport: a fan-out to hundreds of connections reaches each one
     CHECK(notification_ids(r->bytes) == published);
   CHECK(hub.metrics().events_delivered ==
         static_cast<std::uint64_t>(connections) * (published.size() + 1));
+  check_write_path(io, batched);
+}
+
+TEST_CASE("asio transport, one thread: a fan-out to reset connections closes them and no other") {
+  // A client that vanished with a reset makes its write fail (ECONNRESET or EPIPE), in a
+  // batch or alone: that sink closes with the error, the others in the same pass go on.
+  asio::io_context io;
+  const bool batched = choose_batched_writes(io);
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  constexpr int connections = 90;  // more than one pass of the flush task
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::unique_ptr<Reader>> readers;
+  std::vector<std::shared_ptr<notify::Sink>> sinks;
+  for (int i = 0; i < connections; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>(io));
+    readers.push_back(std::make_unique<Reader>(Reader{pairs.back()->client, {}, false, {}}));
+    readers.back()->start();
+    auto transport =
+        notify::make_asio_transport(std::move(pairs.back()->server), notify::Threading::single);
+    sinks.push_back(notify::SseSink::create(transport));
+    hub.attach("user" + std::to_string(i), sinks.back());
+  }
+  REQUIRE(run_until_all_primed(io, readers));
+
+  // Every third client resets its connection.
+  for (int i = 0; i < connections; i += 3) {
+    pairs[i]->client.set_option(asio::socket_base::linger(true, 0));
+    pairs[i]->client.close();
+  }
+  std::vector<std::string> published;
+  const auto closed_and_delivered = [&] {
+    for (int i = 0; i < connections; ++i) {
+      if (i % 3 == 0 ? sinks[i]->is_open()
+                     : notification_ids(readers[i]->bytes).size() < published.size())
+        return false;
+    }
+    return true;
+  };
+  // The first write to a reset socket may still succeed; the next ones fail.
+  for (int round = 0; round < 20 && !closed_and_delivered(); ++round) {
+    published.push_back(hub.broadcast(test::broadcast("b" + std::to_string(round))));
+    test::run_until(io, closed_and_delivered, std::chrono::milliseconds(200));
+  }
+  REQUIRE(closed_and_delivered());
+  for (int i = 0; i < connections; ++i) {
+    if (i % 3 != 0) {
+      CHECK(sinks[i]->is_open());
+      CHECK(notification_ids(readers[i]->bytes) == published);
+    }
+  }
+  const auto m = hub.metrics();
+  CHECK(m.connections_sse == static_cast<std::uint64_t>(connections - connections / 3));
+  check_write_path(io, batched);
 }
 
 TEST_SUITE("concurrency") {
