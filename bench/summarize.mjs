@@ -310,12 +310,13 @@ const floors = [...new Set(runs.filter((x) => x.server === 'floor').map((x) => x
 if (floors.length) {
   p('### The floor: one write per delivery (`notify-bench-floor`: loopback connections, writer on CPU 0, reader on CPU 1; paced: the reader sleeps between rounds)');
   p();
-  p('| connections | pace | events per writev | event size | writer CPU per event | … user | … kernel | events/s |');
-  p('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  p('| connections | pace | events per writev | writes per system call | event size | writer CPU per event | … user | … kernel | events/s |');
+  p('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const id of floors) {
     const m = (k) => med(id, 'floor', k);
     const rate = m('rate');
-    p(`| ${show(m('sockets'), f.int)} | ${rate ? f.rate(rate) + '/s' : 'flat out'} | ${m('batch')} | ${m('size')} B | ${show(m('ns_per_event'), f.us)} | ${show(m('user_ns_per_event'), f.us)} | ${show(m('sys_ns_per_event'), f.us)} | ${show(m('events_per_s'), f.rate)} |`);
+    const uring = m('uring');
+    p(`| ${show(m('sockets'), f.int)} | ${rate ? f.rate(rate) + '/s' : 'flat out'} | ${m('batch')} | ${uring ? `${uring} (io_uring)` : 1} | ${m('size')} B | ${show(m('ns_per_event'), f.us)} | ${show(m('user_ns_per_event'), f.us)} | ${show(m('sys_ns_per_event'), f.us)} | ${show(m('events_per_s'), f.rate)} |`);
   }
   p();
 }
@@ -326,6 +327,8 @@ const floorEvent = med('floor-b1-s270', 'floor', 'ns_per_event');
 // The paced fan-out wakes a sleeping reader with every write; its fair floor does too.
 const floorPaced = med('floor-paced-b1-s270', 'floor', 'ns_per_event');
 const floorPacedSockets = med('floor-paced-b1-s270', 'floor', 'sockets');
+// notify's lane writes 64 connections per io_uring submission: the floor of that way.
+const floorPacedUring = med('floor-paced-uring64-b1-s270', 'floor', 'ns_per_event');
 const verdict = (ok) => (ok === undefined ? '—' : ok ? '**met**' : '**missed**');
 const targets = [];
 for (const proto of ['sse', 'ws']) {
@@ -338,7 +341,8 @@ for (const proto of ['sse', 'ws']) {
     total === undefined || floorFor === undefined ? '—'
       : (floorPaced !== undefined
         ? `${f.us(total)} = ${sig(total / floorPaced, 2)} × the paced floor (${f.int(floorPacedSockets)} connections, 270 B, 40k/s); `
-        : '') + `${sig(total / floor150, 2)} × the flat-out 150 B floor`,
+        : '') + (floorPacedUring !== undefined ? `${sig(total / floorPacedUring, 2)} × the same floor with 64 writes per io_uring submission; ` : '')
+        + `${sig(total / floor150, 2)} × the flat-out 150 B floor`,
     verdict(total === undefined || floorFor === undefined ? undefined : total <= 1.25 * floorFor)]);
 }
 for (const base of ['fanout-1k', 'fanout-big']) {

@@ -12,6 +12,10 @@
 // reader goes back to sleep between rounds, so every write also pays for waking it, as a
 // server's writes do when its clients are idle between events.
 //
+// --uring K hands the writes of K connections to the kernel in one io_uring submission,
+// with the same code as notify's flush lane (src/uring_writer.cpp): one system call per K
+// writes instead of one per write. Each connection still gets its own send.
+//
 // One JSON line on stdout; a summary on stderr.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,12 +31,16 @@
 
 #include <climits>
 
+#include "uring_writer.hpp"
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <chrono>
 #include <thread>
@@ -47,7 +55,8 @@ struct Options {
   std::size_t size = 150;
   int writer_cpu = -1;
   int reader_cpu = -1;
-  double rate = 0;  // events per second over all connections; 0: flat out
+  double rate = 0;        // events per second over all connections; 0: flat out
+  std::size_t uring = 0;  // writes per io_uring submission; 0: a writev() each
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -74,7 +83,8 @@ Options parse(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       std::puts(
           "usage: notify-bench-floor [--sockets N] [--writes M] [--batch B] [--size BYTES]\n"
-          "                          [--rate EVENTS_PER_S] [--writer-cpu CPU] [--reader-cpu CPU]");
+          "                          [--rate EVENTS_PER_S] [--uring WRITES_PER_SUBMISSION]\n"
+          "                          [--writer-cpu CPU] [--reader-cpu CPU]");
       std::exit(0);
     }
     if (i + 1 >= argc)
@@ -92,6 +102,8 @@ Options parse(int argc, char** argv) {
       o.writer_cpu = static_cast<int>(count(flag, v));
     else if (flag == "--reader-cpu")
       o.reader_cpu = static_cast<int>(count(flag, v));
+    else if (flag == "--uring")
+      o.uring = static_cast<std::size_t>(count(flag, v));
     else if (flag == "--rate")
       o.rate = static_cast<double>(count(flag, v));
     else
@@ -101,6 +113,8 @@ Options parse(int argc, char** argv) {
     die("every count must be at least 1");
   if (o.batch > IOV_MAX)
     die("--batch: at most " + std::to_string(IOV_MAX));
+  if (o.uring > 4096)
+    die("--uring: at most 4096");
   return o;
 }
 
@@ -212,6 +226,15 @@ int main(int argc, char** argv) {
   std::vector<iovec> iov(o.batch);
   for (auto& v : iov)
     v = iovec{const_cast<char*>(payload.data()), payload.size()};
+  std::unique_ptr<notify::detail::UringWriter> ring;
+  std::vector<notify::detail::UringWriter::Completion> completions(o.uring);
+  msghdr message{};
+  message.msg_iov = iov.data();
+  if (o.uring) {
+    ring = notify::detail::UringWriter::open(static_cast<unsigned>(o.uring));
+    if (!ring)
+      die("--uring: this kernel refuses io_uring");
+  }
 
   rusage r0{}, r1{};
   getrusage(RUSAGE_THREAD, &r0);
@@ -230,21 +253,43 @@ int main(int argc, char** argv) {
       }
     }
     const std::size_t n = std::min(o.batch, o.writes - done);
-    for (const int fd : writers) {
-      std::size_t want = n * o.size;
-      ssize_t w = writev(fd, iov.data(), static_cast<int>(n));
-      ++syscalls;
-      if (w < 0)
-        die_errno("writev");
-      // A short write (full socket buffer) is finished with plain blocking writes.
-      while (static_cast<std::size_t>(w) < want) {
-        want -= static_cast<std::size_t>(w);
-        const std::string rest(want, 'x');
+    const std::size_t want = n * o.size;
+    // A short write (full socket buffer) is finished with plain blocking writes.
+    const auto finish = [&](int fd, ssize_t w) {
+      if (w < 0 && errno != EAGAIN)
+        die_errno("write");
+      for (std::size_t left = want - static_cast<std::size_t>(std::max<ssize_t>(w, 0)); left;) {
+        const std::string rest(left, 'x');
         w = write(fd, rest.data(), rest.size());
         ++syscalls;
         if (w < 0)
           die_errno("write");
+        left -= static_cast<std::size_t>(w);
       }
+    };
+    if (ring) {
+      message.msg_iovlen = n;
+      for (std::size_t first = 0; first < writers.size(); first += o.uring) {
+        const std::size_t last = std::min(writers.size(), first + o.uring);
+        for (std::size_t i = first; i < last; ++i)
+          ring->add(writers[i], message, i);
+        ++syscalls;
+        const auto got = ring->submit(completions.data());
+        if (got != last - first)
+          die("io_uring_enter failed");
+        for (std::size_t c = 0; c < got; ++c) {
+          const int fd = writers[completions[c].tag];
+          const long result = completions[c].result;
+          errno = result < 0 ? static_cast<int>(-result) : 0;
+          finish(fd, result < 0 ? -1 : static_cast<ssize_t>(result));
+        }
+      }
+      continue;
+    }
+    for (const int fd : writers) {
+      const ssize_t w = writev(fd, iov.data(), static_cast<int>(n));
+      ++syscalls;
+      finish(fd, w);
     }
   }
   const double t1 = mono();
@@ -259,10 +304,10 @@ int main(int argc, char** argv) {
                 "{\"sockets\":%zu,\"writes\":%zu,\"batch\":%zu,\"size\":%zu,\"events\":%.0f,"
                 "\"syscalls\":%zu,\"writer_user_s\":%.6f,\"writer_sys_s\":%.6f,\"wall_s\":%.6f,"
                 "\"ns_per_event\":%.1f,\"user_ns_per_event\":%.1f,\"sys_ns_per_event\":%.1f,"
-                "\"events_per_s\":%.0f,\"rate\":%.0f,\"idle_s\":%.6f}",
+                "\"events_per_s\":%.0f,\"rate\":%.0f,\"idle_s\":%.6f,\"uring\":%zu}",
                 o.sockets, o.writes, o.batch, o.size, events, syscalls, user, sys, t1 - t0,
                 (user + sys) * 1e9 / events, user * 1e9 / events, sys * 1e9 / events,
-                events / (t1 - t0), o.rate, wall_sleeping);
+                events / (t1 - t0), o.rate, wall_sleeping, o.uring);
   std::printf("%s\n", line);
   std::fprintf(stderr,
                "floor: %zu sockets x %zu events of %zu B, %zu per writev: %.0f ns CPU per event "
