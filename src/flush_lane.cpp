@@ -99,11 +99,12 @@ void FlushLane::flush_batched(std::size_t first, std::size_t end) {
     if (i + prefetch_distance / 2 < count)
       running_[i + prefetch_distance / 2]->prefetch_transport();
     Sink& sink = *running_[i];
-    if (sink.transport_->socket_descriptor() < 0) {
+    LaneWrite write;
+    write.descriptor = sink.transport_->socket_descriptor();
+    if (write.descriptor < 0) {
       sink.flush();
       continue;
     }
-    LaneWrite write;
     if (!sink.take_queue(pass_, write.taken))
       continue;
     if (write.taken.buffers > max_batched_buffers) {  // a burst: the sink writes it itself
@@ -128,7 +129,7 @@ void FlushLane::flush_batched(std::size_t first, std::size_t end) {
       message = msghdr{};
       message.msg_iov = &iov_[taken.first_buffer];
       message.msg_iovlen = taken.buffers;
-      writer_->add(running_[writes_[w].sink]->transport_->socket_descriptor(), message, w);
+      writer_->add(writes_[w].descriptor, message, w);
     }
     completions_.resize(writes_.size());
     const auto done = writer_->submit(completions_.data());

@@ -123,6 +123,7 @@ class FlushLane final : public asio::execution_context::service {
   // One socket write of a batched pass; its events and buffers are in pass_.
   struct LaneWrite {
     std::size_t sink = 0;  // index into running_
+    int descriptor = -1;
     Sink::Taken taken;
     bool completed = false;
   };

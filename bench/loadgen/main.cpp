@@ -305,6 +305,10 @@ class Bench {
       std::fprintf(stderr, "notify-loadgen: %zu of %zu connections ready (%zu failed: %s)\n",
                    pool_->ready(), o_.connections, pool_->failed(), pool_->first_error().c_str());
     }
+    // Nothing to measure (a wrong URL, a server that died): stop instead of waiting for
+    // deliveries that cannot come.
+    if (pool_->ready() == 0)
+      throw std::runtime_error("no connection is ready: " + pool_->first_error());
 
     PhaseResult result;
     if (o_.scenario == "idle") {
