@@ -37,7 +37,6 @@ std::unique_ptr<UringWriter> UringWriter::open(unsigned entries) {
     return nullptr;
   std::unique_ptr<UringWriter> writer(new UringWriter);
   writer->ring_ = static_cast<int>(fd);
-  writer->entries_ = params.sq_entries;
   // Kernels since 5.4 map both rings with one mmap (IORING_FEAT_SINGLE_MMAP); older ones
   // lack sends anyway, so they are not served.
   if (!(params.features & IORING_FEAT_SINGLE_MMAP))
@@ -50,12 +49,11 @@ std::unique_ptr<UringWriter> UringWriter::open(unsigned entries) {
   if (rings == MAP_FAILED)
     return nullptr;
   writer->sq_map_ = rings;
-  writer->sqe_map_size_ = params.sq_entries * sizeof(io_uring_sqe);
-  void* sqes = ::mmap(nullptr, writer->sqe_map_size_, PROT_READ | PROT_WRITE,
+  writer->sqes_size_ = params.sq_entries * sizeof(io_uring_sqe);
+  void* sqes = ::mmap(nullptr, writer->sqes_size_, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_POPULATE, writer->ring_, IORING_OFF_SQES);
   if (sqes == MAP_FAILED)
     return nullptr;
-  writer->sqe_map_ = sqes;
   writer->sqes_ = sqes;
   writer->sq_tail_shared_ = at<unsigned>(rings, params.sq_off.tail);
   writer->sq_mask_ = at<unsigned>(rings, params.sq_off.ring_mask);
@@ -112,8 +110,8 @@ bool UringWriter::never_waits() {
 }
 
 UringWriter::~UringWriter() {
-  if (sqe_map_)
-    ::munmap(sqe_map_, sqe_map_size_);
+  if (sqes_)
+    ::munmap(sqes_, sqes_size_);
   if (sq_map_)
     ::munmap(sq_map_, sq_map_size_);
   if (ring_ >= 0)

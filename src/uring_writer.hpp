@@ -32,15 +32,12 @@ class UringWriter {
   UringWriter(const UringWriter&) = delete;
   UringWriter& operator=(const UringWriter&) = delete;
 
-  std::size_t capacity() const noexcept { return entries_; }
-  std::size_t queued() const noexcept { return queued_; }
-
-  // Queues a write of `message`'s buffers to `descriptor`, at most capacity() before a
-  // submit(). `message` and its buffers must stay valid until submit() returns.
+  // Queues a write of `message`'s buffers to `descriptor`, at most open()'s `entries`
+  // before a submit(). `message` and its buffers must stay valid until submit() returns.
   void add(int descriptor, const msghdr& message, std::uint64_t tag);
 
   // Starts the queued writes, waits for them and stores one completion each in `out` (room
-  // for queued()), in no particular order. Returns how many were stored: fewer only when
+  // for every write queued), in no particular order. Returns how many were stored: fewer only when
   // the kernel refused the ring itself, after which the writer must be destroyed before
   // the buffers of the writes without a completion are.
   std::size_t submit(Completion* out);
@@ -51,13 +48,12 @@ class UringWriter {
   bool never_waits();
 
   int ring_ = -1;
-  unsigned entries_ = 0;
   unsigned queued_ = 0;
   unsigned sq_tail_ = 0;  // our copy of the submission tail, published by submit()
   void* sq_map_ = nullptr;
   std::size_t sq_map_size_ = 0;
-  void* sqe_map_ = nullptr;
-  std::size_t sqe_map_size_ = 0;
+  void* sqes_ = nullptr;  // the submission entries, mapped on their own
+  std::size_t sqes_size_ = 0;
   unsigned* sq_tail_shared_ = nullptr;
   unsigned* sq_mask_ = nullptr;
   unsigned* sq_array_ = nullptr;
@@ -65,7 +61,6 @@ class UringWriter {
   unsigned* cq_tail_ = nullptr;
   unsigned* cq_mask_ = nullptr;
   void* cqes_ = nullptr;
-  void* sqes_ = nullptr;
 };
 
 }  // namespace notify::detail
