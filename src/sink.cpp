@@ -1,5 +1,6 @@
 #include "flush_lane.hpp"
 #include "prefetch.hpp"
+#include "io_result.hpp"
 
 #include <notify/error.hpp>
 #include <notify/sink.hpp>
@@ -9,7 +10,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <iterator>
 #include <utility>
 #include <stdexcept>
@@ -19,9 +19,6 @@ namespace {
 std::atomic<std::uint64_t> next_sink_id{1};
 
 }  // namespace
-
-// Never used across a call that could flush again.
-thread_local Sink::Outgoing Sink::write_scratch_;
 
 Sink::Sink(std::shared_ptr<Transport> transport, WireFormat format)
     : transport_(std::move(transport)),
@@ -146,7 +143,10 @@ void Sink::prefetch_transport() const noexcept {
 }
 
 void Sink::flush() {
-  auto& out = write_scratch_;
+  // Reused by every flush on this thread; moved into the sink only when a write has to
+  // wait for the socket. Never used across a call that could flush again.
+  thread_local Outgoing scratch;
+  auto& out = scratch;
   for (;;) {
     Taken taken;
     if (!take_queue(out, taken))
@@ -250,13 +250,7 @@ bool Sink::finish_write(Outgoing& out, const Taken& taken, std::size_t written,
 
 void Sink::finish_lane_write(Outgoing& out, const Taken& taken, long result) {
   std::error_code ec;
-  std::size_t written = 0;
-  if (result >= 0)
-    written = static_cast<std::size_t>(result);
-  else if (result == -EAGAIN || result == -EWOULDBLOCK)
-    ec = asio::error::would_block;
-  else
-    ec = std::error_code(static_cast<int>(-result), asio::error::get_system_category());
+  const auto written = detail::bytes_transferred(result, ec);
   if (!finish_write(out, taken, written, ec))
     flush();
 }

@@ -1,5 +1,7 @@
 #include <notify/asio_transport.hpp>
 
+#include "io_result.hpp"
+
 #include <asio/error.hpp>
 
 #include <sys/socket.h>
@@ -37,12 +39,10 @@ std::size_t write_now_to_socket(int descriptor, BufferSpan buffers, std::error_c
       written = ::sendmsg(descriptor, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (written < 0 && errno == EINTR);
     if (written < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (total == 0)
-          ec = asio::error::would_block;
-      } else {
-        ec = std::error_code(errno, asio::error::get_system_category());
-      }
+      std::error_code failure;
+      bytes_transferred(-errno, failure);
+      if (total == 0 || failure != asio::error::would_block)
+        ec = failure;  // a full buffer after some bytes went is no error
       return total;
     }
     total += static_cast<std::size_t>(written);
@@ -59,16 +59,10 @@ std::size_t read_now_from_socket(int descriptor, asio::mutable_buffer buffer, st
   do {
     got = ::recv(descriptor, buffer.data(), buffer.size(), MSG_DONTWAIT);
   } while (got < 0 && errno == EINTR);
-  if (got < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      ec = asio::error::would_block;
-    else
-      ec = std::error_code(errno, asio::error::get_system_category());
-    return 0;
-  }
-  if (got == 0 && buffer.size() != 0)
+  const auto n = bytes_transferred(got < 0 ? -errno : got, ec);
+  if (!ec && n == 0 && buffer.size() != 0)
     ec = asio::error::eof;
-  return static_cast<std::size_t>(got);
+  return n;
 }
 
 }  // namespace notify::detail
