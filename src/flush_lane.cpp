@@ -75,29 +75,30 @@ void FlushLane::run() {
   asio::post(executor_, [this] { run(); });
 }
 
-void FlushLane::flush_each(std::size_t first, std::size_t end) {
+void FlushLane::prefetch_ahead(std::size_t i) const {
+  // Ask for the next sinks' state while this one is handled: each is cold by now. The
+  // transport's lines come later, once the sink's line with its pointer has arrived.
   const auto count = running_.size();
+  if (i + prefetch_distance < count)
+    running_[i + prefetch_distance]->prefetch_queue();
+  if (i + prefetch_distance / 2 < count)
+    running_[i + prefetch_distance / 2]->prefetch_transport();
+}
+
+void FlushLane::flush_each(std::size_t first, std::size_t end) {
   for (auto i = first; i < end; ++i) {
-    // Ask for the next sinks' state while this one is written: each is cold by now.
-    if (i + prefetch_distance < count)
-      running_[i + prefetch_distance]->prefetch_queue();
-    if (i + prefetch_distance / 2 < count)
-      running_[i + prefetch_distance / 2]->prefetch_transport();
+    prefetch_ahead(i);
     running_[i]->flush();
     running_[i].reset();  // its control block is in cache now, not after the whole pass
   }
 }
 
 void FlushLane::flush_batched(std::size_t first, std::size_t end) {
-  const auto count = running_.size();
   // Take every queue first: each sink's events and buffers go into pass_, one array for
   // the pass, so the writes' descriptions are a few lines of memory, not a few per sink.
   writes_.clear();
   for (auto i = first; i < end; ++i) {
-    if (i + prefetch_distance < count)
-      running_[i + prefetch_distance]->prefetch_queue();
-    if (i + prefetch_distance / 2 < count)
-      running_[i + prefetch_distance / 2]->prefetch_transport();
+    prefetch_ahead(i);
     Sink& sink = *running_[i];
     LaneWrite write;
     write.descriptor = sink.transport_->socket_descriptor();

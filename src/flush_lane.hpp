@@ -105,6 +105,8 @@ class FlushLane final : public asio::execution_context::service {
   // Starts the next pass with the sinks queued meanwhile; false, with no task posted any
   // more, when there are none.
   bool take_queued();
+  // Prefetches the sinks of running_ a few places after `i`.
+  void prefetch_ahead(std::size_t i) const;
   // Flushes running_[first, end) one sink after the other.
   void flush_each(std::size_t first, std::size_t end);
   // Flushes running_[first, end) with one submission for all their socket writes.
