@@ -347,11 +347,28 @@ void HttpConnection::send_continue() {
 // --- timeouts and closing -------------------------------------------------------------
 
 void HttpConnection::arm_timer(std::chrono::milliseconds timeout) {
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  // A wait in flight that ends no later than the new deadline waits again from there: a
+  // request then costs no cancellation and no new wait (three per request otherwise).
+  if (timer_waiting_ && timer_.expiry() <= deadline_)
+    return;
+  wait_for_deadline();
+}
+
+void HttpConnection::wait_for_deadline() {
   const unsigned generation = ++timer_generation_;
-  timer_.expires_after(timeout);
+  timer_waiting_ = true;
+  timer_.expires_at(deadline_);
   timer_.async_wait([self = shared_from_this(), generation](std::error_code ec) {
-    if (ec || generation != self->timer_generation_ || self->closed_)
+    if (generation != self->timer_generation_)
+      return;  // replaced by a newer wait, or the connection closed
+    self->timer_waiting_ = false;
+    if (ec || self->closed_)
       return;
+    if (std::chrono::steady_clock::now() < self->deadline_) {
+      self->wait_for_deadline();
+      return;
+    }
     self->on_timeout();
   });
 }

@@ -73,7 +73,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void on_sent(std::error_code ec, bool keep_alive);
   void send_continue();
 
+  // The connection times out `timeout` from now (replacing the deadline armed before).
   void arm_timer(std::chrono::milliseconds timeout);
+  void wait_for_deadline();
   void on_timeout();
   void linger_close();
   void close();
@@ -104,6 +106,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::string out_;  // the response being written
   bool writing_ = false;
   bool closed_ = false;
+  // One wait at a time on timer_; it may end before deadline_ and then waits again.
+  std::chrono::steady_clock::time_point deadline_;
+  bool timer_waiting_ = false;
   unsigned timer_generation_ = 0;
 };
 

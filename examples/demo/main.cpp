@@ -191,7 +191,11 @@ int run(const demo::Options& options) {
   demo::ApiOptions api_options;
   api_options.allowed_origins = options.allowed_origins;
   demo::Api api(hub, api_options);
-  demo::Server server(contexts, api, demo::ConnectionLimits{});
+  demo::ConnectionLimits limits;
+  limits.idle_timeout = options.idle_timeout;
+  limits.request_timeout = options.request_timeout;
+  limits.write_timeout = options.request_timeout;
+  demo::Server server(contexts, api, limits);
 
   std::error_code ec;
   const auto address = asio::ip::make_address(options.bind, ec);

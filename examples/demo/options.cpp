@@ -73,7 +73,8 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
                        flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
                        flag == "--max-connections" || flag == "--allowed-origin" ||
                        flag == "--typing-pairs" || flag == "--store" || flag == "--bus" ||
-                       flag == "--bus-thread" || flag == "--batched-writes";
+                       flag == "--bus-thread" || flag == "--batched-writes" ||
+                       flag == "--idle-timeout" || flag == "--request-timeout";
     if (!known)
       return fail("unknown option '" + args[i] + "'");
     if (!value) {
@@ -143,6 +144,12 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       if (v != "on" && v != "off")
         return fail("--batched-writes: '" + v + "' is not on or off");
       o.batched_writes = v == "on";
+    } else if (flag == "--idle-timeout" || flag == "--request-timeout") {
+      const auto n = parse_unsigned(v, 24 * 3600 * 1000);
+      if (!n || *n < 1)
+        return fail(flag + ": '" + v + "' is not a number of milliseconds (at least 1)");
+      (flag == "--idle-timeout" ? o.idle_timeout : o.request_timeout) =
+          std::chrono::milliseconds(*n);
     }
   }
   return result;
@@ -162,6 +169,11 @@ std::string usage(const std::string& program) {
          "  --auth dev            user from ?user= or X-User-Id (the only mode, default)\n"
          "  --threads N           threads, each running its own io_context (default 1)\n"
          "  --max-connections N   streams on this instance (default 100000)\n"
+         "  --idle-timeout MS     close a keep-alive connection idle this long between\n"
+         "                        requests (default 60000)\n"
+         "  --request-timeout MS  answer 408 to a request not complete this long after its\n"
+         "                        first byte, and close a connection whose response is not\n"
+         "                        read within it (default 30000)\n"
          "  --allowed-origin ORIGIN\n"
          "                        accept WebSocket handshakes only from this origin (and from\n"
          "                        clients that send no Origin); repeatable. Default: any\n"

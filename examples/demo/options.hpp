@@ -25,6 +25,9 @@ struct Options {
   std::string bus = "inprocess";     // "inprocess" or "redis://HOST:PORT[/DB]"
   std::string bus_thread = "io";     // a Redis bus on the first io thread ("io") or its own
   bool batched_writes = true;        // io_uring submissions for a fan-out's writes
+  // HTTP connections (not streams): idle between requests; a request, and a response.
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds request_timeout{30000};
 };
 
 struct ParsedOptions {

@@ -1,6 +1,8 @@
 // The demo's HTTP layer: errors, limits, keep-alive, static pages, metrics, flags.
 #include "support.hpp"
 
+#include <thread>
+
 using namespace itest;
 using nlohmann::json;
 
@@ -262,6 +264,47 @@ TEST_CASE("http: keep-alive and pipelining") {
   }
 }
 
+TEST_CASE("http: timeouts") {
+  // One timer per connection waits for the latest deadline: requests in a row push it out,
+  // a stalled request gets 408, and an idle connection closes, never before its time.
+  constexpr std::chrono::milliseconds timeout{1000};
+  const auto ms = std::to_string(timeout.count());
+  DemoProcess demo(unbatched({"--idle-timeout", ms, "--request-timeout", ms}));
+  SUBCASE("requests more often than the idle timeout keep the connection open") {
+    HttpClient c(demo.port());
+    const auto until = Clock::now() + 3 * timeout;
+    int answered = 0;
+    while (Clock::now() < until) {
+      const auto r = c.request("GET", "/healthz");
+      REQUIRE(r.status == 200);
+      ++answered;
+      std::this_thread::sleep_for(timeout / 5);
+    }
+    CHECK(answered >= 10);
+  }
+  SUBCASE("an idle keep-alive connection closes after the idle timeout") {
+    HttpClient c(demo.port());
+    REQUIRE(c.request("GET", "/healthz").status == 200);
+    const auto answered = Clock::now();
+    CHECK(c.wait_eof(5 * timeout));
+    CHECK(Clock::now() - answered >= timeout - std::chrono::milliseconds(100));
+  }
+  SUBCASE("a request that stalls gets 408, then the connection closes") {
+    HttpClient c(demo.port());
+    REQUIRE(c.request("GET", "/healthz").status == 200);
+    const auto started = Clock::now();
+    REQUIRE(
+        c.send_raw("POST /api/notifications HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"
+                   "\r\n{\"userId\""));
+    const auto r = c.read_response(5 * timeout);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 408);
+    CHECK(error_of(*r) == "request timeout");
+    CHECK(Clock::now() - started >= timeout - std::chrono::milliseconds(100));
+    CHECK(c.wait_eof(5 * timeout));
+  }
+}
+
 TEST_CASE("http: the demo page, health and metrics") {
   DemoProcess demo(unbatched());
   const auto page = http_request(demo.port(), "GET", "/");
@@ -310,7 +353,9 @@ TEST_CASE("http: command line") {
                                                  {"--auth", "jwt"},
                                                  {"--threads", "0"},
                                                  {"--port"},
-                                                 {"--bind", "not-an-ip"}}) {
+                                                 {"--bind", "not-an-ip"},
+                                                 {"--idle-timeout", "0"},
+                                                 {"--request-timeout", "soon"}}) {
       const auto r = run_to_completion(NOTIFY_DEMO_PATH, args, std::chrono::seconds(10));
       CAPTURE(args.front());
       CHECK(r.status.exited);
