@@ -196,6 +196,15 @@ void FlushLane::shutdown() {
   writer_.reset();
 }
 
+void FlushLane::notify_fork(asio::execution_context::fork_event event) {
+  // The parent goes on with its ring; the child must not submit to the same one. Closing
+  // the child's copy leaves the parent's ring as it is.
+  if (event == asio::execution_context::fork_child) {
+    writer_.reset();
+    batching_refused_ = false;
+  }
+}
+
 }  // namespace notify::detail
 
 namespace notify {

@@ -18,6 +18,10 @@
 // submission (UringWriter): a paced fan-out then makes one system call per pass, not one
 // per connection. A write the socket does not take in full goes on as the sink's own.
 //
+// After fork() the child shares the parent's ring (its memory is mapped shared), so on
+// notify_fork(fork_child) the lane lets go of it and opens a ring of its own when it next
+// writes; a host that forks calls io_context::notify_fork() as asio requires.
+//
 // Thread safety: schedule(), schedule_all(), enable_batched_writes() and batched_writes()
 // from any thread; the task runs on the context's one thread. A Batch belongs to the
 // thread that fills it.
@@ -101,6 +105,7 @@ class FlushLane final : public asio::execution_context::service {
 
  private:
   void shutdown() override;
+  void notify_fork(asio::execution_context::fork_event event) override;
   void run();
   // Starts the next pass with the sinks queued meanwhile; false, with no task posted any
   // more, when there are none.

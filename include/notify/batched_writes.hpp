@@ -8,6 +8,9 @@
 // kernel.io_uring_disabled sysctl, or blocked by a container's seccomp filter) the task
 // writes each connection with its own sendmsg(), and nothing else changes.
 //
+// A process that forks after a context has written calls context.notify_fork() in the
+// child (as asio requires): the child then writes with a ring of its own, not its parent's.
+//
 // Thread safety: every function is safe from any thread.
 #pragma once
 

@@ -15,11 +15,15 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using asio::ip::tcp;
 
@@ -353,6 +357,95 @@ TEST_CASE("asio transport, one thread: a fan-out to reset connections closes the
   const auto m = hub.metrics();
   CHECK(m.connections_sse == static_cast<std::uint64_t>(connections - connections / 3));
   check_write_path(io, batched);
+}
+
+TEST_CASE(
+    "asio transport, one thread: after fork() parent and child write with rings of their own") {
+  // The lane's io_uring is memory shared with the kernel; a child that kept submitting to
+  // its parent's ring would mix both processes' writes. After io_context::notify_fork()
+  // each side writes its own connections at the same time, and each gets exactly its own.
+  if (!notify::batched_writes_supported()) {
+    MESSAGE("this kernel refuses io_uring: no ring to share after fork()");
+    return;
+  }
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  constexpr int per_side = 40;
+  constexpr int rounds = 60;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::unique_ptr<Reader>> readers;
+  const auto user = [](char side, int i) { return std::string(1, side) + std::to_string(i); };
+  for (int i = 0; i < 2 * per_side; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>(io));
+    readers.push_back(std::make_unique<Reader>(Reader{pairs.back()->client, {}, false, {}}));
+    readers.back()->start();
+    auto transport =
+        notify::make_asio_transport(std::move(pairs.back()->server), notify::Threading::single);
+    hub.attach(user(i < per_side ? 'p' : 'c', i % per_side), notify::SseSink::create(transport));
+  }
+  REQUIRE(run_until_all_primed(io, readers));
+  // A first broadcast, so that the lane has its ring before fork().
+  const auto first = hub.broadcast(test::broadcast("before fork"));
+  REQUIRE(run_until_all_have(io, readers, 1));
+  REQUIRE(notify::batched_write_count(io) > 0);
+
+  // Publishes `rounds` notifications to each of its side's users and reads them back; true
+  // when every one of its clients got exactly the first broadcast and its own, in order.
+  const auto write_side = [&](char side) {
+    const int offset = side == 'p' ? 0 : per_side;
+    for (int i = 0; i < 2 * per_side; ++i) {  // the other side's clients are not ours
+      if ((i < per_side) != (side == 'p'))
+        readers[static_cast<std::size_t>(i)]->socket.close();
+    }
+    std::vector<std::vector<std::string>> expected(per_side, std::vector<std::string>{first});
+    for (int round = 0; round < rounds; ++round) {
+      for (int i = 0; i < per_side; ++i)
+        expected[i].push_back(hub.publish(test::draft(user(side, i))));
+      io.poll();
+    }
+    const auto all_read = [&] {
+      for (int i = 0; i < per_side; ++i) {
+        if (notification_ids(readers[static_cast<std::size_t>(offset + i)]->bytes).size() <
+            expected[i].size())
+          return false;
+      }
+      return true;
+    };
+    if (!test::run_until(io, all_read, std::chrono::seconds(20)))
+      return false;
+    for (int i = 0; i < per_side; ++i) {
+      if (notification_ids(readers[static_cast<std::size_t>(offset + i)]->bytes) != expected[i])
+        return false;
+    }
+    return notify::batched_write_count(io) > 0;
+  };
+
+  io.notify_fork(asio::execution_context::fork_prepare);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    io.notify_fork(asio::execution_context::fork_child);
+    ::alarm(60);  // never outlive the test
+    const bool ok = write_side('c');
+    ::_exit(ok ? 0 : 1);
+  }
+  io.notify_fork(asio::execution_context::fork_parent);
+  const bool parent_ok = write_side('p');
+  int status = 0;
+  pid_t reaped = 0;
+  for (int waited_ms = 0; waited_ms < 60000 && reaped == 0; waited_ms += 10) {
+    reaped = ::waitpid(child, &status, WNOHANG);
+    if (reaped == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (reaped == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  CHECK(parent_ok);
+  REQUIRE(reaped == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_SUITE("concurrency") {
