@@ -19,8 +19,11 @@ namespace notify::detail {
 asio::execution_context::id FlushLane::id;
 
 namespace {
-// Buffers one batched write may gather; a longer queue (a burst) is written by its sink.
-constexpr std::size_t max_batched_buffers = 64;
+// Buffers one batched write may carry. A paced fan-out writes one event per connection
+// (IORING_OP_SEND); a queue that gathered several events leaves through the sink's own
+// sendmsg(), which cost less than IORING_OP_SENDMSG in flat-out fan-outs over WebSocket
+// (docs/BENCHMARKS.md, "Batched writes").
+constexpr std::size_t max_batched_buffers = 1;
 }  // namespace
 
 FlushLane::FlushLane(asio::execution_context& context)
@@ -108,7 +111,7 @@ void FlushLane::flush_batched(std::size_t first, std::size_t end) {
     }
     if (!sink.take_queue(pass_, write.taken))
       continue;
-    if (write.taken.buffers > max_batched_buffers) {  // a burst: the sink writes it itself
+    if (write.taken.buffers > max_batched_buffers) {  // several events: the sink's sendmsg()
       if (!sink.write_taken(pass_, write.taken))
         sink.flush();
       continue;

@@ -296,7 +296,10 @@ TEST_CASE("asio transport: a fan-out to hundreds of connections reaches each one
   }
   REQUIRE(run_until_all_primed(io, readers));
 
-  std::vector<std::string> published;
+  // One broadcast alone (one event per connection: the lane's batched write), then three
+  // that cork (several events per connection: each sink's own sendmsg()).
+  std::vector<std::string> published{hub.broadcast(test::broadcast("alone"))};
+  REQUIRE(run_until_all_have(io, readers, published.size()));
   for (int i = 0; i < 3; ++i)
     published.push_back(hub.broadcast(test::broadcast("b" + std::to_string(i))));
   REQUIRE(run_until_all_have(io, readers, published.size()));
