@@ -14,9 +14,10 @@
 // fan-out to finish.
 //
 // Where the kernel allows io_uring (and set_batched_writes() did not turn it off), a pass
-// takes the queues of its sinks first and hands all their writes to the kernel in one
-// submission (UringWriter): a paced fan-out then makes one system call per pass, not one
-// per connection. A write the socket does not take in full goes on as the sink's own.
+// takes the queues of its sinks first and hands the writes of one event each to the kernel
+// in one submission (UringWriter): a paced fan-out then makes one system call per pass, not
+// one per connection. A queue of several events is written by its sink's own sendmsg(), and
+// a write the socket does not take in full goes on as the sink's own.
 //
 // After fork() the child shares the parent's ring (its memory is mapped shared), so on
 // notify_fork(fork_child) the lane lets go of it and opens a ring of its own when it next
