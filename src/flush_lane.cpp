@@ -18,14 +18,6 @@ namespace notify::detail {
 
 asio::execution_context::id FlushLane::id;
 
-namespace {
-// Buffers one batched write may carry. A paced fan-out writes one event per connection
-// (IORING_OP_SEND); a queue that gathered several events leaves through the sink's own
-// sendmsg(), which cost less than IORING_OP_SENDMSG in flat-out fan-outs over WebSocket
-// (docs/BENCHMARKS.md, "Batched writes").
-constexpr std::size_t max_batched_buffers = 1;
-}  // namespace
-
 FlushLane::FlushLane(asio::execution_context& context)
     : asio::execution_context::service(context) {}
 
@@ -99,42 +91,34 @@ void FlushLane::flush_each(std::size_t first, std::size_t end) {
 void FlushLane::flush_batched(std::size_t first, std::size_t end) {
   // Take every queue first: each sink's events and buffers go into pass_, one array for
   // the pass, so the writes' descriptions are a few lines of memory, not a few per sink.
+  // A queue of one event (what a paced fan-out writes) becomes a send on the ring; one that
+  // gathered several leaves through the sink's own sendmsg(), which cost less than
+  // IORING_OP_SENDMSG in flat-out fan-outs over WebSocket (docs/BENCHMARKS.md, "Batched
+  // writes").
   writes_.clear();
   for (auto i = first; i < end; ++i) {
     prefetch_ahead(i);
     Sink& sink = *running_[i];
-    LaneWrite write;
-    write.descriptor = sink.transport_->socket_descriptor();
-    if (write.descriptor < 0) {
+    const int descriptor = sink.transport_->socket_descriptor();
+    if (descriptor < 0) {
       sink.flush();
       continue;
     }
+    LaneWrite write;
     if (!sink.take_queue(pass_, write.taken))
       continue;
-    if (write.taken.buffers > max_batched_buffers) {  // several events: the sink's sendmsg()
+    if (write.taken.buffers != 1) {
       if (!sink.write_taken(pass_, write.taken))
         sink.flush();
       continue;
     }
+    // The bytes are the event's own, which pass_.events keeps alive whatever pass_ grows to.
+    const auto& bytes = pass_.buffers[write.taken.first_buffer];
+    writer_->add(descriptor, bytes.data(), bytes.size(), writes_.size());
     write.sink = i;
     writes_.push_back(write);
   }
   if (!writes_.empty()) {
-    // pass_.buffers no longer grows: the kernel's views of it can be made now.
-    iov_.resize(pass_.buffers.size());
-    messages_.resize(writes_.size());
-    for (std::size_t w = 0; w < writes_.size(); ++w) {
-      const auto& taken = writes_[w].taken;
-      for (std::size_t b = 0; b < taken.buffers; ++b) {
-        const auto& buffer = pass_.buffers[taken.first_buffer + b];
-        iov_[taken.first_buffer + b] = iovec{const_cast<void*>(buffer.data()), buffer.size()};
-      }
-      auto& message = messages_[w];
-      message = msghdr{};
-      message.msg_iov = &iov_[taken.first_buffer];
-      message.msg_iovlen = taken.buffers;
-      writer_->add(writes_[w].descriptor, message, w);
-    }
     completions_.resize(writes_.size());
     const auto done = writer_->submit(completions_.data());
     if (done < writes_.size()) {

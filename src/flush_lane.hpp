@@ -42,9 +42,6 @@
 
 #include "uring_writer.hpp"
 
-#include <sys/socket.h>
-#include <sys/uio.h>
-
 namespace notify::detail {
 
 class FlushLane final : public asio::execution_context::service {
@@ -131,7 +128,6 @@ class FlushLane final : public asio::execution_context::service {
   // One socket write of a batched pass; its events and buffers are in pass_.
   struct LaneWrite {
     std::size_t sink = 0;  // index into running_
-    int descriptor = -1;
     Sink::Taken taken;
     bool completed = false;
   };
@@ -142,8 +138,6 @@ class FlushLane final : public asio::execution_context::service {
   std::unique_ptr<UringWriter> writer_;
   Sink::Outgoing pass_;
   std::vector<LaneWrite> writes_;
-  std::vector<iovec> iov_;
-  std::vector<msghdr> messages_;
   std::vector<UringWriter::Completion> completions_;
 };
 

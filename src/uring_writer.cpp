@@ -5,7 +5,6 @@
 #if __has_include(<linux/io_uring.h>)
 #include <linux/io_uring.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,7 +29,7 @@ T* at(void* base, std::size_t offset) {
 }  // namespace
 
 std::unique_ptr<UringWriter> UringWriter::open(unsigned entries) {
-  entries = entries < 2 ? 2 : entries;  // never_waits() asks for two writes
+  entries = entries < 1 ? 1 : entries;
   io_uring_params params{};
   const long fd = ::syscall(__NR_io_uring_setup, entries, &params);
   if (fd < 0)
@@ -69,11 +68,10 @@ std::unique_ptr<UringWriter> UringWriter::open(unsigned entries) {
 }
 
 bool UringWriter::never_waits() {
-  // Fill a socket's buffer, then ask for one send and one sendmsg to it without waiting
-  // for them: both must complete at once with -EAGAIN. A kernel that lacks either
-  // operation answers -EINVAL, and one that would wait for room (an older kernel that
-  // ignores MSG_DONTWAIT here) answers nothing yet; either is refused, because submit()
-  // waits for every write.
+  // Fill a socket's buffer, then ask for one send to it without waiting for it: it must
+  // complete at once with -EAGAIN. A kernel that lacks the operation answers -EINVAL, and
+  // one that would wait for room (an older kernel that ignores MSG_DONTWAIT here) answers
+  // nothing yet; either is refused, because submit() waits for every write.
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) != 0)
     return false;
@@ -82,20 +80,11 @@ bool UringWriter::never_waits() {
   char filler[1024] = {};
   while (::send(pair[0], filler, sizeof filler, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
   }
-  iovec one{filler, sizeof filler};
-  msghdr single{};
-  single.msg_iov = &one;
-  single.msg_iovlen = 1;
-  iovec two[2] = {{filler, 1}, {filler, 1}};
-  msghdr gathered{};
-  gathered.msg_iov = two;
-  gathered.msg_iovlen = 2;
-  add(pair[0], single, 0);
-  add(pair[0], gathered, 1);
+  add(pair[0], filler, sizeof filler, 0);
   queued_ = 0;
   __atomic_store_n(sq_tail_shared_, sq_tail_, __ATOMIC_RELEASE);
-  const long submitted = ::syscall(__NR_io_uring_enter, ring_, 2u, 0u, 0u, nullptr, 0);
-  bool refused = submitted != 2;
+  const long submitted = ::syscall(__NR_io_uring_enter, ring_, 1u, 0u, 0u, nullptr, 0);
+  bool refused = submitted != 1;
   unsigned head = *cq_head_;
   const unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
   unsigned answered = 0;
@@ -106,7 +95,7 @@ bool UringWriter::never_waits() {
   __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
   ::close(pair[0]);
   ::close(pair[1]);
-  return !refused && answered == 2;
+  return !refused && answered == 1;
 }
 
 UringWriter::~UringWriter() {
@@ -118,23 +107,16 @@ UringWriter::~UringWriter() {
     ::close(ring_);
 }
 
-void UringWriter::add(int descriptor, const msghdr& message, std::uint64_t tag) {
+void UringWriter::add(int descriptor, const void* data, std::size_t size, std::uint64_t tag) {
   const unsigned index = sq_tail_ & *sq_mask_;
   auto& entry = static_cast<io_uring_sqe*>(sqes_)[index];
   std::memset(&entry, 0, sizeof entry);
   entry.fd = descriptor;
   entry.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
   entry.user_data = tag;
-  if (message.msg_iovlen == 1) {
-    // One buffer (a paced fan-out's usual write): a plain send, no message header to copy.
-    entry.opcode = IORING_OP_SEND;
-    entry.addr = reinterpret_cast<std::uintptr_t>(message.msg_iov[0].iov_base);
-    entry.len = static_cast<unsigned>(message.msg_iov[0].iov_len);
-  } else {
-    entry.opcode = IORING_OP_SENDMSG;
-    entry.addr = reinterpret_cast<std::uintptr_t>(&message);
-    entry.len = 1;
-  }
+  entry.opcode = IORING_OP_SEND;
+  entry.addr = reinterpret_cast<std::uintptr_t>(data);
+  entry.len = static_cast<unsigned>(size);
   sq_array_[index] = index;
   ++sq_tail_;
   ++queued_;
@@ -176,7 +158,7 @@ std::unique_ptr<UringWriter> UringWriter::open(unsigned) {
   return nullptr;
 }
 UringWriter::~UringWriter() = default;
-void UringWriter::add(int, const msghdr&, std::uint64_t) {}
+void UringWriter::add(int, const void*, std::size_t, std::uint64_t) {}
 std::size_t UringWriter::submit(Completion*) {
   return 0;
 }

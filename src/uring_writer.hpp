@@ -1,11 +1,11 @@
 // UringWriter: many non-blocking socket writes handed to the kernel in one system call
 // (io_uring), for a FlushLane's pass over its sinks.
 //
-// Every write is a send with MSG_DONTWAIT: it takes what the socket's buffer takes now and
-// never waits, so all of them have completed when submit() returns and the caller keeps its
-// buffers only for the call. A paced fan-out then pays one system call entry per pass
-// instead of one per connection. Where the kernel refuses io_uring (not built in, disabled
-// by sysctl, or blocked by a container's seccomp filter) open() returns null and the lane
+// Every write is one buffer sent with MSG_DONTWAIT (IORING_OP_SEND): it takes what the
+// socket's buffer takes now and never waits, so all of them have completed when submit() returns
+// and the caller keeps its buffers only for the call. A paced fan-out then pays one system call
+// entry per pass instead of one per connection. Where the kernel refuses io_uring (not built in,
+// disabled by sysctl, or blocked by a container's seccomp filter) open() returns null and the lane
 // writes each socket with its own sendmsg().
 //
 // Thread safety: none; the lane's thread uses it.
@@ -15,15 +15,13 @@
 #include <cstdint>
 #include <memory>
 
-struct msghdr;
-
 namespace notify::detail {
 
 class UringWriter {
  public:
   struct Completion {
     std::uint64_t tag;
-    long result;  // as sendmsg(): the bytes written, or -errno (-EAGAIN: the buffer was full)
+    long result;  // as send(): the bytes written, or -errno (-EAGAIN: the buffer was full)
   };
 
   // A ring for up to `entries` writes per submit(); null where io_uring is unavailable.
@@ -32,9 +30,9 @@ class UringWriter {
   UringWriter(const UringWriter&) = delete;
   UringWriter& operator=(const UringWriter&) = delete;
 
-  // Queues a write of `message`'s buffers to `descriptor`, at most open()'s `entries`
-  // before a submit(). `message` and its buffers must stay valid until submit() returns.
-  void add(int descriptor, const msghdr& message, std::uint64_t tag);
+  // Queues a send of `size` bytes at `data` to `descriptor`, at most open()'s `entries`
+  // before a submit(). The bytes must stay valid until submit() returns.
+  void add(int descriptor, const void* data, std::size_t size, std::uint64_t tag);
 
   // Starts the queued writes, waits for them and stores one completion each in `out` (room
   // for every write queued), in no particular order. Returns how many were stored: fewer only when
@@ -44,7 +42,7 @@ class UringWriter {
 
  private:
   UringWriter() = default;
-  // Whether sends on this kernel complete at once when their socket is full (open()).
+  // Whether a send on this kernel completes at once when its socket is full (open()).
   bool never_waits();
 
   int ring_ = -1;

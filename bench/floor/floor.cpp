@@ -14,7 +14,8 @@
 //
 // --uring K hands the writes of K connections to the kernel in one io_uring submission,
 // with the same code as notify's flush lane (src/uring_writer.cpp): one system call per K
-// writes instead of one per write. Each connection still gets its own send.
+// writes instead of one per write. Each connection still gets its own send of one event
+// (--batch 1), as the lane's are.
 //
 // One JSON line on stdout; a summary on stderr.
 #include <arpa/inet.h>
@@ -115,6 +116,8 @@ Options parse(int argc, char** argv) {
     die("--batch: at most " + std::to_string(IOV_MAX));
   if (o.uring > 4096)
     die("--uring: at most 4096");
+  if (o.uring && o.batch != 1)
+    die("--uring: one event per send (--batch 1), as notify's flush lane writes");
   return o;
 }
 
@@ -228,8 +231,6 @@ int main(int argc, char** argv) {
     v = iovec{const_cast<char*>(payload.data()), payload.size()};
   std::unique_ptr<notify::detail::UringWriter> ring;
   std::vector<notify::detail::UringWriter::Completion> completions(o.uring);
-  msghdr message{};
-  message.msg_iov = iov.data();
   if (o.uring) {
     ring = notify::detail::UringWriter::open(static_cast<unsigned>(o.uring));
     if (!ring)
@@ -268,11 +269,10 @@ int main(int argc, char** argv) {
       }
     };
     if (ring) {
-      message.msg_iovlen = n;
       for (std::size_t first = 0; first < writers.size(); first += o.uring) {
         const std::size_t last = std::min(writers.size(), first + o.uring);
         for (std::size_t i = first; i < last; ++i)
-          ring->add(writers[i], message, i);
+          ring->add(writers[i], payload.data(), payload.size(), i);
         ++syscalls;
         const auto got = ring->submit(completions.data());
         if (got != last - first)

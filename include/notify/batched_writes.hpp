@@ -1,8 +1,10 @@
 // Batched writes: how the connections of one single-threaded io_context reach the kernel.
 //
 // The sinks of Threading::single transports on one io_context are flushed by one task per
-// fan-out. By default that task hands the writes of up to 64 plain TCP connections to the
-// kernel in one io_uring submission instead of making one sendmsg() per connection; each
+// fan-out. By default that task hands the writes of up to 64 plain TCP connections with
+// one event to write each (a paced fan-out's) to the kernel in one io_uring submission
+// instead of making one sendmsg() per connection; a connection whose queue gathered
+// several events is written with its own sendmsg(), which costs less there. Each
 // write is still non-blocking and takes only what its socket's buffer takes, exactly as a
 // sendmsg() would. Where the kernel refuses io_uring (not built in, disabled by the
 // kernel.io_uring_disabled sysctl, or blocked by a container's seccomp filter) the task
