@@ -60,6 +60,7 @@ struct Options {
   std::string json_path;
   std::string cdf_path;
   bool allow_loss = false;
+  bool deferred_reads = false;  // paced only: note arrivals, read everything at the end
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -88,6 +89,9 @@ const char* const help_text =
     "  --warmup N                                publishes before measuring (not counted)\n"
     "  --connect-concurrency N, --source-addresses N, --connect-timeout S, --drain-timeout S\n"
     "  --label NAME, --json FILE (append), --cdf FILE (latency CDF), --allow-loss\n"
+    "  --deferred-reads                          paced (--rate): subscribers note when bytes\n"
+    "                                            arrive and read them after each phase, so a\n"
+    "                                            delivery costs this process an epoll event\n"
     "  --spawn CMD ARGS...                       start the server (must print 'listening on "
     "URL');\n"
     "                                            everything after --spawn is its command line\n"
@@ -126,6 +130,10 @@ Options parse(int argc, char** argv) {
     }
     if (flag == "--allow-loss") {
       o.allow_loss = true;
+      continue;
+    }
+    if (flag == "--deferred-reads") {
+      o.deferred_reads = true;
       continue;
     }
     std::string value;
@@ -191,6 +199,10 @@ Options parse(int argc, char** argv) {
     usage_error("--connections: at least 1");
   if (o.publishers == 0)
     o.publishers = o.scenario == "fanout" ? 1 : 8;
+  // Unread bytes must fit the receive buffers, and flat out the server would be writing
+  // into full ones: only a paced load.
+  if (o.deferred_reads && (o.scenario == "idle" || o.rate <= 0))
+    usage_error("--deferred-reads needs a paced load (--rate) of a publishing scenario");
   if (o.scenario == "cluster" && o.publish_url.empty())
     usage_error("cluster needs --publish-url");
   if (o.scenario != "idle" && o.events == 0 && o.duration == 0)
@@ -265,6 +277,7 @@ struct PhaseResult {
   std::uint64_t resets = 0;
   std::uint64_t batches = 0;
   std::uint64_t bytes = 0;
+  std::uint64_t unmatched = 0;  // deferred reads
   std::int64_t start_ns = 0;
   std::int64_t publish_end_ns = 0;
   std::int64_t last_delivery_ns = 0;
@@ -441,7 +454,9 @@ class Bench {
     stats.latency.clear();
     received_at_start_ = stats.received;
     const auto dup0 = stats.duplicates, resets0 = stats.resets, batches0 = stats.batches,
-               bytes0 = stats.bytes;
+               bytes0 = stats.bytes, arrivals0 = stats.arrivals, unmatched0 = stats.unmatched;
+    if (o_.deferred_reads)
+      pool_->defer_reads(true);
     idle_.clear();
     post_started_.assign(publishers_.size(), 0);
     for (std::size_t i = 0; i < publishers_.size(); ++i)
@@ -470,23 +485,31 @@ class Bench {
     r.publish_end_ns = now_ns();
     phase_ = nullptr;
     r.expected = fanout() ? r.acked * o_.connections : r.acked;
-    // Drain: until everything expected arrived, or nothing arrived for drain_timeout.
-    auto last_count = stats.received;
+    // Drain: until everything expected arrived, or nothing arrived for drain_timeout. With
+    // deferred reads, what counts is the segments that arrived; they are read afterwards.
+    const auto arrived = [&] {
+      return o_.deferred_reads ? stats.arrivals - arrivals0 : stats.received - received_at_start_;
+    };
+    auto last_count = arrived();
     auto last_progress = now_ns();
     run_until(
         io_,
         [&] {
-          const auto got = stats.received - received_at_start_;
+          const auto got = arrived();
           if (got >= r.expected)
             return true;
-          if (stats.received != last_count) {
-            last_count = stats.received;
+          if (got != last_count) {
+            last_count = got;
             last_progress = now_ns();
           }
           return now_ns() - last_progress > static_cast<std::int64_t>(o_.drain_timeout * 1e9);
         },
         3600);
     r.after = sample(o_);
+    if (o_.deferred_reads) {
+      pool_->defer_reads(false);
+      r.unmatched = stats.unmatched - unmatched0;
+    }
     r.received = stats.received - received_at_start_;
     r.duplicates = stats.duplicates - dup0;
     r.resets = stats.resets - resets0;
@@ -526,6 +549,10 @@ class Bench {
       j["duplicates"] = r.duplicates;
       j["resets"] = r.resets;
       j["batches"] = r.batches;
+      if (o_.deferred_reads) {
+        j["deferred_reads"] = true;
+        j["unmatched_arrivals"] = r.unmatched;
+      }
       j["duration_s"] = wall;
       j["deliveries_per_s"] = static_cast<double>(r.received) / wall;
       j["publishes_per_s"] = static_cast<double>(r.acked) /

@@ -7,13 +7,17 @@
 #include <asio/write.hpp>
 
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string_view>
+#include <system_error>
 
 namespace loadgen {
 namespace {
@@ -21,6 +25,8 @@ namespace {
 using asio::ip::tcp;
 
 constexpr std::size_t max_head_bytes = 16 * 1024;
+// Deferred reads: how often arrivals are collected (and so how late they may be stamped).
+constexpr auto edge_collect_interval = std::chrono::milliseconds(1);
 constexpr std::string_view record_key = "\"data\":{\"t\":";
 constexpr std::string_view id_key = "\"id\":\"";
 
@@ -104,14 +110,58 @@ void Subscriber::on_connected(std::error_code ec) {
 }
 
 void Subscriber::wait_readable() {
+  waiting_ = true;
   socket_.async_wait(tcp::socket::wait_read, [this](std::error_code ec) { on_readable(ec); });
 }
 
 void Subscriber::on_readable(std::error_code ec) {
+  if (ec == asio::error::operation_aborted)  // closed, or parked (park() cleared waiting_)
+    return;
+  waiting_ = false;
   if (closed_)
     return;
   if (ec)
     return fail(("wait: " + ec.message()).c_str());
+  if (read_available())
+    wait_readable();
+}
+
+int Subscriber::park() {
+  if (closed_)
+    return -1;
+  std::error_code ec;
+  parked_ = socket_.release(ec);  // aborts the readiness wait
+  waiting_ = false;
+  if (ec) {
+    parked_ = -1;
+    fail(("release: " + ec.message()).c_str());
+  }
+  return parked_;
+}
+
+void Subscriber::read_deferred() {
+  if (parked_ >= 0) {
+    std::error_code ec;
+    socket_.assign(tcp::v4(), parked_, ec);
+    if (ec) {
+      ::close(parked_);
+      parked_ = -1;
+      return fail(("assign: " + ec.message()).c_str());
+    }
+    parked_ = -1;
+    socket_.native_non_blocking(true, ec);
+  }
+  if (closed_)
+    return;
+  const bool open = read_available();
+  pool_.stats.unmatched += arrivals_.size() - next_arrival_;
+  arrivals_.clear();
+  next_arrival_ = 0;
+  if (open && !waiting_)
+    wait_readable();
+}
+
+bool Subscriber::read_available() {
   auto& buffer = pool_.buffer_;
   const int fd = socket_.native_handle();
   const std::int64_t now = now_ns();
@@ -120,21 +170,23 @@ void Subscriber::on_readable(std::error_code ec) {
     if (n > 0) {
       feed(buffer.data(), static_cast<std::size_t>(n), now);
       if (closed_)
-        return;
+        return false;
       // A short read emptied the socket: new data will make it readable again.
       if (static_cast<std::size_t>(n) < buffer.size())
-        break;
+        return true;
       continue;
     }
-    if (n == 0)
-      return fail("closed by the server");
+    if (n == 0) {
+      fail("closed by the server");
+      return false;
+    }
     if (errno == EINTR)
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
-      break;
-    return fail(std::strerror(errno));
+      return true;
+    fail(std::strerror(errno));
+    return false;
   }
-  wait_readable();
 }
 
 void Subscriber::feed(const char* p, std::size_t n, std::int64_t now) {
@@ -384,6 +436,13 @@ void Subscriber::on_message(std::string_view type, std::string_view body, std::i
     return;
   if (batch)
     ++stats.batches;
+  // Read late (deferred reads): the message arrived with its segment.
+  if (pool_.reading_deferred_) {
+    if (next_arrival_ < arrivals_.size())
+      now = arrivals_[next_arrival_++];
+    else
+      ++stats.unmatched;
+  }
   const std::int64_t epoch = pool_.config_.epoch_ns;
   const char* end = body.data() + body.size();
   std::size_t at = 0;
@@ -441,6 +500,10 @@ void Subscriber::say_goodbye() {
 
 void Subscriber::close() {
   closed_ = true;
+  if (parked_ >= 0) {
+    ::close(parked_);
+    parked_ = -1;
+  }
   std::error_code ignored;
   socket_.close(ignored);
 }
@@ -457,10 +520,16 @@ void Subscriber::fail(const char* why) {
 // --- Pool --------------------------------------------------------------------------------
 
 Pool::Pool(asio::io_context& io, PoolConfig config)
-    : io_(io), config_(std::move(config)), buffer_(256 * 1024), rng_(std::random_device{}()) {}
+    : io_(io),
+      config_(std::move(config)),
+      buffer_(256 * 1024),
+      rng_(std::random_device{}()),
+      edge_timer_(io) {}
 
 Pool::~Pool() {
   close_all();
+  if (edge_set_ >= 0)
+    ::close(edge_set_);
 }
 
 void Pool::open(std::size_t count) {
@@ -499,6 +568,67 @@ void Pool::on_failed(const std::string& why, bool was_ready) {
 void Pool::say_goodbye() {
   for (auto& s : subscribers_)
     s->say_goodbye();
+}
+
+void Pool::defer_reads(bool on) {
+  if (on == deferred_)
+    return;
+  if (on) {
+    if (edge_set_ < 0) {
+      edge_set_ = ::epoll_create1(EPOLL_CLOEXEC);
+      if (edge_set_ < 0)
+        throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    }
+    for (std::size_t i = 0; i < subscribers_.size(); ++i) {
+      const int fd = subscribers_[i]->park();
+      if (fd < 0)
+        continue;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLET;
+      ev.data.u64 = i;
+      if (::epoll_ctl(edge_set_, EPOLL_CTL_ADD, fd, &ev) != 0)
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
+    deferred_ = true;
+    collect_edges();
+    return;
+  }
+  take_edges();
+  deferred_ = false;
+  edge_timer_.cancel();
+  // The edge set is closed and made anew for the next phase: it forgets its descriptors.
+  ::close(edge_set_);
+  edge_set_ = -1;
+  reading_deferred_ = true;
+  for (auto& s : subscribers_)
+    s->read_deferred();
+  reading_deferred_ = false;
+}
+
+void Pool::collect_edges() {
+  edge_timer_.expires_after(edge_collect_interval);
+  edge_timer_.async_wait([this](std::error_code ec) {
+    if (ec || !deferred_)
+      return;
+    take_edges();
+    collect_edges();
+  });
+}
+
+void Pool::take_edges() {
+  epoll_event events[512];
+  for (;;) {
+    const int n = ::epoll_wait(edge_set_, events, 512, 0);
+    if (n <= 0)
+      return;
+    const auto now = now_ns();
+    for (int i = 0; i < n; ++i) {
+      subscribers_[events[i].data.u64]->note_arrival(now);
+      ++stats.arrivals;
+    }
+    if (n < 512)
+      return;
+  }
 }
 
 void Pool::close_all() {
