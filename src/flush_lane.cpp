@@ -11,6 +11,7 @@
 #include <asio/query.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <iterator>
 
@@ -32,6 +33,7 @@ FlushLane& FlushLane::of(const asio::any_io_executor& executor) {
 }
 
 void FlushLane::schedule(std::shared_ptr<Sink> sink) {
+  assert(sink->lane_ == this);  // a sink is flushed on its own context's thread
   {
     std::lock_guard lock(mutex_);
     queued_.push_back(std::move(sink));
@@ -44,6 +46,8 @@ void FlushLane::schedule(std::shared_ptr<Sink> sink) {
 }
 
 void FlushLane::schedule_all(std::vector<std::shared_ptr<Sink>>& sinks) {
+  assert(std::all_of(sinks.begin(), sinks.end(),
+                     [this](const std::shared_ptr<Sink>& sink) { return sink->lane_ == this; }));
   {
     std::lock_guard lock(mutex_);
     queued_.insert(queued_.end(), std::make_move_iterator(sinks.begin()),

@@ -33,6 +33,7 @@
 
 #include <notify/sink.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -71,34 +72,65 @@ class FlushLane final : public asio::execution_context::service {
   }
 
   // The sinks a fan-out loop kicked, handed to their lanes a chunk at a time: one lock per
-  // chunk instead of one per connection. A sink added here is flushed only once the chunk
+  // chunk instead of one per connection. A sink added here is flushed only once its chunk
   // is handed over (at the latest when the batch is destroyed), so a loop adds each sink
-  // right after the send that asked for the kick.
+  // right after the send that asked for the kick. A host with several single-threaded
+  // contexts hands connections to them in turn, so a fan-out alternates lanes: the batch
+  // fills a chunk per lane (up to lane_slots lanes at once), and the other threads start
+  // writing after their first chunk, while the loop goes on.
   class Batch {
    public:
     static constexpr std::size_t chunk = 128;
+    static constexpr std::size_t lane_slots = 4;
     Batch() = default;
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
     ~Batch() { submit(); }
 
     void add(FlushLane& lane, const std::shared_ptr<Sink>& sink) {
-      if (&lane != lane_ || sinks_.size() == chunk)
-        submit();
+      Slot& slot = slot_of(lane);
+      if (slot.sinks.size() == chunk)
+        slot.submit();
       // Reserved here, not in the constructor: a fan-out to no lane sink allocates nothing.
-      if (sinks_.capacity() == 0)
-        sinks_.reserve(chunk);
-      lane_ = &lane;
-      sinks_.push_back(sink);
+      if (slot.sinks.capacity() == 0)
+        slot.sinks.reserve(chunk);
+      slot.sinks.push_back(sink);
     }
     void submit() {
-      if (!sinks_.empty())
-        lane_->schedule_all(sinks_);
+      for (std::size_t i = 0; i < used_; ++i)
+        slots_[i].submit();
     }
 
    private:
-    FlushLane* lane_ = nullptr;
-    std::vector<std::shared_ptr<Sink>> sinks_;
+    struct Slot {
+      FlushLane* lane = nullptr;
+      std::vector<std::shared_ptr<Sink>> sinks;
+      void submit() {
+        if (!sinks.empty())
+          lane->schedule_all(sinks);
+      }
+    };
+
+    Slot& slot_of(FlushLane& lane) {
+      for (std::size_t i = 0; i < used_; ++i) {
+        if (slots_[i].lane == &lane)
+          return slots_[i];
+      }
+      if (used_ < lane_slots) {
+        slots_[used_].lane = &lane;
+        return slots_[used_++];
+      }
+      // More lanes than slots: the oldest slot's chunk goes now and the slot changes lanes.
+      Slot& slot = slots_[evict_];
+      evict_ = (evict_ + 1) % lane_slots;
+      slot.submit();
+      slot.lane = &lane;
+      return slot;
+    }
+
+    std::array<Slot, lane_slots> slots_;
+    std::size_t used_ = 0;
+    std::size_t evict_ = 0;
   };
 
  private:

@@ -6,6 +6,7 @@
 #include <notify/store.hpp>
 
 #include "fixtures.hpp"
+#include "flush_lane.hpp"
 
 #include <asio/connect.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -124,6 +125,17 @@ bool run_until_all_have(asio::io_context& io, const std::vector<std::unique_ptr<
         return true;
       },
       std::chrono::seconds(20));
+}
+
+// Runs `io` until every reader saw the end of its stream; false after 5 s.
+bool run_until_all_closed(asio::io_context& io,
+                          const std::vector<std::unique_ptr<Reader>>& readers) {
+  return test::run_until(io, [&] {
+    for (const auto& r : readers)
+      if (!r->eof)
+        return false;
+    return true;
+  });
 }
 
 // Runs `io` until every reader has its stream's first event; false after 20 s.
@@ -496,12 +508,7 @@ TEST_SUITE("concurrency") {
     hub.stop();
     guard0.reset();
     guard1.reset();
-    test::run_until(clients, [&] {
-      for (auto& r : readers)
-        if (!r->eof)
-          return false;
-      return true;
-    });
+    run_until_all_closed(clients, readers);
     run0.join();
     run1.join();
     REQUIRE(all_arrived);
@@ -510,6 +517,58 @@ TEST_SUITE("concurrency") {
     std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
       return notify::parse_sequence(a) < notify::parse_sequence(b);
     });
+    for (auto& r : readers)
+      CHECK(notification_ids(r->bytes) == ids);
+  }
+
+  TEST_CASE(
+      "asio transport, one io_context per thread: a fan-out over more lanes than a batch "
+      "holds reaches every connection") {
+    // notify-demo hands connections to its threads in turn, so a broadcast's loop alternates
+    // lanes; its FlushLane::Batch keeps a chunk for a few lanes at once. More lanes than that,
+    // and more connections per lane than one chunk.
+    constexpr std::size_t lane_count = notify::detail::FlushLane::Batch::lane_slots + 2;
+    constexpr std::size_t per_lane = notify::detail::FlushLane::Batch::chunk + 22;
+    std::vector<std::unique_ptr<asio::io_context>> lanes;
+    for (std::size_t i = 0; i < lane_count; ++i)
+      lanes.push_back(std::make_unique<asio::io_context>(1));
+    asio::io_context clients;
+    notify::NotificationHub hub(lanes[0]->get_executor(), no_batching());
+
+    std::vector<std::unique_ptr<tcp::socket>> client_sockets;
+    std::vector<std::unique_ptr<Reader>> readers;
+    for (std::size_t i = 0; i < lane_count * per_lane; ++i) {
+      auto [server, client] = connect_across(*lanes[i % lane_count], clients);
+      client_sockets.push_back(std::make_unique<tcp::socket>(std::move(client)));
+      readers.push_back(std::make_unique<Reader>(Reader{*client_sockets.back(), {}, false, {}}));
+      readers.back()->start();
+      auto transport = notify::make_asio_transport(std::move(server), notify::Threading::single);
+      hub.attach("user" + std::to_string(i), notify::SseSink::create(transport));
+    }
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    std::vector<std::thread> runners;
+    for (auto& lane : lanes) {
+      guards.push_back(asio::make_work_guard(*lane));
+      runners.emplace_back([&context = *lane] { context.run(); });
+    }
+    // Every init written first: a sink whose init still waits for its flush takes the
+    // broadcasts into the same write, and the broadcast's loop hands nothing to its lane.
+    const bool all_primed = run_until_all_primed(clients, readers);
+
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3 && all_primed; ++i)
+      ids.push_back(hub.broadcast(test::broadcast("b" + std::to_string(i))));
+    const bool all_arrived = run_until_all_have(clients, readers, ids.size());
+    hub.stop();
+    for (auto& guard : guards)
+      guard.reset();
+    run_until_all_closed(clients, readers);
+    for (auto& lane : lanes)  // a sink that was never flushed would keep its lane running
+      lane->stop();
+    for (auto& runner : runners)
+      runner.join();
+    REQUIRE(all_primed);
+    REQUIRE(all_arrived);
     for (auto& r : readers)
       CHECK(notification_ids(r->bytes) == ids);
   }
