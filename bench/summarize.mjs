@@ -183,11 +183,15 @@ const scale = [
   ['scale-fanout-1k-sse', 'fan-out, 1,000 SSE connections, flat out', [
     ['deliveries/s', 'deliveries_per_s', f.rate],
     ['server CPU per delivery', 'server_cpu.ns_per_delivery', f.us],
-    ['latency p99', 'latency_ms.p99', f.ms]]],
+    ['latency p99', 'latency_ms.p99', f.ms],
+    ['server CPU share (of one CPU)', 'server_cpu.cpu_share', f.pct],
+    ['load generator CPU share', 'loadgen_cpu_share', f.pct]]],
   ['scale-unicast-1k-sse', 'unicast, 1,000 SSE connections, 8 publishers', [
     ['publishes/s', 'publishes_per_s', f.rate],
     ['server CPU per publish', 'server_cpu.ns_per_delivery', f.us],
-    ['latency p99', 'latency_ms.p99', f.ms]]],
+    ['latency p99', 'latency_ms.p99', f.ms],
+    ['server CPU share (of one CPU)', 'server_cpu.cpu_share', f.pct],
+    ['load generator CPU share', 'loadgen_cpu_share', f.pct]]],
   ...['sse', 'ws'].map((proto) => [`scale-paced-big-${proto}`,
     `fan-out to ${big} ${proto.toUpperCase()} connections paced at 40k/s, deferred reads`, [
       ['latency p50', 'latency_ms.p50', f.ms],
