@@ -202,7 +202,7 @@ const scale = [
 if (runs.some((x) => x.id.startsWith('scale-'))) {
   p('### notify-demo with `--threads 1` and `--threads 2` (nothing pinned: server and load generator share both CPUs)');
   p();
-  p('In the paced fan-outs the load generator defers its reads (`--deferred-reads`): it collects which sockets received a segment every millisecond and reads them after the phase, so that it takes ≈ 5 % of a CPU instead of a share comparable to the server\'s; latencies then read up to 1 ms high.');
+  p('In the paced fan-outs the load generator defers its reads (`--deferred-reads`): every millisecond it notes which sockets received bytes and how many, and reads them after the phase, so that it takes ≈ 5 % of a CPU instead of a share comparable to the server\'s; latencies then read up to 1 ms high.');
   p();
   p('| scenario | figure | 1 thread | 2 threads | 2 / 1 |');
   p('|---|---|---:|---:|---:|');

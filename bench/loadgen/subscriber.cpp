@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -122,12 +123,14 @@ void Subscriber::on_readable(std::error_code ec) {
     return;
   if (ec)
     return fail(("wait: " + ec.message()).c_str());
-  if (read_available())
+  if (read_available(now_ns()))
     wait_readable();
 }
 
 int Subscriber::park() {
-  if (closed_)
+  // Whatever arrived before is read now, so that the bytes waiting in the socket are those
+  // of the deferred phase.
+  if (closed_ || !read_available(now_ns()))
     return -1;
   std::error_code ec;
   parked_ = socket_.release(ec);  // aborts the readiness wait
@@ -151,28 +154,48 @@ void Subscriber::read_deferred() {
     parked_ = -1;
     socket_.native_non_blocking(true, ec);
   }
-  if (closed_)
-    return;
-  const bool open = read_available();
-  pool_.stats.unmatched += arrivals_.size() - next_arrival_;
+  // The bytes up to each collection's count arrived by its time: a notification completed
+  // by them is stamped with it. Bytes no collection saw are read last, stamped now.
+  bool open = !closed_;
+  std::size_t done = 0;
+  for (const auto& arrival : arrivals_) {
+    if (!open)
+      break;
+    open = read_available(arrival.at, arrival.unread - done);
+    done = arrival.unread;
+  }
   arrivals_.clear();
-  next_arrival_ = 0;
+  if (open) {
+    late_ = true;
+    open = read_available(now_ns());
+    late_ = false;
+  }
   if (open && !waiting_)
     wait_readable();
 }
 
-bool Subscriber::read_available() {
+void Subscriber::note_arrival(std::int64_t when) {
+  int unread = 0;
+  if (::ioctl(parked_, FIONREAD, &unread) != 0 || unread <= 0)
+    return;
+  const auto bytes = static_cast<std::size_t>(unread);
+  if (arrivals_.empty() || bytes > arrivals_.back().unread)
+    arrivals_.push_back(Arrival{when, bytes});
+}
+
+bool Subscriber::read_available(std::int64_t now, std::size_t limit) {
   auto& buffer = pool_.buffer_;
   const int fd = socket_.native_handle();
-  const std::int64_t now = now_ns();
-  for (;;) {
-    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+  while (limit > 0) {
+    const auto want = std::min(limit, buffer.size());
+    const ssize_t n = ::recv(fd, buffer.data(), want, 0);
     if (n > 0) {
       feed(buffer.data(), static_cast<std::size_t>(n), now);
       if (closed_)
         return false;
+      limit -= static_cast<std::size_t>(n);
       // A short read emptied the socket: new data will make it readable again.
-      if (static_cast<std::size_t>(n) < buffer.size())
+      if (static_cast<std::size_t>(n) < want)
         return true;
       continue;
     }
@@ -187,6 +210,7 @@ bool Subscriber::read_available() {
     fail(std::strerror(errno));
     return false;
   }
+  return true;
 }
 
 void Subscriber::feed(const char* p, std::size_t n, std::int64_t now) {
@@ -436,13 +460,8 @@ void Subscriber::on_message(std::string_view type, std::string_view body, std::i
     return;
   if (batch)
     ++stats.batches;
-  // Read late (deferred reads): the message arrived with its segment.
-  if (pool_.reading_deferred_) {
-    if (next_arrival_ < arrivals_.size())
-      now = arrivals_[next_arrival_++];
-    else
-      ++stats.unmatched;
-  }
+  if (late_)  // deferred reads: bytes that no collection saw, stamped when read
+    ++stats.unmatched;
   const std::int64_t epoch = pool_.config_.epoch_ns;
   const char* end = body.data() + body.size();
   std::size_t at = 0;
@@ -599,10 +618,8 @@ void Pool::defer_reads(bool on) {
   // The edge set is closed and made anew for the next phase: it forgets its descriptors.
   ::close(edge_set_);
   edge_set_ = -1;
-  reading_deferred_ = true;
   for (auto& s : subscribers_)
     s->read_deferred();
-  reading_deferred_ = false;
 }
 
 void Pool::collect_edges() {

@@ -7,14 +7,15 @@
 //
 // Deferred reads (Pool::defer_reads): the connections leave Asio's reactor, so that arriving
 // bytes wake nobody, and read nothing until the pool reads everything at the end of a
-// phase. Meanwhile every millisecond the pool collects the segments that arrived (one edge each,
-// from an edge-triggered epoll set of its own that nobody waits on) and notes the time; each
-// notification read at the end gets the time its segment was collected, so latencies read
-// up to 1 ms high. A delivery then costs the load generator a share of an epoll_wait
-// instead of a wake-up, a read and a parse: on a machine with few cores, a server with
-// several threads is then not measured against the load generator's share of the CPU. It
-// suits paced loads, where every event arrives as a segment of its own and the unread bytes
-// fit the socket's receive buffer.
+// phase. Meanwhile every millisecond the pool collects the sockets that received something
+// (one edge per segment, from an edge-triggered epoll set of its own that nobody waits on)
+// and notes the time and how many bytes each now holds (FIONREAD); each notification read
+// at the end gets the time of the first collection that saw its last byte, whatever the
+// segments were, so latencies read up to 1 ms high. A delivery then costs the load generator a
+// share of an epoll_wait instead of a wake-up, a read and a parse: on a machine with few cores, a
+// server with several threads is then not measured against the load generator's share of the CPU.
+// It suits paced loads, where every event arrives as a segment of its own and the unread bytes fit
+// the socket's receive buffer.
 #pragma once
 
 #include "common.hpp"
@@ -23,7 +24,9 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -40,8 +43,8 @@ struct DeliveryStats {
   std::uint64_t batches = 0;     // notifications:batch events
   std::uint64_t heartbeats = 0;  // SSE comments, WebSocket pings
   std::uint64_t arrivals = 0;    // deferred reads: readiness edges noted
-  std::uint64_t unmatched = 0;   // deferred reads: notifications without an edge, or edges
-                                 // without a notification (latency then is not exact)
+  std::uint64_t unmatched = 0;   // deferred reads: notifications completed by bytes that no
+                                 // collection saw (stamped when read, so late)
   std::uint64_t bytes = 0;       // stream bytes after the response head
   std::int64_t last_delivery_ns = 0;
   Histogram latency;
@@ -69,7 +72,7 @@ class Subscriber {
   // descriptor (-1 when closed); a segment arrived at `when`; read_deferred() puts the
   // socket back and reads what it holds.
   int park();
-  void note_arrival(std::int64_t when) { arrivals_.push_back(when); }
+  void note_arrival(std::int64_t when);
   void read_deferred();
   bool ready() const noexcept { return ready_; }
   bool closed() const noexcept { return closed_; }
@@ -78,7 +81,10 @@ class Subscriber {
   void on_connected(std::error_code ec);
   void wait_readable();
   void on_readable(std::error_code ec);
-  bool read_available();  // false when the connection failed
+  // Reads what the socket holds, at most `limit` bytes, stamping what it completes with
+  // `now`; false when the connection failed.
+  bool read_available(std::int64_t now,
+                      std::size_t limit = std::numeric_limits<std::size_t>::max());
   void feed(const char* p, std::size_t n, std::int64_t now);
   bool feed_head(const char* p, std::size_t n, std::int64_t now);
   void feed_chunked(const char* p, std::size_t n, std::int64_t now);
@@ -96,12 +102,17 @@ class Subscriber {
   asio::ip::tcp::socket socket_;
   std::string request_;
   std::string ws_accept_;
-  std::string carry_;                   // bytes of an incomplete head, event or frame
-  std::string message_;                 // a fragmented WebSocket message being reassembled
-  std::string out_;                     // WebSocket frames being written
-  std::string out_next_;                // frames queued behind them
-  std::vector<std::int64_t> arrivals_;  // deferred reads: when segments arrived
-  std::size_t next_arrival_ = 0;
+  std::string carry_;     // bytes of an incomplete head, event or frame
+  std::string message_;   // a fragmented WebSocket message being reassembled
+  std::string out_;       // WebSocket frames being written
+  std::string out_next_;  // frames queued behind them
+  // Deferred reads: at each collection that found new bytes, its time and the bytes then
+  // waiting in the socket.
+  struct Arrival {
+    std::int64_t at;
+    std::size_t unread;
+  };
+  std::vector<Arrival> arrivals_;
   std::uint64_t last_id_ = 0;
   std::uint64_t chunk_left_ = 0;
   enum class Chunk : std::uint8_t {
@@ -121,6 +132,7 @@ class Subscriber {
   bool writing_ = false;
   bool waiting_ = false;  // a readiness wait is queued with Asio
   int parked_ = -1;       // the descriptor while out of Asio's reactor
+  bool late_ = false;     // reading bytes that no collection saw
 };
 
 class Pool {
@@ -162,7 +174,6 @@ class Pool {
   std::size_t closed_after_ready_ = 0;
   std::string first_error_;
   bool deferred_ = false;
-  bool reading_deferred_ = false;
   int edge_set_ = -1;  // epoll descriptor of deferred reads
   asio::steady_timer edge_timer_;
 };
