@@ -33,7 +33,6 @@
 
 #include <notify/sink.hpp>
 
-#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -76,12 +75,11 @@ class FlushLane final : public asio::execution_context::service {
   // is handed over (at the latest when the batch is destroyed), so a loop adds each sink
   // right after the send that asked for the kick. A host with several single-threaded
   // contexts hands connections to them in turn, so a fan-out alternates lanes: the batch
-  // fills a chunk per lane (up to lane_slots lanes at once), and the other threads start
-  // writing after their first chunk, while the loop goes on.
+  // fills a chunk per lane, and the other threads start writing after their first chunk,
+  // while the loop goes on.
   class Batch {
    public:
     static constexpr std::size_t chunk = 128;
-    static constexpr std::size_t lane_slots = 4;
     Batch() = default;
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
@@ -97,8 +95,8 @@ class FlushLane final : public asio::execution_context::service {
       slot.sinks.push_back(sink);
     }
     void submit() {
-      for (std::size_t i = 0; i < used_; ++i)
-        slots_[i].submit();
+      for (auto& slot : slots_)
+        slot.submit();
     }
 
    private:
@@ -111,26 +109,23 @@ class FlushLane final : public asio::execution_context::service {
       }
     };
 
+    // Connections handed to the threads in turn make a fan-out visit the lanes in the same
+    // order again and again, so the search starts at the last slot: one or two comparisons.
     Slot& slot_of(FlushLane& lane) {
-      for (std::size_t i = 0; i < used_; ++i) {
-        if (slots_[i].lane == &lane)
+      const auto n = slots_.size();
+      for (std::size_t k = 0, i = last_; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
+        if (slots_[i].lane == &lane) {
+          last_ = i;
           return slots_[i];
+        }
       }
-      if (used_ < lane_slots) {
-        slots_[used_].lane = &lane;
-        return slots_[used_++];
-      }
-      // More lanes than slots: the oldest slot's chunk goes now and the slot changes lanes.
-      Slot& slot = slots_[evict_];
-      evict_ = (evict_ + 1) % lane_slots;
-      slot.submit();
-      slot.lane = &lane;
-      return slot;
+      slots_.push_back(Slot{&lane, {}});
+      last_ = n;
+      return slots_.back();
     }
 
-    std::array<Slot, lane_slots> slots_;
-    std::size_t used_ = 0;
-    std::size_t evict_ = 0;
+    std::vector<Slot> slots_;
+    std::size_t last_ = 0;
   };
 
  private:
