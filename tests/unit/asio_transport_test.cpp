@@ -463,30 +463,69 @@ TEST_CASE(
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+// io_contexts each run by a thread of its own (lanes, as notify-demo --threads N gives them)
+// and the clients of their connections on one io_context that the test runs.
+struct ThreadedLanes {
+  explicit ThreadedLanes(std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i)
+      lanes.push_back(std::make_unique<asio::io_context>(1));
+  }
+  ThreadedLanes(const ThreadedLanes&) = delete;
+  ThreadedLanes& operator=(const ThreadedLanes&) = delete;
+  ~ThreadedLanes() { join(); }
+
+  // A client connected to lane `lane`, its server end attached to `hub` as `user`'s stream.
+  void connect(notify::NotificationHub& hub, std::size_t lane, const std::string& user) {
+    auto [server, client] = connect_across(*lanes[lane], clients);
+    client_sockets.push_back(std::make_unique<tcp::socket>(std::move(client)));
+    readers.push_back(std::make_unique<Reader>(Reader{*client_sockets.back(), {}, false, {}}));
+    readers.back()->start();
+    auto transport = notify::make_asio_transport(std::move(server), notify::Threading::single);
+    hub.attach(user, notify::SseSink::create(transport));
+  }
+
+  void start() {
+    for (auto& lane : lanes) {
+      guards.push_back(asio::make_work_guard(*lane));
+      runners.emplace_back([&context = *lane] { context.run(); });
+    }
+  }
+
+  // Stops `hub`, runs the clients until their streams ended, and joins the lanes' threads.
+  void finish(notify::NotificationHub& hub) {
+    hub.stop();
+    guards.clear();
+    run_until_all_closed(clients, readers);
+    join();
+  }
+
+  void join() {
+    for (auto& lane : lanes)  // a sink that was never flushed would keep its lane running
+      lane->stop();
+    for (auto& runner : runners)
+      if (runner.joinable())
+        runner.join();
+  }
+
+  std::vector<std::unique_ptr<asio::io_context>> lanes;
+  asio::io_context clients;
+  std::vector<std::unique_ptr<tcp::socket>> client_sockets;
+  std::vector<std::unique_ptr<Reader>> readers;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> runners;
+};
+
 TEST_SUITE("concurrency") {
   TEST_CASE(
       "asio transport, one io_context per thread: fan-outs from several threads arrive in order") {
-    asio::io_context lanes[2];
-    asio::io_context clients;
-    notify::NotificationHub hub(lanes[0].get_executor(), no_batching());
+    ThreadedLanes lanes(2);
+    notify::NotificationHub hub(lanes.lanes[0]->get_executor(), no_batching());
     constexpr int connections = 24;
     constexpr int publishers = 3;
     constexpr int per_publisher = 40;
-
-    std::vector<std::unique_ptr<tcp::socket>> client_sockets;
-    std::vector<std::unique_ptr<Reader>> readers;
-    for (int i = 0; i < connections; ++i) {
-      auto [server, client] = connect_across(lanes[i % 2], clients);
-      client_sockets.push_back(std::make_unique<tcp::socket>(std::move(client)));
-      readers.push_back(std::make_unique<Reader>(Reader{*client_sockets.back(), {}, false, {}}));
-      readers.back()->start();
-      auto transport = notify::make_asio_transport(std::move(server), notify::Threading::single);
-      hub.attach("user" + std::to_string(i % 5), notify::SseSink::create(transport));
-    }
-    auto guard0 = asio::make_work_guard(lanes[0]);
-    auto guard1 = asio::make_work_guard(lanes[1]);
-    std::thread run0([&] { lanes[0].run(); });
-    std::thread run1([&] { lanes[1].run(); });
+    for (int i = 0; i < connections; ++i)
+      lanes.connect(hub, static_cast<std::size_t>(i % 2), "user" + std::to_string(i % 5));
+    lanes.start();
 
     std::mutex ids_mutex;
     std::vector<std::string> ids;
@@ -504,20 +543,15 @@ TEST_SUITE("concurrency") {
       t.join();
 
     const auto total = static_cast<std::size_t>(publishers * per_publisher);
-    const bool all_arrived = run_until_all_have(clients, readers, total);
-    hub.stop();
-    guard0.reset();
-    guard1.reset();
-    run_until_all_closed(clients, readers);
-    run0.join();
-    run1.join();
+    const bool all_arrived = run_until_all_have(lanes.clients, lanes.readers, total);
+    lanes.finish(hub);
     REQUIRE(all_arrived);
 
     // Every connection got every broadcast once, in id order (the order of the store).
     std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
       return notify::parse_sequence(a) < notify::parse_sequence(b);
     });
-    for (auto& r : readers)
+    for (auto& r : lanes.readers)
       CHECK(notification_ids(r->bytes) == ids);
   }
 
@@ -529,47 +563,23 @@ TEST_SUITE("concurrency") {
     // lane than one chunk.
     constexpr std::size_t lane_count = 6;
     constexpr std::size_t per_lane = notify::detail::FlushLane::Batch::chunk + 22;
-    std::vector<std::unique_ptr<asio::io_context>> lanes;
-    for (std::size_t i = 0; i < lane_count; ++i)
-      lanes.push_back(std::make_unique<asio::io_context>(1));
-    asio::io_context clients;
-    notify::NotificationHub hub(lanes[0]->get_executor(), no_batching());
-
-    std::vector<std::unique_ptr<tcp::socket>> client_sockets;
-    std::vector<std::unique_ptr<Reader>> readers;
-    for (std::size_t i = 0; i < lane_count * per_lane; ++i) {
-      auto [server, client] = connect_across(*lanes[i % lane_count], clients);
-      client_sockets.push_back(std::make_unique<tcp::socket>(std::move(client)));
-      readers.push_back(std::make_unique<Reader>(Reader{*client_sockets.back(), {}, false, {}}));
-      readers.back()->start();
-      auto transport = notify::make_asio_transport(std::move(server), notify::Threading::single);
-      hub.attach("user" + std::to_string(i), notify::SseSink::create(transport));
-    }
-    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-    std::vector<std::thread> runners;
-    for (auto& lane : lanes) {
-      guards.push_back(asio::make_work_guard(*lane));
-      runners.emplace_back([&context = *lane] { context.run(); });
-    }
+    ThreadedLanes lanes(lane_count);
+    notify::NotificationHub hub(lanes.lanes[0]->get_executor(), no_batching());
+    for (std::size_t i = 0; i < lane_count * per_lane; ++i)
+      lanes.connect(hub, i % lane_count, "user" + std::to_string(i));
+    lanes.start();
     // Every init written first: a sink whose init still waits for its flush takes the
     // broadcasts into the same write, and the broadcast's loop hands nothing to its lane.
-    const bool all_primed = run_until_all_primed(clients, readers);
+    const bool all_primed = run_until_all_primed(lanes.clients, lanes.readers);
 
     std::vector<std::string> ids;
     for (int i = 0; i < 3 && all_primed; ++i)
       ids.push_back(hub.broadcast(test::broadcast("b" + std::to_string(i))));
-    const bool all_arrived = run_until_all_have(clients, readers, ids.size());
-    hub.stop();
-    for (auto& guard : guards)
-      guard.reset();
-    run_until_all_closed(clients, readers);
-    for (auto& lane : lanes)  // a sink that was never flushed would keep its lane running
-      lane->stop();
-    for (auto& runner : runners)
-      runner.join();
+    const bool all_arrived = run_until_all_have(lanes.clients, lanes.readers, ids.size());
+    lanes.finish(hub);
     REQUIRE(all_primed);
     REQUIRE(all_arrived);
-    for (auto& r : readers)
+    for (auto& r : lanes.readers)
       CHECK(notification_ids(r->bytes) == ids);
   }
 }
