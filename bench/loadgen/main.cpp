@@ -90,8 +90,8 @@ const char* const help_text =
     "  --connect-concurrency N, --source-addresses N, --connect-timeout S, --drain-timeout S\n"
     "  --label NAME, --json FILE (append), --cdf FILE (latency CDF), --allow-loss\n"
     "  --deferred-reads                          paced (--rate): subscribers note when bytes\n"
-    "                                            arrive and read them after each phase, so a\n"
-    "                                            delivery costs this process an epoll event\n"
+    "                                            arrive (every 1 ms) and read them after each\n"
+    "                                            phase, so a delivery costs this process little\n"
     "  --spawn CMD ARGS...                       start the server (must print 'listening on "
     "URL');\n"
     "                                            everything after --spawn is its command line\n"
@@ -486,7 +486,9 @@ class Bench {
     phase_ = nullptr;
     r.expected = fanout() ? r.acked * o_.connections : r.acked;
     // Drain: until everything expected arrived, or nothing arrived for drain_timeout. With
-    // deferred reads, what counts is the segments that arrived; they are read afterwards.
+    // deferred reads, what counts is the sockets each collection found readable: as many as
+    // the deliveries when each came alone (a paced fan-out), fewer when one collection found
+    // several, and then drain_timeout ends the wait. They are read afterwards.
     const auto arrived = [&] {
       return o_.deferred_reads ? stats.arrivals - arrivals0 : stats.received - received_at_start_;
     };

@@ -111,15 +111,11 @@ void Subscriber::on_connected(std::error_code ec) {
 }
 
 void Subscriber::wait_readable() {
-  waiting_ = true;
   socket_.async_wait(tcp::socket::wait_read, [this](std::error_code ec) { on_readable(ec); });
 }
 
 void Subscriber::on_readable(std::error_code ec) {
-  if (ec == asio::error::operation_aborted)  // closed, or parked (park() cleared waiting_)
-    return;
-  waiting_ = false;
-  if (closed_)
+  if (closed_ || ec == asio::error::operation_aborted)  // closed, or parked
     return;
   if (ec)
     return fail(("wait: " + ec.message()).c_str());
@@ -134,7 +130,6 @@ int Subscriber::park() {
     return -1;
   std::error_code ec;
   parked_ = socket_.release(ec);  // aborts the readiness wait
-  waiting_ = false;
   if (ec) {
     parked_ = -1;
     fail(("release: " + ec.message()).c_str());
@@ -143,20 +138,20 @@ int Subscriber::park() {
 }
 
 void Subscriber::read_deferred() {
-  if (parked_ >= 0) {
-    std::error_code ec;
-    socket_.assign(tcp::v4(), parked_, ec);
-    if (ec) {
-      ::close(parked_);
-      parked_ = -1;
-      return fail(("assign: " + ec.message()).c_str());
-    }
+  if (parked_ < 0)  // closed before the phase
+    return;
+  std::error_code ec;
+  socket_.assign(tcp::v4(), parked_, ec);
+  if (ec) {
+    ::close(parked_);
     parked_ = -1;
-    socket_.native_non_blocking(true, ec);
+    return fail(("assign: " + ec.message()).c_str());
   }
+  parked_ = -1;
+  socket_.native_non_blocking(true, ec);
   // The bytes up to each collection's count arrived by its time: a notification completed
   // by them is stamped with it. Bytes no collection saw are read last, stamped now.
-  bool open = !closed_;
+  bool open = true;
   std::size_t done = 0;
   for (const auto& arrival : arrivals_) {
     if (!open)
@@ -170,7 +165,7 @@ void Subscriber::read_deferred() {
     open = read_available(now_ns());
     late_ = false;
   }
-  if (open && !waiting_)
+  if (open)
     wait_readable();
 }
 
@@ -590,14 +585,12 @@ void Pool::say_goodbye() {
 }
 
 void Pool::defer_reads(bool on) {
-  if (on == deferred_)
+  if (on == deferred())
     return;
   if (on) {
-    if (edge_set_ < 0) {
-      edge_set_ = ::epoll_create1(EPOLL_CLOEXEC);
-      if (edge_set_ < 0)
-        throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    }
+    edge_set_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (edge_set_ < 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_create1");
     for (std::size_t i = 0; i < subscribers_.size(); ++i) {
       const int fd = subscribers_[i]->park();
       if (fd < 0)
@@ -608,14 +601,12 @@ void Pool::defer_reads(bool on) {
       if (::epoll_ctl(edge_set_, EPOLL_CTL_ADD, fd, &ev) != 0)
         throw std::system_error(errno, std::generic_category(), "epoll_ctl");
     }
-    deferred_ = true;
     collect_edges();
     return;
   }
   take_edges();
-  deferred_ = false;
   edge_timer_.cancel();
-  // The edge set is closed and made anew for the next phase: it forgets its descriptors.
+  // A new edge set for the next phase: this one forgets its descriptors.
   ::close(edge_set_);
   edge_set_ = -1;
   for (auto& s : subscribers_)
@@ -625,7 +616,7 @@ void Pool::defer_reads(bool on) {
 void Pool::collect_edges() {
   edge_timer_.expires_after(edge_collect_interval);
   edge_timer_.async_wait([this](std::error_code ec) {
-    if (ec || !deferred_)
+    if (ec || !deferred())
       return;
     take_edges();
     collect_edges();

@@ -8,14 +8,14 @@
 // Deferred reads (Pool::defer_reads): the connections leave Asio's reactor, so that arriving
 // bytes wake nobody, and read nothing until the pool reads everything at the end of a
 // phase. Meanwhile every millisecond the pool collects the sockets that received something
-// (one edge per segment, from an edge-triggered epoll set of its own that nobody waits on)
+// since the last collection (an edge-triggered epoll set of its own that nobody waits on)
 // and notes the time and how many bytes each now holds (FIONREAD); each notification read
-// at the end gets the time of the first collection that saw its last byte, whatever the
-// segments were, so latencies read up to 1 ms high. A delivery then costs the load generator a
-// share of an epoll_wait instead of a wake-up, a read and a parse: on a machine with few cores, a
-// server with several threads is then not measured against the load generator's share of the CPU.
-// It suits paced loads, where every event arrives as a segment of its own and the unread bytes fit
-// the socket's receive buffer.
+// at the end gets the time of the first collection that saw its last byte, however the
+// bytes came in segments, so latencies read up to 1 ms high. A delivery then costs the load
+// generator a share of an epoll_wait and an ioctl instead of a wake-up, a read and a parse:
+// on a machine with few cores, a server with several threads is then not measured against
+// the load generator's share of the CPU. It suits paced loads, whose unread bytes fit the
+// sockets' receive buffers, and latencies well above a millisecond.
 #pragma once
 
 #include "common.hpp"
@@ -42,7 +42,7 @@ struct DeliveryStats {
   std::uint64_t resets = 0;      // notifications:reset (the server dropped a queue)
   std::uint64_t batches = 0;     // notifications:batch events
   std::uint64_t heartbeats = 0;  // SSE comments, WebSocket pings
-  std::uint64_t arrivals = 0;    // deferred reads: readiness edges noted
+  std::uint64_t arrivals = 0;    // deferred reads: sockets found readable by a collection
   std::uint64_t unmatched = 0;   // deferred reads: notifications completed by bytes that no
                                  // collection saw (stamped when read, so late)
   std::uint64_t bytes = 0;       // stream bytes after the response head
@@ -68,9 +68,9 @@ class Subscriber {
   // WebSocket: a masked close frame (1000); SSE: nothing. Then close() later.
   void say_goodbye();
   void close();
-  // Deferred reads: park() takes the socket out of Asio's reactor and returns its
-  // descriptor (-1 when closed); a segment arrived at `when`; read_deferred() puts the
-  // socket back and reads what it holds.
+  // Deferred reads: park() reads what is there, takes the socket out of Asio's reactor and
+  // returns its descriptor (-1 when closed); note_arrival() records that a collection at
+  // `when` found it readable; read_deferred() puts it back and reads what it holds.
   int park();
   void note_arrival(std::int64_t when);
   void read_deferred();
@@ -130,9 +130,8 @@ class Subscriber {
   bool ready_ = false;
   bool closed_ = false;
   bool writing_ = false;
-  bool waiting_ = false;  // a readiness wait is queued with Asio
-  int parked_ = -1;       // the descriptor while out of Asio's reactor
-  bool late_ = false;     // reading bytes that no collection saw
+  int parked_ = -1;    // the descriptor while out of Asio's reactor
+  bool late_ = false;  // reading bytes that no collection saw
 };
 
 class Pool {
@@ -151,6 +150,7 @@ class Pool {
   // On: connections note arrivals and read nothing. Off: every connection reads and parses
   // what it holds, each notification stamped with its arrival.
   void defer_reads(bool on);
+  bool deferred() const noexcept { return edge_set_ >= 0; }
 
   DeliveryStats stats;
 
@@ -173,8 +173,7 @@ class Pool {
   std::size_t failed_ = 0;
   std::size_t closed_after_ready_ = 0;
   std::string first_error_;
-  bool deferred_ = false;
-  int edge_set_ = -1;  // epoll descriptor of deferred reads
+  int edge_set_ = -1;  // epoll descriptor while reads are deferred
   asio::steady_timer edge_timer_;
 };
 
