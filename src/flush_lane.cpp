@@ -93,12 +93,11 @@ void FlushLane::flush_each(std::size_t first, std::size_t end) {
 }
 
 void FlushLane::flush_batched(std::size_t first, std::size_t end) {
-  // Take every queue first: each sink's events and buffers go into pass_, one array for
-  // the pass, so the writes' descriptions are a few lines of memory, not a few per sink.
-  // A queue of one event (what a paced fan-out writes) becomes a send on the ring; one that
-  // gathered several leaves through the sink's own sendmsg(), which cost less than
-  // IORING_OP_SENDMSG in flat-out fan-outs over WebSocket (docs/BENCHMARKS.md, "Batched
-  // writes").
+  // Each sink's queue is taken into pass_ (one array of events and buffers for the pass,
+  // not one per sink). A queue of one event (what a paced fan-out writes) becomes a send on
+  // the ring, submitted once the pass has taken every queue; one that gathered several
+  // leaves at once through the sink's own sendmsg(), which cost less than IORING_OP_SENDMSG
+  // in flat-out fan-outs over WebSocket (docs/BENCHMARKS.md, "Batched writes").
   writes_.clear();
   for (auto i = first; i < end; ++i) {
     prefetch_ahead(i);
