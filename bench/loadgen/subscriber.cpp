@@ -31,6 +31,25 @@ constexpr auto edge_collect_interval = std::chrono::milliseconds(1);
 constexpr std::string_view record_key = "\"data\":{\"t\":";
 constexpr std::string_view id_key = "\"id\":\"";
 
+// Where the id of the notification whose "data":{"t":N} starts at `record` begins: its "id"
+// member comes after the data when the hub wrote the notification (memory and SQLite stores)
+// and before it when the Redis store did. A WebSocket message also has an "id" of its own
+// ahead of its "data", and a batch carries several notifications, so an "id" counts only if
+// no brace of another object lies between it and the data.
+std::size_t id_of(std::string_view body, std::size_t record) {
+  constexpr auto npos = std::string_view::npos;
+  const auto data_end = body.find('}', record + record_key.size());
+  if (data_end == npos)
+    return npos;
+  const auto after = body.find(id_key, data_end + 1);
+  if (after != npos && body.find('}', data_end + 1) > after)
+    return after + id_key.size();
+  const auto before = body.rfind(id_key, record);
+  if (before != npos && body.find_first_of("{}", before) >= record)
+    return before + id_key.size();
+  return npos;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -461,14 +480,12 @@ void Subscriber::on_message(std::string_view type, std::string_view body, std::i
   const char* end = body.data() + body.size();
   std::size_t at = 0;
   while ((at = body.find(record_key, at)) != std::string_view::npos) {
+    const auto id_at = id_of(body, at);
     at += record_key.size();
-    const auto t = parse_u64(body.data() + at, end);
-    auto id_at = body.find(id_key, at);
     if (id_at == std::string_view::npos)
       break;
-    id_at += id_key.size();
+    const auto t = parse_u64(body.data() + at, end);
     const auto id = parse_u64(body.data() + id_at, end);
-    at = id_at;
     if (id <= last_id_) {
       ++stats.duplicates;
       continue;
