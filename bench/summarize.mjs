@@ -317,6 +317,39 @@ if (hopRates.length) {
   }
 }
 
+// --- where notifications are kept ----------------------------------------------------------
+// store-flat-sse and store-5k-sse: the same 1:1 load on notify-demo with --store memory (the
+// default), sqlite:PATH, and redis:// (with --bus on the same Redis, as a fleet runs it).
+const stores = [['memory', 'memory'], ['sqlite', 'SQLite file'], ['redis', 'Redis (store and bus)']];
+const storeCases = [
+  ['store-flat-sse', 'flat out'],
+  ['store-5k-sse', 'paced at 5,000 publishes/s'],
+].filter(([id]) => runs.some((x) => x.id === id));
+if (storeCases.length) {
+  p('### Where notifications are kept (`--store`): 1:1 notifications to 1,000 SSE connections, 8 keep-alive publishers');
+  p();
+  p('notify-demo with `--store memory` (the default), `--store sqlite:PATH` (a fresh file per run) and `--store redis://…` '
+    + 'with `--bus` on the same Redis (a fresh database per run; Redis on CPU 1 with the load generator). A publish is '
+    + 'answered once the store has it. CPU per publish is notify-demo\'s alone: Redis\'s own CPU is not in it.');
+  p();
+  p(`| load | figure | ${stores.map(([, t]) => t).join(' | ')} |`);
+  p(`|---|---|${stores.map(() => '---:').join('|')}|`);
+  for (const [id, load] of storeCases) {
+    for (const fig of [
+      ['publishes/s', 'publishes_per_s', f.rate],
+      ['POST round trip p50 / p99', ['publish_rtt_ms.p50', 'publish_rtt_ms.p99'], f.ms],
+      ['delivery latency p50 / p99', ['latency_ms.p50', 'latency_ms.p99'], f.ms],
+      ['server CPU per publish', 'server_cpu.ns_per_delivery', f.us],
+      ['… user space', 'server_cpu.user_ns_per_delivery', f.us],
+      ['… kernel', 'server_cpu.sys_ns_per_delivery', f.us],
+      ['server CPU share', 'server_cpu.cpu_share', f.pct],
+      ['load generator CPU share', 'loadgen_cpu_share', f.pct],
+      ['lost / duplicates (all rounds)', ['lost', 'duplicates'], f.n, 'sum'],
+    ]) p(`| ${load} | ${fig[0]} | ${stores.map(([s]) => cell(id, s, fig).text).join(' | ')} |`);
+  }
+  p();
+}
+
 // --- the floor -----------------------------------------------------------------------------
 const floors = [...new Set(runs.filter((x) => x.server === 'floor').map((x) => x.id))];
 if (floors.length) {
