@@ -8,7 +8,9 @@
 // is prepared once, and the retention check on append is a lookup, not a count. An append is
 // one short transaction, well under a millisecond (the unit test "sqlite store: appends per
 // second" prints the rate). The price of synchronous=NORMAL: a power loss or OS crash (not a
-// process crash) may lose the last commits.
+// process crash) may lose the last commits. Checkpoints (copying the log back into the
+// database file, and its fsync) run on a thread of the store and a second connection to the
+// file (see checkpoint_pages), not inside an append.
 //
 // Retention: at most max_per_user notifications per user and max_broadcasts broadcasts, and,
 // with max_age > 0, nothing older than max_age; applied on append() and by prune(). The
@@ -20,7 +22,8 @@
 // rollback after an upgrade needs a copy of the file from before it.
 //
 // Thread safety: every member function is safe to call concurrently: one connection, guarded
-// by one mutex. A file is meant to have one SqliteStore at a time.
+// by one mutex. Checkpoints run on a thread of the store with a connection of its own; the
+// destructor waits for one in progress. A file is meant to have one SqliteStore at a time.
 #pragma once
 
 #include <notify/sqlite_export.hpp>
@@ -42,6 +45,13 @@ struct SqliteStoreOptions {
   std::size_t max_broadcasts = 1000;  // broadcast notifications kept
   std::chrono::seconds max_age{0};    // older ones are removed; 0 keeps them forever
   std::chrono::milliseconds busy_timeout{5000};  // waiting for a lock held by another connection
+  // Each time the write-ahead log has grown by this many pages, a thread of the store copies
+  // it back into the database file, so that appends do not wait for the copy and its fsyncs.
+  // Every fourth time, the append after it copies the few pages committed meanwhile, so that
+  // the log starts over: its file grows to about 4 × this × the page size (16 MiB). 0:
+  // SQLite's own automatic checkpoint instead, run inside the append that takes the log past
+  // 1,000 pages.
+  std::size_t checkpoint_pages = 1000;
 };
 
 class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {

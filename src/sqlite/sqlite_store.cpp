@@ -1,5 +1,6 @@
 #include <notify/sqlite_store.hpp>
 
+#include "checkpointer.hpp"
 #include "database.hpp"
 #include "rows.hpp"
 #include "schema.hpp"
@@ -156,7 +157,27 @@ Now now() {
 class SqliteStore::Impl {
  public:
   Impl(std::string path, SqliteStoreOptions options)
-      : path_(std::move(path)), options_(options), db_(open(path_, options_)) {}
+      : path_(std::move(path)), options_(options), db_(open(path_, options_)) {
+    // An in-memory database has no log to copy.
+    if (options_.checkpoint_pages == 0 || db_->exec_text("PRAGMA journal_mode") != "wal")
+      return;
+    try {
+      checkpointer_ = std::make_unique<sqlite::Checkpointer>(
+          path_, static_cast<int>(options_.checkpoint_pages));
+    } catch (...) {
+      rethrow_opening(path_);
+    }
+    // Replaces SQLite's automatic checkpoint, which is a WAL hook too.
+    sqlite3_wal_hook(db_->handle(), &Impl::on_commit, this);
+  }
+
+  ~Impl() {
+    if (checkpointer_)
+      sqlite3_wal_hook(db_->handle(), nullptr, nullptr);
+  }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   std::mutex mutex;
 
@@ -283,9 +304,17 @@ class SqliteStore::Impl {
     }
   }
 
+  // Called by SQLite after each commit of db_, under `mutex` as every commit is (so one at a
+  // time, as Checkpointer::committed() requires).
+  static int on_commit(void* self, sqlite3* db, const char*, int log_pages) {
+    static_cast<Impl*>(self)->checkpointer_->committed(db, log_pages);
+    return SQLITE_OK;
+  }
+
   std::string path_;
   SqliteStoreOptions options_;
   std::unique_ptr<Database> db_;
+  std::unique_ptr<sqlite::Checkpointer> checkpointer_;  // after db_: it goes first
 };
 
 // --- SqliteStore ---------------------------------------------------------------------------
@@ -298,6 +327,8 @@ SqliteStoreOptions checked(SqliteStoreOptions options) {
     throw std::invalid_argument("SqliteStore: max_age < 0");
   if (options.busy_timeout.count() < 0)
     throw std::invalid_argument("SqliteStore: busy_timeout < 0");
+  if (options.checkpoint_pages > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::invalid_argument("SqliteStore: checkpoint_pages is too large");
   return options;
 }
 }  // namespace

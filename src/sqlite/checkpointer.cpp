@@ -1,0 +1,95 @@
+#include "checkpointer.hpp"
+
+#include <stdexcept>
+
+namespace notify::sqlite {
+
+Checkpointer::Checkpointer(const std::string& path, int threshold_pages)
+    : threshold_pages_(threshold_pages),
+      restart_pages_(threshold_pages * restart_factor),
+      db_(path),
+      next_copy_at_(threshold_pages) {
+  // A connection opens the log when it first reads; until then a checkpoint through it
+  // finds no log and copies nothing.
+  if (db_.exec_text("PRAGMA journal_mode") != "wal")
+    throw std::logic_error("notify::sqlite::Checkpointer: the database is not in WAL mode");
+  db_.exec_text("SELECT count(*) FROM sqlite_schema");
+  thread_ = std::thread([this] { run(); });
+}
+
+Checkpointer::~Checkpointer() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
+  if (rest_due_.load(std::memory_order_acquire)) {
+    int log = 0;
+    int copied = 0;
+    // Busy: this thread is copying; the next commit tries again.
+    if (sqlite3_wal_checkpoint_v2(owner, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
+            SQLITE_OK &&
+        copied == log) {
+      next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
+      restarts_.fetch_add(1, std::memory_order_relaxed);
+      rest_due_.store(false, std::memory_order_release);
+    }
+    return;
+  }
+  if (log_pages < next_copy_at_.load(std::memory_order_relaxed))
+    return;
+  {
+    std::lock_guard lock(mutex_);
+    if (due_)
+      return;
+    due_ = true;
+  }
+  wake_.notify_one();
+}
+
+std::uint64_t Checkpointer::restarts() const noexcept {
+  return restarts_.load(std::memory_order_relaxed);
+}
+
+void Checkpointer::run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [this] { return stop_ || due_; });
+    if (stop_)
+      return;
+    due_ = false;
+    lock.unlock();
+    int rc = SQLITE_OK;
+    const int log = copy(rc);
+    lock.lock();
+    if (rc == SQLITE_OK) {
+      // No commit asks again before the log has grown by another threshold_pages.
+      next_copy_at_.store(log + threshold_pages_, std::memory_order_relaxed);
+      if (log >= restart_pages_)
+        rest_due_.store(true, std::memory_order_release);
+    } else if (rc != SQLITE_BUSY && wake_.wait_for(lock, retry_after, [this] { return stop_; })) {
+      // An error (SQLITE_BUSY is the owner's checkpoint, over in a moment): the next commit
+      // past the threshold asks again, retry_after later at the soonest.
+      return;
+    }
+  }
+}
+
+int Checkpointer::copy(int& rc) {
+  int log = 0;
+  int copied = 0;
+  // Before a restart, once more: the pages committed during the first copy then leave on
+  // this thread too, and the owner's commit copies only those of a shorter copy.
+  for (int pass = 0; pass < 2; ++pass) {
+    rc = sqlite3_wal_checkpoint_v2(db_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc != SQLITE_OK || log < restart_pages_)
+      break;
+  }
+  return log;
+}
+
+}  // namespace notify::sqlite

@@ -1,0 +1,77 @@
+// Checkpointer: copies a WAL database's write-ahead log back into the database file on a
+// thread of its own, so that commits do not wait for the copy.
+//
+// SQLite's automatic checkpoint runs inside the commit that takes the log past its threshold
+// (1,000 pages): every ≈ 250 appends of SqliteStore, one append waited for the copy and the
+// fsyncs of the log and the file, which set the 99th percentile of a publish (≈ 5 ms, against
+// 0.2 ms with no checkpoints at all). Here the owner's connection commits with no automatic
+// checkpoint, its WAL hook calls committed(), and:
+//   - each time the log has grown by `threshold_pages`, this thread runs a passive checkpoint
+//     through a connection of its own: the copying and the fsyncs, while commits go on;
+//   - once the log holds `restart_factor` × `threshold_pages` pages, this thread copies once
+//     more, and the owner's next commit runs a passive checkpoint of what was committed since
+//     (a few pages): the log is then copied in full and the commit after starts it over from
+//     its beginning. Without that, under steady commits the log would never be copied in full
+//     at a moment between two commits, and it would grow without end. Done by the committing
+//     connection itself, that copy needs no lock handed over between threads, which a busy
+//     owner would rarely let go of.
+// A checkpoint of this thread that finds the owner's running is tried again at the next
+// commit; one that fails otherwise, `retry_after` later at the soonest. (A reader of another
+// process that holds an old snapshot does not make it fail: the log is then copied up to that
+// snapshot, and restarts once the reader has moved on.)
+//
+// Thread safety: committed() is called by the owner's connection after each commit, one
+// commit at a time (the owner serializes its connection); restarts() from any thread. The
+// destructor stops and joins the thread (waiting for a checkpoint in progress) before it
+// closes the connection; the owner must no longer call committed() by then.
+#pragma once
+
+#include "database.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace notify::sqlite {
+
+class Checkpointer {
+ public:
+  static constexpr int restart_factor = 4;
+  static constexpr std::chrono::milliseconds retry_after{50};
+
+  // Opens a second connection to the WAL database at `path`.
+  Checkpointer(const std::string& path, int threshold_pages);
+  ~Checkpointer();
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // The owner's connection committed and its log now holds `log_pages` pages.
+  void committed(sqlite3* owner, int log_pages) noexcept;
+
+  // Times the log was copied in full, so that it started over.
+  std::uint64_t restarts() const noexcept;
+
+ private:
+  void run();
+  // This thread's checkpoint: the log's size in pages; `rc` is SQLite's result.
+  int copy(int& rc);
+
+  const int threshold_pages_;
+  const int restart_pages_;
+  Database db_;
+  std::atomic<int> next_copy_at_;      // log size at which a commit asks for a checkpoint
+  std::atomic<bool> rest_due_{false};  // the owner's next commit copies the rest
+  std::atomic<std::uint64_t> restarts_{0};
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool due_ = false;
+  bool stop_ = false;
+  std::thread thread_;  // last: it starts once everything above exists
+};
+
+}  // namespace notify::sqlite
