@@ -35,7 +35,6 @@ void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
             SQLITE_OK &&
         copied == log) {
       next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
-      restarts_.fetch_add(1, std::memory_order_relaxed);
       rest_due_.store(false, std::memory_order_release);
     }
     return;
@@ -49,10 +48,6 @@ void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
     due_ = true;
   }
   wake_.notify_one();
-}
-
-std::uint64_t Checkpointer::restarts() const noexcept {
-  return restarts_.load(std::memory_order_relaxed);
 }
 
 void Checkpointer::run() {

@@ -21,9 +21,9 @@
 // snapshot, and restarts once the reader has moved on.)
 //
 // Thread safety: committed() is called by the owner's connection after each commit, one
-// commit at a time (the owner serializes its connection); restarts() from any thread. The
-// destructor stops and joins the thread (waiting for a checkpoint in progress) before it
-// closes the connection; the owner must no longer call committed() by then.
+// commit at a time (the owner serializes its connection). The destructor stops and joins
+// the thread (waiting for a checkpoint in progress) before it closes the connection; the
+// owner must no longer call committed() by then.
 #pragma once
 
 #include "database.hpp"
@@ -31,7 +31,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdint>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -52,9 +51,6 @@ class Checkpointer {
   // The owner's connection committed and its log now holds `log_pages` pages.
   void committed(sqlite3* owner, int log_pages) noexcept;
 
-  // Times the log was copied in full, so that it started over.
-  std::uint64_t restarts() const noexcept;
-
  private:
   void run();
   // This thread's checkpoint: the log's size in pages; `rc` is SQLite's result.
@@ -65,7 +61,6 @@ class Checkpointer {
   Database db_;
   std::atomic<int> next_copy_at_;      // log size at which a commit asks for a checkpoint
   std::atomic<bool> rest_due_{false};  // the owner's next commit copies the rest
-  std::atomic<std::uint64_t> restarts_{0};
 
   std::mutex mutex_;
   std::condition_variable wake_;
