@@ -77,7 +77,7 @@ class NotificationHub::Impl final : public SinkOwner,
     ids.reserve(drafts.size());
     std::error_code ec;
     {
-      std::lock_guard lock(sequence_mutex_);
+      auto lock = sequence_lock();
       for (auto& d : drafts) {
         if (stopped_.load(std::memory_order_acquire))
           throw std::system_error(errc::hub_stopped);
@@ -102,7 +102,7 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::invalid_argument("notify: the user is empty");
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
-    std::lock_guard lock(sequence_mutex_);
+    auto lock = sequence_lock();
     auto result = id ? store_->mark_read(user, *id) : store_->mark_all_read(user);
     if (!result.ids.empty() && !store_->publishes_appends()) {  // else the store published it
       nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};
@@ -113,6 +113,16 @@ class NotificationHub::Impl final : public SinkOwner,
         report(fmt::format("bus: read sync for '{}' not sent: {}", user, ec.message()));
     }
     return result;
+  }
+
+  // Held across a store write and its bus publish, so that the bus carries them in sequence
+  // order. A store that publishes its own writes does both in one step, ordered by the store
+  // (RedisStore: one script on Redis), and is safe to call concurrently: holding the lock
+  // across its round trip would only make this instance write one at a time.
+  std::unique_lock<std::mutex> sequence_lock() {
+    if (store_->publishes_appends())
+      return {};
+    return std::unique_lock(sequence_mutex_);
   }
 
   // --- bus → local connections ------------------------------------------------------
@@ -1012,7 +1022,8 @@ class NotificationHub::Impl final : public SinkOwner,
   std::shared_ptr<Bus> bus_;
   std::atomic<bool> stopped_{false};
 
-  std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step
+  std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step (see
+                               // sequence_lock())
 
   std::mutex delivery_mutex_;  // orders deliveries; guards the batches
   struct PendingBatch {

@@ -1,4 +1,5 @@
 #include <notify/hub.hpp>
+#include <notify/memory_store.hpp>
 #include <notify/sse_sink.hpp>
 
 #include "fixtures.hpp"
@@ -7,7 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -452,6 +456,100 @@ TEST_SUITE("concurrency") {
         previous = seq;
       }
     }
+  }
+}
+
+namespace {
+// A MemoryStore that counts how many append() and mark_all_read() calls are inside it at
+// once. Each waits up to `wait` for a second call to come in, so that two calls that may
+// overlap do. It says it publishes its own writes when `publishes` is set (as RedisStore
+// with publish_appends does); it does not really, which these tests do not need.
+class OverlapProbeStore final : public notify::Store {
+ public:
+  OverlapProbeStore(bool publishes, std::chrono::milliseconds wait)
+      : publishes_(publishes), wait_(wait) {}
+
+  notify::Notification append(notify::Notification draft) override {
+    meet();
+    return memory_.append(std::move(draft));
+  }
+  notify::ReadResult mark_all_read(std::string_view user) override {
+    meet();
+    return memory_.mark_all_read(user);
+  }
+  bool publishes_appends() const noexcept override { return publishes_; }
+
+  std::uint64_t head() override { return memory_.head(); }
+  notify::Snapshot snapshot(std::string_view user, std::size_t limit) override {
+    return memory_.snapshot(user, limit);
+  }
+  std::optional<notify::Resume> resume(std::string_view user, std::uint64_t cursor,
+                                       std::size_t limit, std::size_t max_missed) override {
+    return memory_.resume(user, cursor, limit, max_missed);
+  }
+  std::vector<Notification> list(std::string_view user, bool unread_only,
+                                 std::size_t limit) override {
+    return memory_.list(user, unread_only, limit);
+  }
+  std::uint64_t unread_count(std::string_view user) override { return memory_.unread_count(user); }
+  notify::ReadResult mark_read(std::string_view user, std::string_view id) override {
+    return memory_.mark_read(user, id);
+  }
+
+  int most_at_once() {
+    std::lock_guard lock(mutex_);
+    return most_;
+  }
+
+ private:
+  void meet() {
+    std::unique_lock lock(mutex_);
+    ++inside_;
+    most_ = std::max(most_, inside_);
+    arrived_.notify_all();
+    arrived_.wait_for(lock, wait_, [this] { return inside_ >= 2; });
+    --inside_;
+  }
+
+  const bool publishes_;
+  const std::chrono::milliseconds wait_;
+  notify::MemoryStore memory_;
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  int inside_ = 0;
+  int most_ = 0;
+};
+
+// Two threads publish, and mark read, at the same time through one hub.
+int most_writes_at_once(bool publishes, std::chrono::milliseconds wait) {
+  asio::io_context io;
+  auto store = std::make_shared<OverlapProbeStore>(publishes, wait);
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&hub, t] {
+      const auto user = "user" + std::to_string(t);
+      hub.publish(draft(user));
+      hub.mark_all_read(user);
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  hub.stop();
+  return store->most_at_once();
+}
+}  // namespace
+
+TEST_SUITE("concurrency") {
+  // RedisStore with publish_appends takes the id, stores and publishes in one script, which
+  // Redis orders: the hub's sequence lock would only let one instance's threads write one
+  // round trip at a time.
+  TEST_CASE("hub: a store that publishes its own writes is written from several threads at once") {
+    CHECK(most_writes_at_once(true, std::chrono::seconds(2)) == 2);
+  }
+  // ... while any other store's write and the hub's bus publish stay one step.
+  TEST_CASE("hub: other stores are written one at a time") {
+    CHECK(most_writes_at_once(false, std::chrono::milliseconds(100)) == 1);
   }
 }
 
