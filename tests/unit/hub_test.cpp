@@ -460,10 +460,10 @@ TEST_SUITE("concurrency") {
 }
 
 namespace {
-// A MemoryStore that counts how many append() and mark_all_read() calls are inside it at
-// once. Each waits up to `wait` for a second call to come in, so that two calls that may
-// overlap do. It says it publishes its own writes when `publishes` is set (as RedisStore
-// with publish_appends does); it does not really, which these tests do not need.
+// A Store, kept in a MemoryStore, that counts how many append() and mark_all_read() calls
+// are inside it at once. Each waits up to `wait` for a second call to come in, so that two
+// calls that may overlap do. It says it publishes its own writes when `publishes` is set (as
+// RedisStore with publish_appends does); it does not really, which these tests do not need.
 class OverlapProbeStore final : public notify::Store {
  public:
   OverlapProbeStore(bool publishes, std::chrono::milliseconds wait)
