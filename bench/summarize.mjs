@@ -78,6 +78,18 @@ const show = (v, fmt) => (v === undefined ? '—' : fmt(v));
 const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? '—' : `${sig(a / b, 2)}×`);
 
 // A figure: [label, key or [keys], formatter, how] (how: 'median' or 'sum').
+// The figures of a 1:1 load: the unicast rows and the store rows.
+const oneToOne = [
+  ['publishes/s', 'publishes_per_s', f.rate],
+  ['delivery latency p50 / p99', ['latency_ms.p50', 'latency_ms.p99'], f.ms],
+  ['POST round trip p50 / p99', ['publish_rtt_ms.p50', 'publish_rtt_ms.p99'], f.ms],
+  ['server CPU per publish', 'server_cpu.ns_per_delivery', f.us],
+  ['… user space', 'server_cpu.user_ns_per_delivery', f.us],
+  ['… kernel', 'server_cpu.sys_ns_per_delivery', f.us],
+  ['server CPU share', 'server_cpu.cpu_share', f.pct],
+  ['load generator CPU share', 'loadgen_cpu_share', f.pct],
+  ['lost / duplicates (all rounds)', ['lost', 'duplicates'], f.n, 'sum'],
+];
 const groups = [
   {
     base: 'idle', title: `Idle connections: ${big} held, RSS from /proc/PID/status before and after`,
@@ -110,16 +122,7 @@ const groups = [
   },
   {
     base: 'unicast-1k', title: '1:1 notifications to random users of 1,000 connections, 8 keep-alive publishers, flat out',
-    figures: [
-      ['publishes/s', 'publishes_per_s', f.rate],
-      ['delivery latency p50 / p99', ['latency_ms.p50', 'latency_ms.p99'], f.ms],
-      ['POST round trip p50 / p99', ['publish_rtt_ms.p50', 'publish_rtt_ms.p99'], f.ms],
-      ['server CPU per publish', 'server_cpu.ns_per_delivery', f.us],
-      ['… user space', 'server_cpu.user_ns_per_delivery', f.us],
-      ['server CPU share', 'server_cpu.cpu_share', f.pct],
-      ['load generator CPU share', 'loadgen_cpu_share', f.pct],
-      ['lost / duplicates (all rounds)', ['lost', 'duplicates'], f.n, 'sum'],
-    ],
+    figures: oneToOne,
   },
 ];
 const flat = [
@@ -335,17 +338,8 @@ if (storeCases.length) {
   p(`| load | figure | ${stores.map(([, t]) => t).join(' | ')} |`);
   p(`|---|---|${stores.map(() => '---:').join('|')}|`);
   for (const [id, load] of storeCases) {
-    for (const fig of [
-      ['publishes/s', 'publishes_per_s', f.rate],
-      ['POST round trip p50 / p99', ['publish_rtt_ms.p50', 'publish_rtt_ms.p99'], f.ms],
-      ['delivery latency p50 / p99', ['latency_ms.p50', 'latency_ms.p99'], f.ms],
-      ['server CPU per publish', 'server_cpu.ns_per_delivery', f.us],
-      ['… user space', 'server_cpu.user_ns_per_delivery', f.us],
-      ['… kernel', 'server_cpu.sys_ns_per_delivery', f.us],
-      ['server CPU share', 'server_cpu.cpu_share', f.pct],
-      ['load generator CPU share', 'loadgen_cpu_share', f.pct],
-      ['lost / duplicates (all rounds)', ['lost', 'duplicates'], f.n, 'sum'],
-    ]) p(`| ${load} | ${fig[0]} | ${stores.map(([s]) => cell(id, s, fig).text).join(' | ')} |`);
+    for (const fig of oneToOne)
+      p(`| ${load} | ${fig[0]} | ${stores.map(([s]) => cell(id, s, fig).text).join(' | ')} |`);
   }
   p();
 }
