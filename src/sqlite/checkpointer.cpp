@@ -1,7 +1,5 @@
 #include "checkpointer.hpp"
 
-#include <stdexcept>
-
 namespace notify::sqlite {
 
 Checkpointer::Checkpointer(const std::string& path, int threshold_pages)
@@ -11,8 +9,6 @@ Checkpointer::Checkpointer(const std::string& path, int threshold_pages)
       next_copy_at_(threshold_pages) {
   // A connection opens the log when it first reads; until then a checkpoint through it
   // finds no log and copies nothing.
-  if (db_.exec_text("PRAGMA journal_mode") != "wal")
-    throw std::logic_error("notify::sqlite::Checkpointer: the database is not in WAL mode");
   db_.exec_text("SELECT count(*) FROM sqlite_schema");
   thread_ = std::thread([this] { run(); });
 }

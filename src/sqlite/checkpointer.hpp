@@ -42,7 +42,8 @@ class Checkpointer {
   static constexpr int restart_factor = 4;
   static constexpr std::chrono::milliseconds retry_after{50};
 
-  // Opens a second connection to the WAL database at `path`.
+  // Opens a second connection to the database at `path`, which the owner has put in WAL
+  // mode (SqliteStore checks it before it makes a Checkpointer).
   Checkpointer(const std::string& path, int threshold_pages);
   ~Checkpointer();
   Checkpointer(const Checkpointer&) = delete;
