@@ -79,22 +79,44 @@ class NotificationHub::Impl final : public SinkOwner,
     {
       auto lock = sequence_lock();
       for (auto& d : drafts) {
-        if (stopped_.load(std::memory_order_acquire))
-          throw std::system_error(errc::hub_stopped);
-        const auto stored = store_->append(std::move(d));
-        if (!store_->publishes_appends()) {  // else append() has published it already
-          auto event = notification_event(stored);
-          bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
-          if (ec)
-            break;
-        }
-        ids.push_back(stored.id);
-        publishes_.fetch_add(1, std::memory_order_relaxed);
+        ids.push_back(append_and_publish(std::move(d), ec));
+        if (ec)
+          break;
       }
     }
     if (ec)
       throw std::system_error(ec, "notify: publish");
     return ids;
+  }
+
+  // publish_many() of one draft, without its two vectors.
+  std::string publish_one(Notification draft) {
+    validate(draft, options_.validation);
+    std::error_code ec;
+    std::string id;
+    {
+      auto lock = sequence_lock();
+      id = append_and_publish(std::move(draft), ec);
+    }
+    if (ec)
+      throw std::system_error(ec, "notify: publish");
+    return id;
+  }
+
+  // Under sequence_lock(): stores a validated draft and hands it to the bus. Returns its id;
+  // `ec` says the bus refused it (it is stored all the same).
+  std::string append_and_publish(Notification draft, std::error_code& ec) {
+    if (stopped_.load(std::memory_order_acquire))
+      throw std::system_error(errc::hub_stopped);
+    auto stored = store_->append(std::move(draft));
+    if (!store_->publishes_appends()) {  // else append() has published it already
+      auto event = notification_event(stored);
+      bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
+      if (ec)
+        return std::move(stored.id);
+    }
+    publishes_.fetch_add(1, std::memory_order_relaxed);
+    return std::move(stored.id);
   }
 
   ReadResult mark(std::string_view user, std::optional<std::string_view> id) {
@@ -1080,17 +1102,8 @@ NotificationHub::~NotificationHub() {
   }
 }
 
-namespace {
-// A braced list would copy the draft: an initializer_list's elements are const.
-std::vector<Notification> one(Notification draft) {
-  std::vector<Notification> drafts;
-  drafts.push_back(std::move(draft));
-  return drafts;
-}
-}  // namespace
-
 std::string NotificationHub::publish(Notification draft) {
-  return impl_->publish_many(one(std::move(draft))).front();
+  return impl_->publish_one(std::move(draft));
 }
 
 std::vector<std::string> NotificationHub::publish_to(const std::vector<std::string>& users,
@@ -1109,7 +1122,7 @@ std::vector<std::string> NotificationHub::publish_to(const std::vector<std::stri
 std::string NotificationHub::broadcast(Notification draft) {
   draft.broadcast = true;
   draft.user_id.clear();
-  return impl_->publish_many(one(std::move(draft))).front();
+  return impl_->publish_one(std::move(draft));
 }
 
 void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,

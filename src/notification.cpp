@@ -217,12 +217,15 @@ std::string format_timestamp(std::chrono::system_clock::time_point t) {
     std::copy(text.begin(), text.end(), cached);
     cached_secs = secs;
   }
-  std::string out(cached, sizeof cached);
-  const char tail[] = {'.', static_cast<char>('0' + millis / 100),
-                       static_cast<char>('0' + millis / 10 % 10),
-                       static_cast<char>('0' + millis % 10), 'Z'};
-  out.append(tail, sizeof tail);
-  return out;
+  // Built in place, so the string allocates once.
+  char text[date_time_size + 5];
+  std::copy(cached, cached + date_time_size, text);
+  text[date_time_size] = '.';
+  text[date_time_size + 1] = static_cast<char>('0' + millis / 100);
+  text[date_time_size + 2] = static_cast<char>('0' + millis / 10 % 10);
+  text[date_time_size + 3] = static_cast<char>('0' + millis % 10);
+  text[date_time_size + 4] = 'Z';
+  return std::string(text, sizeof text);
 }
 
 }  // namespace notify

@@ -38,8 +38,8 @@ class DraftReader {
     return scalar(json(std::move(v)));
   }
 
-  bool start_object(std::size_t) { return start(json::object()); }
-  bool start_array(std::size_t) { return start(json::array()); }
+  bool start_object(std::size_t) { return start(json::value_t::object); }
+  bool start_array(std::size_t) { return start(json::value_t::array); }
   bool end_object() { return end(); }
   bool end_array() { return end(); }
 
@@ -144,10 +144,11 @@ class DraftReader {
     return true;
   }
 
-  bool start(json container) {
+  // The container itself is made only where it is kept: the body's own object is not.
+  bool start(json::value_t kind) {
     ++depth_;
     if (depth_ == 1) {
-      top_is_object_ = container.is_object();
+      top_is_object_ = kind == json::value_t::object;
       return true;
     }
     if (depth_ == 2) {  // a member's value that is an array or an object
@@ -159,16 +160,18 @@ class DraftReader {
           broadcast_wrong_ = true;
           return true;
         case Target::data:
-          if (!container.is_object()) {
+          if (kind != json::value_t::object) {
             data_wrong_ = true;
             return true;
           }
-          draft_.data = std::move(container);
-          stack_.assign(1, &draft_.data);
+          draft_.data = json(kind);
+          stack_[0] = &draft_.data;
+          stack_size_ = 1;
           return true;
         case Target::other:
-          (*others_)[other_key_] = std::move(container);
-          stack_.assign(1, &(*others_)[other_key_]);
+          (*others_)[other_key_] = json(kind);
+          stack_[0] = &(*others_)[other_key_];
+          stack_size_ = 1;
           return true;
         case Target::ignored:
           return true;
@@ -176,30 +179,31 @@ class DraftReader {
     }
     if (!building())
       return true;
-    if (stack_.size() >= default_max_data_depth) {  // refuse it, keep reading the rest
+    if (stack_size_ == stack_.size()) {  // refuse it, keep reading the rest
       if (target_ == Target::data)
         data_too_deep_ = true;
       else
         other_too_deep_ = other_key_;
-      stack_.clear();
+      stack_size_ = 0;
       return true;
     }
-    stack_.push_back(place(std::move(container)));
+    json* placed = place(json(kind));
+    stack_[stack_size_++] = placed;
     return true;
   }
 
   bool end() {
-    if (depth_ >= 2 && building() && stack_.size() + 1 == depth_)
-      stack_.pop_back();
+    if (depth_ >= 2 && building() && stack_size_ + 1 == depth_)
+      --stack_size_;
     --depth_;
     return true;
   }
 
   // Whether events at this depth go into a value being built (data, or another member).
-  bool building() const { return !stack_.empty() && depth_ >= 2; }
+  bool building() const { return stack_size_ != 0 && depth_ >= 2; }
 
   json* place(json value) {
-    json& parent = *stack_.back();
+    json& parent = *stack_[stack_size_ - 1];
     if (parent.is_array()) {
       parent.push_back(std::move(value));
       return &parent.back();
@@ -216,8 +220,10 @@ class DraftReader {
   Target target_ = Target::ignored;
   std::size_t field_ = 0;
   std::string other_key_;
-  std::string key_;           // the key of the next value placed in an object being built
-  std::vector<json*> stack_;  // the containers being built, innermost last
+  std::string key_;  // the key of the next value placed in an object being built
+  // The containers being built, innermost last (a fixed array: the depth is limited).
+  std::array<json*, default_max_data_depth> stack_{};
+  std::size_t stack_size_ = 0;
   std::array<bool, detail::string_field_count> string_wrong_{};
   bool broadcast_wrong_ = false, data_wrong_ = false, data_too_deep_ = false;
   std::string other_too_deep_;

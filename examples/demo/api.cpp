@@ -389,7 +389,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
   if (!get)
     return HttpResponse::method_not_allowed("GET");
   HttpResponse r;
-  r.content_type = std::string(asset->content_type);
+  r.content_type = asset->content_type;
   r.body = std::string(asset->body);
   r.headers.emplace_back("Cache-Control", "no-cache");
   return r;

@@ -21,11 +21,29 @@ constexpr std::size_t header_line_overhead = 4;  // ": " and CRLF
 constexpr std::size_t linger_max_bytes = 4 * 1024 * 1024;
 constexpr std::chrono::milliseconds linger_timeout{2000};
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
+// A keep-alive connection reuses the capacity of its request and response strings, so that
+// its requests after the first allocate nothing to be parsed and answered; a buffer a large
+// request or response left behind is given back rather than kept for the connection's life.
+constexpr std::size_t max_kept_capacity = 64 * 1024;
+constexpr std::size_t max_kept_header_slots = 64;
+
+void release_if_large(std::string& s) {
+  if (s.capacity() > max_kept_capacity)
+    std::string().swap(s);
+  else
+    s.clear();
+}
+
+void lower_in_place(std::string& s) {
+  std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
 }
 
 HttpConnection& self_of(http_parser* p) {
@@ -85,16 +103,38 @@ bool HttpConnection::count_head(std::size_t n) {
 }
 
 void HttpConnection::finish_header() {
-  if (!field_.empty() || in_value_)
-    request_.headers.emplace_back(lower(field_), std::move(value_));
+  if (!field_.empty() || in_value_) {
+    // Header slots of earlier requests are written over; on_headers_complete drops the
+    // ones this request did not use.
+    auto& headers = request_.headers;
+    if (header_count_ == headers.size())
+      headers.emplace_back();
+    auto& [name, value] = headers[header_count_++];
+    name.assign(field_);
+    lower_in_place(name);
+    value.swap(value_);
+  }
   field_.clear();
   value_.clear();
   in_value_ = false;
 }
 
+void HttpConnection::reset_request() {
+  HttpRequest& r = request_;
+  r.method.clear();
+  r.target.clear();
+  r.path.clear();
+  r.query.clear();
+  release_if_large(r.body);
+  if (r.headers.capacity() > max_kept_header_slots)
+    decltype(r.headers)().swap(r.headers);
+  r.keep_alive = true;
+  header_count_ = 0;
+}
+
 int HttpConnection::on_message_begin(http_parser* p) {
   HttpConnection& c = self_of(p);
-  c.request_ = HttpRequest{};
+  c.reset_request();
   c.url_.clear();
   c.field_.clear();
   c.value_.clear();
@@ -140,6 +180,7 @@ int HttpConnection::on_headers_complete(http_parser* p) {
   HttpConnection& c = self_of(p);
   c.finish_header();
   HttpRequest& r = c.request_;
+  r.headers.resize(c.header_count_);
   r.method = http_method_str(static_cast<http_method>(p->method));
   r.target = c.url_;
 
@@ -151,7 +192,7 @@ int HttpConnection::on_headers_complete(http_parser* p) {
   }
   const bool chunked = (p->flags & F_CHUNKED) != 0;
   if (has_length || chunked) {
-    if (const std::string* expect = r.header("expect"); expect && lower(*expect) == "100-continue")
+    if (const std::string* expect = r.header("expect"); expect && iequals(*expect, "100-continue"))
       c.expect_continue_ = true;
   }
   if (has_length)
@@ -238,8 +279,8 @@ void HttpConnection::process() {
 }
 
 void HttpConnection::handle_request() {
-  HttpRequest request = std::move(request_);
-  request_ = HttpRequest{};
+  // Answered in place: the next request's on_message_begin resets it.
+  HttpRequest& request = request_;
   expect_continue_ = false;
 
   http_parser_url url;
@@ -249,13 +290,14 @@ void HttpConnection::handle_request() {
     send(HttpResponse::error(400, "bad request target"), false);
     return;
   }
-  const auto field = [&](http_parser_url_fields f) {
+  const auto assign_field = [&](std::string& to, http_parser_url_fields f) {
     if ((url.field_set & (1u << f)) == 0)
-      return std::string();
-    return request.target.substr(url.field_data[f].off, url.field_data[f].len);
+      to.clear();
+    else
+      to.assign(request.target, url.field_data[f].off, url.field_data[f].len);
   };
-  request.path = field(UF_PATH);
-  request.query = field(UF_QUERY);
+  assign_field(request.path, UF_PATH);
+  assign_field(request.query, UF_QUERY);
 
   Api::Outcome outcome = api_.handle(request);
   if (auto* stream = std::get_if<StreamRequest>(&outcome)) {
@@ -297,11 +339,16 @@ void HttpConnection::hand_over() {
 }
 
 void HttpConnection::send(const HttpResponse& response, bool keep_alive, bool head_only) {
-  send_bytes(serialize(response, keep_alive, head_only), keep_alive);
+  serialize_into(out_, response, keep_alive, head_only);
+  write_out(keep_alive);
 }
 
 void HttpConnection::send_bytes(std::string bytes, bool keep_alive) {
   out_ = std::move(bytes);
+  write_out(keep_alive);
+}
+
+void HttpConnection::write_out(bool keep_alive) {
   writing_ = true;
   arm_timer(limits_.write_timeout);
   asio::async_write(socket_, asio::buffer(out_),
@@ -312,7 +359,7 @@ void HttpConnection::send_bytes(std::string bytes, bool keep_alive) {
 
 void HttpConnection::on_sent(std::error_code ec, bool keep_alive) {
   writing_ = false;
-  out_.clear();
+  release_if_large(out_);
   if (closed_)
     return;
   if (ec) {

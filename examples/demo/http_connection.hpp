@@ -60,6 +60,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   bool count_head(std::size_t n);
   void finish_header();
+  void reset_request();
 
   void read_more();
   void on_read(std::error_code ec, std::size_t n);
@@ -69,6 +70,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void send(const HttpResponse& response, bool keep_alive, bool head_only = false);
   // Writes a whole response as it is; closes after it unless `keep_alive`.
   void send_bytes(std::string bytes, bool keep_alive);
+  void write_out(bool keep_alive);  // writes out_
   void hand_over();
   void on_sent(std::error_code ec, bool keep_alive);
   void send_continue();
@@ -93,7 +95,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::string input_;  // bytes received and not yet given to the parser
   std::size_t input_offset_ = 0;
 
-  HttpRequest request_;  // the request being parsed
+  HttpRequest request_;           // the request being parsed; its strings are reused by the next
+  std::size_t header_count_ = 0;  // slots of request_.headers this request has filled
   std::string url_;
   std::string field_;
   std::string value_;

@@ -75,6 +75,13 @@ std::string_view reason_phrase(int status) noexcept {
 
 std::string serialize(const HttpResponse& response, bool keep_alive, bool head_only) {
   std::string out;
+  serialize_into(out, response, keep_alive, head_only);
+  return out;
+}
+
+void serialize_into(std::string& out, const HttpResponse& response, bool keep_alive,
+                    bool head_only) {
+  out.clear();
   out.reserve(160 + response.body.size());
   out += "HTTP/1.1 ";
   out += std::to_string(response.status);
@@ -100,7 +107,6 @@ std::string serialize(const HttpResponse& response, bool keep_alive, bool head_o
   out += "\r\n";
   if (!head_only)
     out += response.body;
-  return out;
 }
 
 }  // namespace demo

@@ -25,7 +25,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string content_type;
+  std::string_view content_type;  // a string with static storage: a literal, an asset's type
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in order
 
@@ -42,5 +42,8 @@ std::string_view reason_phrase(int status) noexcept;
 // The full response: status line, headers (Content-Type, Content-Length, Connection: close
 // when `keep_alive` is false, the extra headers) and, unless `head_only`, the body.
 std::string serialize(const HttpResponse& response, bool keep_alive, bool head_only = false);
+// The same bytes, written over `out` (whose capacity a keep-alive connection reuses).
+void serialize_into(std::string& out, const HttpResponse& response, bool keep_alive,
+                    bool head_only = false);
 
 }  // namespace demo

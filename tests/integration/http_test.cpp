@@ -229,6 +229,32 @@ TEST_CASE("http: keep-alive and pipelining") {
     CHECK(r4->status == 200);
     CHECK(r4->json().at("unreadCount") == 1);
   }
+  SUBCASE("a request sees none of the headers or the body of the one before") {
+    // The connection reuses its request's strings and header slots from one request to the
+    // next: what an earlier request said must not leak into a later one.
+    HttpClient c(demo.port());
+    const std::string long_user(300, 'x');  // past any small-string buffer; invalid (> 256)
+    const auto bad = c.request("GET", "/api/notifications", {},
+                               {{"X-User-Id", long_user}, {"X-Extra-1", "a"}, {"X-Extra-2", "b"}});
+    CHECK(bad.status == 400);
+    const auto none = c.request("GET", "/api/notifications");
+    CHECK(none.status == 401);
+    const std::string big_title(200 * 1024, 't');
+    const auto published =
+        c.request("POST", "/api/notifications",
+                  json{{"userId", "reuse"}, {"type", "comment"}, {"title", big_title}}.dump());
+    CHECK(published.status == 400);  // the title is over its limit
+    const auto small =
+        c.request("POST", "/api/notifications",
+                  json{{"userId", "reuse"}, {"type", "comment"}, {"title", "t"}}.dump());
+    CHECK(small.status == 202);
+    const auto list = c.request("GET", "/api/notifications", {}, {{"x-user-id", "reuse"}});
+    REQUIRE(list.status == 200);
+    CHECK(list.json().at("unreadCount") == 1);
+    CHECK(list.json().at("notifications").at(0).at("title") == "t");
+    const auto again = c.request("GET", "/api/notifications");
+    CHECK(again.status == 401);
+  }
   SUBCASE("Connection: close is honoured") {
     HttpClient c(demo.port());
     const auto r = c.request("GET", "/healthz", {}, {{"Connection", "close"}});
