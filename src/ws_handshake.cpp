@@ -64,6 +64,17 @@ bool lists_token(const HandshakeRequest& request, std::string_view name, std::st
                      [&](std::string_view e) { return iequals(e, token); });
 }
 
+// RFC 7230 section 3.2.6.
+bool is_tchar(char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) noexcept {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar);
+}
+
 bool is_base64_char(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
          c == '/';
@@ -151,9 +162,13 @@ HandshakeResult accept_handshake(const HandshakeRequest& request, const Handshak
   HandshakeResult result;
   result.status = 101;
   if (options.select_subprotocol) {
+    // Only tokens (RFC 6455 section 4.1) are offered: the selected one is echoed in the
+    // response, where anything else (a CR, a control byte, a separator) has no place.
     std::vector<std::string> offered;
-    for (const auto element : list(request, "Sec-WebSocket-Protocol"))
-      offered.emplace_back(element);
+    for (const auto element : list(request, "Sec-WebSocket-Protocol")) {
+      if (is_token(element))
+        offered.emplace_back(element);
+    }
     if (!offered.empty()) {
       result.subprotocol = options.select_subprotocol(offered);
       if (!result.subprotocol.empty() &&

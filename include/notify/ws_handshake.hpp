@@ -29,7 +29,8 @@ struct HandshakeOptions {
   std::function<bool(std::string_view origin)> origin_allowed;
   // Called with the subprotocols the client offered (Sec-WebSocket-Protocol, in its order)
   // when it offered any; returns the one to speak, or "" for none. Returning one that was
-  // not offered throws std::logic_error.
+  // not offered throws std::logic_error. An element that is not an HTTP token (RFC 6455
+  // section 4.1: no spaces, separators or control bytes) is not an offer and is left out.
   std::function<std::string(const std::vector<std::string>& offered)> select_subprotocol;
   bool permessage_deflate = true;  // accept a permessage-deflate offer
 };

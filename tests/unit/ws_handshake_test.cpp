@@ -207,6 +207,45 @@ TEST_CASE("ws handshake: subprotocols") {
   CHECK_THROWS_AS(accept_handshake({"GET", headers}, options), std::logic_error);
 }
 
+// Found by fuzzing: an element with a CR (or a space, a control byte) was offered, and
+// the selected one was echoed into the response as it was: response splitting.
+TEST_CASE("ws handshake: only tokens are offered as subprotocols") {
+  std::vector<std::string> offered;
+  int calls = 0;
+  const auto no_bare_cr = [](const std::string& response) {
+    for (std::size_t i = 0; i < response.size(); ++i) {
+      if (response[i] == '\r' && response.compare(i, 2, "\r\n") != 0)
+        return false;
+    }
+    return true;
+  };
+  HandshakeOptions options;
+  options.select_subprotocol = [&](const std::vector<std::string>& list) {
+    ++calls;
+    offered = list;
+    return list.front();
+  };
+  auto headers = with(browser_headers(), "Sec-WebSocket-Protocol",
+                      "a\rSet-Cookie: x=1, notify v1, \x01, notify.v1");
+  headers = with(headers, "Sec-WebSocket-Protocol", "chat\r\nX: y, notify.v2");
+  auto result = accept_handshake({"GET", headers}, options);
+  CHECK(result.status == 101);
+  CHECK(offered == std::vector<std::string>{"notify.v1", "notify.v2"});
+  CHECK(result.subprotocol == "notify.v1");
+  CHECK(parse(result.response).has("Sec-WebSocket-Protocol: notify.v1"));
+  CHECK(result.response.find("Set-Cookie") == std::string::npos);
+  CHECK(no_bare_cr(result.response));
+
+  // Nothing but non-tokens: nothing offered, the selector is not asked.
+  calls = 0;
+  const auto bad = with(browser_headers(), "Sec-WebSocket-Protocol", "a\rb, c d, \"q\"");
+  result = accept_handshake({"GET", bad}, options);
+  CHECK(result.status == 101);
+  CHECK(calls == 0);
+  CHECK(result.response.find("Sec-WebSocket-Protocol") == std::string::npos);
+  CHECK(no_bare_cr(result.response));
+}
+
 TEST_CASE("ws handshake: permessage-deflate") {
   const auto headers = with(browser_headers(), "Sec-WebSocket-Extensions",
                             "permessage-deflate; client_no_context_takeover; "
