@@ -22,13 +22,16 @@ constexpr std::size_t linger_max_bytes = 4 * 1024 * 1024;
 constexpr std::chrono::milliseconds linger_timeout{2000};
 
 // A keep-alive connection reuses the capacity of its request and response strings, so that
-// its requests after the first allocate nothing to be parsed and answered; a buffer a large
-// request or response left behind is given back rather than kept for the connection's life.
-constexpr std::size_t max_kept_capacity = 64 * 1024;
+// its requests after the first allocate nothing to be parsed and answered. A buffer that an
+// unusually large request or response left behind is given back instead of being kept for the
+// connection's life: what an idle connection holds stays near what a usual request needs.
+constexpr std::size_t max_kept_body = 16 * 1024;    // a body, a response
+constexpr std::size_t max_kept_head_string = 1024;  // the target, a header's name or value
 constexpr std::size_t max_kept_header_slots = 64;
 
-void release_if_large(std::string& s) {
-  if (s.capacity() > max_kept_capacity)
+// Empties `s`, keeping its buffer unless it is larger than `limit`.
+void clear_keeping_at_most(std::string& s, std::size_t limit) {
+  if (s.capacity() > limit)
     std::string().swap(s);
   else
     s.clear();
@@ -122,12 +125,17 @@ void HttpConnection::finish_header() {
 void HttpConnection::reset_request() {
   HttpRequest& r = request_;
   r.method.clear();
-  r.target.clear();
-  r.path.clear();
-  r.query.clear();
-  release_if_large(r.body);
-  if (r.headers.capacity() > max_kept_header_slots)
+  for (std::string* s : {&r.target, &r.path, &r.query, &url_, &field_, &value_})
+    clear_keeping_at_most(*s, max_kept_head_string);
+  clear_keeping_at_most(r.body, max_kept_body);
+  if (r.headers.capacity() > max_kept_header_slots) {
     decltype(r.headers)().swap(r.headers);
+  } else {
+    for (auto& [name, value] : r.headers) {
+      clear_keeping_at_most(name, max_kept_head_string);
+      clear_keeping_at_most(value, max_kept_head_string);
+    }
+  }
   r.keep_alive = true;
   header_count_ = 0;
 }
@@ -135,9 +143,6 @@ void HttpConnection::reset_request() {
 int HttpConnection::on_message_begin(http_parser* p) {
   HttpConnection& c = self_of(p);
   c.reset_request();
-  c.url_.clear();
-  c.field_.clear();
-  c.value_.clear();
   c.in_value_ = false;
   c.in_message_ = true;
   c.expect_continue_ = false;
@@ -359,7 +364,7 @@ void HttpConnection::write_out(bool keep_alive) {
 
 void HttpConnection::on_sent(std::error_code ec, bool keep_alive) {
   writing_ = false;
-  release_if_large(out_);
+  clear_keeping_at_most(out_, max_kept_body);
   if (closed_)
     return;
   if (ec) {
