@@ -203,4 +203,12 @@ std::optional<ExitStatus> DemoProcess::terminate(std::chrono::milliseconds timeo
   return status;
 }
 
+std::optional<ExitStatus> DemoProcess::kill_now() {
+  if (reaped_ || pid_ <= 0)
+    return std::nullopt;
+  ::kill(pid_, SIGKILL);
+  reaped_ = true;
+  return wait_until(pid_, Clock::now() + std::chrono::seconds(5));
+}
+
 }  // namespace itest

@@ -46,6 +46,9 @@ class DemoProcess {
   // Sends SIGTERM and waits up to `timeout` for the process to end; nullopt if it did not
   // (it is then killed).
   std::optional<ExitStatus> terminate(std::chrono::milliseconds timeout);
+  // Sends SIGKILL (a crash: nothing is flushed or closed) and reaps the process; the
+  // destructor then checks nothing. Returns how it ended.
+  std::optional<ExitStatus> kill_now();
 
  private:
   pid_t pid_ = -1;

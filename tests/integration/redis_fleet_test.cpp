@@ -1,5 +1,6 @@
 // Two notify-demo instances on one redis-server (--bus and --store redis://), as a fleet
 // behind a load balancer would run them. The test starts its own redis-server.
+#include "crash_check.hpp"
 #include "support.hpp"
 
 #ifdef NOTIFY_DEMO_WITH_REDIS
@@ -44,6 +45,15 @@ SseEvent expect_past_repair(SseStream& stream, const std::string& type, int unre
 }
 
 }  // namespace
+
+TEST_CASE("redis fleet: an instance killed while publishing loses no acknowledged notification") {
+  testredis::RedisServer redis;
+  if (!redis.available()) {
+    MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
+    return;
+  }
+  check_kill_loses_nothing(unbatched({"--bus", redis.url(), "--store", redis.url() + "/1"}));
+}
 
 TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and reads sync back") {
   testredis::RedisServer redis;
