@@ -63,6 +63,10 @@ struct Options {
   bool deferred_reads = false;  // paced only: note arrivals, read everything at the end
 };
 
+// With deferred reads, the wait for arrivals ends after this long without a new one (the
+// collections run every millisecond); what is still missing is then waited for as usual.
+constexpr double deferred_quiet_s = 0.1;
+
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(
       stderr,
@@ -485,32 +489,37 @@ class Bench {
     r.publish_end_ns = now_ns();
     phase_ = nullptr;
     r.expected = fanout() ? r.acked * o_.connections : r.acked;
-    // Drain: until everything expected arrived, or nothing arrived for drain_timeout. With
-    // deferred reads, what counts is the sockets each collection found readable: as many as
-    // the deliveries when each came alone (a paced fan-out), fewer when one collection found
-    // several, and then drain_timeout ends the wait. They are read afterwards.
-    const auto arrived = [&] {
-      return o_.deferred_reads ? stats.arrivals - arrivals0 : stats.received - received_at_start_;
+    // Drain: until everything expected arrived, or nothing arrived for `quiet_s`.
+    const auto drain = [&](auto arrived, double quiet_s) {
+      auto last_count = arrived();
+      auto last_progress = now_ns();
+      run_until(
+          io_,
+          [&] {
+            const auto got = arrived();
+            if (got >= r.expected)
+              return true;
+            if (got != last_count) {
+              last_count = got;
+              last_progress = now_ns();
+            }
+            return now_ns() - last_progress > static_cast<std::int64_t>(quiet_s * 1e9);
+          },
+          3600);
     };
-    auto last_count = arrived();
-    auto last_progress = now_ns();
-    run_until(
-        io_,
-        [&] {
-          const auto got = arrived();
-          if (got >= r.expected)
-            return true;
-          if (got != last_count) {
-            last_count = got;
-            last_progress = now_ns();
-          }
-          return now_ns() - last_progress > static_cast<std::int64_t>(o_.drain_timeout * 1e9);
-        },
-        3600);
-    r.after = sample(o_);
     if (o_.deferred_reads) {
+      // What a collection counts is the sockets it found readable: as many as the
+      // deliveries when each came alone (a paced fan-out), fewer when it found several
+      // notifications of one socket (1:1 loads). So this wait also ends after a short quiet;
+      // the sockets are then read, and the drain below waits for anything still missing.
+      drain([&] { return stats.arrivals - arrivals0; }, deferred_quiet_s);
+      r.after = sample(o_);
       pool_->defer_reads(false);
       r.unmatched = stats.unmatched - unmatched0;
+      drain([&] { return stats.received - received_at_start_; }, o_.drain_timeout);
+    } else {
+      drain([&] { return stats.received - received_at_start_; }, o_.drain_timeout);
+      r.after = sample(o_);
     }
     r.received = stats.received - received_at_start_;
     r.duplicates = stats.duplicates - dup0;
