@@ -78,8 +78,10 @@ class NotificationHub::Impl final : public SinkOwner,
     std::error_code ec;
     {
       auto lock = sequence_lock();
-      for (auto& d : drafts) {
-        ids.push_back(append_and_publish(std::move(d), ec));
+      throw_if_stopped();
+      // One store call for all of them (SqliteStore: one commit), then the bus in id order.
+      for (auto& stored : store_->append_all(std::move(drafts))) {
+        ids.push_back(hand_to_bus(std::move(stored), ec));
         if (ec)
           break;
       }
@@ -96,20 +98,24 @@ class NotificationHub::Impl final : public SinkOwner,
     std::string id;
     {
       auto lock = sequence_lock();
-      id = append_and_publish(std::move(draft), ec);
+      throw_if_stopped();
+      id = hand_to_bus(store_->append(std::move(draft)), ec);
     }
     if (ec)
       throw std::system_error(ec, "notify: publish");
     return id;
   }
 
-  // Under sequence_lock(): stores a validated draft and hands it to the bus. Returns its id;
-  // `ec` says the bus refused it (it is stored all the same).
-  std::string append_and_publish(Notification draft, std::error_code& ec) {
+  void throw_if_stopped() const {
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
-    auto stored = store_->append(std::move(draft));
-    if (!store_->publishes_appends()) {  // else append() has published it already
+  }
+
+  // Under sequence_lock(), after the store: hands a stored notification to the bus (unless
+  // the store published it itself) and returns its id. `ec` says the bus refused it; it is
+  // stored all the same, and reaches clients when they resume or are repaired.
+  std::string hand_to_bus(Notification stored, std::error_code& ec) {
+    if (!store_->publishes_appends()) {
       auto event = notification_event(stored);
       bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
       if (ec)

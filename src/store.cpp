@@ -6,6 +6,12 @@ namespace notify {
 
 Store::~Store() = default;
 
+std::vector<Notification> Store::append_all(std::vector<Notification> drafts) {
+  for (auto& draft : drafts)
+    draft = append(std::move(draft));
+  return drafts;
+}
+
 std::vector<Snapshot> Store::snapshot_many(const std::vector<std::string>& users,
                                            std::size_t limit) {
   std::vector<Snapshot> answers;

@@ -69,6 +69,8 @@ class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   Notification append(Notification draft) override;
+  // One transaction for all of them: one commit, all stored or none.
+  std::vector<Notification> append_all(std::vector<Notification> drafts) override;
   std::uint64_t head() override;
   Snapshot snapshot(std::string_view user, std::size_t limit) override;
   std::optional<Resume> resume(std::string_view user, std::uint64_t cursor, std::size_t limit,

@@ -61,6 +61,12 @@ class NOTIFY_EXPORT Store {
   // created_at assigned.
   virtual Notification append(Notification draft) = 0;
 
+  // append() for each draft, in order: returns them stored, in the same order, with
+  // increasing ids. The default calls append() once per draft; SqliteStore writes them all
+  // in one transaction (one commit for a publish to many users). A store may store all or
+  // none of them when one fails.
+  virtual std::vector<Notification> append_all(std::vector<Notification> drafts);
+
   virtual std::uint64_t head() = 0;
 
   // The user's unread notifications now.

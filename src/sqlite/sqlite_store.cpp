@@ -254,6 +254,23 @@ class SqliteStore::Impl {
 
   // Removes the oldest notifications of one history (a user's, or the broadcasts') beyond
   // `cap`.
+  // Inside a write transaction: gives `draft` the next id and the time, stores it and keeps
+  // its user's (or the broadcasts') history within the limit.
+  void insert(Notification& draft, const std::string& created_at, std::int64_t created_ms) {
+    const auto seq = take();
+    draft.id = std::to_string(seq);
+    draft.created_at = created_at;
+    draft.read_at.clear();
+    if (draft.broadcast)
+      draft.user_id.clear();
+    {
+      auto q = db_->query(sql_insert);
+      sqlite::bind_notification(*q, to_db(seq), draft, created_ms);
+      q.run();
+    }
+    cap_history(draft, draft.broadcast ? options_.max_broadcasts : options_.max_per_user);
+  }
+
   void cap_history(const Notification& added, std::size_t cap) {
     std::int64_t kept = 0;
     {
@@ -347,29 +364,38 @@ int SqliteStore::schema_version() {
   return std::stoi(impl_->db().exec_text("PRAGMA user_version"));
 }
 
-Notification SqliteStore::append(Notification draft) {
+namespace {
+
+void check_recipient(const Notification& draft, const char* function) {
   if (!draft.broadcast && draft.user_id.empty())
-    throw std::invalid_argument("SqliteStore::append: a notification needs a user or broadcast");
+    throw std::invalid_argument(std::string("SqliteStore::") + function +
+                                ": a notification needs a user or broadcast");
+}
+
+}  // namespace
+
+Notification SqliteStore::append(Notification draft) {
+  check_recipient(draft, "append");
   std::lock_guard lock(impl_->mutex);
-  auto& db = impl_->db();
-  const auto& options = impl_->options();
   const auto at = now();
-  Transaction transaction(db, Transaction::Kind::write);
-  const auto seq = impl_->take();
-  draft.id = std::to_string(seq);
-  draft.created_at = at.text;
-  draft.read_at.clear();
-  if (draft.broadcast)
-    draft.user_id.clear();
-  {
-    auto insert = db.query(sql_insert);
-    sqlite::bind_notification(*insert, to_db(seq), draft, at.ms);
-    insert.run();
-  }
-  impl_->cap_history(draft, draft.broadcast ? options.max_broadcasts : options.max_per_user);
+  Transaction transaction(impl_->db(), Transaction::Kind::write);
+  impl_->insert(draft, at.text, at.ms);
   impl_->remove_older_than(at.ms);
   transaction.commit();
   return draft;
+}
+
+std::vector<Notification> SqliteStore::append_all(std::vector<Notification> drafts) {
+  for (const auto& draft : drafts)
+    check_recipient(draft, "append_all");
+  std::lock_guard lock(impl_->mutex);
+  const auto at = now();
+  Transaction transaction(impl_->db(), Transaction::Kind::write);
+  for (auto& draft : drafts)
+    impl_->insert(draft, at.text, at.ms);
+  impl_->remove_older_than(at.ms);
+  transaction.commit();
+  return drafts;
 }
 
 std::uint64_t SqliteStore::head() {

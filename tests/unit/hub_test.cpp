@@ -460,25 +460,12 @@ TEST_SUITE("concurrency") {
 }
 
 namespace {
-// A Store, kept in a MemoryStore, that counts how many append() and mark_all_read() calls
-// are inside it at once. Each waits up to `wait` for a second call to come in, so that two
-// calls that may overlap do. It says it publishes its own writes when `publishes` is set (as
-// RedisStore with publish_appends does); it does not really, which these tests do not need.
-class OverlapProbeStore final : public notify::Store {
+// A Store kept in a MemoryStore, for probes that watch some of the calls.
+class ForwardingStore : public notify::Store {
  public:
-  OverlapProbeStore(bool publishes, std::chrono::milliseconds wait)
-      : publishes_(publishes), wait_(wait) {}
-
   notify::Notification append(notify::Notification draft) override {
-    meet();
     return memory_.append(std::move(draft));
   }
-  notify::ReadResult mark_all_read(std::string_view user) override {
-    meet();
-    return memory_.mark_all_read(user);
-  }
-  bool publishes_appends() const noexcept override { return publishes_; }
-
   std::uint64_t head() override { return memory_.head(); }
   notify::Snapshot snapshot(std::string_view user, std::size_t limit) override {
     return memory_.snapshot(user, limit);
@@ -495,6 +482,32 @@ class OverlapProbeStore final : public notify::Store {
   notify::ReadResult mark_read(std::string_view user, std::string_view id) override {
     return memory_.mark_read(user, id);
   }
+  notify::ReadResult mark_all_read(std::string_view user) override {
+    return memory_.mark_all_read(user);
+  }
+
+ protected:
+  notify::MemoryStore memory_;
+};
+
+// Counts how many append() and mark_all_read() calls are inside the store at once. Each
+// waits up to `wait` for a second call to come in, so that two calls that may overlap do. It
+// says it publishes its own writes when `publishes` is set (as RedisStore with
+// publish_appends does); it does not really, which these tests do not need.
+class OverlapProbeStore final : public ForwardingStore {
+ public:
+  OverlapProbeStore(bool publishes, std::chrono::milliseconds wait)
+      : publishes_(publishes), wait_(wait) {}
+
+  notify::Notification append(notify::Notification draft) override {
+    meet();
+    return ForwardingStore::append(std::move(draft));
+  }
+  notify::ReadResult mark_all_read(std::string_view user) override {
+    meet();
+    return ForwardingStore::mark_all_read(user);
+  }
+  bool publishes_appends() const noexcept override { return publishes_; }
 
   int most_at_once() {
     std::lock_guard lock(mutex_);
@@ -513,7 +526,6 @@ class OverlapProbeStore final : public notify::Store {
 
   const bool publishes_;
   const std::chrono::milliseconds wait_;
-  notify::MemoryStore memory_;
   std::mutex mutex_;
   std::condition_variable arrived_;
   int inside_ = 0;
@@ -551,6 +563,52 @@ TEST_SUITE("concurrency") {
   TEST_CASE("hub: other stores are written one at a time") {
     CHECK(most_writes_at_once(false, std::chrono::milliseconds(100)) == 1);
   }
+}
+
+namespace {
+// Counts the store calls that write notifications.
+class AppendCountingStore final : public ForwardingStore {
+ public:
+  notify::Notification append(notify::Notification draft) override {
+    ++appends;
+    return ForwardingStore::append(std::move(draft));
+  }
+  std::vector<Notification> append_all(std::vector<Notification> drafts) override {
+    ++append_alls;
+    drafts_in_append_all += drafts.size();
+    return memory_.append_all(std::move(drafts));
+  }
+  int appends = 0;
+  int append_alls = 0;
+  std::size_t drafts_in_append_all = 0;
+};
+}  // namespace
+
+// One store call for all recipients is what lets SqliteStore commit them once.
+TEST_CASE("hub: publish_to stores all recipients in one append_all, then delivers in id order") {
+  asio::io_context io;
+  auto store = std::make_shared<AppendCountingStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client a(io, hub, "a"), b(io, hub, "b"), c(io, hub, "c");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count() && c.count(); }));
+  const auto ids = hub.publish_to({"c", "a", "b"}, draft("", "to three"));
+  CHECK(store->append_alls == 1);
+  CHECK(store->drafts_in_append_all == 3);
+  CHECK(store->appends == 0);
+  REQUIRE(ids.size() == 3);
+  CHECK(std::stoull(ids[0]) < std::stoull(ids[1]));
+  CHECK(std::stoull(ids[1]) < std::stoull(ids[2]));
+  REQUIRE(wait_count(io, c, 2));
+  REQUIRE(wait_count(io, a, 2));
+  REQUIRE(wait_count(io, b, 2));
+  CHECK(c.events()[1].id == ids[0]);
+  CHECK(a.events()[1].id == ids[1]);
+  CHECK(b.events()[1].id == ids[2]);
+  hub.publish(draft("a", "one"));
+  hub.broadcast(draft("", "all"));
+  CHECK(store->appends == 2);
+  CHECK(store->append_alls == 1);
+  hub.stop();
 }
 
 namespace {

@@ -41,6 +41,36 @@ TEST_CASE_TEMPLATE("store: ids increase and snapshots list unread newest first",
   CHECK(store->snapshot("nobody", 10).unread.empty());
 }
 
+TEST_CASE_TEMPLATE("store: append_all stores drafts as append() would, in order", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make(test::StoreLimits{3, 2});
+  store->append(draft("alice", "before"));
+  std::vector<Notification> drafts;
+  for (int i = 0; i < 5; ++i)
+    drafts.push_back(draft("alice", "a" + std::to_string(i)));
+  drafts.push_back(draft("bob", "b0"));
+  drafts.push_back(broadcast("x0"));
+  drafts.push_back(broadcast("x1"));
+  drafts.push_back(broadcast("x2"));
+  const auto stored = store->append_all(drafts);
+  REQUIRE(stored.size() == drafts.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    CAPTURE(i);
+    CHECK(stored[i].id == std::to_string(i + 2));
+    CHECK(stored[i].title == drafts[i].title);
+    CHECK(stored[i].created_at.size() == 24);
+    CHECK(stored[i].broadcast == drafts[i].broadcast);
+  }
+  CHECK(stored.back().user_id.empty());
+  CHECK(store->head() == 10);
+  // The limits hold within one call: alice keeps her last 3, everyone the last 2 broadcasts.
+  CHECK(titles(store->list("alice", false, 10)) ==
+        std::vector<std::string>{"x2", "x1", "a4", "a3", "a2"});
+  CHECK(titles(store->list("bob", false, 10)) == std::vector<std::string>{"x2", "x1", "b0"});
+  CHECK(store->append_all({}).empty());
+  CHECK(store->append(draft("bob", "after")).id == "11");
+}
+
 TEST_CASE_TEMPLATE("store: snapshot limit does not change the count", F, NOTIFY_TEST_STORES) {
   auto store = F::make();
   for (int i = 0; i < 5; ++i)
