@@ -72,6 +72,8 @@ class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
   RedisStore& operator=(const RedisStore&) = delete;
 
   Notification append(Notification draft) override;
+  // Pipelined: one round trip for all of them.
+  std::vector<Notification> append_all(std::vector<Notification> drafts) override;
   std::uint64_t head() override;
   Snapshot snapshot(std::string_view user, std::size_t limit) override;
   // The users' scripts pipelined on one connection: one round trip for the batch.

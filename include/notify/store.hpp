@@ -63,8 +63,9 @@ class NOTIFY_EXPORT Store {
 
   // append() for each draft, in order: returns them stored, in the same order, with
   // increasing ids. The default calls append() once per draft; SqliteStore writes them all
-  // in one transaction (one commit for a publish to many users). A store may store all or
-  // none of them when one fails.
+  // in one transaction (one commit for a publish to many users), RedisStore pipelines them
+  // (one round trip). When one fails the call throws: SqliteStore then stores none, other
+  // stores may have stored some of them.
   virtual std::vector<Notification> append_all(std::vector<Notification> drafts);
 
   virtual std::uint64_t head() = 0;

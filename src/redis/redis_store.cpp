@@ -199,6 +199,28 @@ class RedisStore::Impl {
   }
 
   Notification append(Notification draft) {
+    auto call = append_call(draft);
+    take_id(draft, eval(s_append, call.user_escaped, std::move(call.args)));
+    return draft;
+  }
+
+  // The appends pipelined on one connection: one round trip. With publish_appends Redis
+  // runs the scripts in this order, so the ids and the publishes follow it.
+  std::vector<Notification> append_all(std::vector<Notification> drafts) {
+    if (drafts.empty())
+      return drafts;
+    std::vector<Call> calls;
+    calls.reserve(drafts.size());
+    for (auto& draft : drafts)
+      calls.push_back(append_call(draft));
+    const auto replies = eval_all(s_append, calls);
+    for (std::size_t i = 0; i < drafts.size(); ++i)
+      take_id(drafts[i], replies[i]);
+    return drafts;
+  }
+
+  // Readies `draft` to be stored (time, no id, no read state) and makes its script call.
+  Call append_call(Notification& draft) {
     if (!draft.broadcast && draft.user_id.empty())
       throw std::invalid_argument("RedisStore: a notification needs a user or broadcast");
     const auto now = std::chrono::system_clock::now();
@@ -217,7 +239,7 @@ class RedisStore::Impl {
         published = j.dump();
       j["data"] = nullptr;
     }
-    const std::string escaped = draft.broadcast ? std::string() : redis_escape(draft.user_id);
+    std::string escaped = draft.broadcast ? std::string() : redis_escape(draft.user_id);
     const auto now_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     std::string cutoff = "0";
@@ -234,15 +256,23 @@ class RedisStore::Impl {
         header = R"({"t":"notification","u":")" + escaped + R"(","i":")";
       }
     }
-    const auto reply =
-        eval(s_append, escaped,
-             {j.dump(), std::to_string(now_ms),
-              std::to_string(draft.broadcast ? options_.max_broadcasts : options_.max_per_user),
-              cutoff, seed(), publish, channel, header, published});
+    std::vector<std::string> args{
+        j.dump(),
+        std::to_string(now_ms),
+        std::to_string(draft.broadcast ? options_.max_broadcasts : options_.max_per_user),
+        std::move(cutoff),
+        seed(),
+        std::move(publish),
+        std::move(channel),
+        std::move(header),
+        std::move(published)};
+    return Call{std::move(escaped), std::move(args)};
+  }
+
+  static void take_id(Notification& draft, const Reply& reply) {
     draft.id = reply.text();
     if (!parse_sequence(draft.id))
       throw RedisError("redis store: append returned no id");
-    return draft;
   }
 
   std::uint64_t head() {
@@ -381,6 +411,10 @@ std::uint64_t RedisStore::head() {
 Snapshot RedisStore::snapshot(std::string_view user, std::size_t limit) {
   return impl_->snapshot(user, limit);
 }
+std::vector<Notification> RedisStore::append_all(std::vector<Notification> drafts) {
+  return impl_->append_all(std::move(drafts));
+}
+
 std::vector<Snapshot> RedisStore::snapshot_many(const std::vector<std::string>& users,
                                                 std::size_t limit) {
   return impl_->snapshot_many(users, limit);

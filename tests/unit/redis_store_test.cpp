@@ -274,7 +274,8 @@ TEST_CASE("redis store: user ids that are not key-safe stay apart") {
   CHECK(store.list("a:h", false, 10)[0].user_id == "a:h");
 }
 
-TEST_CASE("redis store: append publishes on the bus channel, in id order across instances") {
+TEST_CASE(
+    "redis store: append and append_all publish on the bus channel, in id order across instances") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   for (const bool sharded : {false, true}) {
@@ -307,6 +308,15 @@ TEST_CASE("redis store: append publishes on the bus channel, in id order across 
     std::vector<std::thread> threads;
     for (int i = 0; i < 3; ++i) {
       threads.emplace_back([&, i] {
+        if (i == 2) {  // pipelined appends, 8 at a time
+          for (int k = 0; k < 40; k += 8) {
+            std::vector<notify::Notification> batch;
+            for (int j = k; j < k + 8; ++j)
+              batch.push_back(draft(j % 2 ? "a b" : "c", "n"));
+            stores[i]->append_all(std::move(batch));
+          }
+          return;
+        }
         for (int k = 0; k < 40; ++k)
           stores[i]->append(draft(k % 2 ? "a b" : "c", "n"));
       });
