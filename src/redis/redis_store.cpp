@@ -405,16 +405,15 @@ RedisStore::~RedisStore() = default;
 Notification RedisStore::append(Notification draft) {
   return impl_->append(std::move(draft));
 }
+std::vector<Notification> RedisStore::append_all(std::vector<Notification> drafts) {
+  return impl_->append_all(std::move(drafts));
+}
 std::uint64_t RedisStore::head() {
   return impl_->head();
 }
 Snapshot RedisStore::snapshot(std::string_view user, std::size_t limit) {
   return impl_->snapshot(user, limit);
 }
-std::vector<Notification> RedisStore::append_all(std::vector<Notification> drafts) {
-  return impl_->append_all(std::move(drafts));
-}
-
 std::vector<Snapshot> RedisStore::snapshot_many(const std::vector<std::string>& users,
                                                 std::size_t limit) {
   return impl_->snapshot_many(users, limit);

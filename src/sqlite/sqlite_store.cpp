@@ -252,8 +252,6 @@ class SqliteStore::Impl {
     return out;
   }
 
-  // Removes the oldest notifications of one history (a user's, or the broadcasts') beyond
-  // `cap`.
   // Inside a write transaction: gives `draft` the next id and the time, stores it and keeps
   // its user's (or the broadcasts') history within the limit.
   void insert(Notification& draft, const std::string& created_at, std::int64_t created_ms) {
@@ -271,6 +269,8 @@ class SqliteStore::Impl {
     cap_history(draft, draft.broadcast ? options_.max_broadcasts : options_.max_per_user);
   }
 
+  // Removes the oldest notifications of one history (a user's, or the broadcasts') beyond
+  // `cap`.
   void cap_history(const Notification& added, std::size_t cap) {
     std::int64_t kept = 0;
     {
