@@ -1,6 +1,8 @@
 #include <notify/ws_deflate.hpp>
 #include <notify/ws_frame.hpp>
 
+#include "http_token.hpp"
+
 #include <algorithm>
 #include <array>
 #include <climits>
@@ -12,22 +14,11 @@
 namespace notify::ws {
 namespace {
 
+using detail::iequals_ascii;
+using detail::is_tchar;
+using detail::is_token;
+
 // --- Sec-WebSocket-Extensions (RFC 6455 section 9.1) ---------------------------------------
-
-bool is_tchar(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
 
 struct Param {
   std::string name;
@@ -123,7 +114,7 @@ class ExtensionReader {
     if (pos_ >= text_.size())
       return std::nullopt;  // unterminated
     ++pos_;
-    if (content.empty() || !std::all_of(content.begin(), content.end(), is_tchar))
+    if (!is_token(content))
       return std::nullopt;
     return content;
   }
@@ -172,16 +163,16 @@ std::optional<DeflateParams> accept_offer(const Offer& offer) {
   bool seen_server_bits = false;
   bool seen_client_bits = false;
   for (const auto& param : offer.params) {
-    if (iequals(param.name, "server_no_context_takeover")) {
+    if (iequals_ascii(param.name, "server_no_context_takeover")) {
       if (seen_server_no_takeover || param.value)
         return std::nullopt;
       seen_server_no_takeover = true;
-    } else if (iequals(param.name, "client_no_context_takeover")) {
+    } else if (iequals_ascii(param.name, "client_no_context_takeover")) {
       if (seen_client_no_takeover || param.value)
         return std::nullopt;
       seen_client_no_takeover = true;
       params.client_no_context_takeover = true;
-    } else if (iequals(param.name, "server_max_window_bits")) {
+    } else if (iequals_ascii(param.name, "server_max_window_bits")) {
       if (seen_server_bits || !param.value)
         return std::nullopt;
       seen_server_bits = true;
@@ -189,7 +180,7 @@ std::optional<DeflateParams> accept_offer(const Offer& offer) {
       if (!bits || *bits != MAX_WBITS)
         return std::nullopt;
       params.server_max_window_bits = MAX_WBITS;
-    } else if (iequals(param.name, "client_max_window_bits")) {
+    } else if (iequals_ascii(param.name, "client_max_window_bits")) {
       // The inflater's 32 KiB window reads any smaller one: nothing to answer.
       if (seen_client_bits || (param.value && !window_bits(*param.value)))
         return std::nullopt;
@@ -222,7 +213,7 @@ std::optional<DeflateParams> negotiate_deflate(std::string_view extensions) {
   ExtensionReader reader(extensions);
   while (!reader.at_end()) {
     const auto offer = reader.next();
-    if (!offer || !iequals(offer->name, "permessage-deflate"))
+    if (!offer || !iequals_ascii(offer->name, "permessage-deflate"))
       continue;
     if (auto params = accept_offer(*offer))
       return params;

@@ -1,5 +1,7 @@
 #include <notify/ws_handshake.hpp>
 
+#include "http_token.hpp"
+
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
@@ -10,17 +12,11 @@
 namespace notify::ws {
 namespace {
 
+using detail::iequals_ascii;
+using detail::is_token;
+
 constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 constexpr std::size_t key_bytes = 16;
-
-char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -34,7 +30,7 @@ std::string_view trim(std::string_view s) noexcept {
 std::vector<std::string_view> values(const HandshakeRequest& request, std::string_view name) {
   std::vector<std::string_view> out;
   for (const auto& [key, value] : request.headers) {
-    if (iequals(key, name))
+    if (iequals_ascii(key, name))
       out.emplace_back(value);
   }
   return out;
@@ -61,18 +57,7 @@ std::vector<std::string_view> list(const HandshakeRequest& request, std::string_
 bool lists_token(const HandshakeRequest& request, std::string_view name, std::string_view token) {
   const auto elements = list(request, name);
   return std::any_of(elements.begin(), elements.end(),
-                     [&](std::string_view e) { return iequals(e, token); });
-}
-
-// RFC 7230 section 3.2.6.
-bool is_tchar(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) noexcept {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar);
+                     [&](std::string_view e) { return iequals_ascii(e, token); });
 }
 
 bool is_base64_char(char c) noexcept {
