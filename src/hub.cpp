@@ -112,24 +112,21 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   // Under sequence_lock(), after the store: hands a stored notification to the bus (unless
-  // the store published it itself) and returns its id. `ec` says the bus refused it; it is
-  // stored all the same, and reaches clients when they resume or are repaired.
+  // the store published it itself) and returns its id. `ec`, clear on entry, says the bus
+  // refused it; it is stored all the same, and reaches clients when they resume or are
+  // repaired.
   std::string hand_to_bus(Notification stored, std::error_code& ec) {
-    if (!store_->publishes_appends()) {
-      auto event = notification_event(stored);
-      bus_->publish(Envelope{stored.user_id, stored.broadcast, std::move(event)}, ec);
-      if (ec)
-        return std::move(stored.id);
-    }
-    publishes_.fetch_add(1, std::memory_order_relaxed);
+    if (!store_->publishes_appends())
+      bus_->publish(Envelope{stored.user_id, stored.broadcast, notification_event(stored)}, ec);
+    if (!ec)
+      publishes_.fetch_add(1, std::memory_order_relaxed);
     return std::move(stored.id);
   }
 
   ReadResult mark(std::string_view user, std::optional<std::string_view> id) {
     if (user.empty())
       throw std::invalid_argument("notify: the user is empty");
-    if (stopped_.load(std::memory_order_acquire))
-      throw std::system_error(errc::hub_stopped);
+    throw_if_stopped();
     auto lock = sequence_lock();
     auto result = id ? store_->mark_read(user, *id) : store_->mark_all_read(user);
     if (!result.ids.empty() && !store_->publishes_appends()) {  // else the store published it

@@ -364,30 +364,17 @@ int SqliteStore::schema_version() {
   return std::stoi(impl_->db().exec_text("PRAGMA user_version"));
 }
 
-namespace {
-
-void check_recipient(const Notification& draft, const char* function) {
-  if (!draft.broadcast && draft.user_id.empty())
-    throw std::invalid_argument(std::string("SqliteStore::") + function +
-                                ": a notification needs a user or broadcast");
-}
-
-}  // namespace
-
 Notification SqliteStore::append(Notification draft) {
-  check_recipient(draft, "append");
-  std::lock_guard lock(impl_->mutex);
-  const auto at = now();
-  Transaction transaction(impl_->db(), Transaction::Kind::write);
-  impl_->insert(draft, at.text, at.ms);
-  impl_->remove_older_than(at.ms);
-  transaction.commit();
-  return draft;
+  std::vector<Notification> one;
+  one.push_back(std::move(draft));
+  return std::move(append_all(std::move(one)).front());
 }
 
 std::vector<Notification> SqliteStore::append_all(std::vector<Notification> drafts) {
-  for (const auto& draft : drafts)
-    check_recipient(draft, "append_all");
+  for (const auto& draft : drafts) {
+    if (!draft.broadcast && draft.user_id.empty())
+      throw std::invalid_argument("SqliteStore: a notification needs a user or broadcast");
+  }
   std::lock_guard lock(impl_->mutex);
   const auto at = now();
   Transaction transaction(impl_->db(), Transaction::Kind::write);
