@@ -18,13 +18,12 @@
 // QueryParams::parse() fails exactly when percent_decode() fails on the same text, and
 // find() gives the first value of a name, both for the raw text and for a query built from
 // escaped (name, value) pairs.
+#include "invariant.hpp"
 #include "url.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,12 +32,7 @@
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (ok)
-    return;
-  std::fprintf(stderr, "demo_url_fuzz: invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzz::check;
 
 struct Setup {
   bool lower_hex = false;

@@ -9,23 +9,18 @@
 // as the same draft.
 #include <notify/notification.hpp>
 
+#include "invariant.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (ok)
-    return;
-  std::fprintf(stderr, "notification_json_fuzz: invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzz::check;
 
 // parse_notification()'s outcome: the draft's JSON text, or the error.
 std::string parsed(std::string_view text) {

@@ -13,10 +13,10 @@
 #include <notify/ws_deflate.hpp>
 #include <notify/ws_frame.hpp>
 
+#include "invariant.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -26,15 +26,8 @@ namespace {
 
 using namespace notify::ws;
 
-[[noreturn]] void violated(const char* what) {
-  std::fprintf(stderr, "ws_frame_fuzz: invariant violated: %s\n", what);
-  std::abort();
-}
-
-void check(bool ok, const char* what) {
-  if (!ok)
-    violated(what);
-}
+using fuzz::check;
+using fuzz::violated;
 
 struct Run {
   std::vector<Message> messages;

@@ -26,14 +26,14 @@
 #include <notify/ws_deflate.hpp>
 #include <notify/ws_handshake.hpp>
 
+#include "invariant.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,12 +43,7 @@ namespace {
 
 using namespace notify::ws;
 
-void check(bool ok, const char* what) {
-  if (ok)
-    return;
-  std::fprintf(stderr, "ws_handshake_fuzz: invariant violated: %s\n", what);
-  std::abort();
-}
+using fuzz::check;
 
 constexpr std::array<const char*, 8> short_names = {
     "Upgrade", "Connection", "Sec-WebSocket-Key",        "Sec-WebSocket-Version",

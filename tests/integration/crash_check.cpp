@@ -68,7 +68,7 @@ void check_kill_loses_nothing(const std::vector<std::string>& args) {
   DemoProcess demo(args);
   std::map<std::string, std::set<std::string>> listed;
   for (std::size_t u = 0; u < users; ++u) {
-    const auto user = "k" + std::to_string(u);
+    const auto user = user_of(u);
     const auto r =
         http_request(demo.port(), "GET", "/api/notifications?user=" + user + "&limit=500");
     REQUIRE(r.status == 200);
