@@ -27,6 +27,8 @@ class Category final : public std::error_category {
         return "the bus is unavailable";
       case errc::invalid_cursor:
         return "invalid resume cursor";
+      case errc::too_many_pending_publishes:
+        return "too many publishes are waiting for the store";
     }
     return "unknown notify error";
   }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <iterator>
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -94,6 +96,10 @@ class NotificationHub::Impl final : public SinkOwner,
   // publish_many() of one draft, without its two vectors.
   std::string publish_one(Notification draft) {
     validate(draft, options_.validation);
+    return publish_validated(std::move(draft));
+  }
+
+  std::string publish_validated(Notification draft) {
     std::error_code ec;
     std::string id;
     {
@@ -104,6 +110,144 @@ class NotificationHub::Impl final : public SinkOwner,
     if (ec)
       throw std::system_error(ec, "notify: publish");
     return id;
+  }
+
+  // --- publishing without waiting for the store (async_publish) ------------------------
+
+  // The most drafts one store call of the publish thread writes: a bound on how long one
+  // transaction or pipeline holds the store and the sequence lock.
+  static constexpr std::size_t max_publish_batch = 256;
+
+  struct QueuedPublish {
+    Notification draft;
+    PublishCompletion done;
+  };
+
+  void start_publish(Notification draft, PublishCompletion done) {
+    if (draft.broadcast)
+      draft.user_id.clear();
+    validate(draft, options_.validation);
+    if (!store_->may_block()) {
+      std::exception_ptr error;
+      std::string id;
+      try {
+        id = publish_validated(std::move(draft));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      complete(done, error, std::move(id));
+      return;
+    }
+    std::optional<errc> refused;
+    {
+      std::lock_guard lock(publish_queue_mutex_);
+      if (publish_thread_stopping_ || stopped_.load(std::memory_order_acquire)) {
+        refused = errc::hub_stopped;
+      } else if (publish_queue_.size() >= options_.max_pending_publishes) {
+        refused = errc::too_many_pending_publishes;
+      } else {
+        publish_queue_.push_back(QueuedPublish{std::move(draft), std::move(done)});
+        publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
+        if (!publish_thread_.joinable())
+          publish_thread_ = std::thread([this] { run_publish_thread(); });
+      }
+    }
+    if (refused) {
+      complete(done, std::make_exception_ptr(std::system_error(*refused, "notify: publish")), {});
+      return;
+    }
+    publish_queue_ready_.notify_one();
+  }
+
+  // The publish thread: takes everything queued (up to max_publish_batch) at once, so that
+  // publishes arriving while the store writes one batch make up the next.
+  void run_publish_thread() {
+    std::vector<QueuedPublish> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(publish_queue_mutex_);
+        publish_queue_ready_.wait(
+            lock, [this] { return publish_thread_stopping_ || !publish_queue_.empty(); });
+        if (publish_queue_.empty())
+          return;  // stopping, and every queued publish has completed
+        if (publish_queue_.size() <= max_publish_batch) {
+          batch.swap(publish_queue_);  // the queue keeps the batch's old capacity
+        } else {
+          const auto end = publish_queue_.begin() + max_publish_batch;
+          batch.assign(std::make_move_iterator(publish_queue_.begin()),
+                       std::make_move_iterator(end));
+          publish_queue_.erase(publish_queue_.begin(), end);
+        }
+        publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
+      }
+      publish_batch(batch);
+      batch.clear();
+    }
+  }
+
+  // publish_many() for queued publishes, each completed with its own outcome. After a stop,
+  // every one completes with errc::hub_stopped.
+  void publish_batch(std::vector<QueuedPublish>& batch) {
+    std::vector<Notification> drafts;
+    drafts.reserve(batch.size());
+    for (auto& queued : batch)
+      drafts.push_back(std::move(queued.draft));
+    std::vector<std::string> ids;
+    ids.reserve(batch.size());
+    std::exception_ptr error;
+    std::error_code ec;
+    try {
+      auto lock = sequence_lock();
+      throw_if_stopped();
+      publish_batches_.fetch_add(1, std::memory_order_relaxed);
+      for (auto& stored : store_->append_all(std::move(drafts))) {
+        ids.push_back(hand_to_bus(std::move(stored), ec));
+        if (ec)
+          break;
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    // A bus error fails the one it refused and the ones after it (stored, but not sent),
+    // as publish_to() does.
+    std::size_t published = ids.size();
+    if (ec) {
+      --published;
+      error = std::make_exception_ptr(std::system_error(ec, "notify: publish"));
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (i < published)
+        complete(batch[i].done, nullptr, std::move(ids[i]));
+      else
+        complete(batch[i].done, error, {});
+    }
+  }
+
+  // `done` posts the caller's handler; it can fail only to allocate.
+  void complete(const PublishCompletion& done, std::exception_ptr error, std::string id) {
+    try {
+      done(std::move(error), std::move(id));
+    } catch (const std::exception& e) {
+      report(fmt::format("async_publish: completion not delivered: {}", e.what()));
+    }
+  }
+
+  // Lets the publish thread complete what is queued (with errc::hub_stopped once stopped_
+  // is set) and joins it.
+  void stop_publish_thread() {
+    std::thread thread;
+    {
+      std::lock_guard lock(publish_queue_mutex_);
+      publish_thread_stopping_ = true;
+      thread = std::move(publish_thread_);
+    }
+    publish_queue_ready_.notify_all();
+    if (!thread.joinable())
+      return;
+    if (thread.get_id() == std::this_thread::get_id())
+      thread.detach();  // stop() from a part called on the publish thread: it ends on its own
+    else
+      thread.join();
   }
 
   void throw_if_stopped() const {
@@ -943,6 +1087,7 @@ class NotificationHub::Impl final : public SinkOwner,
     for (const auto& sink : sinks)
       sink->close(errc::hub_stopped);
     bus_->stop();
+    stop_publish_thread();
   }
 
   // --- metrics and errors -----------------------------------------------------------
@@ -968,6 +1113,8 @@ class NotificationHub::Impl final : public SinkOwner,
         m.connections_awaiting_subscription += waiting.size();
     }
     m.subscription_waits_expired = subscription_waits_expired_.load(std::memory_order_relaxed);
+    m.publishes_pending = publishes_pending_.load(std::memory_order_relaxed);
+    m.publish_batches = publish_batches_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
     m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
@@ -1046,6 +1193,15 @@ class NotificationHub::Impl final : public SinkOwner,
   std::shared_ptr<Store> store_;
   std::shared_ptr<Bus> bus_;
   std::atomic<bool> stopped_{false};
+
+  // async_publish() calls for the publish thread, oldest first.
+  std::mutex publish_queue_mutex_;
+  std::condition_variable publish_queue_ready_;
+  std::vector<QueuedPublish> publish_queue_;
+  std::thread publish_thread_;
+  bool publish_thread_stopping_ = false;
+  std::atomic<std::uint64_t> publishes_pending_{0};
+  std::atomic<std::uint64_t> publish_batches_{0};
 
   std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step (see
                                // sequence_lock())
@@ -1126,6 +1282,14 @@ std::string NotificationHub::broadcast(Notification draft) {
   draft.broadcast = true;
   draft.user_id.clear();
   return impl_->publish_one(std::move(draft));
+}
+
+void NotificationHub::start_publish(Notification draft, PublishCompletion done) {
+  impl_->start_publish(std::move(draft), std::move(done));
+}
+
+asio::any_io_executor NotificationHub::get_executor() const noexcept {
+  return impl_->strand_.get_inner_executor();
 }
 
 void NotificationHub::attach(std::string user, std::shared_ptr<Sink> sink,

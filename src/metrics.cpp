@@ -54,6 +54,11 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
   metric(out, "notify_subscription_waits_expired_total", "counter",
          "Connections primed without their bus subscription: it was not confirmed in time.",
          m.subscription_waits_expired);
+  metric(out, "notify_publishes_pending", "gauge",
+         "async_publish() calls queued and not yet taken by a store call.", m.publishes_pending);
+  metric(out, "notify_publish_batches_total", "counter",
+         "Store calls that wrote queued async_publish() calls, each one transaction or pipeline.",
+         m.publish_batches);
   metric(out, "notify_bus_connected", "gauge", "1 when the bus carries messages.",
          m.bus_state == "connected" ? 1 : 0, fmt::format("{{bus=\"{}\"}}", bus_name));
   return out;

@@ -148,7 +148,40 @@ HttpResponse list_notifications(notify::NotificationHub& hub, const Context& ctx
   return json_response(200, body);
 }
 
-HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
+// The answer to a valid publish the hub could not complete: a stopped hub, a full queue, or
+// the store or bus failing (Redis away, SQLite's disk full) is for the client to retry later.
+HttpResponse publish_failed(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const notify::ValidationError& e) {
+    return HttpResponse::error(400, e.what());
+  } catch (const std::exception& e) {
+    return HttpResponse::error(503, std::string("publish failed: ") + e.what());
+  } catch (...) {
+    return HttpResponse::error(503, "publish failed");
+  }
+}
+
+// One notification to one user or to everyone, answered once the store has it. A store that
+// may block (SQLite, Redis) is written by the hub's publish thread, many requests per
+// commit, while this connection's thread serves others; a MemoryStore in the call.
+Api::Outcome publish_one(notify::NotificationHub& hub, notify::Notification draft) {
+  if (!hub.store().may_block())
+    return published(draft.broadcast ? hub.broadcast(std::move(draft))
+                                     : hub.publish(std::move(draft)));
+  return PendingResponse{
+      [&hub, draft = std::move(draft)](PendingResponse::Respond respond) mutable {
+        try {
+          hub.async_publish(std::move(draft), [respond](std::exception_ptr error, std::string id) {
+            respond(error ? publish_failed(error) : published(id));
+          });
+        } catch (...) {
+          respond(publish_failed(std::current_exception()));
+        }
+      }};
+}
+
+Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
   // Read straight into the draft; only `data` and the members the draft has no field for
   // (userIds) become JSON trees.
   json others;
@@ -189,17 +222,11 @@ HttpResponse publish(notify::NotificationHub& hub, const HttpRequest& request) {
       const auto ids = hub.publish_to(users, std::move(draft));
       return json_response(202, json{{"ids", ids}});
     }
-    if (draft.broadcast) {
-      return published(hub.broadcast(std::move(draft)));
-    }
-    if (!draft.user_id.empty()) {
-      return published(hub.publish(std::move(draft)));
-    }
+    if (draft.broadcast || !draft.user_id.empty())
+      return publish_one(hub, std::move(draft));
     return HttpResponse::error(400, "userId: missing (or userIds, or broadcast)");
-  } catch (const notify::ValidationError& e) {
-    return HttpResponse::error(400, e.what());
-  } catch (const std::system_error& e) {
-    return HttpResponse::error(503, e.what());
+  } catch (...) {
+    return publish_failed(std::current_exception());
   }
 }
 

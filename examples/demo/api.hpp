@@ -1,5 +1,6 @@
-// The demo's HTTP API (docs/PROTOCOL.md): routes a parsed request to the hub and answers it,
-// or says that the request opens an event stream (SSE) or a WebSocket.
+// The demo's HTTP API (docs/PROTOCOL.md): routes a parsed request to the hub and answers it
+// (now, or later for a publish waiting for the store), or says that the request opens an
+// event stream (SSE) or a WebSocket.
 //
 // Thread safety: handle(), open_stream() and open_websocket() are safe from any thread (the
 // hub is; the options are read-only after construction).
@@ -12,6 +13,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include <functional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -38,6 +40,13 @@ struct RawResponse {
   std::string bytes;
 };
 
+// The response comes later (a publish waiting for the store): the connection calls `start`
+// once with the function that writes the response, which may be called from any thread.
+struct PendingResponse {
+  using Respond = std::function<void(HttpResponse)>;
+  std::function<void(Respond)> start;
+};
+
 struct ApiOptions {
   // Origins a WebSocket handshake may come from ("https://app.example.com"), compared
   // case-insensitively; a request without an Origin header (not a browser) is allowed too.
@@ -47,7 +56,8 @@ struct ApiOptions {
 
 class Api {
  public:
-  using Outcome = std::variant<HttpResponse, StreamRequest, WebSocketRequest, RawResponse>;
+  using Outcome =
+      std::variant<HttpResponse, StreamRequest, WebSocketRequest, RawResponse, PendingResponse>;
 
   explicit Api(notify::NotificationHub& hub, ApiOptions options = {});
 

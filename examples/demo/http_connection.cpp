@@ -1,5 +1,6 @@
 #include "http_connection.hpp"
 
+#include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 
@@ -315,6 +316,20 @@ void HttpConnection::handle_request() {
     // left in input_.
     hand_over();
     api_.open_websocket(std::move(socket_), std::move(*upgrade));
+    return;
+  }
+  if (auto* pending = std::get_if<PendingResponse>(&outcome)) {
+    // No read until the answer is out, as for any response. The write timeout covers the
+    // wait: a store that does not answer closes the connection.
+    arm_timer(limits_.write_timeout);
+    pending->start([self = shared_from_this(), keep_alive = request.keep_alive,
+                    head_only = request.method == "HEAD"](HttpResponse response) {
+      auto executor = self->socket_.get_executor();
+      asio::dispatch(executor, [self, keep_alive, head_only, response = std::move(response)] {
+        if (!self->closed_)
+          self->send(response, keep_alive, head_only);
+      });
+    });
     return;
   }
   if (auto* raw = std::get_if<RawResponse>(&outcome)) {

@@ -10,14 +10,15 @@
 namespace notify {
 
 enum class errc {
-  hub_stopped = 1,            // the hub was stopped; nothing more is accepted
-  too_many_connections,       // the hub's total connection limit is reached
-  too_many_user_connections,  // the user's connection limit is reached
-  slow_consumer,              // the connection could not keep up and the policy is `disconnect`
-  connection_closed,          // the sink was closed before the operation ran
-  already_attached,           // a sink can be attached once
-  bus_unavailable,            // the bus cannot carry messages right now
-  invalid_cursor,             // a resume cursor was malformed (attach answers it with a reset)
+  hub_stopped = 1,             // the hub was stopped; nothing more is accepted
+  too_many_connections,        // the hub's total connection limit is reached
+  too_many_user_connections,   // the user's connection limit is reached
+  slow_consumer,               // the connection could not keep up and the policy is `disconnect`
+  connection_closed,           // the sink was closed before the operation ran
+  already_attached,            // a sink can be attached once
+  bus_unavailable,             // the bus cannot carry messages right now
+  invalid_cursor,              // a resume cursor was malformed (attach answers it with a reset)
+  too_many_pending_publishes,  // async_publish: HubOptions::max_pending_publishes are queued
 };
 
 NOTIFY_EXPORT const std::error_category& error_category() noexcept;

@@ -6,7 +6,9 @@
 //
 // Thread safety: every member function is safe to call from any thread, concurrently.
 // publish() never blocks on a client: it appends to the store, hands the event to the bus
-// and queues it on each target connection.
+// and queues it on each target connection. It does wait for the store (an SQLite commit, a
+// Redis round trip); async_publish() does not, and has the hub's publish thread (started on
+// its first use with a store that may block, joined by stop()) write many at once.
 #pragma once
 
 #include <notify/bus.hpp>
@@ -18,16 +20,22 @@
 #include <notify/store.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace notify {
@@ -52,6 +60,9 @@ struct HubOptions {
   // before the subscription took effect. Past the wait they are primed anyway (and repaired
   // when the confirmation comes). 0 primes at once.
   std::chrono::milliseconds subscription_wait{2000};
+  // async_publish() calls waiting for the publish thread; past it they complete with
+  // errc::too_many_pending_publishes instead of growing the queue while the store lags.
+  std::size_t max_pending_publishes = 10000;
 };
 
 // A message a WebSocket client sent, as handed to a host's handler.
@@ -81,6 +92,25 @@ class NOTIFY_EXPORT NotificationHub {
   // One notification per user (each with its own id), in the order given.
   std::vector<std::string> publish_to(const std::vector<std::string>& users, Notification draft);
   std::string broadcast(Notification draft);
+
+  // publish() — or broadcast(), for a draft with `broadcast` set — without waiting for the
+  // store. The draft is validated at once: an invalid one throws ValidationError here and
+  // nothing is queued. With a store that may block (Store::may_block(): SqliteStore,
+  // RedisStore) the draft is queued for the hub's publish thread, which stores everything
+  // queued meanwhile with one Store::append_all() (one SQLite commit, one Redis pipeline for
+  // up to 256 publishes) and then hands them to the bus in id order. A MemoryStore is written
+  // on the calling thread.
+  //
+  // `token` is any Asio completion token (a callback, asio::use_future,
+  // asio::use_awaitable, ...) for void(std::exception_ptr error, std::string id), completed on
+  // its associated executor (default: the hub's) and never inside this call. `error` is null
+  // and `id` the assigned id, or `error` holds what publish() would have thrown:
+  // std::system_error with errc::hub_stopped, errc::too_many_pending_publishes or a bus error
+  // (the notification is then stored all the same, as with publish()), or the store's
+  // exception (SqliteStore then stored none of the batch). The publishes one thread queues
+  // are stored in the order of its calls.
+  template <typename CompletionToken>
+  auto async_publish(Notification draft, CompletionToken&& token);
 
   // --- connections ----------------------------------------------------------------
   // Attaches a connection of `user`. The sink first gets `init` (the user's unread
@@ -143,10 +173,39 @@ class NOTIFY_EXPORT NotificationHub {
   Store& store() const noexcept;
   Bus& bus() const noexcept;
 
+  // The executor given at construction.
+  asio::any_io_executor get_executor() const noexcept;
+
   class Impl;
 
  private:
+  using PublishCompletion = std::function<void(std::exception_ptr, std::string)>;
+  // async_publish() without the completion token: validates (throws ValidationError), then
+  // publishes or queues `draft` and calls `done` exactly once, from any thread, possibly
+  // before returning.
+  void start_publish(Notification draft, PublishCompletion done);
+
   std::shared_ptr<Impl> impl_;
 };
+
+template <typename CompletionToken>
+auto NotificationHub::async_publish(Notification draft, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, std::string)>(
+      [this](auto handler, Notification queued) {
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
+        using Pending = std::pair<decltype(handler), decltype(work)>;
+        // std::function wants a copyable callable; a handler may be move-only.
+        auto pending = std::make_shared<Pending>(std::move(handler), std::move(work));
+        start_publish(std::move(queued), [pending](std::exception_ptr error, std::string id) {
+          auto executor = pending->second.get_executor();
+          asio::post(executor, [pending, error, id = std::move(id)]() mutable {
+            auto h = std::move(pending->first);
+            pending->second.reset();
+            std::move(h)(error, std::move(id));
+          });
+        });
+      },
+      token, std::move(draft));
+}
 
 }  // namespace notify

@@ -35,6 +35,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   std::uint64_t unread_count(std::string_view user) override;
   ReadResult mark_read(std::string_view user, std::string_view id) override;
   ReadResult mark_all_read(std::string_view user) override;
+  bool may_block() const noexcept override { return false; }
 
  private:
   struct Entry {

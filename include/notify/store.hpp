@@ -113,6 +113,11 @@ class NOTIFY_EXPORT Store {
   // so that every instance receives them in sequence order. The hub then does not publish
   // those on the bus; send_to() still goes through the bus.
   virtual bool publishes_appends() const noexcept { return false; }
+
+  // True when a call can wait on I/O: a disk, a network round trip. NotificationHub's
+  // async_publish() writes a store that cannot (MemoryStore) on the calling thread, and
+  // queues the others for its publish thread.
+  virtual bool may_block() const noexcept { return true; }
 };
 
 // Parses a store id or cursor ("42"); nullopt when it is not a plain decimal number.

@@ -112,4 +112,37 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
   }
 }
 
+// The demo writes a Redis store from the hub's publish thread (async_publish): a failure
+// there must still reach the request that waits for it.
+TEST_CASE("redis demo: a publish while Redis is away is answered 503, and 202 once it is back") {
+  testredis::RedisServer redis(/*appendonly=*/true);
+  if (!redis.available()) {
+    MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
+    return;
+  }
+  DemoProcess demo(unbatched({"--store", redis.url() + "/2"}));
+  const std::string before = publish(demo.port(), "away", "before");
+
+  redis.kill();
+  const json draft = {{"userId", "away"}, {"type", "comment"}, {"title", "while away"}};
+  const auto refused = post_notification(demo.port(), draft);
+  CHECK(refused.status == 503);
+  const std::string message = refused.json().at("error").get<std::string>();
+  CHECK(message.rfind("publish failed: ", 0) == 0);
+
+  REQUIRE(redis.start());
+  HttpResponse accepted;
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  do {  // the store reconnects on its next use
+    accepted = post_notification(demo.port(),
+                                 {{"userId", "away"}, {"type", "comment"}, {"title", "after"}});
+  } while (accepted.status != 202 && Clock::now() < deadline);
+  REQUIRE(accepted.status == 202);
+  const std::string after = accepted.json().at("id").get<std::string>();
+
+  const auto list = http_request(demo.port(), "GET", "/api/notifications?user=away");
+  REQUIRE(list.status == 200);
+  CHECK(ids_of(list.json().at("notifications")) == std::vector<std::string>{after, before});
+}
+
 #endif

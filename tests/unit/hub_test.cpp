@@ -3,6 +3,7 @@
 #include <notify/sse_sink.hpp>
 
 #include "fixtures.hpp"
+#include "forwarding_store.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -461,34 +462,7 @@ TEST_SUITE("concurrency") {
 
 namespace {
 // A Store kept in a MemoryStore, for probes that watch some of the calls.
-class ForwardingStore : public notify::Store {
- public:
-  notify::Notification append(notify::Notification draft) override {
-    return memory_.append(std::move(draft));
-  }
-  std::uint64_t head() override { return memory_.head(); }
-  notify::Snapshot snapshot(std::string_view user, std::size_t limit) override {
-    return memory_.snapshot(user, limit);
-  }
-  std::optional<notify::Resume> resume(std::string_view user, std::uint64_t cursor,
-                                       std::size_t limit, std::size_t max_missed) override {
-    return memory_.resume(user, cursor, limit, max_missed);
-  }
-  std::vector<Notification> list(std::string_view user, bool unread_only,
-                                 std::size_t limit) override {
-    return memory_.list(user, unread_only, limit);
-  }
-  std::uint64_t unread_count(std::string_view user) override { return memory_.unread_count(user); }
-  notify::ReadResult mark_read(std::string_view user, std::string_view id) override {
-    return memory_.mark_read(user, id);
-  }
-  notify::ReadResult mark_all_read(std::string_view user) override {
-    return memory_.mark_all_read(user);
-  }
-
- protected:
-  notify::MemoryStore memory_;
-};
+using test::ForwardingStore;
 
 // Counts how many append() and mark_all_read() calls are inside the store at once. Each
 // waits up to `wait` for a second call to come in, so that two calls that may overlap do. It

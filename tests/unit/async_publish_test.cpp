@@ -1,0 +1,320 @@
+// NotificationHub::async_publish(): completion tokens, the publish thread's batches, its
+// limits, and stop().
+#include <notify/hub.hpp>
+#include <notify/store.hpp>
+
+#include "fixtures.hpp"
+#include "forwarding_store.hpp"
+#include "store_factories.hpp"
+
+#include <asio/bind_executor.hpp>
+#include <asio/use_future.hpp>
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <set>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using notify::Notification;
+using notify::NotificationHub;
+using test::draft;
+using test::no_batching;
+
+namespace {
+
+using Client = test::SseClient;
+
+// Holds its first append_all() until release(), and records the size of every one.
+class GateStore final : public test::ForwardingStore {
+ public:
+  std::vector<Notification> append_all(std::vector<Notification> drafts) override {
+    std::unique_lock lock(mutex_);
+    sizes_.push_back(drafts.size());
+    if (sizes_.size() == 1) {
+      changed_.notify_all();
+      changed_.wait(lock, [this] { return released_; });
+    }
+    lock.unlock();
+    return memory_.append_all(std::move(drafts));
+  }
+  // True once the first append_all() is in the store.
+  bool wait_entered() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(5), [this] { return !sizes_.empty(); });
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+  std::vector<std::size_t> sizes() const {
+    std::lock_guard lock(mutex_);
+    return sizes_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::size_t> sizes_;
+  bool released_ = false;
+};
+
+// The completions of async_publish() calls, in the order they ran (on the test's thread).
+struct Outcomes {
+  std::vector<std::pair<std::exception_ptr, std::string>> got;
+  auto handler() {
+    return [this](std::exception_ptr error, std::string id) {
+      got.emplace_back(error, std::move(id));
+    };
+  }
+};
+
+std::error_code code_of(const std::exception_ptr& error) {
+  try {
+    if (error)
+      std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    return e.code();
+  } catch (...) {
+    return std::make_error_code(std::errc::invalid_argument);  // not a system_error
+  }
+  return {};
+}
+
+bool increasing(const std::vector<std::string>& ids) {
+  for (std::size_t i = 1; i < ids.size(); ++i)
+    if (std::stoull(ids[i - 1]) >= std::stoull(ids[i]))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("async_publish: what is queued while the store writes goes in its next append_all") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client client(io, hub, "a");
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+
+  Outcomes out;
+  hub.async_publish(draft("a", "0"), out.handler());
+  REQUIRE(store->wait_entered());
+  for (int i = 1; i <= 50; ++i)
+    hub.async_publish(draft("a", std::to_string(i)), out.handler());
+  CHECK(hub.metrics().publishes_pending == 50);
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 51; }));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 50});
+  std::vector<std::string> acked;
+  for (const auto& [error, id] : out.got) {
+    CHECK_FALSE(error);
+    acked.push_back(id);
+  }
+  CHECK(increasing(acked));  // stored in the order of the calls
+
+  REQUIRE(test::run_until(io, [&] { return client.count() == 52; }));
+  const auto events = client.events();
+  for (std::size_t i = 0; i < acked.size(); ++i)
+    CHECK(events[i + 1].id == acked[i]);
+  const auto m = hub.metrics();
+  CHECK(m.publish_batches == 2);
+  CHECK(m.publishes_pending == 0);
+  CHECK(m.publishes == 51);
+  CHECK(hub.metrics_text().find("notify_publish_batches_total 2\n") != std::string::npos);
+  hub.stop();
+}
+
+TEST_CASE("async_publish: completes on the token's executor, never inside the call") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());  // MemoryStore: written in the call
+
+  bool called = false;
+  std::string acked;
+  hub.async_publish(draft("a"), [&](std::exception_ptr error, std::string id) {
+    CHECK_FALSE(error);
+    CHECK(io.get_executor().running_in_this_thread());
+    called = true;
+    acked = std::move(id);
+  });
+  CHECK_FALSE(called);
+  const auto stored = hub.list("a", false, 10);
+  REQUIRE(stored.size() == 1);  // a store that does not block is written in the call
+  REQUIRE(test::run_until(io, [&] { return called; }));
+  CHECK(acked == stored[0].id);
+
+  asio::io_context other;
+  bool on_other = false;
+  hub.async_publish(draft("a"),
+                    asio::bind_executor(other, [&](std::exception_ptr error, std::string) {
+                      CHECK_FALSE(error);
+                      on_other = other.get_executor().running_in_this_thread();
+                    }));
+  other.run();  // returns once the handler ran: the pending operation counts as work
+  CHECK(on_other);
+
+  auto future = hub.async_publish(draft("b"), asio::use_future);
+  auto broadcast = Notification(test::broadcast("to all"));
+  broadcast.user_id = "ignored for a broadcast";
+  auto broadcast_future = hub.async_publish(broadcast, asio::use_future);
+  std::thread runner([&] {
+    io.restart();
+    io.run();
+  });
+  REQUIRE(future.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  REQUIRE(broadcast_future.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  const std::string id = future.get();
+  CHECK(notify::parse_sequence(id).has_value());
+  const std::string broadcast_id = broadcast_future.get();
+  const auto b = hub.list("b", false, 10);
+  REQUIRE(b.size() == 2);
+  CHECK(b[0].id == broadcast_id);
+  CHECK(b[0].broadcast);
+  CHECK(b[1].id == id);
+
+  hub.stop();
+  auto refused = hub.async_publish(draft("a"), asio::use_future);
+  REQUIRE(refused.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  CHECK_THROWS_AS(refused.get(), std::system_error);
+  io.stop();
+  runner.join();
+}
+
+TEST_CASE("async_publish: an invalid draft throws in the call and queues nothing") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  store->release();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Outcomes out;
+  auto untitled = draft("alice");
+  untitled.title.clear();
+  CHECK_THROWS_WITH_AS(hub.async_publish(untitled, out.handler()), "title: missing",
+                       notify::ValidationError);
+  CHECK_THROWS_WITH_AS(hub.async_publish(draft(""), out.handler()), "userId: missing",
+                       notify::ValidationError);
+  hub.async_publish(draft("alice"), out.handler());
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 1; }));
+  CHECK_FALSE(out.got[0].first);
+  CHECK(store->sizes() == std::vector<std::size_t>{1});
+  hub.stop();
+}
+
+TEST_CASE("async_publish: past max_pending_publishes a publish is refused, the queued ones stay") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  auto options = no_batching();
+  options.max_pending_publishes = 3;
+  NotificationHub hub(io.get_executor(), options, store);
+  Outcomes out;
+  hub.async_publish(draft("a", "in the store"), out.handler());
+  REQUIRE(store->wait_entered());
+  for (int i = 0; i < 3; ++i)
+    hub.async_publish(draft("a", "queued"), out.handler());
+  hub.async_publish(draft("a", "one too many"), out.handler());
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 1; }));
+  CHECK(code_of(out.got[0].first) == notify::errc::too_many_pending_publishes);
+
+  store->release();
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 5; }));
+  for (std::size_t i = 1; i < out.got.size(); ++i)
+    CHECK_FALSE(out.got[i].first);
+  CHECK(hub.list("a", false, 10).size() == 4);
+  hub.stop();
+}
+
+TEST_CASE("async_publish: stop() completes every queued publish with hub_stopped") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client client(io, hub, "a");  // its close shows that stop() has begun
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+  Outcomes out;
+  hub.async_publish(draft("a", "in the store"), out.handler());
+  REQUIRE(store->wait_entered());
+  for (int i = 0; i < 5; ++i)
+    hub.async_publish(draft("a", "queued"), out.handler());
+
+  std::thread stopper([&] { hub.stop(); });  // waits for the publish thread
+  const bool stopping = test::run_until(io, [&] { return client.transport->closed(); });
+  store->release();
+  stopper.join();
+  REQUIRE(stopping);
+
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 6; }));
+  for (std::size_t i = 1; i < out.got.size(); ++i)
+    CHECK(code_of(out.got[i].first) == notify::errc::hub_stopped);
+  CHECK(store->sizes().size() == 1);  // the queued ones never reached the store
+  hub.async_publish(draft("a", "after"), out.handler());
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 7; }));
+  CHECK(code_of(out.got[6].first) == notify::errc::hub_stopped);
+}
+
+TEST_SUITE("concurrency") {
+  TEST_CASE_TEMPLATE(
+      "async_publish: publishers on three threads, each id acknowledged once, in call order, "
+      "stored and delivered",
+      Factory, NOTIFY_TEST_STORES) {
+    asio::io_context io;
+    std::shared_ptr<notify::Store> store = Factory::make();
+    NotificationHub hub(io.get_executor(), no_batching(), store);
+    Client client(io, hub, "u");
+    REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+
+    constexpr int threads = 3;
+    constexpr int per_thread = 100;
+    std::vector<std::vector<std::string>> acked(threads);  // completions run on this thread
+    int errors = 0;
+    int completed = 0;
+    std::vector<std::thread> publishers;
+    for (int t = 0; t < threads; ++t) {
+      publishers.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          hub.async_publish(draft("u", std::to_string(t) + "-" + std::to_string(i)),
+                            [&, t](std::exception_ptr error, std::string id) {
+                              ++completed;
+                              if (error)
+                                ++errors;
+                              else
+                                acked[t].push_back(std::move(id));
+                            });
+      });
+    }
+    for (auto& p : publishers)
+      p.join();
+    REQUIRE(test::run_until(
+        io, [&] { return completed == threads * per_thread; }, std::chrono::seconds(30)));
+    CHECK(errors == 0);
+    std::set<std::string> all;
+    for (const auto& ids : acked) {
+      CHECK(ids.size() == per_thread);
+      CHECK(increasing(ids));
+      all.insert(ids.begin(), ids.end());
+    }
+    CHECK(all.size() == threads * per_thread);
+
+    REQUIRE(test::run_until(
+        io, [&] { return client.count() == 1 + threads * per_thread; }, std::chrono::seconds(30)));
+    std::vector<std::string> delivered;
+    for (const auto& e : client.events())
+      if (e.type == "notification")
+        delivered.push_back(e.id);
+    CHECK(increasing(delivered));
+    CHECK(std::set<std::string>(delivered.begin(), delivered.end()) == all);
+    CHECK(hub.list("u", false, 1000).size() == threads * per_thread);
+    if (store->may_block())
+      CHECK(hub.metrics().publish_batches >= 1);
+    else
+      CHECK(hub.metrics().publish_batches == 0);
+    hub.stop();
+  }
+}
