@@ -57,6 +57,8 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::invalid_argument("HubOptions: queue limits must be at least 1");
     if (options_.snapshot_limit == 0)
       throw std::invalid_argument("HubOptions: snapshot_limit must be at least 1");
+    if (options_.max_pending_publishes == 0)
+      throw std::invalid_argument("HubOptions: max_pending_publishes must be at least 1");
     if (options_.validation.max_data_depth == 0 ||
         options_.validation.max_data_depth > default_max_data_depth)
       throw std::invalid_argument(
@@ -72,24 +74,44 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // --- publishing -----------------------------------------------------------------
 
+  // One notification per user of `users`, each a copy of `draft`.
+  static std::vector<Notification> drafts_for(const std::vector<std::string>& users,
+                                              const Notification& draft) {
+    std::vector<Notification> drafts;
+    drafts.reserve(users.size());
+    for (const auto& user : users) {
+      auto copy = draft;
+      copy.user_id = user;
+      copy.broadcast = false;
+      drafts.push_back(std::move(copy));
+    }
+    return drafts;
+  }
+
   std::vector<std::string> publish_many(std::vector<Notification> drafts) {
     for (auto& d : drafts)
       validate(d, options_.validation);
-    std::vector<std::string> ids;
-    ids.reserve(drafts.size());
     std::error_code ec;
-    {
-      auto lock = sequence_lock();
-      throw_if_stopped();
-      // One store call for all of them (SqliteStore: one commit), then the bus in id order.
-      for (auto& stored : store_->append_all(std::move(drafts))) {
-        ids.push_back(hand_to_bus(std::move(stored), ec));
-        if (ec)
-          break;
-      }
-    }
+    auto ids = store_and_send(std::move(drafts), ec);
     if (ec)
       throw std::system_error(ec, "notify: publish");
+    return ids;
+  }
+
+  // One store call for all of `drafts` (SqliteStore: one commit), then the bus in id order.
+  // Returns the ids handed to the bus; when the bus refuses one, `ec` says so and the last id
+  // returned is that one's (the rest are stored, not sent). Throws hub_stopped and what the
+  // store throws.
+  std::vector<std::string> store_and_send(std::vector<Notification> drafts, std::error_code& ec) {
+    std::vector<std::string> ids;
+    ids.reserve(drafts.size());
+    auto lock = sequence_lock();
+    throw_if_stopped();
+    for (auto& stored : store_->append_all(std::move(drafts))) {
+      ids.push_back(hand_to_bus(std::move(stored), ec));
+      if (ec)
+        break;
+    }
     return ids;
   }
 
@@ -114,12 +136,14 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // --- publishing without waiting for the store (async_publish) ------------------------
 
-  // The most drafts one store call of the publish thread writes: a bound on how long one
-  // transaction or pipeline holds the store and the sequence lock.
+  // The most drafts one store call of the publish thread writes (unless one call brings
+  // more): a bound on how long one transaction or pipeline holds the store and the sequence
+  // lock.
   static constexpr std::size_t max_publish_batch = 256;
 
+  // One async_publish() (one draft) or async_publish_to() (one per user) call.
   struct QueuedPublish {
-    Notification draft;
+    std::vector<Notification> drafts;
     PublishCompletion done;
   };
 
@@ -135,9 +159,45 @@ class NotificationHub::Impl final : public SinkOwner,
       } catch (...) {
         error = std::current_exception();
       }
-      complete(done, error, std::move(id));
+      complete(done, error, &id, error ? 0 : 1);
       return;
     }
+    std::vector<Notification> drafts;
+    drafts.push_back(std::move(draft));
+    enqueue_publish(std::move(drafts), std::move(done));
+  }
+
+  void start_publish_to(const std::vector<std::string>& users, const Notification& draft,
+                        PublishCompletion done) {
+    auto drafts = drafts_for(users, draft);
+    for (auto& d : drafts)
+      validate(d, options_.validation);
+    if (drafts.empty()) {  // no store call; as publish_to(), it fails only on a stopped hub
+      std::exception_ptr error;
+      if (stopped_.load(std::memory_order_acquire))
+        error = std::make_exception_ptr(std::system_error(errc::hub_stopped, "notify: publish"));
+      complete(done, error, nullptr, 0);
+      return;
+    }
+    if (!store_->may_block()) {
+      std::exception_ptr error;
+      std::vector<std::string> ids;
+      try {
+        std::error_code ec;
+        ids = store_and_send(std::move(drafts), ec);
+        if (ec)
+          throw std::system_error(ec, "notify: publish");
+      } catch (...) {
+        error = std::current_exception();
+        ids.clear();
+      }
+      complete(done, error, ids.data(), ids.size());
+      return;
+    }
+    enqueue_publish(std::move(drafts), std::move(done));
+  }
+
+  void enqueue_publish(std::vector<Notification> drafts, PublishCompletion done) {
     std::optional<errc> refused;
     {
       std::lock_guard lock(publish_queue_mutex_);
@@ -146,21 +206,22 @@ class NotificationHub::Impl final : public SinkOwner,
       } else if (publish_queue_.size() >= options_.max_pending_publishes) {
         refused = errc::too_many_pending_publishes;
       } else {
-        publish_queue_.push_back(QueuedPublish{std::move(draft), std::move(done)});
+        publish_queue_.push_back(QueuedPublish{std::move(drafts), std::move(done)});
         publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
         if (!publish_thread_.joinable())
           publish_thread_ = std::thread([this] { run_publish_thread(); });
       }
     }
     if (refused) {
-      complete(done, std::make_exception_ptr(std::system_error(*refused, "notify: publish")), {});
+      complete(done, std::make_exception_ptr(std::system_error(*refused, "notify: publish")),
+               nullptr, 0);
       return;
     }
     publish_queue_ready_.notify_one();
   }
 
-  // The publish thread: takes everything queued (up to max_publish_batch) at once, so that
-  // publishes arriving while the store writes one batch make up the next.
+  // The publish thread: takes everything queued (up to max_publish_batch drafts) at once, so
+  // that publishes arriving while the store writes one batch make up the next.
   void run_publish_thread() {
     std::vector<QueuedPublish> batch;
     for (;;) {
@@ -170,10 +231,17 @@ class NotificationHub::Impl final : public SinkOwner,
             lock, [this] { return publish_thread_stopping_ || !publish_queue_.empty(); });
         if (publish_queue_.empty())
           return;  // stopping, and every queued publish has completed
-        if (publish_queue_.size() <= max_publish_batch) {
+        std::size_t calls = 0;
+        std::size_t drafts = 0;
+        while (calls < publish_queue_.size() &&
+               (calls == 0 || drafts + publish_queue_[calls].drafts.size() <= max_publish_batch)) {
+          drafts += publish_queue_[calls].drafts.size();
+          ++calls;
+        }
+        if (calls == publish_queue_.size()) {
           batch.swap(publish_queue_);  // the queue keeps the batch's old capacity
         } else {
-          const auto end = publish_queue_.begin() + max_publish_batch;
+          const auto end = publish_queue_.begin() + static_cast<std::ptrdiff_t>(calls);
           batch.assign(std::make_move_iterator(publish_queue_.begin()),
                        std::make_move_iterator(end));
           publish_queue_.erase(publish_queue_.begin(), end);
@@ -185,48 +253,44 @@ class NotificationHub::Impl final : public SinkOwner,
     }
   }
 
-  // publish_many() for queued publishes, each completed with its own outcome. After a stop,
-  // every one completes with errc::hub_stopped.
+  // store_and_send() for the drafts of queued calls, each call completed with its own
+  // outcome. After a stop, every one completes with errc::hub_stopped.
   void publish_batch(std::vector<QueuedPublish>& batch) {
     std::vector<Notification> drafts;
-    drafts.reserve(batch.size());
-    for (auto& queued : batch)
-      drafts.push_back(std::move(queued.draft));
+    for (auto& call : batch)
+      std::move(call.drafts.begin(), call.drafts.end(), std::back_inserter(drafts));
     std::vector<std::string> ids;
-    ids.reserve(batch.size());
     std::exception_ptr error;
     std::error_code ec;
     try {
-      auto lock = sequence_lock();
-      throw_if_stopped();
+      ids = store_and_send(std::move(drafts), ec);
       publish_batches_.fetch_add(1, std::memory_order_relaxed);
-      for (auto& stored : store_->append_all(std::move(drafts))) {
-        ids.push_back(hand_to_bus(std::move(stored), ec));
-        if (ec)
-          break;
-      }
     } catch (...) {
       error = std::current_exception();
     }
-    // A bus error fails the one it refused and the ones after it (stored, but not sent),
-    // as publish_to() does.
+    // A bus error fails the call with the draft it refused and the calls after it (stored,
+    // but not sent), as publish_to() fails as a whole.
     std::size_t published = ids.size();
     if (ec) {
       --published;
       error = std::make_exception_ptr(std::system_error(ec, "notify: publish"));
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (i < published)
-        complete(batch[i].done, nullptr, std::move(ids[i]));
+    std::size_t first = 0;
+    for (auto& call : batch) {
+      const std::size_t count = call.drafts.size();  // moved from, still counted
+      if (error && first + count > published)
+        complete(call.done, error, nullptr, 0);
       else
-        complete(batch[i].done, error, {});
+        complete(call.done, nullptr, ids.data() + first, count);
+      first += count;
     }
   }
 
   // `done` posts the caller's handler; it can fail only to allocate.
-  void complete(const PublishCompletion& done, std::exception_ptr error, std::string id) {
+  void complete(const PublishCompletion& done, std::exception_ptr error, std::string* ids,
+                std::size_t count) {
     try {
-      done(std::move(error), std::move(id));
+      done(std::move(error), ids, count);
     } catch (const std::exception& e) {
       report(fmt::format("async_publish: completion not delivered: {}", e.what()));
     }
@@ -1267,15 +1331,7 @@ std::string NotificationHub::publish(Notification draft) {
 
 std::vector<std::string> NotificationHub::publish_to(const std::vector<std::string>& users,
                                                      Notification draft) {
-  std::vector<Notification> drafts;
-  drafts.reserve(users.size());
-  for (const auto& user : users) {
-    auto copy = draft;
-    copy.user_id = user;
-    copy.broadcast = false;
-    drafts.push_back(std::move(copy));
-  }
-  return impl_->publish_many(std::move(drafts));
+  return impl_->publish_many(Impl::drafts_for(users, draft));
 }
 
 std::string NotificationHub::broadcast(Notification draft) {
@@ -1286,6 +1342,11 @@ std::string NotificationHub::broadcast(Notification draft) {
 
 void NotificationHub::start_publish(Notification draft, PublishCompletion done) {
   impl_->start_publish(std::move(draft), std::move(done));
+}
+
+void NotificationHub::start_publish_to(const std::vector<std::string>& users,
+                                       const Notification& draft, PublishCompletion done) {
+  impl_->start_publish_to(users, draft, std::move(done));
 }
 
 asio::any_io_executor NotificationHub::get_executor() const noexcept {

@@ -181,6 +181,28 @@ Api::Outcome publish_one(notify::NotificationHub& hub, notify::Notification draf
       }};
 }
 
+// One notification per user, in one store call (publish_one() says when it waits).
+Api::Outcome publish_to(notify::NotificationHub& hub, std::vector<std::string> users,
+                        notify::Notification draft) {
+  const auto answer = [](const std::vector<std::string>& ids) {
+    return json_response(202, json{{"ids", ids}});
+  };
+  if (!hub.store().may_block())
+    return answer(hub.publish_to(users, std::move(draft)));
+  return PendingResponse{[&hub, answer, users = std::move(users),
+                          draft = std::move(draft)](PendingResponse::Respond respond) mutable {
+    try {
+      hub.async_publish_to(
+          std::move(users), std::move(draft),
+          [respond, answer](std::exception_ptr error, std::vector<std::string> ids) {
+            respond(error ? publish_failed(error) : answer(ids));
+          });
+    } catch (...) {
+      respond(publish_failed(std::current_exception()));
+    }
+  }};
+}
+
 Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
   // Read straight into the draft; only `data` and the members the draft has no field for
   // (userIds) become JSON trees.
@@ -219,8 +241,7 @@ Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
       }
       draft.user_id.clear();
       draft.broadcast = false;
-      const auto ids = hub.publish_to(users, std::move(draft));
-      return json_response(202, json{{"ids", ids}});
+      return publish_to(hub, std::move(users), std::move(draft));
     }
     if (draft.broadcast || !draft.user_id.empty())
       return publish_one(hub, std::move(draft));

@@ -31,10 +31,12 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -112,6 +114,14 @@ class NOTIFY_EXPORT NotificationHub {
   template <typename CompletionToken>
   auto async_publish(Notification draft, CompletionToken&& token);
 
+  // publish_to() without waiting for the store, as async_publish(): one notification per
+  // user, stored in one append_all() with whatever else is queued. `token` completes with
+  // void(std::exception_ptr error, std::vector<std::string> ids), the ids in the order of
+  // `users`; on error none of them counts as published (with a bus error they may be stored).
+  template <typename CompletionToken>
+  auto async_publish_to(std::vector<std::string> users, Notification draft,
+                        CompletionToken&& token);
+
   // --- connections ----------------------------------------------------------------
   // Attaches a connection of `user`. The sink first gets `init` (the user's unread
   // notifications at the cursor, newest first, and the unread count); when `resume_from`
@@ -179,33 +189,63 @@ class NOTIFY_EXPORT NotificationHub {
   class Impl;
 
  private:
-  using PublishCompletion = std::function<void(std::exception_ptr, std::string)>;
-  // async_publish() without the completion token: validates (throws ValidationError), then
-  // publishes or queues `draft` and calls `done` exactly once, from any thread, possibly
-  // before returning.
+  // How start_publish() reports: `count` ids (for the callee to move from) when `error` is
+  // null. Called exactly once, from any thread, possibly before start_publish() returns.
+  using PublishCompletion =
+      std::function<void(std::exception_ptr error, std::string* ids, std::size_t count)>;
+  // async_publish() and async_publish_to() without the completion token: validate (throw
+  // ValidationError), then publish or queue.
   void start_publish(Notification draft, PublishCompletion done);
+  void start_publish_to(const std::vector<std::string>& users, const Notification& draft,
+                        PublishCompletion done);
+  // `handler`, for void(std::exception_ptr, Result), as a PublishCompletion that posts it to
+  // its associated executor (default: the hub's) and keeps that executor's work meanwhile.
+  template <typename Result, typename Handler>
+  PublishCompletion completion_for(Handler handler) const;
 
   std::shared_ptr<Impl> impl_;
 };
+
+template <typename Result, typename Handler>
+NotificationHub::PublishCompletion NotificationHub::completion_for(Handler handler) const {
+  auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
+  using Pending = std::pair<Handler, decltype(work)>;
+  // std::function wants a copyable callable; a handler may be move-only.
+  auto pending = std::make_shared<Pending>(std::move(handler), std::move(work));
+  return [pending](std::exception_ptr error, std::string* ids, std::size_t count) {
+    Result result;
+    if constexpr (std::is_same_v<Result, std::string>) {
+      if (count == 1)
+        result = std::move(ids[0]);
+    } else {
+      result.assign(std::make_move_iterator(ids), std::make_move_iterator(ids + count));
+    }
+    auto executor = pending->second.get_executor();
+    asio::post(executor, [pending, error, result = std::move(result)]() mutable {
+      auto h = std::move(pending->first);
+      pending->second.reset();
+      std::move(h)(error, std::move(result));
+    });
+  };
+}
 
 template <typename CompletionToken>
 auto NotificationHub::async_publish(Notification draft, CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::exception_ptr, std::string)>(
       [this](auto handler, Notification queued) {
-        auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
-        using Pending = std::pair<decltype(handler), decltype(work)>;
-        // std::function wants a copyable callable; a handler may be move-only.
-        auto pending = std::make_shared<Pending>(std::move(handler), std::move(work));
-        start_publish(std::move(queued), [pending](std::exception_ptr error, std::string id) {
-          auto executor = pending->second.get_executor();
-          asio::post(executor, [pending, error, id = std::move(id)]() mutable {
-            auto h = std::move(pending->first);
-            pending->second.reset();
-            std::move(h)(error, std::move(id));
-          });
-        });
+        start_publish(std::move(queued), completion_for<std::string>(std::move(handler)));
       },
       token, std::move(draft));
+}
+
+template <typename CompletionToken>
+auto NotificationHub::async_publish_to(std::vector<std::string> users, Notification draft,
+                                       CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, std::vector<std::string>)>(
+      [this](auto handler, std::vector<std::string> to, Notification queued) {
+        start_publish_to(to, queued, completion_for<std::vector<std::string>>(std::move(handler)));
+      },
+      token, std::move(users), std::move(draft));
 }
 
 }  // namespace notify

@@ -18,6 +18,7 @@
 #include <future>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -190,6 +191,67 @@ TEST_CASE("async_publish: completes on the token's executor, never inside the ca
   runner.join();
 }
 
+TEST_CASE("async_publish_to: its notifications share a store call with the publishes beside it") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client a(io, hub, "a"), b(io, hub, "b"), c(io, hub, "c");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count() && c.count(); }));
+
+  Outcomes singles;
+  hub.async_publish(draft("a", "first"), singles.handler());
+  REQUIRE(store->wait_entered());
+  std::vector<std::string> to_three;
+  bool to_three_done = false;
+  hub.async_publish_to({"c", "a", "b"}, draft("", "to three"),
+                       [&](std::exception_ptr error, std::vector<std::string> ids) {
+                         CHECK_FALSE(error);
+                         to_three = std::move(ids);
+                         to_three_done = true;
+                       });
+  hub.async_publish(draft("b", "after"), singles.handler());
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] { return to_three_done && singles.got.size() == 2; }));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 4});
+  REQUIRE(to_three.size() == 3);
+  CHECK(increasing(
+      {singles.got[0].second, to_three[0], to_three[1], to_three[2], singles.got[1].second}));
+  REQUIRE(test::run_until(io, [&] { return a.count() == 3 && b.count() == 3 && c.count() == 2; }));
+  CHECK(c.events()[1].id == to_three[0]);
+  CHECK(a.events()[2].id == to_three[1]);
+  CHECK(b.events()[1].id == to_three[2]);
+  CHECK(b.events()[2].id == singles.got[1].second);
+
+  CHECK_THROWS_WITH_AS(hub.async_publish_to({"a", ""}, draft(""),
+                                            [](std::exception_ptr, std::vector<std::string>) {}),
+                       "userId: missing", notify::ValidationError);
+  auto none = hub.async_publish_to({}, draft(""), asio::use_future);
+  std::thread runner([&] { io.run_for(std::chrono::seconds(5)); });
+  REQUIRE(none.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  CHECK(none.get().empty());
+  hub.stop();
+  io.stop();
+  runner.join();
+}
+
+TEST_CASE("async_publish_to: with a MemoryStore, stored in the call") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  auto future = hub.async_publish_to({"x", "y"}, draft("", "both"), asio::use_future);
+  CHECK(hub.list("x", false, 10).size() == 1);
+  CHECK(hub.list("y", false, 10).size() == 1);
+  std::thread runner([&] { io.run_for(std::chrono::seconds(5)); });
+  REQUIRE(future.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  const auto ids = future.get();
+  REQUIRE(ids.size() == 2);
+  CHECK(ids[0] == hub.list("x", false, 10)[0].id);
+  CHECK(ids[1] == hub.list("y", false, 10)[0].id);
+  hub.stop();
+  io.stop();
+  runner.join();
+}
+
 TEST_CASE("async_publish: an invalid draft throws in the call and queues nothing") {
   asio::io_context io;
   auto store = std::make_shared<GateStore>();
@@ -230,6 +292,9 @@ TEST_CASE("async_publish: past max_pending_publishes a publish is refused, the q
     CHECK_FALSE(out.got[i].first);
   CHECK(hub.list("a", false, 10).size() == 4);
   hub.stop();
+
+  options.max_pending_publishes = 0;  // would refuse every async_publish()
+  CHECK_THROWS_AS(NotificationHub(io.get_executor(), options, store), std::invalid_argument);
 }
 
 TEST_CASE("async_publish: stop() completes every queued publish with hub_stopped") {
