@@ -97,11 +97,11 @@ class NOTIFY_EXPORT NotificationHub {
 
   // publish() — or broadcast(), for a draft with `broadcast` set — without waiting for the
   // store. The draft is validated at once: an invalid one throws ValidationError here and
-  // nothing is queued. With a store that may block (Store::may_block(): SqliteStore,
-  // RedisStore) the draft is queued for the hub's publish thread, which stores everything
-  // queued meanwhile with one Store::append_all() (one SQLite commit, one Redis pipeline for
-  // up to 256 publishes) and then hands them to the bus in id order. A MemoryStore is written
-  // on the calling thread.
+  // nothing is queued (as does std::system_error when the publish thread cannot start). With a
+  // store that may block (Store::may_block(): SqliteStore, RedisStore) the draft is queued for the
+  // hub's publish thread, which stores everything queued meanwhile with one Store::append_all()
+  // (one SQLite commit, one Redis pipeline for up to 256 publishes) and then hands them to the bus
+  // in id order. A MemoryStore is written on the calling thread.
   //
   // `token` is any Asio completion token (a callback, asio::use_future,
   // asio::use_awaitable, ...) for void(std::exception_ptr error, std::string id), completed on
@@ -221,7 +221,8 @@ NotificationHub::PublishCompletion NotificationHub::completion_for(Handler handl
       result.assign(std::make_move_iterator(ids), std::make_move_iterator(ids + count));
     }
     auto executor = pending->second.get_executor();
-    asio::post(executor, [pending, error, result = std::move(result)]() mutable {
+    // Moved, not copied: the caller's thread keeps no reference to the exception.
+    asio::post(executor, [pending, error = std::move(error), result = std::move(result)]() mutable {
       auto h = std::move(pending->first);
       pending->second.reset();
       std::move(h)(error, std::move(result));
