@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 
 namespace notify {
 
@@ -146,6 +147,13 @@ class NotificationHub::Impl final : public SinkOwner,
     std::vector<Notification> drafts;
     PublishCompletion done;
   };
+  // One async_mark_read() (with `id`) or async_mark_all_read() call.
+  struct QueuedMark {
+    std::string user;
+    std::optional<std::string> id;
+    MarkCompletion done;
+  };
+  using QueuedCall = std::variant<QueuedPublish, QueuedMark>;
 
   void start_publish(Notification draft, PublishCompletion done) {
     if (draft.broadcast)
@@ -165,7 +173,7 @@ class NotificationHub::Impl final : public SinkOwner,
     }
     std::vector<Notification> drafts;
     drafts.push_back(std::move(draft));
-    enqueue_publish(std::move(drafts), std::move(done));
+    enqueue(QueuedPublish{std::move(drafts), std::move(done)});
   }
 
   void start_publish_to(const std::vector<std::string>& users, const Notification& draft,
@@ -195,10 +203,37 @@ class NotificationHub::Impl final : public SinkOwner,
       complete(done, std::move(error), ids.data(), ids.size());
       return;
     }
-    enqueue_publish(std::move(drafts), std::move(done));
+    enqueue(QueuedPublish{std::move(drafts), std::move(done)});
   }
 
-  void enqueue_publish(std::vector<Notification> drafts, PublishCompletion done) {
+  void start_mark(std::string user, std::optional<std::string> id, MarkCompletion done) {
+    if (user.empty())
+      throw std::invalid_argument("notify: the user is empty");
+    QueuedMark call{std::move(user), std::move(id), std::move(done)};
+    if (!store_->may_block()) {
+      run_mark(call);
+      return;
+    }
+    enqueue(std::move(call));
+  }
+
+  // The read-state change of `call`, completed with its result or error.
+  void run_mark(QueuedMark& call) {
+    std::exception_ptr error;
+    ReadResult result;
+    try {
+      result = mark(call.user, call.id ? std::optional<std::string_view>(*call.id) : std::nullopt);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    try {
+      call.done(std::move(error), std::move(result));
+    } catch (const std::exception& e) {
+      report(fmt::format("async_mark_read: completion not delivered: {}", e.what()));
+    }
+  }
+
+  void enqueue(QueuedCall call) {
     std::optional<errc> refused;
     {
       std::lock_guard lock(publish_queue_mutex_);
@@ -211,34 +246,43 @@ class NotificationHub::Impl final : public SinkOwner,
         // nothing queued that no thread would complete.
         if (!publish_thread_.joinable())
           publish_thread_ = std::thread([this] { run_publish_thread(); });
-        publish_queue_.push_back(QueuedPublish{std::move(drafts), std::move(done)});
+        publish_queue_.push_back(std::move(call));
         publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
       }
     }
-    if (refused) {
-      complete(done, std::make_exception_ptr(std::system_error(*refused, "notify: publish")),
-               nullptr, 0);
+    if (!refused) {
+      publish_queue_ready_.notify_one();
       return;
     }
-    publish_queue_ready_.notify_one();
+    auto error = std::make_exception_ptr(std::system_error(*refused, "notify: publish"));
+    if (auto* publish = std::get_if<QueuedPublish>(&call))
+      complete(publish->done, std::move(error), nullptr, 0);
+    else
+      std::get<QueuedMark>(call).done(std::move(error), {});
   }
 
-  // The publish thread: takes everything queued (up to max_publish_batch drafts) at once, so
-  // that publishes arriving while the store writes one batch make up the next.
+  // The publish thread: takes every publish queued before the next read-state change (up to
+  // max_publish_batch drafts) at once, so that publishes arriving while the store writes one
+  // batch make up the next. A read-state change is a batch of its own.
   void run_publish_thread() {
-    std::vector<QueuedPublish> batch;
+    std::vector<QueuedCall> batch;
     for (;;) {
       {
         std::unique_lock lock(publish_queue_mutex_);
         publish_queue_ready_.wait(
             lock, [this] { return publish_thread_stopping_ || !publish_queue_.empty(); });
         if (publish_queue_.empty())
-          return;  // stopping, and every queued publish has completed
+          return;  // stopping, and every queued call has completed
         std::size_t calls = 0;
         std::size_t drafts = 0;
-        while (calls < publish_queue_.size() &&
-               (calls == 0 || drafts + publish_queue_[calls].drafts.size() <= max_publish_batch)) {
-          drafts += publish_queue_[calls].drafts.size();
+        const bool read_change = std::holds_alternative<QueuedMark>(publish_queue_.front());
+        if (read_change)
+          calls = 1;
+        while (!read_change && calls < publish_queue_.size()) {
+          const auto* publish = std::get_if<QueuedPublish>(&publish_queue_[calls]);
+          if (!publish || (calls > 0 && drafts + publish->drafts.size() > max_publish_batch))
+            break;
+          drafts += publish->drafts.size();
           ++calls;
         }
         if (calls == publish_queue_.size()) {
@@ -251,17 +295,22 @@ class NotificationHub::Impl final : public SinkOwner,
         }
         publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
       }
-      publish_batch(batch);
+      if (auto* call = std::get_if<QueuedMark>(&batch.front()))
+        run_mark(*call);
+      else
+        publish_batch(batch);
       batch.clear();
     }
   }
 
   // store_and_send() for the drafts of queued calls, each call completed with its own
   // outcome. After a stop, every one completes with errc::hub_stopped.
-  void publish_batch(std::vector<QueuedPublish>& batch) {
+  void publish_batch(std::vector<QueuedCall>& calls) {
     std::vector<Notification> drafts;
-    for (auto& call : batch)
-      std::move(call.drafts.begin(), call.drafts.end(), std::back_inserter(drafts));
+    for (auto& call : calls) {
+      auto& publish = std::get<QueuedPublish>(call);
+      std::move(publish.drafts.begin(), publish.drafts.end(), std::back_inserter(drafts));
+    }
     std::vector<std::string> ids;
     std::exception_ptr error;
     std::error_code ec;
@@ -283,12 +332,13 @@ class NotificationHub::Impl final : public SinkOwner,
     // runtime, and a release here after the handler's on its thread reads to ThreadSanitizer
     // as a race on the exception's message.
     std::size_t first = 0;
-    for (auto& call : batch) {
-      const std::size_t count = call.drafts.size();  // moved from, still counted
+    for (auto& call : calls) {
+      auto& publish = std::get<QueuedPublish>(call);
+      const std::size_t count = publish.drafts.size();  // moved from, still counted
       if (error && first + count > published)
-        complete(call.done, &call == &batch.back() ? std::move(error) : error, nullptr, 0);
+        complete(publish.done, &call == &calls.back() ? std::move(error) : error, nullptr, 0);
       else
-        complete(call.done, nullptr, ids.data() + first, count);
+        complete(publish.done, nullptr, ids.data() + first, count);
       first += count;
     }
   }
@@ -1074,13 +1124,10 @@ class NotificationHub::Impl final : public SinkOwner,
         auto id = body.find("id");
         if (id == body.end() || !id->is_string())
           return error("id: missing", type);
-        mark(sink->user(), id->get<std::string>());
-        return;
+        return mark_for_client(sink, type, id->get<std::string>());
       }
-      if (type == "notifications:read_all") {
-        mark(sink->user(), std::nullopt);
-        return;
-      }
+      if (type == "notifications:read_all")
+        return mark_for_client(sink, type, std::nullopt);
       MessageHandler handler;
       {
         std::shared_lock lock(handlers_mutex_);
@@ -1098,6 +1145,27 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   static constexpr std::size_t max_message_depth = 64;
+
+  // A WebSocket client's read receipt. Its result reaches the client as `notification:read`
+  // through the bus; a failure is answered with an error. With a store that may block it goes
+  // through the publish thread, so that the connection's thread does not wait for the store.
+  void mark_for_client(const std::shared_ptr<Sink>& sink, const std::string& type,
+                       std::optional<std::string> id) {
+    start_mark(
+        sink->user(), std::move(id), [this, sink, type](std::exception_ptr error, ReadResult) {
+          if (!error)
+            return;
+          try {
+            std::rethrow_exception(error);
+          } catch (const std::exception& e) {
+            report(fmt::format("handler for '{}' failed: {}", type, e.what()));
+          } catch (...) {
+            report(fmt::format("handler for '{}' failed", type));
+          }
+          reply(sink, "error",
+                nlohmann::json{{"message", "the message could not be handled"}, {"type", type}});
+        });
+  }
 
   static void reply(const std::shared_ptr<Sink>& sink, std::string type,
                     const nlohmann::json& data) {
@@ -1268,7 +1336,7 @@ class NotificationHub::Impl final : public SinkOwner,
   // async_publish() calls for the publish thread, oldest first.
   std::mutex publish_queue_mutex_;
   std::condition_variable publish_queue_ready_;
-  std::vector<QueuedPublish> publish_queue_;
+  std::vector<QueuedCall> publish_queue_;
   std::thread publish_thread_;
   bool publish_thread_stopping_ = false;
   std::atomic<std::uint64_t> publishes_pending_{0};
@@ -1349,6 +1417,11 @@ std::string NotificationHub::broadcast(Notification draft) {
 
 void NotificationHub::start_publish(Notification draft, PublishCompletion done) {
   impl_->start_publish(std::move(draft), std::move(done));
+}
+
+void NotificationHub::start_mark(std::string user, std::optional<std::string> id,
+                                 MarkCompletion done) {
+  impl_->start_mark(std::move(user), std::move(id), std::move(done));
 }
 
 void NotificationHub::start_publish_to(const std::vector<std::string>& users,

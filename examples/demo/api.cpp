@@ -148,18 +148,23 @@ HttpResponse list_notifications(notify::NotificationHub& hub, const Context& ctx
   return json_response(200, body);
 }
 
-// The answer to a valid publish the hub could not complete: a stopped hub, a full queue, or
+// The answer to a valid request the hub could not complete: a stopped hub, a full queue, or
 // the store or bus failing (Redis away, SQLite's disk full) is for the client to retry later.
-HttpResponse publish_failed(const std::exception_ptr& error) {
+// `what`: "publish" or "read".
+HttpResponse failed(const std::exception_ptr& error, const char* what) {
   try {
     std::rethrow_exception(error);
   } catch (const notify::ValidationError& e) {
     return HttpResponse::error(400, e.what());
   } catch (const std::exception& e) {
-    return HttpResponse::error(503, std::string("publish failed: ") + e.what());
+    return HttpResponse::error(503, std::string(what) + " failed: " + e.what());
   } catch (...) {
-    return HttpResponse::error(503, "publish failed");
+    return HttpResponse::error(503, std::string(what) + " failed");
   }
+}
+
+HttpResponse publish_failed(const std::exception_ptr& error) {
+  return failed(error, "publish");
 }
 
 // One notification to one user or to everyone, answered once the store has it. A store that
@@ -199,6 +204,36 @@ Api::Outcome publish_to(notify::NotificationHub& hub, std::vector<std::string> u
           });
     } catch (...) {
       respond(publish_failed(std::current_exception()));
+    }
+  }};
+}
+
+// A read-state change of `user` (one notification, or all with no `id`), answered once the
+// store has it (publish_one() says when it waits).
+Api::Outcome mark_read(notify::NotificationHub& hub, std::string user,
+                       std::optional<std::string> id) {
+  const auto answer = [](const notify::ReadResult& result) {
+    return json_response(200, read_result_json(result));
+  };
+  if (!hub.store().may_block()) {
+    try {
+      return answer(id ? hub.mark_read(user, *id) : hub.mark_all_read(user));
+    } catch (...) {
+      return failed(std::current_exception(), "read");
+    }
+  }
+  return PendingResponse{[&hub, answer, user = std::move(user),
+                          id = std::move(id)](PendingResponse::Respond respond) mutable {
+    auto done = [respond, answer](std::exception_ptr error, notify::ReadResult result) {
+      respond(error ? failed(error, "read") : answer(result));
+    };
+    try {
+      if (id)
+        hub.async_mark_read(std::move(user), std::move(*id), std::move(done));
+      else
+        hub.async_mark_all_read(std::move(user), std::move(done));
+    } catch (...) {
+      respond(failed(std::current_exception(), "read"));
     }
   }};
 }
@@ -398,7 +433,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
     auto user = authenticate(ctx);
     if (auto* error = std::get_if<HttpResponse>(&user))
       return std::move(*error);
-    return json_response(200, read_result_json(hub_.mark_all_read(std::get<std::string>(user))));
+    return mark_read(hub_, std::get<std::string>(std::move(user)), std::nullopt);
   }
   if (api && s.size() == 4 && s[3] == "read") {
     if (!post)
@@ -406,7 +441,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
     auto user = authenticate(ctx);
     if (auto* error = std::get_if<HttpResponse>(&user))
       return std::move(*error);
-    return json_response(200, read_result_json(hub_.mark_read(std::get<std::string>(user), s[2])));
+    return mark_read(hub_, std::get<std::string>(std::move(user)), s[2]);
   }
   if (s.size() == 1 && s[0] == "metrics") {
     if (!get)

@@ -33,6 +33,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -62,8 +63,8 @@ struct HubOptions {
   // before the subscription took effect. Past the wait they are primed anyway (and repaired
   // when the confirmation comes). 0 primes at once.
   std::chrono::milliseconds subscription_wait{2000};
-  // async_publish() calls waiting for the publish thread; past it they complete with
-  // errc::too_many_pending_publishes instead of growing the queue while the store lags.
+  // async_publish*() and async_mark*() calls waiting for the publish thread; past it they complete
+  // with errc::too_many_pending_publishes instead of growing the queue while the store lags.
   std::size_t max_pending_publishes = 10000;
 };
 
@@ -146,6 +147,17 @@ class NOTIFY_EXPORT NotificationHub {
   ReadResult mark_read(std::string_view user, std::string_view id);
   ReadResult mark_all_read(std::string_view user);
 
+  // mark_read() and mark_all_read() without waiting for the store, as async_publish(): with a
+  // store that may block the change is queued for the publish thread, in order with the
+  // publishes queued before and after it (it is not batched with them). `token` completes
+  // with void(std::exception_ptr error, ReadResult result). Throws std::invalid_argument for
+  // an empty user. A WebSocket client's `notification:read` and `notifications:read_all` go
+  // the same way.
+  template <typename CompletionToken>
+  auto async_mark_read(std::string user, std::string id, CompletionToken&& token);
+  template <typename CompletionToken>
+  auto async_mark_all_read(std::string user, CompletionToken&& token);
+
   std::vector<Notification> list(std::string_view user, bool unread_only, std::size_t limit) const;
   std::uint64_t unread_count(std::string_view user) const;
 
@@ -198,8 +210,17 @@ class NOTIFY_EXPORT NotificationHub {
   void start_publish(Notification draft, PublishCompletion done);
   void start_publish_to(const std::vector<std::string>& users, const Notification& draft,
                         PublishCompletion done);
-  // `handler`, for void(std::exception_ptr, Result), as a PublishCompletion that posts it to
-  // its associated executor (default: the hub's) and keeps that executor's work meanwhile.
+  // How start_mark() reports: the result when `error` is null. Called exactly once, from any
+  // thread, possibly before start_mark() returns.
+  using MarkCompletion = std::function<void(std::exception_ptr error, ReadResult result)>;
+  // async_mark_read() (with `id`) and async_mark_all_read() without the completion token.
+  void start_mark(std::string user, std::optional<std::string> id, MarkCompletion done);
+  // `handler`, for void(std::exception_ptr, Result), as a function of the same arguments that
+  // posts it with them to its associated executor (default: the hub's), keeping that
+  // executor's work meanwhile.
+  template <typename Result, typename Handler>
+  auto post_to(Handler handler) const;
+  // post_to() for the ids start_publish() reports.
   template <typename Result, typename Handler>
   PublishCompletion completion_for(Handler handler) const;
 
@@ -207,12 +228,26 @@ class NOTIFY_EXPORT NotificationHub {
 };
 
 template <typename Result, typename Handler>
-NotificationHub::PublishCompletion NotificationHub::completion_for(Handler handler) const {
+auto NotificationHub::post_to(Handler handler) const {
   auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
   using Pending = std::pair<Handler, decltype(work)>;
   // std::function wants a copyable callable; a handler may be move-only.
   auto pending = std::make_shared<Pending>(std::move(handler), std::move(work));
-  return [pending](std::exception_ptr error, std::string* ids, std::size_t count) {
+  return [pending](std::exception_ptr error, Result result) {
+    auto executor = pending->second.get_executor();
+    // Moved, not copied: the calling thread keeps no reference to the exception.
+    asio::post(executor, [pending, error = std::move(error), result = std::move(result)]() mutable {
+      auto h = std::move(pending->first);
+      pending->second.reset();
+      std::move(h)(error, std::move(result));
+    });
+  };
+}
+
+template <typename Result, typename Handler>
+NotificationHub::PublishCompletion NotificationHub::completion_for(Handler handler) const {
+  return [post = post_to<Result>(std::move(handler))](std::exception_ptr error, std::string* ids,
+                                                      std::size_t count) {
     Result result;
     if constexpr (std::is_same_v<Result, std::string>) {
       if (count == 1)
@@ -220,13 +255,7 @@ NotificationHub::PublishCompletion NotificationHub::completion_for(Handler handl
     } else {
       result.assign(std::make_move_iterator(ids), std::make_move_iterator(ids + count));
     }
-    auto executor = pending->second.get_executor();
-    // Moved, not copied: the caller's thread keeps no reference to the exception.
-    asio::post(executor, [pending, error = std::move(error), result = std::move(result)]() mutable {
-      auto h = std::move(pending->first);
-      pending->second.reset();
-      std::move(h)(error, std::move(result));
-    });
+    post(std::move(error), std::move(result));
   };
 }
 
@@ -247,6 +276,24 @@ auto NotificationHub::async_publish_to(std::vector<std::string> users, Notificat
         start_publish_to(to, queued, completion_for<std::vector<std::string>>(std::move(handler)));
       },
       token, std::move(users), std::move(draft));
+}
+
+template <typename CompletionToken>
+auto NotificationHub::async_mark_read(std::string user, std::string id, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, ReadResult)>(
+      [this](auto handler, std::string u, std::string i) {
+        start_mark(std::move(u), std::move(i), post_to<ReadResult>(std::move(handler)));
+      },
+      token, std::move(user), std::move(id));
+}
+
+template <typename CompletionToken>
+auto NotificationHub::async_mark_all_read(std::string user, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, ReadResult)>(
+      [this](auto handler, std::string u) {
+        start_mark(std::move(u), std::nullopt, post_to<ReadResult>(std::move(handler)));
+      },
+      token, std::move(user));
 }
 
 }  // namespace notify

@@ -114,7 +114,8 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
 
 // The demo writes a Redis store from the hub's publish thread (async_publish): a failure
 // there must still reach the request that waits for it.
-TEST_CASE("redis demo: a publish while Redis is away is answered 503, and 202 once it is back") {
+TEST_CASE(
+    "redis demo: a publish or read while Redis is away is answered 503, and 202 once it is back") {
   testredis::RedisServer redis(/*appendonly=*/true);
   if (!redis.available()) {
     MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
@@ -129,6 +130,10 @@ TEST_CASE("redis demo: a publish while Redis is away is answered 503, and 202 on
   CHECK(refused.status == 503);
   const std::string message = refused.json().at("error").get<std::string>();
   CHECK(message.rfind("publish failed: ", 0) == 0);
+  const auto unread =
+      http_request(demo.port(), "POST", "/api/notifications/" + before + "/read?user=away");
+  CHECK(unread.status == 503);
+  CHECK(unread.json().at("error").get<std::string>().rfind("read failed: ", 0) == 0);
 
   REQUIRE(redis.start());
   HttpResponse accepted;

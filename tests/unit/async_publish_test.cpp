@@ -17,6 +17,7 @@
 #include <exception>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -247,6 +248,69 @@ TEST_CASE("async_publish_to: with a MemoryStore, stored in the call") {
   REQUIRE(ids.size() == 2);
   CHECK(ids[0] == hub.list("x", false, 10)[0].id);
   CHECK(ids[1] == hub.list("y", false, 10)[0].id);
+  hub.stop();
+  io.stop();
+  runner.join();
+}
+
+TEST_CASE("async_mark_all_read: waits in line with the publishes around it, in no batch") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client client(io, hub, "a");
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+
+  Outcomes publishes;
+  hub.async_publish(draft("a", "held"), publishes.handler());
+  REQUIRE(store->wait_entered());
+  hub.async_publish(draft("a", "before the read"), publishes.handler());
+  std::optional<notify::ReadResult> read;
+  hub.async_mark_all_read("a", [&](std::exception_ptr error, notify::ReadResult result) {
+    CHECK_FALSE(error);
+    read = std::move(result);
+  });
+  hub.async_publish(draft("a", "after the read"), publishes.handler());
+  CHECK(hub.metrics().publishes_pending == 3);
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] { return read && publishes.got.size() == 3; }));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 1, 1});  // the read splits the batch
+  const auto& ids = publishes.got;
+  CHECK(std::set<std::string>(read->ids.begin(), read->ids.end()) ==
+        std::set<std::string>{ids[0].second, ids[1].second});
+  CHECK(read->unread_count == 0);
+  const auto unread = hub.list("a", true, 10);
+  REQUIRE(unread.size() == 1);
+  CHECK(unread[0].id == ids[2].second);
+
+  REQUIRE(test::run_until(io, [&] { return client.count() == 5; }));
+  const auto events = client.events();
+  CHECK(events[1].id == ids[0].second);
+  CHECK(events[2].id == ids[1].second);
+  CHECK(events[3].type == "notification:read");
+  CHECK(events[4].id == ids[2].second);
+
+  CHECK_THROWS_AS(hub.async_mark_all_read("", [](std::exception_ptr, notify::ReadResult) {}),
+                  std::invalid_argument);
+  hub.stop();
+  bool refused = false;
+  hub.async_mark_read("a", ids[2].second, [&](std::exception_ptr error, notify::ReadResult) {
+    refused = code_of(error) == notify::errc::hub_stopped;
+  });
+  REQUIRE(test::run_until(io, [&] { return refused; }));
+}
+
+TEST_CASE("async_mark_read: with a MemoryStore, changed in the call") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  const auto id = hub.publish(draft("a"));
+  auto future = hub.async_mark_read("a", id, asio::use_future);
+  CHECK(hub.unread_count("a") == 0);
+  std::thread runner([&] { io.run_for(std::chrono::seconds(5)); });
+  REQUIRE(future.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  const auto result = future.get();
+  CHECK(result.ids == std::vector<std::string>{id});
+  CHECK(result.unread_count == 0);
   hub.stop();
   io.stop();
   runner.join();

@@ -5,12 +5,16 @@
 #include <notify/ws_deflate.hpp>
 
 #include "fixtures.hpp"
+#include "forwarding_store.hpp"
 #include "ws_test_support.hpp"
 
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <thread>
 
 using asio::ip::tcp;
 using nlohmann::json;
@@ -173,6 +177,37 @@ TEST_CASE_TEMPLATE(
   REQUIRE(test::run_until(io, [&] { return tab1.messages().size() == 5; }));
   CHECK(tab1.messages()[4]["data"]["unreadCount"] == 0);
   CHECK(hub.unread_count("alice") == 0);
+}
+
+namespace {
+// Remembers the thread of its last read-state change.
+class ReadThreadStore final : public test::ForwardingStore {
+ public:
+  notify::ReadResult mark_all_read(std::string_view user) override {
+    thread = std::this_thread::get_id();
+    return ForwardingStore::mark_all_read(user);
+  }
+  std::atomic<std::thread::id> thread{};
+};
+}  // namespace
+
+// With a store that may block, a receipt must not hold the connection's thread (here the
+// test's, which runs `io`) for the store's write.
+TEST_CASE(
+    "websocket sink: with a store that may block, a receipt is written off the socket's thread") {
+  asio::io_context io;
+  auto store = std::make_shared<ReadThreadStore>();
+  notify::NotificationHub hub(io.get_executor(), no_batching(), store);
+  WsClient tab1(io, hub, "alice"), tab2(io, hub, "alice");
+  hub.publish(draft("alice", "x"));
+  REQUIRE(test::run_until(io, [&] { return tab1.messages().size() == 2; }));
+  tab2.send_text(R"({"type":"notifications:read_all"})");
+  REQUIRE(test::run_until(io, [&] { return tab1.messages().size() == 3; }));
+  CHECK(tab1.messages()[2]["type"] == "notification:read");
+  CHECK(tab1.messages()[2]["data"]["unreadCount"] == 0);
+  CHECK(store->thread.load() != std::thread::id{});
+  CHECK(store->thread.load() != std::this_thread::get_id());
+  hub.stop();
 }
 
 TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection stays", Mode,
