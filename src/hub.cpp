@@ -92,6 +92,10 @@ class NotificationHub::Impl final : public SinkOwner,
   std::vector<std::string> publish_many(std::vector<Notification> drafts) {
     for (auto& d : drafts)
       validate(d, options_.validation);
+    return publish_validated(std::move(drafts));
+  }
+
+  std::vector<std::string> publish_validated(std::vector<Notification> drafts) {
     std::error_code ec;
     auto ids = store_and_send(std::move(drafts), ec);
     if (ec)
@@ -192,13 +196,9 @@ class NotificationHub::Impl final : public SinkOwner,
       std::exception_ptr error;
       std::vector<std::string> ids;
       try {
-        std::error_code ec;
-        ids = store_and_send(std::move(drafts), ec);
-        if (ec)
-          throw std::system_error(ec, "notify: publish");
+        ids = publish_validated(std::move(drafts));
       } catch (...) {
         error = std::current_exception();
-        ids.clear();
       }
       complete(done, std::move(error), ids.data(), ids.size());
       return;
@@ -226,18 +226,14 @@ class NotificationHub::Impl final : public SinkOwner,
     } catch (...) {
       error = std::current_exception();
     }
-    try {
-      call.done(std::move(error), std::move(result));
-    } catch (const std::exception& e) {
-      report(fmt::format("async_mark_read: completion not delivered: {}", e.what()));
-    }
+    complete(call.done, std::move(error), std::move(result));
   }
 
   void enqueue(QueuedCall call) {
     std::optional<errc> refused;
     {
       std::lock_guard lock(publish_queue_mutex_);
-      if (publish_thread_stopping_ || stopped_.load(std::memory_order_acquire)) {
+      if (stopped_.load(std::memory_order_acquire)) {  // set before the thread is stopped
         refused = errc::hub_stopped;
       } else if (publish_queue_.size() >= options_.max_pending_publishes) {
         refused = errc::too_many_pending_publishes;
@@ -247,7 +243,6 @@ class NotificationHub::Impl final : public SinkOwner,
         if (!publish_thread_.joinable())
           publish_thread_ = std::thread([this] { run_publish_thread(); });
         publish_queue_.push_back(std::move(call));
-        publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
       }
     }
     if (!refused) {
@@ -256,9 +251,9 @@ class NotificationHub::Impl final : public SinkOwner,
     }
     auto error = std::make_exception_ptr(std::system_error(*refused, "notify: publish"));
     if (auto* publish = std::get_if<QueuedPublish>(&call))
-      complete(publish->done, std::move(error), nullptr, 0);
+      complete(publish->done, std::move(error), nullptr, std::size_t{0});
     else
-      std::get<QueuedMark>(call).done(std::move(error), {});
+      complete(std::get<QueuedMark>(call).done, std::move(error), ReadResult{});
   }
 
   // The publish thread: takes every publish queued before the next read-state change (up to
@@ -272,18 +267,16 @@ class NotificationHub::Impl final : public SinkOwner,
         publish_queue_ready_.wait(
             lock, [this] { return publish_thread_stopping_ || !publish_queue_.empty(); });
         if (publish_queue_.empty())
-          return;  // stopping, and every queued call has completed
-        std::size_t calls = 0;
-        std::size_t drafts = 0;
-        const bool read_change = std::holds_alternative<QueuedMark>(publish_queue_.front());
-        if (read_change)
-          calls = 1;
-        while (!read_change && calls < publish_queue_.size()) {
-          const auto* publish = std::get_if<QueuedPublish>(&publish_queue_[calls]);
-          if (!publish || (calls > 0 && drafts + publish->drafts.size() > max_publish_batch))
-            break;
-          drafts += publish->drafts.size();
-          ++calls;
+          return;               // stopping, and every queued call has completed
+        std::size_t calls = 1;  // a read-state change alone, or the publishes that follow
+        if (const auto* first = std::get_if<QueuedPublish>(&publish_queue_.front())) {
+          std::size_t drafts = first->drafts.size();
+          for (; calls < publish_queue_.size(); ++calls) {
+            const auto* next = std::get_if<QueuedPublish>(&publish_queue_[calls]);
+            if (!next || drafts + next->drafts.size() > max_publish_batch)
+              break;
+            drafts += next->drafts.size();
+          }
         }
         if (calls == publish_queue_.size()) {
           batch.swap(publish_queue_);  // the queue keeps the batch's old capacity
@@ -293,7 +286,6 @@ class NotificationHub::Impl final : public SinkOwner,
                        std::make_move_iterator(end));
           publish_queue_.erase(publish_queue_.begin(), end);
         }
-        publishes_pending_.store(publish_queue_.size(), std::memory_order_relaxed);
       }
       if (auto* call = std::get_if<QueuedMark>(&batch.front()))
         run_mark(*call);
@@ -344,12 +336,12 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   // `done` posts the caller's handler; it can fail only to allocate.
-  void complete(const PublishCompletion& done, std::exception_ptr error, std::string* ids,
-                std::size_t count) {
+  template <typename Completion, typename... Results>
+  void complete(const Completion& done, std::exception_ptr error, Results&&... results) {
     try {
-      done(std::move(error), ids, count);
+      done(std::move(error), std::forward<Results>(results)...);
     } catch (const std::exception& e) {
-      report(fmt::format("async_publish: completion not delivered: {}", e.what()));
+      report(fmt::format("async call: completion not delivered: {}", e.what()));
     }
   }
 
@@ -1252,7 +1244,10 @@ class NotificationHub::Impl final : public SinkOwner,
         m.connections_awaiting_subscription += waiting.size();
     }
     m.subscription_waits_expired = subscription_waits_expired_.load(std::memory_order_relaxed);
-    m.publishes_pending = publishes_pending_.load(std::memory_order_relaxed);
+    {
+      std::lock_guard lock(publish_queue_mutex_);
+      m.publishes_pending = publish_queue_.size();
+    }
     m.publish_batches = publish_batches_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
@@ -1334,12 +1329,11 @@ class NotificationHub::Impl final : public SinkOwner,
   std::atomic<bool> stopped_{false};
 
   // async_publish() calls for the publish thread, oldest first.
-  std::mutex publish_queue_mutex_;
+  mutable std::mutex publish_queue_mutex_;
   std::condition_variable publish_queue_ready_;
   std::vector<QueuedCall> publish_queue_;
   std::thread publish_thread_;
   bool publish_thread_stopping_ = false;
-  std::atomic<std::uint64_t> publishes_pending_{0};
   std::atomic<std::uint64_t> publish_batches_{0};
 
   std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step (see

@@ -55,7 +55,7 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          "Connections primed without their bus subscription: it was not confirmed in time.",
          m.subscription_waits_expired);
   metric(out, "notify_publishes_pending", "gauge",
-         "async_publish() calls queued and not yet taken by a store call.", m.publishes_pending);
+         "Async publish and read calls queued for the publish thread.", m.publishes_pending);
   metric(out, "notify_publish_batches_total", "counter",
          "Store calls that wrote queued async_publish() calls, each one transaction or pipeline.",
          m.publish_batches);
