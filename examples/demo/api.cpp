@@ -163,8 +163,21 @@ HttpResponse failed(const std::exception_ptr& error, const char* what) {
   }
 }
 
-HttpResponse publish_failed(const std::exception_ptr& error) {
-  return failed(error, "publish");
+// The response to an async call of the hub, once it completes: `start(handler)` makes the
+// call, `answer(result)` is the response to a result, failed(error, what) to an error (thrown
+// by the call, or completed with).
+template <typename Start, typename Answer>
+PendingResponse when_complete(const char* what, Start start, Answer answer) {
+  return PendingResponse{
+      [what, start = std::move(start), answer](PendingResponse::Respond respond) mutable {
+        try {
+          start([what, answer, respond](std::exception_ptr error, auto result) {
+            respond(error ? failed(error, what) : answer(result));
+          });
+        } catch (...) {
+          respond(failed(std::current_exception(), what));
+        }
+      }};
 }
 
 // One notification to one user or to everyone, answered once the store has it. A store that
@@ -174,16 +187,12 @@ Api::Outcome publish_one(notify::NotificationHub& hub, notify::Notification draf
   if (!hub.store().may_block())
     return published(draft.broadcast ? hub.broadcast(std::move(draft))
                                      : hub.publish(std::move(draft)));
-  return PendingResponse{
-      [&hub, draft = std::move(draft)](PendingResponse::Respond respond) mutable {
-        try {
-          hub.async_publish(std::move(draft), [respond](std::exception_ptr error, std::string id) {
-            respond(error ? publish_failed(error) : published(id));
-          });
-        } catch (...) {
-          respond(publish_failed(std::current_exception()));
-        }
-      }};
+  return when_complete(
+      "publish",
+      [&hub, draft = std::move(draft)](auto done) mutable {
+        hub.async_publish(std::move(draft), std::move(done));
+      },
+      [](const std::string& id) { return published(id); });
 }
 
 // One notification per user, in one store call (publish_one() says when it waits).
@@ -194,18 +203,12 @@ Api::Outcome publish_to(notify::NotificationHub& hub, std::vector<std::string> u
   };
   if (!hub.store().may_block())
     return answer(hub.publish_to(users, std::move(draft)));
-  return PendingResponse{[&hub, answer, users = std::move(users),
-                          draft = std::move(draft)](PendingResponse::Respond respond) mutable {
-    try {
-      hub.async_publish_to(
-          std::move(users), std::move(draft),
-          [respond, answer](std::exception_ptr error, std::vector<std::string> ids) {
-            respond(error ? publish_failed(error) : answer(ids));
-          });
-    } catch (...) {
-      respond(publish_failed(std::current_exception()));
-    }
-  }};
+  return when_complete(
+      "publish",
+      [&hub, users = std::move(users), draft = std::move(draft)](auto done) mutable {
+        hub.async_publish_to(std::move(users), std::move(draft), std::move(done));
+      },
+      answer);
 }
 
 // A read-state change of `user` (one notification, or all with no `id`), answered once the
@@ -222,20 +225,15 @@ Api::Outcome mark_read(notify::NotificationHub& hub, std::string user,
       return failed(std::current_exception(), "read");
     }
   }
-  return PendingResponse{[&hub, answer, user = std::move(user),
-                          id = std::move(id)](PendingResponse::Respond respond) mutable {
-    auto done = [respond, answer](std::exception_ptr error, notify::ReadResult result) {
-      respond(error ? failed(error, "read") : answer(result));
-    };
-    try {
-      if (id)
-        hub.async_mark_read(std::move(user), std::move(*id), std::move(done));
-      else
-        hub.async_mark_all_read(std::move(user), std::move(done));
-    } catch (...) {
-      respond(failed(std::current_exception(), "read"));
-    }
-  }};
+  return when_complete(
+      "read",
+      [&hub, user = std::move(user), id = std::move(id)](auto done) mutable {
+        if (id)
+          hub.async_mark_read(std::move(user), std::move(*id), std::move(done));
+        else
+          hub.async_mark_all_read(std::move(user), std::move(done));
+      },
+      answer);
 }
 
 Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
@@ -282,7 +280,7 @@ Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
       return publish_one(hub, std::move(draft));
     return HttpResponse::error(400, "userId: missing (or userIds, or broadcast)");
   } catch (...) {
-    return publish_failed(std::current_exception());
+    return failed(std::current_exception(), "publish");
   }
 }
 
