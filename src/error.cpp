@@ -29,6 +29,8 @@ class Category final : public std::error_category {
         return "invalid resume cursor";
       case errc::too_many_pending_publishes:
         return "too many publishes are waiting for the store";
+      case errc::store_unavailable:
+        return "the store is unavailable";
     }
     return "unknown notify error";
   }

@@ -141,7 +141,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // --- publishing without waiting for the store (async_publish) ------------------------
 
-  // The most drafts one store call of the publish thread writes (unless one call brings
+  // The most drafts one store call of the store thread writes (unless one call brings
   // more): a bound on how long one transaction or pipeline holds the store and the sequence
   // lock.
   static constexpr std::size_t max_publish_batch = 256;
@@ -157,7 +157,15 @@ class NotificationHub::Impl final : public SinkOwner,
     std::optional<std::string> id;
     MarkCompletion done;
   };
-  using QueuedCall = std::variant<QueuedPublish, QueuedMark>;
+  // A store read: a connection's first prime, a gap repair or resync (the hub's own, never
+  // refused while the hub runs), or an async_list() call. `run` reads and completes when
+  // `refused` is null, else completes with it (or drops the hub's own read: the hub stopped).
+  struct QueuedRead {
+    std::function<void(std::exception_ptr refused)> run;
+  };
+  using QueuedCall = std::variant<QueuedPublish, QueuedMark, QueuedRead>;
+  // Whether enqueue() refuses a call past HubOptions::max_pending_publishes.
+  enum class Bound { pending_limit, none };
 
   void start_publish(Notification draft, PublishCompletion done) {
     if (draft.broadcast)
@@ -217,6 +225,29 @@ class NotificationHub::Impl final : public SinkOwner,
     enqueue(std::move(call));
   }
 
+  void start_list(std::string user, bool unread_only, std::size_t limit, ListCompletion done) {
+    if (user.empty())
+      throw std::invalid_argument("notify: the user is empty");
+    auto run = [this, user = std::move(user), unread_only, limit,
+                done = std::move(done)](std::exception_ptr refused) {
+      Inbox inbox;
+      if (!refused) {
+        try {
+          inbox.notifications = store_->list(user, unread_only, limit);
+          inbox.unread_count = store_->unread_count(user);
+        } catch (...) {
+          refused = std::current_exception();
+        }
+      }
+      complete(done, std::move(refused), std::move(inbox));
+    };
+    if (!store_->may_block()) {
+      run(nullptr);
+      return;
+    }
+    enqueue(QueuedRead{std::move(run)});
+  }
+
   // The read-state change of `call`, completed with its result or error.
   void run_mark(QueuedMark& call) {
     std::exception_ptr error;
@@ -229,66 +260,90 @@ class NotificationHub::Impl final : public SinkOwner,
     complete(call.done, std::move(error), std::move(result));
   }
 
-  void enqueue(QueuedCall call) {
+  void enqueue(QueuedCall call, Bound bound = Bound::pending_limit) {
     std::optional<errc> refused;
     {
-      std::lock_guard lock(publish_queue_mutex_);
+      std::lock_guard lock(store_queue_mutex_);
       if (stopped_.load(std::memory_order_acquire)) {  // set before the thread is stopped
         refused = errc::hub_stopped;
-      } else if (publish_queue_.size() >= options_.max_pending_publishes) {
+      } else if (bound == Bound::pending_limit &&
+                 store_queue_.size() >= options_.max_pending_publishes) {
         refused = errc::too_many_pending_publishes;
       } else {
         // Started before the call is queued: if it cannot be, the call throws and leaves
-        // nothing queued that no thread would complete.
-        if (!publish_thread_.joinable())
-          publish_thread_ = std::thread([this] { run_publish_thread(); });
-        publish_queue_.push_back(std::move(call));
+        // nothing queued that no thread would complete. It keeps the hub alive: stop() called
+        // on it (from an error handler, say) lets it finish on its own instead of joining.
+        if (!store_thread_.joinable())
+          store_thread_ = std::thread([self = shared_from_this()] { self->run_store_thread(); });
+        store_queue_.push_back(std::move(call));
       }
     }
     if (!refused) {
-      publish_queue_ready_.notify_one();
+      store_queue_ready_.notify_one();
       return;
     }
     auto error = std::make_exception_ptr(std::system_error(*refused, "notify: publish"));
     if (auto* publish = std::get_if<QueuedPublish>(&call))
       complete(publish->done, std::move(error), nullptr, std::size_t{0});
+    else if (auto* mark = std::get_if<QueuedMark>(&call))
+      complete(mark->done, std::move(error), ReadResult{});
     else
-      complete(std::get<QueuedMark>(call).done, std::move(error), ReadResult{});
+      complete(std::get<QueuedRead>(call).run, std::move(error));
   }
 
-  // The publish thread: takes every publish queued before the next read-state change (up to
-  // max_publish_batch drafts) at once, so that publishes arriving while the store writes one
-  // batch make up the next. A read-state change is a batch of its own.
-  void run_publish_thread() {
+  // Queues `read` for the store thread when the store may block, so that no io thread waits
+  // for it, and returns true; when the hub has stopped, drops it. Returns false when the
+  // store cannot block or the thread cannot start (reported): the caller reads where it is.
+  bool queue_store_read(std::function<void()> read) {
+    if (!store_->may_block())
+      return false;
+    try {
+      enqueue(QueuedRead{[read = std::move(read)](std::exception_ptr refused) {
+                if (!refused)
+                  read();
+              }},
+              Bound::none);
+      return true;
+    } catch (const std::exception& e) {
+      report(fmt::format("store thread: {}; reading on the calling thread", e.what()));
+      return false;
+    }
+  }
+
+  // The store thread: takes every publish queued before the next call of another kind (up
+  // to max_publish_batch drafts) at once, so that publishes arriving while the store writes
+  // one batch make up the next. A read-state change or a read is a batch of its own.
+  void run_store_thread() {
     std::vector<QueuedCall> batch;
     for (;;) {
       {
-        std::unique_lock lock(publish_queue_mutex_);
-        publish_queue_ready_.wait(
-            lock, [this] { return publish_thread_stopping_ || !publish_queue_.empty(); });
-        if (publish_queue_.empty())
+        std::unique_lock lock(store_queue_mutex_);
+        store_queue_ready_.wait(lock,
+                                [this] { return store_thread_stopping_ || !store_queue_.empty(); });
+        if (store_queue_.empty())
           return;               // stopping, and every queued call has completed
         std::size_t calls = 1;  // a read-state change alone, or the publishes that follow
-        if (const auto* first = std::get_if<QueuedPublish>(&publish_queue_.front())) {
+        if (const auto* first = std::get_if<QueuedPublish>(&store_queue_.front())) {
           std::size_t drafts = first->drafts.size();
-          for (; calls < publish_queue_.size(); ++calls) {
-            const auto* next = std::get_if<QueuedPublish>(&publish_queue_[calls]);
+          for (; calls < store_queue_.size(); ++calls) {
+            const auto* next = std::get_if<QueuedPublish>(&store_queue_[calls]);
             if (!next || drafts + next->drafts.size() > max_publish_batch)
               break;
             drafts += next->drafts.size();
           }
         }
-        if (calls == publish_queue_.size()) {
-          batch.swap(publish_queue_);  // the queue keeps the batch's old capacity
+        if (calls == store_queue_.size()) {
+          batch.swap(store_queue_);  // the queue keeps the batch's old capacity
         } else {
-          const auto end = publish_queue_.begin() + static_cast<std::ptrdiff_t>(calls);
-          batch.assign(std::make_move_iterator(publish_queue_.begin()),
-                       std::make_move_iterator(end));
-          publish_queue_.erase(publish_queue_.begin(), end);
+          const auto end = store_queue_.begin() + static_cast<std::ptrdiff_t>(calls);
+          batch.assign(std::make_move_iterator(store_queue_.begin()), std::make_move_iterator(end));
+          store_queue_.erase(store_queue_.begin(), end);
         }
       }
-      if (auto* call = std::get_if<QueuedMark>(&batch.front()))
-        run_mark(*call);
+      if (auto* mark = std::get_if<QueuedMark>(&batch.front()))
+        run_mark(*mark);
+      else if (auto* read = std::get_if<QueuedRead>(&batch.front()))
+        complete(read->run, nullptr);
       else
         publish_batch(batch);
       batch.clear();
@@ -345,20 +400,20 @@ class NotificationHub::Impl final : public SinkOwner,
     }
   }
 
-  // Lets the publish thread complete what is queued (with errc::hub_stopped once stopped_
+  // Lets the store thread complete what is queued (with errc::hub_stopped once stopped_
   // is set) and joins it.
-  void stop_publish_thread() {
+  void stop_store_thread() {
     std::thread thread;
     {
-      std::lock_guard lock(publish_queue_mutex_);
-      publish_thread_stopping_ = true;
-      thread = std::move(publish_thread_);
+      std::lock_guard lock(store_queue_mutex_);
+      store_thread_stopping_ = true;
+      thread = std::move(store_thread_);
     }
-    publish_queue_ready_.notify_all();
+    store_queue_ready_.notify_all();
     if (!thread.joinable())
       return;
     if (thread.get_id() == std::this_thread::get_id())
-      thread.detach();  // stop() from a part called on the publish thread: it ends on its own
+      thread.detach();  // stop() from a part called on the store thread: it ends on its own
     else
       thread.join();
   }
@@ -552,14 +607,19 @@ class NotificationHub::Impl final : public SinkOwner,
     post_repairs();
   }
 
+  // The repair task runs where the store may be read without holding up an io thread: on
+  // the store thread when the store may block (its reads take turns with the publishes),
+  // else on strand_.
   void post_repairs() {
+    if (queue_store_read([this] { run_repairs(); }))
+      return;
     asio::post(strand_, [weak = weak_from_this()] {
       if (auto self = weak.lock())
         self->run_repairs();
     });
   }
 
-  // Runs on strand_: one batch, then posts itself again while more are queued.
+  // One batch, then posts itself again while more are queued.
   void run_repairs() {
     std::vector<PendingRepair> batch;
     {
@@ -655,7 +715,7 @@ class NotificationHub::Impl final : public SinkOwner,
     } catch (const std::exception& e) {
       report(fmt::format("{} of {} connections failed: {}", what, batch.size(), e.what()));
       for (const auto& r : batch)
-        r.sink->close(errc::connection_closed);
+        r.sink->close(errc::store_unavailable);
       return std::nullopt;
     }
   }
@@ -667,7 +727,7 @@ class NotificationHub::Impl final : public SinkOwner,
       prime();
     } catch (const std::exception& e) {
       report(fmt::format("{} for '{}' failed: {}", what, sink->user(), e.what()));
-      sink->close(errc::connection_closed);
+      sink->close(errc::store_unavailable);
     }
   }
 
@@ -934,6 +994,12 @@ class NotificationHub::Impl final : public SinkOwner,
         post_subscription_check(options_.subscription_wait);
       return;
     }
+    if (store_->may_block()) {  // read on the store thread, as after a subscription wait
+      std::vector<AwaitingPrime> first;
+      first.push_back({std::move(sink), std::string(resume_from), Clock::now()});
+      queue_first_primes(std::move(first));
+      return;
+    }
     try {
       prime_new(user, *sink, resume_from);
     } catch (...) {
@@ -1031,9 +1097,14 @@ class NotificationHub::Impl final : public SinkOwner,
       sink->close(errc::hub_stopped);
       return;
     }
+    if (!sink->hold_for_reset())
+      return;
+    if (!queue_store_read([this, sink] { reset_from_snapshot(sink); }))
+      reset_from_snapshot(sink);
+  }
+
+  void reset_from_snapshot(const std::shared_ptr<Sink>& sink) {
     prime_or_close(sink, "resync", [&] {
-      if (!sink->hold_for_reset())
-        return;
       auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
       sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
       resyncs_.fetch_add(1, std::memory_order_relaxed);
@@ -1140,7 +1211,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // A WebSocket client's read receipt. Its result reaches the client as `notification:read`
   // through the bus; a failure is answered with an error. With a store that may block it goes
-  // through the publish thread, so that the connection's thread does not wait for the store.
+  // through the store thread, so that the connection's thread does not wait for the store.
   void mark_for_client(const std::shared_ptr<Sink>& sink, const std::string& type,
                        std::optional<std::string> id) {
     start_mark(
@@ -1218,7 +1289,7 @@ class NotificationHub::Impl final : public SinkOwner,
     for (const auto& sink : sinks)
       sink->close(errc::hub_stopped);
     bus_->stop();
-    stop_publish_thread();
+    stop_store_thread();
   }
 
   // --- metrics and errors -----------------------------------------------------------
@@ -1245,8 +1316,8 @@ class NotificationHub::Impl final : public SinkOwner,
     }
     m.subscription_waits_expired = subscription_waits_expired_.load(std::memory_order_relaxed);
     {
-      std::lock_guard lock(publish_queue_mutex_);
-      m.publishes_pending = publish_queue_.size();
+      std::lock_guard lock(store_queue_mutex_);
+      m.publishes_pending = store_queue_.size();
     }
     m.publish_batches = publish_batches_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
@@ -1328,12 +1399,12 @@ class NotificationHub::Impl final : public SinkOwner,
   std::shared_ptr<Bus> bus_;
   std::atomic<bool> stopped_{false};
 
-  // async_publish() calls for the publish thread, oldest first.
-  mutable std::mutex publish_queue_mutex_;
-  std::condition_variable publish_queue_ready_;
-  std::vector<QueuedCall> publish_queue_;
-  std::thread publish_thread_;
-  bool publish_thread_stopping_ = false;
+  // async_publish() calls for the store thread, oldest first.
+  mutable std::mutex store_queue_mutex_;
+  std::condition_variable store_queue_ready_;
+  std::vector<QueuedCall> store_queue_;
+  std::thread store_thread_;
+  bool store_thread_stopping_ = false;
   std::atomic<std::uint64_t> publish_batches_{0};
 
   std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step (see
@@ -1416,6 +1487,11 @@ void NotificationHub::start_publish(Notification draft, PublishCompletion done) 
 void NotificationHub::start_mark(std::string user, std::optional<std::string> id,
                                  MarkCompletion done) {
   impl_->start_mark(std::move(user), std::move(id), std::move(done));
+}
+
+void NotificationHub::start_list(std::string user, bool unread_only, std::size_t limit,
+                                 ListCompletion done) {
+  impl_->start_list(std::move(user), unread_only, limit, std::move(done));
 }
 
 void NotificationHub::start_publish_to(const std::vector<std::string>& users,

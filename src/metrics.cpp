@@ -55,7 +55,9 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          "Connections primed without their bus subscription: it was not confirmed in time.",
          m.subscription_waits_expired);
   metric(out, "notify_publishes_pending", "gauge",
-         "Async publish and read calls queued for the publish thread.", m.publishes_pending);
+         "Calls queued for the store thread: async publishes, read changes and lists, and the "
+         "hub's own reads.",
+         m.publishes_pending);
   metric(out, "notify_publish_batches_total", "counter",
          "Store calls that wrote queued async_publish() calls, each one transaction or pipeline.",
          m.publish_batches);

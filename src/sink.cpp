@@ -409,9 +409,20 @@ void Sink::close_with(std::error_code reason, EventPtr last) {
     if (started_) {
       if (!last)
         last = farewell(reason);
-      if (last)
-        pending_.push_back(std::move(last));
+    } else {
+      // Never primed, so the client has had no answer yet. When it should hear why, the
+      // preamble (the HTTP head or handshake response) goes first, so that it sees a close
+      // it can act on rather than a dropped connection.
+      if (!last)
+        last = farewell_before_start(reason);
+      if (last) {
+        started_ = true;
+        if (auto head = preamble(); !head.empty())
+          preamble_ = std::make_unique<std::string>(std::move(head));
+      }
     }
+    if (last)
+      pending_.push_back(std::move(last));
     if (!pipeline_active_) {
       pipeline_active_ = true;
       kick_needed = true;

@@ -25,6 +25,15 @@ std::string SseSink::preamble() const {
   return out;
 }
 
+// When the hub could not read the store for a new connection: a stream with a comment that
+// ends, as EventSource reconnects after a stream that ends, where an HTTP error status would
+// make it give up for good.
+EventPtr SseSink::farewell_before_start(std::error_code reason) const {
+  if (reason == errc::store_unavailable)
+    return Event::raw(": the store is unavailable; reconnect later\n\n");
+  return nullptr;
+}
+
 // Reading only tells when the client goes away; a client has nothing to say on an event
 // stream, so whatever it sends is ignored.
 void SseSink::on_started() {

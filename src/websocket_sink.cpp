@@ -18,6 +18,8 @@ ws::CloseCode close_code_for(std::error_code reason) {
     return ws::CloseCode::going_away;
   if (reason == errc::slow_consumer)
     return ws::CloseCode::policy_violation;
+  if (reason == errc::store_unavailable)
+    return ws::CloseCode::try_again_later;
   return ws::CloseCode::normal;
 }
 
@@ -167,6 +169,14 @@ bool WebSocketSink::heartbeat_due(bool) {
 
 EventPtr WebSocketSink::farewell(std::error_code reason) const {
   return Event::raw(ws::close_frame(close_code_for(reason)));
+}
+
+// The handshake's response, then a close frame that says why, when the hub could not read
+// the store for a new connection (1013, try again later) or stopped before it could.
+EventPtr WebSocketSink::farewell_before_start(std::error_code reason) const {
+  if (reason == errc::store_unavailable || reason == errc::hub_stopped)
+    return farewell(reason);
+  return nullptr;
 }
 
 }  // namespace notify

@@ -124,30 +124,6 @@ json read_result_json(const notify::ReadResult& r) {
   return {{"ids", r.ids}, {"unreadCount", r.unread_count}};
 }
 
-HttpResponse list_notifications(notify::NotificationHub& hub, const Context& ctx,
-                                const std::string& user) {
-  bool unread_only = false;
-  if (const std::string* unread = ctx.query.find("unread")) {
-    if (*unread == "true" || *unread == "1") {
-      unread_only = true;
-    } else if (*unread == "false" || *unread == "0" || unread->empty()) {
-      unread_only = false;
-    } else {
-      return HttpResponse::error(400, "unread: must be true or false");
-    }
-  }
-  std::size_t limit = default_list_limit;
-  if (const std::string* text = ctx.query.find("limit")) {
-    const auto parsed = parse_limit(*text);
-    if (!parsed)
-      return HttpResponse::error(400, "limit: must be an integer from 1 to 500");
-    limit = *parsed;
-  }
-  const auto notifications = hub.list(user, unread_only, limit);
-  const json body = {{"notifications", notifications}, {"unreadCount", hub.unread_count(user)}};
-  return json_response(200, body);
-}
-
 // The answer to a valid request the hub could not complete: a stopped hub, a full queue, or
 // the store or bus failing (Redis away, SQLite's disk full) is for the client to retry later.
 // `what`: "publish" or "read".
@@ -181,7 +157,7 @@ PendingResponse when_complete(const char* what, Start start, Answer answer) {
 }
 
 // One notification to one user or to everyone, answered once the store has it. A store that
-// may block (SQLite, Redis) is written by the hub's publish thread, many requests per
+// may block (SQLite, Redis) is written by the hub's store thread, many requests per
 // commit, while this connection's thread serves others; a MemoryStore in the call.
 Api::Outcome publish_one(notify::NotificationHub& hub, notify::Notification draft) {
   if (!hub.store().may_block())
@@ -234,6 +210,50 @@ Api::Outcome mark_read(notify::NotificationHub& hub, std::string user,
           hub.async_mark_all_read(std::move(user), std::move(done));
       },
       answer);
+}
+
+// The user's notifications and unread count (publish_one() says when it waits).
+Api::Outcome list_inbox(notify::NotificationHub& hub, std::string user, bool unread_only,
+                        std::size_t limit) {
+  const auto answer = [](const notify::Inbox& inbox) {
+    return json_response(
+        200, json{{"notifications", inbox.notifications}, {"unreadCount", inbox.unread_count}});
+  };
+  if (!hub.store().may_block()) {
+    try {
+      return answer({hub.list(user, unread_only, limit), hub.unread_count(user)});
+    } catch (...) {
+      return failed(std::current_exception(), "read");
+    }
+  }
+  return when_complete(
+      "read",
+      [&hub, user = std::move(user), unread_only, limit](auto done) mutable {
+        hub.async_list(std::move(user), unread_only, limit, std::move(done));
+      },
+      answer);
+}
+
+Api::Outcome list_notifications(notify::NotificationHub& hub, const Context& ctx,
+                                std::string user) {
+  bool unread_only = false;
+  if (const std::string* unread = ctx.query.find("unread")) {
+    if (*unread == "true" || *unread == "1") {
+      unread_only = true;
+    } else if (*unread == "false" || *unread == "0" || unread->empty()) {
+      unread_only = false;
+    } else {
+      return HttpResponse::error(400, "unread: must be true or false");
+    }
+  }
+  std::size_t limit = default_list_limit;
+  if (const std::string* text = ctx.query.find("limit")) {
+    const auto parsed = parse_limit(*text);
+    if (!parsed)
+      return HttpResponse::error(400, "limit: must be an integer from 1 to 500");
+    limit = *parsed;
+  }
+  return list_inbox(hub, std::move(user), unread_only, limit);
 }
 
 Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
@@ -407,7 +427,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
     auto user = authenticate(ctx);
     if (auto* error = std::get_if<HttpResponse>(&user))
       return std::move(*error);
-    return list_notifications(hub_, ctx, std::get<std::string>(user));
+    return list_notifications(hub_, ctx, std::move(std::get<std::string>(user)));
   }
   if (api && s.size() == 3 && s[2] == "stream") {
     if (!get)

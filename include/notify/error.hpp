@@ -19,6 +19,7 @@ enum class errc {
   bus_unavailable,             // the bus cannot carry messages right now
   invalid_cursor,              // a resume cursor was malformed (attach answers it with a reset)
   too_many_pending_publishes,  // async_publish: HubOptions::max_pending_publishes are queued
+  store_unavailable,           // the store could not be read for a connection: reconnect later
 };
 
 NOTIFY_EXPORT const std::error_category& error_category() noexcept;

@@ -7,8 +7,11 @@
 // Thread safety: every member function is safe to call from any thread, concurrently.
 // publish() never blocks on a client: it appends to the store, hands the event to the bus
 // and queues it on each target connection. It does wait for the store (an SQLite commit, a
-// Redis round trip); async_publish() does not, and has the hub's publish thread (started on
-// its first use with a store that may block, joined by stop()) write many at once.
+// Redis round trip); async_publish() does not, and has the hub's store thread (started on
+// its first use with a store that may block, joined by stop()) write many at once. With such
+// a store the hub's own reads (a connection's first `init`, gap repairs, resyncs) run on
+// that thread too, so that no io thread waits for the store unless the host calls a
+// synchronous member (publish(), mark_read(), list(), ...).
 #pragma once
 
 #include <notify/bus.hpp>
@@ -63,8 +66,9 @@ struct HubOptions {
   // before the subscription took effect. Past the wait they are primed anyway (and repaired
   // when the confirmation comes). 0 primes at once.
   std::chrono::milliseconds subscription_wait{2000};
-  // async_publish*() and async_mark*() calls waiting for the publish thread; past it they complete
-  // with errc::too_many_pending_publishes instead of growing the queue while the store lags.
+  // async_publish*(), async_mark*() and async_list() calls waiting for the store thread; past
+  // it they complete with errc::too_many_pending_publishes instead of growing the queue while
+  // the store lags.
   std::size_t max_pending_publishes = 10000;
 };
 
@@ -76,6 +80,13 @@ struct ClientMessage {
   std::shared_ptr<Sink> connection;  // where it came from: NotificationHub::reply() answers it
 };
 using MessageHandler = std::function<void(const ClientMessage&)>;
+
+// What NotificationHub::async_list() reads: the notifications list() returns and the user's
+// unread count, read one after the other.
+struct Inbox {
+  std::vector<Notification> notifications;
+  std::uint64_t unread_count = 0;
+};
 
 class NOTIFY_EXPORT NotificationHub {
  public:
@@ -98,9 +109,9 @@ class NOTIFY_EXPORT NotificationHub {
 
   // publish() — or broadcast(), for a draft with `broadcast` set — without waiting for the
   // store. The draft is validated at once: an invalid one throws ValidationError here and
-  // nothing is queued (as does std::system_error when the publish thread cannot start). With a
+  // nothing is queued (as does std::system_error when the store thread cannot start). With a
   // store that may block (Store::may_block(): SqliteStore, RedisStore) the draft is queued for the
-  // hub's publish thread, which stores everything queued meanwhile with one Store::append_all()
+  // hub's store thread, which stores everything queued meanwhile with one Store::append_all()
   // (one SQLite commit, one Redis pipeline for up to 256 publishes) and then hands them to the bus
   // in id order. A MemoryStore is written on the calling thread.
   //
@@ -130,10 +141,14 @@ class NOTIFY_EXPORT NotificationHub {
   // with no gap and no duplicate. An unknown or too old cursor gets `notifications:reset`
   // with a fresh snapshot instead of `init`.
   // Throws std::system_error: errc::too_many_connections, too_many_user_connections,
-  // hub_stopped, already_attached. Throws std::invalid_argument for an empty user. Throws
-  // what the store throws when it reads the snapshot here; when the connection waits for
-  // its user's bus subscription (HubOptions::subscription_wait) the read comes later, on
-  // the hub's executor, and a failure closes the connection instead.
+  // hub_stopped, already_attached. Throws std::invalid_argument for an empty user.
+  // The store is read later when it may block (on the store thread) or when the connection
+  // waits for its user's bus subscription (HubOptions::subscription_wait; then on the hub's
+  // executor, or the store thread); live events wait for that prime, so none is missed.
+  // Otherwise (a MemoryStore) it is read in this call, and what the store throws is thrown
+  // here. A later read that fails closes the connection with errc::store_unavailable,
+  // which a sink not yet primed answers in its protocol (Sink::farewell_before_start: an SSE
+  // stream that ends, so that EventSource reconnects; WebSocket close code 1013).
   void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from = {});
   void attach(std::string user, std::shared_ptr<Sink> sink, std::string_view resume_from,
               std::error_code& ec);
@@ -148,7 +163,7 @@ class NOTIFY_EXPORT NotificationHub {
   ReadResult mark_all_read(std::string_view user);
 
   // mark_read() and mark_all_read() without waiting for the store, as async_publish(): with a
-  // store that may block the change is queued for the publish thread, in order with the
+  // store that may block the change is queued for the store thread, in order with the
   // publishes queued before and after it (it is not batched with them). `token` completes
   // with void(std::exception_ptr error, ReadResult result). Throws std::invalid_argument for
   // an empty user. A WebSocket client's `notification:read` and `notifications:read_all` go
@@ -158,8 +173,17 @@ class NOTIFY_EXPORT NotificationHub {
   template <typename CompletionToken>
   auto async_mark_all_read(std::string user, CompletionToken&& token);
 
+  // Read the store on the calling thread.
   std::vector<Notification> list(std::string_view user, bool unread_only, std::size_t limit) const;
   std::uint64_t unread_count(std::string_view user) const;
+
+  // list() and unread_count() without waiting for the store, as async_publish(): with a store
+  // that may block both are read on the store thread, in turn with the queued calls, and
+  // count towards HubOptions::max_pending_publishes. `token` completes with
+  // void(std::exception_ptr error, Inbox inbox). Throws std::invalid_argument for an empty
+  // user.
+  template <typename CompletionToken>
+  auto async_list(std::string user, bool unread_only, std::size_t limit, CompletionToken&& token);
 
   // --- two-way messages (WebSocket) -------------------------------------------------
   // The hub handles {"type":"notification:read","id":ID} and {"type":"notifications:read_all"}
@@ -215,6 +239,9 @@ class NOTIFY_EXPORT NotificationHub {
   using MarkCompletion = std::function<void(std::exception_ptr error, ReadResult result)>;
   // async_mark_read() (with `id`) and async_mark_all_read() without the completion token.
   void start_mark(std::string user, std::optional<std::string> id, MarkCompletion done);
+  // async_list() without the completion token; `done` is called as a MarkCompletion is.
+  using ListCompletion = std::function<void(std::exception_ptr error, Inbox inbox)>;
+  void start_list(std::string user, bool unread_only, std::size_t limit, ListCompletion done);
   // `handler`, for void(std::exception_ptr, Result), as a function of the same arguments that
   // posts it with them to its associated executor (default: the hub's), keeping that
   // executor's work meanwhile.
@@ -294,6 +321,16 @@ auto NotificationHub::async_mark_all_read(std::string user, CompletionToken&& to
         start_mark(std::move(u), std::nullopt, post_to<ReadResult>(std::move(handler)));
       },
       token, std::move(user));
+}
+
+template <typename CompletionToken>
+auto NotificationHub::async_list(std::string user, bool unread_only, std::size_t limit,
+                                 CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, Inbox)>(
+      [this](auto handler, std::string u, bool unread, std::size_t n) {
+        start_list(std::move(u), unread, n, post_to<Inbox>(std::move(handler)));
+      },
+      token, std::move(user), unread_only, limit);
 }
 
 }  // namespace notify

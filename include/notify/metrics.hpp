@@ -30,8 +30,9 @@ struct HubMetrics {
   // (HubOptions::subscription_wait), and those primed without it when the wait ran out.
   std::uint64_t connections_awaiting_subscription = 0;
   std::uint64_t subscription_waits_expired = 0;
-  // async_publish*() and async_mark*() calls queued and not yet taken by the publish
-  // thread, and the store calls (append_all) that the thread made for the publishes.
+  // Calls queued and not yet taken by the store thread (async_publish*(), async_mark*(),
+  // async_list(), and the hub's own reads with a store that may block), and the store calls
+  // (append_all) that the thread made for the publishes.
   std::uint64_t publishes_pending = 0;
   std::uint64_t publish_batches = 0;
   std::string bus_state;  // "connected", "reconnecting", "stopped"

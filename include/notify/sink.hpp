@@ -84,6 +84,8 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
 
   // Closes the connection: drops what is queued, writes the protocol's farewell (a
   // WebSocket close frame) after the write in flight, then closes the transport. Idempotent.
+  // A sink closed before its first event writes nothing, or its preamble (the HTTP head, the
+  // handshake response) and farewell_before_start(reason) when that is not null.
   void close(std::error_code reason = {});
 
   bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
@@ -147,6 +149,12 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   virtual bool heartbeat_due(bool wrote_since_last) { return !wrote_since_last; }
   // The last bytes to write when the connection is closed for `reason`; nullptr for none.
   virtual EventPtr farewell(std::error_code reason) const {
+    (void)reason;
+    return nullptr;
+  }
+  // The last bytes for a connection closed before its first event, after the preamble;
+  // nullptr (the default) closes it without a word, for a host that answers it instead.
+  virtual EventPtr farewell_before_start(std::error_code reason) const {
     (void)reason;
     return nullptr;
   }

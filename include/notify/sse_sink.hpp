@@ -36,6 +36,7 @@ class NOTIFY_EXPORT SseSink final : public Sink {
   void on_started() override;
   bool on_input(std::string_view bytes) override;
   void on_input_end(std::error_code ec) override;
+  EventPtr farewell_before_start(std::error_code reason) const override;
 
   SseOptions options_;
 };

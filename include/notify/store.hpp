@@ -115,8 +115,9 @@ class NOTIFY_EXPORT Store {
   virtual bool publishes_appends() const noexcept { return false; }
 
   // True when a call can wait on I/O: a disk, a network round trip. NotificationHub's
-  // async_publish() writes a store that cannot (MemoryStore) on the calling thread, and
-  // queues the others for its publish thread.
+  // async calls write and read a store that cannot (MemoryStore) on the calling thread, and
+  // queue the others for its store thread, where the hub's own reads (a new connection's
+  // snapshot, gap repairs, resyncs) are made too.
   virtual bool may_block() const noexcept { return true; }
 };
 

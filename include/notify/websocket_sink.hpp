@@ -58,6 +58,7 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
 
  private:
   std::string preamble() const override;
+  EventPtr farewell_before_start(std::error_code reason) const override;
   void on_started() override;
   bool on_input(std::string_view bytes) override;
   void on_input_end(std::error_code ec) override;

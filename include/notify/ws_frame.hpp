@@ -41,6 +41,7 @@ enum class CloseCode : std::uint16_t {
   policy_violation = 1008,
   message_too_big = 1009,
   internal_error = 1011,
+  try_again_later = 1013,
 };
 
 inline constexpr std::size_t max_control_payload = 125;

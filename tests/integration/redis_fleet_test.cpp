@@ -112,10 +112,11 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
   }
 }
 
-// The demo writes a Redis store from the hub's publish thread (async_publish): a failure
+// The demo writes a Redis store from the hub's store thread (async_publish): a failure
 // there must still reach the request that waits for it.
 TEST_CASE(
-    "redis demo: a publish or read while Redis is away is answered 503, and 202 once it is back") {
+    "redis demo: a publish or read while Redis is away is answered 503, a stream is told to come "
+    "back, and all works once Redis is back") {
   testredis::RedisServer redis(/*appendonly=*/true);
   if (!redis.available()) {
     MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
@@ -134,6 +135,19 @@ TEST_CASE(
       http_request(demo.port(), "POST", "/api/notifications/" + before + "/read?user=away");
   CHECK(unread.status == 503);
   CHECK(unread.json().at("error").get<std::string>().rfind("read failed: ", 0) == 0);
+  const auto listed = http_request(demo.port(), "GET", "/api/notifications?user=away");
+  CHECK(listed.status == 503);
+  CHECK(listed.json().at("error").get<std::string>().rfind("read failed: ", 0) == 0);
+  {
+    // No `init` can be read: the stream starts and ends with a comment, so that EventSource
+    // reconnects after its retry delay (an error status would make it give up).
+    SseStream stream(demo.port(), SseStream::target_for("away"));
+    CHECK(stream.status() == 200);
+    CHECK(stream.wait_eof(std::chrono::seconds(5)));
+    CHECK(stream.comments() == 1);
+    CHECK(stream.retry() == 2000);
+    CHECK_FALSE(stream.next(std::chrono::milliseconds(0)));
+  }
 
   REQUIRE(redis.start());
   HttpResponse accepted;
@@ -148,6 +162,10 @@ TEST_CASE(
   const auto list = http_request(demo.port(), "GET", "/api/notifications?user=away");
   REQUIRE(list.status == 200);
   CHECK(ids_of(list.json().at("notifications")) == std::vector<std::string>{after, before});
+  CHECK(list.json().at("unreadCount") == 2);
+  SseStream stream(demo.port(), SseStream::target_for("away"));
+  const auto init = stream.expect("init");
+  CHECK(ids_of(init.json().at("notifications")) == std::vector<std::string>{after, before});
 }
 
 #endif

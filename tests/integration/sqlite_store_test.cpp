@@ -70,7 +70,7 @@ TEST_CASE("sqlite demo: a restart keeps the snapshot, and resuming gives exactly
   CHECK(fresh.expect("notification").id == live);
 }
 
-// With SQLite the demo answers a POST once the hub's publish thread has committed it, many
+// With SQLite the demo answers a POST once the hub's store thread has committed it, many
 // requests per commit (async_publish): each request still gets its own answer, in order on
 // its connection, and the stream gets every notification in id order.
 TEST_CASE("sqlite demo: concurrent publishes on keep-alive connections are each answered once") {
@@ -135,7 +135,7 @@ TEST_CASE("sqlite demo: concurrent publishes on keep-alive connections are each 
   for (const auto& id : dave_ids)
     CHECK(all.count(id) == 1);
 
-  // The publish thread wrote them: a store call counted for each batch.
+  // The store thread wrote them: a store call counted for each batch.
   const auto metrics = http_request(demo.port(), "GET", "/metrics");
   const std::string sample = "\nnotify_publish_batches_total ";
   const auto at = metrics.body.find(sample);

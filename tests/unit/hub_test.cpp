@@ -4,6 +4,7 @@
 
 #include "fixtures.hpp"
 #include "forwarding_store.hpp"
+#include "lossy_bus.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -585,34 +586,7 @@ TEST_CASE("hub: publish_to stores all recipients in one append_all, then deliver
   hub.stop();
 }
 
-namespace {
-// An in-process bus that can lose messages, as Redis pub/sub does while it is away.
-class LossyBus final : public notify::Bus {
- public:
-  void start(notify::BusListener& l) override { listener_ = &l; }
-  void stop() noexcept override { listener_ = nullptr; }
-  void publish(const notify::Envelope& e, std::error_code& ec) override {
-    ec.clear();
-    if (!losing_ && listener_)
-      listener_->on_bus_message(e);
-  }
-  void subscribe(std::string_view) override {}
-  void unsubscribe(std::string_view) override {}
-  notify::BusState state() const noexcept override {
-    return losing_ ? notify::BusState::reconnecting : notify::BusState::connected;
-  }
-  std::string_view name() const noexcept override { return "lossy"; }
-  void lose(bool on) { losing_ = on; }
-  void recover() {
-    losing_ = false;
-    listener_->on_bus_recovered();
-  }
-
- private:
-  notify::BusListener* listener_ = nullptr;
-  bool losing_ = false;
-};
-}  // namespace
+using test::LossyBus;
 
 TEST_CASE("hub: after a bus outage every connection is repaired from the store") {
   asio::io_context io;

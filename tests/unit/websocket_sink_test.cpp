@@ -199,6 +199,9 @@ TEST_CASE(
   auto store = std::make_shared<ReadThreadStore>();
   notify::NotificationHub hub(io.get_executor(), no_batching(), store);
   WsClient tab1(io, hub, "alice"), tab2(io, hub, "alice");
+  // Their `init` is read on the store thread: published before it, "x" would be in it.
+  REQUIRE(test::run_until(
+      io, [&] { return tab1.messages().size() == 1 && tab2.messages().size() == 1; }));
   hub.publish(draft("alice", "x"));
   REQUIRE(test::run_until(io, [&] { return tab1.messages().size() == 2; }));
   tab2.send_text(R"({"type":"notifications:read_all"})");
@@ -207,6 +210,28 @@ TEST_CASE(
   CHECK(tab1.messages()[2]["data"]["unreadCount"] == 0);
   CHECK(store->thread.load() != std::thread::id{});
   CHECK(store->thread.load() != std::this_thread::get_id());
+  hub.stop();
+}
+
+TEST_CASE_TEMPLATE("websocket sink: a connection the store cannot prime is closed with 1013", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto store = std::make_shared<test::FailingReadsStore>();
+  notify::NotificationHub hub(io.get_executor(), no_batching(), store);
+  hub.set_error_handler([](std::string_view) {});
+  WsClient c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.eof; }));
+  CHECK(c.bytes.rfind("HTTP/1.1 101 ", 0) == 0);  // the handshake completes, then the close
+  CHECK(c.messages().empty());
+  CHECK(c.close_code() == 1013);  // try again later
+  CHECK(hub.connection_count() == 0);
+  CHECK(hub.metrics().handler_errors == 1);
+
+  store->failing = false;
+  WsClient again(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return again.messages().size() == 1; }));
+  CHECK(again.messages()[0]["type"] == "init");
   hub.stop();
 }
 
