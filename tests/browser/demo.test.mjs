@@ -4,16 +4,22 @@
 //
 //   node tests/browser/demo.test.mjs --demo /path/to/notify-demo [--screenshot out.png]
 //                                    [--demo-arg ARG]... [--timeout SECONDS] [--headed]
+//                                    [--redis-server /path/to/redis-server]
 //
 // Starts the demo with `--port 0` (plus any --demo-arg), waits for `listening on http://ADDR:PORT`
 // on its stdout, opens /?user=alice in two tabs (and /?user=bob in a separate browser context),
 // publishes notifications with fetch and checks that the page reacts; then the same page over
 // WebSocket (/?user=alice&transport=ws, and bob's) with the typing indicator between them.
+// With --redis-server it starts one on a free loopback port and runs the demo with
+// `--store redis://...`, and at the end stops Redis and checks that an EventSource opened
+// meanwhile keeps reconnecting (the demo ends its stream instead of answering an error status,
+// which would make the browser give up) and gets its `init` once Redis is back.
 // Prints one line per check and a final `N passed, M failed`; exit code 0 only when everything
 // passed. The demo process is always killed (by PID), and the whole run is bounded by a timeout
 // (100 s by default).
 
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -24,11 +30,11 @@ import { chromium } from 'playwright-core';
 function usage(msg) {
   if (msg) console.error(`error: ${msg}`);
   console.error('usage: node demo.test.mjs --demo PATH [--screenshot PNG] [--demo-arg ARG]... ' +
-                '[--timeout SECONDS] [--chromium PATH] [--headed]');
+                '[--timeout SECONDS] [--chromium PATH] [--headed] [--redis-server PATH]');
   process.exit(2);
 }
 
-const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromium: '/usr/bin/chromium', headed: false };
+const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromium: '/usr/bin/chromium', headed: false, redisServer: null };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -43,6 +49,7 @@ const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromiu
     else if (a === '--timeout') opts.timeout = Number(val());
     else if (a === '--chromium') opts.chromium = val();
     else if (a === '--headed') opts.headed = true;
+    else if (a === '--redis-server') opts.redisServer = val();
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
   }
@@ -87,12 +94,54 @@ async function stopDemo() {
   killDemo('SIGKILL');
 }
 
-// Last resort: whatever happens, never leave the demo running.
-process.on('exit', () => killDemo('SIGKILL'));
+// ---- redis-server (with --redis-server) --------------------------------------------------------
+
+let redis = null;       // ChildProcess
+let redisPort = 0;
+
+function killRedis() {
+  if (redis && redis.exitCode === null && redis.signalCode === null) {
+    try { redis.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// Starts redis-server on redisPort (a free one the first time) and resolves once it accepts.
+async function startRedis() {
+  if (!redisPort) redisPort = await freePort();
+  redis = spawn(opts.redisServer, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '',
+                                   '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ready = new Promise((resolve, reject) => {
+    createInterface({ input: redis.stdout }).on('line', (l) => {
+      remember(`[redis] ${l}`);
+      if (/Ready to accept connections/.test(l)) resolve();
+    });
+    redis.once('exit', (code) => reject(new CheckFailure(`redis-server exited (code ${code}) before it was ready`)));
+  });
+  await Promise.race([ready, sleep(10000).then(() => { throw new CheckFailure('redis-server not ready in 10 s'); })]);
+}
+
+async function stopRedis() {
+  if (!redis || redis.exitCode !== null || redis.signalCode !== null) return;
+  const exited = new Promise((resolve) => redis.once('exit', resolve));
+  killRedis();
+  await exited;
+}
+
+// Last resort: whatever happens, never leave the demo (or Redis) running.
+process.on('exit', () => { killDemo('SIGKILL'); killRedis(); });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\ninterrupted (${sig})`);
     killDemo('SIGKILL');
+    killRedis();
     process.exit(130);
   });
 }
@@ -104,6 +153,7 @@ async function finish(code) {
   clearTimeout(globalTimer);
   if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
   await stopDemo();
+  killRedis();
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(code);
 }
@@ -250,6 +300,13 @@ async function main() {
   const helloTitle = 'Hello from the test';
   const bobTitle = `For bob only ${Date.now()}`;
   let helloId;
+
+  if (opts.redisServer) {
+    await check('redis-server starts (the demo keeps its notifications there)', async () => {
+      await startRedis();
+      opts.demoArgs.push('--store', `redis://127.0.0.1:${redisPort}`);
+    });
+  }
 
   await check('demo server starts and prints its address', async () => {
     base = await startDemo();
@@ -441,6 +498,37 @@ async function main() {
     await waitIn(bobWs, 'bob ws page', 'the typing indicator did not go away after the message arrived',
       () => document.getElementById('typing-indicator').hidden);
   });
+
+  if (opts.redisServer) {
+    await check('with Redis away, an EventSource keeps reconnecting, and gets its init once Redis is back', async () => {
+      await stopRedis();
+      const page = await (await browser.newContext()).newPage();
+      watchPage(page, 'outage page');
+      await page.goto(`${base}/healthz`); // any page of the demo's origin
+      await page.evaluate(() => {
+        window.outage = { log: [], es: new EventSource('/api/notifications/stream?user=dave') };
+        const { log, es } = window.outage;
+        es.addEventListener('open', () => log.push('open'));
+        es.addEventListener('error', () => log.push(`error:${es.readyState}`));
+        es.addEventListener('init', () => log.push('init'));
+      });
+      // Two attempts ended, each followed by another (readyState 0, CONNECTING), none closed.
+      await waitIn(page, 'outage page', 'the EventSource did not retry twice while Redis was away',
+        () => window.outage.log.filter((e) => e === 'error:0').length >= 2, undefined, 15000);
+      let log = await page.evaluate(() => window.outage.log);
+      assert(!log.includes('init'), `an init came while Redis was away: ${log.join(', ')}`);
+      assert(!log.includes('error:2'), `the EventSource gave up (closed): ${log.join(', ')}`);
+      // Each attempt was answered: a stream that opened (200, text/event-stream) and ended,
+      // not a connection dropped without a response.
+      assert(log.filter((e) => e === 'open').length >= 2, `attempts without an answer: ${log.join(', ')}`);
+      await startRedis();
+      await waitIn(page, 'outage page', 'no init after Redis came back',
+        () => window.outage.log.includes('init') && window.outage.es.readyState === 1, undefined, 15000);
+      log = await page.evaluate(() => window.outage.log);
+      assert(!log.includes('error:2'), `the EventSource closed: ${log.join(', ')}`);
+      await page.evaluate(() => window.outage.es.close());
+    });
+  }
 
   await check('no uncaught JavaScript errors in the pages', async () => {
     assert(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);
