@@ -19,11 +19,11 @@
 // (100 s by default).
 
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { RedisServer } from '../support/redis-server.mjs';
 
 // ---- arguments --------------------------------------------------------------------------------
 
@@ -96,52 +96,15 @@ async function stopDemo() {
 
 // ---- redis-server (with --redis-server) --------------------------------------------------------
 
-let redis = null;       // ChildProcess
-let redisPort = 0;
-
-function killRedis() {
-  if (redis && redis.exitCode === null && redis.signalCode === null) {
-    try { redis.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-}
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-// Starts redis-server on redisPort (a free one the first time) and resolves once it accepts.
-async function startRedis() {
-  if (!redisPort) redisPort = await freePort();
-  redis = spawn(opts.redisServer, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '',
-                                   '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const ready = new Promise((resolve, reject) => {
-    createInterface({ input: redis.stdout }).on('line', (l) => {
-      remember(`[redis] ${l}`);
-      if (/Ready to accept connections/.test(l)) resolve();
-    });
-    redis.once('exit', (code) => reject(new CheckFailure(`redis-server exited (code ${code}) before it was ready`)));
-  });
-  await Promise.race([ready, sleep(10000).then(() => { throw new CheckFailure('redis-server not ready in 10 s'); })]);
-}
-
-async function stopRedis() {
-  if (!redis || redis.exitCode !== null || redis.signalCode !== null) return;
-  const exited = new Promise((resolve) => redis.once('exit', resolve));
-  killRedis();
-  await exited;
-}
+const redis = opts.redisServer ? new RedisServer(opts.redisServer, { onLine: (l) => remember(`[redis] ${l}`) }) : null;
 
 // Last resort: whatever happens, never leave the demo (or Redis) running.
-process.on('exit', () => { killDemo('SIGKILL'); killRedis(); });
+process.on('exit', () => { killDemo('SIGKILL'); redis?.kill(); });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\ninterrupted (${sig})`);
     killDemo('SIGKILL');
-    killRedis();
+    redis?.kill();
     process.exit(130);
   });
 }
@@ -153,7 +116,7 @@ async function finish(code) {
   clearTimeout(globalTimer);
   if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
   await stopDemo();
-  killRedis();
+  redis?.kill();
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(code);
 }
@@ -303,8 +266,8 @@ async function main() {
 
   if (opts.redisServer) {
     await check('redis-server starts (the demo keeps its notifications there)', async () => {
-      await startRedis();
-      opts.demoArgs.push('--store', `redis://127.0.0.1:${redisPort}`);
+      await redis.start();
+      opts.demoArgs.push('--store', redis.url);
     });
   }
 
@@ -501,7 +464,7 @@ async function main() {
 
   if (opts.redisServer) {
     await check('with Redis away, an EventSource keeps reconnecting, and gets its init once Redis is back', async () => {
-      await stopRedis();
+      await redis.stop();
       const page = await (await browser.newContext()).newPage();
       watchPage(page, 'outage page');
       await page.goto(`${base}/healthz`); // any page of the demo's origin
@@ -521,7 +484,7 @@ async function main() {
       // Each attempt was answered: a stream that opened (200, text/event-stream) and ended,
       // not a connection dropped without a response.
       assert(log.filter((e) => e === 'open').length >= 2, `attempts without an answer: ${log.join(', ')}`);
-      await startRedis();
+      await redis.start();
       await waitIn(page, 'outage page', 'no init after Redis came back',
         () => window.outage.log.includes('init') && window.outage.es.readyState === 1, undefined, 15000);
       log = await page.evaluate(() => window.outage.log);

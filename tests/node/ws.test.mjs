@@ -4,10 +4,12 @@
 // sends.
 //
 //   node tests/node/ws.test.mjs [--demo /path/to/notify-demo] [--demo-arg ARG]... [--timeout SECONDS]
+//                               [--redis-server /path/to/redis-server]
 //   NOTIFY_DEMO=/path/to/notify-demo node tests/node/ws.test.mjs
 //
 // Starts `notify-demo --port 0 --batch-ms 0` (and a second one with --allowed-origin and
-// --typing-pairs none), waits for its "listening on http://ADDR:PORT" line and runs every
+// --typing-pairs none, and with --redis-server one on a Redis store whose Redis the test stops
+// and starts), waits for its "listening on http://ADDR:PORT" line and runs every
 // check in order. A failed check is reported and the next one runs (each uses its own users,
 // so one failure does not cascade). Prints one line per check and a final `N passed, M failed`;
 // exit code 0 only when everything passed. The demo processes are always killed by their
@@ -20,16 +22,18 @@ import http from 'node:http';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import { RedisServer } from '../support/redis-server.mjs';
 
 // ---- arguments --------------------------------------------------------------------------------
 
 function usage(msg) {
   if (msg) console.error(`error: ${msg}`);
-  console.error('usage: node ws.test.mjs [--demo PATH] [--demo-arg ARG]... [--timeout SECONDS]   (or NOTIFY_DEMO=PATH)');
+  console.error('usage: node ws.test.mjs [--demo PATH] [--demo-arg ARG]... [--timeout SECONDS] ' +
+                '[--redis-server PATH]   (or NOTIFY_DEMO=PATH)');
   process.exit(2);
 }
 
-const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90 };
+const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -41,6 +45,7 @@ const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90 
     if (a === '--demo') opts.demo = val();
     else if (a === '--demo-arg') opts.demoArgs.push(val());
     else if (a === '--timeout') opts.timeout = Number(val());
+    else if (a === '--redis-server') opts.redisServer = val();
     else if (a === '-h' || a === '--help') usage();
     else if (!a.startsWith('-') && !opts.demo) opts.demo = a;
     else usage(`unknown argument ${a}`);
@@ -54,6 +59,7 @@ const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90 
 let passed = 0;
 let failed = 0;
 const demos = [];        // {proc, exited, log}
+const redisServers = []; // RedisServer, stopped at the end
 const sockets = new Set(); // everything to tear down at the end
 
 class CheckFailure extends Error {}
@@ -110,11 +116,15 @@ async function stopDemo(d) {
   killDemo(d, 'SIGKILL');
 }
 
-process.on('exit', () => { for (const d of demos) killDemo(d, 'SIGKILL'); });
+process.on('exit', () => {
+  for (const d of demos) killDemo(d, 'SIGKILL');
+  for (const r of redisServers) r.kill();
+});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\ninterrupted (${sig})`);
     for (const d of demos) killDemo(d, 'SIGKILL');
+    for (const r of redisServers) r.kill();
     process.exit(130);
   });
 }
@@ -778,6 +788,45 @@ async function main() {
     });
   }
 
+  if (opts.redisServer) {
+    const redis = new RedisServer(opts.redisServer);
+    redisServers.push(redis);
+    let r;
+    await check('--store redis://: a socket gets init while Redis is up', async () => {
+      await redis.start();
+      r = await startDemo('notify-demo --store redis', ['--batch-ms', '0', '--store', redis.url]);
+      const c = await openWs(r, { user: 'away' });
+      await c.inbox.take((m) => m.type === 'init', 'init');
+      c.ws.close(1000);
+    });
+    if (r) {
+      await check('with Redis away, the handshake completes and the socket is closed with 1013 (try again later)', async () => {
+        await redis.stop();
+        const c = await openWs(r, { user: 'away' }, { label: 'while Redis is away' });
+        const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
+        assert(closed, 'not closed within 5 s');
+        assertEqual(closed.code, 1013, 'close code');
+        await c.inbox.none(() => true, 'no message before the close', 0);
+      });
+
+      await check('once Redis is back, a socket gets its init again', async () => {
+        await redis.start();
+        let init = null;
+        for (let attempt = 0; attempt < 20 && !init; attempt++) { // the store reconnects on use
+          const c = await openWs(r, { user: 'away' }, { label: `after Redis, attempt ${attempt + 1}` });
+          const got = await Promise.race([
+            c.inbox.take((m) => m.type === 'init', 'init').catch(() => null),
+            c.closed.then(() => null),
+          ]);
+          if (got) init = got;
+          c.ws.close(1000);
+          if (!init) await sleep(250);
+        }
+        assert(init, 'no init within 20 attempts');
+      });
+    }
+  }
+
   await check('shutdown (SIGTERM) closes open sockets with 1001', async () => {
     const last = await openWs(d, { user: 'last' });
     await last.inbox.take((m) => m.type === 'init', 'init');
@@ -805,6 +854,7 @@ async function finish() {
   clearTimeout(globalTimer);
   for (const s of sockets) try { s.terminate(); } catch { /* already gone */ }
   await Promise.all(demos.map(stopDemo));
+  await Promise.all(redisServers.map((r) => r.stop()));
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }
