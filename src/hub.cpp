@@ -559,6 +559,9 @@ class NotificationHub::Impl final : public SinkOwner,
     // Set for a connection's first prime, deferred until its user's subscription was active:
     // the cursor it asked to resume from (empty for none).
     std::optional<std::string> first_prime_from;
+    // Set for a connection whose queue overflowed (OverflowPolicy::resync), held for its
+    // reset: a `notifications:reset` with a fresh snapshot.
+    bool reset = false;
   };
 
   // Connections per store call (Store::resume_many): a pass over thousands of connections
@@ -642,11 +645,13 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   void repair(std::vector<PendingRepair> all) {
-    std::vector<PendingRepair> firsts, batch;
+    std::vector<PendingRepair> firsts, resets, batch;
     for (auto& r : all)
-      (r.first_prime_from ? firsts : batch).push_back(std::move(r));
+      (r.first_prime_from ? firsts : r.reset ? resets : batch).push_back(std::move(r));
     if (!firsts.empty())
       prime_waiting(firsts);
+    if (!resets.empty())
+      reset_held(resets);
     if (!batch.empty())
       repair_held(batch);
   }
@@ -1099,16 +1104,34 @@ class NotificationHub::Impl final : public SinkOwner,
     }
     if (!sink->hold_for_reset())
       return;
-    if (!queue_store_read([this, sink] { reset_from_snapshot(sink); }))
-      reset_from_snapshot(sink);
+    // A store that may block is read by the repair task, where the resets of connections that
+    // overflowed together (a burst to many slow clients) share store calls; a MemoryStore here.
+    if (store_->may_block()) {
+      enqueue_repairs({PendingRepair{sink, false, std::nullopt, true}});
+      return;
+    }
+    prime_or_close(sink, "resync", [&] {
+      reset_from(*sink, store_->snapshot(sink->user(), options_.snapshot_limit));
+    });
   }
 
-  void reset_from_snapshot(const std::shared_ptr<Sink>& sink) {
-    prime_or_close(sink, "resync", [&] {
-      auto snapshot = store_->snapshot(sink->user(), options_.snapshot_limit);
-      sink->prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
-      resyncs_.fetch_add(1, std::memory_order_relaxed);
-    });
+  void reset_from(Sink& sink, const Snapshot& snapshot) {
+    sink.prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
+    resyncs_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // The resets of connections held for them, one snapshot_many for the batch.
+  void reset_held(const std::vector<PendingRepair>& batch) {
+    std::vector<StoreQuery> queries;
+    queries.reserve(batch.size());
+    for (const auto& r : batch)
+      queries.push_back({r.sink->user(), std::nullopt});
+    const auto reads = read_store_or_close(batch, queries, options_.snapshot_limit, "resync");
+    if (!reads)
+      return;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      prime_or_close(batch[i].sink, "resync",
+                     [&] { reset_from(*batch[i].sink, (*reads)[i].snapshot); });
   }
 
   void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) override {

@@ -39,7 +39,8 @@ namespace {
 
 using Client = test::SseClient;
 
-// Holds its first append_all() until release(), and records the size of every one.
+// Holds its first append_all() until release(), and records the size of every one and of
+// every snapshot_many().
 class GateStore final : public test::ForwardingStore {
  public:
   std::vector<Notification> append_all(std::vector<Notification> drafts) override {
@@ -66,11 +67,23 @@ class GateStore final : public test::ForwardingStore {
     std::lock_guard lock(mutex_);
     return sizes_;
   }
+  std::vector<notify::Snapshot> snapshot_many(const std::vector<std::string>& users,
+                                              std::size_t limit) override {
+    {
+      std::lock_guard lock(mutex_);
+      snapshot_sizes_.push_back(users.size());
+    }
+    return Store::snapshot_many(users, limit);
+  }
+  std::vector<std::size_t> snapshot_sizes() const {
+    std::lock_guard lock(mutex_);
+    return snapshot_sizes_;
+  }
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::size_t> sizes_;
+  std::vector<std::size_t> sizes_, snapshot_sizes_;
   bool released_ = false;
 };
 
@@ -598,6 +611,61 @@ TEST_CASE("store thread: gap repairs and resyncs read the store there") {
   const auto readers = store->readers();
   CHECK(readers.size() == 1);
   CHECK(readers.count(std::this_thread::get_id()) == 0);
+  hub.stop();
+}
+
+TEST_CASE("store thread: the resets of connections that overflowed together share store calls") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  auto options = no_batching();
+  options.queue.max_events = 4;
+  NotificationHub hub(io.get_executor(), options, store);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 20; ++i)
+    clients.push_back(std::make_unique<Client>(io, hub, "u" + std::to_string(i)));
+  REQUIRE(test::run_until(io, [&] {
+    return std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->count() == 1; });
+  }));
+  const auto primed_with = store->snapshot_sizes().size();
+
+  for (auto& c : clients)
+    c->transport->stall();
+  hub.broadcast(test::broadcast("first"));
+  io.run_for(std::chrono::milliseconds(20));  // in flight on every connection
+  std::string last;
+  for (int i = 0; i < 10; ++i)
+    last = hub.broadcast(test::broadcast(std::to_string(i)));  // every queue overflows
+  Outcomes out;
+  hub.async_publish(draft("other"), out.handler());
+  REQUIRE(store->wait_entered());  // the store thread is busy: the resets queue up behind
+  for (auto& c : clients)
+    c->transport->release();
+  io.run_for(std::chrono::milliseconds(50));  // each write completes, each sink asks for its reset
+  CHECK(hub.metrics().resyncs == 0);
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] {
+    return std::all_of(clients.begin(), clients.end(),
+                       [](auto& c) { return !c->of_type("notifications:reset").empty(); });
+  }));
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 1; }));
+  for (const auto& c : clients) {
+    const auto reset = c->of_type("notifications:reset");
+    REQUIRE(reset.size() == 1);
+    // Read after the held publish was stored: the cursor is its id, one past the last broadcast.
+    CHECK(reset[0].id == out.got[0].second);
+    CHECK(std::stoull(reset[0].id) == std::stoull(last) + 1);
+    CHECK(nlohmann::json::parse(reset[0].data)["unreadCount"] == 11);
+  }
+  CHECK(hub.metrics().resyncs == 20);
+  const auto sizes = store->snapshot_sizes();
+  CHECK(std::vector<std::size_t>(sizes.begin() + static_cast<long>(primed_with), sizes.end()) ==
+        std::vector<std::size_t>{16, 4});
+  const auto live = hub.broadcast(test::broadcast("after"));
+  REQUIRE(test::run_until(io, [&] {
+    return std::all_of(clients.begin(), clients.end(),
+                       [&](auto& c) { return c->events().back().id == live; });
+  }));
   hub.stop();
 }
 
