@@ -340,6 +340,7 @@ class NotificationHub::Impl final : public SinkOwner,
           store_queue_.erase(store_queue_.begin(), end);
         }
       }
+      const auto start = Clock::now();
       if (auto* mark = std::get_if<QueuedMark>(&batch.front()))
         run_mark(*mark);
       else if (auto* read = std::get_if<QueuedRead>(&batch.front()))
@@ -347,6 +348,10 @@ class NotificationHub::Impl final : public SinkOwner,
       else
         publish_batch(batch);
       batch.clear();
+      store_thread_busy_us_.fetch_add(
+          static_cast<std::uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()),
+          std::memory_order_relaxed);
     }
   }
 
@@ -1343,6 +1348,7 @@ class NotificationHub::Impl final : public SinkOwner,
       m.publishes_pending = store_queue_.size();
     }
     m.publish_batches = publish_batches_.load(std::memory_order_relaxed);
+    m.store_thread_busy_us = store_thread_busy_us_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
     m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
@@ -1429,6 +1435,7 @@ class NotificationHub::Impl final : public SinkOwner,
   std::thread store_thread_;
   bool store_thread_stopping_ = false;
   std::atomic<std::uint64_t> publish_batches_{0};
+  std::atomic<std::uint64_t> store_thread_busy_us_{0};
 
   std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step (see
                                // sequence_lock())

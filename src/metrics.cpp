@@ -61,6 +61,12 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
   metric(out, "notify_publish_batches_total", "counter",
          "Store calls that wrote queued async_publish() calls, each one transaction or pipeline.",
          m.publish_batches);
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP notify_store_thread_busy_seconds_total Time the store thread spent in "
+                 "its calls.\n"
+                 "# TYPE notify_store_thread_busy_seconds_total counter\n"
+                 "notify_store_thread_busy_seconds_total {}.{:06}\n",
+                 m.store_thread_busy_us / 1000000, m.store_thread_busy_us % 1000000);
   metric(out, "notify_bus_connected", "gauge", "1 when the bus carries messages.",
          m.bus_state == "connected" ? 1 : 0, fmt::format("{{bus=\"{}\"}}", bus_name));
   return out;

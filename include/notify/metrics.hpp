@@ -35,6 +35,10 @@ struct HubMetrics {
   // (append_all) that the thread made for the publishes.
   std::uint64_t publishes_pending = 0;
   std::uint64_t publish_batches = 0;
+  // Microseconds the store thread spent in its calls (writes and reads), finished ones only:
+  // its rate is how busy the thread is, and near one second per second, the store is what
+  // the queue waits for.
+  std::uint64_t store_thread_busy_us = 0;
   std::string bus_state;  // "connected", "reconnecting", "stopped"
 };
 

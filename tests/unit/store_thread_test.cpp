@@ -177,15 +177,21 @@ TEST_CASE("async_publish: what is queued while the store writes goes in its next
   Client client(io, hub, "a");
   REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
 
+  const auto busy_before = hub.metrics().store_thread_busy_us;  // the client's first read
+  const auto held_from = std::chrono::steady_clock::now();
   Outcomes out;
   hub.async_publish(draft("a", "0"), out.handler());
   REQUIRE(store->wait_entered());
   for (int i = 1; i <= 50; ++i)
     hub.async_publish(draft("a", std::to_string(i)), out.handler());
   CHECK(hub.metrics().publishes_pending == 50);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   store->release();
 
   REQUIRE(test::run_until(io, [&] { return out.got.size() == 51; }));
+  const auto held_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - held_from)
+                           .count();
   CHECK(store->sizes() == std::vector<std::size_t>{1, 50});
   std::vector<std::string> acked;
   for (const auto& [error, id] : out.got) {
@@ -202,7 +208,12 @@ TEST_CASE("async_publish: what is queued while the store writes goes in its next
   CHECK(m.publish_batches == 2);
   CHECK(m.publishes_pending == 0);
   CHECK(m.publishes == 51);
-  CHECK(hub.metrics_text().find("notify_publish_batches_total 2\n") != std::string::npos);
+  // The held call took at least 20 ms, and both calls ended within `held_us`.
+  CHECK(m.store_thread_busy_us - busy_before >= 20000);
+  CHECK(m.store_thread_busy_us - busy_before <= static_cast<std::uint64_t>(held_us));
+  const auto text = hub.metrics_text();
+  CHECK(text.find("notify_publish_batches_total 2\n") != std::string::npos);
+  CHECK(text.find("notify_store_thread_busy_seconds_total 0.0") != std::string::npos);
   hub.stop();
 }
 
