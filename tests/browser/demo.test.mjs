@@ -463,8 +463,15 @@ async function main() {
   });
 
   if (opts.redisServer) {
-    await check('with Redis away, an EventSource keeps reconnecting, and gets its init once Redis is back', async () => {
+    await check('with Redis away, an EventSource keeps reconnecting, the page\'s client backs off, and both get their init once Redis is back', async () => {
       await redis.stop();
+      // The demo page's client, from its first attempt: each is answered and ends at once.
+      const client = await (await browser.newContext()).newPage();
+      watchPage(client, 'erin page');
+      const attempts = [];
+      client.on('request', (r) => { if (r.url().includes('/api/notifications/stream')) attempts.push(Date.now()); });
+      const clientFrom = Date.now();
+      await client.goto(`${base}/?user=erin`);
       const page = await (await browser.newContext()).newPage();
       watchPage(page, 'outage page');
       await page.goto(`${base}/healthz`); // any page of the demo's origin
@@ -484,9 +491,16 @@ async function main() {
       // Each attempt was answered: a stream that opened (200, text/event-stream) and ended,
       // not a connection dropped without a response.
       assert(log.filter((e) => e === 'open').length >= 2, `attempts without an answer: ${log.join(', ')}`);
+      // The client backs off although each attempt opened (1, 2, 4 s, ± 30 %): at most 4
+      // attempts in its first 6 s. Were it to start over on every open, 1 s apart, 5 or more.
+      await sleep(Math.max(0, clientFrom + 6000 - Date.now()));
+      const early = attempts.filter((t) => t - clientFrom <= 6000).length;
+      assert(early >= 2 && early <= 4, `the page's client made ${early} attempts in its first 6 s`);
       await redis.start();
       await waitIn(page, 'outage page', 'no init after Redis came back',
         () => window.outage.log.includes('init') && window.outage.es.readyState === 1, undefined, 15000);
+      await waitIn(client, 'erin page', '#conn-state never got data-state="open" after Redis came back', isOpen,
+        undefined, 20000);
       log = await page.evaluate(() => window.outage.log);
       assert(!log.includes('error:2'), `the EventSource closed: ${log.join(', ')}`);
       await page.evaluate(() => window.outage.es.close());

@@ -224,10 +224,6 @@ export class NotifyClient extends EventTarget {
     const es = new EventSource(this._streamUrl(), { withCredentials: this._withCredentials });
     this._es = es;
 
-    es.addEventListener('open', () => {
-      if (this._es !== es) return;
-      this._attempt = 0; // backoff resets on open
-    });
     es.addEventListener('error', () => {
       if (this._es !== es) return;
       // Take over reconnection: close the browser's EventSource and retry with our backoff.
@@ -267,10 +263,6 @@ export class NotifyClient extends EventTarget {
     }
     this._ws = ws;
 
-    ws.addEventListener('open', () => {
-      if (this._ws !== ws) return;
-      this._attempt = 0; // backoff resets on open
-    });
     ws.addEventListener('close', (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
@@ -330,6 +322,10 @@ export class NotifyClient extends EventTarget {
   // ---- event handlers (one per event type, see _handlers below) ------------------------------
 
   _onInit(data, id) {
+    // The backoff resets once the server has brought the connection up to date, not when it
+    // opens: a server that cannot read its store answers each attempt and ends it at once
+    // (an SSE stream with a comment, WebSocket close 1013), and those attempts must back off.
+    this._attempt = 0;
     this._rememberId(id);
     this._applySnapshot(data, /* keepRead */ true);
     this._hadInit = true;
@@ -370,6 +366,7 @@ export class NotifyClient extends EventTarget {
   }
 
   _onReset(data, id) {
+    this._attempt = 0;
     this._rememberId(id);
     this._applySnapshot(data, /* keepRead */ false);
     this._setState(ConnectionState.OPEN);
