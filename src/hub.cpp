@@ -157,9 +157,9 @@ class NotificationHub::Impl final : public SinkOwner,
     std::optional<std::string> id;
     MarkCompletion done;
   };
-  // A store read: a connection's first prime, a gap repair or resync (the hub's own, never
-  // refused while the hub runs), or an async_list() call. `run` reads and completes when
-  // `refused` is null, else completes with it (or drops the hub's own read: the hub stopped).
+  // A store read: a turn of the repair task (first primes, gap repairs and resets: the hub's
+  // own, never refused while the hub runs) or an async_list() call. `run` reads and completes
+  // when `refused` is null, else completes with it (or drops the hub's own: it stopped).
   struct QueuedRead {
     std::function<void(std::exception_ptr refused)> run;
   };
@@ -291,9 +291,10 @@ class NotificationHub::Impl final : public SinkOwner,
       complete(std::get<QueuedRead>(call).run, std::move(error));
   }
 
-  // Queues `read` for the store thread when the store may block, so that no io thread waits
-  // for it, and returns true; when the hub has stopped, drops it. Returns false when the
-  // store cannot block or the thread cannot start (reported): the caller reads where it is.
+  // Queues `read` (the repair task) for the store thread when the store may block, so that no
+  // io thread waits for it, and returns true; when the hub has stopped, drops it. Returns false
+  // when the store cannot block or the thread cannot start (reported): the caller reads where it
+  // is.
   bool queue_store_read(std::function<void()> read) {
     if (!store_->may_block())
       return false;
@@ -1428,7 +1429,7 @@ class NotificationHub::Impl final : public SinkOwner,
   std::shared_ptr<Bus> bus_;
   std::atomic<bool> stopped_{false};
 
-  // async_publish() calls for the store thread, oldest first.
+  // Calls for the store thread, oldest first.
   mutable std::mutex store_queue_mutex_;
   std::condition_variable store_queue_ready_;
   std::vector<QueuedCall> store_queue_;
