@@ -1345,6 +1345,10 @@ class NotificationHub::Impl final : public SinkOwner,
     }
     m.subscription_waits_expired = subscription_waits_expired_.load(std::memory_order_relaxed);
     {
+      std::lock_guard lock(repair_mutex_);
+      m.connections_awaiting_read = repairs_queued_.size();
+    }
+    {
       std::lock_guard lock(store_queue_mutex_);
       m.publishes_pending = store_queue_.size();
     }
@@ -1471,7 +1475,7 @@ class NotificationHub::Impl final : public SinkOwner,
       rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0},
       open_websocket_{0}, client_messages_{0}, repairs_{0}, subscription_waits_expired_{0};
 
-  std::mutex repair_mutex_;  // guards the two below
+  mutable std::mutex repair_mutex_;  // guards the two below
   std::deque<PendingRepair> repairs_queued_;
   bool repair_task_posted_ = false;
 

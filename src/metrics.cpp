@@ -51,6 +51,9 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
   metric(out, "notify_connections_awaiting_subscription", "gauge",
          "Connections waiting for their user's bus subscription before their init.",
          m.connections_awaiting_subscription);
+  metric(out, "notify_connections_awaiting_read", "gauge",
+         "Connections queued for a store read: a first init, a gap repair or a reset.",
+         m.connections_awaiting_read);
   metric(out, "notify_subscription_waits_expired_total", "counter",
          "Connections primed without their bus subscription: it was not confirmed in time.",
          m.subscription_waits_expired);

@@ -29,6 +29,9 @@ struct HubMetrics {
   // Open connections waiting for their user's bus subscription before their init
   // (HubOptions::subscription_wait), and those primed without it when the wait ran out.
   std::uint64_t connections_awaiting_subscription = 0;
+  // Connections queued for a store read of the hub's (their first init with a store that may
+  // block, a gap repair, a reset): a backlog after a reconnect storm or an outage.
+  std::uint64_t connections_awaiting_read = 0;
   std::uint64_t subscription_waits_expired = 0;
   // Calls queued and not yet taken by the store thread (async_publish*(), async_mark*(),
   // async_list(), and the hub's own reads with a store that may block), and the store calls

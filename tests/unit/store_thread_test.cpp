@@ -653,6 +653,8 @@ TEST_CASE("store thread: the resets of connections that overflowed together shar
     c->transport->release();
   io.run_for(std::chrono::milliseconds(50));  // each write completes, each sink asks for its reset
   CHECK(hub.metrics().resyncs == 0);
+  CHECK(hub.metrics().connections_awaiting_read == 20);
+  CHECK(hub.metrics_text().find("\nnotify_connections_awaiting_read 20\n") != std::string::npos);
   store->release();
 
   REQUIRE(test::run_until(io, [&] {
@@ -669,6 +671,7 @@ TEST_CASE("store thread: the resets of connections that overflowed together shar
     CHECK(nlohmann::json::parse(reset[0].data)["unreadCount"] == 11);
   }
   CHECK(hub.metrics().resyncs == 20);
+  CHECK(hub.metrics().connections_awaiting_read == 0);
   const auto sizes = store->snapshot_sizes();
   CHECK(std::vector<std::size_t>(sizes.begin() + static_cast<long>(primed_with), sizes.end()) ==
         std::vector<std::size_t>{16, 4});
