@@ -1,5 +1,8 @@
-// Many publishers at once: every stream gets every notification once, in order.
+// Many publishers at once: every stream gets every notification once, in order, and a
+// stream that connects meanwhile misses and repeats nothing.
 #include "support.hpp"
+
+#include "../support/temp_dir.hpp"
 
 #include <algorithm>
 #include <future>
@@ -100,6 +103,78 @@ TEST_SUITE("concurrency") {
       }
       CHECK(increasing);
       CHECK(got.ids == published);
+    }
+  }
+
+  // The streams' first reads go through the hub's store thread (SQLite may block), while the
+  // publishes queue there too, and the two io threads write the streams.
+  TEST_CASE(
+      "concurrency: sqlite, 2 threads: streams that connect while 4 threads publish miss "
+      "and repeat nothing") {
+    constexpr int publishers = 4;
+    constexpr int per_publisher = 50;
+    const std::string user = "latecomer";
+    testsupport::TempDir dir;
+    DemoProcess demo(unbatched({"--threads", "2", "--store", "sqlite:" + dir.file("crowd.db")}));
+
+    std::vector<std::future<std::vector<std::string>>> posters;
+    for (int p = 0; p < publishers; ++p) {
+      posters.push_back(std::async(std::launch::async, [&, p] {
+        std::vector<std::string> ids;
+        HttpClient client(demo.port());
+        for (int i = 0; i < per_publisher; ++i) {
+          const json j = {{"userId", user},
+                          {"type", "comment"},
+                          {"title", "p" + std::to_string(p) + "-" + std::to_string(i)}};
+          const auto r = client.request("POST", "/api/notifications", j.dump());
+          if (r.status != 202)
+            break;
+          ids.push_back(r.json().at("id").get<std::string>());
+        }
+        return ids;
+      }));
+    }
+    // Streams connect one after the other while the publishers run; each keeps what its
+    // init listed (oldest first) and reads the rest once everything is published.
+    std::vector<std::unique_ptr<SseStream>> streams;
+    std::vector<std::vector<std::string>> seen;
+    for (int i = 0; i < 6; ++i) {
+      streams.push_back(std::make_unique<SseStream>(demo.port(), SseStream::target_for(user)));
+      REQUIRE(streams.back()->status() == 200);
+      const auto init = streams.back()->expect("init");
+      auto listed = ids_of(init.json().at("notifications"));
+      std::reverse(listed.begin(), listed.end());
+      seen.push_back(std::move(listed));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+
+    std::vector<std::string> published;
+    for (auto& f : posters) {
+      const auto ids = f.get();
+      CHECK(ids.size() == static_cast<std::size_t>(per_publisher));
+      published.insert(published.end(), ids.begin(), ids.end());
+    }
+    auto numeric = [](const std::string& id) { return std::stoull(id); };
+    std::sort(published.begin(), published.end(),
+              [&](const auto& a, const auto& b) { return numeric(a) < numeric(b); });
+    REQUIRE(published.size() == static_cast<std::size_t>(publishers * per_publisher));
+
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+      CAPTURE(i);
+      auto& got = seen[i];
+      while (got.empty() || got.back() != published.back()) {
+        const auto e = streams[i]->next(std::chrono::seconds(10));
+        if (!e)
+          break;
+        REQUIRE(e->type == "notification");
+        got.push_back(e->id.value_or(""));
+      }
+      // The init lists at most 50: from there on, every notification after it, once, in order.
+      REQUIRE(!got.empty());
+      REQUIRE(got.size() <= published.size());
+      const std::vector<std::string> tail(published.end() - static_cast<long>(got.size()),
+                                          published.end());
+      CHECK(got == tail);
     }
   }
 }
