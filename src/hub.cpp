@@ -401,8 +401,8 @@ class NotificationHub::Impl final : public SinkOwner,
   void complete(const Completion& done, std::exception_ptr error, Results&&... results) {
     try {
       done(std::move(error), std::forward<Results>(results)...);
-    } catch (const std::exception& e) {
-      report(fmt::format("async call: completion not delivered: {}", e.what()));
+    } catch (...) {
+      report(fmt::format("async call: completion not delivered: {}", current_exception_text()));
     }
   }
 
@@ -638,8 +638,13 @@ class NotificationHub::Impl final : public SinkOwner,
                    std::make_move_iterator(repairs_queued_.begin() + n));
       repairs_queued_.erase(repairs_queued_.begin(), repairs_queued_.begin() + n);
     }
-    if (!stopped_.load(std::memory_order_acquire))  // else stop() has closed them
-      repair(std::move(batch));
+    if (!stopped_.load(std::memory_order_acquire)) {  // else stop() has closed them
+      try {
+        repair(std::move(batch));
+      } catch (...) {  // out of memory: the task goes on, or every later read would wait
+        report(fmt::format("a repair pass failed: {}", current_exception_text()));
+      }
+    }
     {
       std::lock_guard lock(repair_mutex_);
       if (repairs_queued_.empty()) {
@@ -723,8 +728,9 @@ class NotificationHub::Impl final : public SinkOwner,
                                                             std::string_view what) {
     try {
       return read_store(queries, resume_limit);
-    } catch (const std::exception& e) {
-      report(fmt::format("{} of {} connections failed: {}", what, batch.size(), e.what()));
+    } catch (...) {
+      report(fmt::format("{} of {} connections failed: {}", what, batch.size(),
+                         current_exception_text()));
       for (const auto& r : batch)
         r.sink->close(errc::store_unavailable);
       return std::nullopt;
@@ -736,9 +742,20 @@ class NotificationHub::Impl final : public SinkOwner,
   void prime_or_close(const std::shared_ptr<Sink>& sink, std::string_view what, Prime&& prime) {
     try {
       prime();
-    } catch (const std::exception& e) {
-      report(fmt::format("{} for '{}' failed: {}", what, sink->user(), e.what()));
+    } catch (...) {
+      report(fmt::format("{} for '{}' failed: {}", what, sink->user(), current_exception_text()));
       sink->close(errc::store_unavailable);
+    }
+  }
+
+  // What the exception being handled says; a store may throw anything.
+  static std::string current_exception_text() {
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+      return "an exception not derived from std::exception";
     }
   }
 

@@ -580,6 +580,48 @@ TEST_CASE("store thread: a connection whose first read fails is told to come bac
   hub.stop();
 }
 
+namespace {
+// A store whose next read throws what is not a std::exception, once.
+class OddThrowStore final : public test::ForwardingStore {
+ public:
+  std::atomic<bool> armed{true};
+
+ private:
+  void before_read() override {
+    if (armed.exchange(false))
+      throw 42;
+  }
+};
+}  // namespace
+
+TEST_CASE("store thread: a read that throws what is not a std::exception closes that connection") {
+  asio::io_context io;
+  auto store = std::make_shared<OddThrowStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  std::vector<std::string> errors;
+  std::mutex errors_mutex;
+  hub.set_error_handler([&](std::string_view what) {
+    std::lock_guard lock(errors_mutex);
+    errors.emplace_back(what);
+  });
+  Client first(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return first.transport->closed(); }));
+  CHECK(first.count() == 0);
+  {
+    std::lock_guard lock(errors_mutex);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("not derived from std::exception") != std::string::npos);
+  }
+  // The store thread and its repair task go on.
+  Client second(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return second.of_type("init").size() == 1; }));
+  Outcomes out;
+  hub.async_publish(draft("alice"), out.handler());
+  REQUIRE(test::run_until(io, [&] { return second.count() == 2 && out.got.size() == 1; }));
+  CHECK_FALSE(out.got[0].first);
+  hub.stop();
+}
+
 TEST_CASE("store thread: gap repairs and resyncs read the store there") {
   asio::io_context io;
   auto store = std::make_shared<ThreadWatchStore>();
