@@ -5,11 +5,56 @@
 #include "../support/temp_dir.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <future>
 #include <thread>
 
 using namespace itest;
 using nlohmann::json;
+
+namespace {
+
+using Posters = std::vector<std::future<std::vector<std::string>>>;
+
+// `publishers` threads, each on its own keep-alive connection, POST `per_publisher`
+// notifications to `user` one after the other; each future holds the ids answered.
+Posters start_posters(std::uint16_t port, const std::string& user, int publishers,
+                      int per_publisher) {
+  Posters posters;
+  for (int p = 0; p < publishers; ++p) {
+    posters.push_back(std::async(std::launch::async, [=] {
+      std::vector<std::string> ids;
+      HttpClient client(port);
+      for (int i = 0; i < per_publisher; ++i) {
+        const json j = {{"userId", user},
+                        {"type", "comment"},
+                        {"title", "p" + std::to_string(p) + "-" + std::to_string(i)}};
+        const auto r = client.request("POST", "/api/notifications", j.dump());
+        if (r.status != 202)
+          break;
+        ids.push_back(r.json().at("id").get<std::string>());
+      }
+      return ids;
+    }));
+  }
+  return posters;
+}
+
+// Every id the posters were answered, in sequence order; each poster must have had all its
+// notifications accepted.
+std::vector<std::string> published_ids(Posters& posters, int per_publisher) {
+  std::vector<std::string> published;
+  for (auto& f : posters) {
+    const auto ids = f.get();
+    CHECK(ids.size() == static_cast<std::size_t>(per_publisher));
+    published.insert(published.end(), ids.begin(), ids.end());
+  }
+  std::sort(published.begin(), published.end(),
+            [](const auto& a, const auto& b) { return std::stoull(a) < std::stoull(b); });
+  return published;
+}
+
+}  // namespace
 
 TEST_SUITE("concurrency") {
   TEST_CASE("concurrency: 4 publishing threads, 3 streams, every id exactly once in order") {
@@ -55,33 +100,10 @@ TEST_SUITE("concurrency") {
       }));
     }
 
-    std::vector<std::future<std::vector<std::string>>> posters;
-    for (int p = 0; p < publishers; ++p) {
-      posters.push_back(std::async(std::launch::async, [&, p] {
-        std::vector<std::string> ids;
-        HttpClient client(demo.port());
-        for (int i = 0; i < per_publisher; ++i) {
-          const json j = {{"userId", user},
-                          {"type", "comment"},
-                          {"title", "p" + std::to_string(p) + "-" + std::to_string(i)}};
-          const auto r = client.request("POST", "/api/notifications", j.dump());
-          if (r.status != 202)
-            break;
-          ids.push_back(r.json().at("id").get<std::string>());
-        }
-        return ids;
-      }));
-    }
+    auto posters = start_posters(demo.port(), user, publishers, per_publisher);
 
-    std::vector<std::string> published;
-    for (auto& f : posters) {
-      const auto ids = f.get();
-      CHECK(ids.size() == static_cast<std::size_t>(per_publisher));
-      published.insert(published.end(), ids.begin(), ids.end());
-    }
+    const auto published = published_ids(posters, per_publisher);
     auto numeric = [](const std::string& id) { return std::stoull(id); };
-    std::sort(published.begin(), published.end(),
-              [&](const auto& a, const auto& b) { return numeric(a) < numeric(b); });
     REQUIRE(published.size() == total);
     CHECK(std::adjacent_find(published.begin(), published.end()) == published.end());
 
@@ -117,23 +139,7 @@ TEST_SUITE("concurrency") {
     testsupport::TempDir dir;
     DemoProcess demo(unbatched({"--threads", "2", "--store", "sqlite:" + dir.file("crowd.db")}));
 
-    std::vector<std::future<std::vector<std::string>>> posters;
-    for (int p = 0; p < publishers; ++p) {
-      posters.push_back(std::async(std::launch::async, [&, p] {
-        std::vector<std::string> ids;
-        HttpClient client(demo.port());
-        for (int i = 0; i < per_publisher; ++i) {
-          const json j = {{"userId", user},
-                          {"type", "comment"},
-                          {"title", "p" + std::to_string(p) + "-" + std::to_string(i)}};
-          const auto r = client.request("POST", "/api/notifications", j.dump());
-          if (r.status != 202)
-            break;
-          ids.push_back(r.json().at("id").get<std::string>());
-        }
-        return ids;
-      }));
-    }
+    auto posters = start_posters(demo.port(), user, publishers, per_publisher);
     // Streams connect one after the other while the publishers run; each keeps what its
     // init listed (oldest first) and reads the rest once everything is published.
     std::vector<std::unique_ptr<SseStream>> streams;
@@ -148,15 +154,7 @@ TEST_SUITE("concurrency") {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
 
-    std::vector<std::string> published;
-    for (auto& f : posters) {
-      const auto ids = f.get();
-      CHECK(ids.size() == static_cast<std::size_t>(per_publisher));
-      published.insert(published.end(), ids.begin(), ids.end());
-    }
-    auto numeric = [](const std::string& id) { return std::stoull(id); };
-    std::sort(published.begin(), published.end(),
-              [&](const auto& a, const auto& b) { return numeric(a) < numeric(b); });
+    const auto published = published_ids(posters, per_publisher);
     REQUIRE(published.size() == static_cast<std::size_t>(publishers * per_publisher));
 
     for (std::size_t i = 0; i < streams.size(); ++i) {
