@@ -291,26 +291,6 @@ class NotificationHub::Impl final : public SinkOwner,
       complete(std::get<QueuedRead>(call).run, std::move(error));
   }
 
-  // Queues `read` (the repair task) for the store thread when the store may block, so that no
-  // io thread waits for it, and returns true; when the hub has stopped, drops it. Returns false
-  // when the store cannot block or the thread cannot start (reported): the caller reads where it
-  // is.
-  bool queue_store_read(std::function<void()> read) {
-    if (!store_->may_block())
-      return false;
-    try {
-      enqueue(QueuedRead{[read = std::move(read)](std::exception_ptr refused) {
-                if (!refused)
-                  read();
-              }},
-              Bound::none);
-      return true;
-    } catch (const std::exception& e) {
-      report(fmt::format("store thread: {}; reading on the calling thread", e.what()));
-      return false;
-    }
-  }
-
   // The store thread: takes every publish queued before the next call of another kind (up
   // to max_publish_batch drafts) at once, so that publishes arriving while the store writes
   // one batch make up the next. A read-state change or a read is a batch of its own.
@@ -619,9 +599,22 @@ class NotificationHub::Impl final : public SinkOwner,
   // The repair task runs where the store may be read without holding up an io thread: on
   // the store thread when the store may block (its reads take turns with the publishes),
   // else on strand_.
+  // Past max_pending_publishes too: the task is at most one call of the queue, and a refused
+  // one would never run again. Once the hub has stopped it is dropped (stop() closed every
+  // connection). When the thread cannot start, the strand serves.
   void post_repairs() {
-    if (queue_store_read([this] { run_repairs(); }))
-      return;
+    if (store_->may_block()) {
+      try {
+        enqueue(QueuedRead{[this](std::exception_ptr refused) {
+                  if (!refused)
+                    run_repairs();
+                }},
+                Bound::none);
+        return;
+      } catch (const std::exception& e) {
+        report(fmt::format("store thread: {}; repairing on the hub's executor", e.what()));
+      }
+    }
     asio::post(strand_, [weak = weak_from_this()] {
       if (auto self = weak.lock())
         self->run_repairs();
@@ -1023,9 +1016,7 @@ class NotificationHub::Impl final : public SinkOwner,
       return;
     }
     if (store_->may_block()) {  // read on the store thread, as after a subscription wait
-      std::vector<AwaitingPrime> first;
-      first.push_back({std::move(sink), std::string(resume_from), Clock::now()});
-      queue_first_primes(std::move(first));
+      enqueue_repairs({PendingRepair{std::move(sink), false, std::string(resume_from)}});
       return;
     }
     try {
