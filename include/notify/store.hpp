@@ -75,7 +75,8 @@ class NOTIFY_EXPORT Store {
 
   // snapshot() for each of `users`, answered in the same order. The default asks snapshot()
   // once per user; RedisStore pipelines them. The hub reads new connections that resume
-  // from no cursor (or one refused) and resets repaired ones with it, a batch at a time.
+  // from no cursor (or one refused), repaired ones it resets and slow ones it resyncs with it,
+  // a batch at a time.
   // Throws as snapshot() does, and then no answer is known.
   virtual std::vector<Snapshot> snapshot_many(const std::vector<std::string>& users,
                                               std::size_t limit);
