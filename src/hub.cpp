@@ -157,15 +157,13 @@ class NotificationHub::Impl final : public SinkOwner,
     std::optional<std::string> id;
     MarkCompletion done;
   };
-  // A store read: a turn of the repair task (first primes, gap repairs and resets: the hub's
-  // own, never refused while the hub runs) or an async_list() call. `run` reads and completes
-  // when `refused` is null, else completes with it (or drops the hub's own: it stopped).
+  // An async_list() call: `run` reads and completes when `refused` is null, else completes
+  // with it. (The hub's own reads are turns of the repair task, which has no place in the
+  // queue: see run_store_thread().)
   struct QueuedRead {
     std::function<void(std::exception_ptr refused)> run;
   };
   using QueuedCall = std::variant<QueuedPublish, QueuedMark, QueuedRead>;
-  // Whether enqueue() refuses a call past HubOptions::max_pending_publishes.
-  enum class Bound { pending_limit, none };
 
   void start_publish(Notification draft, PublishCompletion done) {
     if (draft.broadcast)
@@ -260,21 +258,16 @@ class NotificationHub::Impl final : public SinkOwner,
     complete(call.done, std::move(error), std::move(result));
   }
 
-  void enqueue(QueuedCall call, Bound bound = Bound::pending_limit) {
+  void enqueue(QueuedCall call) {
     std::optional<errc> refused;
     {
       std::lock_guard lock(store_queue_mutex_);
       if (stopped_.load(std::memory_order_acquire)) {  // set before the thread is stopped
         refused = errc::hub_stopped;
-      } else if (bound == Bound::pending_limit &&
-                 store_queue_.size() >= options_.max_pending_publishes) {
+      } else if (store_queue_.size() >= options_.max_pending_publishes) {
         refused = errc::too_many_pending_publishes;
       } else {
-        // Started before the call is queued: if it cannot be, the call throws and leaves
-        // nothing queued that no thread would complete. It keeps the hub alive: stop() called
-        // on it (from an error handler, say) lets it finish on its own instead of joining.
-        if (!store_thread_.joinable())
-          store_thread_ = std::thread([self = shared_from_this()] { self->run_store_thread(); });
+        start_store_thread_locked();
         store_queue_.push_back(std::move(call));
       }
     }
@@ -291,49 +284,95 @@ class NotificationHub::Impl final : public SinkOwner,
       complete(std::get<QueuedRead>(call).run, std::move(error));
   }
 
+  // Started before a call is queued: if it cannot be, the caller throws and leaves nothing
+  // queued that no thread would run. It keeps the hub alive: stop() called on it (from an
+  // error handler, say) lets it finish on its own instead of joining.
+  void start_store_thread_locked() {
+    if (!store_thread_.joinable())
+      store_thread_ = std::thread([self = shared_from_this()] { self->run_store_thread(); });
+  }
+
+  // Asks the store thread for a turn of the repair task. Never refused while the hub runs
+  // (past max_pending_publishes too: a refused turn would never come again); once it has
+  // stopped the turn is dropped, as stop() closed every connection. Throws what starting
+  // the thread throws.
+  void request_repair_turn() {
+    {
+      std::lock_guard lock(store_queue_mutex_);
+      if (stopped_.load(std::memory_order_acquire))
+        return;
+      start_store_thread_locked();
+      repair_turn_requested_ = true;
+    }
+    store_queue_ready_.notify_one();
+  }
+
   // The store thread: takes every publish queued before the next call of another kind (up
   // to max_publish_batch drafts) at once, so that publishes arriving while the store writes
-  // one batch make up the next. A read-state change or a read is a batch of its own.
+  // one batch make up the next. A read-state change or an async_list() is a batch of its own.
+  // A requested turn of the repair task comes after at most one batch from the queue: a
+  // connection's first read (or its repair) does not wait behind every queued publish, and
+  // it needs no place among them, as the sink was registered before it reads.
   void run_store_thread() {
     std::vector<QueuedCall> batch;
+    bool repairs_next = true;  // whether a requested repair turn goes before the queue
     for (;;) {
+      bool repair_turn = false;
       {
         std::unique_lock lock(store_queue_mutex_);
-        store_queue_ready_.wait(lock,
-                                [this] { return store_thread_stopping_ || !store_queue_.empty(); });
-        if (store_queue_.empty())
-          return;               // stopping, and every queued call has completed
-        std::size_t calls = 1;  // a read-state change alone, or the publishes that follow
-        if (const auto* first = std::get_if<QueuedPublish>(&store_queue_.front())) {
-          std::size_t drafts = first->drafts.size();
-          for (; calls < store_queue_.size(); ++calls) {
-            const auto* next = std::get_if<QueuedPublish>(&store_queue_[calls]);
-            if (!next || drafts + next->drafts.size() > max_publish_batch)
-              break;
-            drafts += next->drafts.size();
-          }
-        }
-        if (calls == store_queue_.size()) {
-          batch.swap(store_queue_);  // the queue keeps the batch's old capacity
+        store_queue_ready_.wait(lock, [this] {
+          return store_thread_stopping_ || repair_turn_requested_ || !store_queue_.empty();
+        });
+        if (repair_turn_requested_ && (repairs_next || store_queue_.empty())) {
+          repair_turn_requested_ = false;
+          repair_turn = true;
+        } else if (store_queue_.empty()) {
+          return;  // stopping, and every queued call has completed
         } else {
-          const auto end = store_queue_.begin() + static_cast<std::ptrdiff_t>(calls);
-          batch.assign(std::make_move_iterator(store_queue_.begin()), std::make_move_iterator(end));
-          store_queue_.erase(store_queue_.begin(), end);
+          take_batch_locked(batch);
         }
+        repairs_next = !repair_turn;
       }
       const auto start = Clock::now();
-      if (auto* mark = std::get_if<QueuedMark>(&batch.front()))
+      if (repair_turn)
+        run_repairs();
+      else if (auto* mark = std::get_if<QueuedMark>(&batch.front()))
         run_mark(*mark);
       else if (auto* read = std::get_if<QueuedRead>(&batch.front()))
         complete(read->run, nullptr);
       else
         publish_batch(batch);
       batch.clear();
-      store_thread_busy_us_.fetch_add(
-          static_cast<std::uint64_t>(
-              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()),
-          std::memory_order_relaxed);
+      add_busy_time(start);
     }
+  }
+
+  // Moves the next batch from the queue (not empty) into `batch`.
+  void take_batch_locked(std::vector<QueuedCall>& batch) {
+    std::size_t calls = 1;  // a read-state change or a read alone, or the publishes that follow
+    if (const auto* first = std::get_if<QueuedPublish>(&store_queue_.front())) {
+      std::size_t drafts = first->drafts.size();
+      for (; calls < store_queue_.size(); ++calls) {
+        const auto* next = std::get_if<QueuedPublish>(&store_queue_[calls]);
+        if (!next || drafts + next->drafts.size() > max_publish_batch)
+          break;
+        drafts += next->drafts.size();
+      }
+    }
+    if (calls == store_queue_.size()) {
+      batch.swap(store_queue_);  // the queue keeps the batch's old capacity
+    } else {
+      const auto end = store_queue_.begin() + static_cast<std::ptrdiff_t>(calls);
+      batch.assign(std::make_move_iterator(store_queue_.begin()), std::make_move_iterator(end));
+      store_queue_.erase(store_queue_.begin(), end);
+    }
+  }
+
+  void add_busy_time(Clock::time_point start) {
+    store_thread_busy_us_.fetch_add(
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()),
+        std::memory_order_relaxed);
   }
 
   // store_and_send() for the drafts of queued calls, each call completed with its own
@@ -597,19 +636,12 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   // The repair task runs where the store may be read without holding up an io thread: on
-  // the store thread when the store may block (its reads take turns with the publishes),
-  // else on strand_.
-  // Past max_pending_publishes too: the task is at most one call of the queue, and a refused
-  // one would never run again. Once the hub has stopped it is dropped (stop() closed every
-  // connection). When the thread cannot start, the strand serves.
+  // the store thread when the store may block (its turns alternate with the queue's
+  // batches), else on strand_. When the thread cannot start, the strand serves.
   void post_repairs() {
     if (store_->may_block()) {
       try {
-        enqueue(QueuedRead{[this](std::exception_ptr refused) {
-                  if (!refused)
-                    run_repairs();
-                }},
-                Bound::none);
+        request_repair_turn();
         return;
       } catch (const std::exception& e) {
         report(fmt::format("store thread: {}; repairing on the hub's executor", e.what()));
@@ -1447,6 +1479,7 @@ class NotificationHub::Impl final : public SinkOwner,
   std::vector<QueuedCall> store_queue_;
   std::thread store_thread_;
   bool store_thread_stopping_ = false;
+  bool repair_turn_requested_ = false;  // see request_repair_turn()
   std::atomic<std::uint64_t> publish_batches_{0};
   std::atomic<std::uint64_t> store_thread_busy_us_{0};
 

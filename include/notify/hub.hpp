@@ -142,7 +142,8 @@ class NOTIFY_EXPORT NotificationHub {
   // with a fresh snapshot instead of `init`.
   // Throws std::system_error: errc::too_many_connections, too_many_user_connections,
   // hub_stopped, already_attached. Throws std::invalid_argument for an empty user.
-  // The store is read later when it may block (on the store thread) or when the connection
+  // The store is read later when it may block (on the store thread, after the store call in
+  // progress there, not behind its queue of publishes) or when the connection
   // waits for its user's bus subscription (HubOptions::subscription_wait; then on the hub's
   // executor, or the store thread); live events wait for that prime, so none is missed.
   // Otherwise (a MemoryStore) it is read in this call, and what the store throws is thrown

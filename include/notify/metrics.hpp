@@ -34,8 +34,8 @@ struct HubMetrics {
   std::uint64_t connections_awaiting_read = 0;
   std::uint64_t subscription_waits_expired = 0;
   // Calls queued and not yet taken by the store thread (async_publish*(), async_mark*(),
-  // async_list(), and the hub's own reads with a store that may block), and the store calls
-  // (append_all) that the thread made for the publishes.
+  // async_list(); the hub's own reads are counted in connections_awaiting_read), and the
+  // store calls (append_all) that the thread made for the publishes.
   std::uint64_t publishes_pending = 0;
   std::uint64_t publish_batches = 0;
   // Microseconds the store thread spent in its calls (writes and reads), finished ones only:

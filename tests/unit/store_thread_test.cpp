@@ -40,12 +40,13 @@ namespace {
 using Client = test::SseClient;
 
 // Holds its first append_all() until release(), and records the size of every one and of
-// every snapshot_many().
+// every snapshot_many(), apart and in the order of the calls.
 class GateStore final : public test::ForwardingStore {
  public:
   std::vector<Notification> append_all(std::vector<Notification> drafts) override {
     std::unique_lock lock(mutex_);
     sizes_.push_back(drafts.size());
+    calls_.push_back("append " + std::to_string(drafts.size()));
     if (sizes_.size() == 1) {
       changed_.notify_all();
       changed_.wait(lock, [this] { return released_; });
@@ -72,6 +73,7 @@ class GateStore final : public test::ForwardingStore {
     {
       std::lock_guard lock(mutex_);
       snapshot_sizes_.push_back(users.size());
+      calls_.push_back("snapshot " + std::to_string(users.size()));
     }
     return Store::snapshot_many(users, limit);
   }
@@ -79,11 +81,16 @@ class GateStore final : public test::ForwardingStore {
     std::lock_guard lock(mutex_);
     return snapshot_sizes_;
   }
+  std::vector<std::string> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<std::size_t> sizes_, snapshot_sizes_;
+  std::vector<std::string> calls_;
   bool released_ = false;
 };
 
@@ -554,6 +561,72 @@ TEST_CASE("store thread: a connection attached while a publish is in the store g
   hub.async_publish(draft("alice", "after"), out.handler());
   REQUIRE(test::run_until(io, [&] { return client.count() == 2; }));
   CHECK(client.events()[1].id == out.got[1].second);
+  hub.stop();
+}
+
+TEST_CASE("store thread: a new connection is read after the call in progress, not the queue") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Outcomes out;
+  hub.async_publish(draft("alice", "held"), out.handler());
+  REQUIRE(store->wait_entered());
+  for (int i = 0; i < 600; ++i)  // batches of 256, 256 and 88
+    hub.async_publish(draft("alice", std::to_string(i)), out.handler());
+  Client client(io, hub, "alice");
+  std::optional<notify::Inbox> listed;
+  hub.async_list("alice", true, 1000, [&](std::exception_ptr error, notify::Inbox inbox) {
+    CHECK_FALSE(error);
+    listed = std::move(inbox);
+  });
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(hub.metrics().connections_awaiting_read == 1);
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 601 && listed.has_value(); }));
+  REQUIRE(test::run_until(io, [&] {
+    const auto seen = seen_ids(client);
+    return !seen.empty() && seen.back() == out.got.back().second;
+  }));
+  // The connection's read took the next turn; async_list() keeps its place in line, so it
+  // sees every publish queued before it.
+  CHECK(store->calls() == std::vector<std::string>{"append 1", "snapshot 1", "append 256",
+                                                   "append 256", "append 88"});
+  CHECK(listed->unread_count == 601);
+  CHECK(listed->notifications.size() == 601);
+  // The `init` has the held publish; the 600 queued ones come live, once each and in order.
+  const auto init = nlohmann::json::parse(client.of_type("init").at(0).data);
+  CHECK(init["unreadCount"] == 1);
+  std::vector<std::string> acked;
+  for (const auto& [error, id] : out.got)
+    acked.push_back(id);
+  CHECK(seen_ids(client) == acked);
+  hub.stop();
+}
+
+TEST_CASE("store thread: repair turns and the queue's batches take turns") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Outcomes out;
+  hub.async_publish(draft("other", "held"), out.handler());
+  REQUIRE(store->wait_entered());
+  for (int i = 0; i < 600; ++i)  // batches of 256, 256 and 88
+    hub.async_publish(draft("other", std::to_string(i)), out.handler());
+  std::vector<std::unique_ptr<Client>> clients;  // first reads of 16, 16 and 8
+  for (int i = 0; i < 40; ++i)
+    clients.push_back(std::make_unique<Client>(io, hub, "u" + std::to_string(i)));
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] {
+    return out.got.size() == 601 &&
+           std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->count() == 1; });
+  }));
+  // Neither waits for all of the other: 40 connections do not hold up the publishes, and 600
+  // publishes do not hold up the connections.
+  CHECK(store->calls() == std::vector<std::string>{"append 1", "snapshot 16", "append 256",
+                                                   "snapshot 16", "append 256", "snapshot 8",
+                                                   "append 88"});
   hub.stop();
 }
 
