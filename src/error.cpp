@@ -31,6 +31,8 @@ class Category final : public std::error_category {
         return "too many publishes are waiting for the store";
       case errc::store_unavailable:
         return "the store is unavailable";
+      case errc::session_ended:
+        return "the session ended";
     }
     return "unknown notify error";
   }

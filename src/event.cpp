@@ -10,6 +10,11 @@
 
 namespace notify {
 
+bool event_type::is_reserved(std::string_view type) noexcept {
+  return type == init || type == notification || type == batch || type == read || type == reset ||
+         type == session_end;
+}
+
 struct Event::Private {};
 
 Event::Event(Private, Kind kind, std::string type, std::string id, std::string data,

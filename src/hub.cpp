@@ -493,6 +493,10 @@ class NotificationHub::Impl final : public SinkOwner,
     try {
       std::lock_guard lock(delivery_mutex_);
       const auto& event = envelope.event;
+      if (!envelope.broadcast && event->type() == event_type::session_end) {
+        end_local_sessions(envelope.user, *event);
+        return;
+      }
       if (envelope.broadcast) {
         flush_all_batches_locked();
         deliver_all(event);
@@ -511,6 +515,25 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   void on_bus_state(BusState) override {}
+
+  // end_sessions() arriving on this instance: every local connection of `user` ends with
+  // the reason the event carries (a bus may carry an event from an older or foreign sender:
+  // an unreadable reason becomes "ended").
+  void end_local_sessions(const std::string& user, const Event& event) {
+    std::string reason = "ended";
+    const auto data = nlohmann::json::parse(event.data(), nullptr, false);
+    if (data.is_object() && data.contains("reason") && data["reason"].is_string() &&
+        Sink::is_valid_session_end_reason(data["reason"].get_ref<const std::string&>()))
+      reason = data["reason"].get<std::string>();
+    std::vector<std::shared_ptr<Sink>> sinks;
+    {
+      std::shared_lock lock(registry_mutex_);
+      if (auto it = by_user_.find(user); it != by_user_.end())
+        sinks = it->second;
+    }
+    for (const auto& sink : sinks)
+      sink->end_session(reason);
+  }
 
   // --- gap repair -------------------------------------------------------------------
 
@@ -1183,6 +1206,8 @@ class NotificationHub::Impl final : public SinkOwner,
   void on_sink_closed(const std::shared_ptr<Sink>& sink, std::error_code reason) override {
     if (reason == errc::slow_consumer)
       slow_disconnects_.fetch_add(1, std::memory_order_relaxed);
+    else if (reason == errc::session_ended)
+      sessions_ended_.fetch_add(1, std::memory_order_relaxed);
     unregister(sink);
   }
 
@@ -1303,6 +1328,7 @@ class NotificationHub::Impl final : public SinkOwner,
                     const nlohmann::json& data) {
     if (!sink)
       throw std::invalid_argument("notify: reply needs a connection");
+    check_host_type(type);
     sink->send_direct(Event::message(std::move(type), {}, data.dump(), 0));
   }
 
@@ -1315,9 +1341,32 @@ class NotificationHub::Impl final : public SinkOwner,
     handlers_[std::move(type)] = std::move(handler);
   }
 
+  static void check_host_type(const std::string& type) {
+    if (event_type::is_reserved(type))
+      throw std::invalid_argument("notify: '" + type + "' is an event type of the hub's own");
+  }
+
+  void end_sessions(std::string_view user, std::string_view reason) {
+    if (user.empty())
+      throw std::invalid_argument("notify: end_sessions needs a user");
+    if (!Sink::is_valid_session_end_reason(reason))
+      throw std::invalid_argument("notify: a session's end reason is 1 to 64 of a-z 0-9 _ - .");
+    if (stopped_.load(std::memory_order_acquire))
+      throw std::system_error(errc::hub_stopped);
+    std::string data = "{\"reason\":\"";
+    data += reason;
+    data += "\"}";
+    auto event = Event::message(std::string(event_type::session_end), {}, std::move(data), 0);
+    std::error_code ec;
+    bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
+    if (ec)
+      throw std::system_error(ec, "notify: end_sessions");
+  }
+
   void send_to(std::string_view user, std::string type, const nlohmann::json& data) {
     if (user.empty())
       throw std::invalid_argument("notify: send_to needs a user");
+    check_host_type(type);
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
     auto event = Event::message(std::move(type), {}, data.dump(), 0);
@@ -1397,6 +1446,7 @@ class NotificationHub::Impl final : public SinkOwner,
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
     m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
+    m.sessions_ended = sessions_ended_.load(std::memory_order_relaxed);
     m.rejected_connections = rejected_.load(std::memory_order_relaxed);
     m.heartbeats = heartbeats_.load(std::memory_order_relaxed);
     m.resets_unknown_cursor = resets_unknown_cursor_.load(std::memory_order_relaxed);
@@ -1513,8 +1563,9 @@ class NotificationHub::Impl final : public SinkOwner,
   std::uint64_t retired_bytes_ = 0;   // (both guarded by registry_mutex_)
 
   std::atomic<std::uint64_t> opened_{0}, publishes_{0}, resyncs_{0}, slow_disconnects_{0},
-      rejected_{0}, heartbeats_{0}, resets_unknown_cursor_{0}, handler_errors_{0}, open_sse_{0},
-      open_websocket_{0}, client_messages_{0}, repairs_{0}, subscription_waits_expired_{0};
+      rejected_{0}, heartbeats_{0}, sessions_ended_{0}, resets_unknown_cursor_{0},
+      handler_errors_{0}, open_sse_{0}, open_websocket_{0}, client_messages_{0}, repairs_{0},
+      subscription_waits_expired_{0};
 
   mutable std::mutex repair_mutex_;  // guards the two below
   std::deque<PendingRepair> repairs_queued_;
@@ -1623,6 +1674,10 @@ void NotificationHub::on_message(std::string type, MessageHandler handler) {
 
 void NotificationHub::send_to(std::string_view user, std::string type, const nlohmann::json& data) {
   impl_->send_to(user, std::move(type), data);
+}
+
+void NotificationHub::end_sessions(std::string_view user, std::string_view reason) {
+  impl_->end_sessions(user, reason);
 }
 
 void NotificationHub::reply(const std::shared_ptr<Sink>& connection, std::string type,

@@ -38,6 +38,8 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          "Slow connections whose queue collapsed into a reset snapshot.", m.resyncs);
   metric(out, "notify_slow_consumer_disconnects_total", "counter",
          "Connections closed because they could not keep up.", m.slow_consumer_disconnects);
+  metric(out, "notify_sessions_ended_total", "counter",
+         "Connections ended by the host (end_session, end_sessions).", m.sessions_ended);
   metric(out, "notify_rejected_connections_total", "counter",
          "Connections refused by a limit or a stopped hub.", m.rejected_connections);
   metric(out, "notify_heartbeats_total", "counter", "Heartbeat sweeps times connections.",

@@ -394,6 +394,26 @@ void Sink::close(std::error_code reason) {
   close_with(reason, nullptr);
 }
 
+bool Sink::is_valid_session_end_reason(std::string_view reason) noexcept {
+  if (reason.empty() || reason.size() > 64)
+    return false;
+  for (const char c : reason)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+      return false;
+  return true;
+}
+
+void Sink::end_session(std::string_view reason) {
+  if (!is_valid_session_end_reason(reason))
+    throw std::invalid_argument("notify: a session's end reason is 1 to 64 of a-z 0-9 _ - .");
+  // The reason needs no JSON escaping: its characters are checked above.
+  std::string data = "{\"reason\":\"";
+  data += reason;
+  data += "\"}";
+  auto message = Event::message(std::string(event_type::session_end), {}, std::move(data), 0);
+  close_with(make_error_code(errc::session_ended), session_farewell(message, reason));
+}
+
 void Sink::close_with(std::error_code reason, EventPtr last) {
   bool kick_needed = false;
   {

@@ -20,6 +20,8 @@ ws::CloseCode close_code_for(std::error_code reason) {
     return ws::CloseCode::policy_violation;
   if (reason == errc::store_unavailable)
     return ws::CloseCode::try_again_later;
+  if (reason == errc::session_ended)
+    return ws::CloseCode::session_ended;
   return ws::CloseCode::normal;
 }
 
@@ -169,6 +171,12 @@ bool WebSocketSink::heartbeat_due(bool) {
 
 EventPtr WebSocketSink::farewell(std::error_code reason) const {
   return Event::raw(ws::close_frame(close_code_for(reason)));
+}
+
+// The `session:end` message, then its close code with the reason.
+EventPtr WebSocketSink::session_farewell(const EventPtr& message, std::string_view reason) const {
+  return Event::raw(message->encoded(format()) +
+                    ws::close_frame(ws::CloseCode::session_ended, reason));
 }
 
 // The handshake's response, then a close frame that says why, when the hub could not read

@@ -20,6 +20,7 @@ enum class errc {
   invalid_cursor,              // a resume cursor was malformed (attach answers it with a reset)
   too_many_pending_publishes,  // async_publish: HubOptions::max_pending_publishes are queued
   store_unavailable,           // the store could not be read for a connection: reconnect later
+  session_ended,               // the host ended the session (Sink::end_session, end_sessions)
 };
 
 NOTIFY_EXPORT const std::error_category& error_category() noexcept;

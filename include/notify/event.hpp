@@ -33,6 +33,9 @@ inline constexpr std::string_view notification = "notification";
 inline constexpr std::string_view batch = "notifications:batch";
 inline constexpr std::string_view read = "notification:read";
 inline constexpr std::string_view reset = "notifications:reset";
+inline constexpr std::string_view session_end = "session:end";
+// Whether `type` is one of the above: the hub's own, which a host cannot send.
+NOTIFY_EXPORT bool is_reserved(std::string_view type) noexcept;
 }  // namespace event_type
 
 class Event;

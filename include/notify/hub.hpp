@@ -196,11 +196,24 @@ class NOTIFY_EXPORT NotificationHub {
 
   // Sends an ephemeral event (not stored, no id, never replayed) to every connection of
   // `user` on every instance, e.g. a typing indicator. `data` is the event's JSON payload.
+  // Throws std::invalid_argument for an empty user or a type of the hub's own
+  // (event_type::is_reserved), std::system_error for a stopped hub or a bus error.
   void send_to(std::string_view user, std::string type, const nlohmann::json& data);
 
-  // Sends {"type":T,"data":D} to one connection only.
+  // Sends {"type":T,"data":D} to one connection only. Throws as send_to() for the type.
   static void reply(const std::shared_ptr<Sink>& connection, std::string type,
                     const nlohmann::json& data);
+
+  // --- sessions -------------------------------------------------------------------
+  // Ends every connection of `user` on every instance (through the bus), as
+  // Sink::end_session(reason) ends one: the client gets `session:end` with the reason
+  // (WebSocket: then close code 4401) and knows not to reconnect before it authenticates
+  // again. For a logout, a revoked token, a disabled account: call it after your auth
+  // refuses the old credentials, or a client may reconnect with them in between. A
+  // connection attached later is not affected. Throws std::invalid_argument for an empty
+  // user or an invalid reason (Sink::is_valid_session_end_reason), std::system_error for a
+  // stopped hub or a bus error.
+  void end_sessions(std::string_view user, std::string_view reason);
 
   // --- operations -----------------------------------------------------------------
   // Closes every connection (after its write in flight), cancels the timers and stops the

@@ -21,6 +21,7 @@ struct HubMetrics {
   std::uint64_t publishes = 0;  // notifications published (one per recipient user)
   std::uint64_t resyncs = 0;    // queues collapsed into a reset snapshot
   std::uint64_t slow_consumer_disconnects = 0;
+  std::uint64_t sessions_ended = 0;  // connections ended by end_session()/end_sessions()
   std::uint64_t rejected_connections = 0;
   std::uint64_t heartbeats = 0;
   std::uint64_t resets_unknown_cursor = 0;

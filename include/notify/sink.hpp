@@ -88,6 +88,19 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // handshake response) and farewell_before_start(reason) when that is not null.
   void close(std::error_code reason = {});
 
+  // Ends the session on this connection, for a host whose user logged out or whose
+  // credentials expired: drops what is queued and writes the event `session:end` with
+  // {"reason":REASON} (for WebSocket, then close code 4401), so that a client knows not to
+  // reconnect before it authenticates again; then closes (errc::session_ended). A sink that
+  // was never attached writes its preamble first (the HTTP head, the handshake response):
+  // the way to refuse a connection whose credentials have already expired with an answer
+  // the notify client understands. Idempotent with close(). Throws std::invalid_argument
+  // unless is_valid_session_end_reason(reason).
+  void end_session(std::string_view reason);
+  // 1 to 64 characters of a-z, 0-9, '_', '-' and '.': a code for programs
+  // ("logged_out", "token_expired"), sent as it is.
+  static bool is_valid_session_end_reason(std::string_view reason) noexcept;
+
   bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
   const std::string& user() const noexcept { return user_; }
   std::uint64_t id() const noexcept { return id_; }
@@ -157,6 +170,12 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   virtual EventPtr farewell_before_start(std::error_code reason) const {
     (void)reason;
     return nullptr;
+  }
+  // The last bytes of end_session(): `message` is the `session:end` event. Default: it alone
+  // (an SSE event, after which the stream ends).
+  virtual EventPtr session_farewell(const EventPtr& message, std::string_view reason) const {
+    (void)reason;
+    return message;
   }
   // close() with the given last bytes instead of farewell(reason).
   void close_with(std::error_code reason, EventPtr last);

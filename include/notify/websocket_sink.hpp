@@ -6,6 +6,7 @@
 // negotiated, the compressed frame shared by every connection of a fan-out — answers pings,
 // pings the client on every heartbeat sweep and closes a client that stayed silent for two,
 // echoes the close handshake, and fails any protocol violation with the RFC's close code.
+// Sink::end_session() sends the `session:end` message, then close code 4401.
 // After its close frame is written it half-closes the TCP connection and reads until the
 // client closes too (at most `close_linger`), so that a client still sending gets the close
 // frame rather than a reset (RFC 6455 §7.1.1).
@@ -64,6 +65,7 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
   void on_input_end(std::error_code ec) override;
   bool heartbeat_due(bool wrote_since_last) override;
   EventPtr farewell(std::error_code reason) const override;
+  EventPtr session_farewell(const EventPtr& message, std::string_view reason) const override;
   void release_transport(std::error_code reason) noexcept override;
   void fail_with(ws::CloseCode code, std::string_view reason);
   bool take_token();

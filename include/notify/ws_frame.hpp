@@ -42,6 +42,9 @@ enum class CloseCode : std::uint16_t {
   message_too_big = 1009,
   internal_error = 1011,
   try_again_later = 1013,
+  // notify's own (4000-4999 are for applications): the host ended the session; reconnect
+  // only after authenticating again. The same number as graphql-ws's "Unauthorized".
+  session_ended = 4401,
 };
 
 inline constexpr std::size_t max_control_payload = 125;

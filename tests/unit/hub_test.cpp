@@ -386,6 +386,80 @@ TEST_CASE("hub: stop closes every connection and refuses more") {
   hub.stop();  // idempotent
 }
 
+TEST_CASE("hub: end_sessions ends every stream of the user with session:end, and only those") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client tab1(io, hub, "alice"), tab2(io, hub, "alice"), other(io, hub, "bob");
+  REQUIRE(test::run_until(io, [&] { return tab1.count() && tab2.count() && other.count(); }));
+  hub.end_sessions("alice", "logged_out");
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 1; }));
+  for (auto* tab : {&tab1, &tab2}) {
+    CHECK(tab->transport->closed());
+    const auto events = tab->events();
+    REQUIRE(events.size() == 2);
+    CHECK(events[1].type == "session:end");
+    CHECK(events[1].id.empty());  // not a cursor: a client resumes from where it was
+    CHECK(events[1].data == R"({"reason":"logged_out"})");
+  }
+  CHECK_FALSE(other.transport->closed());
+  hub.publish(draft("bob"));
+  REQUIRE(wait_count(io, other, 2));
+  CHECK(other.of_type("session:end").empty());
+  CHECK(hub.metrics().sessions_ended == 2);
+  CHECK(hub.metrics_text().find("\nnotify_sessions_ended_total 2\n") != std::string::npos);
+
+  // A later connection of the user is not affected.
+  Client again(io, hub, "alice");
+  hub.publish(draft("alice"));
+  REQUIRE(wait_count(io, again, 2));
+  CHECK_FALSE(again.transport->closed());
+
+  CHECK_THROWS_AS(hub.end_sessions("", "logged_out"), std::invalid_argument);
+  for (const char* bad : {"", "Logged out", "a\"b", "\n", "x/y"})
+    CHECK_THROWS_AS(hub.end_sessions("alice", bad), std::invalid_argument);
+  CHECK_THROWS_AS(hub.end_sessions("alice", std::string(65, 'a')), std::invalid_argument);
+  hub.end_sessions("nobody", std::string(64, 'a'));  // no connection: nothing happens
+  hub.stop();
+  CHECK_THROWS_AS(hub.end_sessions("alice", "logged_out"), std::system_error);
+}
+
+TEST_CASE("hub: a sink never attached answers end_session with the head and session:end") {
+  asio::io_context io;
+  auto transport = std::make_shared<test::RecordingTransport>(io);
+  notify::SseOptions options;
+  options.retry = std::chrono::milliseconds(2000);
+  auto sink = notify::SseSink::create(transport, options);
+  sink->end_session("token_expired");
+  REQUIRE(test::run_until(io, [&] { return transport->closed(); }));
+  const auto bytes = transport->bytes();
+  CHECK(bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(bytes.find("retry: 2000\n") != std::string::npos);
+  const std::string tail = "event: session:end\ndata: {\"reason\":\"token_expired\"}\n\n";
+  REQUIRE(bytes.size() > tail.size());
+  CHECK(bytes.substr(bytes.size() - tail.size()) == tail);
+  CHECK_FALSE(sink->is_open());
+  sink->end_session("token_expired");  // idempotent
+  sink->close();
+  CHECK_THROWS_AS(sink->end_session("Token expired"), std::invalid_argument);
+}
+
+TEST_CASE("hub: the hub's own event types cannot be sent by the host") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.count() == 1; }));
+  for (const char* type : {"init", "notification", "notifications:batch", "notification:read",
+                           "notifications:reset", "session:end"}) {
+    CHECK_THROWS_AS(hub.send_to("alice", type, nlohmann::json::object()), std::invalid_argument);
+    CHECK_THROWS_AS(NotificationHub::reply(c.sink, type, nlohmann::json::object()),
+                    std::invalid_argument);
+  }
+  hub.send_to("alice", "typing", {{"from", "bob"}});
+  REQUIRE(wait_count(io, c, 2));
+  CHECK(c.events()[1].type == "typing");
+  hub.stop();
+}
+
 TEST_CASE("hub: invalid drafts are refused with the field named") {
   asio::io_context io;
   NotificationHub hub(io.get_executor(), no_batching());

@@ -157,6 +157,18 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
       REQUIRE(eventually([&] { return bob_on_b.of_type("typing").size() == 1; }));
       CHECK(bob_on_b.state().unread == 2);
       CHECK(bob_on_b.state().duplicates == 0);
+
+      // Ending bob's sessions on A ends them on B too, and nobody else's.
+      a.hub->end_sessions("bob", "logged_out");
+      REQUIRE(
+          eventually([&] { return bob_on_a.transport->closed() && bob_on_b.transport->closed(); }));
+      for (auto* c : {&bob_on_a, &bob_on_b}) {
+        REQUIRE(c->of_type("session:end").size() == 1);
+        CHECK(c->of_type("session:end")[0].data == R"({"reason":"logged_out"})");
+      }
+      CHECK(a.hub->metrics().sessions_ended == 1);
+      CHECK(b.hub->metrics().sessions_ended == 1);
+      CHECK_FALSE(carol_on_b.transport->closed());
     }
 }
 

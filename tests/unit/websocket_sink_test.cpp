@@ -51,7 +51,8 @@ struct WsClient {
   bool eof = false;
   std::array<char, 4096> buffer{};
 
-  WsClient(asio::io_context& io_, notify::NotificationHub& hub, const std::string& user,
+  // `hub` null: the sink is not attached.
+  WsClient(asio::io_context& io_, notify::NotificationHub* hub, const std::string& user,
            notify::WebSocketOptions options = {})
       : io(io_), socket(io_) {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -62,9 +63,13 @@ struct WsClient {
     options.close_linger = std::chrono::milliseconds(300);  // this client never closes first
     sink = notify::WebSocketSink::create(
         notify::make_asio_transport(std::move(server), server_threading), options);
-    hub.attach(user, sink);
+    if (hub)
+      hub->attach(user, sink);
     read();
   }
+  WsClient(asio::io_context& io_, notify::NotificationHub& hub, const std::string& user,
+           notify::WebSocketOptions options = {})
+      : WsClient(io_, &hub, user, std::move(options)) {}
 
   void read() {
     socket.async_read_some(asio::buffer(buffer), [this](std::error_code ec, std::size_t n) {
@@ -128,6 +133,13 @@ struct WsClient {
         return static_cast<std::uint16_t>((static_cast<std::uint8_t>(f.payload[0]) << 8) |
                                           static_cast<std::uint8_t>(f.payload[1]));
     return std::nullopt;
+  }
+
+  std::string close_reason() const {
+    for (const auto& f : frames())
+      if (f.opcode == Opcode::close && f.payload.size() >= 2)
+        return f.payload.substr(2);
+    return {};
   }
 };
 
@@ -233,6 +245,50 @@ TEST_CASE_TEMPLATE("websocket sink: a connection the store cannot prime is close
   REQUIRE(test::run_until(io, [&] { return again.messages().size() == 1; }));
   CHECK(again.messages()[0]["type"] == "init");
   hub.stop();
+}
+
+TEST_CASE_TEMPLATE("websocket sink: end_sessions sends session:end, then closes with 4401", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  notify::WebSocketOptions deflate;
+  deflate.deflate.emplace();
+  WsClient plain(io, hub, "alice"), compressed(io, hub, "alice", deflate), other(io, hub, "bob");
+  REQUIRE(test::run_until(io, [&] {
+    return plain.messages().size() == 1 && compressed.messages().size() == 1 &&
+           other.messages().size() == 1;
+  }));
+  hub.end_sessions("alice", "logged_out");
+  REQUIRE(test::run_until(io, [&] { return plain.eof && compressed.eof; }));
+  for (auto* c : {&plain, &compressed}) {
+    const auto messages = c->messages();
+    REQUIRE(messages.size() == 2);
+    CHECK(messages[1] == json{{"type", "session:end"}, {"data", {{"reason", "logged_out"}}}});
+    CHECK(c->close_code() == 4401);
+    CHECK(c->close_reason() == "logged_out");
+    CHECK(c->frames().back().opcode == Opcode::close);  // nothing after the close
+  }
+  CHECK(hub.connection_count() == 1);
+  CHECK(hub.metrics().sessions_ended == 2);
+  hub.publish(draft("bob"));
+  REQUIRE(test::run_until(io, [&] { return other.messages().size() == 2; }));
+  CHECK_FALSE(other.eof);
+  hub.stop();
+}
+
+TEST_CASE_TEMPLATE("websocket sink: end_session before attach answers the handshake, then 4401",
+                   Mode, StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  WsClient c(io, nullptr, "alice");
+  c.sink->end_session("token_expired");
+  REQUIRE(test::run_until(io, [&] { return c.eof; }));
+  CHECK(c.bytes.rfind("HTTP/1.1 101 ", 0) == 0);
+  REQUIRE(c.messages().size() == 1);
+  CHECK(c.messages()[0] == json{{"type", "session:end"}, {"data", {{"reason", "token_expired"}}}});
+  CHECK(c.close_code() == 4401);
+  CHECK(c.close_reason() == "token_expired");
 }
 
 TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection stays", Mode,
