@@ -304,6 +304,33 @@ Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
   }
 }
 
+// POST /api/sessions/end: what a host's logout does after its auth refuses the session:
+// every connection of the user, on every instance, gets `session:end` and closes. The body is
+// empty or {"reason":R} (default "logged_out").
+Api::Outcome end_sessions(notify::NotificationHub& hub, const HttpRequest& request,
+                          const std::string& user) {
+  std::string reason = "logged_out";
+  if (!request.body.empty()) {
+    const auto body = json::parse(request.body, nullptr, false);
+    if (body.is_discarded())
+      return HttpResponse::error(400, "invalid JSON");
+    if (!body.is_object())
+      return HttpResponse::error(400, "body: must be a JSON object");
+    if (auto it = body.find("reason"); it != body.end()) {
+      if (!it->is_string() ||
+          !notify::Sink::is_valid_session_end_reason(it->get_ref<const std::string&>()))
+        return HttpResponse::error(400, "reason: must be 1 to 64 of a-z 0-9 _ - .");
+      reason = it->get<std::string>();
+    }
+  }
+  try {
+    hub.end_sessions(user, reason);
+  } catch (...) {
+    return failed(std::current_exception(), "end of the sessions");
+  }
+  return json_response(200, json{{"userId", user}, {"reason", reason}});
+}
+
 int status_for_attach_error(std::error_code ec) {
   if (ec == notify::errc::too_many_user_connections)
     return 429;
@@ -460,6 +487,14 @@ Api::Outcome Api::route(const HttpRequest& request) {
     if (auto* error = std::get_if<HttpResponse>(&user))
       return std::move(*error);
     return mark_read(hub_, std::get<std::string>(std::move(user)), s[2]);
+  }
+  if (s.size() == 3 && s[0] == "api" && s[1] == "sessions" && s[2] == "end") {
+    if (!post)
+      return HttpResponse::method_not_allowed("POST");
+    auto user = authenticate(ctx);
+    if (auto* error = std::get_if<HttpResponse>(&user))
+      return std::move(*error);
+    return end_sessions(hub_, request, std::get<std::string>(user));
   }
   if (s.size() == 1 && s[0] == "metrics") {
     if (!get)

@@ -462,6 +462,48 @@ async function main() {
       () => document.getElementById('typing-indicator').hidden);
   });
 
+  await check('ending carol\'s sessions: her SSE and WS pages say so, do not reconnect, and come back on a click', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const pages = [[await ctx.newPage(), 'carol sse page', ''], [await ctx.newPage(), 'carol ws page', '&transport=ws']];
+    const opened = new Map(); // page label -> stream requests and sockets opened
+    for (const [p, label, query] of pages) {
+      watchPage(p, label);
+      opened.set(label, 0);
+      p.on('request', (r) => { if (/\/api\/notifications\/stream\?/.test(r.url())) opened.set(label, opened.get(label) + 1); });
+      p.on('websocket', () => opened.set(label, opened.get(label) + 1));
+      await p.goto(`${base}/?user=carol${query}`);
+    }
+    for (const [p, label] of pages) await waitIn(p, label, '#conn-state never got data-state="open"', isOpen);
+    const before = new Map(opened);
+
+    const res = await fetch(`${base}/api/sessions/end?user=carol`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"reason":"logged_out"}',
+    });
+    const text = await res.text();
+    assert(res.status === 200, `POST /api/sessions/end answered ${res.status}: ${text}`);
+    const signedOut = () => document.getElementById('conn-state')?.dataset.state === 'closed' &&
+      document.getElementById('conn-label')?.textContent.includes('Signed out (logged_out)');
+    for (const [p, label] of pages) await waitIn(p, label, '#conn-state does not say "Signed out (logged_out)"', signedOut);
+    // The first reconnect of a dropped connection would come after 0.7-1.3 s.
+    await sleep(2500);
+    for (const [p, label] of pages) {
+      assert(opened.get(label) === before.get(label),
+        `${label}: opened ${opened.get(label) - before.get(label)} connection(s) after its session ended`);
+      assert(await p.evaluate(() => window.notifyClient.state) === 'closed', `${label}: the client is not closed`);
+    }
+    // bob, whose session goes on, still gets his notifications.
+    const stillTitle = `Still here ${Date.now()}`;
+    await publish(base, { userId: 'bob', type: 'system', title: stillTitle });
+    await waitIn(bobPage, 'bob tab', `no visible .toast containing "${stillTitle}"`, hasToast, [stillTitle]);
+
+    for (const [p, label] of pages) {
+      await p.click('#conn-state');
+      await waitIn(p, label, '#conn-state never got data-state="open" after the click', isOpen);
+      assert(opened.get(label) === before.get(label) + 1, `${label}: ${opened.get(label) - before.get(label)} connections after the click`);
+    }
+    await ctx.close();
+  });
+
   if (opts.redisServer) {
     await check('with Redis away, an EventSource keeps reconnecting, the page\'s client backs off, and both get their init once Redis is back', async () => {
       await redis.stop();

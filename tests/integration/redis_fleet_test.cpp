@@ -109,6 +109,16 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
     const auto init = resumed.expect("init");
     CHECK(resumed.expect("notification").id == n3);
     (void)init;
+
+    // Ending the user's sessions on B ends every stream of the user, on both instances.
+    CHECK(on_a.expect("notification").id == n3);
+    const auto end =
+        http_request(b.port(), "POST", "/api/sessions/end?user=" + user, R"({"reason":"revoked"})");
+    REQUIRE(end.status == 200);
+    for (auto* s : {&on_b, &on_a, &resumed}) {
+      CHECK(s->expect("session:end").json() == json({{"reason", "revoked"}}));
+      CHECK(s->wait_eof(std::chrono::seconds(5)));
+    }
   }
 }
 

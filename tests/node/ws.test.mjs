@@ -672,6 +672,36 @@ async function main() {
     assertEqual((await zed.closed).code, 1000, 'close code');
   });
 
+  await check('POST /api/sessions/end: the user\'s sockets get session:end, then close 4401; the SSE stream gets it and ends', async () => {
+    const a = await openWs(d, { user: 'dave' }, { label: 'dave ws' });
+    const z = await openWs(d, { user: 'dave' }, { deflate: true, label: 'dave ws (deflate)' });
+    const sse = await openSse(d, 'dave');
+    const other = await openWs(d, { user: 'erin' }, { label: 'erin ws' });
+    for (const c of [a, z, other]) await c.inbox.take((m) => m.type === 'init', 'init');
+    await sse.inbox.take((e) => e.event === 'init', 'init');
+    const res = await fetch(`${d.base}/api/sessions/end?user=dave`, { method: 'POST', body: '{"reason":"token_expired"}' });
+    assertEqual(res.status, 200, 'status of POST /api/sessions/end');
+    for (const c of [a, z]) {
+      const m = await c.inbox.take((x) => x.type === 'session:end', 'session:end');
+      assertEqual(JSON.stringify(m), '{"type":"session:end","data":{"reason":"token_expired"}}', 'the message');
+      const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
+      assert(closed, `${c.inbox.label}: not closed within 5 s`);
+      assertEqual(closed.code, 4401, 'close code');
+      assertEqual(closed.reason, 'token_expired', 'close reason');
+    }
+    const ev = await sse.inbox.take((e) => e.event === 'session:end', 'session:end');
+    assertEqual(JSON.stringify(ev.data), '{"reason":"token_expired"}', 'the SSE event data');
+    assertEqual(ev.id, null, 'the SSE event id');
+    for (let waited = 0; !sse.inbox.ended && waited < 5000; waited += 50) await sleep(50);
+    assert(sse.inbox.ended === 'stream ended', `the SSE stream did not end: ${sse.inbox.ended}`);
+    // erin's socket is untouched.
+    await publish(d, { userId: 'erin', type: 'system', title: 'still here' });
+    await other.inbox.take((m) => m.type === 'notification', 'a notification after dave\'s end');
+    const bad = await fetch(`${d.base}/api/sessions/end?user=dave`, { method: 'POST', body: '{"reason":"Not A Code"}' });
+    assertEqual(bad.status, 400, 'status for an invalid reason');
+    other.ws.close();
+  });
+
   await check('a flood of 200 messages is closed with 1008', async () => {
     const flood = await openWs(d, { user: 'flooder' }, { label: 'flooder ws' });
     await flood.inbox.take((m) => m.type === 'init', 'init');

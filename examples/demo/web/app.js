@@ -157,6 +157,7 @@ const CONN_LABELS = {
   reconnecting: 'Reconnecting…',
   closed: 'Disconnected',
 };
+let sessionEnded = null; // the reason, while the session is over (click the state to reconnect)
 
 let countdown = null;
 
@@ -165,7 +166,8 @@ function showState(state, info = {}) {
   box.dataset.state = state;
   clearInterval(countdown);
   countdown = null;
-  const label = CONN_LABELS[state] || state;
+  const label = state === 'closed' && sessionEnded ? `Signed out (${sessionEnded}) — reconnect`
+    : CONN_LABELS[state] || state;
   $('conn-label').textContent = label;
   box.title = state === 'open' ? `Connected as ${user} over ${info.name} — events arrive in real time` : label;
   if (state === 'reconnecting' && info.delay) {
@@ -423,6 +425,11 @@ const client = new NotifyClient({
   onTyping({ from, context }) {
     if (context === TYPING_CONTEXT) showTyping(from);
   },
+  onSessionEnd({ reason }) {
+    sessionEnded = reason;
+    logEvent('session:end', `the server ended this session (${reason}); not reconnecting`, 'warn');
+    showState(client.state);
+  },
   onError(err) {
     if (err && err.serverError) logEvent('error', err.message.replace(/^notify: /, ''), 'error');
     console.warn(err);
@@ -432,6 +439,11 @@ const client = new NotifyClient({
 showState(client.state);
 render();
 window.notifyClient = client; // handy for poking around in devtools
+$('conn-state').addEventListener('click', () => {
+  if (!sessionEnded) return;
+  sessionEnded = null;
+  client.connect(); // the demo's auth is ?user=, so the same user is let in again
+});
 
 // ---- "send a test notification" form --------------------------------------------------------
 

@@ -19,6 +19,9 @@
  *     onRead({ids, unreadCount}) {},     // ids that became read (from any tab/device)
  *     onReset(snapshot)       {},        // the server replaced our state (cursor too old / queue collapsed)
  *     onStateChange(state, prev) {},     // 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
+ *     onSessionEnd({reason})  {},        // the server ended the session (logout, expired token):
+ *                                        // the client is 'closed' and does not reconnect; call
+ *                                        // connect() once the user has authenticated again
  *     onChange(client)        {},        // anything in the list / unread count changed: re-render
  *     onTyping({from, context}) {},      // someone is typing to us (ephemeral; see sendTyping)
  *     onMessage({type, data, id}) {},    // any other event type the host sends (send_to / reply)
@@ -48,6 +51,7 @@
  *                                                 'reconnecting'; delay: ms until that attempt)
  *   'change'          {notifications, unreadCount}
  *   'typing'          {from, context}
+ *   'sessionend'      {reason}
  *   'message'         {type, data, id}              (event types the client does not know)
  *   'error'           Error (a server {"type":"error"} message has err.serverError = true and
  *                           err.messageType = the type of the message it answers)
@@ -64,6 +68,9 @@
  *   notifications:reset) and resumes with `?lastEventId=ID` on the new connection, so no event
  *   is lost or repeated across reconnects. When the browser comes back online, a pending
  *   reconnect happens immediately.
+ * - `session:end` (over WebSocket also close code 4401) means the server ended the session:
+ *   reconnecting with the same credentials would be refused, so the client closes, keeps its
+ *   list and cursor, and reports onSessionEnd; connect() later resumes from the cursor.
  * - Over WebSocket every message is `{"type":T,"id":ID?,"data":D}` and T is routed exactly like
  *   the SSE event name T. The server pings on every heartbeat; the browser answers by itself.
  * - Notifications are de-duplicated by id; `notification:read` carries the authoritative unread
@@ -81,6 +88,8 @@ const WS_ERROR_CODES = new Map([
   [1009, 'message too big'],
   [1011, 'server error'],
 ]);
+/** The WebSocket close code of a session the server ended (after a `session:end` message). */
+const WS_SESSION_ENDED = 4401;
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const BACKOFF_JITTER = 0.3; // ±30%
@@ -234,7 +243,7 @@ export class NotifyClient extends EventTarget {
 
     // Named SSE events are only delivered to listeners of their name.
     for (const name of ['init', 'notification', 'notifications:batch', 'notification:read',
-                        'notifications:reset', 'typing']) {
+                        'notifications:reset', 'typing', 'session:end']) {
       es.addEventListener(name, (ev) => {
         if (this._es !== es) return;
         let data;
@@ -266,6 +275,10 @@ export class NotifyClient extends EventTarget {
     ws.addEventListener('close', (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
+      if (ev.code === WS_SESSION_ENDED) { // without its message (it comes first): the same end
+        this._onSessionEnd({ reason: ev.reason || 'ended' });
+        return;
+      }
       const why = WS_ERROR_CODES.get(ev.code);
       if (why) {
         const err = new Error(`notify: the server closed the WebSocket: ${ev.code} ${why}${ev.reason ? ` (${ev.reason})` : ''}`);
@@ -378,6 +391,12 @@ export class NotifyClient extends EventTarget {
     if (!data || typeof data.from !== 'string') return;
     const info = { from: data.from, context: typeof data.context === 'string' ? data.context : '' };
     this._emit('typing', info, 'onTyping', info);
+  }
+
+  _onSessionEnd(data) {
+    const reason = data && typeof data.reason === 'string' ? data.reason : 'ended';
+    this.close();
+    this._emit('sessionend', { reason }, 'onSessionEnd', { reason });
   }
 
   _onServerError(data) {
@@ -618,6 +637,7 @@ NotifyClient.prototype._handlers = Object.freeze({
   'notification:read': NotifyClient.prototype._onRead,
   'notifications:reset': NotifyClient.prototype._onReset,
   typing: NotifyClient.prototype._onTyping,
+  'session:end': NotifyClient.prototype._onSessionEnd,
   error: NotifyClient.prototype._onServerError,
 });
 
