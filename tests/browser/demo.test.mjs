@@ -462,19 +462,61 @@ async function main() {
       () => document.getElementById('typing-indicator').hidden);
   });
 
-  await check('ending carol\'s sessions: her SSE and WS pages say so, do not reconnect, and come back on a click', async () => {
+  for (const [query, kind] of [['', 'SSE'], ['&transport=ws', 'WS']]) {
+    await check(`${kind}: two tabs of dana share one connection, and the second takes over when the first closes, missing nothing`, async () => {
+      const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+      const opened = []; // the connection URLs the tabs opened, in order
+      const track = (p) => {
+        p.on('request', (r) => { if (/\/api\/notifications\/stream\?/.test(r.url())) opened.push(r.url()); });
+        p.on('websocket', (ws) => opened.push(ws.url()));
+      };
+      const pages = [await ctx.newPage(), await ctx.newPage()];
+      pages.forEach((p, i) => { watchPage(p, `dana ${kind} tab ${i + 1}`); track(p); });
+      await pages[0].goto(`${base}/?user=dana${query}`);
+      await waitIn(pages[0], 'dana tab 1', '#conn-state never got data-state="open"', isOpen);
+      await pages[1].goto(`${base}/?user=dana${query}`);
+      await waitIn(pages[1], 'dana tab 2', '#conn-state never got data-state="open" (from the leader\'s snapshot)', isOpen);
+      const leaders = await Promise.all(pages.map((p) => p.evaluate(() => window.notifyClient.leader)));
+      assert(leaders[0] === true && leaders[1] === false, `leaders: ${JSON.stringify(leaders)}`);
+      await sleep(300);
+      assert(opened.length === 1, `the two tabs opened ${opened.length} connections: ${JSON.stringify(opened)}`);
+
+      const before = Number(await badgeText(pages[0])) || 0; // earlier checks broadcast to everyone
+      assert((Number(await badgeText(pages[1])) || 0) === before, 'the tabs start with different badges');
+      const first = `Shared ${kind} ${Date.now()}`;
+      await publish(base, { userId: 'dana', type: 'comment', title: first });
+      for (const [i, p] of pages.entries()) {
+        await waitIn(p, `dana tab ${i + 1}`, `no visible .toast containing "${first}"`, hasToast, [first]);
+        await waitIn(p, `dana tab ${i + 1}`, `#unread-badge does not show ${before + 1}`, badgeIs, [before + 1]);
+      }
+
+      // The leader goes; what is published before the other tab connects comes on its connection.
+      await pages[0].close();
+      const during = `During the hand-over ${kind} ${Date.now()}`;
+      await publish(base, { userId: 'dana', type: 'comment', title: during });
+      await waitIn(pages[1], 'dana tab 2', `no visible .toast containing "${during}"`, hasToast, [during], 15000);
+      await waitIn(pages[1], 'dana tab 2', `#unread-badge does not show ${before + 2}`, badgeIs, [before + 2]);
+      assert(await pages[1].evaluate(() => window.notifyClient.leader), 'tab 2 did not become the leader');
+      assert(opened.length === 2 && /[?&]lastEventId=/.test(opened[1]),
+        `after the hand-over the connections were ${JSON.stringify(opened)} (the second must resume with lastEventId)`);
+      await ctx.close();
+    });
+  }
+
+  await check('ending carol\'s sessions: her two SSE tabs (one connection) and WS tab say so, do not reconnect, and come back on a click', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const pages = [[await ctx.newPage(), 'carol sse page', ''], [await ctx.newPage(), 'carol ws page', '&transport=ws']];
-    const opened = new Map(); // page label -> stream requests and sockets opened
+    const pages = [[await ctx.newPage(), 'carol sse tab 1', ''], [await ctx.newPage(), 'carol sse tab 2', ''],
+                   [await ctx.newPage(), 'carol ws tab', '&transport=ws']];
+    const opened = []; // the connections the three tabs opened
     for (const [p, label, query] of pages) {
       watchPage(p, label);
-      opened.set(label, 0);
-      p.on('request', (r) => { if (/\/api\/notifications\/stream\?/.test(r.url())) opened.set(label, opened.get(label) + 1); });
-      p.on('websocket', () => opened.set(label, opened.get(label) + 1));
+      p.on('request', (r) => { if (/\/api\/notifications\/stream\?/.test(r.url())) opened.push(label); });
+      p.on('websocket', () => opened.push(label));
       await p.goto(`${base}/?user=carol${query}`);
+      await waitIn(p, label, '#conn-state never got data-state="open"', isOpen);
     }
-    for (const [p, label] of pages) await waitIn(p, label, '#conn-state never got data-state="open"', isOpen);
-    const before = new Map(opened);
+    await sleep(300);
+    assert(opened.length === 2, `carol's tabs opened ${JSON.stringify(opened)}, expected one SSE and one WS connection`);
 
     const res = await fetch(`${base}/api/sessions/end?user=carol`, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"reason":"logged_out"}',
@@ -484,13 +526,12 @@ async function main() {
     const signedOut = () => document.getElementById('conn-state')?.dataset.state === 'closed' &&
       document.getElementById('conn-label')?.textContent.includes('Signed out (logged_out)');
     for (const [p, label] of pages) await waitIn(p, label, '#conn-state does not say "Signed out (logged_out)"', signedOut);
-    // The first reconnect of a dropped connection would come after 0.7-1.3 s.
+    // The first reconnect of a dropped connection would come after 0.7-1.3 s; a follower tab
+    // that took the lock over would connect at once.
     await sleep(2500);
-    for (const [p, label] of pages) {
-      assert(opened.get(label) === before.get(label),
-        `${label}: opened ${opened.get(label) - before.get(label)} connection(s) after its session ended`);
+    assert(opened.length === 2, `after the end carol's tabs opened ${JSON.stringify(opened.slice(2))}`);
+    for (const [p, label] of pages)
       assert(await p.evaluate(() => window.notifyClient.state) === 'closed', `${label}: the client is not closed`);
-    }
     // bob, whose session goes on, still gets his notifications.
     const stillTitle = `Still here ${Date.now()}`;
     await publish(base, { userId: 'bob', type: 'system', title: stillTitle });
@@ -499,8 +540,9 @@ async function main() {
     for (const [p, label] of pages) {
       await p.click('#conn-state');
       await waitIn(p, label, '#conn-state never got data-state="open" after the click', isOpen);
-      assert(opened.get(label) === before.get(label) + 1, `${label}: ${opened.get(label) - before.get(label)} connections after the click`);
     }
+    await sleep(300);
+    assert(opened.length === 4, `after the clicks carol's tabs opened ${JSON.stringify(opened.slice(2))}, expected one SSE and one WS connection`);
     await ctx.close();
   });
 

@@ -13,6 +13,8 @@ const params = new URLSearchParams(location.search);
 const user = (params.get('user') || '').trim() || 'alice';
 // ?transport=ws: WebSocket; anything else: Server-Sent Events.
 const transport = params.get('transport') === 'ws' ? 'ws' : 'sse';
+// The tabs of one user share one connection (?share=0: one per tab).
+const shareConnection = params.get('share') !== '0';
 const TRANSPORT_INFO = {
   sse: { name: 'Server-Sent Events', kind: 'EventSource', endpoint: '/api/notifications/stream' },
   ws: { name: 'WebSocket', kind: 'WebSocket', endpoint: '/api/notifications/ws' },
@@ -386,6 +388,7 @@ let historyLoaded = false;
 
 const client = new NotifyClient({
   transport,
+  shareConnection,
   url: '/api/notifications/stream',
   wsUrl: '/api/notifications/ws',
   user,

@@ -14,6 +14,8 @@
  *     apiBase: '/api/notifications',     // base of the REST endpoints (default: url without /stream)
  *     user: 'alice',                     // sent as ?user=U on every request (optional)
  *     withCredentials: false,            // EventSource/fetch credentials mode (optional)
+ *     shareConnection: false,            // one connection for all tabs of this origin, user
+ *                                        // and transport (see "Tabs" below)
  *     onInit(snapshot)        {},        // {notifications, unreadCount} — first (or resumed) snapshot
  *     onNotification(n, meta) {},        // a NEW notification (live, or an item of a batch); meta = {batch}
  *     onRead({ids, unreadCount}) {},     // ids that became read (from any tab/device)
@@ -68,6 +70,17 @@
  *   notifications:reset) and resumes with `?lastEventId=ID` on the new connection, so no event
  *   is lost or repeated across reconnects. When the browser comes back online, a pending
  *   reconnect happens immediately.
+ * Tabs (shareConnection: true)
+ * ----
+ * Browsers allow 6 HTTP/1.1 connections per origin, and each tab's EventSource holds one. With
+ * shareConnection the tabs of one origin elect a leader (the Web Locks API): only the leader
+ * connects, and it relays every event and state change to the others over a BroadcastChannel;
+ * a tab that joins gets the leader's list and count at once. When the leader tab closes, the
+ * next tab takes the lock and connects, resuming from the last id it was relayed, so nothing is
+ * lost in the hand-over. Read receipts from any tab go over HTTP (or the leader's socket, for
+ * typing). Without the Web Locks API (a page not served over https or from localhost) each tab
+ * connects on its own, as without the option. `client.leader` says which this tab is.
+ *
  * - `session:end` (over WebSocket also close code 4401) means the server ended the session:
  *   reconnecting with the same credentials would be refused, so the client closes, keeps its
  *   list and cursor, and reports onSessionEnd; connect() later resumes from the cursor.
@@ -90,6 +103,7 @@ const WS_ERROR_CODES = new Map([
 ]);
 /** The WebSocket close code of a session the server ended (after a `session:end` message). */
 const WS_SESSION_ENDED = 4401;
+const SESSION_END_LOCK_HOLD_MS = 1000;
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const BACKOFF_JITTER = 0.3; // ±30%
@@ -154,6 +168,14 @@ export class NotifyClient extends EventTarget {
 
     this._es = null;
     this._ws = null;
+    this._share = !!options.shareConnection && typeof BroadcastChannel !== 'undefined' &&
+      typeof navigator !== 'undefined' && !!navigator.locks &&
+      typeof navigator.locks.request === 'function';
+    this._channel = null;       // the BroadcastChannel of the tabs sharing one connection
+    this._leader = false;       // this tab holds the lock and the connection
+    this._lockAbort = null;     // aborts our place in the lock's queue
+    this._releaseLock = null;   // gives the lock up (the leader's)
+    this._tabId = Math.random().toString(36).slice(2);
     /** (to, context) -> time of the last typing message sent */
     this._typingSentAt = new Map();
     this._timer = null;
@@ -186,6 +208,8 @@ export class NotifyClient extends EventTarget {
   get unreadCount() { return this._unread; }
   get lastEventId() { return this._lastEventId; }
   get user() { return this._user; }
+  /** True when this tab holds the connection the tabs share (or shares nothing). */
+  get leader() { return !this._share || this._leader; }
   /** 'sse' or 'ws'. */
   get transport() { return this._transport; }
   /** Copy of the notification list, newest first. */
@@ -195,16 +219,87 @@ export class NotifyClient extends EventTarget {
   // ---- connection -------------------------------------------------------------------------
 
   connect() {
-    if (this._es || this._ws || this._timer) return;
+    if (this._es || this._ws || this._timer || this._channel) return;
     this._attempt = 0;
     if (typeof window !== 'undefined' && window.addEventListener) {
       window.addEventListener('online', this._onOnline);
     }
     this._setState(ConnectionState.CONNECTING);
-    this._open();
+    if (this._share) this._joinTabs();
+    else this._open();
+  }
+
+  /** Joins the tabs that share one connection: waits for the lock, and follows meanwhile. */
+  _joinTabs() {
+    const endpoint = this._transport === 'ws' ? this._wsUrl : this._url;
+    const name = `notify-client:${this._transport}:${endpoint}:${this._user || ''}`;
+    const channel = new BroadcastChannel(name);
+    this._channel = channel;
+    channel.onmessage = (ev) => { if (this._channel === channel) this._onTabMessage(ev.data); };
+    const abort = new AbortController();
+    this._lockAbort = abort;
+    navigator.locks.request(name, { signal: abort.signal }, () => {
+      if (this._channel !== channel) return undefined; // closed meanwhile: give it up at once
+      this._lockAbort = null;
+      this._leader = true;
+      this._open();
+      return new Promise((resolve) => { this._releaseLock = resolve; });
+    }).catch(() => { /* aborted by close() */ });
+    this._post({ kind: 'hello', from: this._tabId });
+  }
+
+  _post(message) {
+    if (!this._channel) return;
+    try {
+      this._channel.postMessage(message);
+    } catch (err) {
+      this._emitError(err);
+    }
+  }
+
+  /** What another tab of the same connection said. */
+  _onTabMessage(m) {
+    if (!m || typeof m !== 'object') return;
+    if (m.kind === 'hello') {
+      if (this._leader && this._hadInit) {
+        this._post({ kind: 'snapshot', to: m.from, notifications: this._list, unreadCount: this._unread,
+                     lastEventId: this._lastEventId, state: this._state });
+      }
+    } else if (m.kind === 'snapshot') {
+      if (this._leader || m.to !== this._tabId) return;
+      this._onInit({ notifications: m.notifications, unreadCount: m.unreadCount }, m.lastEventId);
+      if (m.state !== ConnectionState.OPEN) this._setState(m.state);
+    } else if (m.kind === 'event') {
+      // session:end ends every tab, a tab that has just become the leader too.
+      if (!this._leader || m.type === 'session:end') this._dispatch(m.type, m.data, m.id, false);
+    } else if (m.kind === 'state') {
+      if (!this._leader) this._setState(m.state, m.extra);
+    } else if (m.kind === 'send') {
+      if (this._leader) this._wsSend(m.message);
+    }
   }
 
   close() {
+    this._leaveTabs(0);
+    this._closeConnection();
+  }
+
+  /**
+   * Leaves the tabs that share a connection; the lock goes to the next tab after `delayMs`.
+   */
+  _leaveTabs(delayMs) {
+    if (this._lockAbort) { this._lockAbort.abort(); this._lockAbort = null; }
+    if (this._releaseLock) {
+      const release = this._releaseLock;
+      this._releaseLock = null;
+      if (delayMs > 0) setTimeout(release, delayMs);
+      else release();
+    }
+    this._leader = false;
+    if (this._channel) { this._channel.close(); this._channel = null; }
+  }
+
+  _closeConnection() {
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._es) { this._es.close(); this._es = null; }
     if (this._ws) {
@@ -309,8 +404,15 @@ export class NotifyClient extends EventTarget {
     });
   }
 
-  /** Sends a JSON message over the WebSocket when it is open. Returns true when sent. */
-  _wsSend(message) {
+  /**
+   * Sends a JSON message over the WebSocket when it is open. Returns true when sent. A tab that
+   * follows another hands it to the leader when `relay` (no answer comes back to it).
+   */
+  _wsSend(message, relay = false) {
+    if (relay && this._share && this._channel && !this._leader && this._transport === 'ws') {
+      this._post({ kind: 'send', message });
+      return true;
+    }
     const ws = this._ws;
     if (!ws || ws.readyState !== 1 /* OPEN */) return false;
     try {
@@ -321,8 +423,12 @@ export class NotifyClient extends EventTarget {
     }
   }
 
-  /** Routes one event (an SSE event name or a WebSocket message type) to its handler. */
-  _dispatch(type, data, id) {
+  /**
+   * Routes one event (an SSE event name or a WebSocket message type) to its handler; the
+   * leader of shared tabs relays what its connection received (`fromServer`) to the others.
+   */
+  _dispatch(type, data, id, fromServer = true) {
+    if (fromServer && this._leader) this._post({ kind: 'event', type, data, id });
     const handler = Object.prototype.hasOwnProperty.call(this._handlers, type) ? this._handlers[type] : null;
     try {
       if (handler) handler.call(this, data, id);
@@ -395,7 +501,10 @@ export class NotifyClient extends EventTarget {
 
   _onSessionEnd(data) {
     const reason = data && typeof data.reason === 'string' ? data.reason : 'ended';
-    this.close();
+    // The leader keeps the lock a moment, so that the other tabs read the session:end it
+    // relayed before one of them could take the lock and connect with the old credentials.
+    this._leaveTabs(SESSION_END_LOCK_HOLD_MS);
+    this._closeConnection();
     this._emit('sessionend', { reason }, 'onSessionEnd', { reason });
   }
 
@@ -570,7 +679,7 @@ export class NotifyClient extends EventTarget {
     const now = Date.now();
     const last = this._typingSentAt.get(key);
     if (last != null && now - last < TYPING_THROTTLE_MS) return false;
-    if (!this._wsSend({ type: 'typing', to, context })) return false;
+    if (!this._wsSend({ type: 'typing', to, context }, true)) return false;
     this._typingSentAt.set(key, now);
     if (this._typingSentAt.size > 64) {
       for (const [k, t] of this._typingSentAt) if (now - t >= TYPING_THROTTLE_MS) this._typingSentAt.delete(k);
@@ -599,6 +708,7 @@ export class NotifyClient extends EventTarget {
     if (prev === state && !(extra && extra.delay != null)) return;
     this._state = state;
     const info = { state, prev, ...(extra || {}) };
+    if (this._leader) this._post({ kind: 'state', state, extra: extra || null });
     this.dispatchEvent(new CustomEvent('statechange', { detail: info }));
     this._call('onStateChange', state, prev, info);
   }
