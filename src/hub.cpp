@@ -494,7 +494,7 @@ class NotificationHub::Impl final : public SinkOwner,
       std::lock_guard lock(delivery_mutex_);
       const auto& event = envelope.event;
       if (!envelope.broadcast && event->type() == event_type::session_end) {
-        end_local_sessions(envelope.user, *event);
+        end_local_sessions(envelope.user, reason_of_session_end(*event));
         return;
       }
       if (envelope.broadcast) {
@@ -516,15 +516,18 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void on_bus_state(BusState) override {}
 
-  // end_sessions() arriving on this instance: every local connection of `user` ends with
-  // the reason the event carries (a bus may carry an event from an older or foreign sender:
-  // an unreadable reason becomes "ended").
-  void end_local_sessions(const std::string& user, const Event& event) {
-    std::string reason = "ended";
+  // The reason a session:end event from the bus carries (a bus may carry an event from an
+  // older or foreign sender: an unreadable reason becomes "ended").
+  static std::string reason_of_session_end(const Event& event) {
     const auto data = nlohmann::json::parse(event.data(), nullptr, false);
     if (data.is_object() && data.contains("reason") && data["reason"].is_string() &&
         Sink::is_valid_session_end_reason(data["reason"].get_ref<const std::string&>()))
-      reason = data["reason"].get<std::string>();
+      return data["reason"].get<std::string>();
+    return "ended";
+  }
+
+  // Every connection of `user` on this instance ends (end_sessions(), from here or the bus).
+  void end_local_sessions(const std::string& user, std::string_view reason) {
     std::vector<std::shared_ptr<Sink>> sinks;
     {
       std::shared_lock lock(registry_mutex_);
@@ -1357,8 +1360,13 @@ class NotificationHub::Impl final : public SinkOwner,
     data += reason;
     data += "\"}";
     auto event = Event::message(std::string(event_type::session_end), {}, std::move(data), 0);
+    // This instance's connections end here, whatever the bus does: a bus that is away (or a
+    // subscription not yet active) cannot keep them open. They are closed when the event
+    // comes back.
+    std::string owner(user);
+    end_local_sessions(owner, reason);
     std::error_code ec;
-    bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
+    bus_->publish(Envelope{std::move(owner), false, std::move(event)}, ec);
     if (ec)
       throw std::system_error(ec, "notify: end_sessions");
   }

@@ -210,9 +210,13 @@ class NOTIFY_EXPORT NotificationHub {
   // (WebSocket: then close code 4401) and knows not to reconnect before it authenticates
   // again. For a logout, a revoked token, a disabled account: call it after your auth
   // refuses the old credentials, or a client may reconnect with them in between. A
-  // connection attached later is not affected. Throws std::invalid_argument for an empty
-  // user or an invalid reason (Sink::is_valid_session_end_reason), std::system_error for a
-  // stopped hub or a bus error.
+  // connection attached later is not affected. This instance's connections end in the call,
+  // even when the bus then fails; another instance's end when the event reaches it (like
+  // send_to(), it misses a connection whose user's subscription is not active yet there: the
+  // first moments of the user's first connection on that instance). Throws
+  // std::invalid_argument for an empty user or an invalid reason
+  // (Sink::is_valid_session_end_reason), std::system_error for a stopped hub or a bus error
+  // (the local connections have ended).
   void end_sessions(std::string_view user, std::string_view reason);
 
   // --- operations -----------------------------------------------------------------

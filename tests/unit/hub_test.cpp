@@ -423,6 +423,20 @@ TEST_CASE("hub: end_sessions ends every stream of the user with session:end, and
   CHECK_THROWS_AS(hub.end_sessions("alice", "logged_out"), std::system_error);
 }
 
+TEST_CASE("hub: end_sessions ends this instance's connections even when the bus loses it") {
+  asio::io_context io;
+  auto bus = std::make_shared<test::LossyBus>();
+  NotificationHub hub(io.get_executor(), no_batching(), {}, bus);
+  Client c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.count() == 1; }));
+  bus->lose(true);
+  hub.end_sessions("alice", "revoked");
+  REQUIRE(test::run_until(io, [&] { return c.transport->closed(); }));
+  CHECK(c.of_type("session:end").size() == 1);
+  CHECK(hub.metrics().sessions_ended == 1);
+  hub.stop();
+}
+
 TEST_CASE("hub: a sink never attached answers end_session with the head and session:end") {
   asio::io_context io;
   auto transport = std::make_shared<test::RecordingTransport>(io);
