@@ -4,12 +4,13 @@
 // sends.
 //
 //   node tests/node/ws.test.mjs [--demo /path/to/notify-demo] [--demo-arg ARG]... [--timeout SECONDS]
-//                               [--redis-server /path/to/redis-server]
+//                               [--redis-server /path/to/redis-server] [--nginx /path/to/nginx]
 //   NOTIFY_DEMO=/path/to/notify-demo node tests/node/ws.test.mjs
 //
 // Starts `notify-demo --port 0 --batch-ms 0` (and a second one with --allowed-origin and
 // --typing-pairs none, and with --redis-server one on a Redis store whose Redis the test stops
-// and starts), waits for its "listening on http://ADDR:PORT" line and runs every
+// and starts; with --nginx one with --heartbeat 1, both behind nginx configured as
+// docs/DEPLOYMENT.md says), waits for its "listening on http://ADDR:PORT" line and runs every
 // check in order. A failed check is reported and the next one runs (each uses its own users,
 // so one failure does not cascade). Prints one line per check and a final `N passed, M failed`;
 // exit code 0 only when everything passed. The demo processes are always killed by their
@@ -22,6 +23,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import { Nginx } from '../support/nginx.mjs';
 import { RedisServer } from '../support/redis-server.mjs';
 
 // ---- arguments --------------------------------------------------------------------------------
@@ -29,11 +31,11 @@ import { RedisServer } from '../support/redis-server.mjs';
 function usage(msg) {
   if (msg) console.error(`error: ${msg}`);
   console.error('usage: node ws.test.mjs [--demo PATH] [--demo-arg ARG]... [--timeout SECONDS] ' +
-                '[--redis-server PATH]   (or NOTIFY_DEMO=PATH)');
+                '[--redis-server PATH] [--nginx PATH]   (or NOTIFY_DEMO=PATH)');
   process.exit(2);
 }
 
-const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null };
+const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null, nginx: null };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -46,6 +48,7 @@ const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90,
     else if (a === '--demo-arg') opts.demoArgs.push(val());
     else if (a === '--timeout') opts.timeout = Number(val());
     else if (a === '--redis-server') opts.redisServer = val();
+    else if (a === '--nginx') opts.nginx = val();
     else if (a === '-h' || a === '--help') usage();
     else if (!a.startsWith('-') && !opts.demo) opts.demo = a;
     else usage(`unknown argument ${a}`);
@@ -60,6 +63,7 @@ let passed = 0;
 let failed = 0;
 const demos = [];        // {proc, exited, log}
 const redisServers = []; // RedisServer, stopped at the end
+const proxies = [];      // Nginx, stopped at the end
 const sockets = new Set(); // everything to tear down at the end
 
 class CheckFailure extends Error {}
@@ -119,12 +123,14 @@ async function stopDemo(d) {
 process.on('exit', () => {
   for (const d of demos) killDemo(d, 'SIGKILL');
   for (const r of redisServers) r.kill();
+  for (const n of proxies) n.kill();
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\ninterrupted (${sig})`);
     for (const d of demos) killDemo(d, 'SIGKILL');
     for (const r of redisServers) r.kill();
+    for (const n of proxies) n.kill();
     process.exit(130);
   });
 }
@@ -857,6 +863,98 @@ async function main() {
     }
   }
 
+  if (opts.nginx) {
+    // nginx as docs/DEPLOYMENT.md configures it, with a proxy_read_timeout of 3 s instead of an
+    // hour so that it shows in a test: in front of `d` (heartbeats every 30 s) and of a demo
+    // that sends them every second.
+    const nginx = new Nginx(opts.nginx);
+    proxies.push(nginx);
+    let viaSlow;
+    let viaFast;
+    await check('nginx starts in front of the demo (heartbeat 30 s) and of one with --heartbeat 1', async () => {
+      const fast = await startDemo('notify-demo --heartbeat 1', ['--batch-ms', '0', '--heartbeat', '1']);
+      const recipe = (port, upstream) => `
+  upstream ${upstream.name} { server 127.0.0.1:${upstream.port}; keepalive 16; }
+  server {
+    listen 127.0.0.1:${port};
+    location /api/notifications/stream {
+      proxy_pass http://${upstream.name};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 3s;
+    }
+    location /api/notifications/ws {
+      proxy_pass http://${upstream.name};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 3s;
+    }
+    location / {
+      proxy_pass http://${upstream.name};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`;
+      await nginx.start(2, ([p1, p2]) => recipe(p1, { name: 'slow_heartbeat', port: d.port }) +
+                                         recipe(p2, { name: 'fast_heartbeat', port: fast.port }));
+      viaSlow = { base: `http://127.0.0.1:${nginx.ports[0]}`, port: nginx.ports[0] };
+      viaFast = { base: `http://127.0.0.1:${nginx.ports[1]}`, port: nginx.ports[1] };
+    });
+    if (viaSlow) {
+      await check('nginx: an SSE stream gets init and each notification as it is published, not held in a buffer', async () => {
+        const s = await openSse(viaSlow, 'proxied');
+        await s.inbox.take((e) => e.event === 'init', 'init');
+        for (const title of ['first through nginx', 'second through nginx']) {
+          const id = await publish(viaSlow, { userId: 'proxied', type: 'comment', title });
+          const e = await s.inbox.take((x) => x.event === 'notification', `"${title}"`, 2000);
+          assertEqual([e.id, e.data.title], [id, title], 'the notification');
+        }
+        s.close();
+      });
+
+      await check('nginx: a WebSocket gets init, a notification and a read receipt, and session:end then 4401', async () => {
+        const c = await openWs(viaSlow, { user: 'proxied-ws' }, { label: 'ws through nginx' });
+        await c.inbox.take((m) => m.type === 'init', 'init');
+        const id = await publish(viaSlow, { userId: 'proxied-ws', type: 'comment', title: 'over the proxy' });
+        assertEqual((await c.inbox.take((m) => m.type === 'notification', 'notification')).id, id, 'notification id');
+        send(c, { type: 'notification:read', id });
+        assertEqual((await c.inbox.take((m) => m.type === 'notification:read', 'notification:read')).data,
+          { ids: [id], unreadCount: 0 }, 'the read receipt');
+        const res = await fetch(`${viaSlow.base}/api/sessions/end?user=proxied-ws`, { method: 'POST' });
+        assertEqual(res.status, 200, 'status of POST /api/sessions/end through nginx');
+        await c.inbox.take((m) => m.type === 'session:end', 'session:end');
+        const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
+        assert(closed, 'not closed within 5 s');
+        assertEqual([closed.code, closed.reason], [4401, 'logged_out'], 'close code and reason');
+      });
+
+      await check('nginx: with heartbeats (1 s) below proxy_read_timeout (3 s) a quiet stream and socket stay open', async () => {
+        const s = await openSse(viaFast, 'quiet');
+        const c = await openWs(viaFast, { user: 'quiet' }, { label: 'quiet ws through nginx' });
+        await s.inbox.take((e) => e.event === 'init', 'init');
+        await c.inbox.take((m) => m.type === 'init', 'init');
+        await sleep(5000);
+        assert(!s.inbox.ended, `the stream ended: ${s.inbox.ended}`);
+        assert(!c.inbox.ended, `the socket ended: ${c.inbox.ended}`);
+        const id = await publish(viaFast, { userId: 'quiet', type: 'comment', title: 'after 5 s' });
+        assertEqual((await s.inbox.take((x) => x.event === 'notification', 'the notification after 5 s')).id, id, 'SSE id');
+        assertEqual((await c.inbox.take((m) => m.type === 'notification', 'the notification after 5 s')).id, id, 'WS id');
+        s.close();
+        c.ws.close(1000);
+      });
+
+      await check('nginx: with heartbeats (30 s) above proxy_read_timeout (3 s) nginx cuts a quiet stream, which is why they must be below', async () => {
+        const s = await openSse(viaSlow, 'cut');
+        await s.inbox.take((e) => e.event === 'init', 'init');
+        for (let waited = 0; !s.inbox.ended && waited < 8000; waited += 100) await sleep(100);
+        // nginx drops the response without its end (the client sees it aborted).
+        assert(s.inbox.ended, 'nginx did not cut the quiet stream within 8 s');
+      });
+    }
+  }
+
   await check('shutdown (SIGTERM) closes open sockets with 1001', async () => {
     const last = await openWs(d, { user: 'last' });
     await last.inbox.take((m) => m.type === 'init', 'init');
@@ -885,6 +983,7 @@ async function finish() {
   for (const s of sockets) try { s.terminate(); } catch { /* already gone */ }
   await Promise.all(demos.map(stopDemo));
   await Promise.all(redisServers.map((r) => r.stop()));
+  await Promise.all(proxies.map((n) => n.stop()));
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }
