@@ -3,16 +3,8 @@
 // client's URL stays valid across an outage), persists nothing, and is stopped by its PID.
 
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './free-port.mjs';
 
 export class RedisServer {
   // `executable`: the redis-server binary. `onLine(line)` sees its output (for a failure's log).

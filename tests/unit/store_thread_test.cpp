@@ -168,6 +168,18 @@ std::error_code code_of(const std::exception_ptr& error) {
   return {};
 }
 
+// An async publish to `user` held in `store`'s first append_all(), and `queued` more queued
+// behind it. False when the store was not entered.
+bool hold_with_queue(NotificationHub& hub, GateStore& store, Outcomes& out, const std::string& user,
+                     int queued) {
+  hub.async_publish(draft(user, "held"), out.handler());
+  if (!store.wait_entered())
+    return false;
+  for (int i = 0; i < queued; ++i)
+    hub.async_publish(draft(user, std::to_string(i)), out.handler());
+  return true;
+}
+
 bool increasing(const std::vector<std::string>& ids) {
   for (std::size_t i = 1; i < ids.size(); ++i)
     if (std::stoull(ids[i - 1]) >= std::stoull(ids[i]))
@@ -569,10 +581,7 @@ TEST_CASE("store thread: a new connection is read after the call in progress, no
   auto store = std::make_shared<GateStore>();
   NotificationHub hub(io.get_executor(), no_batching(), store);
   Outcomes out;
-  hub.async_publish(draft("alice", "held"), out.handler());
-  REQUIRE(store->wait_entered());
-  for (int i = 0; i < 600; ++i)  // batches of 256, 256 and 88
-    hub.async_publish(draft("alice", std::to_string(i)), out.handler());
+  REQUIRE(hold_with_queue(hub, *store, out, "alice", 600));  // batches of 256, 256 and 88
   Client client(io, hub, "alice");
   std::optional<notify::Inbox> listed;
   hub.async_list("alice", true, 1000, [&](std::exception_ptr error, notify::Inbox inbox) {
@@ -609,11 +618,8 @@ TEST_CASE("store thread: repair turns and the queue's batches take turns") {
   auto store = std::make_shared<GateStore>();
   NotificationHub hub(io.get_executor(), no_batching(), store);
   Outcomes out;
-  hub.async_publish(draft("other", "held"), out.handler());
-  REQUIRE(store->wait_entered());
-  for (int i = 0; i < 600; ++i)  // batches of 256, 256 and 88
-    hub.async_publish(draft("other", std::to_string(i)), out.handler());
-  std::vector<std::unique_ptr<Client>> clients;  // first reads of 16, 16 and 8
+  REQUIRE(hold_with_queue(hub, *store, out, "other", 600));  // batches of 256, 256 and 88
+  std::vector<std::unique_ptr<Client>> clients;              // first reads of 16, 16 and 8
   for (int i = 0; i < 40; ++i)
     clients.push_back(std::make_unique<Client>(io, hub, "u" + std::to_string(i)));
   store->release();
