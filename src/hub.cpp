@@ -1000,11 +1000,22 @@ class NotificationHub::Impl final : public SinkOwner,
     });
   }
 
+  // Also ends the sessions whose deadline (Sink::end_session_at) has passed.
   void sweep_heartbeats() {
-    std::shared_lock lock(registry_mutex_);
-    for (const auto& sink : all_)
-      sink->heartbeat();
-    heartbeats_.fetch_add(all_.size(), std::memory_order_relaxed);
+    const auto now = Clock::now();
+    std::vector<std::shared_ptr<Sink>> expired;
+    {
+      std::shared_lock lock(registry_mutex_);
+      for (const auto& sink : all_) {
+        if (sink->session_due(now))
+          expired.push_back(sink);
+        else
+          sink->heartbeat();
+      }
+      heartbeats_.fetch_add(all_.size() - expired.size(), std::memory_order_relaxed);
+    }
+    for (const auto& sink : expired)
+      sink->end_session("expired");
   }
 
   // --- connections ----------------------------------------------------------------

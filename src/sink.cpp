@@ -403,6 +403,18 @@ bool Sink::is_valid_session_end_reason(std::string_view reason) noexcept {
   return true;
 }
 
+void Sink::end_session_at(std::chrono::steady_clock::time_point deadline) noexcept {
+  // A deadline at the clock's epoch itself would read as none: one tick later is the same.
+  session_deadline_.store(
+      std::max<std::chrono::steady_clock::rep>(deadline.time_since_epoch().count(), 1),
+      std::memory_order_relaxed);
+}
+
+bool Sink::session_due(std::chrono::steady_clock::time_point now) const noexcept {
+  const auto deadline = session_deadline_.load(std::memory_order_relaxed);
+  return deadline != 0 && deadline <= now.time_since_epoch().count();
+}
+
 void Sink::end_session(std::string_view reason) {
   if (!is_valid_session_end_reason(reason))
     throw std::invalid_argument("notify: a session's end reason is 1 to 64 of a-z 0-9 _ - .");

@@ -21,6 +21,7 @@
 #include <notify/transport.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -100,6 +101,15 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // 1 to 64 characters of a-z, 0-9, '_', '-' and '.': a code for programs
   // ("logged_out", "token_expired"), sent as it is.
   static bool is_valid_session_end_reason(std::string_view reason) noexcept;
+
+  // end_session("expired") once `deadline` has passed, for credentials that expire (a
+  // token's `exp`): the hub checks at each heartbeat sweep, so the end comes within
+  // HubOptions::heartbeat_interval after the deadline, with no timer per connection. Before
+  // or after attach; a later call replaces the deadline. For an exact moment, call
+  // end_session() from a timer of your own.
+  void end_session_at(std::chrono::steady_clock::time_point deadline) noexcept;
+  // Whether end_session_at()'s deadline has passed at `now` (used by the hub).
+  bool session_due(std::chrono::steady_clock::time_point now) const noexcept;
 
   bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
   const std::string& user() const noexcept { return user_; }
@@ -317,6 +327,8 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::unique_ptr<char[]> read_buffer_;  // only for transports that cannot read_now()
   bool reading_ = false;
   std::size_t registry_slot_ = 0;  // guarded by the hub's registry lock
+  // end_session_at(): steady_clock ticks since its epoch; 0 for none.
+  std::atomic<std::chrono::steady_clock::rep> session_deadline_{0};
 };
 
 }  // namespace notify

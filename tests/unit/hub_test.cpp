@@ -437,6 +437,35 @@ TEST_CASE("hub: end_sessions ends this instance's connections even when the bus 
   hub.stop();
 }
 
+TEST_CASE("hub: end_session_at ends a session at the first heartbeat sweep past its deadline") {
+  using namespace std::chrono_literals;
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = 1s;
+  NotificationHub hub(io.get_executor(), options);
+  Client expiring(io, hub, "alice"), later(io, hub, "alice"), moved(io, hub, "bob"),
+      overdue(io, hub, "carol");
+  const auto t0 = std::chrono::steady_clock::now();
+  expiring.sink->end_session_at(t0 + 1500ms);
+  later.sink->end_session_at(t0 + 1h);
+  moved.sink->end_session_at(t0 + 500ms);
+  moved.sink->end_session_at(t0 + 1h);  // a later call replaces the deadline
+  overdue.sink->end_session_at(t0 - 1s);
+  REQUIRE(test::run_until(
+      io, [&] { return expiring.transport->closed(); }, std::chrono::seconds(5)));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 1500ms);  // never before its deadline
+  CHECK(overdue.transport->closed());
+  for (auto* c : {&expiring, &overdue}) {
+    REQUIRE(c->of_type("session:end").size() == 1);
+    CHECK(c->of_type("session:end")[0].data == R"({"reason":"expired"})");
+  }
+  io.run_for(1200ms);  // one more sweep
+  CHECK_FALSE(later.transport->closed());
+  CHECK_FALSE(moved.transport->closed());
+  CHECK(hub.metrics().sessions_ended == 2);
+  hub.stop();
+}
+
 TEST_CASE("hub: a sink never attached answers end_session with the head and session:end") {
   asio::io_context io;
   auto transport = std::make_shared<test::RecordingTransport>(io);
