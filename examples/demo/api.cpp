@@ -545,16 +545,25 @@ Api::Outcome Api::websocket(const HttpRequest& request, std::string user,
 
 void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept {
   attach_or_refuse(hub_, std::move(socket), std::move(request.user), request.cursor, "a stream",
-                   [](const auto& transport) { return notify::SseSink::create(transport); });
+                   [this](const auto& transport) {
+                     return with_session_deadline(notify::SseSink::create(transport));
+                   });
 }
 
 void Api::open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept {
   // The sink writes the handshake's 101 response as its first bytes, once attached; when the
   // hub refuses the connection nothing was written yet, so the answer is a plain HTTP error.
-  attach_or_refuse(hub_, std::move(socket), std::move(request.user), request.cursor, "a WebSocket",
-                   [&](const auto& transport) {
-                     return notify::WebSocketSink::create(transport, request.handshake);
-                   });
+  attach_or_refuse(
+      hub_, std::move(socket), std::move(request.user), request.cursor, "a WebSocket",
+      [&](const auto& transport) {
+        return with_session_deadline(notify::WebSocketSink::create(transport, request.handshake));
+      });
+}
+
+std::shared_ptr<notify::Sink> Api::with_session_deadline(std::shared_ptr<notify::Sink> sink) const {
+  if (options_.session.count() > 0)
+    sink->end_session_at(std::chrono::steady_clock::now() + options_.session);
+  return sink;
 }
 
 }  // namespace demo

@@ -13,7 +13,9 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -52,6 +54,8 @@ struct ApiOptions {
   // case-insensitively; a request without an Origin header (not a browser) is allowed too.
   // Empty: every origin is allowed — for development only.
   std::vector<std::string> allowed_origins;
+  // Streams and sockets end with session:end "expired" this long after they open; 0: never.
+  std::chrono::seconds session{0};
 };
 
 class Api {
@@ -75,6 +79,8 @@ class Api {
   void open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept;
 
  private:
+  // The sink, with its session's deadline when ApiOptions::session is set.
+  std::shared_ptr<notify::Sink> with_session_deadline(std::shared_ptr<notify::Sink> sink) const;
   Outcome route(const HttpRequest& request);
   Outcome websocket(const HttpRequest& request, std::string user, std::string cursor) const;
 

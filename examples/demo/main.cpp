@@ -190,6 +190,7 @@ int run(const demo::Options& options) {
 
   demo::ApiOptions api_options;
   api_options.allowed_origins = options.allowed_origins;
+  api_options.session = options.session;
   demo::Api api(hub, api_options);
   demo::ConnectionLimits limits;
   limits.idle_timeout = options.idle_timeout;

@@ -69,12 +69,12 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       result.action = ParsedOptions::Action::help;
       return result;
     }
-    const bool known = flag == "--port" || flag == "--bind" || flag == "--heartbeat" ||
-                       flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
-                       flag == "--max-connections" || flag == "--allowed-origin" ||
-                       flag == "--typing-pairs" || flag == "--store" || flag == "--bus" ||
-                       flag == "--bus-thread" || flag == "--batched-writes" ||
-                       flag == "--idle-timeout" || flag == "--request-timeout";
+    const bool known =
+        flag == "--port" || flag == "--bind" || flag == "--heartbeat" || flag == "--batch-ms" ||
+        flag == "--auth" || flag == "--threads" || flag == "--max-connections" ||
+        flag == "--allowed-origin" || flag == "--typing-pairs" || flag == "--store" ||
+        flag == "--bus" || flag == "--bus-thread" || flag == "--batched-writes" ||
+        flag == "--idle-timeout" || flag == "--request-timeout" || flag == "--session-seconds";
     if (!known)
       return fail("unknown option '" + args[i] + "'");
     if (!value) {
@@ -100,6 +100,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       if (!n || *n < 1)
         return fail("--heartbeat: '" + v + "' is not a number of seconds (at least 1)");
       o.heartbeat = std::chrono::seconds(*n);
+    } else if (flag == "--session-seconds") {
+      const auto n = parse_unsigned(v, 365 * 24 * 3600);
+      if (!n)
+        return fail("--session-seconds: '" + v + "' is not a number of seconds");
+      o.session = std::chrono::seconds(*n);
     } else if (flag == "--batch-ms") {
       const auto n = parse_unsigned(v, 60000);
       if (!n)
@@ -165,6 +170,9 @@ std::string usage(const std::string& program) {
          "  --port N              port to listen on; 0 picks a free one (default 8080)\n"
          "  --bind ADDR           address to listen on (default 127.0.0.1)\n"
          "  --heartbeat SECONDS   heartbeat on idle streams (default 30, at least 1)\n"
+         "  --session-seconds N   end each stream and socket with session:end \"expired\"\n"
+         "                        N seconds after it opened, as a token's expiry would, at\n"
+         "                        the next heartbeat (default 0: never)\n"
          "  --batch-ms MS         per-user batching window (default 200, 0 disables)\n"
          "  --auth dev            user from ?user= or X-User-Id (the only mode, default)\n"
          "  --threads N           threads, each running its own io_context (default 1)\n"

@@ -28,6 +28,9 @@ struct Options {
   // HTTP connections (not streams): idle between requests; a request, and a response.
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds request_timeout{30000};
+  // --session-seconds: every stream and socket ends with session:end "expired" this long
+  // after it opened (Sink::end_session_at), as if its credentials expired. 0: never.
+  std::chrono::seconds session{0};
 };
 
 struct ParsedOptions {

@@ -381,7 +381,8 @@ TEST_CASE("http: command line") {
                                                  {"--port"},
                                                  {"--bind", "not-an-ip"},
                                                  {"--idle-timeout", "0"},
-                                                 {"--request-timeout", "soon"}}) {
+                                                 {"--request-timeout", "soon"},
+                                                 {"--session-seconds", "-1"}}) {
       const auto r = run_to_completion(NOTIFY_DEMO_PATH, args, std::chrono::seconds(10));
       CAPTURE(args.front());
       CHECK(r.status.exited);

@@ -708,6 +708,23 @@ async function main() {
     other.ws.close();
   });
 
+  await check('--session-seconds 1: a socket and a stream end with session:end "expired" at a heartbeat after 1 s', async () => {
+    const e = await startDemo('notify-demo --session-seconds 1', ['--batch-ms', '0', '--heartbeat', '1', '--session-seconds', '1']);
+    const opened = Date.now();
+    const c = await openWs(e, { user: 'expiring' }, { label: 'expiring ws' });
+    const s = await openSse(e, 'expiring');
+    await c.inbox.take((m) => m.type === 'init', 'init');
+    await s.inbox.take((x) => x.event === 'init', 'init');
+    const m = await c.inbox.take((x) => x.type === 'session:end', 'session:end', 5000);
+    assertEqual(m.data, { reason: 'expired' }, 'session:end data');
+    assert(Date.now() - opened >= 1000, `ended ${Date.now() - opened} ms after it opened, before its 1 s`);
+    const closed = await Promise.race([c.closed, sleep(5000).then(() => null)]);
+    assert(closed, 'not closed within 5 s');
+    assertEqual([closed.code, closed.reason], [4401, 'expired'], 'close code and reason');
+    assertEqual((await s.inbox.take((x) => x.event === 'session:end', 'session:end', 5000)).data, { reason: 'expired' }, 'SSE data');
+    await stopDemo(e);
+  });
+
   await check('a flood of 200 messages is closed with 1008', async () => {
     const flood = await openWs(d, { user: 'flooder' }, { label: 'flooder ws' });
     await flood.inbox.take((m) => m.type === 'init', 'init');
