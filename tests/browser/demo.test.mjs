@@ -490,6 +490,16 @@ async function main() {
         await waitIn(p, `dana tab ${i + 1}`, `#unread-badge does not show ${before + 1}`, badgeIs, [before + 1]);
       }
 
+      if (kind === 'WS' && bobWs) {
+        // The follower has no socket: its typing goes out on the leader's.
+        await pages[1].fill('#chat-to', 'bob');
+        await pages[1].locator('#chat-input').pressSequentially('Hello from the second tab', { delay: 30 });
+        await waitIn(bobWs, 'bob ws page', 'no visible "dana is typing…" indicator from the follower tab', ([who]) => {
+          const box = document.getElementById('typing-indicator');
+          return !!box && !box.hidden && document.getElementById('typing-text').textContent.includes(`${who} is typing`);
+        }, ['dana']);
+      }
+
       // The leader goes; what is published before the other tab connects comes on its connection.
       await pages[0].close();
       const during = `During the hand-over ${kind} ${Date.now()}`;
