@@ -28,11 +28,7 @@ using test::SingleThreadMode;
 using test::SocketPair;
 using test::StrandMode;
 
-struct Frame {
-  Opcode opcode;
-  bool rsv1;
-  std::string payload;
-};
+using test::ws::Frame;
 
 // Every case runs over both kinds of AsioTransport: with a strand (reads into the sink's
 // own buffer) and single-threaded (non-blocking reads into the thread's shared buffer).
@@ -86,38 +82,7 @@ struct WsClient {
   void send_text(const std::string& text) { send(test::ws::client_frame(Opcode::text, text)); }
 
   // The server frames received so far (after the handshake response).
-  std::vector<Frame> frames() const {
-    std::vector<Frame> out;
-    auto head_end = bytes.find("\r\n\r\n");
-    if (head_end == std::string::npos)
-      return out;
-    std::size_t i = head_end + 4;
-    while (i + 2 <= bytes.size()) {
-      const auto b0 = static_cast<std::uint8_t>(bytes[i]);
-      std::uint64_t len = static_cast<std::uint8_t>(bytes[i + 1]) & 0x7F;
-      std::size_t header = 2;
-      if (len == 126) {
-        if (i + 4 > bytes.size())
-          break;
-        len = (static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes[i + 2])) << 8) |
-              static_cast<std::uint8_t>(bytes[i + 3]);
-        header = 4;
-      } else if (len == 127) {
-        if (i + 10 > bytes.size())
-          break;
-        len = 0;
-        for (int k = 0; k < 8; ++k)
-          len = (len << 8) | static_cast<std::uint8_t>(bytes[i + 2 + static_cast<std::size_t>(k)]);
-        header = 10;
-      }
-      if (i + header + len > bytes.size())
-        break;
-      out.push_back(Frame{static_cast<Opcode>(b0 & 0x0F), (b0 & 0x40) != 0,
-                          bytes.substr(i + header, static_cast<std::size_t>(len))});
-      i += header + static_cast<std::size_t>(len);
-    }
-    return out;
-  }
+  std::vector<Frame> frames() const { return test::ws::server_frames(bytes); }
 
   std::vector<json> messages() const {
     std::vector<json> out;

@@ -1,5 +1,6 @@
 // Helpers of the WebSocket protocol tests: byte strings from hex, client (masked) frames,
-// and running a Decoder over a byte stream cut into pieces of a given size.
+// server frames read back from what a client received, and running a Decoder over a byte
+// stream cut into pieces of a given size.
 #pragma once
 
 #include <notify/ws_frame.hpp>
@@ -19,6 +20,47 @@ namespace test::ws {
 using notify::ws::CloseCode;
 using notify::ws::Message;
 using notify::ws::Opcode;
+
+// One frame as a client receives it (unmasked, from the server).
+struct Frame {
+  Opcode opcode;
+  bool rsv1;
+  std::string payload;
+};
+
+// The complete server frames in `bytes`, which start with the HTTP response of the
+// handshake (skipped); an incomplete last frame is left out.
+inline std::vector<Frame> server_frames(std::string_view bytes) {
+  std::vector<Frame> out;
+  const auto head_end = bytes.find("\r\n\r\n");
+  if (head_end == std::string_view::npos)
+    return out;
+  std::size_t i = head_end + 4;
+  const auto byte = [&](std::size_t at) { return static_cast<std::uint8_t>(bytes[at]); };
+  while (i + 2 <= bytes.size()) {
+    std::uint64_t len = byte(i + 1) & 0x7F;
+    std::size_t header = 2;
+    if (len == 126) {
+      if (i + 4 > bytes.size())
+        break;
+      len = (static_cast<std::uint64_t>(byte(i + 2)) << 8) | byte(i + 3);
+      header = 4;
+    } else if (len == 127) {
+      if (i + 10 > bytes.size())
+        break;
+      len = 0;
+      for (std::size_t k = 0; k < 8; ++k)
+        len = (len << 8) | byte(i + 2 + k);
+      header = 10;
+    }
+    if (i + header + len > bytes.size())
+      break;
+    out.push_back(Frame{static_cast<Opcode>(byte(i) & 0x0F), (byte(i) & 0x40) != 0,
+                        std::string(bytes.substr(i + header, static_cast<std::size_t>(len)))});
+    i += header + static_cast<std::size_t>(len);
+  }
+  return out;
+}
 
 // "81 05 48" -> the bytes 0x81 0x05 0x48 (spaces ignored).
 inline std::string hex(std::string_view text) {
