@@ -9,6 +9,12 @@
 // Over a plain TCP socket, write_now() is a non-blocking sendmsg(): a sink with nothing in
 // flight writes straight away instead of starting an asynchronous operation.
 //
+// A stream with a closing handshake of its own (asio::ssl::stream: TLS close_notify) is
+// ended with it: close() cancels what is in flight, runs async_shutdown() and closes the
+// socket when it completes or after closing_handshake_limit, whichever comes first. That
+// takes a transport owned by a shared_ptr (make_asio_transport); otherwise, and for other
+// streams, close() closes the socket at once.
+//
 // Thread safety: as Transport: use it from executor() only (Sinks do so).
 #pragma once
 
@@ -17,9 +23,11 @@
 #include <asio/bind_executor.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -42,6 +50,22 @@ NOTIFY_EXPORT std::size_t write_now_to_socket(int descriptor, BufferSpan buffers
 NOTIFY_EXPORT std::size_t read_now_from_socket(int descriptor, asio::mutable_buffer buffer,
                                                std::error_code& ec);
 
+// Whether Stream has a closing handshake (asio::ssl::stream::async_shutdown).
+template <typename Stream, typename = void>
+struct has_async_shutdown : std::false_type {};
+template <typename Stream>
+struct has_async_shutdown<Stream, std::void_t<decltype(std::declval<Stream&>().async_shutdown(
+                                      std::declval<void (*)(std::error_code)>()))>>
+    : std::true_type {};
+
+// What close() needs for a closing handshake: the transport's owner, and whether it began.
+// A stream without one gets the empty base, so a TCP connection stays as small as it was.
+template <typename Transport>
+struct ClosingHandshakeState : std::enable_shared_from_this<Transport> {
+  bool closing = false;
+};
+struct NoClosingHandshake {};
+
 template <typename Stream, typename = void>
 struct has_lowest_layer : std::false_type {};
 template <typename Stream>
@@ -50,10 +74,19 @@ struct has_lowest_layer<Stream, std::void_t<decltype(std::declval<Stream&>().low
 }  // namespace detail
 
 template <typename Stream>
-class AsioTransport final : public Transport {
+class AsioTransport final
+    : public Transport,
+      public std::conditional_t<detail::has_async_shutdown<Stream>::value,
+                                detail::ClosingHandshakeState<AsioTransport<Stream>>,
+                                detail::NoClosingHandshake> {
  public:
   // A plain TCP socket: non-blocking writes and reads go straight to its descriptor.
   static constexpr bool is_tcp = std::is_same_v<Stream, asio::ip::tcp::socket>;
+  // A stream whose end has a handshake of its own (TLS), run by close().
+  static constexpr bool has_closing_handshake = detail::has_async_shutdown<Stream>::value;
+  // How long close() waits for that handshake (the peer's close_notify) before it closes
+  // the socket anyway.
+  static constexpr std::chrono::milliseconds closing_handshake_limit{1000};
 
   explicit AsioTransport(Stream stream, Threading threading = Threading::strand,
                          std::string_view kind = default_kind())
@@ -124,16 +157,23 @@ class AsioTransport final : public Transport {
   }
 
   void close() noexcept override {
-    std::error_code ignored;
-    auto& socket = lowest();
-    socket.shutdown(asio::socket_base::shutdown_both, ignored);
-    socket.close(ignored);
+    if constexpr (has_closing_handshake) {
+      if (start_closing_handshake())
+        return;
+    }
+    close_socket();
   }
 
+  // A TLS stream has no half-close: its close() sends close_notify and reads until the
+  // peer's answer, which serves as the linger a half-closed TCP socket gets.
   bool shutdown_send() noexcept override {
-    std::error_code ec;
-    lowest().shutdown(asio::socket_base::shutdown_send, ec);
-    return !ec;
+    if constexpr (has_closing_handshake) {
+      return false;
+    } else {
+      std::error_code ec;
+      lowest().shutdown(asio::socket_base::shutdown_send, ec);
+      return !ec;
+    }
   }
 
   std::string_view kind() const noexcept override { return kind_; }
@@ -141,6 +181,43 @@ class AsioTransport final : public Transport {
   Stream& stream() noexcept { return stream_; }
 
  private:
+  void close_socket() noexcept {
+    std::error_code ignored;
+    auto& socket = lowest();
+    socket.shutdown(asio::socket_base::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
+  // False when the handshake cannot run (no shared owner, no memory): close at once.
+  bool start_closing_handshake() noexcept {
+    if (this->closing)
+      return true;
+    auto self = this->weak_from_this().lock();
+    if (!self)
+      return false;
+    try {
+      this->closing = true;
+      std::error_code ignored;
+      lowest().cancel(ignored);  // a read in flight would compete with the handshake's
+      auto timer = std::make_shared<asio::steady_timer>(executor(), closing_handshake_limit);
+      timer->async_wait([self](std::error_code ec) {
+        if (!ec)
+          self->close_socket();
+      });
+      // Posted, so that the cancelled operations complete first.
+      asio::post(executor(), [self, timer] {
+        self->start([&](auto done) { self->stream_.async_shutdown(std::move(done)); },
+                    [self, timer](std::error_code) {
+                      timer->cancel();
+                      self->close_socket();
+                    });
+      });
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
   static constexpr std::string_view default_kind() noexcept {
     if constexpr (is_tcp) {
       return "tcp";

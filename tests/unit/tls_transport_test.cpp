@@ -35,6 +35,8 @@ using test::ws::Opcode;
 namespace {
 
 using TlsStream = asio::ssl::stream<tcp::socket>;
+static_assert(notify::AsioTransport<TlsStream>::has_closing_handshake);
+static_assert(!notify::AsioTransport<tcp::socket>::has_closing_handshake);
 
 // A self-signed certificate for "localhost", valid for an hour, and its key, in PEM.
 struct Certificate {
@@ -149,6 +151,17 @@ TEST_CASE_TEMPLATE("tls: an SSE stream over asio::ssl::stream, to its session's 
 
   sink->end_session("logged_out");
   REQUIRE(test::run_until(io, [&] { return tls.ended.has_value(); }));
+  CHECK(*tls.ended == asio::error::eof);  // TLS close_notify: not a truncated stream
+  // The client answers with its close_notify; then the server closes the TCP connection.
+  std::optional<std::error_code> shut, tcp_end;
+  tls.client->async_shutdown([&](std::error_code ec) { shut = ec; });
+  REQUIRE(test::run_until(io, [&] { return shut.has_value(); }));
+  CHECK_FALSE(*shut);
+  char byte = 0;
+  tls.client->next_layer().async_read_some(asio::buffer(&byte, 1),
+                                           [&](std::error_code ec, std::size_t) { tcp_end = ec; });
+  REQUIRE(test::run_until(io, [&] { return tcp_end.has_value(); }));
+  CHECK(*tcp_end == asio::error::eof);
   const std::string last = "event: session:end\ndata: {\"reason\":\"logged_out\"}\n\n";
   REQUIRE(tls.bytes.size() > last.size());
   CHECK(tls.bytes.substr(tls.bytes.size() - last.size()) == last);
@@ -190,6 +203,7 @@ TEST_CASE_TEMPLATE("tls: a WebSocket over asio::ssl::stream, both ways, to close
 
   hub.end_sessions("alice", "revoked");
   REQUIRE(test::run_until(io, [&] { return tls.ended.has_value(); }));
+  CHECK(*tls.ended == asio::error::eof);
   const auto frames = test::ws::server_frames(tls.bytes);
   REQUIRE(frames.size() == 5);
   CHECK(json::parse(frames[3].payload) ==
