@@ -64,12 +64,21 @@
  *   it is 'reconnecting' until the next `init` (or `notifications:reset`).
  * - On any EventSource error, or when the WebSocket closes, the client drops the connection and
  *   opens a new one after an exponential backoff (1 s, 2 s, 4 s … capped at 30 s, each jittered
- *   by ±30%); the backoff resets when a connection opens. The browser's own fixed EventSource
- *   retry is never used.
+ *   by ±30%); the backoff resets when the server has brought a connection up to date (`init`
+ *   or `notifications:reset`), not when it opens. The browser's own fixed EventSource retry is
+ *   never used.
  * - It remembers the last event id it saw (init / notification / notifications:batch /
  *   notifications:reset) and resumes with `?lastEventId=ID` on the new connection, so no event
  *   is lost or repeated across reconnects. When the browser comes back online, a pending
  *   reconnect happens immediately.
+ * - `session:end` (over WebSocket also close code 4401) means the server ended the session:
+ *   reconnecting with the same credentials would be refused, so the client closes, keeps its
+ *   list and cursor, and reports onSessionEnd; connect() later resumes from the cursor.
+ * - Over WebSocket every message is `{"type":T,"id":ID?,"data":D}` and T is routed exactly like
+ *   the SSE event name T. The server pings on every heartbeat; the browser answers by itself.
+ * - Notifications are de-duplicated by id; `notification:read` carries the authoritative unread
+ *   count, `notifications:reset` replaces the whole state.
+ *
  * Tabs (shareConnection: true)
  * ----
  * Browsers allow 6 HTTP/1.1 connections per origin, and each tab's EventSource holds one. With
@@ -80,14 +89,6 @@
  * lost in the hand-over. Read receipts from any tab go over HTTP (or the leader's socket, for
  * typing). Without the Web Locks API (a page not served over https or from localhost) each tab
  * connects on its own, as without the option. `client.leader` says which this tab is.
- *
- * - `session:end` (over WebSocket also close code 4401) means the server ended the session:
- *   reconnecting with the same credentials would be refused, so the client closes, keeps its
- *   list and cursor, and reports onSessionEnd; connect() later resumes from the cursor.
- * - Over WebSocket every message is `{"type":T,"id":ID?,"data":D}` and T is routed exactly like
- *   the SSE event name T. The server pings on every heartbeat; the browser answers by itself.
- * - Notifications are de-duplicated by id; `notification:read` carries the authoritative unread
- *   count, `notifications:reset` replaces the whole state.
  */
 
 const DEFAULT_STREAM_URL = '/api/notifications/stream';
@@ -371,7 +372,7 @@ export class NotifyClient extends EventTarget {
       if (this._ws !== ws) return;
       this._ws = null;
       if (ev.code === WS_SESSION_ENDED) { // without its message (it comes first): the same end
-        this._onSessionEnd({ reason: ev.reason || 'ended' });
+        this._dispatch('session:end', { reason: ev.reason || 'ended' }, null);
         return;
       }
       const why = WS_ERROR_CODES.get(ev.code);
