@@ -60,8 +60,7 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          "Connections primed without their bus subscription: it was not confirmed in time.",
          m.subscription_waits_expired);
   metric(out, "notify_publishes_pending", "gauge",
-         "Calls queued for the store thread: async publishes, read changes and lists, and the "
-         "hub's own reads.",
+         "Calls queued for the store thread: async publishes, read changes and lists.",
          m.publishes_pending);
   metric(out, "notify_publish_batches_total", "counter",
          "Store calls that wrote queued async_publish() calls, each one transaction or pipeline.",
