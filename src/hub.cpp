@@ -1363,14 +1363,9 @@ class NotificationHub::Impl final : public SinkOwner,
   void end_sessions(std::string_view user, std::string_view reason) {
     if (user.empty())
       throw std::invalid_argument("notify: end_sessions needs a user");
-    if (!Sink::is_valid_session_end_reason(reason))
-      throw std::invalid_argument("notify: a session's end reason is 1 to 64 of a-z 0-9 _ - .");
+    auto event = Sink::session_end_event(reason);
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
-    std::string data = "{\"reason\":\"";
-    data += reason;
-    data += "\"}";
-    auto event = Event::message(std::string(event_type::session_end), {}, std::move(data), 0);
     // This instance's connections end here, whatever the bus does: a bus that is away (or a
     // subscription not yet active) cannot keep them open. They are closed when the event
     // comes back.

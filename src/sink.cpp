@@ -415,15 +415,19 @@ bool Sink::session_due(std::chrono::steady_clock::time_point now) const noexcept
   return deadline != 0 && deadline <= now.time_since_epoch().count();
 }
 
-void Sink::end_session(std::string_view reason) {
+EventPtr Sink::session_end_event(std::string_view reason) {
   if (!is_valid_session_end_reason(reason))
     throw std::invalid_argument("notify: a session's end reason is 1 to 64 of a-z 0-9 _ - .");
   // The reason needs no JSON escaping: its characters are checked above.
   std::string data = "{\"reason\":\"";
   data += reason;
   data += "\"}";
-  auto message = Event::message(std::string(event_type::session_end), {}, std::move(data), 0);
-  close_with(make_error_code(errc::session_ended), session_farewell(message, reason));
+  return Event::message(std::string(event_type::session_end), {}, std::move(data), 0);
+}
+
+void Sink::end_session(std::string_view reason) {
+  close_with(make_error_code(errc::session_ended),
+             session_farewell(session_end_event(reason), reason));
 }
 
 void Sink::close_with(std::error_code reason, EventPtr last) {

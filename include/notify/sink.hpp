@@ -110,6 +110,9 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   void end_session_at(std::chrono::steady_clock::time_point deadline) noexcept;
   // Whether end_session_at()'s deadline has passed at `now` (used by the hub).
   bool session_due(std::chrono::steady_clock::time_point now) const noexcept;
+  // The `session:end` event with {"reason":REASON} (used by the hub for end_sessions()).
+  // Throws std::invalid_argument unless is_valid_session_end_reason(reason).
+  static EventPtr session_end_event(std::string_view reason);
 
   bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
   const std::string& user() const noexcept { return user_; }
