@@ -60,8 +60,8 @@ struct has_async_shutdown<Stream, std::void_t<decltype(std::declval<Stream&>().a
 
 // What close() needs for a closing handshake: the transport's owner, and whether it began.
 // A stream without one gets the empty base, so a TCP connection stays as small as it was.
-template <typename Transport>
-struct ClosingHandshakeState : std::enable_shared_from_this<Transport> {
+template <typename Self>
+struct ClosingHandshakeState : std::enable_shared_from_this<Self> {
   bool closing = false;
 };
 struct NoClosingHandshake {};

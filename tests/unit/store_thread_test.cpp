@@ -449,10 +449,7 @@ TEST_CASE("async_publish: past max_pending_publishes a publish is refused, the q
   options.max_pending_publishes = 3;
   NotificationHub hub(io.get_executor(), options, store);
   Outcomes out;
-  hub.async_publish(draft("a", "in the store"), out.handler());
-  REQUIRE(store->wait_entered());
-  for (int i = 0; i < 3; ++i)
-    hub.async_publish(draft("a", "queued"), out.handler());
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 3));
   hub.async_publish(draft("a", "one too many"), out.handler());
   REQUIRE(test::run_until(io, [&] { return out.got.size() == 1; }));
   CHECK(code_of(out.got[0].first) == notify::errc::too_many_pending_publishes);
@@ -475,10 +472,7 @@ TEST_CASE("async_publish: stop() completes every queued publish with hub_stopped
   Client client(io, hub, "a");  // its close shows that stop() has begun
   REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
   Outcomes out;
-  hub.async_publish(draft("a", "in the store"), out.handler());
-  REQUIRE(store->wait_entered());
-  for (int i = 0; i < 5; ++i)
-    hub.async_publish(draft("a", "queued"), out.handler());
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 5));
 
   std::thread stopper([&] { hub.stop(); });  // waits for the store thread
   const bool stopping = test::run_until(io, [&] { return client.transport->closed(); });
@@ -555,8 +549,7 @@ TEST_CASE("store thread: a connection attached while a publish is in the store g
   auto store = std::make_shared<GateStore>();
   NotificationHub hub(io.get_executor(), no_batching(), store);
   Outcomes out;
-  hub.async_publish(draft("alice", "held"), out.handler());
-  REQUIRE(store->wait_entered());
+  REQUIRE(hold_with_queue(hub, *store, out, "alice", 0));
   Client client(io, hub, "alice");
   io.run_for(std::chrono::milliseconds(20));
   CHECK(client.count() == 0);  // its read waits its turn behind the store call

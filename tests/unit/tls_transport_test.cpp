@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
