@@ -11,8 +11,9 @@
 // context's FlushLane, one task per fan-out, instead of one posted handler each; the lane
 // writes the sockets of up to 64 of them with one io_uring submission where it can.
 //
-// Thread safety: send(), heartbeat(), close() and the accessors are safe from any thread;
-// they post onto the transport's executor, where every write starts and completes.
+// Thread safety: send(), heartbeat(), close(), end_session(), end_session_at() and the
+// accessors are safe from any thread; they post onto the transport's executor, where every
+// write starts and completes.
 // Construction and attach are done by the host and the hub.
 #pragma once
 
