@@ -1366,13 +1366,14 @@ class NotificationHub::Impl final : public SinkOwner,
     auto event = Sink::session_end_event(reason);
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
-    // This instance's connections end here, whatever the bus does: a bus that is away (or a
-    // subscription not yet active) cannot keep them open. They are closed when the event
-    // comes back.
+    // This instance's connections end here, whatever the bus does: a bus that is away cannot
+    // keep them open. They are closed when the event comes back. The others get it as a
+    // broadcast, so that it also ends a connection whose user's subscription is not active
+    // yet on its instance.
     std::string owner(user);
     end_local_sessions(owner, reason);
     std::error_code ec;
-    bus_->publish(Envelope{std::move(owner), false, std::move(event)}, ec);
+    bus_->publish(Envelope{std::move(owner), false, std::move(event), true}, ec);
     if (ec)
       throw std::system_error(ec, "notify: end_sessions");
   }

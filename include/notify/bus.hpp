@@ -23,6 +23,11 @@ struct Envelope {
   std::string user;  // empty when broadcast
   bool broadcast = false;
   EventPtr event;
+  // For one user's connections, yet sent to every instance as a broadcast is, whether or not
+  // it has the user's subscription yet: an instance may hold a connection whose subscription
+  // is still on its way (session:end must reach it). A bus that cannot do this sends it as a
+  // user's message.
+  bool every_instance = false;
 };
 
 enum class BusState { connected, reconnecting, stopped };

@@ -211,9 +211,10 @@ class NOTIFY_EXPORT NotificationHub {
   // again. For a logout, a revoked token, a disabled account: call it after your auth
   // refuses the old credentials, or a client may reconnect with them in between. A
   // connection attached later is not affected. This instance's connections end in the call,
-  // even when the bus then fails; another instance's end when the event reaches it (like
-  // send_to(), it misses a connection whose user's subscription is not active yet there: the
-  // first moments of the user's first connection on that instance). Throws
+  // even when the bus then fails; another instance's end when the event reaches it. The bus
+  // sends it to every instance (Envelope::every_instance), so it also ends a connection
+  // whose user's subscription is not active yet there. Like every bus message, it is lost
+  // on an instance whose bus is reconnecting at that moment. Throws
   // std::invalid_argument for an empty user or an invalid reason
   // (Sink::is_valid_session_end_reason), std::system_error for a stopped hub or a bus error
   // (the local connections have ended).

@@ -36,10 +36,15 @@ std::string encode_bus_message(const Envelope& envelope) {
     header["i"] = e.id();
   if (e.seq() != 0)
     header["s"] = std::to_string(e.seq());
-  if (envelope.broadcast)
+  if (envelope.broadcast) {
     header["b"] = true;
-  else
+  } else {
     header["u"] = redis_escape(envelope.user);
+    // Only a marker: it goes on the broadcast channel, and a reader that does not know "e"
+    // still takes it for the user's message it is.
+    if (envelope.every_instance)
+      header["e"] = true;
+  }
   std::string out = header.dump();
   out.push_back('\n');
   out += e.data();
@@ -82,6 +87,8 @@ std::optional<Envelope> decode_bus_message(std::string_view message) {
     if (!user || user->empty())
       return std::nullopt;
     envelope.user = std::move(*user);
+    if (auto e = header.find("e"); e != header.end() && e->is_boolean())
+      envelope.every_instance = e->get<bool>();
   }
   envelope.event = Event::message(t->get<std::string>(), std::move(id),
                                   std::string(message.substr(newline + 1)), seq);
@@ -198,7 +205,8 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       return;
     }
     const auto command =
-        publish_command(envelope.broadcast ? broadcast_channel_ : user_channel(envelope.user),
+        publish_command(envelope.broadcast || envelope.every_instance ? broadcast_channel_
+                                                                      : user_channel(envelope.user),
                         encode_bus_message(envelope));
     publisher_.publish(command, repairable, ec);
   }

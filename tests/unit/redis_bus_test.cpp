@@ -38,14 +38,46 @@ void await_connected(const notify::RedisBus& bus, BusThread where) {
     REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
 }
 
+// A RedisBus that never subscribes to one user's channel: that user's connections on its
+// instance wait for a subscription that does not come.
+class SubscriptionWithheld final : public notify::Bus {
+ public:
+  SubscriptionWithheld(std::shared_ptr<notify::RedisBus> inner, std::string user)
+      : inner_(std::move(inner)), user_(std::move(user)) {}
+  void start(notify::BusListener& listener) override { inner_->start(listener); }
+  void stop() noexcept override { inner_->stop(); }
+  void publish(const notify::Envelope& envelope, std::error_code& ec) override {
+    inner_->publish(envelope, ec);
+  }
+  void subscribe(std::string_view user) override {
+    if (user != user_)
+      inner_->subscribe(user);
+  }
+  void unsubscribe(std::string_view user) override {
+    if (user != user_)
+      inner_->unsubscribe(user);
+  }
+  notify::BusState state() const noexcept override { return inner_->state(); }
+  std::string_view name() const noexcept override { return inner_->name(); }
+  bool subscriptions_confirmed_later() const noexcept override {
+    return inner_->subscriptions_confirmed_later();
+  }
+
+ private:
+  std::shared_ptr<notify::RedisBus> inner_;
+  std::string user_;
+};
+
 // One instance of a fleet: a hub with its RedisBus and RedisStore.
 struct Instance {
   std::shared_ptr<notify::RedisBus> bus;
   std::shared_ptr<notify::RedisStore> store;
   std::unique_ptr<notify::NotificationHub> hub;
 
+  // `withheld`: a user whose channel this instance never subscribes to.
   Instance(IoThread& io, const testredis::RedisServer& server, const std::string& prefix,
-           bool publish_appends = true, BusThread where = BusThread::own) {
+           bool publish_appends = true, BusThread where = BusThread::own,
+           const std::string& withheld = {}) {
     notify::RedisBusOptions bus_options;
     bus_options.redis = options_for(server, prefix);
     bus_options.health_check_interval = 500ms;
@@ -57,8 +89,11 @@ struct Instance {
     store_options.redis = options_for(server, prefix);
     store_options.publish_appends = publish_appends;
     store = std::make_shared<notify::RedisStore>(store_options);
-    hub =
-        std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
+    std::shared_ptr<notify::Bus> hub_bus = bus;
+    if (!withheld.empty())
+      hub_bus = std::make_shared<SubscriptionWithheld>(bus, withheld);
+    hub = std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store,
+                                                    hub_bus);
     hub->set_error_handler([](std::string_view what) {
       std::fprintf(stderr, "hub error: %.*s\n", static_cast<int>(what.size()), what.data());
     });
@@ -170,6 +205,28 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
       CHECK(b.hub->metrics().sessions_ended == 1);
       CHECK_FALSE(carol_on_b.transport->closed());
     }
+}
+
+TEST_CASE("redis bus: end_sessions ends a connection whose user's subscription is not active") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  Instance a(io, server, "early:");
+  Instance b(io, server, "early:", true, BusThread::own, "dave");
+  Client dave_on_b(io.io, *b.hub, "dave");
+  // Primed without its subscription once the wait for it ran out.
+  REQUIRE(eventually([&] { return has_init(dave_on_b); }));
+  CHECK(b.hub->metrics().subscription_waits_expired == 1);
+
+  // Both go out on A's publishing connection, in this order: what goes on dave's channel does
+  // not reach B, and the end of dave's sessions does.
+  a.hub->send_to("dave", "typing", {{"from", "erin"}});
+  a.hub->end_sessions("dave", "revoked");
+  REQUIRE(eventually([&] { return dave_on_b.transport->closed(); }));
+  REQUIRE(dave_on_b.of_type("session:end").size() == 1);
+  CHECK(dave_on_b.of_type("session:end")[0].data == R"({"reason":"revoked"})");
+  CHECK(dave_on_b.of_type("typing").empty());
+  CHECK(b.hub->metrics().sessions_ended == 1);
 }
 
 TEST_CASE("redis bus: connections attached from several threads during a stream get it all, once") {

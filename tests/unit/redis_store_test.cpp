@@ -80,6 +80,19 @@ TEST_CASE("redis: the bus message format round-trips one event") {
   CHECK(b->broadcast);
   CHECK(b->event->id().empty());
   CHECK(b->event->seq() == 18446744073709551615ull);
+  CHECK_FALSE(b->every_instance);
+
+  // A user's message for every instance keeps its user: an older reader, which ignores "e",
+  // still takes it for that user's.
+  auto end = notify::Event::message("session:end", "", R"({"reason":"x"})", 0);
+  const auto every_text = notify::encode_bus_message({"a b", false, end, true});
+  CHECK(every_text.find(R"("e":true)") != std::string::npos);
+  auto every = notify::decode_bus_message(every_text);
+  REQUIRE(every);
+  CHECK(every->user == "a b");
+  CHECK_FALSE(every->broadcast);
+  CHECK(every->every_instance);
+  CHECK_FALSE(back->every_instance);
 
   CHECK_FALSE(notify::decode_bus_message("no header"));
   CHECK_FALSE(notify::decode_bus_message("[]\n{}"));
