@@ -5,12 +5,14 @@
 //
 //   node tests/node/ws.test.mjs [--demo /path/to/notify-demo] [--demo-arg ARG]... [--timeout SECONDS]
 //                               [--redis-server /path/to/redis-server] [--nginx /path/to/nginx]
+//                               [--beast /path/to/notify-beast]
 //   NOTIFY_DEMO=/path/to/notify-demo node tests/node/ws.test.mjs
 //
 // Starts `notify-demo --port 0 --batch-ms 0` (and a second one with --allowed-origin and
 // --typing-pairs none, and with --redis-server one on a Redis store whose Redis the test stops
 // and starts; with --nginx one with --heartbeat 1, both behind nginx configured as
-// docs/DEPLOYMENT.md says), waits for its "listening on http://ADDR:PORT" line and runs every
+// docs/DEPLOYMENT.md says; with --beast, examples/beast's host on the same checks of its
+// own), waits for its "listening on http://ADDR:PORT" line and runs every
 // check in order. A failed check is reported and the next one runs (each uses its own users,
 // so one failure does not cascade). Prints one line per check and a final `N passed, M failed`;
 // exit code 0 only when everything passed. The demo processes are always killed by their
@@ -31,11 +33,11 @@ import { RedisServer } from '../support/redis-server.mjs';
 function usage(msg) {
   if (msg) console.error(`error: ${msg}`);
   console.error('usage: node ws.test.mjs [--demo PATH] [--demo-arg ARG]... [--timeout SECONDS] ' +
-                '[--redis-server PATH] [--nginx PATH]   (or NOTIFY_DEMO=PATH)');
+                '[--redis-server PATH] [--nginx PATH] [--beast PATH]   (or NOTIFY_DEMO=PATH)');
   process.exit(2);
 }
 
-const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null, nginx: null };
+const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null, nginx: null, beast: null };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -49,6 +51,7 @@ const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90,
     else if (a === '--timeout') opts.timeout = Number(val());
     else if (a === '--redis-server') opts.redisServer = val();
     else if (a === '--nginx') opts.nginx = val();
+    else if (a === '--beast') opts.beast = val();
     else if (a === '-h' || a === '--help') usage();
     else if (!a.startsWith('-') && !opts.demo) opts.demo = a;
     else usage(`unknown argument ${a}`);
@@ -135,7 +138,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-function startDemo(name, args) {
+/** Starts `program --port 0 args... extra...` (notify-demo, or another host of the same API). */
+function startDemo(name, args, program = opts.demo, extra = opts.demoArgs) {
   return new Promise((resolve, reject) => {
     const d = { name, proc: null, exited: false, log: [], base: null };
     const remember = (line) => {
@@ -143,20 +147,20 @@ function startDemo(name, args) {
       if (d.log.length > 30) d.log.shift();
     };
     try {
-      d.proc = spawn(opts.demo, ['--port', '0', ...args, ...opts.demoArgs], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      d.proc = spawn(program, ['--port', '0', ...args, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     } catch (err) {
-      reject(new CheckFailure(`cannot start ${opts.demo}: ${err.message}`));
+      reject(new CheckFailure(`cannot start ${program}: ${err.message}`));
       return;
     }
     demos.push(d);
     d.proc.on('error', (err) => {
       d.exited = true;
-      reject(new CheckFailure(`cannot start ${opts.demo}: ${err.message}`));
+      reject(new CheckFailure(`cannot start ${program}: ${err.message}`));
     });
     d.proc.on('exit', (code, signal) => {
       d.exited = true;
       remember(`(exited: code ${code}, signal ${signal})`);
-      if (!d.base) reject(new CheckFailure(`${opts.demo} exited (code ${code}, signal ${signal}) before printing its address`));
+      if (!d.base) reject(new CheckFailure(`${program} exited (code ${code}, signal ${signal}) before printing its address`));
     });
     createInterface({ input: d.proc.stderr }).on('line', (l) => remember(`[stderr] ${l}`));
     createInterface({ input: d.proc.stdout }).on('line', (l) => {
@@ -468,6 +472,61 @@ async function rawCloseCode(conn, what) {
 
 // ---- the checks ---------------------------------------------------------------------------------
 
+/**
+ * The next `count` notifications of a socket's or a stream's inbox, whether they came alone
+ * (`notification`) or batched (`notifications:batch`), in order.
+ */
+async function takeNotifications(inbox, count, what) {
+  const kind = (x) => x.type || x.event;
+  const got = [];
+  while (got.length < count) {
+    const x = await inbox.take((y) => kind(y) === 'notification' || kind(y) === 'notifications:batch', what);
+    if (kind(x) === 'notification') got.push(x.data);
+    else got.push(...x.data);
+  }
+  return got;
+}
+
+/** A socket closed after a notification; three more published; resuming replays exactly those. */
+async function resumeReplaysMissed(d, user) {
+  const conn = await openWs(d, { user });
+  await conn.inbox.take((m) => m.type === 'init', 'init');
+  const seen = await publish(d, { userId: user, title: 'seen' });
+  const m = await conn.inbox.take((x) => x.type === 'notification', 'notification');
+  assertEqual(m.id, seen, 'id');
+  conn.ws.close(1000);
+  const closed = await conn.closed;
+  assertEqual(closed.code, 1000, 'close code echoed for a normal close');
+  const missed = [];
+  for (let i = 1; i <= 3; i++) missed.push(await publish(d, { userId: user, title: `missed ${i}` }));
+  await publish(d, { userId: 'someone-else', title: `not for ${user}` });
+  const back = await openWs(d, { user, lastEventId: m.id }, { label: `${user} resumed` });
+  const first = await back.inbox.next('first message after resume');
+  assertEqual(first.type, 'init', 'first message after resume');
+  const got = await takeNotifications(back.inbox, missed.length, 'replayed notification');
+  assertEqual(got.map((n) => n.id), missed, 'replayed ids, in order');
+  await back.inbox.none((x) => x.type !== 'init', 'nothing else after the replay', 300);
+  back.ws.close(1000);
+}
+
+/** SIGTERM closes an open socket with 1001 and ends an open stream; the process exits with 0. */
+async function shutdownCloses(d, name, user) {
+  const last = await openWs(d, { user });
+  await last.inbox.take((m) => m.type === 'init', 'init');
+  const stream = await openSse(d, user);
+  await stream.inbox.take((e) => e.event === 'init', 'SSE init');
+  const exited = new Promise((resolve) => d.proc.once('exit', (code, signal) => resolve({ code, signal })));
+  killDemo(d, 'SIGTERM');
+  const closed = await Promise.race([last.closed, sleep(5000).then(() => null)]);
+  assert(closed, 'not closed within 5 s of SIGTERM');
+  assertEqual(closed.code, 1001, 'close code on shutdown');
+  const ended = await stream.inbox.take(() => false, 'the end', 5000).catch(() => stream.inbox.ended);
+  assert(ended, 'the SSE stream did not end within 5 s of SIGTERM');
+  const how = await Promise.race([exited, sleep(6000).then(() => null)]);
+  assert(how, `${name} did not exit within 6 s of SIGTERM`);
+  assertEqual(how, { code: 0, signal: null }, 'exit status');
+}
+
 async function main() {
   let d;
   await check('notify-demo starts (--batch-ms 0) and prints its address', async () => {
@@ -534,31 +593,7 @@ async function main() {
     assertEqual(e.data.unreadCount, 0, 'SSE unreadCount after read_all');
   });
 
-  await check('resume with ?lastEventId= replays exactly the missed notifications', async () => {
-    const rita = await openWs(d, { user: 'rita' });
-    await rita.inbox.take((m) => m.type === 'init', 'init');
-    const seen = await publish(d, { userId: 'rita', title: 'seen' });
-    const m = await rita.inbox.take((x) => x.type === 'notification', 'notification');
-    assertEqual(m.id, seen, 'id');
-    rita.ws.close(1000);
-    const closed = await rita.closed;
-    assertEqual(closed.code, 1000, 'close code echoed for a normal close');
-    const missed = [];
-    for (let i = 1; i <= 3; i++) missed.push(await publish(d, { userId: 'rita', title: `missed ${i}` }));
-    await publish(d, { userId: 'someone-else', title: 'not for rita' });
-    const back = await openWs(d, { user: 'rita', lastEventId: m.id }, { label: 'rita resumed' });
-    const first = await back.inbox.next('first message after resume');
-    assertEqual(first.type, 'init', 'first message after resume');
-    const got = [];
-    while (got.length < missed.length) {
-      const x = await back.inbox.take((y) => y.type === 'notification' || y.type === 'notifications:batch', 'replayed notification');
-      if (x.type === 'notification') got.push(x.data.id);
-      else for (const n of x.data) got.push(n.id);
-    }
-    assertEqual(got, missed, 'replayed ids, in order');
-    await back.inbox.none((x) => x.type !== 'init', 'nothing else after the replay', 300);
-    back.ws.close(1000);
-  });
+  await check('resume with ?lastEventId= replays exactly the missed notifications', () => resumeReplaysMissed(d, 'rita'));
 
   await check('an unknown message type is answered with an error, and the socket stays open', async () => {
     send(alice, { type: 'no-such-type', x: 1 });
@@ -972,18 +1007,86 @@ async function main() {
     }
   }
 
-  await check('shutdown (SIGTERM) closes open sockets with 1001', async () => {
-    const last = await openWs(d, { user: 'last' });
-    await last.inbox.take((m) => m.type === 'init', 'init');
-    const exited = new Promise((resolve) => d.proc.once('exit', (code, signal) => resolve({ code, signal })));
-    killDemo(d, 'SIGTERM');
-    const closed = await Promise.race([last.closed, sleep(5000).then(() => null)]);
-    assert(closed, 'not closed within 5 s of SIGTERM');
-    assertEqual(closed.code, 1001, 'close code on shutdown');
-    const how = await Promise.race([exited, sleep(6000).then(() => null)]);
-    assert(how, 'notify-demo did not exit within 6 s of SIGTERM');
-    assertEqual(how, { code: 0, signal: null }, 'exit status');
+  if (opts.beast) await beastChecks();
+
+  await check('shutdown (SIGTERM) closes open sockets with 1001', () => shutdownCloses(d, 'notify-demo', 'last'));
+}
+
+/** examples/beast: notify inside a Boost.Beast server, which hands it the streams' sockets. */
+async function beastChecks() {
+  let b;
+  await check('notify-beast (notify in a Boost.Beast server) starts and prints its address', async () => {
+    b = await startDemo('notify-beast', [], opts.beast, []);
   });
+  if (!b) return;
+
+  let ws;
+  let wsDeflate;
+  let sse;
+  let ids = [];
+  await check('beast: a stream and two sockets (one with permessage-deflate) get init, then each notification POSTed through Beast', async () => {
+    sse = await openSse(b, 'bea');
+    await sse.inbox.take((e) => e.event === 'init', 'SSE init');
+    ws = await openWs(b, { user: 'bea' }, { label: 'bea ws' });
+    await ws.inbox.take((m) => m.type === 'init', 'init');
+    wsDeflate = await openWs(b, { user: 'bea' }, { deflate: true, label: 'bea ws deflate' });
+    assert(/permessage-deflate/.test(wsDeflate.upgrade['sec-websocket-extensions'] || ''),
+      `permessage-deflate not negotiated: ${JSON.stringify(wsDeflate.upgrade)}`);
+    await wsDeflate.inbox.take((m) => m.type === 'init', 'init');
+    for (let i = 1; i <= 3; i++) ids.push(await publish(b, { userId: 'bea', title: `via Beast ${i}`, data: { n: i } }));
+    const expected = ids.map((id, i) => [id, `via Beast ${i + 1}`, i + 1]);
+    // notify-beast keeps the hub's default batching window (200 ms): these may come as one batch.
+    for (const inbox of [ws.inbox, wsDeflate.inbox, sse.inbox]) {
+      const got = await takeNotifications(inbox, ids.length, 'notification');
+      assertEqual(got.map((n) => [n.id, n.title, n.data.n]), expected, `${inbox.label}: notifications`);
+    }
+  });
+
+  await check('beast: a read receipt sent on one socket reaches the other socket and the stream', async () => {
+    assert(ids.length === 3, 'needs the notifications of the check before');
+    send(ws, { type: 'notification:read', id: ids[0] });
+    for (const inbox of [ws.inbox, wsDeflate.inbox]) {
+      const r = await inbox.take((x) => x.type === 'notification:read', 'notification:read');
+      assertEqual(r.data, { ids: [ids[0]], unreadCount: 2 }, `${inbox.label}: notification:read data`);
+    }
+    const e = await sse.inbox.take((x) => x.event === 'notification:read', 'SSE notification:read');
+    assertEqual(e.data, { ids: [ids[0]], unreadCount: 2 }, 'SSE notification:read data');
+  });
+
+  await check('beast: resume with ?lastEventId= replays exactly the missed notifications', () => resumeReplaysMissed(b, 'bert'));
+
+  await check('beast: bad requests get JSON errors: no handshake key 400 (from notify), no user 400, a bad notification 400, an unknown path 404', async () => {
+    const noKey = await rawHttp(b, handshakeHead(b, '/api/notifications/ws?user=x', { 'Sec-WebSocket-Key': null }).text);
+    assertEqual(noKey.status, 400, 'handshake without Sec-WebSocket-Key');
+    assert(/key/i.test(JSON.parse(noKey.body).error), `error: ${noKey.body}`);
+    const noUser = await fetch(`${b.base}/api/notifications/stream`);
+    assertEqual([noUser.status, typeof (await noUser.json()).error], [400, 'string'], 'stream without a user');
+    const bad = await fetch(`${b.base}/api/notifications`, { method: 'POST', body: '{"userId":"x","title":5}' });
+    const badBody = await bad.json();
+    assertEqual(bad.status, 400, 'a title that is a number');
+    assert(/title/.test(badBody.error), `the error names the field: ${JSON.stringify(badBody)}`);
+    const notJson = await fetch(`${b.base}/api/notifications`, { method: 'POST', body: '{"userId":' });
+    assertEqual(notJson.status, 400, 'a body that is not JSON');
+    const none = await fetch(`${b.base}/nope`);
+    assertEqual([none.status, typeof (await none.json()).error], [404, 'string'], 'an unknown path');
+  });
+
+  await check('beast --max-connections 1: a second stream is refused with 503 and JSON, from the hub through notify\'s socket', async () => {
+    const one = await startDemo('notify-beast --max-connections 1', ['--max-connections', '1'], opts.beast, []);
+    const first = await openSse(one, 'uno');
+    await first.inbox.take((e) => e.event === 'init', 'SSE init');
+    const refused = await fetch(`${one.base}/api/notifications/stream?user=dos`);
+    const body = await refused.json();
+    assertEqual(refused.status, 503, 'a stream over the limit');
+    assert(/connections/.test(body.error), `error: ${JSON.stringify(body)}`);
+    const ws = await rawHttp(one, handshakeHead(one, '/api/notifications/ws?user=dos').text);
+    assertEqual(ws.status, 503, 'a socket over the limit');
+    first.close();
+    await stopDemo(one);
+  });
+
+  await check('beast: SIGTERM closes open sockets with 1001 and ends streams, and notify-beast exits with 0',
+    () => shutdownCloses(b, 'notify-beast', 'last-beast'));
 }
 
 const globalTimer = setTimeout(() => {
