@@ -3,7 +3,8 @@
 // Channels (P = RedisOptions::prefix, "notify:" by default):
 //   P u:{redis_escape(user)}   one per user, subscribed while the user has a connection on
 //                              this instance (the hub's subscribe/unsubscribe)
-//   P broadcast                always subscribed
+//   P broadcast                always subscribed: broadcasts, and a user's messages for
+//                              every instance (Envelope::every_instance: session:end)
 // No pattern subscription is ever made. With `sharded`, SSUBSCRIBE/SPUBLISH (Redis >= 7)
 // replace SUBSCRIBE/PUBLISH.
 //
@@ -125,6 +126,8 @@ class NOTIFY_REDIS_EXPORT RedisBus final : public Bus {
 // event's data (serialized JSON) byte for byte:
 //   {"t":TYPE,"i":ID,"s":"SEQ","u":USER}\n DATA       an event for USER's connections
 //   {"t":TYPE,"i":ID,"s":"SEQ","b":true}\n DATA       a broadcast
+//   {"t":TYPE,"u":USER,"e":true}\n DATA              for USER's connections on every instance
+//                                                   (sent on the broadcast channel)
 // "i" and "s" may be absent (no id; seq 0). SEQ is a decimal string (exact beyond 2^53).
 // On the broadcast channel, the message {"r":true}\n (no event) asks every instance to bring
 // its connections up to date from the store.
