@@ -48,7 +48,9 @@ struct SqliteStoreOptions {
   // Each time the write-ahead log has grown by this many pages, a thread of the store copies
   // it back into the database file, so that appends do not wait for the copy and its fsyncs.
   // Every fourth time, the append after it copies the few pages committed meanwhile, so that
-  // the log starts over: its file grows to about 4 × this × the page size (16 MiB). 0:
+  // the log starts over: its file grows to about 4 × this × the page size (16 MiB). Should
+  // that thread fall behind the appends (a slow disk, no CPU to spare), the append that takes
+  // the log to 8 × this copies it itself, so the file never grows much beyond (32 MiB). 0:
   // SQLite's own automatic checkpoint instead, run inside the append that takes the log past
   // 1,000 pages.
   std::size_t checkpoint_pages = 1000;

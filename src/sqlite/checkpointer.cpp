@@ -5,6 +5,7 @@ namespace notify::sqlite {
 Checkpointer::Checkpointer(const std::string& path, int threshold_pages)
     : threshold_pages_(threshold_pages),
       restart_pages_(threshold_pages * restart_factor),
+      catch_up_pages_(restart_pages_ * catch_up_factor),
       db_(path),
       next_copy_at_(threshold_pages) {
   // A connection opens the log when it first reads; until then a checkpoint through it
@@ -23,6 +24,10 @@ Checkpointer::~Checkpointer() {
 }
 
 void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
+  if (log_pages >= catch_up_pages_) {
+    catch_up(owner);
+    return;
+  }
   if (rest_due_.load(std::memory_order_acquire)) {
     int log = 0;
     int copied = 0;
@@ -46,6 +51,22 @@ void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
   wake_.notify_one();
 }
 
+void Checkpointer::catch_up(sqlite3* owner) noexcept {
+  // Holding the lock, this thread cannot start a copy of its own meanwhile, which would make
+  // this one find it busy: once the copy in progress ends, this one copies the whole log.
+  std::unique_lock lock(mutex_);
+  copied_.wait(lock, [this] { return !copying_; });
+  int log = 0;
+  int copied = 0;
+  if (sqlite3_wal_checkpoint_v2(owner, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
+          SQLITE_OK &&
+      copied == log) {
+    // The next commit starts the log over.
+    next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
+    rest_due_.store(false, std::memory_order_release);
+  }
+}
+
 void Checkpointer::run() {
   std::unique_lock lock(mutex_);
   while (true) {
@@ -53,10 +74,13 @@ void Checkpointer::run() {
     if (stop_)
       return;
     due_ = false;
+    copying_ = true;
     lock.unlock();
     int rc = SQLITE_OK;
     const int log = copy(rc);
     lock.lock();
+    copying_ = false;
+    copied_.notify_all();
     if (rc == SQLITE_OK) {
       // No commit asks again before the log has grown by another threshold_pages.
       next_copy_at_.store(log + threshold_pages_, std::memory_order_relaxed);

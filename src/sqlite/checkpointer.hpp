@@ -15,6 +15,11 @@
 //     at a moment between two commits, and it would grow without end. Done by the committing
 //     connection itself, that copy needs no lock handed over between threads, which a busy
 //     owner would rarely let go of.
+//   - should this thread fall behind (a slow disk, a thread starved of CPU) until the log
+//     holds `catch_up_factor` × the restart size, the commit that finds it so copies the log
+//     itself, as SQLite's automatic checkpoint would, after waiting for a copy of this thread
+//     in progress. Commits then wait, but the log stays near that size whatever the pace of
+//     the appends: without it, appends faster than the copies grow the log without end.
 // A checkpoint of this thread that finds the owner's running is tried again at the next
 // commit; one that fails otherwise, `retry_after` later at the soonest. (A reader of another
 // process that holds an old snapshot does not make it fail: the log is then copied up to that
@@ -40,6 +45,7 @@ namespace notify::sqlite {
 class Checkpointer {
  public:
   static constexpr int restart_factor = 4;
+  static constexpr int catch_up_factor = 2;
   static constexpr std::chrono::milliseconds retry_after{50};
 
   // Opens a second connection to the database at `path`, which the owner has put in WAL
@@ -54,18 +60,23 @@ class Checkpointer {
 
  private:
   void run();
+  // The owner's commit copies the log itself (the log reached catch_up_pages_).
+  void catch_up(sqlite3* owner) noexcept;
   // This thread's checkpoint: the log's size in pages; `rc` is SQLite's result.
   int copy(int& rc);
 
   const int threshold_pages_;
   const int restart_pages_;
+  const int catch_up_pages_;
   Database db_;
   std::atomic<int> next_copy_at_;      // log size at which a commit asks for a checkpoint
   std::atomic<bool> rest_due_{false};  // the owner's next commit copies the rest
 
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable copied_;  // a copy of this thread ended
   bool due_ = false;
+  bool copying_ = false;
   bool stop_ = false;
   std::thread thread_;  // last: it starts once everything above exists
 };
