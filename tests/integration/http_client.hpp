@@ -17,7 +17,8 @@ namespace itest {
 using Clock = std::chrono::steady_clock;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-inline constexpr std::chrono::milliseconds default_timeout{5000};
+// A guard against a hang, not a speed limit: sanitizer builds on a loaded machine are slow.
+inline constexpr std::chrono::milliseconds default_timeout{15000};
 
 // A connected TCP socket to 127.0.0.1.
 class Socket {

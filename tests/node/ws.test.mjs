@@ -203,8 +203,11 @@ class Inbox {
     for (const w of [...this.waiters]) w();
   }
 
-  /** Removes and returns the first item matching `pred`, waiting up to `ms` for it. */
-  take(pred, what, ms = 5000) {
+  /**
+   * Removes and returns the first item matching `pred`, waiting up to `ms` for it (a guard
+   * against a hang: sanitizer builds on a loaded machine are slow).
+   */
+  take(pred, what, ms = 15000) {
     return new Promise((resolve, reject) => {
       const finish = (fn, v) => { clearTimeout(timer); this.waiters.delete(poll); fn(v); };
       const poll = () => {
@@ -219,7 +222,7 @@ class Inbox {
   }
 
   /** The next item in order. */
-  next(what, ms = 5000) { return this.take(() => true, what, ms); }
+  next(what, ms = 15000) { return this.take(() => true, what, ms); }
 
   /** Waits `ms` and fails if an item matching `pred` arrived meanwhile (or was there). */
   async none(pred, what, ms = 400) {
@@ -359,7 +362,7 @@ function rawConnect(d) {
 }
 
 /** Waits until `done(conn)` returns a value (not undefined), or the connection ends. */
-function rawWait(conn, done, what, ms = 5000) {
+function rawWait(conn, done, what, ms = 15000) {
   return new Promise((resolve, reject) => {
     const finish = (fn, v) => { clearTimeout(timer); conn.waiters.delete(poll); fn(v); };
     const poll = () => {
