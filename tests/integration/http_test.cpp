@@ -298,15 +298,21 @@ TEST_CASE("http: timeouts") {
   DemoProcess demo(unbatched({"--idle-timeout", ms, "--request-timeout", ms}));
   SUBCASE("requests more often than the idle timeout keep the connection open") {
     HttpClient c(demo.port());
-    const auto until = Clock::now() + 3 * timeout;
+    const auto first = Clock::now();
+    const auto until = first + 3 * timeout;
     int answered = 0;
+    auto last = first;
     while (Clock::now() < until) {
       const auto r = c.request("GET", "/healthz");
-      REQUIRE(r.status == 200);
+      REQUIRE(r.status == 200);  // on the one connection
       ++answered;
+      last = Clock::now();
       std::this_thread::sleep_for(timeout / 5);
     }
-    CHECK(answered >= 10);
+    // The connection served requests for over twice its idle timeout. (How many depends on
+    // the machine's load: a loaded one answered fewer than 10.)
+    CHECK(answered >= 3);
+    CHECK(last - first >= 2 * timeout);
   }
   SUBCASE("an idle keep-alive connection closes after the idle timeout") {
     HttpClient c(demo.port());
