@@ -293,7 +293,8 @@ TEST_CASE("http: keep-alive and pipelining") {
 TEST_CASE("http: timeouts") {
   // One timer per connection waits for the latest deadline: requests in a row push it out,
   // a stalled request gets 408, and an idle connection closes, never before its time.
-  constexpr std::chrono::milliseconds timeout{1000};
+  // 2 s: the client below must send within it while the machine may be loaded.
+  constexpr std::chrono::milliseconds timeout{2000};
   const auto ms = std::to_string(timeout.count());
   DemoProcess demo(unbatched({"--idle-timeout", ms, "--request-timeout", ms}));
   SUBCASE("requests more often than the idle timeout keep the connection open") {
@@ -307,7 +308,7 @@ TEST_CASE("http: timeouts") {
       REQUIRE(r.status == 200);  // on the one connection
       ++answered;
       last = Clock::now();
-      std::this_thread::sleep_for(timeout / 5);
+      std::this_thread::sleep_for(timeout / 10);
     }
     // The connection served requests for over twice its idle timeout. (How many depends on
     // the machine's load: a loaded one answered fewer than 10.)
