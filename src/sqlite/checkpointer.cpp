@@ -29,15 +29,7 @@ void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
     return;
   }
   if (rest_due_.load(std::memory_order_acquire)) {
-    int log = 0;
-    int copied = 0;
-    // Busy: this thread is copying; the next commit tries again.
-    if (sqlite3_wal_checkpoint_v2(owner, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
-            SQLITE_OK &&
-        copied == log) {
-      next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
-      rest_due_.store(false, std::memory_order_release);
-    }
+    copy_on_owner(owner);  // busy: this thread is copying; the next commit tries again
     return;
   }
   if (log_pages < next_copy_at_.load(std::memory_order_relaxed))
@@ -56,12 +48,16 @@ void Checkpointer::catch_up(sqlite3* owner) noexcept {
   // this one find it busy: once the copy in progress ends, this one copies the whole log.
   std::unique_lock lock(mutex_);
   copied_.wait(lock, [this] { return !copying_; });
+  copy_on_owner(owner);
+}
+
+void Checkpointer::copy_on_owner(sqlite3* owner) noexcept {
   int log = 0;
   int copied = 0;
   if (sqlite3_wal_checkpoint_v2(owner, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
           SQLITE_OK &&
       copied == log) {
-    // The next commit starts the log over.
+    // All of it is in the file: the next commit starts the log over.
     next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
     rest_due_.store(false, std::memory_order_release);
   }

@@ -62,6 +62,9 @@ class Checkpointer {
   void run();
   // The owner's commit copies the log itself (the log reached catch_up_pages_).
   void catch_up(sqlite3* owner) noexcept;
+  // A passive checkpoint through the owner's connection; when it copied the whole log, the
+  // next commit starts the log over.
+  void copy_on_owner(sqlite3* owner) noexcept;
   // This thread's checkpoint: the log's size in pages; `rc` is SQLite's result.
   int copy(int& rc);
 
