@@ -284,10 +284,10 @@ function send(conn, obj) {
 }
 
 /** An SSE stream read as plain text over HTTP; events go to an Inbox as {event, id, data}. */
-function openSse(d, user) {
+function openSse(d, user, headers = {}) {
   return new Promise((resolve, reject) => {
     const inbox = new Inbox(`sse ${user}`);
-    const req = http.get(`${d.base}/api/notifications/stream?user=${encodeURIComponent(user)}`, (res) => {
+    const req = http.get(`${d.base}/api/notifications/stream?user=${encodeURIComponent(user)}`, { headers }, (res) => {
       if (res.statusCode !== 200) {
         reject(new CheckFailure(`sse ${user}: answered ${res.statusCode}`));
         res.resume();
@@ -1058,6 +1058,21 @@ async function beastChecks() {
   });
 
   await check('beast: resume with ?lastEventId= replays exactly the missed notifications', () => resumeReplaysMissed(b, 'bert'));
+
+  await check('beast: an SSE stream resumes from its Last-Event-ID header (as EventSource sends it)', async () => {
+    const first = await openSse(b, 'bess');
+    await first.inbox.take((e) => e.event === 'init', 'SSE init');
+    const seen = await publish(b, { userId: 'bess', title: 'seen' });
+    await takeNotifications(first.inbox, 1, 'the first notification');
+    first.close();
+    const missed = [];
+    for (let i = 1; i <= 2; i++) missed.push(await publish(b, { userId: 'bess', title: `missed ${i}` }));
+    const again = await openSse(b, 'bess', { 'Last-Event-ID': seen });
+    await again.inbox.take((e) => e.event === 'init', 'SSE init after resume');
+    const got = await takeNotifications(again.inbox, missed.length, 'a replayed notification');
+    assertEqual(got.map((n) => n.id), missed, 'replayed ids, in order');
+    again.close();
+  });
 
   await check('beast: bad requests get JSON errors: no handshake key 400 (from notify), no user 400, a bad notification 400, an unknown path 404', async () => {
     const noKey = await rawHttp(b, handshakeHead(b, '/api/notifications/ws?user=x', { 'Sec-WebSocket-Key': null }).text);
