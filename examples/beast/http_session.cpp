@@ -1,12 +1,12 @@
 #include "http_session.hpp"
 
-#include "url.hpp"  // the demo's query-string decoding (examples/demo/url.hpp)
+#include "http_message.hpp"  // the demo's JSON error responses (examples/demo/)
+#include "url.hpp"           // the demo's query-string decoding
 
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <string>
@@ -23,10 +23,6 @@ constexpr std::size_t max_body_bytes = 64 * 1024;
 
 std::string_view view(boost::beast::string_view s) {
   return {s.data(), s.size()};
-}
-
-std::string error_json(std::string_view message) {
-  return nlohmann::json{{"error", message}}.dump();
 }
 
 // Gives up the socket's descriptor, open, for notify to own; descriptor -1 when that fails
@@ -67,9 +63,9 @@ void HttpSession::on_read(boost::beast::error_code ec) {
     return;
   }
   if (ec == http::error::body_limit)
-    return reply(413, error_json("the body is larger than 64 KiB"), false);
+    return reply_error(413, "the body is larger than 64 KiB", false);
   if (ec.category() == boost::beast::http::make_error_code(http::error::bad_target).category())
-    return reply(400, error_json(ec.message()), false);
+    return reply_error(400, ec.message(), false);
   if (ec)
     return;  // a timeout or a reset: the connection closes with the session
   handle(parser_->release());
@@ -80,12 +76,12 @@ void HttpSession::handle(Request request) {
   const auto path = target.substr(0, target.find('?'));
   if (path == "/api/notifications") {
     if (request.method() != http::verb::post)
-      return reply(405, error_json("POST a notification"), request.keep_alive());
+      return reply_error(405, "POST a notification", request.keep_alive());
     return publish(request);
   }
   if (path == "/api/notifications/stream" || path == "/api/notifications/ws")
     return open_stream(request, path == "/api/notifications/ws");
-  reply(404, error_json("no such endpoint"), request.keep_alive());
+  reply_error(404, "no such endpoint", request.keep_alive());
 }
 
 void HttpSession::publish(const Request& request) {
@@ -95,18 +91,18 @@ void HttpSession::publish(const Request& request) {
 
 void HttpSession::open_stream(const Request& request, bool websocket) {
   if (request.method() != http::verb::get)
-    return reply(405, error_json("a stream is opened with GET"), false);
+    return reply_error(405, "a stream is opened with GET", false);
   const auto target = view(request.target());
   const auto question = target.find('?');
   const auto query = demo::QueryParams::parse(
       question == std::string_view::npos ? std::string_view() : target.substr(question + 1));
   const std::string* user = query ? query->find("user") : nullptr;
   if (!user || user->empty())
-    return reply(400, error_json("?user= names the user"), false);
+    return reply_error(400, "?user= names the user", false);
   // Bytes after a stream's request would be lost in the move to notify's socket: a client
   // must wait for the stream to start.
   if (buffer_.size() != 0)
-    return reply(400, error_json("data after a stream request"), false);
+    return reply_error(400, "data after a stream request", false);
   std::string cursor(view(request["Last-Event-ID"]));
   if (const std::string* from = query->find("lastEventId"); cursor.empty() && from)
     cursor = *from;
@@ -149,6 +145,10 @@ void HttpSession::reply(unsigned status, std::string json_body, bool keep_alive)
           return self->read();
         self->stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
       });
+}
+
+void HttpSession::reply_error(unsigned status, std::string_view message, bool keep_alive) {
+  reply(status, demo::HttpResponse::error(static_cast<int>(status), message).body, keep_alive);
 }
 
 void HttpSession::reply_raw(std::string bytes) {

@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace beast_host {
 
@@ -41,6 +42,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void publish(const Request& request);
   void open_stream(const Request& request, bool websocket);
   void reply(unsigned status, std::string json_body, bool keep_alive);
+  // {"error": message}, as the demo answers (invalid UTF-8 in a message is replaced).
+  void reply_error(unsigned status, std::string_view message, bool keep_alive);
   void reply_raw(std::string bytes);  // a whole response; closes after it
 
   boost::beast::tcp_stream stream_;

@@ -1,5 +1,7 @@
 #include "notify_side.hpp"
 
+#include "http_message.hpp"  // the demo's JSON error responses (examples/demo/http_message.hpp)
+
 #include <notify/asio_transport.hpp>
 #include <notify/error.hpp>
 #include <notify/hub.hpp>
@@ -29,8 +31,10 @@ namespace {
 
 using Transport = notify::AsioTransport<asio::ip::tcp::socket>;
 
-std::string error_json(std::string_view message) {
-  return nlohmann::json{{"error", message}}.dump();
+// {"error": message}; a message that quotes client bytes (a JSON parse error does) may hold
+// invalid UTF-8, which the demo's error response replaces rather than throws on.
+Answer error_answer(unsigned status, std::string_view message) {
+  return {status, demo::HttpResponse::error(static_cast<int>(status), message).body};
 }
 
 // A descriptor on its way to a socket: closed unless one took it (a handler that never
@@ -63,13 +67,9 @@ class PendingDescriptor {
 // Nothing was written on a refused connection yet (a sink writes its preamble once
 // attached), so the answer is a plain HTTP error, like the host's others.
 void refuse(const std::shared_ptr<Transport>& transport, std::shared_ptr<notify::Sink> sink,
-            unsigned status, std::string_view message) {
-  const auto body = error_json(message);
+            int status, std::string_view message) {
   auto bytes = std::make_shared<std::string>(
-      "HTTP/1.1 " + std::to_string(status) +
-      (status == 429 ? " Too Many Requests" : " Service Unavailable") +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\n\r\n" + body);
+      demo::serialize(demo::HttpResponse::error(status, message), false));
   asio::async_write(transport->stream(), asio::buffer(*bytes),
                     [transport, sink = std::move(sink), bytes](std::error_code, std::size_t) {
                       transport->close();
@@ -92,11 +92,11 @@ class NotifySide::Impl {
       const auto id = hub_.publish(notify::parse_notification(body));
       return {202, nlohmann::json{{"id", id}}.dump()};
     } catch (const nlohmann::json::exception& e) {  // not JSON, or a field of the wrong type
-      return {400, error_json(e.what())};
+      return error_answer(400, e.what());
     } catch (const std::invalid_argument& e) {  // notify::ValidationError names the field
-      return {400, error_json(e.what())};
+      return error_answer(400, e.what());
     } catch (const std::exception& e) {  // the store or the bus failed, or the hub stopped
-      return {503, error_json(e.what())};
+      return error_answer(503, e.what());
     }
   }
 

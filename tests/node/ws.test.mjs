@@ -10,7 +10,7 @@
 //
 // Starts `notify-demo --port 0 --batch-ms 0` (and a second one with --allowed-origin and
 // --typing-pairs none, and with --redis-server one on a Redis store whose Redis the test stops
-// and starts; with --nginx one with --heartbeat 1, both behind nginx configured as
+// and starts; with --nginx one with --heartbeat 2, both behind nginx configured as
 // docs/DEPLOYMENT.md says; with --beast, examples/beast's host on the same checks of its
 // own), waits for its "listening on http://ADDR:PORT" line and runs every
 // check in order. A failed check is reported and the next one runs (each uses its own users,
@@ -1086,6 +1086,11 @@ async function beastChecks() {
     assert(/title/.test(badBody.error), `the error names the field: ${JSON.stringify(badBody)}`);
     const notJson = await fetch(`${b.base}/api/notifications`, { method: 'POST', body: '{"userId":' });
     assertEqual(notJson.status, 400, 'a body that is not JSON');
+    // The parser's message quotes the bad bytes; the answer must still be JSON (it once
+    // threw on them and ended the process).
+    const badUtf8 = await fetch(`${b.base}/api/notifications`, { method: 'POST', body: Buffer.from('{"userId":\xff\xfe', 'latin1') });
+    assertEqual([badUtf8.status, typeof (await badUtf8.json()).error], [400, 'string'], 'a body with invalid UTF-8');
+    assertEqual((await fetch(`${b.base}/nope`)).status, 404, 'the server still answers');
     const none = await fetch(`${b.base}/nope`);
     assertEqual([none.status, typeof (await none.json()).error], [404, 'string'], 'an unknown path');
   });
