@@ -494,7 +494,7 @@ class NotificationHub::Impl final : public SinkOwner,
       std::lock_guard lock(delivery_mutex_);
       const auto& event = envelope.event;
       if (!envelope.broadcast && event->type() == event_type::session_end) {
-        end_local_sessions(envelope.user, reason_of_session_end(*event));
+        end_local_sessions(envelope.user, reason_of_session_end(*event), envelope.replayed_sent_at);
         return;
       }
       if (envelope.broadcast) {
@@ -526,8 +526,11 @@ class NotificationHub::Impl final : public SinkOwner,
     return "ended";
   }
 
-  // Every connection of `user` on this instance ends (end_sessions(), from here or the bus).
-  void end_local_sessions(const std::string& user, std::string_view reason) {
+  // Every connection of `user` on this instance ends (end_sessions(), from here or the bus),
+  // or, for an end the bus replays, those attached before it was sent.
+  void end_local_sessions(
+      const std::string& user, std::string_view reason,
+      std::optional<std::chrono::system_clock::time_point> sent_at = std::nullopt) {
     std::vector<std::shared_ptr<Sink>> sinks;
     {
       std::shared_lock lock(registry_mutex_);
@@ -535,7 +538,8 @@ class NotificationHub::Impl final : public SinkOwner,
         sinks = it->second;
     }
     for (const auto& sink : sinks)
-      sink->end_session(reason);
+      if (!sent_at || sink->attached_at() < *sent_at)
+        sink->end_session(reason);
   }
 
   // --- gap repair -------------------------------------------------------------------

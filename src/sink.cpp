@@ -44,6 +44,8 @@ void Sink::bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits 
   owner_ = std::move(owner);
   user_ = std::move(user);
   limits_ = limits;
+  attached_at_.store(std::chrono::system_clock::now().time_since_epoch().count(),
+                     std::memory_order_relaxed);
 }
 
 bool Sink::send(const EventPtr& event) {

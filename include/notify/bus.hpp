@@ -3,7 +3,9 @@
 // The hub publishes every event on the bus and delivers to its local connections only
 // what the bus hands back, so one instance and a fleet behave the same. A bus is a
 // doorbell, not a log: the Store is the source of truth, and after a bus outage the hub
-// brings connections up to date from the store.
+// brings connections up to date from the store. The one exception is what the store does
+// not hold, the end of a user's sessions: a bus that can keep those for a while delivers
+// the ones it missed again after an outage (Envelope::replayed_sent_at).
 //
 // Thread safety: every member function is safe to call concurrently. Listener callbacks
 // may run on any thread, including inside publish() (InProcessBus does so).
@@ -12,6 +14,8 @@
 #include <notify/event.hpp>
 #include <notify/export.hpp>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -28,6 +32,10 @@ struct Envelope {
   // is still on its way (session:end must reach it). A bus that cannot do this sends it as a
   // user's message.
   bool every_instance = false;
+  // Set when the bus delivers an every_instance message again after it was away (it may
+  // have been missed): when it was first sent. The hub applies a replayed session:end only to
+  // the connections it attached before then, so that a session begun since is not ended.
+  std::optional<std::chrono::system_clock::time_point> replayed_sent_at{};
 };
 
 enum class BusState { connected, reconnecting, stopped };

@@ -213,8 +213,10 @@ class NOTIFY_EXPORT NotificationHub {
   // connection attached later is not affected. This instance's connections end in the call,
   // even when the bus then fails; another instance's end when the event reaches it. The bus
   // sends it to every instance (Envelope::every_instance), so it also ends a connection
-  // whose user's subscription is not active yet there. Like every bus message, it is lost
-  // on an instance whose bus is reconnecting at that moment. Throws
+  // whose user's subscription is not active yet there. A bus that keeps session ends
+  // (RedisBus, for RedisBusOptions::session_end_retention) delivers it again to an instance
+  // whose subscription was away when it was sent, which then ends the connections it
+  // attached before it. Throws
   // std::invalid_argument for an empty user or an invalid reason
   // (Sink::is_valid_session_end_reason), std::system_error for a stopped hub or a bus error
   // (the local connections have ended).

@@ -7,6 +7,8 @@
 //                              every instance (Envelope::every_instance: session:end)
 // No pattern subscription is ever made. With `sharded`, SSUBSCRIBE/SPUBLISH (Redis >= 7)
 // replace SUBSCRIBE/PUBLISH.
+// One key: P session-ends, a stream of the session ends sent in the last
+// session_end_retention (see Failures), trimmed and expired by Redis's clock.
 //
 // Messages: see encode_bus_message() below. A publisher outside C++ may publish in that
 // format too (but notifications should go through a Store, which owns the ids).
@@ -37,6 +39,16 @@
 // instance brings its connections up to date from the store before it sees anything newer.
 // Nothing is silently dropped: a message that is not carried is an error to the caller, or
 // is repaired, or (no sequence number: send_to's ephemeral messages) is reported.
+// Session ends are not in the store, so the bus keeps them itself: a session:end is appended
+// to the log and published in one script. When the subscriber connection is back, the bus
+// reads the log from a little before its last sign of life (on the publishing connection,
+// after the subscriptions are active, so that every end is either read or arrives live) and
+// delivers each entry with Envelope::replayed_sent_at, its id's time: the hub ends only the
+// connections it attached before it. So an end sent while an instance was away still ends
+// the sessions it held, and a session begun since (a new login) is left alone, provided the
+// hosts' clocks and Redis's agree to well within the time between a logout and a new login.
+// The first subscription after start() reads the log the same way, for connections attached
+// before it.
 //
 // start() waits (up to connect_timeout) for the first connection, so that a hub is usable as
 // soon as it is constructed when Redis is up; when Redis is down it returns anyway and the
@@ -84,6 +96,10 @@ struct RedisBusOptions {
   // its round trip costs. false: every publish is sent at once, one send each (as
   // TCP_NODELAY turns off Nagle's algorithm).
   bool gather_publishes = true;
+  // Session ends (NotificationHub::end_sessions) are also kept this long in a log in Redis,
+  // so that an instance whose subscription was away when one was sent gets it once it is
+  // back. An outage longer than this may miss one. 0: not kept (only published).
+  std::chrono::seconds session_end_retention{900};
   // Connection errors and malformed messages (default: written to stderr).
   std::function<void(std::string_view what)> on_error;
   // Where the bus's connections run. Empty (the default): a thread of the bus's own. Set (say,

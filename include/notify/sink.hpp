@@ -118,6 +118,12 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool is_open() const noexcept { return !closed_.load(std::memory_order_acquire); }
   const std::string& user() const noexcept { return user_; }
   std::uint64_t id() const noexcept { return id_; }
+  // When the hub attached it (by the wall clock: a replayed end of sessions from another
+  // instance is compared with it); the clock's epoch before attach.
+  std::chrono::system_clock::time_point attached_at() const noexcept {
+    return std::chrono::system_clock::time_point(
+        std::chrono::system_clock::duration(attached_at_.load(std::memory_order_relaxed)));
+  }
   WireFormat format() const noexcept { return format_; }
   // "sse" or "websocket": what the connection speaks, for metrics.
   virtual std::string_view protocol() const noexcept = 0;
@@ -333,6 +339,7 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::size_t registry_slot_ = 0;  // guarded by the hub's registry lock
   // end_session_at(): steady_clock ticks since its epoch; 0 for none.
   std::atomic<std::chrono::steady_clock::rep> session_deadline_{0};
+  std::atomic<std::chrono::system_clock::rep> attached_at_{0};  // set by bind()
 };
 
 }  // namespace notify

@@ -88,6 +88,21 @@ bool Publisher::ready() const noexcept {
   return ready_.load(std::memory_order_acquire);
 }
 
+bool Publisher::query(std::string_view command, QueryDone done) {
+  std::uint64_t number;
+  {
+    std::lock_guard lock(mutex_);
+    if (!ready_)
+      return false;
+    hand_over_repair_locked();
+    hand_over_locked(command, false);
+    number = sent_;
+  }
+  // Only this executor reads replies: none can be read before the entry is here.
+  queries_.emplace_back(number, std::move(done));
+  return true;
+}
+
 // --- the bus's executor -----------------------------------------------------------------
 
 void Publisher::start(std::weak_ptr<void> owner) {
@@ -159,6 +174,8 @@ void Publisher::become_ready(const ConnectionPtr& conn) {
   }
   arm_watchdog(conn);
   first_attempt_finished();
+  if (hooks_.became_ready)
+    hooks_.became_ready();
 }
 
 void Publisher::drain() {
@@ -214,8 +231,8 @@ void Publisher::read(const ConnectionPtr& conn) {
               if (--conn->handshake_pending == 0)
                 become_ready(conn);
             } else {
-              on_reply(reply);
               ++replies;
+              on_reply(reply, acked_ + replies);
             }
           }
         } catch (const std::exception& e) {
@@ -229,7 +246,13 @@ void Publisher::read(const ConnectionPtr& conn) {
       });
 }
 
-void Publisher::on_reply(const Reply& reply) {
+void Publisher::on_reply(const Reply& reply, std::uint64_t number) {
+  if (!queries_.empty() && queries_.front().first == number) {
+    auto done = std::move(queries_.front().second);
+    queries_.pop_front();
+    done(&reply);
+    return;
+  }
   if (!reply.is_error())
     return;
   // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
@@ -317,6 +340,10 @@ std::uint64_t Publisher::close_connection() {
     conn_->socket.close(ignored);
     conn_.reset();
   }
+  auto queries = std::move(queries_);
+  queries_.clear();
+  for (auto& [number, done] : queries)
+    done(nullptr);
   return unanswered;
 }
 

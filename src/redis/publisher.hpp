@@ -20,6 +20,9 @@
 // (command_timeout) fails the connection the same way, and a refused publish() asks for the same
 // repair, ahead of the next message.
 //
+// Reads: query() sends a command whose reply matters (the bus's replay of session ends) in the
+// same pipeline; its reply goes to a callback, in order with the others.
+//
 // Thread safety: publish() and ready() from any thread. Everything else runs on `executor`
 // (the bus's: its own thread's io_context, or a strand on the host's), one at a time.
 // Handlers hold `owner` (given to start()) when it is set, so that the bus outlives what it
@@ -36,6 +39,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -50,7 +54,10 @@ class Publisher {
   struct Hooks {
     std::function<void(const std::string&)> report;  // failures, error replies
     std::function<void()> first_attempt_done;        // connected, or the first attempt failed
+    std::function<void()> became_ready;              // each time a connection is ready
   };
+  // A query's reply, or nullptr when the connection failed (or stopped) before it.
+  using QueryDone = std::function<void(const Reply*)>;
 
   Publisher(asio::any_io_executor executor, RedisOptions options, std::string repair_command,
             std::size_t max_backlog_bytes, bool gather, Hooks hooks);
@@ -71,6 +78,9 @@ class Publisher {
   // Sends a pending repair request now if connected (else the next connection starts with it).
   void send_pending_repair();
   bool ready() const noexcept;
+  // On the bus's executor: sends `command` (formatted) ahead of later publishes, past the
+  // backlog's bound if need be. false, without calling `done`, when not connected.
+  bool query(std::string_view command, QueryDone done);
 
  private:
   struct Connection {
@@ -94,7 +104,7 @@ class Publisher {
   void drain();
   void write_out(const ConnectionPtr& conn);  // conn->out, then drain()
   void read(const ConnectionPtr& conn);
-  void on_reply(const Reply& reply);
+  void on_reply(const Reply& reply, std::uint64_t number);  // number: 1 for the first
   // Counts `replies` more answered commands and sends what gathered meanwhile.
   void acknowledge(std::uint64_t replies);
   // One non-blocking send; the bytes it took (0 when the socket took none or failed: the
@@ -125,6 +135,7 @@ class Publisher {
   unsigned long error_replies_ = 0;
   bool stopping_ = false;
   bool first_attempt_done_ = false;
+  std::deque<std::pair<std::uint64_t, QueryDone>> queries_;  // by the number of their reply
 
   // Shared with publish() callers.
   mutable std::mutex mutex_;

@@ -99,6 +99,42 @@ std::optional<Envelope> decode_bus_message(std::string_view message) {
 // (see Publisher): not an envelope, so decode_bus_message() rejects it.
 constexpr std::string_view repair_message = "{\"r\":true}\n";
 
+// An every_instance message: appended to the log of session ends, then published, in one
+// step. KEYS[1] the log; ARGV: retention in seconds, channel, message, PUBLISH or SPUBLISH.
+// The log is trimmed and expires by Redis's clock, which also stamps its entries' ids.
+constexpr std::string_view log_and_publish_script = R"lua(
+local now = redis.call('TIME')
+local oldest = (tonumber(now[1]) - tonumber(ARGV[1])) * 1000
+redis.call('XADD', KEYS[1], 'MINID', '~', string.format('%d', oldest), '*', 'm', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return redis.call(ARGV[4], ARGV[2], ARGV[3])
+)lua";
+
+// How far before its last sign of life a reconnected bus reads the log: the entries' ids are
+// Redis's clock, the sign of life is this host's. Reading more is harmless (a replayed end
+// spares connections attached after it), so this only needs to exceed the clocks' skew.
+constexpr std::chrono::seconds replay_margin{30};
+constexpr std::size_t replay_page = 256;
+
+std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// The milliseconds of a stream id "MS-N"; nullopt when it is not one.
+std::optional<std::int64_t> stream_id_ms(std::string_view id) {
+  const auto dash = id.find('-');
+  const auto digits = id.substr(0, dash);
+  if (digits.empty() || digits.size() > 18)
+    return std::nullopt;
+  std::int64_t ms = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    ms = ms * 10 + (c - '0');
+  }
+  return ms;
+}
+
 // --- RedisBus::Impl -------------------------------------------------------------------
 
 class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
@@ -106,6 +142,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   explicit Impl(RedisBusOptions options)
       : options_(std::move(options)),
         broadcast_channel_(options_.redis.prefix + "broadcast"),
+        session_end_log_(options_.redis.prefix + "session-ends"),
         own_io_(options_.executor ? nullptr : std::make_unique<asio::io_context>()),
         executor_(own_io_ ? asio::any_io_executor(own_io_->get_executor())
                           : asio::any_io_executor(asio::make_strand(options_.executor))),
@@ -117,11 +154,13 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
         publisher_(executor_, options_.redis, publish_command(broadcast_channel_, repair_message),
                    options_.publish_backlog_bytes, options_.gather_publishes,
                    {[this](const std::string& what) { report(what); },
-                    [this] { first_attempt_finished(); }}) {
+                    [this] { first_attempt_finished(); }, [this] { start_replay(); }}) {
     if (options_.redis.host.empty())
       throw std::invalid_argument("RedisBus: the host is empty");
     if (options_.redis.port == 0)
       throw std::invalid_argument("RedisBus: the port is 0");
+    if (options_.session_end_retention.count() < 0)
+      throw std::invalid_argument("RedisBus: session_end_retention is negative");
     if (own_io_)
       work_.emplace(own_io_->get_executor());
   }
@@ -141,7 +180,9 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       if (own_io_)
         thread_ = std::thread([this] { own_io_->run(); });
     }
-    asio::post(executor_, [this, keep = keep()] {
+    asio::post(executor_, [this, keep = keep(), since = std::chrono::system_clock::now()] {
+      // Connections attached before the first subscription may have missed an end too.
+      replay_from_ = since;
       connect();
       publisher_.start(own_io_ ? std::weak_ptr<void>() : weak_from_this());
     });
@@ -204,10 +245,19 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       ec = make_error_code(errc::bus_unavailable);
       return;
     }
-    const auto command =
-        publish_command(envelope.broadcast || envelope.every_instance ? broadcast_channel_
-                                                                      : user_channel(envelope.user),
-                        encode_bus_message(envelope));
+    std::string command;
+    if (envelope.every_instance && !envelope.broadcast &&
+        options_.session_end_retention.count() > 0) {
+      const auto retention = std::to_string(options_.session_end_retention.count());
+      append_command(command, {"EVAL", log_and_publish_script, "1", session_end_log_, retention,
+                               broadcast_channel_, encode_bus_message(envelope),
+                               options_.sharded ? "SPUBLISH" : "PUBLISH"});
+    } else {
+      command = publish_command(envelope.broadcast || envelope.every_instance
+                                    ? broadcast_channel_
+                                    : user_channel(envelope.user),
+                                encode_bus_message(envelope));
+    }
     publisher_.publish(command, repairable, ec);
   }
 
@@ -341,6 +391,8 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
             return fail(ec == asio::error::eof ? "connection closed by the server"
                                                : "read: " + ec.message());
           }
+          if (connected_)
+            last_alive_ = std::chrono::system_clock::now();
           try {
             conn->reader.feed(conn->buffer.data(), n);
             Reply reply;
@@ -418,6 +470,79 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     publisher_.send_pending_repair();
     subscriber_attempt_finished();
     arm_ping(conn);
+    last_alive_ = std::chrono::system_clock::now();
+    start_replay();
+  }
+
+  // --- the replay of session ends ----------------------------------------------------
+  // A session:end published while this bus was not subscribed is read from the log once the
+  // subscription is back (what is published after that arrives live), on the publishing
+  // connection, and delivered with Envelope::replayed_sent_at.
+
+  void start_replay() {
+    if (replay_running_ || !replay_from_ || !connected_ ||
+        options_.session_end_retention.count() <= 0)
+      return;
+    replay_running_ = true;
+    replay_origin_ = *replay_from_;
+    replay_from_.reset();
+    read_log_from(std::to_string(unix_ms(replay_origin_ - replay_margin)));
+  }
+
+  void read_log_from(const std::string& start) {
+    std::string command;
+    append_command(command,
+                   {"XRANGE", session_end_log_, start, "+", "COUNT", std::to_string(replay_page)});
+    if (!publisher_.query(command,
+                          [this, keep = keep()](const Reply* reply) { on_log_page(reply); }))
+      replay_interrupted();
+  }
+
+  void on_log_page(const Reply* reply) {
+    if (!reply)
+      return replay_interrupted();
+    if (reply->is_error() || !reply->is_array()) {
+      report("reading the log of session ends: " +
+             (reply->is_error() ? reply->str : std::string("unexpected reply")));
+      return replay_finished();
+    }
+    std::string last_id;
+    for (const auto& entry : reply->elements) {
+      if (!entry.is_array() || entry.elements.size() < 2 || !entry.elements[1].is_array())
+        continue;
+      last_id = entry.elements[0].str;
+      const auto ms = stream_id_ms(last_id);
+      const auto& fields = entry.elements[1].elements;
+      for (std::size_t i = 0; ms && i + 1 < fields.size(); i += 2) {
+        if (fields[i].str != "m")
+          continue;
+        auto envelope = decode_bus_message(fields[i + 1].str);
+        if (!envelope || !envelope->every_instance) {
+          report("malformed entry " + last_id + " in " + session_end_log_);
+          break;
+        }
+        // The id's clock counts whole milliseconds: an end and an attach within the same
+        // one count as the end second.
+        envelope->replayed_sent_at =
+            std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms + 1));
+        deliver(*envelope);
+      }
+    }
+    if (reply->elements.size() == replay_page && !last_id.empty())
+      return read_log_from("(" + last_id);
+    replay_finished();
+  }
+
+  // The publishing connection failed before the log was read: read it all again when it is
+  // back (what was delivered already is harmless to deliver twice).
+  void replay_interrupted() {
+    replay_from_ = replay_from_ ? std::min(*replay_from_, replay_origin_) : replay_origin_;
+    replay_running_ = false;
+  }
+
+  void replay_finished() {
+    replay_running_ = false;
+    start_replay();  // the subscription dropped again meanwhile
   }
 
   void arm_ping(const ConnectionPtr& conn) {
@@ -438,6 +563,9 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   void fail(const std::string& why) {
     if (stopping_.load(std::memory_order_acquire))
       return;
+    // What is published from the last sign of life on may be lost: the replay reads from there.
+    if (connected_)
+      replay_from_ = replay_from_ ? std::min(*replay_from_, last_alive_) : last_alive_;
     // While Redis stays away, attempts 1, 2, 4, 8... are reported, not every one.
     ++failures_in_row_;
     if (worth_reporting(failures_in_row_))
@@ -541,6 +669,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
 
   RedisBusOptions options_;
   std::string broadcast_channel_;
+  std::string session_end_log_;
   std::unique_ptr<asio::io_context> own_io_;  // without options_.executor, run by thread_
   asio::any_io_executor executor_;            // own_io_'s, or a strand on options_.executor
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
@@ -571,6 +700,10 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   bool subscriber_attempt_done_ = false;
   std::unordered_map<std::string, int> subs_;                   // user → subscribe count
   std::unordered_map<std::string, std::string> channel_users_;  // channel → user, while wanted
+  std::chrono::system_clock::time_point last_alive_;  // the subscriber's last read, connected
+  std::optional<std::chrono::system_clock::time_point> replay_from_;  // a replay is due
+  std::chrono::system_clock::time_point replay_origin_;               // of the running one
+  bool replay_running_ = false;
 
   Publisher publisher_;  // last: its handlers use the members above
 };

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <initializer_list>
 #include <map>
@@ -74,16 +75,20 @@ struct Instance {
   std::shared_ptr<notify::RedisStore> store;
   std::unique_ptr<notify::NotificationHub> hub;
 
-  // `withheld`: a user whose channel this instance never subscribes to.
+  // `withheld`: a user whose channel this instance never subscribes to. `adjust` changes the
+  // bus's options.
   Instance(IoThread& io, const testredis::RedisServer& server, const std::string& prefix,
            bool publish_appends = true, BusThread where = BusThread::own,
-           const std::string& withheld = {}) {
+           const std::string& withheld = {},
+           const std::function<void(notify::RedisBusOptions&)>& adjust = {}) {
     notify::RedisBusOptions bus_options;
     bus_options.redis = options_for(server, prefix);
     bus_options.health_check_interval = 500ms;
     bus_options.on_error = [](std::string_view) {};
     if (where == BusThread::host)
       bus_options.executor = io.io.get_executor();
+    if (adjust)
+      adjust(bus_options);
     bus = std::make_shared<notify::RedisBus>(bus_options);
     notify::RedisStoreOptions store_options;
     store_options.redis = options_for(server, prefix);
@@ -114,6 +119,29 @@ int subscribers(const testredis::RedisServer& server, const std::string& channel
   const auto reply = server.command("PUBSUB NUMSUB " + channel);  // *2 $n channel :count
   const auto colon = reply.rfind(':');
   return colon == std::string::npos ? -1 : std::atoi(reply.c_str() + colon + 1);
+}
+
+// The id of the one Pub/Sub connection subscribed to `channels` channels ("" if none or
+// several), from CLIENT LIST.
+std::string pubsub_client_with(const testredis::RedisServer& server, int channels) {
+  const auto list = server.command("CLIENT LIST TYPE pubsub");
+  const std::string wanted = " sub=" + std::to_string(channels) + " ";
+  std::string found;
+  std::size_t line_start = 0;
+  while (line_start < list.size()) {
+    auto line_end = list.find('\n', line_start);
+    if (line_end == std::string::npos)
+      line_end = list.size();
+    const auto line = list.substr(line_start, line_end - line_start);
+    line_start = line_end + 1;
+    const auto id = line.find("id=");
+    if (id == std::string::npos || line.find(wanted) == std::string::npos)
+      continue;
+    if (!found.empty())
+      return {};
+    found = line.substr(id + 3, line.find(' ', id) - id - 3);
+  }
+  return found;
 }
 
 // Whether each client has its init: a user's first connection on an instance gets it once
@@ -240,6 +268,71 @@ TEST_CASE("redis bus: end_sessions ends a connection whose user's subscription i
   CHECK(dave_on_b.of_type("session:end")[0].data == R"({"reason":"revoked"})");
   CHECK(dave_on_b.of_type("typing").empty());
   CHECK(b.hub->metrics().sessions_ended == 1);
+}
+
+TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches it once back") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  for (const auto where : both_bus_threads) {
+    CAPTURE(name_of(where));
+    const std::string prefix = where == BusThread::own ? "away:own:" : "away:host:";
+    IoThread io;
+    Instance a(io, server, prefix, true, where);
+    // B waits 1.5 to 3 s before it connects again: A's end comes meanwhile.
+    Instance b(io, server, prefix, true, where, {}, [](notify::RedisBusOptions& o) {
+      o.redis.backoff_initial = 3000ms;
+      o.redis.backoff_max = 3000ms;
+    });
+    Client frank_on_b(io.io, *b.hub, "frank");
+    Client grace_on_b(io.io, *b.hub, "grace");
+    REQUIRE(eventually([&] { return has_init({&frank_on_b, &grace_on_b}); }));
+
+    // Cut B's subscriber connection (the one with 3 channels: broadcast, frank, grace).
+    const auto id = pubsub_client_with(server, 3);
+    REQUIRE_FALSE(id.empty());
+    server.command("CLIENT KILL ID " + id);
+    REQUIRE(eventually([&] { return b.bus->state() != notify::BusState::connected; }));
+    a.hub->end_sessions("frank", "logged_out");
+    // A new session of frank's on B, begun after the end, while B is still away.
+    std::this_thread::sleep_for(20ms);
+    Client frank_again_on_b(io.io, *b.hub, "frank");
+    CHECK(b.bus->state() != notify::BusState::connected);  // else the end was not missed
+
+    REQUIRE(eventually([&] { return frank_on_b.transport->closed(); }));
+    REQUIRE(frank_on_b.of_type("session:end").size() == 1);
+    CHECK(frank_on_b.of_type("session:end")[0].data == R"({"reason":"logged_out"})");
+    CHECK(b.hub->metrics().sessions_ended == 1);
+    REQUIRE(eventually([&] { return has_init(frank_again_on_b); }));
+    // The replay that ended the old session has judged the new one: it stays, as does grace's.
+    std::this_thread::sleep_for(300ms);
+    CHECK_FALSE(frank_again_on_b.transport->closed());
+    CHECK(frank_again_on_b.of_type("session:end").empty());
+    CHECK_FALSE(grace_on_b.transport->closed());
+    CHECK(b.hub->metrics().sessions_ended == 1);
+  }
+}
+
+TEST_CASE("redis bus: the log of session ends is bounded by its retention") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  IoThread io;
+  Instance a(io, server, "kept:", true, BusThread::own, {},
+             [](notify::RedisBusOptions& o) { o.session_end_retention = 5s; });
+  for (int i = 0; i < 3; ++i)
+    a.hub->end_sessions("user" + std::to_string(i), "logged_out");
+  REQUIRE(eventually([&] { return server.command("XLEN kept:session-ends") == ":3\r\n"; }));
+  const auto ttl = std::atoi(server.command("TTL kept:session-ends").c_str() + 1);
+  CHECK(ttl > 0);
+  CHECK(ttl <= 5);
+  // Off: only published.
+  Instance b(io, server, "unkept:", true, BusThread::own, {},
+             [](notify::RedisBusOptions& o) { o.session_end_retention = 0s; });
+  b.hub->end_sessions("user", "logged_out");
+  b.hub->send_to("user", "typing", {});  // after the end on the same connection
+  REQUIRE(eventually([&] {
+    return b.bus->state() == notify::BusState::connected &&
+           server.command("EXISTS unkept:session-ends") == ":0\r\n";
+  }));
 }
 
 TEST_CASE("redis bus: connections attached from several threads during a stream get it all, once") {
