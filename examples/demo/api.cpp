@@ -358,7 +358,8 @@ std::string cursor_of(const Context& ctx) {
 
 // Writes `response` on a transport nothing was written to, then closes it. `sink` (never
 // attached, so never started) is only kept alive until then.
-void refuse_stream(const std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>>& transport,
+template <typename Stream>
+void refuse_stream(const std::shared_ptr<notify::AsioTransport<Stream>>& transport,
                    std::shared_ptr<notify::Sink> sink, const HttpResponse& response) {
   auto bytes = std::make_shared<std::string>(serialize(response, false));
   asio::post(transport->executor(), [transport, sink = std::move(sink), bytes]() mutable {
@@ -370,16 +371,17 @@ void refuse_stream(const std::shared_ptr<notify::AsioTransport<asio::ip::tcp::so
   });
 }
 
-// Hands `socket` to the sink `make_sink(transport)` makes and attaches it to the hub; when
-// the hub refuses the connection or anything throws, answers on the socket with a JSON error
-// instead. The socket's io_context is run by one thread, so the transport has no strand.
-template <typename MakeSink>
-void attach_or_refuse(notify::NotificationHub& hub, asio::ip::tcp::socket socket, std::string user,
+// Hands `stream` (a TCP socket or a TLS stream) to the sink `make_sink(transport)` makes and
+// attaches it to the hub; when the hub refuses the connection or anything throws, answers on
+// the stream with a JSON error instead. The stream's io_context is run by one thread, so the
+// transport has no strand.
+template <typename Stream, typename MakeSink>
+void attach_or_refuse(notify::NotificationHub& hub, Stream stream, std::string user,
                       const std::string& cursor, const char* what, MakeSink make_sink) noexcept {
-  std::shared_ptr<notify::AsioTransport<asio::ip::tcp::socket>> transport;
+  std::shared_ptr<notify::AsioTransport<Stream>> transport;
   std::shared_ptr<notify::Sink> sink;
   try {
-    transport = notify::make_asio_transport(std::move(socket), notify::Threading::single);
+    transport = notify::make_asio_transport(std::move(stream), notify::Threading::single);
     sink = make_sink(transport);
     std::error_code ec;
     hub.attach(std::move(user), sink, cursor, ec);
@@ -543,21 +545,25 @@ Api::Outcome Api::websocket(const HttpRequest& request, std::string user,
   return WebSocketRequest{std::move(user), std::move(cursor), std::move(result)};
 }
 
-void Api::open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept {
-  attach_or_refuse(hub_, std::move(socket), std::move(request.user), request.cursor, "a stream",
-                   [this](const auto& transport) {
-                     return with_session_deadline(notify::SseSink::create(transport));
-                   });
+void Api::open_stream(ClientStream stream, StreamRequest request) noexcept {
+  stream.take([&](auto s) {
+    attach_or_refuse(hub_, std::move(s), std::move(request.user), request.cursor, "a stream",
+                     [this](const auto& transport) {
+                       return with_session_deadline(notify::SseSink::create(transport));
+                     });
+  });
 }
 
-void Api::open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept {
+void Api::open_websocket(ClientStream stream, WebSocketRequest request) noexcept {
   // The sink writes the handshake's 101 response as its first bytes, once attached; when the
   // hub refuses the connection nothing was written yet, so the answer is a plain HTTP error.
-  attach_or_refuse(
-      hub_, std::move(socket), std::move(request.user), request.cursor, "a WebSocket",
-      [&](const auto& transport) {
-        return with_session_deadline(notify::WebSocketSink::create(transport, request.handshake));
-      });
+  stream.take([&](auto s) {
+    attach_or_refuse(
+        hub_, std::move(s), std::move(request.user), request.cursor, "a WebSocket",
+        [&](const auto& transport) {
+          return with_session_deadline(notify::WebSocketSink::create(transport, request.handshake));
+        });
+  });
 }
 
 std::shared_ptr<notify::Sink> Api::with_session_deadline(std::shared_ptr<notify::Sink> sink) const {

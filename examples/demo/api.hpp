@@ -6,12 +6,11 @@
 // hub is; the options are read-only after construction).
 #pragma once
 
+#include "client_stream.hpp"
 #include "http_message.hpp"
 
 #include <notify/hub.hpp>
 #include <notify/ws_handshake.hpp>
-
-#include <asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <functional>
@@ -68,15 +67,15 @@ class Api {
   // Never throws: an exception becomes a 500 response.
   Outcome handle(const HttpRequest& request) noexcept;
 
-  // The socket's io_context must be run by one thread (the transport has no strand).
-  // Hands the socket (nothing written yet) to an SseSink attached to the hub. When the hub
-  // refuses the connection, answers with a JSON error and closes instead.
-  void open_stream(asio::ip::tcp::socket socket, StreamRequest request) noexcept;
+  // The stream's io_context must be run by one thread (the transport has no strand).
+  // Hands the stream (TCP or TLS, nothing written yet) to an SseSink attached to the hub.
+  // When the hub refuses the connection, answers with a JSON error and closes instead.
+  void open_stream(ClientStream stream, StreamRequest request) noexcept;
 
-  // Hands the socket (nothing written yet) to a WebSocketSink attached to the hub; the sink
+  // Hands the stream (nothing written yet) to a WebSocketSink attached to the hub; the sink
   // writes the 101 response first. When the hub refuses the connection, answers with a JSON
   // error and closes instead.
-  void open_websocket(asio::ip::tcp::socket socket, WebSocketRequest request) noexcept;
+  void open_websocket(ClientStream stream, WebSocketRequest request) noexcept;
 
  private:
   // The sink, with its session's deadline when ApiOptions::session is set.

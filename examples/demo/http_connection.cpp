@@ -56,8 +56,8 @@ HttpConnection& self_of(http_parser* p) {
 
 }  // namespace
 
-HttpConnection::HttpConnection(asio::ip::tcp::socket socket, Api& api, ConnectionLimits limits)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), api_(api), limits_(limits) {
+HttpConnection::HttpConnection(ClientStream stream, Api& api, ConnectionLimits limits)
+    : stream_(std::move(stream)), timer_(stream_.get_executor()), api_(api), limits_(limits) {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
 }
@@ -86,7 +86,7 @@ void HttpConnection::start() {
     if (self->closed_)
       return;
     std::error_code ignored;
-    self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    self->stream_.tcp().set_option(asio::ip::tcp::no_delay(true), ignored);
     self->arm_timer(self->limits_.idle_timeout);
     self->read_more();
   });
@@ -229,7 +229,7 @@ int HttpConnection::on_message_complete(http_parser* p) {
 // --- the read / answer loop -----------------------------------------------------------
 
 void HttpConnection::read_more() {
-  socket_.async_read_some(
+  stream_.async_read_some(
       asio::buffer(read_buffer_),
       [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
@@ -308,14 +308,14 @@ void HttpConnection::handle_request() {
   Api::Outcome outcome = api_.handle(request);
   if (auto* stream = std::get_if<StreamRequest>(&outcome)) {
     hand_over();
-    api_.open_stream(std::move(socket_), std::move(*stream));
+    api_.open_stream(std::move(stream_), std::move(*stream));
     return;
   }
   if (auto* upgrade = std::get_if<WebSocketRequest>(&outcome)) {
     // A client sends no frame before it has read the 101, so no byte of the WebSocket is
     // left in input_.
     hand_over();
-    api_.open_websocket(std::move(socket_), std::move(*upgrade));
+    api_.open_websocket(std::move(stream_), std::move(*upgrade));
     return;
   }
   if (auto* pending = std::get_if<PendingResponse>(&outcome)) {
@@ -324,7 +324,7 @@ void HttpConnection::handle_request() {
     arm_timer(limits_.write_timeout);
     pending->start([self = shared_from_this(), keep_alive = request.keep_alive,
                     head_only = request.method == "HEAD"](HttpResponse response) {
-      auto executor = self->socket_.get_executor();
+      auto executor = self->stream_.get_executor();
       asio::dispatch(executor, [self, keep_alive, head_only, response = std::move(response)] {
         if (!self->closed_)
           self->send(response, keep_alive, head_only);
@@ -371,10 +371,10 @@ void HttpConnection::send_bytes(std::string bytes, bool keep_alive) {
 void HttpConnection::write_out(bool keep_alive) {
   writing_ = true;
   arm_timer(limits_.write_timeout);
-  asio::async_write(socket_, asio::buffer(out_),
-                    [self = shared_from_this(), keep_alive](std::error_code ec, std::size_t) {
-                      self->on_sent(ec, keep_alive);
-                    });
+  stream_.async_write(asio::buffer(out_),
+                      [self = shared_from_this(), keep_alive](std::error_code ec, std::size_t) {
+                        self->on_sent(ec, keep_alive);
+                      });
 }
 
 void HttpConnection::on_sent(std::error_code ec, bool keep_alive) {
@@ -398,17 +398,17 @@ void HttpConnection::send_continue() {
   expect_continue_ = false;
   static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(continue_line.data(), continue_line.size()),
-                    [self = shared_from_this()](std::error_code ec, std::size_t) {
-                      self->writing_ = false;
-                      if (self->closed_)
-                        return;
-                      if (ec) {
-                        self->close();
-                        return;
-                      }
-                      self->read_more();
-                    });
+  stream_.async_write(asio::buffer(continue_line.data(), continue_line.size()),
+                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->closed_)
+                          return;
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->read_more();
+                      });
 }
 
 // --- timeouts and closing -------------------------------------------------------------
@@ -454,7 +454,7 @@ void HttpConnection::linger_close() {
   // Stop sending, then read and drop what the client still sends for a short while, so that
   // closing does not reset the connection before the client has read the response.
   std::error_code ignored;
-  socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+  stream_.tcp().shutdown(asio::socket_base::shutdown_send, ignored);
   arm_timer(linger_timeout);
   struct Drain {
     std::shared_ptr<HttpConnection> self;
@@ -468,10 +468,10 @@ void HttpConnection::linger_close() {
         return;
       }
       HttpConnection* c = self.get();
-      c->socket_.async_read_some(asio::buffer(c->read_buffer_), Drain{std::move(self), dropped});
+      c->stream_.async_read_some(asio::buffer(c->read_buffer_), Drain{std::move(self), dropped});
     }
   };
-  socket_.async_read_some(asio::buffer(read_buffer_), Drain{shared_from_this(), 0});
+  stream_.async_read_some(asio::buffer(read_buffer_), Drain{shared_from_this(), 0});
 }
 
 void HttpConnection::close() {
@@ -481,8 +481,8 @@ void HttpConnection::close() {
   ++timer_generation_;
   timer_.cancel();
   std::error_code ignored;
-  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_.tcp().shutdown(asio::socket_base::shutdown_both, ignored);
+  stream_.tcp().close(ignored);
 }
 
 }  // namespace demo

@@ -3,7 +3,8 @@
 //
 // Requests are answered one at a time, in order: the parser pauses after each request and
 // resumes once its response (one write) is out, so pipelined requests keep their order.
-// A stream request (SSE or WebSocket) takes the socket out of the connection and ends it.
+// A stream request (SSE or WebSocket) takes the stream (TCP or TLS) out of the connection and
+// ends it.
 //
 // Lifetime: shared_ptr, kept alive by its pending operations. Thread safety: start() once
 // after construction; stop() from any thread. Everything else runs on the socket's executor
@@ -11,6 +12,7 @@
 #pragma once
 
 #include "api.hpp"
+#include "client_stream.hpp"
 #include "http_message.hpp"
 
 #include <asio/ip/tcp.hpp>
@@ -36,7 +38,7 @@ struct ConnectionLimits {
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(asio::ip::tcp::socket socket, Api& api, ConnectionLimits limits);
+  HttpConnection(ClientStream stream, Api& api, ConnectionLimits limits);
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -82,7 +84,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void linger_close();
   void close();
 
-  asio::ip::tcp::socket socket_;
+  ClientStream stream_;
   asio::steady_timer timer_;
   Api& api_;
   ConnectionLimits limits_;

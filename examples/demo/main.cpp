@@ -20,6 +20,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/ssl/context.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -192,13 +193,27 @@ int run(const demo::Options& options) {
   api_options.allowed_origins = options.allowed_origins;
   api_options.session = options.session;
   demo::Api api(hub, api_options);
+  std::error_code ec;
   demo::ConnectionLimits limits;
   limits.idle_timeout = options.idle_timeout;
   limits.request_timeout = options.request_timeout;
   limits.write_timeout = options.request_timeout;
-  demo::Server server(contexts, api, limits);
+  std::shared_ptr<asio::ssl::context> tls;
+  if (!options.tls_cert.empty()) {
+    tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    tls->use_certificate_chain_file(options.tls_cert, ec);
+    if (!ec)
+      tls->use_private_key_file(options.tls_key, asio::ssl::context::pem, ec);
+    if (ec) {
+      std::fprintf(stderr, "notify-demo: TLS certificate or key: %s\n", ec.message().c_str());
+      return 1;
+    }
+  }
+  demo::Server server(contexts, api, limits, tls);
 
-  std::error_code ec;
   const auto address = asio::ip::make_address(options.bind, ec);
   if (ec) {
     std::fprintf(stderr, "notify-demo: bad address %s\n", options.bind.c_str());
@@ -229,8 +244,8 @@ int run(const demo::Options& options) {
     watchdog.arm(contexts, shutdown_grace);
   });
 
-  std::printf("listening on http://%s:%u\n", url_host(endpoint.address()).c_str(),
-              static_cast<unsigned>(endpoint.port()));
+  std::printf("listening on %s://%s:%u\n", tls ? "https" : "http",
+              url_host(endpoint.address()).c_str(), static_cast<unsigned>(endpoint.port()));
   std::fflush(stdout);
 
   std::vector<std::thread> threads;

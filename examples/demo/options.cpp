@@ -69,12 +69,13 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       result.action = ParsedOptions::Action::help;
       return result;
     }
-    const bool known =
-        flag == "--port" || flag == "--bind" || flag == "--heartbeat" || flag == "--batch-ms" ||
-        flag == "--auth" || flag == "--threads" || flag == "--max-connections" ||
-        flag == "--allowed-origin" || flag == "--typing-pairs" || flag == "--store" ||
-        flag == "--bus" || flag == "--bus-thread" || flag == "--batched-writes" ||
-        flag == "--idle-timeout" || flag == "--request-timeout" || flag == "--session-seconds";
+    const bool known = flag == "--port" || flag == "--bind" || flag == "--heartbeat" ||
+                       flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
+                       flag == "--max-connections" || flag == "--allowed-origin" ||
+                       flag == "--typing-pairs" || flag == "--store" || flag == "--bus" ||
+                       flag == "--bus-thread" || flag == "--batched-writes" ||
+                       flag == "--idle-timeout" || flag == "--request-timeout" ||
+                       flag == "--session-seconds" || flag == "--tls-cert" || flag == "--tls-key";
     if (!known)
       return fail("unknown option '" + args[i] + "'");
     if (!value) {
@@ -155,8 +156,14 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
         return fail(flag + ": '" + v + "' is not a number of milliseconds (at least 1)");
       (flag == "--idle-timeout" ? o.idle_timeout : o.request_timeout) =
           std::chrono::milliseconds(*n);
+    } else if (flag == "--tls-cert" || flag == "--tls-key") {
+      if (v.empty())
+        return fail(flag + " needs a file");
+      (flag == "--tls-cert" ? o.tls_cert : o.tls_key) = v;
     }
   }
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return fail("--tls-cert and --tls-key go together");
   return result;
 }
 
@@ -201,6 +208,9 @@ std::string usage(const std::string& program) {
          "  --bus-thread io|own   where a Redis bus runs: on the first io thread (default;\n"
          "                        messages reach local clients without a thread hand-over)\n"
          "                        or on a thread of its own\n"
+         "  --tls-cert PEM --tls-key PEM\n"
+         "                        serve https:// and wss:// with this certificate chain and\n"
+         "                        private key (TLS 1.2 or later); default: plain http\n"
          "  --batched-writes on|off\n"
          "                        write a fan-out's connections with one io_uring submission\n"
          "                        per pass (default on, where the kernel allows io_uring) or\n"

@@ -31,6 +31,10 @@ struct Options {
   // --session-seconds: every stream and socket ends with session:end "expired" this long
   // after it opened (Sink::end_session_at), as if its credentials expired. 0: never.
   std::chrono::seconds session{0};
+  // --tls-cert / --tls-key: serve HTTPS (and wss://) with this PEM certificate chain and
+  // private key. Both or neither.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 struct ParsedOptions {

@@ -1,16 +1,22 @@
 #include "server.hpp"
 
 #include <asio/post.hpp>
+#include <asio/write.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 
 namespace demo {
 
-Server::Server(std::vector<asio::io_context*> contexts, Api& api, ConnectionLimits limits)
+constexpr unsigned char tls_handshake_record = 22;
+
+Server::Server(std::vector<asio::io_context*> contexts, Api& api, ConnectionLimits limits,
+               std::shared_ptr<asio::ssl::context> tls)
     : contexts_(std::move(contexts)),
       api_(api),
       limits_(limits),
+      tls_(std::move(tls)),
       acceptor_(*contexts_.at(0)),
       retry_timer_(acceptor_.get_executor()) {}
 
@@ -57,11 +63,75 @@ void Server::on_accept(std::error_code ec, asio::ip::tcp::socket socket) {
     });
     return;
   }
-  auto connection = std::make_shared<HttpConnection>(std::move(socket), api_, limits_);
+  if (tls_)
+    start_tls(std::move(socket));
+  else
+    start_http(ClientStream(std::move(socket)));
+  accept();
+}
+
+void Server::start_tls(asio::ip::tcp::socket socket) {
+  // On the socket's own io_context: the handshake, then the connection, run there. The
+  // deadline covers the wait for the client's first bytes and the whole handshake.
+  auto executor = socket.get_executor();
+  asio::post(executor, [this, socket = std::move(socket)]() mutable {
+    auto stream = std::make_shared<TlsStream>(std::move(socket), *tls_);
+    auto timer = std::make_shared<asio::steady_timer>(stream->get_executor());
+    timer->expires_after(limits_.request_timeout);
+    timer->async_wait([stream](std::error_code ec) {
+      if (!ec) {  // a client that never finishes its handshake
+        std::error_code ignored;
+        stream->next_layer().close(ignored);
+      }
+    });
+    stream->next_layer().async_wait(
+        asio::socket_base::wait_read, [this, stream, timer](std::error_code ec) {
+          if (ec)
+            return;
+          // A TLS connection starts with a handshake record (content type 22). Anything else
+          // is most likely plain HTTP sent to this port: it gets an answer it can read.
+          unsigned char first = 0;
+          const auto n = stream->next_layer().receive(asio::buffer(&first, 1),
+                                                      asio::socket_base::message_peek, ec);
+          if (!ec && n == 1 && first != tls_handshake_record) {
+            timer->cancel();
+            refuse_plain_http(stream);
+            return;
+          }
+          stream->async_handshake(asio::ssl::stream_base::server,
+                                  [this, stream, timer](std::error_code handshake_ec) {
+                                    timer->cancel();
+                                    // A failed handshake (an unknown certificate authority,
+                                    // no common version) was answered by TLS itself.
+                                    if (!handshake_ec)
+                                      start_http(ClientStream(std::move(*stream)));
+                                  });
+        });
+  });
+}
+
+void Server::refuse_plain_http(const std::shared_ptr<TlsStream>& stream) {
+  auto& tcp = stream->next_layer();
+  // What the request has sent so far is read and dropped, so that closing does not reset the
+  // connection under the answer.
+  std::array<char, 16 * 1024> drop;
+  std::error_code ignored;
+  tcp.non_blocking(true, ignored);
+  tcp.read_some(asio::buffer(drop), ignored);
+  auto bytes = std::make_shared<std::string>(
+      serialize(HttpResponse::error(400, "this port speaks TLS: use https:// (or wss://)"), false));
+  asio::async_write(tcp, asio::buffer(*bytes), [stream, bytes](std::error_code, std::size_t) {
+    std::error_code ignored_too;
+    stream->next_layer().shutdown(asio::socket_base::shutdown_both, ignored_too);
+    stream->next_layer().close(ignored_too);
+  });
+}
+
+void Server::start_http(ClientStream stream) {
+  auto connection = std::make_shared<HttpConnection>(std::move(stream), api_, limits_);
   if (!track(connection))
     return;  // stopping: the socket closes with the connection
   connection->start();
-  accept();
 }
 
 bool Server::track(const std::shared_ptr<HttpConnection>& connection) {

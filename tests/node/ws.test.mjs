@@ -5,23 +5,28 @@
 //
 //   node tests/node/ws.test.mjs [--demo /path/to/notify-demo] [--demo-arg ARG]... [--timeout SECONDS]
 //                               [--redis-server /path/to/redis-server] [--nginx /path/to/nginx]
-//                               [--beast /path/to/notify-beast]
+//                               [--beast /path/to/notify-beast] [--openssl /path/to/openssl]
 //   NOTIFY_DEMO=/path/to/notify-demo node tests/node/ws.test.mjs
 //
 // Starts `notify-demo --port 0 --batch-ms 0` (and a second one with --allowed-origin and
 // --typing-pairs none, and with --redis-server one on a Redis store whose Redis the test stops
 // and starts; with --nginx one with --heartbeat 2, both behind nginx configured as
 // docs/DEPLOYMENT.md says; with --beast, examples/beast's host on the same checks of its
-// own), waits for its "listening on http://ADDR:PORT" line and runs every
+// own; with --openssl, one over TLS with a certificate made for the run), waits for its
+// "listening on http(s)://ADDR:PORT" line and runs every
 // check in order. A failed check is reported and the next one runs (each uses its own users,
 // so one failure does not cascade). Prints one line per check and a final `N passed, M failed`;
 // exit code 0 only when everything passed. The demo processes are always killed by their
 // PID, and the whole run is bounded by a timeout (90 s by default).
 
 import nodeAssert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
@@ -33,11 +38,11 @@ import { RedisServer } from '../support/redis-server.mjs';
 function usage(msg) {
   if (msg) console.error(`error: ${msg}`);
   console.error('usage: node ws.test.mjs [--demo PATH] [--demo-arg ARG]... [--timeout SECONDS] ' +
-                '[--redis-server PATH] [--nginx PATH] [--beast PATH]   (or NOTIFY_DEMO=PATH)');
+                '[--redis-server PATH] [--nginx PATH] [--beast PATH] [--openssl PATH]   (or NOTIFY_DEMO=PATH)');
   process.exit(2);
 }
 
-const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null, nginx: null, beast: null };
+const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90, redisServer: null, nginx: null, beast: null, openssl: null };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -52,6 +57,7 @@ const opts = { demo: process.env.NOTIFY_DEMO || null, demoArgs: [], timeout: 90,
     else if (a === '--redis-server') opts.redisServer = val();
     else if (a === '--nginx') opts.nginx = val();
     else if (a === '--beast') opts.beast = val();
+    else if (a === '--openssl') opts.openssl = val();
     else if (a === '-h' || a === '--help') usage();
     else if (!a.startsWith('-') && !opts.demo) opts.demo = a;
     else usage(`unknown argument ${a}`);
@@ -247,7 +253,7 @@ function wsUrl(d, query) {
  */
 function openWs(d, query, { deflate = false, label, headers } = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl(d, query), { perMessageDeflate: deflate, headers, handshakeTimeout: 5000 });
+    const ws = new WebSocket(wsUrl(d, query), { perMessageDeflate: deflate, headers, handshakeTimeout: 5000, ca: d.ca });
     sockets.add(ws);
     const conn = { ws, inbox: new Inbox(label || `ws ${query.user}`), upgrade: null, binary: 0 };
     conn.closed = new Promise((res) => {
@@ -287,7 +293,8 @@ function send(conn, obj) {
 function openSse(d, user, headers = {}) {
   return new Promise((resolve, reject) => {
     const inbox = new Inbox(`sse ${user}`);
-    const req = http.get(`${d.base}/api/notifications/stream?user=${encodeURIComponent(user)}`, { headers }, (res) => {
+    const client = d.ca ? https : http;
+    const req = client.get(`${d.base}/api/notifications/stream?user=${encodeURIComponent(user)}`, { headers, ca: d.ca }, (res) => {
       if (res.statusCode !== 200) {
         reject(new CheckFailure(`sse ${user}: answered ${res.statusCode}`));
         res.resume();
@@ -330,13 +337,25 @@ function openSse(d, user, headers = {}) {
   });
 }
 
-async function publish(d, notification) {
-  const res = await fetch(`${d.base}/api/notifications`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ type: 'comment', ...notification }),
+/** A request over https trusting `d.ca` (fetch cannot be given a CA): {status, text}. */
+function httpsRequest(d, path, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${d.base}${path}`, { method, headers, ca: d.ca }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', (err) => reject(new CheckFailure(`${method} ${path}: ${err.message}`)));
+    req.end(body);
   });
-  const text = await res.text();
+}
+
+async function publish(d, notification) {
+  const request = { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'comment', ...notification }) };
+  const res = d.ca ? await httpsRequest(d, '/api/notifications', request)
+    : await fetch(`${d.base}/api/notifications`, request).then(async (r) => ({ status: r.status, text: await r.text() }));
+  const { text } = res;
   assert(res.status === 202, `POST /api/notifications answered ${res.status}: ${text}`);
   const body = JSON.parse(text);
   assert(typeof body.id === 'string', `POST /api/notifications returned no id: ${text}`);
@@ -1012,6 +1031,7 @@ async function main() {
   }
 
   if (opts.beast) await beastChecks();
+  if (opts.openssl) await tlsChecks();
 
   await check('shutdown (SIGTERM) closes open sockets with 1001', () => shutdownCloses(d, 'notify-demo', 'last'));
 }
@@ -1111,6 +1131,81 @@ async function beastChecks() {
 
   await check('beast: SIGTERM closes open sockets with 1001 and ends streams, and notify-beast exits with 0',
     () => shutdownCloses(b, 'notify-beast', 'last-beast'));
+}
+
+/** A self-signed certificate for 127.0.0.1, made with the openssl program: {cert, key} paths. */
+function makeCertificate() {
+  const dir = mkdtempSync(join(tmpdir(), 'notify-tls-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const made = spawnSync(opts.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new CheckFailure(`openssl req failed (${made.status}): ${made.stderr || made.error}`);
+  return { cert, key };
+}
+
+async function tlsChecks() {
+  let t;
+  await check('tls: notify-demo with --tls-cert and --tls-key starts and prints an https address', async () => {
+    const { cert, key } = makeCertificate();
+    t = await startDemo('notify-demo (tls)', ['--batch-ms', '0', '--tls-cert', cert, '--tls-key', key, '--request-timeout', '1500']);
+    assert(t.base.startsWith('https://'), `address: ${t.base}`);
+    t.ca = readFileSync(cert);
+  });
+  if (!t) return;
+
+  await check('tls: a stream (https) and two sockets (wss, one with permessage-deflate) get init, then each notification POSTed over https', async () => {
+    const sse = await openSse(t, 'tia');
+    await sse.inbox.take((e) => e.event === 'init', 'SSE init');
+    const ws = await openWs(t, { user: 'tia' }, { label: 'tia wss' });
+    await ws.inbox.take((m) => m.type === 'init', 'init');
+    const deflated = await openWs(t, { user: 'tia' }, { deflate: true, label: 'tia wss deflate' });
+    assert(/permessage-deflate/.test(deflated.upgrade['sec-websocket-extensions'] || ''),
+      `permessage-deflate not negotiated: ${JSON.stringify(deflated.upgrade)}`);
+    await deflated.inbox.take((m) => m.type === 'init', 'init');
+    const ids = [];
+    for (let i = 1; i <= 3; i++) ids.push(await publish(t, { userId: 'tia', title: `over TLS ${i}`, data: { n: i } }));
+    const expected = ids.map((id, i) => [id, `over TLS ${i + 1}`, i + 1]);
+    for (const inbox of [ws.inbox, deflated.inbox, sse.inbox]) {
+      const got = await takeNotifications(inbox, ids.length, 'notification');
+      assertEqual(got.map((n) => [n.id, n.title, n.data.n]), expected, `${inbox.label}: notifications`);
+    }
+    // A read receipt sent over one TLS socket reaches the other socket and the stream.
+    send(ws, { type: 'notification:read', id: ids[0] });
+    const r = await deflated.inbox.take((x) => x.type === 'notification:read', 'notification:read');
+    assertEqual(r.data, { ids: [ids[0]], unreadCount: 2 }, 'notification:read data');
+    const e = await sse.inbox.take((x) => x.event === 'notification:read', 'SSE notification:read');
+    assertEqual(e.data, { ids: [ids[0]], unreadCount: 2 }, 'SSE notification:read data');
+    sse.close();
+    ws.ws.close(1000);
+    deflated.ws.close(1000);
+  });
+
+  await check('tls: resume over wss with ?lastEventId= replays exactly the missed notifications', () => resumeReplaysMissed(t, 'tom'));
+
+  await check('tls: plain HTTP sent to the TLS port gets a 400 with a JSON error, and the server goes on', async () => {
+    const plain = await rawHttp(t, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    assertEqual(plain.status, 400, 'plain HTTP on the TLS port');
+    assert(/https/.test(JSON.parse(plain.body).error), `error: ${plain.body}`);
+    const health = await httpsRequest(t, '/healthz');
+    assertEqual(health.status, 200, 'https after it');
+  });
+
+  await check('tls: a client that stops in the middle of its handshake is closed after --request-timeout', async () => {
+    const conn = await rawConnect(t);
+    const started = Date.now();
+    conn.sock.write(Buffer.from([0x16, 0x03, 0x01]));  // the start of a ClientHello, then nothing
+    await rawWait(conn, (c) => (c.ended ? true : undefined), 'the server to close the stalled handshake', 10000);
+    const waited = Date.now() - started;
+    assert(waited >= 1000, `closed after ${waited} ms, before the 1.5 s timeout`);
+    const health = await httpsRequest(t, '/healthz');
+    assertEqual(health.status, 200, 'https after it');
+  });
+
+  await check('tls: SIGTERM closes open wss sockets with 1001 and ends https streams, and the demo exits with 0',
+    () => shutdownCloses(t, 'notify-demo (tls)', 'last-tls'));
 }
 
 const globalTimer = setTimeout(() => {
