@@ -292,6 +292,9 @@ TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches
     REQUIRE_FALSE(id.empty());
     server.command("CLIENT KILL ID " + id);
     REQUIRE(eventually([&] { return b.bus->state() != notify::BusState::connected; }));
+    // Others' ends first: frank's is on the log's second page (256 entries a page).
+    for (int i = 0; i < 300; ++i)
+      a.hub->end_sessions("other" + std::to_string(i), "logged_out");
     a.hub->end_sessions("frank", "logged_out");
     // A new session of frank's on B, begun after the end, while B is still away.
     std::this_thread::sleep_for(20ms);
