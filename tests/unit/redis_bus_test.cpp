@@ -278,10 +278,11 @@ TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches
     const std::string prefix = where == BusThread::own ? "away:own:" : "away:host:";
     IoThread io;
     Instance a(io, server, prefix, true, where);
-    // B waits 1.5 to 3 s before it connects again: A's end comes meanwhile.
+    // B waits 2 to 4 s before it connects again (a loaded machine has stalled a test for over a
+    // second): A's ends come meanwhile.
     Instance b(io, server, prefix, true, where, {}, [](notify::RedisBusOptions& o) {
-      o.redis.backoff_initial = 3000ms;
-      o.redis.backoff_max = 3000ms;
+      o.redis.backoff_initial = 4000ms;
+      o.redis.backoff_max = 4000ms;
     });
     Client frank_on_b(io.io, *b.hub, "frank");
     Client grace_on_b(io.io, *b.hub, "grace");
