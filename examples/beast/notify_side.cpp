@@ -3,7 +3,6 @@
 #include "http_message.hpp"  // the demo's JSON error responses (examples/demo/http_message.hpp)
 
 #include <notify/asio_transport.hpp>
-#include <notify/error.hpp>
 #include <notify/hub.hpp>
 #include <notify/notification.hpp>
 #include <notify/sse_sink.hpp>
@@ -116,8 +115,7 @@ class NotifySide::Impl {
         std::error_code ec;
         hub_.attach(std::move(user), sink, cursor, ec);  // init snapshot, replay, then live
         if (ec)
-          refuse(transport, std::move(sink),
-                 ec == notify::errc::too_many_user_connections ? 429 : 503, ec.message());
+          refuse(transport, std::move(sink), demo::status_for_refused_stream(ec), ec.message());
       } catch (const std::exception& e) {  // the store failed
         std::fprintf(stderr, "notify-beast: cannot open a stream: %s\n", e.what());
         refuse(transport, std::move(sink), 503, e.what());

@@ -4,7 +4,6 @@
 #include "url.hpp"
 
 #include <notify/asio_transport.hpp>
-#include <notify/error.hpp>
 #include <notify/notification.hpp>
 #include <notify/sse_sink.hpp>
 #include <notify/websocket_sink.hpp>
@@ -331,14 +330,6 @@ Api::Outcome end_sessions(notify::NotificationHub& hub, const HttpRequest& reque
   return json_response(200, json{{"userId", user}, {"reason", reason}});
 }
 
-int status_for_attach_error(std::error_code ec) {
-  if (ec == notify::errc::too_many_user_connections)
-    return 429;
-  if (ec == notify::errc::too_many_connections || ec == notify::errc::hub_stopped)
-    return 503;
-  return 500;
-}
-
 std::string lower_ascii(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -388,7 +379,7 @@ void attach_or_refuse(notify::NotificationHub& hub, Stream stream, std::string u
     if (!ec)
       return;
     refuse_stream(transport, std::move(sink),
-                  HttpResponse::error(status_for_attach_error(ec), ec.message()));
+                  HttpResponse::error(status_for_refused_stream(ec), ec.message()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "notify-demo: cannot open %s: %s\n", what, e.what());
     try {
