@@ -9,6 +9,8 @@
 #include <boost/beast/http/write.hpp>
 
 #include <chrono>
+#include <cstdio>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,7 +70,14 @@ void HttpSession::on_read(boost::beast::error_code ec) {
     return reply_error(400, ec.message(), false);
   if (ec)
     return;  // a timeout or a reset: the connection closes with the session
-  handle(parser_->release());
+  // Nothing on these paths is expected to throw but an allocation; should anything, it is
+  // this request's 500, not the end of the server (Beast runs this on its io thread).
+  try {
+    handle(parser_->release());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "notify-beast: request failed: %s\n", e.what());
+    reply_error(500, "internal error", false);
+  }
 }
 
 void HttpSession::handle(Request request) {
