@@ -95,7 +95,7 @@ std::shared_ptr<notify::Store> make_store(const std::string& spec) {
 }
 
 bool is_redis(const std::string& spec) {
-  return spec.rfind("redis://", 0) == 0;
+  return spec.rfind("redis://", 0) == 0 || spec.rfind("redis-sentinel://", 0) == 0;
 }
 
 // The bus --bus names; null is the hub's default, an InProcessBus.
@@ -148,7 +148,12 @@ std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const s
   options.redis = notify::parse_redis_url(spec);
   if (is_redis(bus)) {
     const auto b = notify::parse_redis_url(bus);
-    options.publish_appends = b.host == options.redis.host && b.port == options.redis.port;
+    const auto& s = options.redis;
+    options.publish_appends =
+        s.sentinels.empty() ? b.sentinels.empty() && b.host == s.host && b.port == s.port
+                            : !b.sentinels.empty() && b.sentinel_master == s.sentinel_master &&
+                                  b.sentinels[0].host == s.sentinels[0].host &&
+                                  b.sentinels[0].port == s.sentinels[0].port;
   }
   return std::make_shared<notify::RedisStore>(options);
 #else

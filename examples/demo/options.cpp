@@ -40,9 +40,11 @@ bool is_origin(std::string_view v) {
   return true;
 }
 
-// "redis://" and something (notify::parse_redis_url checks the rest when it is used).
+// "redis://" or "redis-sentinel://" and something (notify::parse_redis_url checks the rest
+// when it is used).
 bool is_redis_url(std::string_view v) {
-  return v.rfind("redis://", 0) == 0 && v.size() > 8;
+  return (v.rfind("redis://", 0) == 0 && v.size() > 8) ||
+         (v.rfind("redis-sentinel://", 0) == 0 && v.size() > 17);
 }
 
 }  // namespace
@@ -201,6 +203,9 @@ std::string usage(const std::string& program) {
          "                        exit) or in the SQLite database file PATH\n"
          "  --store redis://HOST:PORT[/DB]\n"
          "                        ... or in Redis, shared by a fleet of instances\n"
+         "  --store redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]\n"
+         "                        ... or in the Redis primary these sentinels name (and\n"
+         "                        the one they name after a failover); --bus too\n"
          "  --bus inprocess|redis://HOST:PORT[/DB]\n"
          "                        how instances tell each other about events: not at all\n"
          "                        (default, one instance) or over Redis Pub/Sub. A fleet uses\n"

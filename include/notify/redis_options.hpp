@@ -11,8 +11,14 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace notify {
+
+struct RedisEndpoint {
+  std::string host;
+  std::uint16_t port = 26379;
+};
 
 struct RedisOptions {
   std::string host = "127.0.0.1";
@@ -30,6 +36,15 @@ struct RedisOptions {
   // in lockstep).
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
+  // Redis Sentinel. When `sentinels` is not empty, host and port are not used: every
+  // connection asks the sentinels, in order, for the address of the primary named
+  // `sentinel_master` (SENTINEL get-master-addr-by-name), connects there and checks with ROLE
+  // that it is the primary, all within connect_timeout. After a failover the next
+  // connection finds the new primary (Sentinel closes the clients of a demoted one; a reply
+  // READONLY closes a connection too). user and password are the primary's; the sentinels
+  // are asked without authentication.
+  std::vector<RedisEndpoint> sentinels;
+  std::string sentinel_master;
 };
 
 // An error reply from Redis (a failed script, a refused AUTH, OOM...), or a reply of an
@@ -39,11 +54,13 @@ class NOTIFY_REDIS_EXPORT RedisError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses "redis://[[user]:password@]host[:port][/db]" into `base` (other fields kept).
-// The host may be an [IPv6] literal. Throws std::invalid_argument naming the problem.
+// Parses "redis://[[user]:password@]host[:port][/db]" into `base` (other fields kept), or
+// "redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db]" (sentinels,
+// port 26379 by default; the credentials are the primary's). A host may be an [IPv6]
+// literal. Throws std::invalid_argument naming the problem.
 NOTIFY_REDIS_EXPORT RedisOptions parse_redis_url(std::string_view url, RedisOptions base = {});
 
-// "host:port/db" (no credentials), for logs.
+// "host:port/db" (no credentials), for logs; with sentinels "MASTER via host:port,.../db".
 NOTIFY_REDIS_EXPORT std::string describe(const RedisOptions& options);
 
 // How a user id appears in key and channel names: every byte outside [A-Za-z0-9_.-] is

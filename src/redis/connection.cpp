@@ -3,6 +3,7 @@
 #include <asio/connect.hpp>
 #include <asio/error.hpp>
 #include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <hiredis/hiredis.h>
 
@@ -182,26 +183,257 @@ std::vector<Command> handshake_commands(const RedisOptions& options, bool select
   return out;
 }
 
-void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
-                const RedisOptions& options, std::function<void(const std::string& failure)> done) {
+bool says_primary(const Reply& role) noexcept {
+  return role.is_array() && !role.elements.empty() && role.elements[0].str == "master";
+}
+
+bool says_read_only(const Reply& reply) noexcept {
+  return reply.is_error() && reply.str.rfind("READONLY", 0) == 0;
+}
+
+namespace {
+
+using OpenDone = std::function<void(const std::string& failure)>;
+
+std::string endpoint_text(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+void connect_endpoint(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
+                      const std::string& host, std::uint16_t port, OpenDone done) {
   resolver.async_resolve(
-      options.host, std::to_string(options.port),
-      [&socket, &options, done = std::move(done)](
+      host, std::to_string(port),
+      [&socket, where = endpoint_text(host, port), done = std::move(done)](
           std::error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
         if (ec)
-          return done("resolve " + options.host + ": " + ec.message());
-        asio::async_connect(
-            socket, results,
-            [&socket, &options, done = std::move(done)](std::error_code ec2,
-                                                        const asio::ip::tcp::endpoint&) {
-              if (ec2)
-                return done("connect to " + describe(options) + ": " + ec2.message());
-              std::error_code ignored;
-              socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-              socket.set_option(asio::socket_base::keep_alive(true), ignored);
-              done("");
-            });
+          return done("resolve " + where + ": " + ec.message());
+        asio::async_connect(socket, results,
+                            [&socket, where, done = std::move(done)](
+                                std::error_code ec2, const asio::ip::tcp::endpoint&) {
+                              if (ec2)
+                                return done("connect to " + where + ": " + ec2.message());
+                              std::error_code ignored;
+                              socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+                              socket.set_option(asio::socket_base::keep_alive(true), ignored);
+                              done("");
+                            });
       });
+}
+
+// AUTH (when configured) and ROLE on a new connection to what the sentinels named: it must
+// still be the primary (their answer may be a failover old).
+struct RoleCheck {
+  std::string out;
+  Reader reader;
+  std::array<char, 1024> buffer{};
+  std::vector<Reply> replies;
+  std::size_t expected = 0;
+  std::string where;
+};
+
+void read_role(asio::ip::tcp::socket& socket, std::shared_ptr<RoleCheck> check, OpenDone done) {
+  auto* c = check.get();
+  socket.async_read_some(
+      asio::buffer(c->buffer), [&socket, check = std::move(check), done = std::move(done)](
+                                   std::error_code ec, std::size_t n) mutable {
+        if (ec)
+          return done("read from " + check->where + ": " + ec.message());
+        try {
+          check->reader.feed(check->buffer.data(), n);
+          Reply reply;
+          while (check->replies.size() < check->expected && check->reader.next(reply))
+            check->replies.push_back(std::move(reply));
+        } catch (const std::exception& e) {
+          return done(check->where + ": " + e.what());
+        }
+        if (check->replies.size() < check->expected)
+          return read_role(socket, std::move(check), std::move(done));
+        for (const auto& r : check->replies)
+          if (r.is_error())
+            return done(check->where + ": " + r.str);
+        if (!says_primary(check->replies.back()))
+          return done(check->where + " is not the primary (a failover is under way?)");
+        done("");
+      });
+}
+
+void check_role(asio::ip::tcp::socket& socket, const RedisOptions& options, std::string where,
+                OpenDone done) {
+  auto check = std::make_shared<RoleCheck>();
+  check->where = std::move(where);
+  for (const auto& c : handshake_commands(options, false))
+    append_command(check->out, c);
+  append_command(check->out, {"ROLE"});
+  check->expected = handshake_commands(options, false).size() + 1;
+  auto* c = check.get();
+  asio::async_write(socket, asio::buffer(c->out),
+                    [&socket, check = std::move(check), done = std::move(done)](
+                        std::error_code ec, std::size_t) mutable {
+                      if (ec)
+                        return done("write to " + check->where + ": " + ec.message());
+                      read_role(socket, std::move(check), std::move(done));
+                    });
+}
+
+// One lookup: a connection to each sentinel in turn, until one names the primary.
+class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
+ public:
+  using Done = std::function<void(const std::string&, RedisEndpoint)>;
+
+  PrimaryLookup(const asio::any_io_executor& executor, const RedisOptions& options, Done done)
+      : sentinels_(options.sentinels),
+        master_(options.sentinel_master),
+        resolver_(executor),
+        socket_(executor),
+        timer_(executor),
+        done_(std::move(done)) {}
+
+  void start(Clock::time_point deadline) {
+    timer_.expires_at(deadline);
+    timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec)
+        return;
+      self->timed_out_ = true;  // what is in flight fails now, and no sentinel is tried after
+      self->resolver_.cancel();
+      std::error_code ignored;
+      self->socket_.close(ignored);
+    });
+    try_next();
+  }
+
+ private:
+  void try_next() {
+    if (timed_out_ || next_ == sentinels_.size()) {
+      return finish("no sentinel named the primary '" + master_ + "'" +
+                        (last_failure_.empty() ? std::string() : " (" + last_failure_ + ")"),
+                    {});
+    }
+    const auto& sentinel = sentinels_[next_++];
+    current_ = endpoint_text(sentinel.host, sentinel.port);
+    reader_.reset();
+    std::error_code ignored;
+    socket_.close(ignored);
+    resolver_.async_resolve(sentinel.host, std::to_string(sentinel.port),
+                            [self = shared_from_this()](
+                                std::error_code ec, asio::ip::tcp::resolver::results_type results) {
+                              if (ec)
+                                return self->failed("resolve: " + ec.message());
+                              asio::async_connect(
+                                  self->socket_, results,
+                                  [self](std::error_code ec2, const asio::ip::tcp::endpoint&) {
+                                    if (ec2)
+                                      return self->failed("connect: " + ec2.message());
+                                    self->ask();
+                                  });
+                            });
+  }
+
+  void ask() {
+    out_.clear();
+    append_command(out_, {"SENTINEL", "get-master-addr-by-name", master_});
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                        if (ec)
+                          return self->failed("write: " + ec.message());
+                        self->read();
+                      });
+  }
+
+  void read() {
+    socket_.async_read_some(asio::buffer(buffer_),
+                            [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                              if (ec)
+                                return self->failed("read: " + ec.message());
+                              Reply reply;
+                              try {
+                                self->reader_.feed(self->buffer_.data(), n);
+                                if (!self->reader_.next(reply))
+                                  return self->read();
+                              } catch (const std::exception& e) {
+                                return self->failed(e.what());
+                              }
+                              self->answered(reply);
+                            });
+  }
+
+  void answered(const Reply& reply) {
+    if (reply.is_error())
+      return failed(reply.str);
+    if (reply.is_nil())
+      return failed("knows no primary named '" + master_ + "'");
+    if (!reply.is_array() || reply.elements.size() != 2)
+      return failed("unexpected reply to SENTINEL get-master-addr-by-name");
+    RedisEndpoint primary{reply.elements[0].str, 0};
+    try {
+      const auto port = reply.elements[1].as_integer();
+      if (port <= 0 || port > 65535 || primary.host.empty())
+        return failed("named an invalid address");
+      primary.port = static_cast<std::uint16_t>(port);
+    } catch (const std::exception&) {
+      return failed("named an invalid port");
+    }
+    finish("", std::move(primary));
+  }
+
+  void failed(const std::string& why) {
+    last_failure_ = "sentinel " + current_ + ": " + (timed_out_ ? "timed out" : why);
+    try_next();
+  }
+
+  void finish(const std::string& failure, RedisEndpoint primary) {
+    if (!done_)
+      return;
+    timer_.cancel();
+    resolver_.cancel();
+    std::error_code ignored;
+    socket_.close(ignored);
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(failure, std::move(primary));
+  }
+
+  const std::vector<RedisEndpoint> sentinels_;
+  const std::string master_;
+  asio::ip::tcp::resolver resolver_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  Done done_;
+  Reader reader_;
+  std::array<char, 1024> buffer_{};
+  std::string out_;
+  std::size_t next_ = 0;
+  std::string current_;
+  std::string last_failure_;
+  bool timed_out_ = false;
+};
+
+}  // namespace
+
+void async_find_primary(const asio::any_io_executor& executor, const RedisOptions& options,
+                        Clock::time_point deadline,
+                        std::function<void(const std::string&, RedisEndpoint)> done) {
+  std::make_shared<PrimaryLookup>(executor, options, std::move(done))->start(deadline);
+}
+
+void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
+                const RedisOptions& options, std::function<void(const std::string& failure)> done) {
+  if (options.sentinels.empty())
+    return connect_endpoint(resolver, socket, options.host, options.port, std::move(done));
+  async_find_primary(socket.get_executor(), options, Clock::now() + options.connect_timeout,
+                     [&resolver, &socket, &options, done = std::move(done)](
+                         const std::string& failure, RedisEndpoint primary) mutable {
+                       if (!failure.empty())
+                         return done(failure);
+                       auto where = "the primary " + endpoint_text(primary.host, primary.port);
+                       connect_endpoint(resolver, socket, primary.host, primary.port,
+                                        [&socket, &options, where, done = std::move(done)](
+                                            const std::string& failed) mutable {
+                                          if (!failed.empty())
+                                            return done(failed);
+                                          check_role(socket, options, where, std::move(done));
+                                        });
+                     });
 }
 
 // --- SyncConnection -------------------------------------------------------------------
@@ -250,11 +482,30 @@ void SyncConnection::ensure_connected() {
 
 void SyncConnection::connect(Clock::time_point deadline) {
   reader_.reset();
+  RedisEndpoint target{options_.host, options_.port};
+  const bool via_sentinel = !options_.sentinels.empty();
+  if (via_sentinel) {
+    std::string failure;
+    auto ec = wait(
+        [&](auto done) {
+          async_find_primary(
+              io_.get_executor(), options_, deadline,
+              [&failure, &target, done](const std::string& f, RedisEndpoint p) {
+                failure = f;
+                target = std::move(p);
+                done(f.empty() ? std::error_code() : make_error_code(std::errc::host_unreachable));
+              });
+        },
+        deadline);
+    if (ec)
+      throw std::system_error(ec, "redis " + describe(options_) + ": " +
+                                      (failure.empty() ? "no sentinel answered" : failure));
+  }
   asio::ip::tcp::resolver resolver(io_);
   asio::ip::tcp::resolver::results_type endpoints;
   auto ec = wait(
       [&](auto done) {
-        resolver.async_resolve(options_.host, std::to_string(options_.port),
+        resolver.async_resolve(target.host, std::to_string(target.port),
                                [&endpoints, done](std::error_code e, auto results) {
                                  endpoints = std::move(results);
                                  done(e);
@@ -277,17 +528,26 @@ void SyncConnection::connect(Clock::time_point deadline) {
   }
   socket_.set_option(asio::ip::tcp::no_delay(true));
   socket_.set_option(asio::socket_base::keep_alive(true));
-  const auto commands = handshake_commands(options_, true);
+  auto commands = handshake_commands(options_, true);
+  if (via_sentinel)
+    commands.push_back({"ROLE"});
   if (commands.empty())
     return;
   std::string out;
   for (const auto& c : commands)
     append_command(out, c);
-  for (const auto& reply : exchange(out, commands.size(), deadline)) {
+  const auto replies = exchange(out, commands.size(), deadline);
+  for (const auto& reply : replies) {
     if (reply.is_error()) {
       close();
       throw RedisError("redis " + describe(options_) + ": " + reply.str);
     }
+  }
+  if (via_sentinel && !says_primary(replies.back())) {
+    close();
+    throw RedisError("redis " + describe(options_) + ": " + target.host + ":" +
+                     std::to_string(target.port) +
+                     " is not the primary (a failover is under way?)");
   }
 }
 
@@ -349,7 +609,7 @@ std::vector<Reply> SyncConnection::run(const std::vector<Command>& commands) {
   for (const auto& c : commands)
     append_command(out, c);
   try {
-    return exchange(out, commands.size(), Clock::now() + options_.command_timeout);
+    return checked(exchange(out, commands.size(), Clock::now() + options_.command_timeout));
   } catch (const std::system_error& e) {
     // A connection kept from before a server restart fails on first use (reset, EOF):
     // the command never ran, so it is sent once more on a new connection. A timeout is
@@ -361,7 +621,18 @@ std::vector<Reply> SyncConnection::run(const std::vector<Command>& commands) {
       throw;
   }
   ensure_connected();
-  return exchange(out, commands.size(), Clock::now() + options_.command_timeout);
+  return checked(exchange(out, commands.size(), Clock::now() + options_.command_timeout));
+}
+
+std::vector<Reply> SyncConnection::checked(std::vector<Reply> replies) {
+  // A primary demoted by a failover answers writes READONLY: the next call connects anew
+  // (through the sentinels, to the new primary).
+  for (const auto& reply : replies)
+    if (says_read_only(reply)) {
+      close();
+      break;
+    }
+  return replies;
 }
 
 Reply SyncConnection::run(const Command& command) {

@@ -5,6 +5,7 @@
 
 #include <notify/redis_options.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
@@ -88,10 +89,26 @@ std::optional<std::string> redis_unescape(std::string_view text);
 std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db);
 
 // Resolves options.host and connects `socket` (with TCP_NODELAY and keep-alive) on its
-// executor. `done` gets "" on success, else what failed. The caller keeps `socket` alive
-// until then (its handler holds the connection) and ignores calls for a dropped one.
+// executor. With options.sentinels, the host is the primary the sentinels name, and once
+// connected the primary is asked ROLE (after AUTH when configured) and must say it is one.
+// `done` gets "" on success, else what failed. The caller keeps `socket`, `resolver` and
+// `options` alive until then (its handler holds the connection) and ignores calls for a
+// dropped one.
 void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
                 const RedisOptions& options, std::function<void(const std::string& failure)> done);
+
+// Redis Sentinel: asks options.sentinels in order, each on a connection of its own, for the
+// address of the primary named options.sentinel_master, until one knows it or `deadline`
+// passes. `done(failure, primary)` runs on `executor` ("" on success), once.
+void async_find_primary(
+    const asio::any_io_executor& executor, const RedisOptions& options, Clock::time_point deadline,
+    std::function<void(const std::string& failure, RedisEndpoint primary)> done);
+
+// Whether a ROLE reply says "master".
+bool says_primary(const Reply& role) noexcept;
+// Whether an error reply says the server is a replica now (a failover happened): the
+// connection should be dropped, so that the next one finds the primary.
+bool says_read_only(const Reply& reply) noexcept;
 
 // Whether the n-th failure in a row (or error of a kind) is reported: 1, 2, 4, 8..., so that
 // a log is not flooded while Redis stays away.
@@ -122,6 +139,7 @@ class SyncConnection {
   void connect(Clock::time_point deadline);
   std::vector<Reply> exchange(const std::string& out, std::size_t count,
                               Clock::time_point deadline);
+  std::vector<Reply> checked(std::vector<Reply> replies);  // READONLY closes the connection
   template <typename Start>
   std::error_code wait(Start&& start, Clock::time_point deadline);
 

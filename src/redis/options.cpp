@@ -95,29 +95,10 @@ std::optional<std::string> redis_unescape(std::string_view text) {
 }
 }  // namespace redis_detail
 
-RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
-  constexpr std::string_view scheme = "redis://";
-  if (url.substr(0, scheme.size()) != scheme)
-    throw std::invalid_argument("redis URL: '" + std::string(url) +
-                                "' does not start with redis://");
-  std::string_view rest = url.substr(scheme.size());
-  std::string_view path;
-  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
-    path = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-  }
-  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-    const auto userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    const auto colon = userinfo.find(':');
-    if (colon == std::string_view::npos) {
-      base.user.clear();
-      base.password = url_decode(userinfo);  // redis://password@host, as redis-cli reads it
-    } else {
-      base.user = url_decode(userinfo.substr(0, colon));
-      base.password = url_decode(userinfo.substr(colon + 1));
-    }
-  }
+namespace {
+
+// "host[:port]" or "[v6]:port"; `port` stays as given when the text has none.
+RedisEndpoint parse_endpoint(std::string_view rest, std::uint16_t port_if_none) {
   std::string_view host = rest;
   std::string_view port;
   if (!rest.empty() && rest.front() == '[') {
@@ -141,27 +122,90 @@ RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
   }
   if (host.empty())
     throw std::invalid_argument("redis URL: no host");
-  base.host = std::string(host);
+  RedisEndpoint out{std::string(host), port_if_none};
   if (!port.empty()) {
     std::uint16_t p = 0;
     if (!parse_number<std::uint16_t>(port, p, 65535) || p == 0)
       throw std::invalid_argument("redis URL: '" + std::string(port) + "' is not a port");
-    base.port = p;
+    out.port = p;
   }
-  if (!path.empty()) {
-    unsigned db = 0;
-    if (!parse_number<unsigned>(path, db, 1000000))
-      throw std::invalid_argument("redis URL: '" + std::string(path) +
-                                  "' is not a database number");
-    base.db = db;
+  return out;
+}
+
+unsigned parse_db(std::string_view text) {
+  unsigned db = 0;
+  if (!parse_number<unsigned>(text, db, 1000000))
+    throw std::invalid_argument("redis URL: '" + std::string(text) + "' is not a database number");
+  return db;
+}
+
+}  // namespace
+
+RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
+  constexpr std::string_view plain = "redis://";
+  constexpr std::string_view sentinel = "redis-sentinel://";
+  const bool via_sentinel = url.substr(0, sentinel.size()) == sentinel;
+  if (!via_sentinel && url.substr(0, plain.size()) != plain)
+    throw std::invalid_argument("redis URL: '" + std::string(url) +
+                                "' does not start with redis:// or redis-sentinel://");
+  std::string_view rest = url.substr(via_sentinel ? sentinel.size() : plain.size());
+  std::string_view path;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    path = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
   }
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    const auto userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      base.user.clear();
+      base.password = url_decode(userinfo);  // redis://password@host, as redis-cli reads it
+    } else {
+      base.user = url_decode(userinfo.substr(0, colon));
+      base.password = url_decode(userinfo.substr(colon + 1));
+    }
+  }
+  if (!via_sentinel) {
+    const auto endpoint = parse_endpoint(rest, base.port);
+    base.host = endpoint.host;
+    base.port = endpoint.port;
+    base.sentinels.clear();
+    base.sentinel_master.clear();
+    if (!path.empty())
+      base.db = parse_db(path);
+    return base;
+  }
+  base.sentinels.clear();
+  while (true) {
+    const auto comma = rest.find(',');
+    base.sentinels.push_back(parse_endpoint(rest.substr(0, comma), 26379));
+    if (comma == std::string_view::npos)
+      break;
+    rest = rest.substr(comma + 1);
+  }
+  const auto slash = path.find('/');
+  const auto master = path.substr(0, slash);
+  if (master.empty())
+    throw std::invalid_argument("redis URL: redis-sentinel:// needs /MASTER, the primary's name");
+  base.sentinel_master = url_decode(master);
+  if (slash != std::string_view::npos)
+    base.db = parse_db(path.substr(slash + 1));
   return base;
 }
 
 std::string describe(const RedisOptions& options) {
-  const bool v6 = options.host.find(':') != std::string::npos;
-  return (v6 ? "[" + options.host + "]" : options.host) + ":" + std::to_string(options.port) + "/" +
-         std::to_string(options.db);
+  const auto endpoint = [](const std::string& host, std::uint16_t port) {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  };
+  if (!options.sentinels.empty()) {
+    std::string out = options.sentinel_master + " via ";
+    for (std::size_t i = 0; i < options.sentinels.size(); ++i)
+      out += (i ? "," : "") + endpoint(options.sentinels[i].host, options.sentinels[i].port);
+    return out + "/" + std::to_string(options.db);
+  }
+  return endpoint(options.host, options.port) + "/" + std::to_string(options.db);
 }
 
 }  // namespace notify

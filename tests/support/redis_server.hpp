@@ -5,6 +5,8 @@
 // (posix_spawn) in a temporary directory and waited for (PING answered). kill() sends
 // SIGKILL to that child only; start() again reuses the port and the directory (with
 // appendonly, the data survives). The destructor kills the child and removes the directory.
+// RedisServer::sentinel() starts a Redis Sentinel the same way (`redis-server CONF
+// --sentinel`, the configuration written into the directory).
 // Header-only: shared by the unit and integration test runners.
 #pragma once
 
@@ -23,6 +25,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -103,8 +107,12 @@ inline std::string raw_command(
 class RedisServer {
  public:
   // Starts the server; `appendonly` keeps the data across kill() + start().
-  explicit RedisServer(bool appendonly = false, std::vector<std::string> extra = {})
-      : executable_(find_redis_server()), appendonly_(appendonly), extra_(std::move(extra)) {
+  explicit RedisServer(bool appendonly = false, std::vector<std::string> extra = {},
+                       std::string sentinel_conf = {})
+      : executable_(find_redis_server()),
+        appendonly_(appendonly),
+        extra_(std::move(extra)),
+        sentinel_conf_(std::move(sentinel_conf)) {
     if (executable_.empty())
       return;
     char tmpl[] = "/tmp/notify-redis-test-XXXXXX";
@@ -128,6 +136,18 @@ class RedisServer {
   }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
+
+  // A sentinel that watches the primary at 127.0.0.1:`primary_port` under the name `master`:
+  // quorum 1, down after `down_after_ms` without an answer, so that one sentinel fails over.
+  static std::unique_ptr<RedisServer> sentinel(std::uint16_t primary_port,
+                                               const std::string& master, int down_after_ms = 500) {
+    const std::string m = " " + master;
+    return std::make_unique<RedisServer>(
+        false, std::vector<std::string>{},
+        "sentinel monitor" + m + " 127.0.0.1 " + std::to_string(primary_port) + " 1\n" +
+            "sentinel down-after-milliseconds" + m + " " + std::to_string(down_after_ms) + "\n" +
+            "sentinel failover-timeout" + m + " 3000\n" + "sentinel parallel-syncs" + m + " 1\n");
+  }
 
   bool available() const noexcept { return !executable_.empty(); }
   std::uint16_t port() const noexcept { return port_; }
@@ -158,6 +178,15 @@ class RedisServer {
                                   "--protected-mode",
                                   "no"};
     args.insert(args.end(), extra_.begin(), extra_.end());
+    if (!sentinel_conf_.empty()) {
+      // A sentinel reads (and rewrites) a configuration file; it takes no data options.
+      const auto conf = dir_ + "/sentinel.conf";
+      std::ofstream(conf) << "port " << port_ << "\nbind 127.0.0.1\nprotected-mode no\n"
+                          << "daemonize no\ndir " << dir_ << "\nlogfile " << dir_
+                          << "/sentinel.log\n"
+                          << sentinel_conf_;
+      args = {executable_, conf, "--sentinel"};
+    }
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -199,6 +228,7 @@ class RedisServer {
   std::string executable_;
   bool appendonly_;
   std::vector<std::string> extra_;
+  std::string sentinel_conf_;  // not empty: a sentinel with this configuration
   std::string dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

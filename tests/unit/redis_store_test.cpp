@@ -49,6 +49,30 @@ TEST_CASE("redis: URLs") {
   CHECK_THROWS_AS(notify::parse_redis_url("redis://:6379"), std::invalid_argument);
 }
 
+TEST_CASE("redis: sentinel URLs") {
+  auto o = notify::parse_redis_url("redis-sentinel://app:pw@s1:5000,[::1],s3/main%2Da/3");
+  REQUIRE(o.sentinels.size() == 3);
+  CHECK(o.sentinels[0].host == "s1");
+  CHECK(o.sentinels[0].port == 5000);
+  CHECK(o.sentinels[1].host == "::1");
+  CHECK(o.sentinels[1].port == 26379);
+  CHECK(o.sentinels[2].host == "s3");
+  CHECK(o.sentinel_master == "main-a");
+  CHECK(o.db == 3);
+  CHECK(o.user == "app");
+  CHECK(o.password == "pw");
+  CHECK(notify::describe(o) == "main-a via s1:5000,[::1]:26379,s3:26379/3");
+  // A plain URL parsed over it leaves no sentinel behind.
+  o = notify::parse_redis_url("redis://h:7000", o);
+  CHECK(o.sentinels.empty());
+  CHECK(o.host == "h");
+  CHECK_THROWS_AS(notify::parse_redis_url("redis-sentinel://s1"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis-sentinel://s1/"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis-sentinel://s1,/m"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis-sentinel://s1:0/m"), std::invalid_argument);
+  CHECK_THROWS_AS(notify::parse_redis_url("redis-sentinel://s1/m/x"), std::invalid_argument);
+}
+
 TEST_CASE("redis: user ids are escaped in key and channel names") {
   CHECK(notify::redis_escape("alice_1.x-y") == "alice_1.x-y");
   CHECK(notify::redis_escape("a b:*?[]") == "a%20b%3A%2A%3F%5B%5D");
