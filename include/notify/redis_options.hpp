@@ -41,10 +41,10 @@ struct RedisOptions {
   // `sentinel_master` (SENTINEL get-master-addr-by-name), connects there and checks with ROLE
   // that it is the primary, all within connect_timeout. After a failover the next
   // connection finds the new primary (Sentinel closes the clients of a demoted one; a reply
-  // READONLY closes a connection too). user and password are the primary's; the sentinels
-  // are asked without authentication.
+  // READONLY closes a connection too). user and password are the primary's.
   std::vector<RedisEndpoint> sentinels;
   std::string sentinel_master;
+  std::string sentinel_password;  // AUTH for the sentinels (their requirepass); empty: none
 };
 
 // An error reply from Redis (a failed script, a refused AUTH, OOM...), or a reply of an

@@ -284,6 +284,7 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
   PrimaryLookup(const asio::any_io_executor& executor, const RedisOptions& options, Done done)
       : sentinels_(options.sentinels),
         master_(options.sentinel_master),
+        password_(options.sentinel_password),
         resolver_(executor),
         socket_(executor),
         timer_(executor),
@@ -331,6 +332,9 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
 
   void ask() {
     out_.clear();
+    auth_pending_ = !password_.empty();
+    if (auth_pending_)
+      append_command(out_, {"AUTH", password_});
     append_command(out_, {"SENTINEL", "get-master-addr-by-name", master_});
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](std::error_code ec, std::size_t) {
@@ -345,16 +349,25 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
                             [self = shared_from_this()](std::error_code ec, std::size_t n) {
                               if (ec)
                                 return self->failed("read: " + ec.message());
-                              Reply reply;
-                              try {
-                                self->reader_.feed(self->buffer_.data(), n);
-                                if (!self->reader_.next(reply))
-                                  return self->read();
-                              } catch (const std::exception& e) {
-                                return self->failed(e.what());
-                              }
-                              self->answered(reply);
+                              self->on_read(n);
                             });
+  }
+
+  void on_read(std::size_t n) {
+    Reply reply;
+    try {
+      reader_.feed(buffer_.data(), n);
+      while (reader_.next(reply)) {
+        if (!auth_pending_)
+          return answered(reply);
+        auth_pending_ = false;  // the AUTH reply comes first
+        if (reply.is_error())
+          return failed("AUTH: " + reply.str);
+      }
+    } catch (const std::exception& e) {
+      return failed(e.what());
+    }
+    read();
   }
 
   void answered(const Reply& reply) {
@@ -395,6 +408,8 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
 
   const std::vector<RedisEndpoint> sentinels_;
   const std::string master_;
+  const std::string password_;
+  bool auth_pending_ = false;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;

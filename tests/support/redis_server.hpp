@@ -139,14 +139,17 @@ class RedisServer {
 
   // A sentinel that watches the primary at 127.0.0.1:`primary_port` under the name `master`:
   // quorum 1, down after `down_after_ms` without an answer, so that one sentinel fails over.
+  // `extra_conf`: more configuration lines (requirepass ...).
   static std::unique_ptr<RedisServer> sentinel(std::uint16_t primary_port,
-                                               const std::string& master, int down_after_ms = 500) {
+                                               const std::string& master, int down_after_ms = 500,
+                                               const std::string& extra_conf = {}) {
     const std::string m = " " + master;
     return std::make_unique<RedisServer>(
         false, std::vector<std::string>{},
         "sentinel monitor" + m + " 127.0.0.1 " + std::to_string(primary_port) + " 1\n" +
             "sentinel down-after-milliseconds" + m + " " + std::to_string(down_after_ms) + "\n" +
-            "sentinel failover-timeout" + m + " 3000\n" + "sentinel parallel-syncs" + m + " 1\n");
+            "sentinel failover-timeout" + m + " 3000\n" + "sentinel parallel-syncs" + m + " 1\n" +
+            extra_conf);
   }
 
   bool available() const noexcept { return !executable_.empty(); }

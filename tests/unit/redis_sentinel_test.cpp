@@ -177,6 +177,30 @@ TEST_CASE("redis sentinel: a connection refuses a server that is not the primary
   bus.stop();
 }
 
+TEST_CASE("redis sentinel: sentinels that require a password are asked with sentinel_password") {
+  testredis::RedisServer primary;
+  NOTIFY_REQUIRE_REDIS(primary);
+  const auto sentinel =
+      testredis::RedisServer::sentinel(primary.port(), "guarded", 500, "requirepass s3cret\n");
+  notify::RedisStoreOptions options;
+  options.redis.sentinels = {{"127.0.0.1", sentinel->port()}};
+  options.redis.sentinel_master = "guarded";
+  options.redis.prefix = "pw:";
+  {
+    notify::RedisStore store(options);
+    try {
+      store.list("u", false, 10);
+      FAIL("a sentinel that requires a password answered without one");
+    } catch (const std::exception& e) {
+      CHECK(std::string(e.what()).find("NOAUTH") != std::string::npos);
+    }
+  }
+  options.redis.sentinel_password = "s3cret";
+  notify::RedisStore store(options);
+  CHECK(store.list("u", false, 10).empty());
+  CHECK(store.unread_count("u") == 0);
+}
+
 TEST_SUITE("redis-restart") {
   TEST_CASE("redis sentinel: a fleet finds the primary, and after kill -9 of it, the new one") {
     testredis::RedisServer primary;
