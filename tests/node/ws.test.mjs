@@ -938,17 +938,18 @@ async function main() {
   }
 
   if (opts.nginx) {
-    // nginx as docs/DEPLOYMENT.md configures it, with a proxy_read_timeout of 5 s instead of an
-    // hour so that it shows in a test: in front of `d` (heartbeats every 30 s) and of a demo
-    // that sends them every 2 s. (A WebSocket client has one heartbeat to answer a ping: 2 s,
-    // not 1, leaves room for a loaded machine.)
+    // nginx as docs/DEPLOYMENT.md configures it, with a proxy_read_timeout of seconds instead of
+    // an hour so that it shows in a test: 5 s in front of `d` (heartbeats every 30 s), 8 s in
+    // front of a demo that sends them every 2 s (a quiet connection can go almost two intervals
+    // without a byte, and a loaded machine delays a sweep: 5 s once cut one under TSan). (A
+    // WebSocket client has one heartbeat to answer a ping: 2 s, not 1, leaves room too.)
     const nginx = new Nginx(opts.nginx);
     proxies.push(nginx);
     let viaSlow;
     let viaFast;
     await check('nginx starts in front of the demo (heartbeat 30 s) and of one with --heartbeat 2', async () => {
       const fast = await startDemo('notify-demo --heartbeat 2', ['--batch-ms', '0', '--heartbeat', '2']);
-      const recipe = (port, upstream) => `
+      const recipe = (port, upstream, timeout) => `
   upstream ${upstream.name} { server 127.0.0.1:${upstream.port}; keepalive 16; }
   server {
     listen 127.0.0.1:${port};
@@ -957,14 +958,14 @@ async function main() {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
-      proxy_read_timeout 5s;
+      proxy_read_timeout ${timeout};
     }
     location /api/notifications/ws {
       proxy_pass http://${upstream.name};
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
-      proxy_read_timeout 5s;
+      proxy_read_timeout ${timeout};
     }
     location / {
       proxy_pass http://${upstream.name};
@@ -972,8 +973,8 @@ async function main() {
       proxy_set_header Connection "";
     }
   }`;
-      await nginx.start(2, ([p1, p2]) => recipe(p1, { name: 'slow_heartbeat', port: d.port }) +
-                                         recipe(p2, { name: 'fast_heartbeat', port: fast.port }));
+      await nginx.start(2, ([p1, p2]) => recipe(p1, { name: 'slow_heartbeat', port: d.port }, '5s') +
+                                         recipe(p2, { name: 'fast_heartbeat', port: fast.port }, '8s'));
       viaSlow = { base: `http://127.0.0.1:${nginx.ports[0]}`, port: nginx.ports[0] };
       viaFast = { base: `http://127.0.0.1:${nginx.ports[1]}`, port: nginx.ports[1] };
     });
@@ -1005,17 +1006,17 @@ async function main() {
         assertEqual([closed.code, closed.reason], [4401, 'logged_out'], 'close code and reason');
       });
 
-      await check('nginx: with heartbeats (2 s) below proxy_read_timeout (5 s) a quiet stream and socket stay open', async () => {
+      await check('nginx: with heartbeats (2 s) well below proxy_read_timeout (8 s) a quiet stream and socket stay open', async () => {
         const s = await openSse(viaFast, 'quiet');
         const c = await openWs(viaFast, { user: 'quiet' }, { label: 'quiet ws through nginx' });
         await s.inbox.take((e) => e.event === 'init', 'init');
         await c.inbox.take((m) => m.type === 'init', 'init');
-        await sleep(7000);
+        await sleep(10000);
         assert(!s.inbox.ended, `the stream ended: ${s.inbox.ended}`);
         assert(!c.inbox.ended, `the socket ended: ${c.inbox.ended}`);
-        const id = await publish(viaFast, { userId: 'quiet', type: 'comment', title: 'after 7 s' });
-        assertEqual((await s.inbox.take((x) => x.event === 'notification', 'the notification after 7 s')).id, id, 'SSE id');
-        assertEqual((await c.inbox.take((m) => m.type === 'notification', 'the notification after 7 s')).id, id, 'WS id');
+        const id = await publish(viaFast, { userId: 'quiet', type: 'comment', title: 'after 10 s' });
+        assertEqual((await s.inbox.take((x) => x.event === 'notification', 'the notification after 10 s')).id, id, 'SSE id');
+        assertEqual((await c.inbox.take((m) => m.type === 'notification', 'the notification after 10 s')).id, id, 'WS id');
         s.close();
         c.ws.close(1000);
       });
