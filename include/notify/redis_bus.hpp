@@ -43,8 +43,9 @@
 // to the log and published in one script. When the subscriber connection is back, the bus
 // reads the log from a little before its last sign of life (on the publishing connection,
 // after the subscriptions are active, so that every end is either read or arrives live) and
-// delivers each entry with Envelope::replayed_sent_at, its id's time: the hub ends only the
-// connections it attached before it. So an end sent while an instance was away still ends
+// delivers each entry with Envelope::replayed_sent_at, the sending host's wall clock when
+// publish() was called (end_sessions()): the hub ends only the connections it attached before
+// it. So an end sent while an instance was away still ends
 // the sessions it held, and a session begun since (a new login) is left alone, provided the
 // hosts' clocks and Redis's agree to well within the time between a logout and a new login.
 // The first subscription after start() reads the log the same way, for connections attached

@@ -100,12 +100,15 @@ std::optional<Envelope> decode_bus_message(std::string_view message) {
 constexpr std::string_view repair_message = "{\"r\":true}\n";
 
 // An every_instance message: appended to the log of session ends, then published, in one
-// step. KEYS[1] the log; ARGV: retention in seconds, channel, message, PUBLISH or SPUBLISH.
+// step. KEYS[1] the log; ARGV: retention in seconds, channel, message, PUBLISH or SPUBLISH,
+// the sender's wall clock in milliseconds when publish() was called (the entry's "t": what a
+// replay compares connections with; Redis may run the script later, behind other commands).
 // The log is trimmed and expires by Redis's clock, which also stamps its entries' ids.
 constexpr std::string_view log_and_publish_script = R"lua(
 local now = redis.call('TIME')
 local oldest = (tonumber(now[1]) - tonumber(ARGV[1])) * 1000
-redis.call('XADD', KEYS[1], 'MINID', '~', string.format('%d', oldest), '*', 'm', ARGV[3])
+redis.call('XADD', KEYS[1], 'MINID', '~', string.format('%d', oldest), '*', 'm', ARGV[3],
+           't', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return redis.call(ARGV[4], ARGV[2], ARGV[3])
 )lua";
@@ -120,7 +123,7 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// The milliseconds of a stream id "MS-N"; nullopt when it is not one.
+// The milliseconds of a stream id "MS-N" (or of "MS" alone); nullopt when it is not one.
 std::optional<std::int64_t> stream_id_ms(std::string_view id) {
   const auto dash = id.find('-');
   const auto digits = id.substr(0, dash);
@@ -249,9 +252,10 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     if (envelope.every_instance && !envelope.broadcast &&
         options_.session_end_retention.count() > 0) {
       const auto retention = std::to_string(options_.session_end_retention.count());
+      const auto sent_at = std::to_string(unix_ms(std::chrono::system_clock::now()));
       append_command(command, {"EVAL", log_and_publish_script, "1", session_end_log_, retention,
                                broadcast_channel_, encode_bus_message(envelope),
-                               options_.sharded ? "SPUBLISH" : "PUBLISH"});
+                               options_.sharded ? "SPUBLISH" : "PUBLISH", sent_at});
     } else {
       command = publish_command(envelope.broadcast || envelope.every_instance
                                     ? broadcast_channel_
@@ -511,22 +515,25 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       if (!entry.is_array() || entry.elements.size() < 2 || !entry.elements[1].is_array())
         continue;
       last_id = entry.elements[0].str;
-      const auto ms = stream_id_ms(last_id);
+      const std::string* message = nullptr;
+      // When the sender called publish(); an entry without it (another writer), its id's time.
+      auto ms = stream_id_ms(last_id);
       const auto& fields = entry.elements[1].elements;
-      for (std::size_t i = 0; ms && i + 1 < fields.size(); i += 2) {
-        if (fields[i].str != "m")
-          continue;
-        auto envelope = decode_bus_message(fields[i + 1].str);
-        if (!envelope || !envelope->every_instance) {
-          report("malformed entry " + last_id + " in " + session_end_log_);
-          break;
-        }
-        // The id's clock counts whole milliseconds: an end and an attach within the same
-        // one count as the end second.
-        envelope->replayed_sent_at =
-            std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms + 1));
-        deliver(*envelope);
+      for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        if (fields[i].str == "m")
+          message = &fields[i + 1].str;
+        else if (fields[i].str == "t")
+          ms = stream_id_ms(fields[i + 1].str);
       }
+      auto envelope = message ? decode_bus_message(*message) : std::nullopt;
+      if (!envelope || !envelope->every_instance || !ms) {
+        report("malformed entry " + last_id + " in " + session_end_log_);
+        continue;
+      }
+      // Whole milliseconds: an end and an attach within the same one count as the end second.
+      envelope->replayed_sent_at =
+          std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms + 1));
+      deliver(*envelope);
     }
     if (reply->elements.size() == replay_page && !last_id.empty())
       return read_log_from("(" + last_id);

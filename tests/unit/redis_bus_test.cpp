@@ -28,6 +28,7 @@ namespace {
 enum class BusThread { own, host };
 constexpr BusThread both_bus_threads[] = {BusThread::own, BusThread::host};
 
+// (As a std::string in a CAPTURE: doctest shows a const char* as a pointer.)
 const char* name_of(BusThread where) {
   return where == BusThread::own ? "own thread" : "host's executor";
 }
@@ -164,7 +165,8 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
   for (const bool publish_appends : {true, false})
     for (const auto where : both_bus_threads) {
       CAPTURE(publish_appends);
-      CAPTURE(name_of(where));
+      const std::string bus_thread = name_of(where);
+      CAPTURE(bus_thread);
       const std::string prefix = std::string(publish_appends ? "two:" : "twohub:") +
                                  (where == BusThread::own ? "own:" : "host:");
       IoThread io;
@@ -274,7 +276,8 @@ TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   for (const auto where : both_bus_threads) {
-    CAPTURE(name_of(where));
+    const std::string bus_thread = name_of(where);
+    CAPTURE(bus_thread);
     const std::string prefix = where == BusThread::own ? "away:own:" : "away:host:";
     IoThread io;
     Instance a(io, server, prefix, true, where);
@@ -293,6 +296,10 @@ TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches
     REQUIRE_FALSE(id.empty());
     server.command("CLIENT KILL ID " + id);
     REQUIRE(eventually([&] { return b.bus->state() != notify::BusState::connected; }));
+    // Redis holds writes for a while, so that the ends are logged after end_sessions()
+    // returned and after the new session below began (as a busy pipeline can): what counts
+    // is when end_sessions() was called.
+    REQUIRE(server.command("CLIENT PAUSE 400 WRITE") == "+OK\r\n");
     // Others' ends first: frank's is on the log's second page (256 entries a page).
     for (int i = 0; i < 300; ++i)
       a.hub->end_sessions("other" + std::to_string(i), "logged_out");
@@ -300,6 +307,7 @@ TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches
     // A new session of frank's on B, begun after the end, while B is still away.
     std::this_thread::sleep_for(20ms);
     Client frank_again_on_b(io.io, *b.hub, "frank");
+    REQUIRE(server.command("XLEN " + prefix + "session-ends") == ":0\r\n");  // still held
     CHECK(b.bus->state() != notify::BusState::connected);  // else the end was not missed
 
     REQUIRE(eventually([&] { return frank_on_b.transport->closed(); }));
@@ -529,7 +537,8 @@ TEST_CASE("redis bus: publishes lost with the publishing connection are repaired
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
   for (const auto where : both_bus_threads) {
-    CAPTURE(name_of(where));
+    const std::string bus_thread = name_of(where);
+    CAPTURE(bus_thread);
     const std::string prefix = where == BusThread::own ? "lost:" : "losthost:";
     IoThread io;
     SharedStoreFleet fleet(io, server, prefix, 20s, where);
@@ -957,7 +966,8 @@ TEST_CASE(
   NOTIFY_REQUIRE_REDIS(server);
   for (const auto where : both_bus_threads) {
     for (const bool gather : {true, false}) {
-      CAPTURE(name_of(where));
+      const std::string bus_thread = name_of(where);
+      CAPTURE(bus_thread);
       CAPTURE(gather);
       const std::string prefix =
           std::string(where == BusThread::own ? "gather" : "gatherhost") + (gather ? ":" : "off:");
