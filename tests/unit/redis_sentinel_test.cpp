@@ -45,6 +45,14 @@ struct SentinelInstance {
   std::shared_ptr<notify::RedisBus> bus;
   std::shared_ptr<notify::RedisStore> store;
   std::unique_ptr<notify::NotificationHub> hub;
+  // What the bus and the hub reported, shown when a check fails.
+  std::shared_ptr<std::mutex> log_mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<std::string> log = std::make_shared<std::string>();
+
+  std::string reported() const {
+    std::lock_guard lock(*log_mutex);
+    return *log;
+  }
 
   SentinelInstance(IoThread& io, const testredis::RedisServer& sentinel,
                    const std::string& master) {
@@ -60,7 +68,11 @@ struct SentinelInstance {
     notify::RedisBusOptions bus_options;
     bus_options.redis = redis;
     bus_options.health_check_interval = 500ms;
-    bus_options.on_error = [](std::string_view) {};
+    const auto note = [mutex = log_mutex, log = log](std::string_view what) {
+      std::lock_guard lock(*mutex);
+      log->append(what).push_back('\n');
+    };
+    bus_options.on_error = note;
     bus = std::make_shared<notify::RedisBus>(bus_options);
     notify::RedisStoreOptions store_options;
     store_options.redis = redis;
@@ -69,7 +81,7 @@ struct SentinelInstance {
     store = std::make_shared<notify::RedisStore>(store_options);
     hub =
         std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
-    hub->set_error_handler([](std::string_view) {});
+    hub->set_error_handler(note);
   }
   ~SentinelInstance() { hub->stop(); }
 
@@ -235,6 +247,14 @@ TEST_SUITE("redis-restart") {
     primary.kill();
     REQUIRE(eventually([&] { return primary_port(*sentinel, master) == replica.port(); }));
     const auto second = a.publish_when_possible("hana", "after the failover");
+    INFO("reported by b:\n" << b.reported());
+    const auto received = [&] {
+      std::string out;
+      for (const auto& e : client.events())
+        out += e.type + " " + e.id + "; ";
+      return out;
+    };
+    INFO("b's client received: " << received());
     REQUIRE(eventually([&] { return client.state().ids.size() == 2; }));
     const auto state = client.state();
     CHECK(state.ids == std::vector<std::string>{first, second});
