@@ -99,7 +99,9 @@ struct RedisBusOptions {
   bool gather_publishes = true;
   // Session ends (NotificationHub::end_sessions) are also kept this long in a log in Redis,
   // so that an instance whose subscription was away when one was sent gets it once it is
-  // back. An outage longer than this may miss one. 0: not kept (only published).
+  // back. An outage longer than this may miss one. 0: not kept (only published). The bus's
+  // Redis user needs EVAL and the stream's commands (docs/DEPLOYMENT.md), or its session ends
+  // are refused (and reported): set 0 where it may only publish.
   std::chrono::seconds session_end_retention{900};
   // Connection errors and malformed messages (default: written to stderr).
   std::function<void(std::string_view what)> on_error;

@@ -170,6 +170,24 @@ std::chrono::milliseconds Backoff::next() {
   return std::chrono::milliseconds(pick(random_));
 }
 
+void check_address(const RedisOptions& options, const char* who) {
+  const auto fail = [who](const char* what) {
+    throw std::invalid_argument(std::string(who) + ": " + what);
+  };
+  if (options.sentinels.empty()) {
+    if (options.host.empty())
+      fail("the host is empty");
+    if (options.port == 0)
+      fail("the port is 0");
+    return;
+  }
+  if (options.sentinel_master.empty())
+    fail("sentinels without sentinel_master, the primary's name");
+  for (const auto& s : options.sentinels)
+    if (s.host.empty() || s.port == 0)
+      fail("a sentinel without a host or a port");
+}
+
 std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db) {
   std::vector<Command> out;
   if (!options.password.empty()) {

@@ -85,6 +85,10 @@ class Backoff {
 // The inverse of redis_escape(); nullopt for text it cannot have produced.
 std::optional<std::string> redis_unescape(std::string_view text);
 
+// Throws std::invalid_argument (naming `who`) unless `options` says where Redis is: a host
+// and a port, or sentinels (each with a host and a port) and the primary's name.
+void check_address(const RedisOptions& options, const char* who);
+
 // The commands that open a connection: AUTH and SELECT as configured.
 std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db);
 

@@ -79,7 +79,9 @@ class Publisher {
   void send_pending_repair();
   bool ready() const noexcept;
   // On the bus's executor: sends `command` (formatted) ahead of later publishes, past the
-  // backlog's bound if need be. false, without calling `done`, when not connected.
+  // backlog's bound if need be. false, without calling `done`, when not connected. `done` is
+  // kept until the reply (or the connection's end) and called from a handler that holds the
+  // owner: it must not hold the owner itself, or the two keep each other alive.
   bool query(std::string_view command, QueryDone done);
 
  private:

@@ -158,10 +158,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
                    options_.publish_backlog_bytes, options_.gather_publishes,
                    {[this](const std::string& what) { report(what); },
                     [this] { first_attempt_finished(); }, [this] { start_replay(); }}) {
-    if (options_.redis.host.empty())
-      throw std::invalid_argument("RedisBus: the host is empty");
-    if (options_.redis.port == 0)
-      throw std::invalid_argument("RedisBus: the port is 0");
+    check_address(options_.redis, "RedisBus");
     if (options_.session_end_retention.count() < 0)
       throw std::invalid_argument("RedisBus: session_end_retention is negative");
     if (own_io_)
@@ -497,8 +494,10 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     std::string command;
     append_command(command,
                    {"XRANGE", session_end_log_, start, "+", "COUNT", std::to_string(replay_page)});
-    if (!publisher_.query(command,
-                          [this, keep = keep()](const Reply* reply) { on_log_page(reply); }))
+    // `this` alone: the publisher (a member) calls it from a handler that holds the bus, and
+    // holding the bus here too would be a cycle through publisher_ that leaks it when the
+    // host's context is destroyed with the query unanswered.
+    if (!publisher_.query(command, [this](const Reply* reply) { on_log_page(reply); }))
       replay_interrupted();
   }
 

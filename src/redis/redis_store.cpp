@@ -76,10 +76,7 @@ class RedisStore::Impl {
  public:
   explicit Impl(RedisStoreOptions options)
       : options_(std::move(options)), pool_(options_.redis, options_.pool_size) {
-    if (options_.redis.host.empty())
-      throw std::invalid_argument("RedisStore: the host is empty");
-    if (options_.redis.port == 0)
-      throw std::invalid_argument("RedisStore: the port is 0");
+    check_address(options_.redis, "RedisStore");
     if (options_.max_per_user == 0 || options_.max_broadcasts == 0)
       throw std::invalid_argument("RedisStore: history sizes must be at least 1");
     if (options_.max_age.count() < 0)

@@ -245,6 +245,15 @@ TEST_SUITE("redis-restart") {
     CHECK(primary.command("WAIT 1 5000") == ":1\r\n");
 
     primary.kill();
+    // Its port stays taken until the sentinel is gone: a redis-server of another test that got
+    // it would look to the sentinel like the old primary back, and be made a replica (its data
+    // replaced by this test's).
+    asio::io_context placeholder_io;
+    asio::ip::tcp::acceptor placeholder(placeholder_io);
+    placeholder.open(asio::ip::tcp::v4());
+    placeholder.set_option(asio::socket_base::reuse_address(true));  // its closed connections
+    placeholder.bind({asio::ip::make_address("127.0.0.1"), primary.port()});
+    placeholder.listen();
     REQUIRE(eventually([&] { return primary_port(*sentinel, master) == replica.port(); }));
     const auto second = a.publish_when_possible("hana", "after the failover");
     INFO("reported by b:\n" << b.reported());

@@ -135,6 +135,16 @@ TEST_CASE("redis store: options are checked") {
   o = {};
   o.redis.host.clear();
   CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
+  // With sentinels the host is not used, but the primary's name is needed.
+  o.redis.sentinels = {{"127.0.0.1", 26379}};
+  CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
+  notify::RedisBusOptions b;
+  b.redis = o.redis;
+  CHECK_THROWS_AS(notify::RedisBus{b}, std::invalid_argument);
+  o.redis.sentinel_master = "m";
+  CHECK_NOTHROW(RedisStore{o});  // connects on first use
+  o.redis.sentinels = {{"", 26379}};
+  CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
 }
 
 TEST_CASE(
