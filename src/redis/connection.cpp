@@ -209,14 +209,14 @@ bool says_read_only(const Reply& reply) noexcept {
   return reply.is_error() && reply.str.rfind("READONLY", 0) == 0;
 }
 
-namespace {
-
-using OpenDone = std::function<void(const std::string& failure)>;
-
 std::string endpoint_text(const std::string& host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
+
+namespace {
+
+using OpenDone = std::function<void(const std::string& failure)>;
 
 void connect_endpoint(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
                       const std::string& host, std::uint16_t port, OpenDone done) {
@@ -239,59 +239,74 @@ void connect_endpoint(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& 
       });
 }
 
-// AUTH (when configured) and ROLE on a new connection to what the sentinels named: it must
-// still be the primary (their answer may be a failover old).
-struct RoleCheck {
+// Writes `commands` on `socket` and reads as many replies: the short question-and-answer of a
+// connection being opened. `done(failure, replies)`, failure "" on success.
+using ExchangeDone = std::function<void(const std::string& failure, std::vector<Reply> replies)>;
+
+struct Exchange {
   std::string out;
   Reader reader;
   std::array<char, 1024> buffer{};
   std::vector<Reply> replies;
   std::size_t expected = 0;
-  std::string where;
 };
 
-void read_role(asio::ip::tcp::socket& socket, std::shared_ptr<RoleCheck> check, OpenDone done) {
-  auto* c = check.get();
+void read_replies(asio::ip::tcp::socket& socket, std::shared_ptr<Exchange> exchange,
+                  ExchangeDone done) {
+  auto* x = exchange.get();
   socket.async_read_some(
-      asio::buffer(c->buffer), [&socket, check = std::move(check), done = std::move(done)](
+      asio::buffer(x->buffer), [&socket, exchange = std::move(exchange), done = std::move(done)](
                                    std::error_code ec, std::size_t n) mutable {
         if (ec)
-          return done("read from " + check->where + ": " + ec.message());
+          return done("read: " + ec.message(), {});
         try {
-          check->reader.feed(check->buffer.data(), n);
+          exchange->reader.feed(exchange->buffer.data(), n);
           Reply reply;
-          while (check->replies.size() < check->expected && check->reader.next(reply))
-            check->replies.push_back(std::move(reply));
+          while (exchange->replies.size() < exchange->expected && exchange->reader.next(reply))
+            exchange->replies.push_back(std::move(reply));
         } catch (const std::exception& e) {
-          return done(check->where + ": " + e.what());
+          return done(e.what(), {});
         }
-        if (check->replies.size() < check->expected)
-          return read_role(socket, std::move(check), std::move(done));
-        for (const auto& r : check->replies)
-          if (r.is_error())
-            return done(check->where + ": " + r.str);
-        if (!says_primary(check->replies.back()))
-          return done(check->where + " is not the primary (a failover is under way?)");
-        done("");
+        if (exchange->replies.size() < exchange->expected)
+          return read_replies(socket, std::move(exchange), std::move(done));
+        done("", std::move(exchange->replies));
       });
 }
 
-void check_role(asio::ip::tcp::socket& socket, const RedisOptions& options, std::string where,
-                OpenDone done) {
-  auto check = std::make_shared<RoleCheck>();
-  check->where = std::move(where);
-  for (const auto& c : handshake_commands(options, false))
-    append_command(check->out, c);
-  append_command(check->out, {"ROLE"});
-  check->expected = handshake_commands(options, false).size() + 1;
-  auto* c = check.get();
-  asio::async_write(socket, asio::buffer(c->out),
-                    [&socket, check = std::move(check), done = std::move(done)](
+void async_exchange(asio::ip::tcp::socket& socket, const std::vector<Command>& commands,
+                    ExchangeDone done) {
+  auto exchange = std::make_shared<Exchange>();
+  for (const auto& c : commands)
+    append_command(exchange->out, c);
+  exchange->expected = commands.size();
+  auto* x = exchange.get();
+  asio::async_write(socket, asio::buffer(x->out),
+                    [&socket, exchange = std::move(exchange), done = std::move(done)](
                         std::error_code ec, std::size_t) mutable {
                       if (ec)
-                        return done("write to " + check->where + ": " + ec.message());
-                      read_role(socket, std::move(check), std::move(done));
+                        return done("write: " + ec.message(), {});
+                      read_replies(socket, std::move(exchange), std::move(done));
                     });
+}
+
+// AUTH (when configured) and ROLE on a new connection to what the sentinels named: it must
+// still be the primary (their answer may be a failover old).
+void check_role(asio::ip::tcp::socket& socket, const RedisOptions& options, std::string where,
+                OpenDone done) {
+  auto commands = handshake_commands(options, false);
+  commands.push_back({"ROLE"});
+  async_exchange(socket, commands,
+                 [where = std::move(where), done = std::move(done)](const std::string& failure,
+                                                                    std::vector<Reply> replies) {
+                   if (!failure.empty())
+                     return done(where + ": " + failure);
+                   for (const auto& r : replies)
+                     if (r.is_error())
+                       return done(where + ": " + r.str);
+                   if (!says_primary(replies.back()))
+                     return done(where + " is not the primary (a failover is under way?)");
+                   done("");
+                 });
 }
 
 // One lookup: a connection to each sentinel in turn, until one names the primary.
@@ -330,7 +345,6 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
     }
     const auto& sentinel = sentinels_[next_++];
     current_ = endpoint_text(sentinel.host, sentinel.port);
-    reader_.reset();
     std::error_code ignored;
     socket_.close(ignored);
     resolver_.async_resolve(sentinel.host, std::to_string(sentinel.port),
@@ -349,43 +363,19 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
   }
 
   void ask() {
-    out_.clear();
-    auth_pending_ = !password_.empty();
-    if (auth_pending_)
-      append_command(out_, {"AUTH", password_});
-    append_command(out_, {"SENTINEL", "get-master-addr-by-name", master_});
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](std::error_code ec, std::size_t) {
-                        if (ec)
-                          return self->failed("write: " + ec.message());
-                        self->read();
-                      });
-  }
-
-  void read() {
-    socket_.async_read_some(asio::buffer(buffer_),
-                            [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                              if (ec)
-                                return self->failed("read: " + ec.message());
-                              self->on_read(n);
-                            });
-  }
-
-  void on_read(std::size_t n) {
-    Reply reply;
-    try {
-      reader_.feed(buffer_.data(), n);
-      while (reader_.next(reply)) {
-        if (!auth_pending_)
-          return answered(reply);
-        auth_pending_ = false;  // the AUTH reply comes first
-        if (reply.is_error())
-          return failed("AUTH: " + reply.str);
-      }
-    } catch (const std::exception& e) {
-      return failed(e.what());
-    }
-    read();
+    std::vector<Command> commands;
+    if (!password_.empty())
+      commands.push_back({"AUTH", password_});
+    commands.push_back({"SENTINEL", "get-master-addr-by-name", master_});
+    async_exchange(
+        socket_, commands,
+        [self = shared_from_this()](const std::string& failure, std::vector<Reply> replies) {
+          if (!failure.empty())
+            return self->failed(failure);
+          if (replies.size() == 2 && replies.front().is_error())
+            return self->failed("AUTH: " + replies.front().str);
+          self->answered(replies.back());
+        });
   }
 
   void answered(const Reply& reply) {
@@ -427,14 +417,10 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
   const std::vector<RedisEndpoint> sentinels_;
   const std::string master_;
   const std::string password_;
-  bool auth_pending_ = false;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
   Done done_;
-  Reader reader_;
-  std::array<char, 1024> buffer_{};
-  std::string out_;
   std::size_t next_ = 0;
   std::string current_;
   std::string last_failure_;
@@ -578,8 +564,8 @@ void SyncConnection::connect(Clock::time_point deadline) {
   }
   if (via_sentinel && !says_primary(replies.back())) {
     close();
-    throw RedisError("redis " + describe(options_) + ": " + target.host + ":" +
-                     std::to_string(target.port) +
+    throw RedisError("redis " + describe(options_) + ": " +
+                     endpoint_text(target.host, target.port) +
                      " is not the primary (a failover is under way?)");
   }
 }

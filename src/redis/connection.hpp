@@ -89,6 +89,9 @@ std::optional<std::string> redis_unescape(std::string_view text);
 // and a port, or sentinels (each with a host and a port) and the primary's name.
 void check_address(const RedisOptions& options, const char* who);
 
+// "host:port", with an IPv6 host in brackets (for messages).
+std::string endpoint_text(const std::string& host, std::uint16_t port);
+
 // The commands that open a connection: AUTH and SELECT as configured.
 std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db);
 

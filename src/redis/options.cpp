@@ -195,17 +195,14 @@ RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
 }
 
 std::string describe(const RedisOptions& options) {
-  const auto endpoint = [](const std::string& host, std::uint16_t port) {
-    const bool v6 = host.find(':') != std::string::npos;
-    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  };
+  using redis_detail::endpoint_text;
   if (!options.sentinels.empty()) {
     std::string out = options.sentinel_master + " via ";
     for (std::size_t i = 0; i < options.sentinels.size(); ++i)
-      out += (i ? "," : "") + endpoint(options.sentinels[i].host, options.sentinels[i].port);
+      out += (i ? "," : "") + endpoint_text(options.sentinels[i].host, options.sentinels[i].port);
     return out + "/" + std::to_string(options.db);
   }
-  return endpoint(options.host, options.port) + "/" + std::to_string(options.db);
+  return endpoint_text(options.host, options.port) + "/" + std::to_string(options.db);
 }
 
 }  // namespace notify
