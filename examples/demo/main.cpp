@@ -94,16 +94,12 @@ std::shared_ptr<notify::Store> make_store(const std::string& spec) {
 #endif
 }
 
-bool is_redis(const std::string& spec) {
-  return spec.rfind("redis://", 0) == 0 || spec.rfind("redis-sentinel://", 0) == 0;
-}
-
 // The bus --bus names; null is the hub's default, an InProcessBus.
 // `executor`: where it runs (--bus-thread io), or empty for a thread of its own.
 // `failed` is set when the bus reports a failure (they are written to stderr as by default).
 std::shared_ptr<notify::Bus> make_bus(const std::string& spec, asio::any_io_executor executor,
                                       const std::shared_ptr<std::atomic<bool>>& failed) {
-  if (!is_redis(spec))
+  if (!demo::is_redis_url(spec))
     return nullptr;
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisBusOptions options;
@@ -146,7 +142,7 @@ std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const s
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisStoreOptions options;
   options.redis = notify::parse_redis_url(spec);
-  if (is_redis(bus)) {
+  if (demo::is_redis_url(bus)) {
     const auto b = notify::parse_redis_url(bus);
     const auto& s = options.redis;
     options.publish_appends =
@@ -179,8 +175,8 @@ int run(const demo::Options& options) {
   hub_options.heartbeat_interval = options.heartbeat;
   hub_options.batch_window = options.batch;
   hub_options.max_connections = options.max_connections;
-  auto store = is_redis(options.store) ? make_redis_store(options.store, options.bus)
-                                       : make_store(options.store);
+  auto store = demo::is_redis_url(options.store) ? make_redis_store(options.store, options.bus)
+                                                 : make_store(options.store);
   const auto bus_failed = std::make_shared<std::atomic<bool>>(false);
   auto bus = make_bus(options.bus,
                       options.bus_thread == "io" ? io.get_executor() : asio::any_io_executor(),

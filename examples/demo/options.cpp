@@ -40,14 +40,12 @@ bool is_origin(std::string_view v) {
   return true;
 }
 
-// "redis://" or "redis-sentinel://" and something (notify::parse_redis_url checks the rest
-// when it is used).
+}  // namespace
+
 bool is_redis_url(std::string_view v) {
   return (v.rfind("redis://", 0) == 0 && v.size() > 8) ||
          (v.rfind("redis-sentinel://", 0) == 0 && v.size() > 17);
 }
-
-}  // namespace
 
 ParsedOptions parse_options(const std::vector<std::string>& args) {
   ParsedOptions result;
@@ -138,11 +136,13 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       o.typing_pairs = v;
     } else if (flag == "--store") {
       if (v != "memory" && (v.rfind("sqlite:", 0) != 0 || v.size() == 7) && !is_redis_url(v))
-        return fail("--store: '" + v + "' is not memory, sqlite:PATH or redis://HOST:PORT[/DB]");
+        return fail("--store: '" + v +
+                    "' is not memory, sqlite:PATH, redis://HOST:PORT[/DB] or redis-sentinel://...");
       o.store = v;
     } else if (flag == "--bus") {
       if (v != "inprocess" && !is_redis_url(v))
-        return fail("--bus: '" + v + "' is not inprocess or redis://HOST:PORT[/DB]");
+        return fail("--bus: '" + v +
+                    "' is not inprocess, redis://HOST:PORT[/DB] or redis-sentinel://...");
       o.bus = v;
     } else if (flag == "--bus-thread") {
       if (v != "io" && v != "own")
