@@ -98,16 +98,21 @@ void Server::start_tls(asio::ip::tcp::socket socket) {
             refuse_plain_http(stream);
             return;
           }
-          stream->async_handshake(asio::ssl::stream_base::server,
-                                  [this, stream, timer](std::error_code handshake_ec) {
-                                    timer->cancel();
-                                    // A failed handshake (an unknown certificate authority,
-                                    // no common version) was answered by TLS itself.
-                                    if (!handshake_ec)
-                                      start_http(ClientStream(std::move(*stream)));
-                                  });
+          handshake(stream, timer);
         });
   });
+}
+
+void Server::handshake(const std::shared_ptr<TlsStream>& stream,
+                       const std::shared_ptr<asio::steady_timer>& deadline) {
+  stream->async_handshake(asio::ssl::stream_base::server,
+                          [this, stream, deadline](std::error_code ec) {
+                            deadline->cancel();
+                            // A failed handshake (an unknown certificate authority, no common
+                            // version) was answered by TLS itself.
+                            if (!ec)
+                              start_http(ClientStream(std::move(*stream)));
+                          });
 }
 
 void Server::refuse_plain_http(const std::shared_ptr<TlsStream>& stream) {

@@ -45,6 +45,9 @@ class Server {
   void accept();
   void on_accept(std::error_code ec, asio::ip::tcp::socket socket);
   void start_tls(asio::ip::tcp::socket socket);
+  // The TLS handshake, then the HTTP connection; `deadline` is cancelled when it ends.
+  void handshake(const std::shared_ptr<TlsStream>& stream,
+                 const std::shared_ptr<asio::steady_timer>& deadline);
   // Plain HTTP on the TLS port: a 400 with a JSON error, then the end.
   static void refuse_plain_http(const std::shared_ptr<TlsStream>& stream);
   void start_http(ClientStream stream);
