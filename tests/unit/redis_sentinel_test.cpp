@@ -40,6 +40,18 @@ int primary_port(const testredis::RedisServer& sentinel, const std::string& mast
   return std::atoi(reply.c_str() + last + 2);
 }
 
+// Options that say where Redis is only through the sentinel at `sentinel_port`.
+notify::RedisOptions via_sentinel(std::uint16_t sentinel_port, const std::string& master,
+                                  const std::string& prefix) {
+  notify::RedisOptions o;
+  o.host = "no-such-host.invalid";  // only the sentinel may say where Redis is
+  o.port = 1;
+  o.sentinels = {{"127.0.0.1", sentinel_port}};
+  o.sentinel_master = master;
+  o.prefix = prefix;
+  return o;
+}
+
 // A hub whose RedisBus and RedisStore know only the sentinel.
 struct SentinelInstance {
   std::shared_ptr<notify::RedisBus> bus;
@@ -56,12 +68,7 @@ struct SentinelInstance {
 
   SentinelInstance(IoThread& io, const testredis::RedisServer& sentinel,
                    const std::string& master) {
-    notify::RedisOptions redis;
-    redis.host = "no-such-host.invalid";  // only the sentinel may say where Redis is
-    redis.port = 1;
-    redis.sentinels = {{"127.0.0.1", sentinel.port()}};
-    redis.sentinel_master = master;
-    redis.prefix = "ha:";
+    auto redis = via_sentinel(sentinel.port(), master, "ha:");
     redis.backoff_initial = 20ms;
     redis.backoff_max = 200ms;
     redis.connect_timeout = 5000ms;
@@ -153,9 +160,7 @@ TEST_CASE("redis sentinel: a connection refuses a server that is not the primary
                                  {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
   StaleSentinel stale(replica.port());
   notify::RedisStoreOptions options;
-  options.redis.sentinels = {{"127.0.0.1", stale.port()}};
-  options.redis.sentinel_master = "m";
-  options.redis.prefix = "stale:";
+  options.redis = via_sentinel(stale.port(), "m", "stale:");
   notify::RedisStore store(options);
   try {
     store.list("u", false, 10);
@@ -195,9 +200,7 @@ TEST_CASE("redis sentinel: sentinels that require a password are asked with sent
   const auto sentinel =
       testredis::RedisServer::sentinel(primary.port(), "guarded", 500, "requirepass s3cret\n");
   notify::RedisStoreOptions options;
-  options.redis.sentinels = {{"127.0.0.1", sentinel->port()}};
-  options.redis.sentinel_master = "guarded";
-  options.redis.prefix = "pw:";
+  options.redis = via_sentinel(sentinel->port(), "guarded", "pw:");
   {
     notify::RedisStore store(options);
     try {
