@@ -33,8 +33,9 @@ struct Envelope {
   // user's message.
   bool every_instance = false;
   // Set when the bus delivers an every_instance message again after it was away (it may
-  // have been missed): when it was first sent. The hub applies a replayed session:end only to
-  // the connections it attached before then, so that a session begun since is not ended.
+  // have been missed), or sends it again after its connection failed (it may have gone out):
+  // when it was first sent. The hub applies such a session:end only to the connections it
+  // attached before then, so that a session begun since is not ended.
   std::optional<std::chrono::system_clock::time_point> replayed_sent_at{};
 };
 

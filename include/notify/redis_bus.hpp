@@ -39,6 +39,10 @@
 // instance brings its connections up to date from the store before it sees anything newer.
 // Nothing is silently dropped: a message that is not carried is an error to the caller, or
 // is repaired, or (no sequence number: send_to's ephemeral messages) is reported.
+// Session ends are the exception to "not sent again", since nothing repairs them: one that
+// Redis has not answered when the publishing connection fails is sent again on the next
+// connection, marked with when it was first sent ("at" in the header, see below), so that a
+// receiver ends only the connections it attached before then (it may have had it already).
 // Session ends are not in the store, so the bus keeps them itself: a session:end is appended
 // to the log and published in one script. When the subscriber connection is back, the bus
 // reads the log from a little before its last sign of life (on the publishing connection,
@@ -147,6 +151,9 @@ class NOTIFY_REDIS_EXPORT RedisBus final : public Bus {
 //   {"t":TYPE,"i":ID,"s":"SEQ","b":true}\n DATA       a broadcast
 //   {"t":TYPE,"u":USER,"e":true}\n DATA              for USER's connections on every instance
 //                                                   (sent on the broadcast channel)
+//   {"t":TYPE,"u":USER,"e":true,"at":MS}\n DATA      the same, sent again: MS is when it was
+//                                                   first sent (Envelope::replayed_sent_at,
+//                                                   milliseconds since the epoch, rounded up)
 // "i" and "s" may be absent (no id; seq 0). SEQ is a decimal string (exact beyond 2^53).
 // On the broadcast channel, the message {"r":true}\n (no event) asks every instance to bring
 // its connections up to date from the store.

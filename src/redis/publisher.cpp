@@ -26,7 +26,8 @@ Publisher::Publisher(asio::any_io_executor executor, RedisOptions options,
 
 // --- any thread -------------------------------------------------------------------------
 
-void Publisher::publish(std::string_view command, bool repairable, std::error_code& ec) {
+void Publisher::publish(std::string_view command, bool repairable, std::error_code& ec,
+                        std::string resend) {
   std::lock_guard lock(mutex_);
   if (!ready_ || backlog_.size() + command.size() > max_backlog_bytes_) {
     repair_needed_ = repair_needed_ || repairable;
@@ -36,6 +37,8 @@ void Publisher::publish(std::string_view command, bool repairable, std::error_co
   ec.clear();
   hand_over_repair_locked();
   hand_over_locked(command, repairable);
+  if (!resend.empty())
+    unanswered_resends_.emplace_back(sent_, std::move(resend));
 }
 
 void Publisher::refused(bool repairable) {
@@ -171,6 +174,12 @@ void Publisher::become_ready(const ConnectionPtr& conn) {
     // Ahead of anything published from now on. Should this connection fail before the
     // reply, the repair is unanswered and is asked for again on the next one.
     hand_over_repair_locked();
+    auto resends = std::move(resend_next_);
+    resend_next_.clear();
+    for (auto& command : resends) {
+      hand_over_locked(command, false);
+      unanswered_resends_.emplace_back(sent_, std::move(command));
+    }
   }
   arm_watchdog(conn);
   first_attempt_finished();
@@ -273,6 +282,8 @@ void Publisher::acknowledge(std::uint64_t replies) {
     return;
   std::lock_guard lock(mutex_);
   acked_ += replies;
+  while (!unanswered_resends_.empty() && unanswered_resends_.front().first <= acked_)
+    unanswered_resends_.pop_front();
   if (!ready_ || draining_ || backlog_.empty())
     return;
   // What gathered while replies were awaited leaves now, together.
@@ -312,10 +323,18 @@ void Publisher::fail(const std::string& why) {
         "publishing connection: " + why +
         (failures_in_row_ > 1 ? " (attempt " + std::to_string(failures_in_row_) + ")" : ""));
   const auto unanswered = close_connection();
-  if (unanswered > 0)
+  if (unanswered > 0) {
+    std::size_t resends;
+    {
+      std::lock_guard lock(mutex_);
+      resends = resend_next_.size();
+    }
     hooks_.report(std::to_string(unanswered) +
                   " published messages may not have reached Redis: what the store holds is "
-                  "repaired on every instance once the publishing connection is back");
+                  "repaired on every instance once the publishing connection is back" +
+                  (resends > 0 ? ", and " + std::to_string(resends) + " session ends are sent again"
+                               : std::string()));
+  }
   first_attempt_finished();
   reconnect_timer_.expires_after(backoff_.next());
   reconnect_timer_.async_wait([this, keep = keep()](std::error_code ec) {
@@ -332,6 +351,9 @@ std::uint64_t Publisher::close_connection() {
       unanswered = sent_ - acked_;
       repair_needed_ = repair_needed_ || last_repairable_ > acked_;
     }
+    for (auto& [number, command] : unanswered_resends_)
+      resend_next_.push_back(std::move(command));  // the answered ones left in acknowledge()
+    unanswered_resends_.clear();
     ready_ = false;
     fd_ = -1;
     sent_ = 0;

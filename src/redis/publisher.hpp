@@ -18,7 +18,9 @@
 // connection is `repair_command`, a message on the broadcast channel that asks every
 // instance to bring its connections up to date from the store. A reply that never comes
 // (command_timeout) fails the connection the same way, and a refused publish() asks for the same
-// repair, ahead of the next message.
+// repair, ahead of the next message. The exception is a command given with a `resend` form
+// (a session end, which nothing can repair): that form goes out on the next connection, after
+// the repair request, and again on the one after should that one fail before its reply too.
 //
 // Reads: query() sends a command whose reply matters (the bus's replay of session ends) in the
 // same pipeline; its reply goes to a callback, in order with the others.
@@ -46,6 +48,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace notify::redis_detail {
 
@@ -72,7 +75,10 @@ class Publisher {
   // its loss or refusal calls for the repair; other messages are not repeated. A pending
   // repair request goes out ahead of the message: a receiver must repair before it sees a
   // later sequence number, or it would repair from there, past what was refused.
-  void publish(std::string_view command, bool repairable, std::error_code& ec);
+  // `resend` (not empty): what to send instead, on the next connection, should this one fail
+  // before Redis answered `command` (a form receivers can take twice).
+  void publish(std::string_view command, bool repairable, std::error_code& ec,
+               std::string resend = {});
   // The bus refused a message itself (its subscriber connection is away).
   void refused(bool repairable);
   // Sends a pending repair request now if connected (else the next connection starts with it).
@@ -115,7 +121,8 @@ class Publisher {
   void start_draining_locked();  // the executor writes backlog_ from now on
   void arm_watchdog(const ConnectionPtr& conn);
   void fail(const std::string& why);
-  std::uint64_t close_connection();  // the commands left unanswered
+  // The commands left unanswered; their resend forms move to resend_next_.
+  std::uint64_t close_connection();
   void first_attempt_finished();
   std::shared_ptr<void> keep() const { return owner_.lock(); }  // for a handler to hold
 
@@ -154,6 +161,9 @@ class Publisher {
   std::string backlog_;
   bool draining_ = false;       // the executor owns writing: callers append to backlog_
   bool repair_needed_ = false;  // a repairable message was lost or refused: repair next
+  // The resend forms of the commands given one, by the number of their reply, until answered.
+  std::deque<std::pair<std::uint64_t, std::string>> unanswered_resends_;
+  std::vector<std::string> resend_next_;  // for the next connection, after the repair
 };
 
 }  // namespace notify::redis_detail

@@ -15,7 +15,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +27,21 @@ namespace notify {
 using namespace redis_detail;
 
 // --- message format -------------------------------------------------------------------
+
+namespace {
+
+// The wall-clock time `ms` milliseconds after the epoch; nullopt before it or past what a
+// time_point holds (a malformed message must not overflow it).
+std::optional<std::chrono::system_clock::time_point> time_at_unix_ms(std::int64_t ms) {
+  constexpr auto last = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::duration::max())
+                            .count();
+  if (ms < 0 || ms > last)
+    return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+}  // namespace
 
 std::string encode_bus_message(const Envelope& envelope) {
   if (!envelope.event)
@@ -44,6 +61,11 @@ std::string encode_bus_message(const Envelope& envelope) {
     // still takes it for the user's message it is.
     if (envelope.every_instance)
       header["e"] = true;
+    // Rounded up: a connection attached in the same millisecond counts as attached before.
+    if (envelope.every_instance && envelope.replayed_sent_at)
+      header["at"] = std::chrono::ceil<std::chrono::milliseconds>(
+                         envelope.replayed_sent_at->time_since_epoch())
+                         .count();
   }
   std::string out = header.dump();
   out.push_back('\n');
@@ -89,6 +111,17 @@ std::optional<Envelope> decode_bus_message(std::string_view message) {
     envelope.user = std::move(*user);
     if (auto e = header.find("e"); e != header.end() && e->is_boolean())
       envelope.every_instance = e->get<bool>();
+    if (auto at = header.find("at"); at != header.end()) {
+      if (!at->is_number_unsigned() || !envelope.every_instance)
+        return std::nullopt;
+      const auto ms = at->get<std::uint64_t>();
+      envelope.replayed_sent_at =
+          ms <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+              ? time_at_unix_ms(static_cast<std::int64_t>(ms))
+              : std::nullopt;
+      if (!envelope.replayed_sent_at)
+        return std::nullopt;
+    }
   }
   envelope.event = Event::message(t->get<std::string>(), std::move(id),
                                   std::string(message.substr(newline + 1)), seq);
@@ -245,21 +278,21 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       ec = make_error_code(errc::bus_unavailable);
       return;
     }
-    std::string command;
-    if (envelope.every_instance && !envelope.broadcast &&
-        options_.session_end_retention.count() > 0) {
-      const auto retention = std::to_string(options_.session_end_retention.count());
-      const auto sent_at = std::to_string(unix_ms(std::chrono::system_clock::now()));
-      append_command(command, {"EVAL", log_and_publish_script, "1", session_end_log_, retention,
-                               broadcast_channel_, encode_bus_message(envelope),
-                               options_.sharded ? "SPUBLISH" : "PUBLISH", sent_at});
-    } else {
-      command = publish_command(envelope.broadcast || envelope.every_instance
-                                    ? broadcast_channel_
-                                    : user_channel(envelope.user),
-                                encode_bus_message(envelope));
+    if (envelope.every_instance && !envelope.broadcast) {
+      // A session end: nothing repairs it, so it is sent again should the connection fail
+      // before Redis answered, in a form that says when it was first sent (a receiver ends
+      // only the connections attached before then: it may have had it already, and a new
+      // login may have come since).
+      auto again = envelope;
+      again.replayed_sent_at = envelope.replayed_sent_at.value_or(std::chrono::system_clock::now());
+      publisher_.publish(session_end_command(envelope, *again.replayed_sent_at), repairable, ec,
+                         session_end_command(again, *again.replayed_sent_at));
+      return;
     }
-    publisher_.publish(command, repairable, ec);
+    publisher_.publish(
+        publish_command(envelope.broadcast ? broadcast_channel_ : user_channel(envelope.user),
+                        encode_bus_message(envelope)),
+        repairable, ec);
   }
 
   void change(std::string_view user, int delta) {
@@ -290,6 +323,19 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   std::string publish_command(std::string_view channel, std::string_view message) const {
     std::string out;
     append_command(out, {options_.sharded ? "SPUBLISH" : "PUBLISH", channel, message});
+    return out;
+  }
+
+  // On the broadcast channel, and appended to the log when one is kept.
+  std::string session_end_command(const Envelope& envelope,
+                                  std::chrono::system_clock::time_point sent_at) const {
+    if (options_.session_end_retention.count() <= 0)
+      return publish_command(broadcast_channel_, encode_bus_message(envelope));
+    std::string out;
+    append_command(out, {"EVAL", log_and_publish_script, "1", session_end_log_,
+                         std::to_string(options_.session_end_retention.count()), broadcast_channel_,
+                         encode_bus_message(envelope), options_.sharded ? "SPUBLISH" : "PUBLISH",
+                         std::to_string(unix_ms(sent_at))});
     return out;
   }
 
@@ -525,13 +571,13 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
           ms = stream_id_ms(fields[i + 1].str);
       }
       auto envelope = message ? decode_bus_message(*message) : std::nullopt;
-      if (!envelope || !envelope->every_instance || !ms) {
+      // Whole milliseconds: an end and an attach within the same one count as the end second.
+      const auto sent_at = ms ? time_at_unix_ms(*ms + 1) : std::nullopt;
+      if (!envelope || !envelope->every_instance || !sent_at) {
         report("malformed entry " + last_id + " in " + session_end_log_);
         continue;
       }
-      // Whole milliseconds: an end and an attach within the same one count as the end second.
-      envelope->replayed_sent_at =
-          std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms + 1));
+      envelope->replayed_sent_at = sent_at;
       deliver(*envelope);
     }
     if (reply->elements.size() == replay_page && !last_id.empty())

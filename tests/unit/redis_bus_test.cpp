@@ -307,6 +307,63 @@ TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches
   }
 }
 
+TEST_CASE("redis bus: a session end lost with the publishing connection is sent again") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  for (const auto where : both_bus_threads) {
+    for (const bool kept : {true, false}) {
+      const std::string bus_thread = name_of(where);
+      CAPTURE(bus_thread);
+      CAPTURE(kept);
+      const std::string prefix = std::string("resend:") +
+                                 (where == BusThread::own ? "own:" : "host:") +
+                                 (kept ? "kept:" : "unkept:");
+      IoThread io;
+      const auto adjust = [kept](notify::RedisBusOptions& o) {
+        o.redis.command_timeout = 60000ms;  // the paused command below is not given up on
+        if (!kept)
+          o.session_end_retention = 0s;
+      };
+      Instance a(io, server, prefix, true, where, {}, adjust);
+      Instance b(io, server, prefix, true, where, {}, adjust);
+      Client frank_on_b(io.io, *b.hub, "frank");
+      Client grace_on_b(io.io, *b.hub, "grace");
+      REQUIRE(eventually([&] { return has_init({&frank_on_b, &grace_on_b}); }));
+
+      // Held by the pause, then dropped with A's publishing connection: Redis never runs it,
+      // and end_sessions() had returned.
+      REQUIRE(server.command("CLIENT PAUSE 60000 WRITE") == "+OK\r\n");
+      a.hub->end_sessions("frank", "logged_out");
+      const std::string running = kept ? " cmd=eval " : " cmd=publish ";
+      std::string list;
+      REQUIRE(eventually([&] {
+        list = server.command("CLIENT LIST TYPE normal");
+        return list.find(running) != std::string::npos;
+      }));
+      CAPTURE(list);
+      REQUIRE(list.find(running) == list.rfind(running));  // one connection runs it: A's
+      const auto id = std::atoll(list.c_str() + list.rfind("id=", list.find(running)) + 3);
+      REQUIRE(server.command("CLIENT KILL ID " + std::to_string(id)) == ":1\r\n");
+      // A new login of frank's on B, after the end: the end sent again must spare it.
+      std::this_thread::sleep_for(20ms);
+      Client frank_again_on_b(io.io, *b.hub, "frank");
+      REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+
+      REQUIRE(eventually([&] { return frank_on_b.transport->closed(); }));
+      REQUIRE(frank_on_b.of_type("session:end").size() == 1);
+      CHECK(frank_on_b.of_type("session:end")[0].data == R"({"reason":"logged_out"})");
+      REQUIRE(eventually([&] { return has_init(frank_again_on_b); }));
+      std::this_thread::sleep_for(300ms);
+      CHECK_FALSE(frank_again_on_b.transport->closed());
+      CHECK(frank_again_on_b.of_type("session:end").empty());
+      CHECK_FALSE(grace_on_b.transport->closed());
+      CHECK(b.hub->metrics().sessions_ended == 1);
+      // Logged once: the first one never ran.
+      CHECK(server.command("XLEN " + prefix + "session-ends") == (kept ? ":1\r\n" : ":0\r\n"));
+    }
+  }
+}
+
 TEST_CASE("redis bus: the log of session ends is bounded by its retention") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);

@@ -7,6 +7,7 @@
 #include <notify/error.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 
@@ -117,6 +118,26 @@ TEST_CASE("redis: the bus message format round-trips one event") {
   CHECK_FALSE(every->broadcast);
   CHECK(every->every_instance);
   CHECK_FALSE(back->every_instance);
+  CHECK_FALSE(every->replayed_sent_at);
+
+  // One sent again says when it was first sent, in whole milliseconds rounded up.
+  notify::Envelope again{"a b", false, end, true};
+  again.replayed_sent_at = std::chrono::system_clock::time_point(
+      std::chrono::milliseconds(1764460800123) + std::chrono::microseconds(1));
+  const auto again_text = notify::encode_bus_message(again);
+  CHECK(again_text.find(R"("at":1764460800124)") != std::string::npos);
+  auto again_back = notify::decode_bus_message(again_text);
+  REQUIRE(again_back);
+  REQUIRE(again_back->replayed_sent_at);
+  CHECK(again_back->replayed_sent_at->time_since_epoch() ==
+        std::chrono::milliseconds(1764460800124));
+  for (const char* at : {"-1", "1.5", "\"1\"", "99999999999999999999", "9223372036854775807"}) {
+    const std::string header = R"({"t":"session:end","u":"a","e":true,"at":)" + std::string(at);
+    CAPTURE(header);
+    CHECK_FALSE(notify::decode_bus_message(header + "}\n{}"));
+  }
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a","at":5})"
+                                         "\n{}"));  // only for every instance
 
   CHECK_FALSE(notify::decode_bus_message("no header"));
   CHECK_FALSE(notify::decode_bus_message("[]\n{}"));
