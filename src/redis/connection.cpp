@@ -209,11 +209,6 @@ bool says_read_only(const Reply& reply) noexcept {
   return reply.is_error() && reply.str.rfind("READONLY", 0) == 0;
 }
 
-std::string endpoint_text(const std::string& host, std::uint16_t port) {
-  const bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
 namespace {
 
 using OpenDone = std::function<void(const std::string& failure)>;

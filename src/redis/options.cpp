@@ -74,6 +74,11 @@ std::string redis_escape(std::string_view user) {
 }
 
 namespace redis_detail {
+std::string endpoint_text(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 std::optional<std::string> redis_unescape(std::string_view text) {
   std::string out;
   out.reserve(text.size());

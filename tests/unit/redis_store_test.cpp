@@ -147,6 +147,11 @@ TEST_CASE("redis: the bus message format round-trips one event") {
                                          "\n{}"));  // not escaped
   CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a","s":"-1"})"
                                          "\n{}"));
+  // What an event cannot carry is malformed, not an exception (found by fuzzing).
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"a\nb","u":"a"})"
+                                         "\n{}"));
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","i":"1\r","u":"a"})"
+                                         "\n{}"));
 }
 
 TEST_CASE("redis store: options are checked") {
