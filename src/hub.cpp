@@ -1371,9 +1371,9 @@ class NotificationHub::Impl final : public SinkOwner,
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
     // This instance's connections end here, whatever the bus does: a bus that is away cannot
-    // keep them open. They are closed when the event comes back. The others get it as a
-    // broadcast, so that it also ends a connection whose user's subscription is not active
-    // yet on its instance.
+    // keep them open (RedisBus does not hand the end back, so that a session begun since is
+    // not ended by the echo). The others get it as a broadcast, so that it also ends a
+    // connection whose user's subscription is not active yet on its instance.
     std::string owner(user);
     end_local_sessions(owner, reason);
     std::error_code ec;

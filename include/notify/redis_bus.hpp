@@ -154,6 +154,10 @@ class NOTIFY_REDIS_EXPORT RedisBus final : public Bus {
 //   {"t":TYPE,"u":USER,"e":true,"at":MS}\n DATA      the same, sent again: MS is when it was
 //                                                   first sent (Envelope::replayed_sent_at,
 //                                                   milliseconds since the epoch, rounded up)
+// A RedisBus also writes "o":ORIGIN (random, one per bus) in the messages for every instance
+// it sends, and does not hand its own back to its listener: the hub ended that instance's
+// connections when it sent the end, and a session begun since must not end when Redis echoes
+// it (a busy pipeline may take a while).
 // "i" and "s" may be absent (no id; seq 0). SEQ is a decimal string (exact beyond 2^53).
 // On the broadcast channel, the message {"r":true}\n (no event) asks every instance to bring
 // its connections up to date from the store.

@@ -23,11 +23,7 @@ std::optional<std::chrono::system_clock::time_point> time_at_unix_ms(std::int64_
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
-}  // namespace redis_detail
-
-using namespace redis_detail;
-
-std::string encode_bus_message(const Envelope& envelope) {
+std::string encode_bus_message(const Envelope& envelope, std::string_view origin) {
   if (!envelope.event)
     throw std::invalid_argument("notify: an envelope needs an event");
   const Event& e = *envelope.event;
@@ -50,6 +46,8 @@ std::string encode_bus_message(const Envelope& envelope) {
       header["at"] = std::chrono::ceil<std::chrono::milliseconds>(
                          envelope.replayed_sent_at->time_since_epoch())
                          .count();
+    if (envelope.every_instance && !origin.empty())
+      header["o"] = origin;
   }
   std::string out = header.dump();
   out.push_back('\n');
@@ -57,7 +55,7 @@ std::string encode_bus_message(const Envelope& envelope) {
   return out;
 }
 
-std::optional<Envelope> decode_bus_message(std::string_view message) {
+std::optional<BusMessage> decode_bus_message_with_origin(std::string_view message) {
   const auto newline = message.find('\n');
   if (newline == std::string_view::npos)
     return std::nullopt;
@@ -107,13 +105,32 @@ std::optional<Envelope> decode_bus_message(std::string_view message) {
         return std::nullopt;
     }
   }
+  std::string origin;
+  if (auto o = header.find("o"); o != header.end()) {
+    if (!o->is_string() || !envelope.every_instance)
+      return std::nullopt;
+    origin = o->get<std::string>();
+  }
   try {
     envelope.event = Event::message(t->get<std::string>(), std::move(id),
                                     std::string(message.substr(newline + 1)), seq);
   } catch (const std::invalid_argument&) {
     return std::nullopt;  // a type or id an event cannot have (a line break, say)
   }
-  return envelope;
+  return BusMessage{std::move(envelope), std::move(origin)};
+}
+
+}  // namespace redis_detail
+
+std::string encode_bus_message(const Envelope& envelope) {
+  return redis_detail::encode_bus_message(envelope, {});
+}
+
+std::optional<Envelope> decode_bus_message(std::string_view message) {
+  auto decoded = redis_detail::decode_bus_message_with_origin(message);
+  if (!decoded)
+    return std::nullopt;
+  return std::move(decoded->envelope);
 }
 
 }  // namespace notify

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
@@ -66,6 +67,15 @@ std::optional<std::int64_t> stream_id_ms(std::string_view id) {
     ms = ms * 10 + (c - '0');
   }
   return ms;
+}
+
+// Names one bus among those of a fleet, past restarts: 64 random bits, in hex.
+std::string random_origin() {
+  std::random_device device;
+  const auto bits = (std::uint64_t{device()} << 32) ^ device();
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(bits));
+  return text;
 }
 
 // --- RedisBus::Impl -------------------------------------------------------------------
@@ -227,12 +237,13 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   std::string session_end_command(const Envelope& envelope,
                                   std::chrono::system_clock::time_point sent_at) const {
     if (options_.session_end_retention.count() <= 0)
-      return publish_command(broadcast_channel_, encode_bus_message(envelope));
+      return publish_command(broadcast_channel_, encode_bus_message(envelope, origin_));
     std::string out;
-    append_command(out, {"EVAL", log_and_publish_script, "1", session_end_log_,
-                         std::to_string(options_.session_end_retention.count()), broadcast_channel_,
-                         encode_bus_message(envelope), options_.sharded ? "SPUBLISH" : "PUBLISH",
-                         std::to_string(unix_ms(sent_at))});
+    append_command(
+        out, {"EVAL", log_and_publish_script, "1", session_end_log_,
+              std::to_string(options_.session_end_retention.count()), broadcast_channel_,
+              encode_bus_message(envelope, origin_), options_.sharded ? "SPUBLISH" : "PUBLISH",
+              std::to_string(unix_ms(sent_at))});
     return out;
   }
 
@@ -377,12 +388,12 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
         notify_listener([](BusListener& l) { l.on_bus_recovered(); });
         return;
       }
-      auto envelope = decode_bus_message(reply.elements[2].str);
-      if (!envelope) {
+      auto decoded = decode_bus_message_with_origin(reply.elements[2].str);
+      if (!decoded) {
         report("malformed message on " + reply.elements[1].str);
         return;
       }
-      deliver(*envelope);
+      deliver(*decoded);
     } else if ((kind == "subscribe" || kind == "ssubscribe") && reply.elements.size() >= 2) {
       if (conn->batch_pending > 0) {
         if (--conn->batch_pending == 0)
@@ -467,15 +478,15 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
         else if (fields[i].str == "t")
           ms = stream_id_ms(fields[i + 1].str);
       }
-      auto envelope = message ? decode_bus_message(*message) : std::nullopt;
+      auto decoded = message ? decode_bus_message_with_origin(*message) : std::nullopt;
       // Whole milliseconds: an end and an attach within the same one count as the end second.
       const auto sent_at = ms ? time_at_unix_ms(*ms + 1) : std::nullopt;
-      if (!envelope || !envelope->every_instance || !sent_at) {
+      if (!decoded || !decoded->envelope.every_instance || !sent_at) {
         report("malformed entry " + last_id + " in " + session_end_log_);
         continue;
       }
-      envelope->replayed_sent_at = sent_at;
-      deliver(*envelope);
+      decoded->envelope.replayed_sent_at = sent_at;
+      deliver(*decoded);
     }
     if (reply->elements.size() == replay_page && !last_id.empty())
       return read_log_from("(" + last_id);
@@ -567,8 +578,12 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     }
   }
 
-  void deliver(const Envelope& envelope) {
-    notify_listener([&](BusListener& l) { l.on_bus_message(envelope); });
+  void deliver(const BusMessage& message) {
+    // This instance's hub ended its own connections when it sent the end (end_sessions()):
+    // handed back later, the end would also end a session begun since, here.
+    if (message.envelope.every_instance && message.origin == origin_)
+      return;
+    notify_listener([&](BusListener& l) { l.on_bus_message(message.envelope); });
   }
 
   template <typename F>
@@ -619,8 +634,9 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   RedisBusOptions options_;
   std::string broadcast_channel_;
   std::string session_end_log_;
-  std::unique_ptr<asio::io_context> own_io_;  // without options_.executor, run by thread_
-  asio::any_io_executor executor_;            // own_io_'s, or a strand on options_.executor
+  const std::string origin_ = random_origin();  // in this bus's session ends ("o")
+  std::unique_ptr<asio::io_context> own_io_;    // without options_.executor, run by thread_
+  asio::any_io_executor executor_;              // own_io_'s, or a strand on options_.executor
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   asio::ip::tcp::resolver resolver_;
   asio::steady_timer reconnect_timer_;

@@ -364,6 +364,39 @@ TEST_CASE("redis bus: a session end lost with the publishing connection is sent 
   }
 }
 
+TEST_CASE("redis bus: a session begun where end_sessions() was called is not ended by its echo") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  for (const auto where : both_bus_threads) {
+    const std::string bus_thread = name_of(where);
+    CAPTURE(bus_thread);
+    const std::string prefix = where == BusThread::own ? "echo:own:" : "echo:host:";
+    IoThread io;
+    const auto adjust = [](notify::RedisBusOptions& o) { o.redis.command_timeout = 60000ms; };
+    Instance a(io, server, prefix, true, where, {}, adjust);
+    Instance b(io, server, prefix, true, where, {}, adjust);
+    Client frank_on_a(io.io, *a.hub, "frank");
+    Client frank_on_b(io.io, *b.hub, "frank");
+    REQUIRE(eventually([&] { return has_init({&frank_on_a, &frank_on_b}); }));
+
+    // Redis holds the end until the new session has begun on A: A's own subscriber gets the
+    // end back only after that, as it would behind a busy pipeline.
+    REQUIRE(server.command("CLIENT PAUSE 60000 WRITE") == "+OK\r\n");
+    a.hub->end_sessions("frank", "logged_out");
+    REQUIRE(eventually([&] { return frank_on_a.transport->closed(); }));  // ended in the call
+    Client frank_again_on_a(io.io, *a.hub, "frank");
+    REQUIRE(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+
+    REQUIRE(eventually([&] { return frank_on_b.transport->closed(); }));  // it went out
+    REQUIRE(eventually([&] { return has_init(frank_again_on_a); }));
+    std::this_thread::sleep_for(300ms);  // A's subscriber has had it too
+    CHECK_FALSE(frank_again_on_a.transport->closed());
+    CHECK(frank_again_on_a.of_type("session:end").empty());
+    CHECK(a.hub->metrics().sessions_ended == 1);
+    CHECK(b.hub->metrics().sessions_ended == 1);
+  }
+}
+
 TEST_CASE("redis bus: the log of session ends is bounded by its retention") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);

@@ -139,6 +139,15 @@ TEST_CASE("redis: the bus message format round-trips one event") {
   CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a","at":5})"
                                          "\n{}"));  // only for every instance
 
+  // A bus names itself in its session ends ("o"), to know its own when Redis hands them back
+  // (its test: "a session begun where end_sessions() was called..."); readers accept it.
+  CHECK(notify::decode_bus_message(R"({"t":"x","u":"a","e":true,"o":"0123456789abcdef"})"
+                                   "\n{}"));
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a","e":true,"o":1})"
+                                         "\n{}"));
+  CHECK_FALSE(notify::decode_bus_message(R"({"t":"x","u":"a","o":"x"})"
+                                         "\n{}"));
+
   CHECK_FALSE(notify::decode_bus_message("no header"));
   CHECK_FALSE(notify::decode_bus_message("[]\n{}"));
   CHECK_FALSE(notify::decode_bus_message(R"({"t":"x"})"
