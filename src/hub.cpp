@@ -44,10 +44,13 @@ class NotificationHub::Impl final : public SinkOwner,
         store_(store ? std::move(store) : std::make_shared<MemoryStore>()),
         bus_(bus ? std::move(bus) : std::make_shared<InProcessBus>()),
         heartbeat_timer_(strand_),
+        session_timer_(strand_),
         batch_timer_(strand_),
         subscription_timer_(strand_) {
     if (options_.heartbeat_interval < std::chrono::seconds(1))
       throw std::invalid_argument("HubOptions: heartbeat_interval must be at least 1 s");
+    if (options_.session_check_interval < std::chrono::milliseconds(10))
+      throw std::invalid_argument("HubOptions: session_check_interval must be at least 10 ms");
     if (options_.batch_window.count() < 0)
       throw std::invalid_argument("HubOptions: batch_window must not be negative");
     if (options_.subscription_wait.count() < 0)
@@ -70,7 +73,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void start() {
     bus_->start(*this);
-    arm_heartbeat();
+    arm_timers();
   }
 
   // --- publishing -----------------------------------------------------------------
@@ -982,10 +985,12 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // --- heartbeats -----------------------------------------------------------------
 
-  void arm_heartbeat() {
+  void arm_timers() {
     asio::post(strand_, [weak = weak_from_this()] {
-      if (auto self = weak.lock())
+      if (auto self = weak.lock()) {
         self->wait_heartbeat();
+        self->wait_session_check();
+      }
     });
   }
 
@@ -1004,7 +1009,37 @@ class NotificationHub::Impl final : public SinkOwner,
     });
   }
 
-  // Also ends the sessions whose deadline (Sink::end_session_at) has passed.
+  void wait_session_check() {
+    if (stopped_.load(std::memory_order_acquire))
+      return;
+    session_timer_.expires_after(options_.session_check_interval);
+    session_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+      if (ec)
+        return;
+      auto self = weak.lock();
+      if (!self)
+        return;
+      self->end_due_sessions();
+      self->wait_session_check();
+    });
+  }
+
+  // The sessions whose deadline (Sink::end_session_at) has passed.
+  void end_due_sessions() {
+    const auto now = Clock::now();
+    std::vector<std::shared_ptr<Sink>> due;
+    {
+      std::shared_lock lock(registry_mutex_);
+      for (const auto& sink : all_)
+        if (sink->session_due(now))
+          due.push_back(sink);
+    }
+    for (const auto& sink : due)
+      sink->end_session("expired");
+  }
+
+  // A session past its deadline gets no heartbeat: it ends (here too, should the sweep come
+  // first).
   void sweep_heartbeats() {
     const auto now = Clock::now();
     std::vector<std::shared_ptr<Sink>> expired;
@@ -1411,6 +1446,7 @@ class NotificationHub::Impl final : public SinkOwner,
       return;
     asio::post(strand_, [self = shared_from_this()] {
       self->heartbeat_timer_.cancel();
+      self->session_timer_.cancel();
       self->batch_timer_.cancel();
       self->subscription_timer_.cancel();
     });
@@ -1569,6 +1605,7 @@ class NotificationHub::Impl final : public SinkOwner,
   std::vector<std::shared_ptr<Sink>> all_;
 
   asio::steady_timer heartbeat_timer_;
+  asio::steady_timer session_timer_;  // Sink::end_session_at's deadlines
   asio::steady_timer batch_timer_;
   asio::steady_timer subscription_timer_;
 

@@ -2,7 +2,8 @@
 // "this notification exists" and "its bytes reached every connection of that user".
 //
 // The host owns the hub and its io_context. The hub runs its timers (one heartbeat sweep
-// for all connections, the batching windows) on the executor it is given.
+// and one check of session deadlines for all connections, the batching windows) on the
+// executor it is given.
 //
 // Thread safety: every member function is safe to call from any thread, concurrently.
 // publish() never blocks on a client: it appends to the store, hands the event to the bus
@@ -50,6 +51,10 @@ struct HubOptions {
   // SSE comment / WebSocket ping on connections idle this long. Proxies cut idle streams
   // (nginx's proxy_read_timeout is 60 s), so 30 s. At least 1 s.
   std::chrono::milliseconds heartbeat_interval{30000};
+  // How often the deadlines of Sink::end_session_at() are checked: a session ends within this
+  // after its deadline. One pass over the connections (an atomic load each) per interval, on
+  // one timer: no timer per connection. At least 10 ms.
+  std::chrono::milliseconds session_check_interval{1000};
   // Per-user batching window: notifications for one user within it go out as one
   // `notifications:batch` (one as a plain `notification`). 0 disables batching.
   std::chrono::milliseconds batch_window{200};

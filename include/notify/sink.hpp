@@ -104,10 +104,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   static bool is_valid_session_end_reason(std::string_view reason) noexcept;
 
   // end_session("expired") once `deadline` has passed, for credentials that expire (a
-  // token's `exp`): the hub checks at each heartbeat sweep, so the end comes within
-  // HubOptions::heartbeat_interval after the deadline, with no timer per connection. Before
-  // or after attach; a later call replaces the deadline. For an exact moment, call
-  // end_session() from a timer of your own.
+  // token's `exp`): the hub checks every HubOptions::session_check_interval (1 s), so the end
+  // comes within that after the deadline, with no timer per connection. Before or after
+  // attach; a later call replaces the deadline. For an exact moment, call end_session() from
+  // a timer of your own.
   void end_session_at(std::chrono::steady_clock::time_point deadline) noexcept;
   // Whether end_session_at()'s deadline has passed at `now` (used by the hub).
   bool session_due(std::chrono::steady_clock::time_point now) const noexcept;
