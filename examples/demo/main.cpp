@@ -94,6 +94,31 @@ std::shared_ptr<notify::Store> make_store(const std::string& spec) {
 #endif
 }
 
+#ifdef NOTIFY_DEMO_WITH_REDIS
+// A --store or --bus value's options. In a cluster every key and channel carries the hash
+// tag {notify}, so that all of them are in one slot (RedisOptions::cluster_nodes).
+notify::RedisOptions redis_options(const std::string& spec) {
+  auto options = notify::parse_redis_url(spec);
+  if (!options.cluster_nodes.empty())
+    options.prefix = "{notify}:";
+  return options;
+}
+
+// Whether --store and --bus name the same Redis (by the first server each names).
+bool same_redis(const notify::RedisOptions& a, const notify::RedisOptions& b) {
+  const auto first = [](const notify::RedisOptions& o) {
+    const auto& named = !o.cluster_nodes.empty() ? o.cluster_nodes
+                        : !o.sentinels.empty()   ? o.sentinels
+                                                 : std::vector<notify::RedisEndpoint>{};
+    return named.empty() ? notify::RedisEndpoint{o.host, o.port} : named.front();
+  };
+  const auto fa = first(a), fb = first(b);
+  return a.cluster_nodes.empty() == b.cluster_nodes.empty() &&
+         a.sentinels.empty() == b.sentinels.empty() && a.sentinel_master == b.sentinel_master &&
+         fa.host == fb.host && fa.port == fb.port;
+}
+#endif
+
 // The bus --bus names; null is the hub's default, an InProcessBus.
 // `executor`: where it runs (--bus-thread io), or empty for a thread of its own.
 // `failed` is set when the bus reports a failure (they are written to stderr as by default).
@@ -103,7 +128,7 @@ std::shared_ptr<notify::Bus> make_bus(const std::string& spec, asio::any_io_exec
     return nullptr;
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisBusOptions options;
-  options.redis = notify::parse_redis_url(spec);
+  options.redis = redis_options(spec);
   options.executor = std::move(executor);
   options.on_error = [failed](std::string_view what) {
     std::fprintf(stderr, "notify: %.*s\n", static_cast<int>(what.size()), what.data());
@@ -141,16 +166,9 @@ void await_bus(asio::io_context* io, const notify::Bus& bus, const std::atomic<b
 std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const std::string& bus) {
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisStoreOptions options;
-  options.redis = notify::parse_redis_url(spec);
-  if (demo::is_redis_url(bus)) {
-    const auto b = notify::parse_redis_url(bus);
-    const auto& s = options.redis;
-    options.publish_appends =
-        s.sentinels.empty() ? b.sentinels.empty() && b.host == s.host && b.port == s.port
-                            : !b.sentinels.empty() && b.sentinel_master == s.sentinel_master &&
-                                  b.sentinels[0].host == s.sentinels[0].host &&
-                                  b.sentinels[0].port == s.sentinels[0].port;
-  }
+  options.redis = redis_options(spec);
+  if (demo::is_redis_url(bus))
+    options.publish_appends = same_redis(options.redis, redis_options(bus));
   return std::make_shared<notify::RedisStore>(options);
 #else
   (void)bus;

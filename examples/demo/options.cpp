@@ -44,7 +44,8 @@ bool is_origin(std::string_view v) {
 
 bool is_redis_url(std::string_view v) {
   return (v.rfind("redis://", 0) == 0 && v.size() > 8) ||
-         (v.rfind("redis-sentinel://", 0) == 0 && v.size() > 17);
+         (v.rfind("redis-sentinel://", 0) == 0 && v.size() > 17) ||
+         (v.rfind("redis-cluster://", 0) == 0 && v.size() > 16);
 }
 
 ParsedOptions parse_options(const std::vector<std::string>& args) {
@@ -137,12 +138,14 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
     } else if (flag == "--store") {
       if (v != "memory" && (v.rfind("sqlite:", 0) != 0 || v.size() == 7) && !is_redis_url(v))
         return fail("--store: '" + v +
-                    "' is not memory, sqlite:PATH, redis://HOST:PORT[/DB] or redis-sentinel://...");
+                    "' is not memory, sqlite:PATH, redis://HOST:PORT[/DB], redis-sentinel://... or "
+                    "redis-cluster://...");
       o.store = v;
     } else if (flag == "--bus") {
       if (v != "inprocess" && !is_redis_url(v))
         return fail("--bus: '" + v +
-                    "' is not inprocess, redis://HOST:PORT[/DB] or redis-sentinel://...");
+                    "' is not inprocess, redis://HOST:PORT[/DB], redis-sentinel://... or "
+                    "redis-cluster://...");
       o.bus = v;
     } else if (flag == "--bus-thread") {
       if (v != "io" && v != "own")
@@ -206,6 +209,9 @@ std::string usage(const std::string& program) {
          "  --store redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]\n"
          "                        ... or in the Redis primary these sentinels name (and\n"
          "                        the one they name after a failover); --bus too\n"
+         "  --store redis-cluster://HOST:PORT[,HOST:PORT...]\n"
+         "                        ... or in a Redis Cluster these nodes belong to (its keys\n"
+         "                        and channels in the slot of {notify}); --bus too\n"
          "  --bus inprocess|redis://HOST:PORT[/DB]\n"
          "                        how instances tell each other about events: not at all\n"
          "                        (default, one instance) or over Redis Pub/Sub. A fleet uses\n"

@@ -22,8 +22,9 @@ struct Options {
   std::vector<std::string> allowed_origins;
   std::string typing_pairs = "any";  // "any" (two distinct users) or "none"
   std::string store = "memory";      // "memory" or "sqlite:PATH"
-                                     // or "redis://HOST:PORT[/DB]" or "redis-sentinel://..."
-  std::string bus = "inprocess";     // "inprocess", "redis://..." or "redis-sentinel://..."
+                                     // or "redis://HOST:PORT[/DB]", "redis-sentinel://..."
+                                     // or "redis-cluster://..."
+  std::string bus = "inprocess";     // "inprocess", or a Redis URL as for store
   std::string bus_thread = "io";     // a Redis bus on the first io thread ("io") or its own
   bool batched_writes = true;        // io_uring submissions for a fan-out's writes
   // HTTP connections (not streams): idle between requests; a request, and a response.
@@ -45,8 +46,8 @@ struct ParsedOptions {
   std::string error;  // for Action::error
 };
 
-// Whether a --store or --bus value names Redis: "redis://" or "redis-sentinel://" and something
-// (notify::parse_redis_url checks the rest when it is used).
+// Whether a --store or --bus value names Redis: "redis://", "redis-sentinel://" or
+// "redis-cluster://" and something (notify::parse_redis_url checks the rest when it is used).
 bool is_redis_url(std::string_view value);
 
 // Parses `args` (without the program name). Accepts "--flag value" and "--flag=value".

@@ -45,6 +45,15 @@ struct RedisOptions {
   std::vector<RedisEndpoint> sentinels;
   std::string sentinel_master;
   std::string sentinel_password;  // AUTH for the sentinels (their requirepass); empty: none
+  // Redis Cluster. When `cluster_nodes` is not empty (some of the cluster's nodes, each with
+  // its port), host and port are not used: every connection asks the nodes, in order, which
+  // primary serves the slot of the prefix's hash tag (CLUSTER SLOTS), connects there and
+  // checks with ROLE that it is a primary, all within connect_timeout. The prefix must hold
+  // a hash tag, as in "{notify}:", so that every key and channel of the deployment is in one
+  // slot: the scripts touch several keys at once, which a cluster allows only within a slot.
+  // A reply MOVED (the slot moved) or READONLY (a failover demoted the node) closes a
+  // connection, and the next one asks again. db must be 0. user and password are the nodes'.
+  std::vector<RedisEndpoint> cluster_nodes;
 };
 
 // An error reply from Redis (a failed script, a refused AUTH, OOM...), or a reply of an
@@ -54,13 +63,16 @@ class NOTIFY_REDIS_EXPORT RedisError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses "redis://[[user]:password@]host[:port][/db]" into `base` (other fields kept), or
+// Parses "redis://[[user]:password@]host[:port][/db]" into `base` (other fields kept),
 // "redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db]" (sentinels,
-// port 26379 by default; the credentials are the primary's). A host may be an [IPv6]
-// literal. Throws std::invalid_argument naming the problem.
+// port 26379 by default; the credentials are the primary's), or
+// "redis-cluster://[[user]:password@]host[:port][,host[:port]...]" (cluster nodes, port 6379
+// by default). A host may be an [IPv6] literal. Throws std::invalid_argument naming the
+// problem.
 NOTIFY_REDIS_EXPORT RedisOptions parse_redis_url(std::string_view url, RedisOptions base = {});
 
-// "host:port/db" (no credentials), for logs; with sentinels "MASTER via host:port,.../db".
+// "host:port/db" (no credentials), for logs; with sentinels "MASTER via host:port,.../db";
+// in a cluster "cluster host:port,...".
 NOTIFY_REDIS_EXPORT std::string describe(const RedisOptions& options);
 
 // How a user id appears in key and channel names: every byte outside [A-Za-z0-9_.-] is

@@ -1,5 +1,6 @@
 // RedisStore: the Store of a fleet, shared by every instance through one Redis (standalone,
-// or a primary with replicas; not Redis Cluster: its scripts touch keys of several users).
+// a primary with replicas, or a Redis Cluster with every key in the slot of the prefix's
+// hash tag: its scripts touch keys of several users; see RedisOptions::cluster_nodes).
 //
 // It keeps MemoryStore's behaviour exactly (the same contract tests run on both), and adds
 // what a fleet needs:

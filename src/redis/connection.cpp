@@ -174,6 +174,20 @@ void check_address(const RedisOptions& options, const char* who) {
   const auto fail = [who](const char* what) {
     throw std::invalid_argument(std::string(who) + ": " + what);
   };
+  if (!options.cluster_nodes.empty()) {
+    if (!options.sentinels.empty())
+      fail("both cluster nodes and sentinels: a cluster fails over by itself");
+    for (const auto& n : options.cluster_nodes)
+      if (n.host.empty() || n.port == 0)
+        fail("a cluster node without a host or a port");
+    if (hash_tag(options.prefix).empty())
+      fail(
+          "in a cluster the prefix needs a hash tag, as in \"{notify}:\", so that every key "
+          "is in one slot");
+    if (options.db != 0)
+      fail("a cluster has only db 0");
+    return;
+  }
   if (options.sentinels.empty()) {
     if (options.host.empty())
       fail("the host is empty");
@@ -205,8 +219,9 @@ bool says_primary(const Reply& role) noexcept {
   return role.is_array() && !role.elements.empty() && role.elements[0].str == "master";
 }
 
-bool says_read_only(const Reply& reply) noexcept {
-  return reply.is_error() && reply.str.rfind("READONLY", 0) == 0;
+bool says_wrong_server(const Reply& reply) noexcept {
+  return reply.is_error() &&
+         (reply.str.rfind("READONLY", 0) == 0 || reply.str.rfind("MOVED", 0) == 0);
 }
 
 namespace {
@@ -284,8 +299,8 @@ void async_exchange(asio::ip::tcp::socket& socket, const std::vector<Command>& c
                     });
 }
 
-// AUTH (when configured) and ROLE on a new connection to what the sentinels named: it must
-// still be the primary (their answer may be a failover old).
+// AUTH (when configured) and ROLE on a new connection to what the sentinels or the cluster
+// named: it must still be the primary (their answer may be a failover old).
 void check_role(asio::ip::tcp::socket& socket, const RedisOptions& options, std::string where,
                 OpenDone done) {
   auto commands = handshake_commands(options, false);
@@ -304,15 +319,97 @@ void check_role(asio::ip::tcp::socket& socket, const RedisOptions& options, std:
                  });
 }
 
-// One lookup: a connection to each sentinel in turn, until one names the primary.
+// What a lookup asks each server it knows, and how it reads the answer: the primary's
+// address, or "" and why not.
+struct Question {
+  std::vector<RedisEndpoint> servers;
+  std::vector<Command> commands;  // the last one is the question, any before it AUTH
+  std::string subject;            // "the primary 'mymaster'", for messages
+  std::function<std::string(const Reply& answer, const RedisEndpoint& asked,
+                            RedisEndpoint& primary)>
+      read;
+};
+
+std::string read_sentinel_answer(const Reply& reply, const std::string& master,
+                                 RedisEndpoint& primary) {
+  if (reply.is_nil())
+    return "knows no primary named '" + master + "'";
+  if (!reply.is_array() || reply.elements.size() != 2)
+    return "unexpected reply to SENTINEL get-master-addr-by-name";
+  primary = {reply.elements[0].str, 0};
+  try {
+    const auto port = reply.elements[1].as_integer();
+    if (port <= 0 || port > 65535 || primary.host.empty())
+      return "named an invalid address";
+    primary.port = static_cast<std::uint16_t>(port);
+  } catch (const std::exception&) {
+    return "named an invalid port";
+  }
+  return {};
+}
+
+// CLUSTER SLOTS: [[first slot, last slot, [host, port, id, ...], replicas...], ...].
+std::string read_cluster_answer(const Reply& reply, unsigned slot, const RedisEndpoint& asked,
+                                RedisEndpoint& primary) {
+  if (!reply.is_array())
+    return "unexpected reply to CLUSTER SLOTS";
+  try {
+    for (const auto& range : reply.elements) {
+      if (!range.is_array() || range.elements.size() < 3 || !range.elements[2].is_array() ||
+          range.elements[2].elements.size() < 2)
+        return "unexpected reply to CLUSTER SLOTS";
+      if (slot < static_cast<unsigned long long>(range.elements[0].as_integer()) ||
+          slot > static_cast<unsigned long long>(range.elements[1].as_integer()))
+        continue;
+      const auto& node = range.elements[2].elements;
+      const auto port = node[1].as_integer();
+      // An empty host is the node asked; "?" one whose address it does not know.
+      primary = {node[0].str.empty() ? asked.host : node[0].str, 0};
+      if (primary.host == "?" || port <= 0 || port > 65535)
+        return "does not know the address of the primary of slot " + std::to_string(slot);
+      primary.port = static_cast<std::uint16_t>(port);
+      return {};
+    }
+  } catch (const std::exception&) {
+    return "unexpected reply to CLUSTER SLOTS";
+  }
+  return "no node serves slot " + std::to_string(slot) + " (is the cluster up?)";
+}
+
+Question question_for(const RedisOptions& options) {
+  Question q;
+  if (!options.cluster_nodes.empty()) {
+    const auto slot = key_slot(options.prefix);
+    q.servers = options.cluster_nodes;
+    q.commands = handshake_commands(options, false);
+    q.commands.push_back({"CLUSTER", "SLOTS"});
+    q.subject = "the primary of slot " + std::to_string(slot) + " ('" +
+                std::string(hash_tag(options.prefix)) + "')";
+    q.read = [slot](const Reply& answer, const RedisEndpoint& asked, RedisEndpoint& primary) {
+      return read_cluster_answer(answer, slot, asked, primary);
+    };
+    return q;
+  }
+  q.servers = options.sentinels;
+  if (!options.sentinel_password.empty())
+    q.commands.push_back({"AUTH", options.sentinel_password});
+  q.commands.push_back({"SENTINEL", "get-master-addr-by-name", options.sentinel_master});
+  q.subject = "the primary '" + options.sentinel_master + "'";
+  q.read = [master = options.sentinel_master](const Reply& answer, const RedisEndpoint&,
+                                              RedisEndpoint& primary) {
+    return read_sentinel_answer(answer, master, primary);
+  };
+  return q;
+}
+
+// One lookup: a connection to each server (sentinel or cluster node) in turn, until one names
+// the primary.
 class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
  public:
   using Done = std::function<void(const std::string&, RedisEndpoint)>;
 
-  PrimaryLookup(const asio::any_io_executor& executor, const RedisOptions& options, Done done)
-      : sentinels_(options.sentinels),
-        master_(options.sentinel_master),
-        password_(options.sentinel_password),
+  PrimaryLookup(const asio::any_io_executor& executor, Question question, Done done)
+      : question_(std::move(question)),
         resolver_(executor),
         socket_(executor),
         timer_(executor),
@@ -333,16 +430,16 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
 
  private:
   void try_next() {
-    if (timed_out_ || next_ == sentinels_.size()) {
-      return finish("no sentinel named the primary '" + master_ + "'" +
+    if (timed_out_ || next_ == question_.servers.size()) {
+      return finish("nobody named " + question_.subject +
                         (last_failure_.empty() ? std::string() : " (" + last_failure_ + ")"),
                     {});
     }
-    const auto& sentinel = sentinels_[next_++];
-    current_ = endpoint_text(sentinel.host, sentinel.port);
+    const auto& server = question_.servers[next_++];
+    current_ = server;
     std::error_code ignored;
     socket_.close(ignored);
-    resolver_.async_resolve(sentinel.host, std::to_string(sentinel.port),
+    resolver_.async_resolve(server.host, std::to_string(server.port),
                             [self = shared_from_this()](
                                 std::error_code ec, asio::ip::tcp::resolver::results_type results) {
                               if (ec)
@@ -358,17 +455,14 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
   }
 
   void ask() {
-    std::vector<Command> commands;
-    if (!password_.empty())
-      commands.push_back({"AUTH", password_});
-    commands.push_back({"SENTINEL", "get-master-addr-by-name", master_});
     async_exchange(
-        socket_, commands,
+        socket_, question_.commands,
         [self = shared_from_this()](const std::string& failure, std::vector<Reply> replies) {
           if (!failure.empty())
             return self->failed(failure);
-          if (replies.size() == 2 && replies.front().is_error())
-            return self->failed("AUTH: " + replies.front().str);
+          for (std::size_t i = 0; i + 1 < replies.size(); ++i)
+            if (replies[i].is_error())
+              return self->failed("AUTH: " + replies[i].str);
           self->answered(replies.back());
         });
   }
@@ -376,24 +470,15 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
   void answered(const Reply& reply) {
     if (reply.is_error())
       return failed(reply.str);
-    if (reply.is_nil())
-      return failed("knows no primary named '" + master_ + "'");
-    if (!reply.is_array() || reply.elements.size() != 2)
-      return failed("unexpected reply to SENTINEL get-master-addr-by-name");
-    RedisEndpoint primary{reply.elements[0].str, 0};
-    try {
-      const auto port = reply.elements[1].as_integer();
-      if (port <= 0 || port > 65535 || primary.host.empty())
-        return failed("named an invalid address");
-      primary.port = static_cast<std::uint16_t>(port);
-    } catch (const std::exception&) {
-      return failed("named an invalid port");
-    }
+    RedisEndpoint primary;
+    if (auto why = question_.read(reply, current_, primary); !why.empty())
+      return failed(why);
     finish("", std::move(primary));
   }
 
   void failed(const std::string& why) {
-    last_failure_ = "sentinel " + current_ + ": " + (timed_out_ ? "timed out" : why);
+    last_failure_ =
+        endpoint_text(current_.host, current_.port) + ": " + (timed_out_ ? "timed out" : why);
     try_next();
   }
 
@@ -409,15 +494,13 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
     done(failure, std::move(primary));
   }
 
-  const std::vector<RedisEndpoint> sentinels_;
-  const std::string master_;
-  const std::string password_;
+  const Question question_;
   asio::ip::tcp::resolver resolver_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
   Done done_;
   std::size_t next_ = 0;
-  std::string current_;
+  RedisEndpoint current_;  // the server being asked
   std::string last_failure_;
   bool timed_out_ = false;
 };
@@ -427,12 +510,17 @@ class PrimaryLookup : public std::enable_shared_from_this<PrimaryLookup> {
 void async_find_primary(const asio::any_io_executor& executor, const RedisOptions& options,
                         Clock::time_point deadline,
                         std::function<void(const std::string&, RedisEndpoint)> done) {
-  std::make_shared<PrimaryLookup>(executor, options, std::move(done))->start(deadline);
+  std::make_shared<PrimaryLookup>(executor, question_for(options), std::move(done))
+      ->start(deadline);
+}
+
+bool found_by_lookup(const RedisOptions& options) noexcept {
+  return !options.sentinels.empty() || !options.cluster_nodes.empty();
 }
 
 void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket,
                 const RedisOptions& options, std::function<void(const std::string& failure)> done) {
-  if (options.sentinels.empty())
+  if (!found_by_lookup(options))
     return connect_endpoint(resolver, socket, options.host, options.port, std::move(done));
   async_find_primary(socket.get_executor(), options, Clock::now() + options.connect_timeout,
                      [&resolver, &socket, &options, done = std::move(done)](
@@ -497,8 +585,8 @@ void SyncConnection::ensure_connected() {
 void SyncConnection::connect(Clock::time_point deadline) {
   reader_.reset();
   RedisEndpoint target{options_.host, options_.port};
-  const bool via_sentinel = !options_.sentinels.empty();
-  if (via_sentinel) {
+  const bool looked_up = found_by_lookup(options_);
+  if (looked_up) {
     std::string failure;
     auto ec = wait(
         [&](auto done) {
@@ -513,7 +601,7 @@ void SyncConnection::connect(Clock::time_point deadline) {
         deadline);
     if (ec)
       throw std::system_error(ec, "redis " + describe(options_) + ": " +
-                                      (failure.empty() ? "no sentinel answered" : failure));
+                                      (failure.empty() ? "nobody named the primary" : failure));
   }
   asio::ip::tcp::resolver resolver(io_);
   asio::ip::tcp::resolver::results_type endpoints;
@@ -543,7 +631,7 @@ void SyncConnection::connect(Clock::time_point deadline) {
   socket_.set_option(asio::ip::tcp::no_delay(true));
   socket_.set_option(asio::socket_base::keep_alive(true));
   auto commands = handshake_commands(options_, true);
-  if (via_sentinel)
+  if (looked_up)
     commands.push_back({"ROLE"});
   if (commands.empty())
     return;
@@ -557,7 +645,7 @@ void SyncConnection::connect(Clock::time_point deadline) {
       throw RedisError("redis " + describe(options_) + ": " + reply.str);
     }
   }
-  if (via_sentinel && !says_primary(replies.back())) {
+  if (looked_up && !says_primary(replies.back())) {
     close();
     throw RedisError("redis " + describe(options_) + ": " +
                      endpoint_text(target.host, target.port) +
@@ -639,10 +727,11 @@ std::vector<Reply> SyncConnection::run(const std::vector<Command>& commands) {
 }
 
 std::vector<Reply> SyncConnection::checked(std::vector<Reply> replies) {
-  // A primary demoted by a failover answers writes READONLY: the next call connects anew
-  // (through the sentinels, to the new primary).
+  // A primary demoted by a failover answers writes READONLY, a cluster node that no longer
+  // serves the slot MOVED: the next call connects anew (through the sentinels or the cluster,
+  // to the primary now).
   for (const auto& reply : replies)
-    if (says_read_only(reply)) {
+    if (says_wrong_server(reply)) {
       close();
       break;
     }

@@ -86,8 +86,14 @@ class Backoff {
 std::optional<std::string> redis_unescape(std::string_view text);
 
 // Throws std::invalid_argument (naming `who`) unless `options` says where Redis is: a host
-// and a port, or sentinels (each with a host and a port) and the primary's name.
+// and a port, sentinels (each with a host and a port) and the primary's name, or cluster
+// nodes (each with a host and a port) with a prefix that holds a hash tag, and db 0.
 void check_address(const RedisOptions& options, const char* who);
+
+// Redis Cluster: what a key's slot is computed from, the text between its first '{' and the
+// next '}' when that is not empty ("" otherwise); and the slot, 0 to 16383.
+std::string_view hash_tag(std::string_view key) noexcept;
+unsigned key_slot(std::string_view key) noexcept;
 
 // "host:port", with an IPv6 host in brackets (for messages).
 std::string endpoint_text(const std::string& host, std::uint16_t port);
@@ -96,8 +102,9 @@ std::string endpoint_text(const std::string& host, std::uint16_t port);
 std::vector<Command> handshake_commands(const RedisOptions& options, bool select_db);
 
 // Resolves options.host and connects `socket` (with TCP_NODELAY and keep-alive) on its
-// executor. With options.sentinels, the host is the primary the sentinels name, and once
-// connected the primary is asked ROLE (after AUTH when configured) and must say it is one.
+// executor. With options.sentinels (or cluster_nodes), the host is the primary the sentinels
+// name (the primary of the prefix's slot), and once connected the primary is asked ROLE
+// (after AUTH when configured) and must say it is one.
 // `done` gets "" on success, else what failed. The caller keeps `socket`, `resolver` and
 // `options` alive until then (its handler holds the connection) and ignores calls for a
 // dropped one.
@@ -106,16 +113,22 @@ void async_open(asio::ip::tcp::resolver& resolver, asio::ip::tcp::socket& socket
 
 // Redis Sentinel: asks options.sentinels in order, each on a connection of its own, for the
 // address of the primary named options.sentinel_master, until one knows it or `deadline`
-// passes. `done(failure, primary)` runs on `executor` ("" on success), once.
+// passes. Redis Cluster: asks options.cluster_nodes the same way for the primary of the
+// prefix's slot (CLUSTER SLOTS). `done(failure, primary)` runs on `executor` ("" on
+// success), once.
 void async_find_primary(
     const asio::any_io_executor& executor, const RedisOptions& options, Clock::time_point deadline,
     std::function<void(const std::string& failure, RedisEndpoint primary)> done);
 
 // Whether a ROLE reply says "master".
 bool says_primary(const Reply& role) noexcept;
-// Whether an error reply says the server is a replica now (a failover happened): the
+// Whether the primary is found through sentinels or a cluster's nodes.
+bool found_by_lookup(const RedisOptions& options) noexcept;
+
+// Whether an error reply says the server is the wrong one now: a replica (READONLY: a
+// failover happened) or a cluster node that no longer serves the slot (MOVED). The
 // connection should be dropped, so that the next one finds the primary.
-bool says_read_only(const Reply& reply) noexcept;
+bool says_wrong_server(const Reply& reply) noexcept;
 
 // Whether the n-th failure in a row (or error of a kind) is reported: 1, 2, 4, 8..., so that
 // a log is not flooded while Redis stays away.

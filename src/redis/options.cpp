@@ -74,6 +74,29 @@ std::string redis_escape(std::string_view user) {
 }
 
 namespace redis_detail {
+std::string_view hash_tag(std::string_view key) noexcept {
+  const auto open = key.find('{');
+  if (open == std::string_view::npos)
+    return {};
+  const auto close = key.find('}', open + 1);
+  if (close == std::string_view::npos || close == open + 1)
+    return {};
+  return key.substr(open + 1, close - open - 1);
+}
+
+unsigned key_slot(std::string_view key) noexcept {
+  const auto tag = hash_tag(key);
+  const auto hashed = tag.empty() ? key : tag;
+  // CRC-16/XMODEM (polynomial 0x1021, initial value 0), as Redis Cluster specifies it.
+  std::uint16_t crc = 0;
+  for (const char c : hashed) {
+    crc ^= static_cast<std::uint16_t>(static_cast<unsigned char>(c) << 8);
+    for (int bit = 0; bit < 8; ++bit)
+      crc = static_cast<std::uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+  }
+  return crc % 16384u;
+}
+
 std::string endpoint_text(const std::string& host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -149,11 +172,19 @@ unsigned parse_db(std::string_view text) {
 RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
   constexpr std::string_view plain = "redis://";
   constexpr std::string_view sentinel = "redis-sentinel://";
-  const bool via_sentinel = url.substr(0, sentinel.size()) == sentinel;
-  if (!via_sentinel && url.substr(0, plain.size()) != plain)
-    throw std::invalid_argument("redis URL: '" + std::string(url) +
-                                "' does not start with redis:// or redis-sentinel://");
-  std::string_view rest = url.substr(via_sentinel ? sentinel.size() : plain.size());
+  constexpr std::string_view cluster = "redis-cluster://";
+  const auto starts = [url](std::string_view scheme) {
+    return url.substr(0, scheme.size()) == scheme;
+  };
+  const bool via_sentinel = starts(sentinel);
+  const bool in_cluster = starts(cluster);
+  if (!via_sentinel && !in_cluster && !starts(plain))
+    throw std::invalid_argument(
+        "redis URL: '" + std::string(url) +
+        "' does not start with redis://, redis-sentinel:// or redis-cluster://");
+  std::string_view rest = url.substr(via_sentinel ? sentinel.size()
+                                     : in_cluster ? cluster.size()
+                                                  : plain.size());
   std::string_view path;
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     path = rest.substr(slash + 1);
@@ -171,23 +202,30 @@ RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
       base.password = url_decode(userinfo.substr(colon + 1));
     }
   }
-  if (!via_sentinel) {
+  base.sentinels.clear();
+  base.sentinel_master.clear();
+  base.cluster_nodes.clear();
+  if (!via_sentinel && !in_cluster) {
     const auto endpoint = parse_endpoint(rest, base.port);
     base.host = endpoint.host;
     base.port = endpoint.port;
-    base.sentinels.clear();
-    base.sentinel_master.clear();
     if (!path.empty())
       base.db = parse_db(path);
     return base;
   }
-  base.sentinels.clear();
+  auto& nodes = in_cluster ? base.cluster_nodes : base.sentinels;
   while (true) {
     const auto comma = rest.find(',');
-    base.sentinels.push_back(parse_endpoint(rest.substr(0, comma), 26379));
+    nodes.push_back(parse_endpoint(rest.substr(0, comma), in_cluster ? 6379 : 26379));
     if (comma == std::string_view::npos)
       break;
     rest = rest.substr(comma + 1);
+  }
+  if (in_cluster) {
+    if (!path.empty())
+      throw std::invalid_argument("redis URL: redis-cluster:// takes no path (a cluster has db 0)");
+    base.db = 0;
+    return base;
   }
   const auto slash = path.find('/');
   const auto master = path.substr(0, slash);
@@ -201,6 +239,13 @@ RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
 
 std::string describe(const RedisOptions& options) {
   using redis_detail::endpoint_text;
+  if (!options.cluster_nodes.empty()) {
+    std::string out = "cluster ";
+    for (std::size_t i = 0; i < options.cluster_nodes.size(); ++i)
+      out += (i ? "," : "") +
+             endpoint_text(options.cluster_nodes[i].host, options.cluster_nodes[i].port);
+    return out;
+  }
   if (!options.sentinels.empty()) {
     std::string out = options.sentinel_master + " via ";
     for (std::size_t i = 0; i < options.sentinels.size(); ++i)

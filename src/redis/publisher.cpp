@@ -251,9 +251,11 @@ void Publisher::read(const ConnectionPtr& conn) {
         if (conn != conn_)
           return;
         acknowledge(replies);
-        if (read_only_) {
-          read_only_ = false;
-          return fail("the server answered READONLY (a replica now): connecting again");
+        if (wrong_server_) {
+          wrong_server_ = false;
+          return fail(
+              "the server answered READONLY or MOVED (a replica now, or the slot "
+              "moved): connecting again");
         }
         read(conn);
       });
@@ -268,8 +270,8 @@ void Publisher::on_reply(const Reply& reply, std::uint64_t number) {
   }
   if (!reply.is_error())
     return;
-  if (says_read_only(reply))
-    read_only_ = true;  // a failover demoted the server: the read loop reconnects
+  if (says_wrong_server(reply))
+    wrong_server_ = true;  // a failover demoted it, or the slot moved: the read loop reconnects
   // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
   // 1, 2, 4, 8... of them so that a log is not flooded at the publish rate.
   ++error_replies_;

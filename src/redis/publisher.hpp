@@ -144,7 +144,7 @@ class Publisher {
   unsigned long error_replies_ = 0;
   bool stopping_ = false;
   bool first_attempt_done_ = false;
-  bool read_only_ = false;  // a reply said READONLY: reconnect after this read
+  bool wrong_server_ = false;  // a reply said READONLY or MOVED: reconnect after this read
   std::deque<std::pair<std::uint64_t, QueryDone>> queries_;  // by the number of their reply
 
   // Shared with publish() callers.

@@ -14,6 +14,7 @@
 #include "fixtures.hpp"
 
 #include <asio/executor_work_guard.hpp>
+#include <asio/ip/tcp.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -169,6 +170,141 @@ inline void check_holds_exactly(const Client& client, const std::vector<std::str
   CHECK(joined(state.ids) == joined(ids));
   CHECK(state.duplicates == 0);
   CHECK(state.in_order);
+}
+
+// A hub whose RedisBus and RedisStore find Redis as `redis` says (sentinels, a cluster),
+// reconnecting quickly; what the bus and the hub report is kept, to be shown when a check
+// fails.
+struct FleetInstance {
+  std::shared_ptr<notify::RedisBus> bus;
+  std::shared_ptr<notify::RedisStore> store;
+  std::unique_ptr<notify::NotificationHub> hub;
+  std::shared_ptr<std::mutex> log_mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<std::string> log = std::make_shared<std::string>();
+
+  std::string reported() const {
+    std::lock_guard lock(*log_mutex);
+    return *log;
+  }
+
+  FleetInstance(IoThread& io, notify::RedisOptions redis) {
+    redis.backoff_initial = 20ms;
+    redis.backoff_max = 200ms;
+    redis.connect_timeout = 5000ms;
+    notify::RedisBusOptions bus_options;
+    bus_options.redis = redis;
+    bus_options.health_check_interval = 500ms;
+    const auto note = [mutex = log_mutex, log = log](std::string_view what) {
+      std::lock_guard lock(*mutex);
+      log->append(what).push_back('\n');
+    };
+    bus_options.on_error = note;
+    bus = std::make_shared<notify::RedisBus>(bus_options);
+    notify::RedisStoreOptions store_options;
+    store_options.redis = redis;
+    // The store's script publishes: a publish that fails was not stored, so it may be retried.
+    store_options.publish_appends = true;
+    store = std::make_shared<notify::RedisStore>(store_options);
+    hub =
+        std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
+    hub->set_error_handler(note);
+  }
+  ~FleetInstance() { hub->stop(); }
+
+  // Publishes, again and again while Redis is away (a failover under way); the id.
+  std::string publish_when_possible(const std::string& user, const std::string& title) {
+    std::string id;
+    const bool published = eventually([&] {
+      try {
+        id = hub->publish(draft(user, title));
+        return true;
+      } catch (const std::system_error&) {
+        return false;
+      }
+    });
+    REQUIRE(published);
+    return id;
+  }
+};
+
+// Keeps a killed server's port from another test's redis-server until destroyed: listens
+// there, and closes what connects at once, so that a connection fails fast. (A sentinel would
+// take a server that got the port for the old primary back, and make it a replica; a cluster's
+// answer, stale until its failover, would send the fleet to it.)
+class PortHolder {
+ public:
+  explicit PortHolder(std::uint16_t port) : acceptor_(io_) {
+    acceptor_.open(asio::ip::tcp::v4());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));  // the dead server's sockets
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), port});
+    acceptor_.listen();
+    accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~PortHolder() {
+    io_.stop();
+    thread_.join();
+  }
+  PortHolder(const PortHolder&) = delete;
+  PortHolder& operator=(const PortHolder&) = delete;
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket) {
+      if (!ec)
+        accept();  // the socket closes as it goes
+    });
+  }
+
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+// Two instances that find Redis through `redis` (sentinels, a cluster's nodes) across a
+// failover: a client of one gets what the other publishes before and after it, each once
+// and in order, and a new connection then reads both from the new primary. `fail_over()`
+// kills `primary` and returns once the new one is known, with what must live until the check
+// ends (a PortHolder).
+inline void check_fleet_across_failover(const notify::RedisOptions& redis,
+                                        testredis::RedisServer& primary,
+                                        const std::function<std::shared_ptr<void>()>& fail_over) {
+  IoThread io;
+  FleetInstance a(io, redis);
+  FleetInstance b(io, redis);
+  REQUIRE(eventually([&] {
+    return a.bus->state() == notify::BusState::connected &&
+           b.bus->state() == notify::BusState::connected;
+  }));
+  Client client(io.io, *b.hub, "hana");
+  REQUIRE(eventually([&] { return client.of_type("init").size() == 1; }));
+  const auto first = a.publish_when_possible("hana", "before the failover");
+  REQUIRE(eventually([&] { return client.state().ids.size() == 1; }));
+  // The replica has it before the primary goes.
+  CHECK(primary.command("WAIT 1 5000") == ":1\r\n");
+
+  const auto kept = fail_over();
+  const auto second = a.publish_when_possible("hana", "after the failover");
+  INFO("reported by a:\n" << a.reported() << "reported by b:\n" << b.reported());
+  const auto received = [&] {
+    std::string out;
+    for (const auto& e : client.events())
+      out += e.type + " " + e.id + "; ";
+    return out;
+  };
+  INFO("b's client received: " << received());
+  REQUIRE(eventually([&] { return client.state().ids.size() == 2; }));
+  const auto state = client.state();
+  CHECK(state.ids == std::vector<std::string>{first, second});
+  CHECK(state.duplicates == 0);
+  CHECK(state.in_order);
+  CHECK(state.unread == 2);
+  // (Its publishing connection may still be on its way back.)
+  CHECK(eventually([&] { return b.bus->state() == notify::BusState::connected; }));
+  // A new connection reads both from the promoted replica.
+  Client later(io.io, *b.hub, "hana");
+  REQUIRE(eventually([&] { return later.of_type("init").size() == 1; }));
+  CHECK(later.state().ids == std::vector<std::string>{first, second});
 }
 
 }  // namespace redistest

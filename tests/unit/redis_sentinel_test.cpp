@@ -52,62 +52,6 @@ notify::RedisOptions via_sentinel(std::uint16_t sentinel_port, const std::string
   return o;
 }
 
-// A hub whose RedisBus and RedisStore know only the sentinel.
-struct SentinelInstance {
-  std::shared_ptr<notify::RedisBus> bus;
-  std::shared_ptr<notify::RedisStore> store;
-  std::unique_ptr<notify::NotificationHub> hub;
-  // What the bus and the hub reported, shown when a check fails.
-  std::shared_ptr<std::mutex> log_mutex = std::make_shared<std::mutex>();
-  std::shared_ptr<std::string> log = std::make_shared<std::string>();
-
-  std::string reported() const {
-    std::lock_guard lock(*log_mutex);
-    return *log;
-  }
-
-  SentinelInstance(IoThread& io, const testredis::RedisServer& sentinel,
-                   const std::string& master) {
-    auto redis = via_sentinel(sentinel.port(), master, "ha:");
-    redis.backoff_initial = 20ms;
-    redis.backoff_max = 200ms;
-    redis.connect_timeout = 5000ms;
-    notify::RedisBusOptions bus_options;
-    bus_options.redis = redis;
-    bus_options.health_check_interval = 500ms;
-    const auto note = [mutex = log_mutex, log = log](std::string_view what) {
-      std::lock_guard lock(*mutex);
-      log->append(what).push_back('\n');
-    };
-    bus_options.on_error = note;
-    bus = std::make_shared<notify::RedisBus>(bus_options);
-    notify::RedisStoreOptions store_options;
-    store_options.redis = redis;
-    // The store's script publishes: a publish that fails was not stored, so it may be retried.
-    store_options.publish_appends = true;
-    store = std::make_shared<notify::RedisStore>(store_options);
-    hub =
-        std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
-    hub->set_error_handler(note);
-  }
-  ~SentinelInstance() { hub->stop(); }
-
-  // Publishes, again and again while Redis is away (a failover under way); the id.
-  std::string publish_when_possible(const std::string& user, const std::string& title) {
-    std::string id;
-    const bool published = eventually([&] {
-      try {
-        id = hub->publish(draft(user, title));
-        return true;
-      } catch (const std::system_error&) {
-        return false;
-      }
-    });
-    REQUIRE(published);
-    return id;
-  }
-};
-
 // A stand-in for a sentinel whose answer is stale: it names `primary_port` as the primary of
 // any name, to every connection, until destroyed.
 class StaleSentinel {
@@ -233,52 +177,13 @@ TEST_SUITE("redis-restart") {
     }));
     CHECK(primary_port(*sentinel, master) == primary.port());
 
-    IoThread io;
-    SentinelInstance a(io, *sentinel, master);
-    SentinelInstance b(io, *sentinel, master);
-    REQUIRE(eventually([&] {
-      return a.bus->state() == notify::BusState::connected &&
-             b.bus->state() == notify::BusState::connected;
-    }));
-    Client client(io.io, *b.hub, "hana");
-    REQUIRE(eventually([&] { return client.of_type("init").size() == 1; }));
-    const auto first = a.publish_when_possible("hana", "before the failover");
-    REQUIRE(eventually([&] { return client.state().ids.size() == 1; }));
-    // The replica has it before the primary goes.
-    CHECK(primary.command("WAIT 1 5000") == ":1\r\n");
-
-    primary.kill();
-    // Its port stays taken until the sentinel is gone: a redis-server of another test that got
-    // it would look to the sentinel like the old primary back, and be made a replica (its data
-    // replaced by this test's).
-    asio::io_context placeholder_io;
-    asio::ip::tcp::acceptor placeholder(placeholder_io);
-    placeholder.open(asio::ip::tcp::v4());
-    placeholder.set_option(asio::socket_base::reuse_address(true));  // its closed connections
-    placeholder.bind({asio::ip::make_address("127.0.0.1"), primary.port()});
-    placeholder.listen();
-    REQUIRE(eventually([&] { return primary_port(*sentinel, master) == replica.port(); }));
-    const auto second = a.publish_when_possible("hana", "after the failover");
-    INFO("reported by b:\n" << b.reported());
-    const auto received = [&] {
-      std::string out;
-      for (const auto& e : client.events())
-        out += e.type + " " + e.id + "; ";
-      return out;
-    };
-    INFO("b's client received: " << received());
-    REQUIRE(eventually([&] { return client.state().ids.size() == 2; }));
-    const auto state = client.state();
-    CHECK(state.ids == std::vector<std::string>{first, second});
-    CHECK(state.duplicates == 0);
-    CHECK(state.in_order);
-    CHECK(state.unread == 2);
-    // (Its publishing connection may still be on its way back.)
-    CHECK(eventually([&] { return b.bus->state() == notify::BusState::connected; }));
-    // A new connection reads both from the promoted replica.
-    Client later(io.io, *b.hub, "hana");
-    REQUIRE(eventually([&] { return later.of_type("init").size() == 1; }));
-    CHECK(later.state().ids == std::vector<std::string>{first, second});
+    check_fleet_across_failover(via_sentinel(sentinel->port(), master, "ha:"), primary, [&] {
+      primary.kill();
+      // Its port stays taken until the sentinel is gone.
+      auto hold = std::make_shared<PortHolder>(primary.port());
+      REQUIRE(eventually([&] { return primary_port(*sentinel, master) == replica.port(); }));
+      return hold;
+    });
   }
 }
 
