@@ -40,8 +40,9 @@ struct RedisOptions {
   // connection asks the sentinels, in order, for the address of the primary named
   // `sentinel_master` (SENTINEL get-master-addr-by-name), connects there and checks with ROLE
   // that it is the primary, all within connect_timeout. After a failover the next
-  // connection finds the new primary (Sentinel closes the clients of a demoted one; a reply
-  // READONLY closes a connection too). user and password are the primary's.
+  // connection finds the new primary (Sentinel closes the clients of a demoted one; a call
+  // refused with READONLY is sent again on a new connection). user and password are the
+  // primary's.
   std::vector<RedisEndpoint> sentinels;
   std::string sentinel_master;
   std::string sentinel_password;  // AUTH for the sentinels (their requirepass); empty: none
@@ -51,8 +52,9 @@ struct RedisOptions {
   // checks with ROLE that it is a primary, all within connect_timeout. The prefix must hold
   // a hash tag, as in "{notify}:", so that every key and channel of the deployment is in one
   // slot: the scripts touch several keys at once, which a cluster allows only within a slot.
-  // A reply MOVED (the slot moved) or READONLY (a failover demoted the node) closes a
-  // connection, and the next one asks again. db must be 0. user and password are the nodes'.
+  // A call refused with MOVED (the slot moved) or READONLY (a failover demoted the node) did
+  // not run: it is sent again on a connection to the primary now. db must be 0. user and
+  // password are the nodes'.
   std::vector<RedisEndpoint> cluster_nodes;
 };
 

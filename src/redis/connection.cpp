@@ -220,8 +220,11 @@ bool says_primary(const Reply& role) noexcept {
 }
 
 bool says_wrong_server(const Reply& reply) noexcept {
+  // A script that names no keys (the store's derive theirs from the prefix) is not redirected
+  // by a cluster node that does not serve the slot: it fails at its first key.
   return reply.is_error() &&
-         (reply.str.rfind("READONLY", 0) == 0 || reply.str.rfind("MOVED", 0) == 0);
+         (reply.str.rfind("READONLY", 0) == 0 || reply.str.rfind("MOVED", 0) == 0 ||
+          reply.str.find("a non local key in a cluster node") != std::string::npos);
 }
 
 namespace {
@@ -710,8 +713,9 @@ std::vector<Reply> SyncConnection::run(const std::vector<Command>& commands) {
   std::string out;
   for (const auto& c : commands)
     append_command(out, c);
+  std::vector<Reply> replies;
   try {
-    return checked(exchange(out, commands.size(), Clock::now() + options_.command_timeout));
+    replies = exchange(out, commands.size(), Clock::now() + options_.command_timeout);
   } catch (const std::system_error& e) {
     // A connection kept from before a server restart fails on first use (reset, EOF):
     // the command never ran, so it is sent once more on a new connection. A timeout is
@@ -721,20 +725,28 @@ std::vector<Reply> SyncConnection::run(const std::vector<Command>& commands) {
                        ec == asio::error::broken_pipe || ec == asio::error::connection_aborted;
     if (!reused || !stale)
       throw;
+    ensure_connected();
+    return checked(exchange(out, commands.size(), Clock::now() + options_.command_timeout));
   }
+  if (!refused_here(replies))
+    return replies;
+  // A primary demoted by a failover (READONLY), a cluster node that no longer serves the slot
+  // (MOVED, or a script's first key refused): nothing ran, since every key is in the one
+  // slot and a replica writes nothing. Sent once more on a connection to the primary now
+  // (through the sentinels or the cluster).
+  close();
   ensure_connected();
   return checked(exchange(out, commands.size(), Clock::now() + options_.command_timeout));
 }
 
+bool SyncConnection::refused_here(const std::vector<Reply>& replies) noexcept {
+  return std::any_of(replies.begin(), replies.end(), says_wrong_server);
+}
+
 std::vector<Reply> SyncConnection::checked(std::vector<Reply> replies) {
-  // A primary demoted by a failover answers writes READONLY, a cluster node that no longer
-  // serves the slot MOVED: the next call connects anew (through the sentinels or the cluster,
-  // to the primary now).
-  for (const auto& reply : replies)
-    if (says_wrong_server(reply)) {
-      close();
-      break;
-    }
+  // Refused again: the next call connects anew.
+  if (refused_here(replies))
+    close();
   return replies;
 }
 

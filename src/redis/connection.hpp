@@ -140,7 +140,9 @@ constexpr bool worth_reporting(unsigned long n) noexcept {
 // returns, within options.command_timeout (connecting first, within connect_timeout, when
 // needed). Not thread safe: one caller at a time (see Pool).
 // I/O failures throw std::system_error: the connection is closed and the next call connects
-// again. There is no backoff here: calls come from requests (each bounded by the timeouts),
+// again. A call refused because the server is no longer the one (READONLY, MOVED) is sent
+// once more on a new connection, found through the sentinels or the cluster: nothing of it
+// ran. There is no backoff here: calls come from requests (each bounded by the timeouts),
 // and a store that is back must serve the very next call (the bus's gap repair).
 class SyncConnection {
  public:
@@ -159,7 +161,9 @@ class SyncConnection {
   void connect(Clock::time_point deadline);
   std::vector<Reply> exchange(const std::string& out, std::size_t count,
                               Clock::time_point deadline);
-  std::vector<Reply> checked(std::vector<Reply> replies);  // READONLY closes the connection
+  // Whether a reply says this is the wrong server now (says_wrong_server).
+  static bool refused_here(const std::vector<Reply>& replies) noexcept;
+  std::vector<Reply> checked(std::vector<Reply> replies);  // refused_here closes the connection
   template <typename Start>
   std::error_code wait(Start&& start, Clock::time_point deadline);
 

@@ -7,6 +7,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 namespace notify::redis_detail {
 
 Publisher::Publisher(asio::any_io_executor executor, RedisOptions options,
@@ -262,16 +264,28 @@ void Publisher::read(const ConnectionPtr& conn) {
 }
 
 void Publisher::on_reply(const Reply& reply, std::uint64_t number) {
+  // A failover demoted the server, or the slot moved: the read loop reconnects, and what was
+  // refused here did not run. A query is answered as if the connection had failed (it is
+  // asked again), and a command with a resend form goes on the next connection.
+  const bool wrong_server = says_wrong_server(reply);
+  wrong_server_ = wrong_server_ || wrong_server;
   if (!queries_.empty() && queries_.front().first == number) {
     auto done = std::move(queries_.front().second);
     queries_.pop_front();
-    done(&reply);
+    done(wrong_server ? nullptr : &reply);
     return;
   }
   if (!reply.is_error())
     return;
-  if (says_wrong_server(reply))
-    wrong_server_ = true;  // a failover demoted it, or the slot moved: the read loop reconnects
+  if (wrong_server) {
+    std::lock_guard lock(mutex_);
+    const auto it = std::find_if(unanswered_resends_.begin(), unanswered_resends_.end(),
+                                 [number](const auto& entry) { return entry.first == number; });
+    if (it != unanswered_resends_.end()) {
+      resend_next_.push_back(std::move(it->second));
+      unanswered_resends_.erase(it);
+    }
+  }
   // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
   // 1, 2, 4, 8... of them so that a log is not flooded at the publish rate.
   ++error_replies_;

@@ -25,6 +25,10 @@
 // Reads: query() sends a command whose reply matters (the bus's replay of session ends) in the
 // same pipeline; its reply goes to a callback, in order with the others.
 //
+// A reply that says the server is the wrong one now (READONLY, MOVED: says_wrong_server) ends
+// the connection after the read; the command it refused did not run, so a query is answered
+// as by a failed connection and a resend form goes on the next connection.
+//
 // Thread safety: publish() and ready() from any thread. Everything else runs on `executor`
 // (the bus's: its own thread's io_context, or a strand on the host's), one at a time.
 // Handlers hold `owner` (given to start()) when it is set, so that the bus outlives what it

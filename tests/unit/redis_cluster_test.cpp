@@ -35,6 +35,19 @@ std::string reply_text(const std::string& raw) {
   return raw.substr(start + 2, std::strtoul(raw.c_str() + 1, nullptr, 10));
 }
 
+// The strings of an array of bulk strings ("*N\r\n$L\r\nTEXT\r\n...").
+std::vector<std::string> bulk_strings(const std::string& raw) {
+  std::vector<std::string> out;
+  std::size_t at = raw.find("\r\n");
+  while (at != std::string::npos && at + 2 < raw.size() && raw[at + 2] == '$') {
+    const auto length = std::strtoul(raw.c_str() + at + 3, nullptr, 10);
+    const auto start = raw.find("\r\n", at + 2) + 2;
+    out.push_back(raw.substr(start, length));
+    at = start + length;
+  }
+  return out;
+}
+
 class Cluster {
  public:
   // Three primaries, and with `replica` a replica of the one that serves `tag`'s slot.
@@ -73,6 +86,26 @@ class Cluster {
     REQUIRE(eventually(
         [&] { return contains(node(3).command("INFO replication"), "master_link_status:up"); },
         20s));
+  }
+
+  // Moves the slot, and its keys, from the primary that serves it to primary `to`, as
+  // redis-cli --cluster reshard does; `to` serves it from then on.
+  void move_slot(std::size_t to) {
+    auto& from = node(owner_);
+    const auto slot = std::to_string(slot_);
+    const auto from_id = reply_text(from.command("CLUSTER MYID"));
+    const auto to_id = reply_text(node(to).command("CLUSTER MYID"));
+    REQUIRE(node(to).command("CLUSTER SETSLOT " + slot + " IMPORTING " + from_id) == "+OK\r\n");
+    REQUIRE(from.command("CLUSTER SETSLOT " + slot + " MIGRATING " + to_id) == "+OK\r\n");
+    for (auto keys = bulk_strings(from.command("CLUSTER GETKEYSINSLOT " + slot + " 1000"));
+         !keys.empty();
+         keys = bulk_strings(from.command("CLUSTER GETKEYSINSLOT " + slot + " 1000")))
+      for (const auto& key : keys)
+        REQUIRE(from.command("MIGRATE 127.0.0.1 " + std::to_string(node(to).port()) + " " + key +
+                             " 0 5000") == "+OK\r\n");
+    for (std::size_t i = 0; i < 3; ++i)
+      REQUIRE(node(i).command("CLUSTER SETSLOT " + slot + " NODE " + to_id) == "+OK\r\n");
+    owner_ = to;
   }
 
   bool available() const { return nodes_.front()->available(); }
@@ -205,6 +238,45 @@ TEST_CASE("redis cluster: a fleet finds the primary of its slot through a node t
     primaries.insert(slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2);
   }
   CHECK(primaries.size() >= 2);
+}
+
+TEST_CASE("redis cluster: when the slot moves to another primary, calls follow it and none fails") {
+  Cluster cluster("{move}", false);
+  NOTIFY_REQUIRE_REDIS(cluster.node(0));
+  const auto redis = in_cluster(
+      {cluster.node(0).port(), cluster.node(1).port(), cluster.node(2).port()}, "{move}:");
+  IoThread io;
+  FleetInstance a(io, redis);
+  FleetInstance b(io, redis);
+  INFO("reported by a:\n" << a.reported() << "reported by b:\n" << b.reported());
+  REQUIRE(eventually([&] {
+    return a.bus->state() == notify::BusState::connected &&
+           b.bus->state() == notify::BusState::connected;
+  }));
+  Client kim(io.io, *b.hub, "kim");
+  REQUIRE(eventually([&] { return kim.of_type("init").size() == 1; }));
+  const auto first = a.hub->publish(draft("kim", "before the move"));
+  REQUIRE(eventually([&] { return kim.state().ids.size() == 1; }));
+
+  const auto from = cluster.owner();
+  cluster.move_slot((from + 1) % 3);
+  CHECK(cluster.node(from).command("DBSIZE") == ":0\r\n");
+  // The store's connections are on the old primary: each call is refused there (a script's
+  // first key) and sent again to the new one, so this publish does not fail.
+  std::string second;
+  REQUIRE_NOTHROW(second = a.hub->publish(draft("kim", "after the move")));
+  REQUIRE(eventually([&] { return kim.state().ids.size() == 2; }));
+  CHECK(kim.state().ids == std::vector<std::string>{first, second});
+  CHECK(kim.state().duplicates == 0);
+  Client later(io.io, *b.hub, "kim");  // read through B's store, from the new primary
+  REQUIRE(eventually([&] { return later.of_type("init").size() == 1; }));
+  CHECK(later.state().ids == std::vector<std::string>{first, second});
+  // The bus's log of session ends (a script that names its key: MOVED) follows too.
+  a.hub->end_sessions("kim", "logged_out");
+  REQUIRE(eventually([&] { return kim.transport->closed() && later.transport->closed(); }));
+  CHECK(eventually([&] {
+    return cluster.node(cluster.owner()).command("XLEN {move}:session-ends") == ":1\r\n";
+  }));
 }
 
 TEST_SUITE("redis-restart") {
