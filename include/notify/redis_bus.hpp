@@ -6,7 +6,8 @@
 //   P broadcast                always subscribed: broadcasts, and a user's messages for
 //                              every instance (Envelope::every_instance: session:end)
 // No pattern subscription is ever made. With `sharded`, SSUBSCRIBE/SPUBLISH (Redis >= 7)
-// replace SUBSCRIBE/PUBLISH.
+// replace SUBSCRIBE/PUBLISH; a subscription the server ends by itself (a cluster node whose
+// slot moved away) drops the connection, which subscribes again where the slot is.
 // One key: P session-ends, a stream of the session ends sent in the last
 // session_end_retention (see Failures), trimmed and expired by Redis's clock.
 //

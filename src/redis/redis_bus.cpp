@@ -263,6 +263,9 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     std::size_t handshake_pending = 0;  // AUTH replies still expected
     std::size_t batch_pending = 0;      // subscribe confirmations of the batch still expected
     bool waiting_pong = false;
+    // SUNSUBSCRIBEs sent on this connection and not yet confirmed, by channel: any other
+    // confirmation is the server's own (a cluster node whose slot moved away).
+    std::unordered_map<std::string, int> unsubscribing;
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
 
@@ -405,6 +408,17 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
         return;
       const std::string user = it->second;  // the callback may change channel_users_
       notify_listener([&](BusListener& l) { l.on_bus_subscribed(user); });
+    } else if (kind == "sunsubscribe" && reply.elements.size() >= 2) {
+      const auto& channel = reply.elements[1].str;
+      if (auto it = conn->unsubscribing.find(channel); it != conn->unsubscribing.end()) {
+        if (--it->second == 0)
+          conn->unsubscribing.erase(it);
+        return;
+      }
+      // Not asked for: in a cluster, the node no longer serves the channel's slot (it moved),
+      // and what is published there now goes elsewhere. Subscribing again finds the primary.
+      fail("the server ended the subscription to " + channel +
+           " (its slot moved?): subscribing again");
     } else if (kind == "pong") {
       conn->waiting_pong = false;
     }
@@ -574,6 +588,8 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       send({options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", std::move(channel)});
     } else {
       channel_users_.erase(channel);
+      if (options_.sharded && conn_ && conn_->writable)
+        ++conn_->unsubscribing[channel];
       send({options_.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", std::move(channel)});
     }
   }

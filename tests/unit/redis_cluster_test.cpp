@@ -241,42 +241,46 @@ TEST_CASE("redis cluster: a fleet finds the primary of its slot through a node t
 }
 
 TEST_CASE("redis cluster: when the slot moves to another primary, calls follow it and none fails") {
-  Cluster cluster("{move}", false);
-  NOTIFY_REQUIRE_REDIS(cluster.node(0));
-  const auto redis = in_cluster(
-      {cluster.node(0).port(), cluster.node(1).port(), cluster.node(2).port()}, "{move}:");
-  IoThread io;
-  FleetInstance a(io, redis);
-  FleetInstance b(io, redis);
-  INFO("reported by a:\n" << a.reported() << "reported by b:\n" << b.reported());
-  REQUIRE(eventually([&] {
-    return a.bus->state() == notify::BusState::connected &&
-           b.bus->state() == notify::BusState::connected;
-  }));
-  Client kim(io.io, *b.hub, "kim");
-  REQUIRE(eventually([&] { return kim.of_type("init").size() == 1; }));
-  const auto first = a.hub->publish(draft("kim", "before the move"));
-  REQUIRE(eventually([&] { return kim.state().ids.size() == 1; }));
+  // Sharded: the node also ends the subscriptions to the slot's channels (SSUBSCRIBE).
+  for (const bool sharded : {false, true}) {
+    CAPTURE(sharded);
+    Cluster cluster("{move}", false);
+    NOTIFY_REQUIRE_REDIS(cluster.node(0));
+    const auto redis = in_cluster(
+        {cluster.node(0).port(), cluster.node(1).port(), cluster.node(2).port()}, "{move}:");
+    IoThread io;
+    FleetInstance a(io, redis, sharded);
+    FleetInstance b(io, redis, sharded);
+    INFO("reported by a:\n" << a.reported() << "reported by b:\n" << b.reported());
+    REQUIRE(eventually([&] {
+      return a.bus->state() == notify::BusState::connected &&
+             b.bus->state() == notify::BusState::connected;
+    }));
+    Client kim(io.io, *b.hub, "kim");
+    REQUIRE(eventually([&] { return kim.of_type("init").size() == 1; }));
+    const auto first = a.hub->publish(draft("kim", "before the move"));
+    REQUIRE(eventually([&] { return kim.state().ids.size() == 1; }));
 
-  const auto from = cluster.owner();
-  cluster.move_slot((from + 1) % 3);
-  CHECK(cluster.node(from).command("DBSIZE") == ":0\r\n");
-  // The store's connections are on the old primary: each call is refused there (a script's
-  // first key) and sent again to the new one, so this publish does not fail.
-  std::string second;
-  REQUIRE_NOTHROW(second = a.hub->publish(draft("kim", "after the move")));
-  REQUIRE(eventually([&] { return kim.state().ids.size() == 2; }));
-  CHECK(kim.state().ids == std::vector<std::string>{first, second});
-  CHECK(kim.state().duplicates == 0);
-  Client later(io.io, *b.hub, "kim");  // read through B's store, from the new primary
-  REQUIRE(eventually([&] { return later.of_type("init").size() == 1; }));
-  CHECK(later.state().ids == std::vector<std::string>{first, second});
-  // The bus's log of session ends (a script that names its key: MOVED) follows too.
-  a.hub->end_sessions("kim", "logged_out");
-  REQUIRE(eventually([&] { return kim.transport->closed() && later.transport->closed(); }));
-  CHECK(eventually([&] {
-    return cluster.node(cluster.owner()).command("XLEN {move}:session-ends") == ":1\r\n";
-  }));
+    const auto from = cluster.owner();
+    cluster.move_slot((from + 1) % 3);
+    CHECK(cluster.node(from).command("DBSIZE") == ":0\r\n");
+    // The store's connections are on the old primary: each call is refused there (a script's
+    // first key) and sent again to the new one, so this publish does not fail.
+    std::string second;
+    REQUIRE_NOTHROW(second = a.hub->publish(draft("kim", "after the move")));
+    REQUIRE(eventually([&] { return kim.state().ids.size() == 2; }));
+    CHECK(kim.state().ids == std::vector<std::string>{first, second});
+    CHECK(kim.state().duplicates == 0);
+    Client later(io.io, *b.hub, "kim");  // read through B's store, from the new primary
+    REQUIRE(eventually([&] { return later.of_type("init").size() == 1; }));
+    CHECK(later.state().ids == std::vector<std::string>{first, second});
+    // The bus's log of session ends (a script that names its key: MOVED) follows too.
+    a.hub->end_sessions("kim", "logged_out");
+    REQUIRE(eventually([&] { return kim.transport->closed() && later.transport->closed(); }));
+    CHECK(eventually([&] {
+      return cluster.node(cluster.owner()).command("XLEN {move}:session-ends") == ":1\r\n";
+    }));
+  }
 }
 
 TEST_SUITE("redis-restart") {

@@ -187,13 +187,15 @@ struct FleetInstance {
     return *log;
   }
 
-  FleetInstance(IoThread& io, notify::RedisOptions redis) {
+  // `sharded`: SSUBSCRIBE/SPUBLISH (the bus's and the store's).
+  FleetInstance(IoThread& io, notify::RedisOptions redis, bool sharded = false) {
     redis.backoff_initial = 20ms;
     redis.backoff_max = 200ms;
     redis.connect_timeout = 5000ms;
     notify::RedisBusOptions bus_options;
     bus_options.redis = redis;
     bus_options.health_check_interval = 500ms;
+    bus_options.sharded = sharded;
     const auto note = [mutex = log_mutex, log = log](std::string_view what) {
       std::lock_guard lock(*mutex);
       log->append(what).push_back('\n');
@@ -204,6 +206,7 @@ struct FleetInstance {
     store_options.redis = redis;
     // The store's script publishes: a publish that fails was not stored, so it may be retried.
     store_options.publish_appends = true;
+    store_options.sharded = sharded;
     store = std::make_shared<notify::RedisStore>(store_options);
     hub =
         std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
