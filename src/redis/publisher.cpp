@@ -279,6 +279,9 @@ void Publisher::on_reply(const Reply& reply, std::uint64_t number) {
     return;
   if (wrong_server) {
     std::lock_guard lock(mutex_);
+    // A doorbell refused here reached nobody: the store has what it announced, and every
+    // instance is asked to repair once the next connection is up (as for one lost).
+    repair_needed_ = true;
     const auto it = std::find_if(unanswered_resends_.begin(), unanswered_resends_.end(),
                                  [number](const auto& entry) { return entry.first == number; });
     if (it != unanswered_resends_.end()) {

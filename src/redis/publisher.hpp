@@ -27,7 +27,8 @@
 //
 // A reply that says the server is the wrong one now (READONLY, MOVED: says_wrong_server) ends
 // the connection after the read; the command it refused did not run, so a query is answered
-// as by a failed connection and a resend form goes on the next connection.
+// as by a failed connection, a resend form goes on the next connection, and the next
+// connection starts with the repair request (the refused command may have been a doorbell).
 //
 // Thread safety: publish() and ready() from any thread. Everything else runs on `executor`
 // (the bus's: its own thread's io_context, or a strand on the host's), one at a time.

@@ -187,8 +187,14 @@ struct FleetInstance {
     return *log;
   }
 
-  // `sharded`: SSUBSCRIBE/SPUBLISH (the bus's and the store's).
-  FleetInstance(IoThread& io, notify::RedisOptions redis, bool sharded = false) {
+  struct Settings {
+    bool sharded = false;         // SSUBSCRIBE/SPUBLISH (the bus's and the store's)
+    bool publish_appends = true;  // the store's scripts publish (else the hub, on the bus)
+    bool session_end_log = true;  // RedisBusOptions::session_end_retention: 900 s, or 0
+  };
+
+  FleetInstance(IoThread& io, notify::RedisOptions redis, Settings settings) {
+    const auto [sharded, publish_appends, session_end_log] = settings;
     redis.backoff_initial = 20ms;
     redis.backoff_max = 200ms;
     redis.connect_timeout = 5000ms;
@@ -196,6 +202,8 @@ struct FleetInstance {
     bus_options.redis = redis;
     bus_options.health_check_interval = 500ms;
     bus_options.sharded = sharded;
+    if (!session_end_log)
+      bus_options.session_end_retention = std::chrono::seconds(0);
     const auto note = [mutex = log_mutex, log = log](std::string_view what) {
       std::lock_guard lock(*mutex);
       log->append(what).push_back('\n');
@@ -204,14 +212,17 @@ struct FleetInstance {
     bus = std::make_shared<notify::RedisBus>(bus_options);
     notify::RedisStoreOptions store_options;
     store_options.redis = redis;
-    // The store's script publishes: a publish that fails was not stored, so it may be retried.
-    store_options.publish_appends = true;
+    // When the store's script publishes, a publish that fails was not stored, so it may be
+    // retried.
+    store_options.publish_appends = publish_appends;
     store_options.sharded = sharded;
     store = std::make_shared<notify::RedisStore>(store_options);
     hub =
         std::make_unique<notify::NotificationHub>(io.io.get_executor(), hub_options(), store, bus);
     hub->set_error_handler(note);
   }
+  FleetInstance(IoThread& io, notify::RedisOptions redis)
+      : FleetInstance(io, std::move(redis), Settings{}) {}
   ~FleetInstance() { hub->stop(); }
 
   // Publishes, again and again while Redis is away (a failover under way); the id.
