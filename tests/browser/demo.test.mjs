@@ -5,8 +5,9 @@
 //   node tests/browser/demo.test.mjs --demo /path/to/notify-demo [--screenshot out.png]
 //                                    [--demo-arg ARG]... [--timeout SECONDS] [--headed]
 //                                    [--redis-server /path/to/redis-server]
+//                                    [--openssl /path/to/openssl]
 //
-// Starts the demo with `--port 0` (plus any --demo-arg), waits for `listening on http://ADDR:PORT`
+// Starts the demo with `--port 0` (plus any --demo-arg), waits for `listening on http(s)://ADDR:PORT`
 // on its stdout, opens /?user=alice in two tabs (and /?user=bob in a separate browser context),
 // publishes notifications with fetch and checks that the page reacts; then the same page over
 // WebSocket (/?user=alice&transport=ws, and bob's) with the typing indicator between them.
@@ -14,6 +15,9 @@
 // `--store redis://...`, and at the end stops Redis and checks that an EventSource opened
 // meanwhile keeps reconnecting (the demo ends its stream instead of answering an error status,
 // which would make the browser give up) and gets its `init` once Redis is back.
+// With --openssl it makes a certificate for 127.0.0.1 and runs the demo with --tls-cert and
+// --tls-key: the page, its EventSource and its WebSocket over https:// and wss://, the bytes
+// written by notify inside the TLS session (Chromium told to accept the certificate).
 // Prints one line per check and a final `N passed, M failed`; exit code 0 only when everything
 // passed. The demo process is always killed (by PID), and the whole run is bounded by a timeout
 // (100 s by default).
@@ -23,6 +27,7 @@ import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { makeCertificate } from '../support/certificate.mjs';
 import { RedisServer } from '../support/redis-server.mjs';
 
 // ---- arguments --------------------------------------------------------------------------------
@@ -30,11 +35,11 @@ import { RedisServer } from '../support/redis-server.mjs';
 function usage(msg) {
   if (msg) console.error(`error: ${msg}`);
   console.error('usage: node demo.test.mjs --demo PATH [--screenshot PNG] [--demo-arg ARG]... ' +
-                '[--timeout SECONDS] [--chromium PATH] [--headed] [--redis-server PATH]');
+                '[--timeout SECONDS] [--chromium PATH] [--headed] [--redis-server PATH] [--openssl PATH]');
   process.exit(2);
 }
 
-const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromium: '/usr/bin/chromium', headed: false, redisServer: null };
+const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromium: '/usr/bin/chromium', headed: false, redisServer: null, openssl: null };
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -50,6 +55,7 @@ const opts = { demo: null, screenshot: null, demoArgs: [], timeout: 100, chromiu
     else if (a === '--chromium') opts.chromium = val();
     else if (a === '--headed') opts.headed = true;
     else if (a === '--redis-server') opts.redisServer = val();
+    else if (a === '--openssl') opts.openssl = val();
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
   }
@@ -271,8 +277,19 @@ async function main() {
     });
   }
 
+  if (opts.openssl) {
+    await check('a certificate for 127.0.0.1 is made (the demo serves https:// and wss://)', async () => {
+      const { cert, key } = makeCertificate(opts.openssl);
+      opts.demoArgs.push('--tls-cert', cert, '--tls-key', key);
+      // This process's own requests (fetch) accept the certificate made above.
+      process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    });
+  }
+
   await check('demo server starts and prints its address', async () => {
     base = await startDemo();
+    const scheme = opts.openssl ? 'https:' : 'http:';
+    assert(new URL(base).protocol === scheme, `the demo listens on ${base}, expected ${scheme}//`);
     const res = await fetch(`${base}/`);
     assert(res.ok, `GET / answered ${res.status}`);
     const ct = res.headers.get('content-type') || '';
@@ -292,7 +309,8 @@ async function main() {
         executablePath: opts.chromium,
         headless: !opts.headed,
         args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-               '--disable-background-networking', '--disable-component-update', '--disable-sync']
+               '--disable-background-networking', '--disable-component-update', '--disable-sync',
+               ...(opts.openssl ? ['--ignore-certificate-errors'] : [])]
           .filter((a) => !(opts.headed && a === '--headless')),
       });
     } catch (err) {
@@ -423,8 +441,10 @@ async function main() {
       assert(state.checked === 'ws', `${label}: the switch shows "${state.checked}", expected ws`);
       assert(state.endpoint === '/api/notifications/ws', `${label}: the page names "${state.endpoint}"`);
     }
-    assert(sockets.length >= 2 && sockets.every((u) => /^ws:\/\/.*\/api\/notifications\/ws\?user=/.test(u)),
-      `WebSocket URLs opened: ${JSON.stringify(sockets)}`);
+    const scheme = opts.openssl ? 'wss' : 'ws';  // the page's scheme, mapped
+    assert(sockets.length >= 2 &&
+           sockets.every((u) => u.startsWith(`${scheme}://`) && /\/api\/notifications\/ws\?user=/.test(u)),
+      `WebSocket URLs opened: ${JSON.stringify(sockets)}, expected ${scheme}://`);
   });
 
   await check('?transport=ws: a notification for alice shows a toast, and clicking it marks it read over the socket', async () => {

@@ -20,16 +20,15 @@
 // PID, and the whole run is bounded by a timeout (90 s by default).
 
 import nodeAssert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import { makeCertificate } from '../support/certificate.mjs';
 import { Nginx } from '../support/nginx.mjs';
 import { RedisServer } from '../support/redis-server.mjs';
 
@@ -1135,23 +1134,10 @@ async function beastChecks() {
     () => shutdownCloses(b, 'notify-beast', 'last-beast'));
 }
 
-/** A self-signed certificate for 127.0.0.1, made with the openssl program: {cert, key} paths. */
-function makeCertificate() {
-  const dir = mkdtempSync(join(tmpdir(), 'notify-tls-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  const made = spawnSync(opts.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
-  if (made.status !== 0) throw new CheckFailure(`openssl req failed (${made.status}): ${made.stderr || made.error}`);
-  return { cert, key };
-}
-
 async function tlsChecks() {
   let t;
   await check('tls: notify-demo with --tls-cert and --tls-key starts and prints an https address', async () => {
-    const { cert, key } = makeCertificate();
+    const { cert, key } = makeCertificate(opts.openssl);
     t = await startDemo('notify-demo (tls)', ['--batch-ms', '0', '--tls-cert', cert, '--tls-key', key, '--request-timeout', '1500']);
     assert(t.base.startsWith('https://'), `address: ${t.base}`);
     t.ca = readFileSync(cert);
