@@ -5,6 +5,7 @@
 
 #ifdef NOTIFY_DEMO_WITH_REDIS
 
+#include "../support/redis_cluster.hpp"
 #include "../support/redis_server.hpp"
 
 #include <thread>
@@ -120,6 +121,37 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
       CHECK(s->wait_eof(std::chrono::seconds(5)));
     }
   }
+}
+
+TEST_CASE("redis fleet: two demos on a Redis Cluster (redis-cluster://) serve one user") {
+  // The demo gives its keys and channels the hash tag {notify}; it is told of a node that
+  // does not serve that slot.
+  testredis::RedisCluster cluster("{notify}", false);
+  if (!cluster.available()) {
+    MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
+    return;
+  }
+  auto& primary = cluster.node(cluster.owner());
+  const auto url =
+      "redis-cluster://127.0.0.1:" + std::to_string(cluster.node((cluster.owner() + 1) % 3).port());
+  const auto args = unbatched({"--bus", url, "--store", url});
+  DemoProcess a(args);
+  DemoProcess b(args);
+  const std::string user = "clustered";
+  SseStream on_b(b.port(), SseStream::target_for(user));
+  on_b.expect("init");
+  REQUIRE(wait_subscribers(primary, "{notify}:u:" + user, 1));
+  const std::string n1 = publish(a.port(), user, "posted on A");
+  CHECK(on_b.expect("notification").id == n1);
+  const auto list = http_request(b.port(), "GET", "/api/notifications?user=" + user);
+  REQUIRE(list.status == 200);
+  CHECK(ids_of(list.json().at("notifications")) == std::vector<std::string>{n1});
+  CHECK(primary.command("EXISTS {notify}:u:" + user + ":h") == ":1\r\n");
+  const auto end =
+      http_request(a.port(), "POST", "/api/sessions/end?user=" + user, R"({"reason":"revoked"})");
+  REQUIRE(end.status == 200);
+  CHECK(on_b.expect("session:end").json() == json({{"reason", "revoked"}}));
+  CHECK(on_b.wait_eof(std::chrono::seconds(5)));
 }
 
 // The demo writes a Redis store from the hub's store thread (async_publish): a failure

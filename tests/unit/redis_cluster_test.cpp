@@ -6,6 +6,8 @@
 // primaries with a third of the slots each (and a replica).
 #include "redis_fixtures.hpp"
 
+#include "../support/redis_cluster.hpp"
+
 #ifdef NOTIFY_TEST_WITH_REDIS
 
 #include <notify/error.hpp>
@@ -13,7 +15,6 @@
 #include <cstdlib>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,126 +22,9 @@ using namespace redistest;
 
 namespace {
 
-bool contains(const std::string& reply, const std::string& text) {
-  return reply.find(text) != std::string::npos;
-}
-
-// The text of a bulk reply ("$N\r\nTEXT\r\n") or an integer reply (":N\r\n").
-std::string reply_text(const std::string& raw) {
-  if (raw.rfind(':', 0) == 0)
-    return raw.substr(1, raw.find("\r\n") - 1);
-  const auto start = raw.find("\r\n");
-  if (raw.rfind('$', 0) != 0 || start == std::string::npos)
-    return {};
-  return raw.substr(start + 2, std::strtoul(raw.c_str() + 1, nullptr, 10));
-}
-
-// The strings of an array of bulk strings ("*N\r\n$L\r\nTEXT\r\n...").
-std::vector<std::string> bulk_strings(const std::string& raw) {
-  std::vector<std::string> out;
-  std::size_t at = raw.find("\r\n");
-  while (at != std::string::npos && at + 2 < raw.size() && raw[at + 2] == '$') {
-    const auto length = std::strtoul(raw.c_str() + at + 3, nullptr, 10);
-    const auto start = raw.find("\r\n", at + 2) + 2;
-    out.push_back(raw.substr(start, length));
-    at = start + length;
-  }
-  return out;
-}
-
-class Cluster {
- public:
-  // Three primaries, and with `replica` a replica of the one that serves `tag`'s slot.
-  Cluster(const std::string& tag, bool replica) {
-    const std::vector<std::string> args{"--cluster-enabled", "yes", "--cluster-node-timeout",
-                                        "500"};
-    for (int i = 0; i < (replica ? 4 : 3); ++i)
-      nodes_.push_back(std::make_unique<testredis::RedisServer>(false, args));
-    if (!available())
-      return;
-    const int ranges[3][2] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
-    for (int i = 0; i < 3; ++i)
-      REQUIRE(node(i).command("CLUSTER ADDSLOTSRANGE " + std::to_string(ranges[i][0]) + " " +
-                              std::to_string(ranges[i][1])) == "+OK\r\n");
-    for (std::size_t i = 1; i < nodes_.size(); ++i)
-      REQUIRE(node(0).command("CLUSTER MEET 127.0.0.1 " + std::to_string(node(i).port())) ==
-              "+OK\r\n");
-    const auto known = "cluster_known_nodes:" + std::to_string(nodes_.size());
-    REQUIRE(eventually(
-        [&] {
-          for (const auto& n : nodes_) {
-            const auto info = n->command("CLUSTER INFO");
-            if (!contains(info, "cluster_state:ok") || !contains(info, known))
-              return false;
-          }
-          return true;
-        },
-        20s));
-    slot_ = static_cast<unsigned>(
-        std::atoi(reply_text(node(0).command("CLUSTER KEYSLOT " + tag)).c_str()));
-    owner_ = slot_ <= 5460 ? 0 : slot_ <= 10922 ? 1 : 2;
-    if (!replica)
-      return;
-    const auto id = reply_text(node(owner_).command("CLUSTER MYID"));
-    REQUIRE(eventually([&] { return node(3).command("CLUSTER REPLICATE " + id) == "+OK\r\n"; }));
-    REQUIRE(eventually(
-        [&] { return contains(node(3).command("INFO replication"), "master_link_status:up"); },
-        20s));
-  }
-
-  // Moves the slot, and its keys, from the primary that serves it to primary `to`, as
-  // redis-cli --cluster reshard does; `to` serves it from then on.
-  void move_slot(std::size_t to) {
-    auto& from = node(owner_);
-    const auto slot = std::to_string(slot_);
-    const auto from_id = reply_text(from.command("CLUSTER MYID"));
-    const auto to_id = reply_text(node(to).command("CLUSTER MYID"));
-    REQUIRE(node(to).command("CLUSTER SETSLOT " + slot + " IMPORTING " + from_id) == "+OK\r\n");
-    REQUIRE(from.command("CLUSTER SETSLOT " + slot + " MIGRATING " + to_id) == "+OK\r\n");
-    for (auto keys = bulk_strings(from.command("CLUSTER GETKEYSINSLOT " + slot + " 1000"));
-         !keys.empty();
-         keys = bulk_strings(from.command("CLUSTER GETKEYSINSLOT " + slot + " 1000")))
-      for (const auto& key : keys)
-        REQUIRE(from.command("MIGRATE 127.0.0.1 " + std::to_string(node(to).port()) + " " + key +
-                             " 0 5000") == "+OK\r\n");
-    for (std::size_t i = 0; i < 3; ++i)
-      REQUIRE(node(i).command("CLUSTER SETSLOT " + slot + " NODE " + to_id) == "+OK\r\n");
-    owner_ = to;
-  }
-
-  bool available() const { return nodes_.front()->available(); }
-  testredis::RedisServer& node(std::size_t i) { return *nodes_.at(i); }
-  std::size_t owner() const { return owner_; }  // the primary that serves the tag's slot
-  unsigned slot() const { return slot_; }
-
-  // The port of the primary that `asked` says serves the slot (CLUSTER NODES), or 0.
-  int primary_port(testredis::RedisServer& asked) const {
-    std::istringstream lines(reply_text(asked.command("CLUSTER NODES")));
-    std::string line;
-    while (std::getline(lines, line)) {
-      std::istringstream fields(line);
-      std::vector<std::string> f;
-      for (std::string x; fields >> x;)
-        f.push_back(x);
-      if (f.size() < 9 || !contains(f[2], "master") || contains(f[2], "fail"))
-        continue;
-      for (std::size_t i = 8; i < f.size(); ++i) {
-        const auto first = std::strtoul(f[i].c_str(), nullptr, 10);
-        const auto dash = f[i].find('-');
-        const auto last =
-            dash == std::string::npos ? first : std::strtoul(f[i].c_str() + dash + 1, nullptr, 10);
-        if (f[i][0] != '[' && first <= slot_ && slot_ <= last)
-          return std::atoi(f[1].c_str() + f[1].find(':') + 1);
-      }
-    }
-    return 0;
-  }
-
- private:
-  std::vector<std::unique_ptr<testredis::RedisServer>> nodes_;
-  unsigned slot_ = 0;
-  std::size_t owner_ = 0;
-};
+using testredis::contains;
+using testredis::reply_text;
+using Cluster = testredis::RedisCluster;
 
 // Options that say where Redis is only through cluster nodes.
 notify::RedisOptions in_cluster(std::vector<std::uint16_t> ports, const std::string& prefix) {
