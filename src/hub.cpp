@@ -988,39 +988,28 @@ class NotificationHub::Impl final : public SinkOwner,
   void arm_timers() {
     asio::post(strand_, [weak = weak_from_this()] {
       if (auto self = weak.lock()) {
-        self->wait_heartbeat();
-        self->wait_session_check();
+        self->repeat(self->heartbeat_timer_, self->options_.heartbeat_interval,
+                     &Impl::sweep_heartbeats);
+        self->repeat(self->session_timer_, self->options_.session_check_interval,
+                     &Impl::end_due_sessions);
       }
     });
   }
 
-  void wait_heartbeat() {
+  // Runs `sweep` every `interval` on `timer` (one of this hub's) until the hub stops.
+  void repeat(asio::steady_timer& timer, std::chrono::milliseconds interval,
+              void (Impl::*sweep)()) {
     if (stopped_.load(std::memory_order_acquire))
       return;
-    heartbeat_timer_.expires_after(options_.heartbeat_interval);
-    heartbeat_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+    timer.expires_after(interval);
+    timer.async_wait([weak = weak_from_this(), &timer, interval, sweep](std::error_code ec) {
       if (ec)
         return;
       auto self = weak.lock();
       if (!self)
-        return;
-      self->sweep_heartbeats();
-      self->wait_heartbeat();
-    });
-  }
-
-  void wait_session_check() {
-    if (stopped_.load(std::memory_order_acquire))
-      return;
-    session_timer_.expires_after(options_.session_check_interval);
-    session_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
-      if (ec)
-        return;
-      auto self = weak.lock();
-      if (!self)
-        return;
-      self->end_due_sessions();
-      self->wait_session_check();
+        return;  // (then `timer` is gone too: not touched)
+      ((*self).*sweep)();
+      self->repeat(timer, interval, sweep);
     });
   }
 
