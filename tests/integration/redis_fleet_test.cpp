@@ -132,8 +132,8 @@ TEST_CASE("redis fleet: two demos on a Redis Cluster (redis-cluster://) serve on
     return;
   }
   auto& primary = cluster.node(cluster.owner());
-  const auto url =
-      "redis-cluster://127.0.0.1:" + std::to_string(cluster.node((cluster.owner() + 1) % 3).port());
+  const auto url = std::string("redis-cluster://:") + testredis::RedisCluster::password +
+                   "@127.0.0.1:" + std::to_string(cluster.node((cluster.owner() + 1) % 3).port());
   const auto args = unbatched({"--bus", url, "--store", url});
   DemoProcess a(args);
   DemoProcess b(args);

@@ -1,6 +1,9 @@
 // RedisCluster: a Redis Cluster of three primaries (redis-server children, each on a free
 // loopback port, see RedisServer), with a third of the slots each, and optionally a replica
-// of the primary that serves a given hash tag's slot; for tests. The constructor waits until
+// of the primary that serves a given hash tag's slot; for tests. Its nodes require
+// `password` (clients and the replica authenticate), so that a redis-server of another test
+// that takes a killed node's port can neither feed the replica nor serve the fleet. The
+// constructor waits until
 // every node says the cluster is ok (and the replica is in sync) and throws
 // std::runtime_error naming the step that failed. Header-only: shared by the unit and
 // integration test runners.
@@ -51,11 +54,12 @@ class RedisCluster {
  public:
   // Three primaries, and with `replica` a fourth node, a replica of the one that serves
   // `tag`'s slot ("{notify}").
+  static constexpr const char* password = "cluster-pw";
+
   RedisCluster(const std::string& tag, bool replica) {
-    const std::vector<std::string> args{"--cluster-enabled", "yes", "--cluster-node-timeout",
-                                        "500"};
+    const std::vector<std::string> args{"--cluster-node-timeout", "500"};
     for (int i = 0; i < (replica ? 4 : 3); ++i)
-      nodes_.push_back(std::make_unique<RedisServer>(false, args));
+      nodes_.push_back(std::make_unique<RedisServer>(false, args, "", password, true));
     if (!available())
       return;
     const int ranges[3][2] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
@@ -64,7 +68,8 @@ class RedisCluster {
                                 std::to_string(ranges[i][1])),
                 "CLUSTER ADDSLOTSRANGE");
     for (std::size_t i = 1; i < nodes_.size(); ++i)
-      expect_ok(node(0).command("CLUSTER MEET 127.0.0.1 " + std::to_string(node(i).port())),
+      expect_ok(node(0).command("CLUSTER MEET 127.0.0.1 " + std::to_string(node(i).port()) + " " +
+                                std::to_string(node(i).cluster_port())),
                 "CLUSTER MEET");
     const auto known = "cluster_known_nodes:" + std::to_string(nodes_.size());
     wait_for(
@@ -109,7 +114,7 @@ class RedisCluster {
     for (auto keys = keys_left(); !keys.empty(); keys = keys_left())
       for (const auto& key : keys)
         expect_ok(from.command("MIGRATE 127.0.0.1 " + std::to_string(node(to).port()) + " " + key +
-                               " 0 5000"),
+                               " 0 5000 AUTH " + password),
                   "MIGRATE");
     for (std::size_t i = 0; i < 3; ++i)
       expect_ok(node(i).command("CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");

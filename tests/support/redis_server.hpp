@@ -75,10 +75,11 @@ inline std::uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
-// One blocking round trip of an inline command ("PING\r\n"); the raw reply, or "".
-inline std::string raw_command(
-    std::uint16_t port, const std::string& command,
-    std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) {
+// One blocking round trip of an inline command ("PING\r\n"), after AUTH when `password` is
+// not empty; the raw reply, or "".
+inline std::string raw_command(std::uint16_t port, const std::string& command,
+                               std::chrono::milliseconds timeout = std::chrono::milliseconds(1000),
+                               const std::string& password = {}) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return {};
@@ -92,27 +93,37 @@ inline std::string raw_command(
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(port);
   std::string reply;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::send(fd, command.data(), command.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(command.size())) {
-    char buffer[65536];
+  char buffer[65536];
+  const auto round_trip = [&](const std::string& text) {
+    reply.clear();
+    if (::send(fd, text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
+      return false;
     const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
     if (n > 0)
       reply.assign(buffer, static_cast<std::size_t>(n));
-  }
+    return n > 0;
+  };
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      (password.empty() || (round_trip("AUTH " + password + "\r\n") && reply == "+OK\r\n")))
+    round_trip(command);
   ::close(fd);
   return reply;
 }
 
 class RedisServer {
  public:
-  // Starts the server; `appendonly` keeps the data across kill() + start().
+  // Starts the server; `appendonly` keeps the data across kill() + start(). `password`:
+  // requirepass and masterauth (command() authenticates). `cluster_node`: cluster-enabled,
+  // with a cluster bus port of its own (free when it starts, not the port + 10000).
   explicit RedisServer(bool appendonly = false, std::vector<std::string> extra = {},
-                       std::string sentinel_conf = {})
+                       std::string sentinel_conf = {}, std::string password = {},
+                       bool cluster_node = false)
       : executable_(find_redis_server()),
         appendonly_(appendonly),
         extra_(std::move(extra)),
-        sentinel_conf_(std::move(sentinel_conf)) {
+        sentinel_conf_(std::move(sentinel_conf)),
+        password_(std::move(password)),
+        cluster_node_(cluster_node) {
     if (executable_.empty())
       return;
     char tmpl[] = "/tmp/notify-redis-test-XXXXXX";
@@ -121,6 +132,8 @@ class RedisServer {
     dir_ = tmpl;
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = free_port();
+      if (cluster_node_)
+        cluster_port_ = free_port();
       if (start())
         return;
     }
@@ -154,6 +167,7 @@ class RedisServer {
 
   bool available() const noexcept { return !executable_.empty(); }
   std::uint16_t port() const noexcept { return port_; }
+  std::uint16_t cluster_port() const noexcept { return cluster_port_; }  // cluster_node only
   pid_t pid() const noexcept { return pid_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
@@ -180,6 +194,11 @@ class RedisServer {
                                   dir_ + "/redis.log",
                                   "--protected-mode",
                                   "no"};
+    if (!password_.empty())
+      args.insert(args.end(), {"--requirepass", password_, "--masterauth", password_});
+    if (cluster_node_)
+      args.insert(args.end(),
+                  {"--cluster-enabled", "yes", "--cluster-port", std::to_string(cluster_port_)});
     args.insert(args.end(), extra_.begin(), extra_.end());
     if (!sentinel_conf_.empty()) {
       // A sentinel reads (and rewrites) a configuration file; it takes no data options.
@@ -225,15 +244,20 @@ class RedisServer {
   }
 
   // An inline command's raw RESP reply ("" when the server is not reachable).
-  std::string command(const std::string& line) const { return raw_command(port_, line + "\r\n"); }
+  std::string command(const std::string& line) const {
+    return raw_command(port_, line + "\r\n", std::chrono::milliseconds(1000), password_);
+  }
 
  private:
   std::string executable_;
   bool appendonly_;
   std::vector<std::string> extra_;
   std::string sentinel_conf_;  // not empty: a sentinel with this configuration
+  std::string password_;
+  bool cluster_node_;
   std::string dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t cluster_port_ = 0;
   pid_t pid_ = -1;
 };
 

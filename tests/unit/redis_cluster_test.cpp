@@ -34,6 +34,7 @@ notify::RedisOptions in_cluster(std::vector<std::uint16_t> ports, const std::str
   for (const auto port : ports)
     o.cluster_nodes.push_back({"127.0.0.1", port});
   o.prefix = prefix;
+  o.password = Cluster::password;
   return o;
 }
 

@@ -162,14 +162,18 @@ TEST_CASE("redis sentinel: sentinels that require a password are asked with sent
 
 TEST_SUITE("redis-restart") {
   TEST_CASE("redis sentinel: a fleet finds the primary, and after kill -9 of it, the new one") {
-    testredis::RedisServer primary;
+    // With a password, a redis-server of another test that takes the killed primary's port
+    // can neither feed the replica (a full resync would replace its data) nor serve the fleet.
+    const std::string password = "ha-pw";
+    testredis::RedisServer primary(false, {}, "", password);
     NOTIFY_REQUIRE_REDIS(primary);
-    testredis::RedisServer replica(false,
-                                   {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+    testredis::RedisServer replica(
+        false, {"--replicaof", "127.0.0.1", std::to_string(primary.port())}, "", password);
     REQUIRE(eventually(
         [&] { return contains(replica.command("INFO replication"), "master_link_status:up"); }));
     const std::string master = "notify-main";
-    const auto sentinel = testredis::RedisServer::sentinel(primary.port(), master);
+    const auto sentinel = testredis::RedisServer::sentinel(
+        primary.port(), master, 500, "sentinel auth-pass " + master + " " + password + "\n");
     // The sentinel learns of the replica from the primary.
     REQUIRE(eventually([&] {
       return contains(sentinel->command("SENTINEL replicas " + master),
@@ -177,7 +181,9 @@ TEST_SUITE("redis-restart") {
     }));
     CHECK(primary_port(*sentinel, master) == primary.port());
 
-    check_fleet_across_failover(via_sentinel(sentinel->port(), master, "ha:"), primary, [&] {
+    auto redis = via_sentinel(sentinel->port(), master, "ha:");
+    redis.password = password;
+    check_fleet_across_failover(redis, primary, [&] {
       primary.kill();
       // Its port stays taken until the sentinel is gone.
       auto hold = std::make_shared<PortHolder>(primary.port());
