@@ -1027,23 +1027,12 @@ class NotificationHub::Impl final : public SinkOwner,
       sink->end_session("expired");
   }
 
-  // A session past its deadline gets no heartbeat: it ends (here too, should the sweep come
-  // first).
+  // (A session past its deadline is ended by end_due_sessions(), within a second.)
   void sweep_heartbeats() {
-    const auto now = Clock::now();
-    std::vector<std::shared_ptr<Sink>> expired;
-    {
-      std::shared_lock lock(registry_mutex_);
-      for (const auto& sink : all_) {
-        if (sink->session_due(now))
-          expired.push_back(sink);
-        else
-          sink->heartbeat();
-      }
-      heartbeats_.fetch_add(all_.size() - expired.size(), std::memory_order_relaxed);
-    }
-    for (const auto& sink : expired)
-      sink->end_session("expired");
+    std::shared_lock lock(registry_mutex_);
+    for (const auto& sink : all_)
+      sink->heartbeat();
+    heartbeats_.fetch_add(all_.size(), std::memory_order_relaxed);
   }
 
   // --- connections ----------------------------------------------------------------
