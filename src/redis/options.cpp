@@ -239,19 +239,17 @@ RedisOptions parse_redis_url(std::string_view url, RedisOptions base) {
 
 std::string describe(const RedisOptions& options) {
   using redis_detail::endpoint_text;
-  if (!options.cluster_nodes.empty()) {
-    std::string out = "cluster ";
-    for (std::size_t i = 0; i < options.cluster_nodes.size(); ++i)
-      out += (i ? "," : "") +
-             endpoint_text(options.cluster_nodes[i].host, options.cluster_nodes[i].port);
+  const auto joined = [](const std::vector<RedisEndpoint>& endpoints) {
+    std::string out;
+    for (const auto& e : endpoints)
+      out += (out.empty() ? "" : ",") + endpoint_text(e.host, e.port);
     return out;
-  }
-  if (!options.sentinels.empty()) {
-    std::string out = options.sentinel_master + " via ";
-    for (std::size_t i = 0; i < options.sentinels.size(); ++i)
-      out += (i ? "," : "") + endpoint_text(options.sentinels[i].host, options.sentinels[i].port);
-    return out + "/" + std::to_string(options.db);
-  }
+  };
+  if (!options.cluster_nodes.empty())
+    return "cluster " + joined(options.cluster_nodes);
+  if (!options.sentinels.empty())
+    return options.sentinel_master + " via " + joined(options.sentinels) + "/" +
+           std::to_string(options.db);
   return endpoint_text(options.host, options.port) + "/" + std::to_string(options.db);
 }
 

@@ -190,10 +190,11 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       // before Redis answered, in a form that says when it was first sent (a receiver ends
       // only the connections attached before then: it may have had it already, and a new
       // login may have come since).
+      const auto sent_at = envelope.replayed_sent_at.value_or(std::chrono::system_clock::now());
       auto again = envelope;
-      again.replayed_sent_at = envelope.replayed_sent_at.value_or(std::chrono::system_clock::now());
-      publisher_.publish(session_end_command(envelope, *again.replayed_sent_at), repairable, ec,
-                         session_end_command(again, *again.replayed_sent_at));
+      again.replayed_sent_at = sent_at;
+      publisher_.publish(session_end_command(envelope, sent_at), repairable, ec,
+                         session_end_command(again, sent_at));
       return;
     }
     publisher_.publish(
