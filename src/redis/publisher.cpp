@@ -7,8 +7,6 @@
 
 #include <sys/socket.h>
 
-#include <algorithm>
-
 namespace notify::redis_detail {
 
 Publisher::Publisher(asio::any_io_executor executor, RedisOptions options,
@@ -241,6 +239,13 @@ void Publisher::read(const ConnectionPtr& conn) {
                 return fail("authentication: " + reply.str);
               if (--conn->handshake_pending == 0)
                 become_ready(conn);
+            } else if (says_wrong_server(reply)) {
+              // Nothing of it ran: it and what follows count as unanswered, as when a
+              // connection fails (a query is asked again, a resend form goes on the next
+              // connection, a doorbell is repaired).
+              acknowledge(replies);
+              return fail("the server answered " + reply.str.substr(0, reply.str.find(' ')) +
+                          " (a replica now, or the slot moved): connecting again");
             } else {
               ++replies;
               on_reply(reply, acked_ + replies);
@@ -253,43 +258,20 @@ void Publisher::read(const ConnectionPtr& conn) {
         if (conn != conn_)
           return;
         acknowledge(replies);
-        if (wrong_server_) {
-          wrong_server_ = false;
-          return fail(
-              "the server answered READONLY or MOVED (a replica now, or the slot "
-              "moved): connecting again");
-        }
         read(conn);
       });
 }
 
 void Publisher::on_reply(const Reply& reply, std::uint64_t number) {
-  // A failover demoted the server, or the slot moved: the read loop reconnects, and what was
-  // refused here did not run. A query is answered as if the connection had failed (it is
-  // asked again), and a command with a resend form goes on the next connection.
-  const bool wrong_server = says_wrong_server(reply);
-  wrong_server_ = wrong_server_ || wrong_server;
   if (!queries_.empty() && queries_.front().first == number) {
     auto done = std::move(queries_.front().second);
     queries_.pop_front();
-    done(wrong_server ? nullptr : &reply);
+    done(&reply);
     return;
   }
   if (!reply.is_error())
     return;
-  if (wrong_server) {
-    std::lock_guard lock(mutex_);
-    // A doorbell refused here reached nobody: the store has what it announced, and every
-    // instance is asked to repair once the next connection is up (as for one lost).
-    repair_needed_ = true;
-    const auto it = std::find_if(unanswered_resends_.begin(), unanswered_resends_.end(),
-                                 [number](const auto& entry) { return entry.first == number; });
-    if (it != unanswered_resends_.end()) {
-      resend_next_.push_back(std::move(it->second));
-      unanswered_resends_.erase(it);
-    }
-  }
-  // PUBLISH is refused only by configuration (ACL, a cluster redirect): reported, and
+  // PUBLISH is refused only by configuration (ACL, a script error): reported, and
   // 1, 2, 4, 8... of them so that a log is not flooded at the publish rate.
   ++error_replies_;
   if (worth_reporting(error_replies_))

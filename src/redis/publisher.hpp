@@ -26,9 +26,9 @@
 // same pipeline; its reply goes to a callback, in order with the others.
 //
 // A reply that says the server is the wrong one now (READONLY, MOVED: says_wrong_server) ends
-// the connection after the read; the command it refused did not run, so a query is answered
-// as by a failed connection, a resend form goes on the next connection, and the next
-// connection starts with the repair request (the refused command may have been a doorbell).
+// the connection there: the command it refused did not run, so it and the ones after it count
+// as unanswered, as when a connection fails (a query is answered as by a failed connection, a
+// resend form goes on the next connection, a lost doorbell asks for the repair).
 //
 // Thread safety: publish() and ready() from any thread. Everything else runs on `executor`
 // (the bus's: its own thread's io_context, or a strand on the host's), one at a time.
@@ -149,7 +149,6 @@ class Publisher {
   unsigned long error_replies_ = 0;
   bool stopping_ = false;
   bool first_attempt_done_ = false;
-  bool wrong_server_ = false;  // a reply said READONLY or MOVED: reconnect after this read
   std::deque<std::pair<std::uint64_t, QueryDone>> queries_;  // by the number of their reply
 
   // Shared with publish() callers.
