@@ -163,15 +163,18 @@ void await_bus(asio::io_context* io, const notify::Bus& bus, const std::atomic<b
 
 // --store redis://...: with --bus on the same Redis, the store publishes notifications and
 // read events itself, atomically with their sequence numbers (ordered across instances).
-std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const std::string& bus) {
+std::shared_ptr<notify::Store> make_redis_store(const std::string& spec, const std::string& bus,
+                                                unsigned wait_replicas) {
 #ifdef NOTIFY_DEMO_WITH_REDIS
   notify::RedisStoreOptions options;
   options.redis = redis_options(spec);
+  options.wait_replicas = wait_replicas;
   if (demo::is_redis_url(bus))
     options.publish_appends = same_redis(options.redis, redis_options(bus));
   return std::make_shared<notify::RedisStore>(options);
 #else
   (void)bus;
+  (void)wait_replicas;
   throw std::runtime_error("--store " + spec +
                            ": this notify-demo was built without notify::redis");
 #endif
@@ -193,8 +196,9 @@ int run(const demo::Options& options) {
   hub_options.heartbeat_interval = options.heartbeat;
   hub_options.batch_window = options.batch;
   hub_options.max_connections = options.max_connections;
-  auto store = demo::is_redis_url(options.store) ? make_redis_store(options.store, options.bus)
-                                                 : make_store(options.store);
+  auto store = demo::is_redis_url(options.store)
+                   ? make_redis_store(options.store, options.bus, options.wait_replicas)
+                   : make_store(options.store);
   const auto bus_failed = std::make_shared<std::atomic<bool>>(false);
   auto bus = make_bus(options.bus,
                       options.bus_thread == "io" ? io.get_executor() : asio::any_io_executor(),

@@ -70,13 +70,13 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
       result.action = ParsedOptions::Action::help;
       return result;
     }
-    const bool known = flag == "--port" || flag == "--bind" || flag == "--heartbeat" ||
-                       flag == "--batch-ms" || flag == "--auth" || flag == "--threads" ||
-                       flag == "--max-connections" || flag == "--allowed-origin" ||
-                       flag == "--typing-pairs" || flag == "--store" || flag == "--bus" ||
-                       flag == "--bus-thread" || flag == "--batched-writes" ||
-                       flag == "--idle-timeout" || flag == "--request-timeout" ||
-                       flag == "--session-seconds" || flag == "--tls-cert" || flag == "--tls-key";
+    const bool known =
+        flag == "--port" || flag == "--bind" || flag == "--heartbeat" || flag == "--batch-ms" ||
+        flag == "--auth" || flag == "--threads" || flag == "--max-connections" ||
+        flag == "--allowed-origin" || flag == "--typing-pairs" || flag == "--store" ||
+        flag == "--bus" || flag == "--wait-replicas" || flag == "--bus-thread" ||
+        flag == "--batched-writes" || flag == "--idle-timeout" || flag == "--request-timeout" ||
+        flag == "--session-seconds" || flag == "--tls-cert" || flag == "--tls-key";
     if (!known)
       return fail("unknown option '" + args[i] + "'");
     if (!value) {
@@ -141,6 +141,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
                     "' is not memory, sqlite:PATH, redis://HOST:PORT[/DB], redis-sentinel://... or "
                     "redis-cluster://...");
       o.store = v;
+    } else if (flag == "--wait-replicas") {
+      const auto n = parse_unsigned(v, 100);
+      if (!n)
+        return fail("--wait-replicas: '" + v + "' is not a number of replicas (0 to 100)");
+      o.wait_replicas = static_cast<unsigned>(*n);
     } else if (flag == "--bus") {
       if (v != "inprocess" && !is_redis_url(v))
         return fail("--bus: '" + v +
@@ -169,6 +174,8 @@ ParsedOptions parse_options(const std::vector<std::string>& args) {
   }
   if (o.tls_cert.empty() != o.tls_key.empty())
     return fail("--tls-cert and --tls-key go together");
+  if (o.wait_replicas > 0 && !is_redis_url(o.store))
+    return fail("--wait-replicas is for a Redis --store");
   return result;
 }
 
@@ -212,6 +219,9 @@ std::string usage(const std::string& program) {
          "  --store redis-cluster://HOST:PORT[,HOST:PORT...]\n"
          "                        ... or in a Redis Cluster these nodes belong to (its keys\n"
          "                        and channels in the slot of {notify}); --bus too\n"
+         "  --wait-replicas N     with a Redis --store: answer a publish or a read mark\n"
+         "                        once N replicas of the primary have it (WAIT, within 1 s;\n"
+         "                        else 503), so that a failover cannot lose it (default 0)\n"
          "  --bus inprocess|redis://HOST:PORT[/DB]\n"
          "                        how instances tell each other about events: not at all\n"
          "                        (default, one instance) or over Redis Pub/Sub. A fleet uses\n"

@@ -24,9 +24,12 @@ struct Options {
   std::string store = "memory";      // "memory" or "sqlite:PATH"
                                      // or "redis://HOST:PORT[/DB]", "redis-sentinel://..."
                                      // or "redis-cluster://..."
-  std::string bus = "inprocess";     // "inprocess", or a Redis URL as for store
-  std::string bus_thread = "io";     // a Redis bus on the first io thread ("io") or its own
-  bool batched_writes = true;        // io_uring submissions for a fan-out's writes
+  // --wait-replicas: a write to a Redis store returns once this many replicas have it
+  // (RedisStoreOptions::wait_replicas); 0: once the primary has it.
+  unsigned wait_replicas = 0;
+  std::string bus = "inprocess";  // "inprocess", or a Redis URL as for store
+  std::string bus_thread = "io";  // a Redis bus on the first io thread ("io") or its own
+  bool batched_writes = true;     // io_uring submissions for a fan-out's writes
   // HTTP connections (not streams): idle between requests; a request, and a response.
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds request_timeout{30000};

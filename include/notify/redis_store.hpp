@@ -34,6 +34,8 @@
 // History is capped per user (max_per_user) and for broadcasts (max_broadcasts), oldest
 // dropped first, and by age (max_age: up to 100 expired entries are dropped per append).
 //
+// With wait_replicas, a write returns once that many replicas have it (WAIT), or throws.
+//
 // Threading: a pool of blocking connections (pool_size); each call takes one, runs its
 // script within RedisOptions::command_timeout and gives it back. Failures throw
 // std::system_error (I/O: the connection is dropped and reopened on a later call, with
@@ -62,6 +64,15 @@ struct RedisStoreOptions {
   // RedisBus, which must use this Redis and the same `sharded` setting).
   bool publish_appends = false;
   bool sharded = false;  // SPUBLISH instead of PUBLISH
+  // Durability across a failover. Redis replicates asynchronously: what the primary
+  // acknowledged but had not yet sent to a replica is lost when that replica is promoted.
+  // With wait_replicas > 0 every write (append, append_all, mark_read, mark_all_read) is
+  // followed on its connection by WAIT wait_replicas replica_timeout, and the call throws
+  // RedisError unless that many replicas had it within replica_timeout. Such an error means
+  // "not known to be on enough replicas", not "not stored": the primary ran the write (and,
+  // with publish_appends, published it), so a retry may store a second copy.
+  std::size_t wait_replicas = 0;
+  std::chrono::milliseconds replica_timeout{1000};  // above 0, below redis.command_timeout
 };
 
 class NOTIFY_REDIS_EXPORT RedisStore final : public Store {

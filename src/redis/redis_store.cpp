@@ -81,6 +81,10 @@ class RedisStore::Impl {
       throw std::invalid_argument("RedisStore: history sizes must be at least 1");
     if (options_.max_age.count() < 0)
       throw std::invalid_argument("RedisStore: max_age must not be negative");
+    if (options_.wait_replicas > 0 && (options_.replica_timeout.count() <= 0 ||
+                                       options_.replica_timeout >= options_.redis.command_timeout))
+      throw std::invalid_argument(
+          "RedisStore: replica_timeout must be above 0 and below redis.command_timeout");
     sources_[s_append] = std::string(scripts::prelude) + scripts::append;
     sources_[s_snapshot] = std::string(scripts::prelude) + scripts::snapshot;
     sources_[s_resume] = std::string(scripts::prelude) + scripts::resume;
@@ -144,13 +148,15 @@ class RedisStore::Impl {
     return pool_.with([&](SyncConnection& c) {
       const auto sha = script_sha(c, script);
       std::vector<Command> commands;
-      commands.reserve(calls.size());
+      commands.reserve(calls.size() + 1);
       for (const auto& call : calls) {
         Command command{"EVALSHA", sha, "0", options_.redis.prefix, call.user_escaped};
         command.insert(command.end(), call.args.begin(), call.args.end());
         commands.push_back(std::move(command));
       }
-      auto replies = c.run(commands);
+      const bool wait = writes(script) && options_.wait_replicas > 0;
+      Reply replicas;
+      auto replies = run_then_wait(c, commands, wait, replicas);
       std::vector<Command> again;
       std::vector<std::size_t> again_at;
       for (std::size_t i = 0; i < replies.size(); ++i) {
@@ -162,15 +168,49 @@ class RedisStore::Impl {
         }
       }
       if (!again.empty()) {
-        auto replies_again = c.run(again);
+        // This WAIT covers the first pipeline's writes too: it waits for the connection's
+        // latest write.
+        auto replies_again = run_then_wait(c, again, wait, replicas);
         for (std::size_t k = 0; k < again_at.size(); ++k)
           replies[again_at[k]] = std::move(replies_again[k]);
       }
       for (const auto& reply : replies)
         if (reply.is_error())
           throw RedisError("redis store: " + reply.str);
+      if (wait)
+        check_replicas(replicas);
       return replies;
     });
+  }
+
+  static constexpr bool writes(Script script) noexcept {
+    return script == s_append || script == s_mark || script == s_mark_all;
+  }
+
+  // Runs `commands` pipelined, followed by WAIT when `wait` (its reply into `replicas`), and
+  // returns the commands' replies.
+  std::vector<Reply> run_then_wait(SyncConnection& c, std::vector<Command>& commands, bool wait,
+                                   Reply& replicas) {
+    if (!wait)
+      return c.run(commands);
+    commands.push_back({"WAIT", std::to_string(options_.wait_replicas),
+                        std::to_string(options_.replica_timeout.count())});
+    auto replies = c.run(commands);
+    commands.pop_back();
+    replicas = std::move(replies.back());
+    replies.pop_back();
+    return replies;
+  }
+
+  void check_replicas(const Reply& replicas) const {
+    if (replicas.is_error())
+      throw RedisError("redis store: WAIT: " + replicas.str);
+    const auto acknowledged = replicas.as_integer();
+    if (acknowledged < static_cast<long long>(options_.wait_replicas))
+      throw RedisError(
+          "redis store: the write reached " + std::to_string(acknowledged) + " of the " +
+          std::to_string(options_.wait_replicas) + " replicas asked for within " +
+          std::to_string(options_.replica_timeout.count()) + " ms (WAIT); the primary has it");
   }
 
   // The script's SHA1, loaded into Redis on first use.

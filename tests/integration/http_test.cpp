@@ -391,7 +391,9 @@ TEST_CASE("http: command line") {
                                                  {"--bind", "not-an-ip"},
                                                  {"--idle-timeout", "0"},
                                                  {"--request-timeout", "soon"},
-                                                 {"--session-seconds", "-1"}}) {
+                                                 {"--session-seconds", "-1"},
+                                                 {"--wait-replicas", "x"},
+                                                 {"--wait-replicas", "1"}}) {
       const auto r = run_to_completion(NOTIFY_DEMO_PATH, args, std::chrono::seconds(10));
       CAPTURE(args.front());
       CHECK(r.status.exited);

@@ -154,6 +154,38 @@ TEST_CASE("redis fleet: two demos on a Redis Cluster (redis-cluster://) serve on
   CHECK(on_b.wait_eof(std::chrono::seconds(5)));
 }
 
+TEST_CASE(
+    "redis demo: with --wait-replicas a publish is answered 503 until a replica has it, then "
+    "202") {
+  testredis::RedisServer primary(false, {"--repl-diskless-sync-delay", "0"});
+  if (!primary.available()) {
+    MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
+    return;
+  }
+  DemoProcess demo(unbatched({"--store", primary.url(), "--wait-replicas", "1"}));
+  const auto refused = post_notification(
+      demo.port(), {{"userId", "durable"}, {"type", "comment"}, {"title", "no replica yet"}});
+  CHECK(refused.status == 503);
+  CHECK(refused.json().at("error").get<std::string>().find("reached 0 of the 1 replicas") !=
+        std::string::npos);
+
+  testredis::RedisServer replica(false,
+                                 {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (replica.command("INFO replication").find("master_link_status:up") == std::string::npos &&
+         Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto accepted = post_notification(
+      demo.port(), {{"userId", "durable"}, {"type", "comment"}, {"title", "replicated"}});
+  REQUIRE(accepted.status == 202);
+  const std::string id = accepted.json().at("id").get<std::string>();
+  CHECK(replica.command("HEXISTS notify:n " + id) == ":1\r\n");
+  // The refused publish was stored on the primary all the same (the answer said so).
+  const auto list = http_request(demo.port(), "GET", "/api/notifications?user=durable");
+  REQUIRE(list.status == 200);
+  CHECK(list.json().at("notifications").size() == 2);
+}
+
 // The demo writes a Redis store from the hub's store thread (async_publish): a failure
 // there must still reach the request that waits for it.
 TEST_CASE(
