@@ -19,7 +19,10 @@
 //  - `seed_from_clock`: a sequence that does not exist yet (a new deployment, or a Redis that
 //    came back empty) starts at the current time in microseconds, above every id issued
 //    before, and cursors from before that start are refused (the client gets
-//    notifications:reset instead of a resume that would mix two histories).
+//    notifications:reset instead of a resume that would mix two histories). Nor does an id
+//    fall below the caller's clock afterwards, so a Redis that lost its last writes (a
+//    failover to a replica that had not received them) never issues their ids again: a
+//    client that saw a lost notification resumes from its id and gets what came after.
 //
 // Keys (P = RedisOptions::prefix, E = redis_escape(user)):
 //   P seq, P base           the sequence, and where a clock-seeded sequence started

@@ -24,12 +24,23 @@ local function fmt(n) return string.format('%d', n) end
 local function btrim() return num(redis.call('HGET', K_TRIM, '*')) end
 local function utrim() return num(redis.call('HGET', K_TRIM, E)) end
 
+-- With a seed (the caller's clock in microseconds) the sequence starts there, and never falls
+-- behind it: a Redis that lost its last writes (a failover to a replica that had not received
+-- them, a restart that lost the end of its log) must not give their ids to other
+-- notifications, which the clients that saw the lost ones would drop as already seen.
 local function next_seq(seed)
-  if seed ~= '0' and redis.call('EXISTS', K_SEQ) == 0 then
+  if seed == '0' then return redis.call('INCR', K_SEQ) end
+  if redis.call('EXISTS', K_SEQ) == 0 then
     redis.call('SET', K_SEQ, seed)
     redis.call('SET', K_BASE, seed)
   end
-  return redis.call('INCR', K_SEQ)
+  local id = redis.call('INCR', K_SEQ)
+  local floor = tonumber(seed)
+  if id < floor then
+    redis.call('SET', K_SEQ, seed)
+    return floor
+  end
+  return id
 end
 
 -- The position of a read change of the user's, kept as the user's latest (Resume::last_read);

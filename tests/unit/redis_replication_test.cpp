@@ -178,6 +178,42 @@ TEST_SUITE("redis-restart") {
     CHECK(joined(stored_ids(promoted, "u")) == joined({first.id, second_id}));
     CHECK(promoted.append(draft("u")).id == "3");
   }
+
+  TEST_CASE(
+      "redis store: after a failover that lost the last write, its id goes to no other "
+      "notification") {
+    PrimaryAndReplica servers;
+    NOTIFY_REQUIRE_REDIS(servers);
+    REQUIRE(servers.linked());
+    auto& replica = *servers.replica;
+    auto options = store_options(servers.primary, 0);
+    options.seed_from_clock = true;
+    RedisStore store(options);
+    const auto kept = store.append(draft("u", "kept"));
+    REQUIRE(eventually([&] { return replica_has(replica, kept.id); }));
+    std::string lost_id;
+    {
+      // The primary drops its link to the stopped replica, which cannot link again before the
+      // primary dies: the write after that is on the primary alone.
+      Stopped stopped(replica.pid());
+      REQUIRE(servers.primary.command("CLIENT KILL TYPE replica") == ":1\r\n");
+      lost_id = store.append(draft("u", "lost")).id;
+      servers.primary.kill();
+    }
+    REQUIRE(replica.command("REPLICAOF NO ONE") == "+OK\r\n");
+
+    options.redis = store_options(replica, 0).redis;
+    RedisStore promoted(options);
+    CHECK(joined(stored_ids(promoted, "u")) == joined({kept.id}));
+    const auto next = promoted.append(draft("u", "after"));
+    CHECK(std::stoull(next.id) > std::stoull(lost_id));
+    // A client that was sent the lost notification resumes from its id: it gets the next one
+    // (a live connection, which drops ids it has already passed, would deliver it too).
+    const auto resumed = promoted.resume("u", std::stoull(lost_id), 10, 100);
+    REQUIRE(resumed);
+    REQUIRE(resumed->missed.size() == 1);
+    CHECK(resumed->missed.front().id == next.id);
+  }
 }
 
 #endif
