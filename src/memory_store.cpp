@@ -15,6 +15,11 @@ std::string now_timestamp() {
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(options) {
   if (options_.max_per_user == 0 || options_.max_broadcasts == 0)
     throw std::invalid_argument("MemoryStore: history sizes must be at least 1");
+  if (options_.seed_from_clock) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    head_ = base_ = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+  }
 }
 
 MemoryStore::UserState& MemoryStore::user_state(std::string_view user) {
@@ -148,7 +153,7 @@ Snapshot MemoryStore::snapshot(std::string_view user, std::size_t limit) {
 std::optional<Resume> MemoryStore::resume(std::string_view user, std::uint64_t cursor,
                                           std::size_t limit, std::size_t max_missed) {
   std::lock_guard lock(mutex_);
-  if (cursor > head_)
+  if (cursor > head_ || (cursor != 0 && cursor < base_))
     return std::nullopt;
   const auto* state = find_user(user);
   if (state && cursor < state->evicted_upto)

@@ -1,5 +1,8 @@
 // MemoryStore: the default Store, in process memory. History is capped per user (and for
-// broadcasts); a cursor older than the kept history gets a reset. Lost on restart.
+// broadcasts); a cursor older than the kept history gets a reset. Lost on restart: with
+// seed_from_clock (the default) a new process's ids start above every id an earlier one
+// issued, so a client that comes back across a restart gets a reset, not a resume into a
+// history it never saw.
 //
 // Thread safety: every member function is safe to call concurrently (one mutex).
 #pragma once
@@ -19,6 +22,11 @@ namespace notify {
 struct MemoryStoreOptions {
   std::size_t max_per_user = 1000;    // notifications kept per user, oldest dropped first
   std::size_t max_broadcasts = 1000;  // broadcast notifications kept
+  // The sequence starts at the current time in microseconds, and a cursor below that start
+  // (from an earlier process) is refused. Without it ids are 1, 2, 3... in every process,
+  // and once a new process has issued as many, a cursor from the old one would resume: the
+  // client would miss what the new process sent it before.
+  bool seed_from_clock = true;
 };
 
 class NOTIFY_EXPORT MemoryStore final : public Store {
@@ -60,6 +68,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   MemoryStoreOptions options_;
   std::mutex mutex_;
   std::uint64_t head_ = 0;
+  std::uint64_t base_ = 0;  // where the sequence started: cursors below it are refused
   std::unordered_map<std::string, UserState> users_;
   std::deque<Entry> broadcasts_;  // oldest first
   std::uint64_t broadcasts_evicted_upto_ = 0;

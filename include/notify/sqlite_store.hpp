@@ -54,6 +54,11 @@ struct SqliteStoreOptions {
   // SQLite's own automatic checkpoint instead, run inside the append that takes the log past
   // 1,000 pages.
   std::size_t checkpoint_pages = 1000;
+  // No id falls below the current time in microseconds. A database that lost its last commits
+  // (a power loss under synchronous=NORMAL), was restored from a backup or replaced by a new
+  // file would otherwise issue again ids that clients hold as their cursors, and such a
+  // client would resume past the notifications that took them. false: ids 1, 2, 3...
+  bool seed_from_clock = true;
 };
 
 class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {

@@ -33,7 +33,9 @@ std::int64_t to_db(std::uint64_t value) {
 // --- SQL ---------------------------------------------------------------------------------
 
 constexpr const char* sql_head = "SELECT head FROM sequence WHERE id = 1";
-constexpr const char* sql_take = "UPDATE sequence SET head = head + 1 WHERE id = 1 RETURNING head";
+// ?1: the lowest id to give (SqliteStoreOptions::seed_from_clock), or 0.
+constexpr const char* sql_take =
+    "UPDATE sequence SET head = max(head + 1, ?1) WHERE id = 1 RETURNING head";
 constexpr const char* sql_insert =
     "INSERT INTO notifications (seq, user_id, type, title, body, actor_id, entity_type, "
     "entity_id, action_url, image_url, data, created_at, created_ms) "
@@ -194,6 +196,12 @@ class SqliteStore::Impl {
 
   std::uint64_t take() {
     auto q = db_->query(sql_take);
+    std::int64_t floor = 0;
+    if (options_.seed_from_clock)
+      floor = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    q->bind(1, floor);
     if (!q->step())
       throw std::runtime_error("notify::SqliteStore: the sequence row is missing");
     return static_cast<std::uint64_t>(q->int64(0));

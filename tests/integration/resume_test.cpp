@@ -66,6 +66,28 @@ TEST_CASE("resume: Last-Event-ID wins over ?lastEventId=") {
   CHECK(s.expect("notification").id == b);
 }
 
+TEST_CASE(
+    "resume: a cursor from before a restart of a demo on the memory store gets "
+    "notifications:reset, however many notifications the new process has sent") {
+  std::string cursor;
+  {
+    DemoProcess before(unbatched());
+    for (int i = 0; i < 3; ++i)
+      cursor = publish(before.port(), "phoenix", "before " + std::to_string(i));
+  }
+  DemoProcess after(unbatched());
+  std::vector<std::string> sent;
+  for (int i = 0; i < 5; ++i)
+    sent.push_back(publish(after.port(), "phoenix", "after " + std::to_string(i)));
+  SseStream s(after.port(), SseStream::target_for("phoenix"), {{"Last-Event-ID", cursor}});
+  REQUIRE(s.status() == 200);
+  const auto e = s.expect("notifications:reset");
+  CHECK(e.id == sent.back());
+  CHECK(e.json().at("unreadCount") == 5);
+  CHECK(ids_of(e.json().at("notifications")) ==
+        std::vector<std::string>{sent[4], sent[3], sent[2], sent[1], sent[0]});
+}
+
 TEST_CASE("resume: an unknown cursor gets notifications:reset first") {
   DemoProcess demo(unbatched());
   const std::string known = publish(demo.port(), "cy", "one");

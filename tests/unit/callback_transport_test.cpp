@@ -29,7 +29,10 @@ TEST_CASE("callback transport: chunks reach the framework's write function") {
   hub.attach("alice", sink);
   const auto id = hub.publish(draft("alice", "via callback"));
   REQUIRE(test::run_until(io, [&] { return test::parse_sse(written).size() == 2; }));
-  CHECK(written.rfind("event: init\n", 0) == 0);  // no head, no retry
+  // No head, no retry: the stream starts with the init event.
+  CHECK(written.rfind("id: ", 0) == 0);
+  CHECK(written.find("retry:") == std::string::npos);
+  CHECK(test::parse_sse(written)[0].type == "init");
   CHECK(test::parse_sse(written)[1].id == id);
   sink->close();
   REQUIRE(test::run_until(io, [&] { return closed; }));

@@ -51,14 +51,14 @@ TEST_CASE("hub: init first, with the unread snapshot newest first and the count"
   NotificationHub hub(io.get_executor(), no_batching());
   hub.publish(draft("alice", "one"));
   hub.publish(draft("alice", "two"));
-  hub.publish(draft("bob", "other"));
+  const auto last = hub.publish(draft("bob", "other"));
   Client c(io, hub, "alice");
   REQUIRE(wait_count(io, c, 1));
   const auto bytes = c.transport->bytes();
   CHECK(bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   auto e = c.events();
   CHECK(e[0].type == "init");
-  CHECK(e[0].id == "3");
+  CHECK(e[0].id == last);
   auto data = json::parse(e[0].data);
   CHECK(data["unreadCount"] == 2);
   REQUIRE(data["notifications"].size() == 2);
@@ -143,14 +143,14 @@ TEST_CASE("hub: resume replays exactly what was missed, then live") {
 TEST_CASE("hub: an unknown or too old cursor gets notifications:reset with a fresh snapshot") {
   asio::io_context io;
   NotificationHub hub(io.get_executor(), no_batching());
-  hub.publish(draft("alice", "1"));
+  const auto first = hub.publish(draft("alice", "1"));
   for (const std::string cursor : {"999", "abc", "-1", "1\n2"}) {
     CAPTURE(cursor);
     Client c(io, hub, "alice", cursor);
     REQUIRE(wait_count(io, c, 1));
     auto e = c.events();
     CHECK(e[0].type == "notifications:reset");
-    CHECK(e[0].id == "1");
+    CHECK(e[0].id == first);
     CHECK(json::parse(e[0].data)["unreadCount"] == 1);
   }
   CHECK(hub.metrics().resets_unknown_cursor == 4);
@@ -188,8 +188,11 @@ TEST_CASE("hub: no gap and no duplicate while publishing during attach") {
   const auto tail_start = published.size() - (seen.size());
   std::vector<std::string> expected(published.begin() + static_cast<long>(tail_start),
                                     published.end());
-  // Only alice publishes, so the unread count at the cursor is the cursor (none: 0).
-  CHECK(init["unreadCount"] == (e[0].id.empty() ? 0 : std::stoi(e[0].id)));
+  // Only alice publishes, so the unread count at the cursor is how many were published up to it.
+  const auto cursor = e[0].id.empty() ? 0 : std::stoull(e[0].id);
+  CHECK(init["unreadCount"] ==
+        std::count_if(published.begin(), published.end(),
+                      [&](const std::string& id) { return std::stoull(id) <= cursor; }));
   CHECK(seen == expected);
 }
 

@@ -4,7 +4,20 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace {
+notify::Notification to(const std::string& user) {
+  notify::Notification n;
+  n.user_id = user;
+  n.type = "t";
+  n.title = "t";
+  return n;
+}
+}  // namespace
 
 TEST_CASE("memory store: history sizes must be at least 1") {
   CHECK_THROWS_AS(notify::MemoryStore(notify::MemoryStoreOptions{0, 1}), std::invalid_argument);
@@ -18,4 +31,33 @@ TEST_CASE("store: parse_sequence") {
   CHECK_FALSE(notify::parse_sequence("-1"));
   CHECK_FALSE(notify::parse_sequence("4a"));
   CHECK_FALSE(notify::parse_sequence("99999999999999999999999"));
+}
+
+TEST_CASE("memory store: a cursor from an earlier process is refused, however many ids follow") {
+  std::uint64_t cursor = 0;
+  {
+    notify::MemoryStore before;  // the process before a restart
+    for (int i = 0; i < 3; ++i)
+      before.append(to("u"));
+    cursor = before.head();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a restart takes a while
+  notify::MemoryStore after;
+  const auto start = after.head();
+  CHECK(start > cursor);
+  for (int i = 0; i < 5; ++i)
+    CHECK(std::stoull(after.append(to("u")).id) > cursor);
+  CHECK_FALSE(after.resume("u", cursor, 10, 100));        // notifications:reset, not a resume
+  const auto everything = after.resume("u", 0, 10, 100);  // a client that has nothing yet
+  REQUIRE(everything);
+  CHECK(everything->missed.size() == 5);
+  const auto from_start = after.resume("u", start, 10, 100);
+  REQUIRE(from_start);
+  CHECK(from_start->missed.size() == 5);
+
+  notify::MemoryStoreOptions plain;
+  plain.seed_from_clock = false;
+  notify::MemoryStore counting(plain);
+  CHECK(counting.head() == 0);
+  CHECK(counting.append(to("u")).id == "1");
 }

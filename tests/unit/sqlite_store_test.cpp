@@ -38,6 +38,13 @@ namespace {
 
 using TempDir = testsupport::TempDir;
 
+// Options whose ids are 1, 2, 3...: cases that name positions by number.
+SqliteStoreOptions counting() {
+  SqliteStoreOptions o;
+  o.seed_from_clock = false;
+  return o;
+}
+
 std::vector<std::string> titles(const std::vector<Notification>& notifications) {
   std::vector<std::string> out;
   for (const auto& n : notifications)
@@ -88,9 +95,9 @@ TEST_CASE("sqlite store: options and drafts are checked") {
   CHECK(store.path() == ":memory:");
 
   // An empty user (an empty string_view may have no data at all) sees the broadcasts only.
-  store.append(broadcast("b"));
+  const auto b = store.append(broadcast("b"));
   CHECK(store.unread_count(std::string_view()) == 1);
-  CHECK(store.mark_all_read(std::string_view()).ids == std::vector<std::string>{"1"});
+  CHECK(store.mark_all_read(std::string_view()).ids == std::vector<std::string>{b.id});
   CHECK(store.unread_count("") == 0);
   CHECK(store.unread_count("someone") == 1);
 }
@@ -99,6 +106,7 @@ TEST_CASE("sqlite store: a restart keeps notifications, read state and the seque
   TempDir dir;
   const auto path = dir.file("store.db");
   std::uint64_t cursor = 0;
+  std::string last;
   {
     SqliteStore store(path);
     const auto a1 = store.append(draft("alice", "a1"));
@@ -108,12 +116,12 @@ TEST_CASE("sqlite store: a restart keeps notifications, read state and the seque
     store.mark_read("carol", b.id);
     cursor = store.head();  // what a client saw before the restart
     store.append(draft("alice", "a3"));
-    store.append(draft("alice", "a4"));
+    last = store.append(draft("alice", "a4")).id;
   }
   SqliteStore store(path);
-  CHECK(store.head() == cursor + 2);
+  CHECK(std::to_string(store.head()) == last);
   const auto a5 = store.append(draft("alice", "a5"));
-  CHECK(a5.id == std::to_string(cursor + 3));
+  CHECK(std::stoull(a5.id) > std::stoull(last));
 
   const auto snap = store.snapshot("alice", 10);
   CHECK(titles(snap.unread) == std::vector<std::string>{"a5", "a4", "a3", "a2", "b"});
@@ -200,14 +208,14 @@ TEST_CASE("sqlite store: retention by count, on append and by prune(), across re
   TempDir dir;
   const auto path = dir.file("count.db");
   {
-    SqliteStore store(path);
+    SqliteStore store(path, counting());
     for (int i = 1; i <= 6; ++i)
       store.append(draft("u", "u" + std::to_string(i)));  // 1..6
     store.append(draft("v", "v7"));                       // 7
     for (int i = 8; i <= 10; ++i)
       store.append(broadcast("b" + std::to_string(i)));  // 8..10
   }
-  SqliteStoreOptions small;
+  SqliteStoreOptions small = counting();
   small.max_per_user = 2;
   small.max_broadcasts = 1;
   {
@@ -237,13 +245,13 @@ TEST_CASE("sqlite store: retention by age, on append and by prune()") {
   const auto on_append = dir.file("age-append.db");
   const auto on_prune = dir.file("age-prune.db");
   for (const auto& path : {on_append, on_prune}) {
-    SqliteStore store(path);
+    SqliteStore store(path, counting());
     store.append(draft("u", "old"));           // 1
     store.append(broadcast("old broadcast"));  // 2
     store.append(draft("v", "old"));           // 3
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  SqliteStoreOptions young;
+  SqliteStoreOptions young = counting();
   young.max_age = std::chrono::seconds(1);
   {
     SqliteStore store(on_append, young);
@@ -264,7 +272,7 @@ TEST_CASE("sqlite store: retention by age, on append and by prune()") {
     CHECK(store.resume("u", 2, 10, 100));
     CHECK_FALSE(store.resume("v", 2, 10, 100));
   }
-  SqliteStoreOptions forever;  // max_age 0
+  SqliteStoreOptions forever = counting();  // max_age 0
   SqliteStore store(on_append, forever);
   CHECK(store.prune() == 0);
   CHECK(store.list("u", false, 10).size() == 1);
@@ -332,9 +340,43 @@ TEST_CASE("sqlite store: behaves like MemoryStore over random operations") {
   }
 }
 
+TEST_CASE("sqlite store: a restored backup or a new file issues no id a client may hold") {
+  TempDir dir;
+  const auto path = dir.file("store.db");
+  const auto backup = dir.file("backup.db");
+  std::uint64_t cursor = 0;
+  {
+    SqliteStore store(path);
+    store.append(draft("alice", "a1"));
+    {
+      SqliteStore copy(backup);  // an empty file is a backup from before a1 too
+    }
+    store.append(draft("alice", "a2"));
+    cursor = store.head();  // what a client holds when the database is lost
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a restore takes a while
+  for (const auto& restored : {backup, dir.file("new.db")}) {
+    CAPTURE(restored);
+    SqliteStore store(restored);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+      ids.push_back(store.append(draft("alice", "after " + std::to_string(i))).id);
+      CHECK(std::stoull(ids.back()) > cursor);
+    }
+    // The client resumes from its cursor and misses none of them (with ids 1, 2, 3 it would
+    // have resumed after 2 and missed the first two).
+    const auto r = store.resume("alice", cursor, 10, 100);
+    REQUIRE(r);
+    std::vector<std::string> missed;
+    for (const auto& n : r->missed)
+      missed.push_back(n.id);
+    CHECK(missed == ids);
+  }
+}
+
 TEST_CASE("sqlite store: 5000 appends to a file (WAL, synchronous=NORMAL), rate reported") {
   TempDir dir;
-  SqliteStore store(dir.file("speed.db"));
+  SqliteStore store(dir.file("speed.db"), counting());  // the head is the count
   constexpr int count = 5000;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < count; ++i) {
@@ -370,6 +412,7 @@ TEST_SUITE("concurrency") {
     SqliteStoreOptions options;
     options.checkpoint_pages = 64;
     options.max_per_user = 100000;
+    options.seed_from_clock = false;  // ids 1, 2, 3...: the head is the count
     constexpr int count = 6000;
     std::uintmax_t longest_log = 0;
     {

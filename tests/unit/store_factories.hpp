@@ -29,7 +29,7 @@ struct StoreLimits {
 struct MemoryStoreFactory {
   static std::unique_ptr<notify::Store> make(StoreLimits limits = {}) {
     return std::make_unique<notify::MemoryStore>(
-        notify::MemoryStoreOptions{limits.per_user, limits.broadcasts});
+        notify::MemoryStoreOptions{limits.per_user, limits.broadcasts, false});
   }
 };
 
@@ -39,6 +39,7 @@ struct SqliteStoreFactory {
     notify::SqliteStoreOptions options;
     options.max_per_user = limits.per_user;
     options.max_broadcasts = limits.broadcasts;
+    options.seed_from_clock = false;  // ids 1, 2, 3... as the contract cases expect
     return std::make_unique<notify::SqliteStore>(":memory:", options);
   }
 };

@@ -115,13 +115,13 @@ TEST_CASE_TEMPLATE("websocket sink: init, then notifications as text frames with
   const UseThreading use(Mode::value);
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
-  hub.publish(draft("alice", "before"));
+  const auto before = hub.publish(draft("alice", "before"));
   WsClient c(io, hub, "alice");
   REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
   CHECK(c.bytes.rfind("HTTP/1.1 101 Switching Protocols\r\n\r\n", 0) == 0);
   auto init = c.messages()[0];
   CHECK(init["type"] == "init");
-  CHECK(init["id"] == "1");
+  CHECK(init["id"] == before);
   CHECK(init["data"]["unreadCount"] == 1);
   const auto id = hub.publish(draft("alice", "live"));
   REQUIRE(test::run_until(io, [&] { return c.messages().size() == 2; }));
