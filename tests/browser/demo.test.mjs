@@ -216,6 +216,13 @@ async function waitIn(page, label, description, fn, arg, timeout = 10000) {
       conn: document.getElementById('conn-state')?.dataset.state,
       badge: document.getElementById('unread-badge')?.hidden ? '(hidden)' : document.getElementById('unread-badge')?.textContent,
       toasts: [...document.querySelectorAll('.toast')].map((t) => t.textContent),
+      // What the client holds, to tell an event that never came from one that was not shown.
+      client: window.notifyClient ? {
+        state: window.notifyClient.state, leader: window.notifyClient.leader,
+        transport: window.notifyClient.transport, lastEventId: window.notifyClient.lastEventId,
+        unread: window.notifyClient.unreadCount,
+        newest: window.notifyClient.notifications.slice(0, 3).map((n) => `${n.id} ${n.title}`),
+      } : null,
     })).catch(() => ({}));
     throw new CheckFailure(`${label}: ${description} (waited ${timeout} ms; page state ${JSON.stringify(state)})`);
   }
