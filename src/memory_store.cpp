@@ -15,11 +15,8 @@ std::string now_timestamp() {
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(options) {
   if (options_.max_per_user == 0 || options_.max_broadcasts == 0)
     throw std::invalid_argument("MemoryStore: history sizes must be at least 1");
-  if (options_.seed_from_clock) {
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    head_ = base_ = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(now).count());
-  }
+  if (options_.seed_from_clock)
+    head_ = base_ = sequence_floor_now();
 }
 
 MemoryStore::UserState& MemoryStore::user_state(std::string_view user) {

@@ -1,6 +1,7 @@
 #include <notify/store.hpp>
 
 #include <charconv>
+#include <chrono>
 
 namespace notify {
 
@@ -28,6 +29,12 @@ std::vector<std::optional<Resume>> Store::resume_many(const std::vector<ResumeQu
   for (const auto& q : queries)
     answers.push_back(resume(q.user, q.cursor, limit, max_missed));
   return answers;
+}
+
+std::uint64_t sequence_floor_now() noexcept {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(now).count());
 }
 
 std::optional<std::uint64_t> parse_sequence(std::string_view text) noexcept {

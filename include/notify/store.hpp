@@ -7,6 +7,10 @@
 //    change is ordered against notifications (`ReadResult::seq`).
 //  - head() is the last number taken. A cursor is any number <= head(); the hub compares
 //    cursors with sequence numbers to deliver every event exactly once.
+//  - A number is never given to a second notification, across restarts and lost writes too:
+//    clients hold ids as cursors, and one that was sent the first would pass over the second.
+//    The stores here keep the sequence at or above sequence_floor_now() (their option
+//    seed_from_clock; MemoryStore starts there and refuses older cursors).
 //  - A broadcast is stored once and seen by every user, with a read state per user.
 //
 // Thread safety: every member function is safe to call concurrently.
@@ -121,6 +125,11 @@ class NOTIFY_EXPORT Store {
   // snapshot, gap repairs, resyncs) are made too.
   virtual bool may_block() const noexcept { return true; }
 };
+
+// The current time in microseconds since the epoch: the lowest number a clock-seeded sequence
+// may take now. It exceeds every number taken before, given fewer than one a microsecond on
+// average and a clock that does not step back by more than a restart or failover takes.
+NOTIFY_EXPORT std::uint64_t sequence_floor_now() noexcept;
 
 // Parses a store id or cursor ("42"); nullopt when it is not a plain decimal number.
 NOTIFY_EXPORT std::optional<std::uint64_t> parse_sequence(std::string_view text) noexcept;

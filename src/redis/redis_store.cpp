@@ -229,10 +229,7 @@ class RedisStore::Impl {
   }
 
   std::string seed() const {
-    if (!options_.seed_from_clock)
-      return "0";
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+    return options_.seed_from_clock ? std::to_string(sequence_floor_now()) : "0";
   }
 
   Notification append(Notification draft) {

@@ -196,12 +196,7 @@ class SqliteStore::Impl {
 
   std::uint64_t take() {
     auto q = db_->query(sql_take);
-    std::int64_t floor = 0;
-    if (options_.seed_from_clock)
-      floor = std::chrono::duration_cast<std::chrono::microseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-    q->bind(1, floor);
+    q->bind(1, options_.seed_from_clock ? to_db(sequence_floor_now()) : 0);
     if (!q->step())
       throw std::runtime_error("notify::SqliteStore: the sequence row is missing");
     return static_cast<std::uint64_t>(q->int64(0));
