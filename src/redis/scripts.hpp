@@ -24,23 +24,20 @@ local function fmt(n) return string.format('%d', n) end
 local function btrim() return num(redis.call('HGET', K_TRIM, '*')) end
 local function utrim() return num(redis.call('HGET', K_TRIM, E)) end
 
--- With a seed (the caller's clock in microseconds) the sequence starts there, and never falls
--- behind it: a Redis that lost its last writes (a failover to a replica that had not received
--- them, a restart that lost the end of its log) must not give their ids to other
--- notifications, which the clients that saw the lost ones would drop as already seen.
+-- With a seed (the caller's clock in microseconds, sequence_floor_now()) the sequence never
+-- falls behind it: a Redis that lost its last writes (a failover to a replica that had not
+-- received them, a restart that lost the end of its log) must not give their ids to other
+-- notifications, which the clients that saw the lost ones would drop as already seen. A
+-- sequence that did not exist (INCR gave 1) starts at the seed, and cursors below it are
+-- refused (K_BASE).
 local function next_seq(seed)
-  if seed == '0' then return redis.call('INCR', K_SEQ) end
-  if redis.call('EXISTS', K_SEQ) == 0 then
-    redis.call('SET', K_SEQ, seed)
-    redis.call('SET', K_BASE, seed)
-  end
   local id = redis.call('INCR', K_SEQ)
+  if seed == '0' then return id end
   local floor = tonumber(seed)
-  if id < floor then
-    redis.call('SET', K_SEQ, seed)
-    return floor
-  end
-  return id
+  if id >= floor then return id end
+  if id == 1 then redis.call('SET', K_BASE, seed) end
+  redis.call('SET', K_SEQ, seed)
+  return floor
 end
 
 -- The position of a read change of the user's, kept as the user's latest (Resume::last_read);
