@@ -91,6 +91,17 @@ class Stopped {
   pid_t pid_;
 };
 
+// Appends while the replica is stopped: the append must still be unanswered after 500 ms
+// (it waits for the replica), and is answered once the replica runs again. Returns its id.
+std::string append_held_by_stopped_replica(RedisStore& store,
+                                           const testredis::RedisServer& replica) {
+  Stopped stopped(replica.pid());
+  auto pending = std::async(std::launch::async, [&] { return store.append(draft("u")); });
+  CHECK(pending.wait_for(500ms) == std::future_status::timeout);
+  stopped.resume();
+  return pending.get().id;
+}
+
 bool replica_has(const testredis::RedisServer& replica, const std::string& id) {
   return replica.command("HEXISTS wait:n " + id) == ":1\r\n";
 }
@@ -120,14 +131,7 @@ TEST_CASE("redis store: with wait_replicas a write returns once a replica has it
   CHECK(replica_has(replica, first.id));
 
   // While the replica is stopped the write is not answered; it is once the replica runs.
-  std::string second_id;
-  {
-    Stopped stopped(replica.pid());
-    auto pending = std::async(std::launch::async, [&] { return store.append(draft("u")); });
-    CHECK(pending.wait_for(500ms) == std::future_status::timeout);
-    stopped.resume();
-    second_id = pending.get().id;
-  }
+  const auto second_id = append_held_by_stopped_replica(store, replica);
   CHECK(replica_has(replica, second_id));
 
   // A replica stopped for longer than replica_timeout: each kind of write fails, and says so;
@@ -167,14 +171,7 @@ TEST_SUITE("redis-restart") {
     RedisStore store(store_options(servers.primary, 1));
     const auto first = store.append(draft("u"));
 
-    std::string second_id;
-    {
-      Stopped stopped(replica.pid());
-      auto pending = std::async(std::launch::async, [&] { return store.append(draft("u")); });
-      CHECK(pending.wait_for(500ms) == std::future_status::timeout);
-      stopped.resume();
-      second_id = pending.get().id;
-    }
+    const auto second_id = append_held_by_stopped_replica(store, replica);
     servers.primary.kill();
     REQUIRE(replica.command("REPLICAOF NO ONE") == "+OK\r\n");
 
