@@ -94,7 +94,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   std::vector<std::string> publish_many(std::vector<Notification> drafts) {
     for (auto& d : drafts)
-      validate(d, options_.validation);
+      check_draft(d);
     return publish_validated(std::move(drafts));
   }
 
@@ -125,7 +125,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // publish_many() of one draft, without its two vectors.
   std::string publish_one(Notification draft) {
-    validate(draft, options_.validation);
+    check_draft(draft);
     return publish_validated(std::move(draft));
   }
 
@@ -171,7 +171,7 @@ class NotificationHub::Impl final : public SinkOwner,
   void start_publish(Notification draft, PublishCompletion done) {
     if (draft.broadcast)
       draft.user_id.clear();
-    validate(draft, options_.validation);
+    check_draft(draft);
     if (!store_->may_block()) {
       std::exception_ptr error;
       std::string id;
@@ -193,7 +193,7 @@ class NotificationHub::Impl final : public SinkOwner,
                         PublishCompletion done) {
     auto drafts = drafts_for(users, draft);
     for (auto& d : drafts)
-      validate(d, options_.validation);
+      check_draft(d);
     if (drafts.empty()) {  // no store call; as publish_to(), it fails only on a stopped hub
       std::exception_ptr error;
       if (stopped_.load(std::memory_order_acquire))
@@ -451,11 +451,24 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::system_error(errc::hub_stopped);
   }
 
+  // validate() with the hub's limits, and a key only for a store that keeps keys.
+  void check_draft(const Notification& draft) const {
+    validate(draft, options_.validation);
+    if (!draft.idempotency_key.empty() && !store_->keeps_idempotency_keys())
+      throw std::invalid_argument(
+          "notify: a draft has an idempotency key, and the hub's store does not keep keys");
+  }
+
   // Under sequence_lock(), after the store: hands a stored notification to the bus (unless
   // the store published it itself) and returns its id. `ec`, clear on entry, says the bus
   // refused it; it is stored all the same, and reaches clients when they resume or are
-  // repaired.
+  // repaired. A replay (an idempotency key seen before) is not sent again: the first
+  // publish was, and it carries an id the clients are past.
   std::string hand_to_bus(Notification stored, std::error_code& ec) {
+    if (stored.replayed) {
+      publish_replays_.fetch_add(1, std::memory_order_relaxed);
+      return std::move(stored.id);
+    }
     if (!store_->publishes_appends())
       bus_->publish(Envelope{stored.user_id, stored.broadcast, notification_event(stored)}, ec);
     if (!ec)
@@ -1477,6 +1490,7 @@ class NotificationHub::Impl final : public SinkOwner,
     m.publish_batches = publish_batches_.load(std::memory_order_relaxed);
     m.store_thread_busy_us = store_thread_busy_us_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
+    m.publish_replays = publish_replays_.load(std::memory_order_relaxed);
     m.resyncs = resyncs_.load(std::memory_order_relaxed);
     m.slow_consumer_disconnects = slow_disconnects_.load(std::memory_order_relaxed);
     m.sessions_ended = sessions_ended_.load(std::memory_order_relaxed);
@@ -1599,7 +1613,7 @@ class NotificationHub::Impl final : public SinkOwner,
   std::atomic<std::uint64_t> opened_{0}, publishes_{0}, resyncs_{0}, slow_disconnects_{0},
       rejected_{0}, heartbeats_{0}, sessions_ended_{0}, resets_unknown_cursor_{0},
       handler_errors_{0}, open_sse_{0}, open_websocket_{0}, client_messages_{0}, repairs_{0},
-      subscription_waits_expired_{0};
+      subscription_waits_expired_{0}, publish_replays_{0};
 
   mutable std::mutex repair_mutex_;  // guards the two below
   std::deque<PendingRepair> repairs_queued_;

@@ -15,6 +15,9 @@ std::string now_timestamp() {
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(options) {
   if (options_.max_per_user == 0 || options_.max_broadcasts == 0)
     throw std::invalid_argument("MemoryStore: history sizes must be at least 1");
+  if (options_.idempotency_window.count() <= 0 || options_.max_idempotency_keys == 0)
+    throw std::invalid_argument(
+        "MemoryStore: the idempotency window and key count must be above 0");
   if (options_.seed_from_clock)
     head_ = base_ = sequence_floor_now();
 }
@@ -96,15 +99,61 @@ std::uint64_t MemoryStore::unread_locked(const UserState* state) const {
   return (state ? state->unread : 0) + broadcasts_.size() - read_broadcasts;
 }
 
+namespace {
+// The recipient and the key: a key holds no NUL (printable ASCII), so the last NUL splits.
+std::string recipient_key(const Notification& draft) {
+  std::string key = draft.broadcast ? std::string() : draft.user_id;
+  key.push_back('\0');
+  key += draft.idempotency_key;
+  return key;
+}
+}  // namespace
+
+void MemoryStore::forget_expired_keys() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!key_expiry_.empty() && key_expiry_.front().first <= now) {
+    kept_keys_.erase(key_expiry_.front().second);
+    key_expiry_.pop_front();
+  }
+}
+
+void MemoryStore::keep_key(std::string key, const Notification& stored) {
+  if (kept_keys_.size() >= options_.max_idempotency_keys) {
+    kept_keys_.erase(key_expiry_.front().second);
+    key_expiry_.pop_front();
+  }
+  kept_keys_.emplace(key, KeptPublish{stored.id, stored.created_at});
+  key_expiry_.emplace_back(std::chrono::steady_clock::now() + options_.idempotency_window,
+                           std::move(key));
+}
+
 Notification MemoryStore::append(Notification draft) {
   std::lock_guard lock(mutex_);
+  std::string key;
+  if (!draft.idempotency_key.empty()) {
+    key = recipient_key(draft);
+    forget_expired_keys();
+    if (const auto kept = kept_keys_.find(key); kept != kept_keys_.end()) {
+      draft.id = kept->second.id;
+      draft.created_at = kept->second.created_at;
+      draft.read_at.clear();
+      if (draft.broadcast)
+        draft.user_id.clear();
+      draft.replayed = true;
+      return draft;
+    }
+  }
   const auto seq = ++head_;
   draft.id = std::to_string(seq);
   draft.created_at = now_timestamp();
   draft.read_at.clear();
+  draft.replayed = false;
+  if (!key.empty())
+    keep_key(std::move(key), draft);
   if (draft.broadcast) {
     draft.user_id.clear();
     broadcasts_.push_back(Entry{seq, draft});
+    broadcasts_.back().notification.idempotency_key.clear();
     if (broadcasts_.size() > options_.max_broadcasts) {
       broadcasts_evicted_upto_ = broadcasts_.front().seq;
       broadcasts_.pop_front();
@@ -113,6 +162,7 @@ Notification MemoryStore::append(Notification draft) {
   }
   auto& state = user_state(draft.user_id);
   state.history.push_back(Entry{seq, draft});
+  state.history.back().notification.idempotency_key.clear();
   ++state.unread;
   if (state.history.size() > options_.max_per_user) {
     if (!state.history.front().notification.is_read())

@@ -34,6 +34,9 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
          m.bytes_delivered);
   metric(out, "notify_publishes_total", "counter", "Notifications published (one per recipient).",
          m.publishes);
+  metric(out, "notify_publish_replays_total", "counter",
+         "Publishes answered with an earlier publish's id (a known idempotency key).",
+         m.publish_replays);
   metric(out, "notify_resyncs_total", "counter",
          "Slow connections whose queue collapsed into a reset snapshot.", m.resyncs);
   metric(out, "notify_slow_consumer_disconnects_total", "counter",

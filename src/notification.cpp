@@ -174,6 +174,13 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
     if (!is_valid_utf8(d.*(f.member)))
       return problem(f.json_name.data(), "is not valid UTF-8");
   }
+  if (d.idempotency_key.size() > max_idempotency_key_bytes)
+    return problem("idempotencyKey",
+                   fmt::format("longer than {} bytes", max_idempotency_key_bytes));
+  // Printable ASCII: it travels in an HTTP header and in store keys as it is.
+  if (std::any_of(d.idempotency_key.begin(), d.idempotency_key.end(),
+                  [](char c) { return c <= ' ' || c > '~'; }))
+    return problem("idempotencyKey", "may hold only printable ASCII without spaces");
   if (!d.data.is_null()) {
     if (!d.data.is_object())
       return problem("data", "must be a JSON object");

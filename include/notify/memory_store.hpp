@@ -9,6 +9,7 @@
 
 #include <notify/store.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <map>
@@ -27,6 +28,10 @@ struct MemoryStoreOptions {
   // and once a new process has issued as many, a cursor from the old one would resume: the
   // client would miss what the new process sent it before.
   bool seed_from_clock = true;
+  // How long an idempotency key is kept (Store's contract), and how many at most: past
+  // that many the oldest is forgotten first, so that keys cannot take all memory.
+  std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
+  std::size_t max_idempotency_keys = 1'000'000;
 };
 
 class NOTIFY_EXPORT MemoryStore final : public Store {
@@ -44,6 +49,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   ReadResult mark_read(std::string_view user, std::string_view id) override;
   ReadResult mark_all_read(std::string_view user) override;
   bool may_block() const noexcept override { return false; }
+  bool keeps_idempotency_keys() const noexcept override { return true; }
 
  private:
   struct Entry {
@@ -64,6 +70,9 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   std::vector<Notification> view(const UserState* state, std::uint64_t after,
                                  std::uint64_t upto) const;
   std::uint64_t unread_locked(const UserState* state) const;
+  void forget_expired_keys();
+  // Keeps `key` (recipient and idempotency key) for the publish `stored`.
+  void keep_key(std::string key, const Notification& stored);
 
   MemoryStoreOptions options_;
   std::mutex mutex_;
@@ -72,6 +81,13 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   std::unordered_map<std::string, UserState> users_;
   std::deque<Entry> broadcasts_;  // oldest first
   std::uint64_t broadcasts_evicted_upto_ = 0;
+  struct KeptPublish {
+    std::string id;
+    std::string created_at;
+  };
+  std::unordered_map<std::string, KeptPublish> kept_keys_;
+  // The same keys, oldest first, with the time each is forgotten.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> key_expiry_;
 };
 
 }  // namespace notify

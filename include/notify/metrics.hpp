@@ -19,7 +19,9 @@ struct HubMetrics {
   std::uint64_t events_delivered = 0;    // events whose bytes were written to a connection
   std::uint64_t bytes_delivered = 0;
   std::uint64_t publishes = 0;  // notifications published (one per recipient user)
-  std::uint64_t resyncs = 0;    // queues collapsed into a reset snapshot
+  // publishes answered with an earlier one's id: their idempotency key was known
+  std::uint64_t publish_replays = 0;
+  std::uint64_t resyncs = 0;  // queues collapsed into a reset snapshot
   std::uint64_t slow_consumer_disconnects = 0;
   std::uint64_t sessions_ended = 0;  // connections ended by end_session()/end_sessions()
   std::uint64_t rejected_connections = 0;

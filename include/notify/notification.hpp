@@ -36,6 +36,19 @@ struct Notification {
   std::string created_at;  // ISO 8601 UTC with milliseconds; assigned by the Store
   nlohmann::json data;     // null or a free JSON object
 
+  // Not part of the notification: neither stored with it nor sent to clients.
+  // The publisher's name for this publish (1 to 255 bytes of printable ASCII, no spaces),
+  // so that a publish whose outcome it does not know (a timeout, a lost answer, a crash
+  // before it recorded the id) can be sent again: a store that keeps keys
+  // (Store::keeps_idempotency_keys()) stores nothing for a key it already holds for the same
+  // recipient (the user, or the broadcasts) and returns the first publish's id. Keys are
+  // kept for the store's idempotency window (24 hours by default). The content of a repeat
+  // is not compared with the first: a key names one publish.
+  std::string idempotency_key;
+  // Set by Store::append() on return: the key was known, nothing was stored, and `id` and
+  // `created_at` are the first publish's.
+  bool replayed = false;
+
   bool is_read() const noexcept { return !read_at.empty(); }
 };
 
@@ -58,6 +71,9 @@ NOTIFY_EXPORT void from_json(const nlohmann::json& j, Notification& n);
 // or kept in `*others` (an object) when it is given, `data`'s nesting limit applying to them.
 NOTIFY_EXPORT Notification parse_notification(std::string_view text,
                                               nlohmann::json* others = nullptr);
+
+// The longest Notification::idempotency_key find_problem() accepts.
+inline constexpr std::size_t max_idempotency_key_bytes = 255;
 
 // How deep from_json() lets `data` nest, and ValidationLimits::max_data_depth's default.
 inline constexpr std::size_t default_max_data_depth = 32;

@@ -34,6 +34,8 @@
 //   P u:E:read              hash: id → readAt, for the user's notifications and broadcasts
 //   P u:E:br                sorted set by seq: the broadcasts the user has read
 //   P u:E:lr                the seq of the user's latest read change (Resume::last_read)
+//   P k:E|K                 "<id> <createdAt ms>" given to idempotency key K (E "" for
+//                           broadcasts), expiring after idempotency_window
 // History is capped per user (max_per_user) and for broadcasts (max_broadcasts), oldest
 // dropped first, and by age (max_age: up to 100 expired entries are dropped per append).
 //
@@ -76,6 +78,8 @@ struct RedisStoreOptions {
   // with publish_appends, published it), so a retry may store a second copy.
   std::size_t wait_replicas = 0;
   std::chrono::milliseconds replica_timeout{1000};  // above 0, below redis.command_timeout
+  // How long an idempotency key is kept (Store's contract); above 0.
+  std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
 };
 
 class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
@@ -106,6 +110,7 @@ class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
   ReadResult mark_read(std::string_view user, std::string_view id) override;
   ReadResult mark_all_read(std::string_view user) override;
   bool publishes_appends() const noexcept override;
+  bool keeps_idempotency_keys() const noexcept override { return true; }
 
   const RedisStoreOptions& options() const noexcept;
 

@@ -59,12 +59,14 @@ struct SqliteStoreOptions {
   // file would otherwise issue again ids that clients hold as their cursors, and such a
   // client would resume past the notifications that took them. false: ids 1, 2, 3...
   bool seed_from_clock = true;
+  // How long an idempotency key is kept (Store's contract); above 0.
+  std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
 };
 
 class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
  public:
   // The schema version this code writes (PRAGMA user_version).
-  static constexpr int current_schema_version = 2;
+  static constexpr int current_schema_version = 3;
 
   // Opens `path` (created when missing; ":memory:" is a private in-memory database) and
   // migrates it to the current schema. Throws std::invalid_argument for invalid options,
@@ -87,6 +89,7 @@ class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
   std::uint64_t unread_count(std::string_view user) override;
   ReadResult mark_read(std::string_view user, std::string_view id) override;
   ReadResult mark_all_read(std::string_view user) override;
+  bool keeps_idempotency_keys() const noexcept override { return true; }
 
   // Applies the retention limits to every user now; returns how many notifications were
   // removed. (append() applies them only to the user it appends for, and the age limit.)

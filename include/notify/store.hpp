@@ -12,6 +12,12 @@
 //    The stores here keep the sequence at or above sequence_floor_now() (their option
 //    seed_from_clock; MemoryStore starts there and refuses older cursors).
 //  - A broadcast is stored once and seen by every user, with a read state per user.
+//  - A store that keeps idempotency keys (keeps_idempotency_keys()) remembers, for its
+//    idempotency window, the id given to each draft with a Notification::idempotency_key,
+//    per recipient (the user, or the broadcasts). An append of a draft whose key it holds
+//    for that recipient stores nothing, takes no number, and returns the draft with the
+//    first one's id and created_at and `replayed` set; atomically, so that of two appends
+//    racing with one key exactly one stores.
 //
 // Thread safety: every member function is safe to call concurrently.
 #pragma once
@@ -62,14 +68,15 @@ class NOTIFY_EXPORT Store {
   virtual ~Store();
 
   // Stores a validated draft (user_id set, or broadcast) and returns it with id and
-  // created_at assigned.
+  // created_at assigned (or, for a key already held, the first publish's: see above).
   virtual Notification append(Notification draft) = 0;
 
   // append() for each draft, in order: returns them stored, in the same order, with
   // increasing ids. The default calls append() once per draft; SqliteStore writes them all
   // in one transaction (one commit for a publish to many users), RedisStore pipelines them
-  // (one round trip). When one fails the call throws: SqliteStore then stores none, other
-  // stores may have stored some of them.
+  // (one round trip). A draft that repeats an earlier one's key and recipient is a replay of
+  // it. When one fails the call throws: SqliteStore then stores none, other stores may have
+  // stored some of them.
   virtual std::vector<Notification> append_all(std::vector<Notification> drafts);
 
   virtual std::uint64_t head() = 0;
@@ -124,6 +131,9 @@ class NOTIFY_EXPORT Store {
   // queue the others for its store thread, where the hub's own reads (a new connection's
   // snapshot, gap repairs, resyncs) are made too.
   virtual bool may_block() const noexcept { return true; }
+  // True when append() keeps the contract's idempotency keys (every store of notify does).
+  // The hub refuses a draft with a key when its store does not: the publisher counts on it.
+  virtual bool keeps_idempotency_keys() const noexcept { return false; }
 };
 
 // The current time in microseconds since the epoch: the lowest number a clock-seeded sequence

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -81,6 +83,8 @@ class RedisStore::Impl {
       throw std::invalid_argument("RedisStore: history sizes must be at least 1");
     if (options_.max_age.count() < 0)
       throw std::invalid_argument("RedisStore: max_age must not be negative");
+    if (options_.idempotency_window.count() <= 0)
+      throw std::invalid_argument("RedisStore: idempotency_window must be above 0");
     if (options_.wait_replicas > 0 && (options_.replica_timeout.count() <= 0 ||
                                        options_.replica_timeout >= options_.redis.command_timeout))
       throw std::invalid_argument(
@@ -299,11 +303,29 @@ class RedisStore::Impl {
         std::move(publish),
         std::move(channel),
         std::move(header),
-        std::move(published)};
+        std::move(published),
+        draft.idempotency_key,
+        std::to_string(options_.idempotency_window.count())};
+    draft.replayed = false;
     return Call{std::move(escaped), std::move(args)};
   }
 
+  // The script's answer: the new id, or {"<id> <ms>"} of the first publish of the key.
   static void take_id(Notification& draft, const Reply& reply) {
+    if (reply.is_array() && reply.elements.size() == 1) {
+      const auto kept = reply.elements[0].text();
+      const auto space = kept.find(' ');
+      const auto ms = space == std::string::npos
+                          ? std::nullopt
+                          : parse_sequence(std::string_view(kept).substr(space + 1));
+      if (!ms || !parse_sequence(std::string_view(kept).substr(0, space)))
+        throw RedisError("redis store: append returned an unreadable kept key: " + kept);
+      draft.id = kept.substr(0, space);
+      draft.created_at = format_timestamp(std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(static_cast<std::int64_t>(*ms))));
+      draft.replayed = true;
+      return;
+    }
     draft.id = reply.text();
     if (!parse_sequence(draft.id))
       throw RedisError("redis store: append returned no id");

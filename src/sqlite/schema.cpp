@@ -80,10 +80,26 @@ void add_read_changes(Database& db) {
   )sql");
 }
 
+// Version 3: idempotency keys (Store's contract): the id each key was given, per recipient
+// (a user, or '' for the broadcasts), until kept_until_ms.
+void add_publish_keys(Database& db) {
+  db.exec(R"sql(
+    CREATE TABLE publish_keys (
+      recipient     TEXT NOT NULL,
+      key           TEXT NOT NULL,
+      seq           INTEGER NOT NULL,
+      created_at    TEXT NOT NULL,
+      kept_until_ms INTEGER NOT NULL,
+      PRIMARY KEY (recipient, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX publish_keys_by_expiry ON publish_keys (kept_until_ms);
+  )sql");
+}
+
 using Migration = void (*)(Database&);
 
 // migrations[N] takes a database from version N to N + 1.
-constexpr Migration migrations[] = {&create_version_1, &add_read_changes};
+constexpr Migration migrations[] = {&create_version_1, &add_read_changes, &add_publish_keys};
 static_assert(std::size(migrations) == schema_version, "one migration per schema version");
 
 }  // namespace

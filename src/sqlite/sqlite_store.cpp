@@ -41,6 +41,20 @@ constexpr const char* sql_insert =
     "entity_id, action_url, image_url, data, created_at, created_ms) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
+// Idempotency keys; ?1 the recipient (the user, '' for the broadcasts), ?2 the key.
+constexpr const char* sql_key_find =
+    "SELECT seq, created_at FROM publish_keys"
+    " WHERE recipient = ?1 AND key = ?2 AND kept_until_ms > ?3";
+constexpr const char* sql_key_keep =
+    "INSERT INTO publish_keys (recipient, key, seq, created_at, kept_until_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (recipient, key) DO UPDATE SET"
+    " seq = excluded.seq, created_at = excluded.created_at,"
+    " kept_until_ms = excluded.kept_until_ms";
+// A bounded number per append, so that no append pays for a day's worth of keys at once.
+constexpr const char* sql_key_forget =
+    "DELETE FROM publish_keys WHERE (recipient, key) IN"
+    " (SELECT recipient, key FROM publish_keys WHERE kept_until_ms <= ?1 LIMIT 256)";
+
 // Retention. The schema's triggers record every DELETE in `histories`.
 constexpr const char* sql_kept = "SELECT kept FROM histories WHERE broadcast = ?1 AND user_id = ?2";
 constexpr const char* sql_drop_oldest_user =
@@ -257,19 +271,54 @@ class SqliteStore::Impl {
 
   // Inside a write transaction: gives `draft` the next id and the time, stores it and keeps
   // its user's (or the broadcasts') history within the limit.
+  // Stores `draft`, or makes it the replay of the publish its idempotency key was given to.
   void insert(Notification& draft, const std::string& created_at, std::int64_t created_ms) {
-    const auto seq = take();
-    draft.id = std::to_string(seq);
-    draft.created_at = created_at;
     draft.read_at.clear();
     if (draft.broadcast)
       draft.user_id.clear();
+    draft.replayed = false;
+    const bool keyed = !draft.idempotency_key.empty();
+    if (keyed && take_replay(draft, created_ms))
+      return;
+    const auto seq = take();
+    draft.id = std::to_string(seq);
+    draft.created_at = created_at;
     {
       auto q = db_->query(sql_insert);
       sqlite::bind_notification(*q, to_db(seq), draft, created_ms);
       q.run();
     }
+    if (keyed) {
+      auto q = db_->query(sql_key_keep);
+      q->bind(1, draft.user_id);
+      q->bind(2, draft.idempotency_key);
+      q->bind(3, to_db(seq));
+      q->bind(4, draft.created_at);
+      q->bind(5, created_ms + static_cast<std::int64_t>(options_.idempotency_window.count()));
+      q.run();
+    }
     cap_history(draft, draft.broadcast ? options_.max_broadcasts : options_.max_per_user);
+  }
+
+  // Whether the draft's key is held for its recipient; then the draft gets the first
+  // publish's id and time.
+  bool take_replay(Notification& draft, std::int64_t now_ms) {
+    auto q = db_->query(sql_key_find);
+    q->bind(1, draft.user_id);
+    q->bind(2, draft.idempotency_key);
+    q->bind(3, now_ms);
+    if (!q->step())
+      return false;
+    draft.id = std::to_string(q->int64(0));
+    draft.created_at = q->text(1);
+    draft.replayed = true;
+    return true;
+  }
+
+  void forget_expired_keys(std::int64_t now_ms) {
+    auto q = db_->query(sql_key_forget);
+    q->bind(1, now_ms);
+    q.run();
   }
 
   // Removes the oldest notifications of one history (a user's, or the broadcasts') beyond
@@ -349,6 +398,8 @@ SqliteStoreOptions checked(SqliteStoreOptions options) {
     throw std::invalid_argument("SqliteStore: busy_timeout < 0");
   if (options.checkpoint_pages > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw std::invalid_argument("SqliteStore: checkpoint_pages is too large");
+  if (options.idempotency_window.count() <= 0)
+    throw std::invalid_argument("SqliteStore: idempotency_window must be above 0");
   return options;
 }
 }  // namespace
@@ -381,9 +432,14 @@ std::vector<Notification> SqliteStore::append_all(std::vector<Notification> draf
   std::lock_guard lock(impl_->mutex);
   const auto at = now();
   Transaction transaction(impl_->db(), Transaction::Kind::write);
-  for (auto& draft : drafts)
+  bool keyed = false;
+  for (auto& draft : drafts) {
     impl_->insert(draft, at.text, at.ms);
+    keyed = keyed || !draft.idempotency_key.empty();
+  }
   impl_->remove_older_than(at.ms);
+  if (keyed)
+    impl_->forget_expired_keys(at.ms);
   transaction.commit();
   return drafts;
 }

@@ -47,6 +47,7 @@ class ForwardingStore : public notify::Store {
   notify::ReadResult mark_all_read(std::string_view user) override {
     return memory_.mark_all_read(user);
   }
+  bool keeps_idempotency_keys() const noexcept override { return memory_.keeps_idempotency_keys(); }
 
  protected:
   // Called first by every read (snapshot, resume, list, unread count).

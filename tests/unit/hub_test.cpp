@@ -524,6 +524,66 @@ TEST_CASE("hub: invalid drafts are refused with the field named") {
   CHECK(hub.metrics().publishes == 0);
 }
 
+TEST_CASE("hub: a publish that repeats an idempotency key gets the first id and is not sent") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client a(io, hub, "a"), b(io, hub, "b");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count(); }));
+  auto shipped = draft("a", "shipped");
+  shipped.idempotency_key = "order-42:shipped";
+  const auto id = hub.publish(shipped);
+  CHECK(hub.publish(shipped) == id);
+  auto to_two = draft("", "to two");
+  to_two.idempotency_key = "digest-7";
+  const auto ids = hub.publish_to({"a", "b"}, to_two);
+  CHECK(hub.publish_to({"b", "a"}, to_two) == std::vector<std::string>{ids[1], ids[0]});
+  auto everyone = draft("", "to all");
+  everyone.idempotency_key = "maintenance";
+  const auto bid = hub.broadcast(everyone);
+  CHECK(hub.broadcast(everyone) == bid);
+  // Delivered in order: once the last one is there, a repeat sent before it would be too.
+  hub.publish(draft("a", "last"));
+  REQUIRE(wait_count(io, a, 5));
+  io.run_for(std::chrono::milliseconds(50));
+  std::vector<std::string> titles;
+  for (const auto& e : a.events())
+    if (e.type == "notification")
+      titles.push_back(json::parse(e.data)["title"].get<std::string>());
+  CHECK(titles == std::vector<std::string>{"shipped", "to two", "to all", "last"});
+  CHECK(b.count() == 3);  // init, to two, to all
+  CHECK(hub.unread_count("a") == 4);
+  const auto m = hub.metrics();
+  CHECK(m.publishes == 5);
+  CHECK(m.publish_replays == 4);
+  CHECK(hub.metrics_text().find("notify_publish_replays_total 4\n") != std::string::npos);
+}
+
+namespace {
+// A store written before idempotency keys: it keeps Store's default (no keys).
+class KeylessStore final : public test::ForwardingStore {
+ public:
+  bool keeps_idempotency_keys() const noexcept override { return false; }
+};
+}  // namespace
+
+TEST_CASE("hub: a draft with an idempotency key is refused when the store does not keep keys") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching(), std::make_shared<KeylessStore>());
+  auto keyed = draft("a");
+  keyed.idempotency_key = "k";
+  CHECK_THROWS_AS(hub.publish(keyed), std::invalid_argument);
+  CHECK_THROWS_AS(hub.async_publish(keyed, [](std::exception_ptr, std::string) {}),
+                  std::invalid_argument);
+  CHECK(hub.metrics().publishes == 0);
+  CHECK_FALSE(hub.publish(draft("a")).empty());  // without a key it publishes
+  auto bad = draft("a");
+  bad.idempotency_key = "has space";
+  CHECK_THROWS_WITH_AS(hub.publish(bad),
+                       "idempotencyKey: may hold only printable ASCII without spaces",
+                       notify::ValidationError);
+  hub.stop();
+}
+
 TEST_CASE("hub: metrics in Prometheus text") {
   asio::io_context io;
   NotificationHub hub(io.get_executor(), no_batching());

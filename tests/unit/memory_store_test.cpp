@@ -24,6 +24,32 @@ TEST_CASE("memory store: history sizes must be at least 1") {
   CHECK_THROWS_AS(notify::MemoryStore(notify::MemoryStoreOptions{1, 0}), std::invalid_argument);
 }
 
+TEST_CASE("memory store: past max_idempotency_keys the oldest key is forgotten first") {
+  notify::MemoryStoreOptions options;
+  options.max_idempotency_keys = 2;
+  notify::MemoryStore store(options);
+  const auto keyed = [&](const std::string& key) {
+    auto n = to("u");
+    n.idempotency_key = key;
+    return store.append(n);
+  };
+  const auto k1 = keyed("k1");
+  const auto k2 = keyed("k2");
+  CHECK(keyed("k1").id == k1.id);
+  const auto k3 = keyed("k3");  // k1 is the oldest kept: it goes
+  CHECK(keyed("k2").id == k2.id);
+  CHECK(keyed("k3").id == k3.id);
+  const auto k1_again = keyed("k1");
+  CHECK_FALSE(k1_again.replayed);
+  CHECK(k1_again.id != k1.id);
+
+  options.max_idempotency_keys = 0;
+  CHECK_THROWS_AS(notify::MemoryStore{options}, std::invalid_argument);
+  options.max_idempotency_keys = 1;
+  options.idempotency_window = std::chrono::milliseconds(0);
+  CHECK_THROWS_AS(notify::MemoryStore{options}, std::invalid_argument);
+}
+
 TEST_CASE("store: parse_sequence") {
   CHECK(notify::parse_sequence("42") == 42u);
   CHECK(notify::parse_sequence("0") == 0u);

@@ -186,6 +186,22 @@ TEST_CASE("notification: validation messages") {
   CHECK(problem([](Notification& n) { n.action_url = std::string(3000, 'u'); }) ==
         "actionUrl: longer than 2048 bytes");
   CHECK(problem([](Notification& n) { n.data = json::array(); }) == "data: must be a JSON object");
+  CHECK(problem([](Notification& n) { n.idempotency_key = "01JD4Z8Q:order-42/shipped~1"; }) == "");
+  CHECK(problem([](Notification& n) { n.idempotency_key = std::string(255, 'k'); }) == "");
+  CHECK(problem([](Notification& n) { n.idempotency_key = std::string(256, 'k'); }) ==
+        "idempotencyKey: longer than 255 bytes");
+  const std::vector<std::string> bad_keys = {"order 42", "tab\there", "caf\xc3\xa9", "del\x7f",
+                                             std::string("nul\0x", 5)};
+  for (const auto& bad : bad_keys) {
+    CAPTURE(bad);
+    CHECK(problem([&](Notification& n) { n.idempotency_key = bad; }) ==
+          "idempotencyKey: may hold only printable ASCII without spaces");
+  }
+  // It is no part of the notification's JSON.
+  auto keyed = valid();
+  keyed.idempotency_key = "k";
+  CHECK(json(keyed).dump() == json(valid()).dump());
+  CHECK(notify::to_json_text(keyed) == notify::to_json_text(valid()));
   auto nested = [](std::size_t depth) {  // {"a":[[...]]}: `depth` arrays and objects in all
     return json::parse("{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}");
   };

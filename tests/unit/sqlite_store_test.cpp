@@ -148,14 +148,14 @@ TEST_CASE("sqlite store: schema migration") {
     {
       SqliteStore store(path);
       CHECK(store.schema_version() == SqliteStore::current_schema_version);
-      CHECK(store.schema_version() == 2);
+      CHECK(store.schema_version() == 3);
       store.append(draft("u", "one"));
     }
     SqliteStore again(path);
-    CHECK(again.schema_version() == 2);
+    CHECK(again.schema_version() == 3);
     CHECK(again.list("u", false, 10).size() == 1);
   }
-  SUBCASE("version 1 (no read_changes) is brought to 2, its data kept") {
+  SUBCASE("version 1 (no read_changes, no publish_keys) is brought to 3, its data kept") {
     const auto path = dir.file("v1.db");
     std::string id;
     {
@@ -164,13 +164,19 @@ TEST_CASE("sqlite store: schema migration") {
     }
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "DROP TABLE read_changes; PRAGMA user_version = 1;", nullptr, nullptr,
-                       nullptr) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       "DROP TABLE read_changes; DROP TABLE publish_keys;"
+                       " PRAGMA user_version = 1;",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
 
     SqliteStore store(path);
-    CHECK(store.schema_version() == 2);
-    CHECK(store.unread_count("u") == 1);
+    CHECK(store.schema_version() == 3);
+    auto keyed = draft("u", "two");
+    keyed.idempotency_key = "k";
+    const auto two = store.append(keyed);
+    CHECK(store.append(keyed).id == two.id);
+    CHECK(store.unread_count("u") == 2);
     const auto read = store.mark_read("u", id);
     REQUIRE(read.ids.size() == 1);
     const auto r = store.resume("u", 0, 10, 100);

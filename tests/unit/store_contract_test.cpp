@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 using notify::Notification;
@@ -69,6 +71,77 @@ TEST_CASE_TEMPLATE("store: append_all stores drafts as append() would, in order"
   CHECK(titles(store->list("bob", false, 10)) == std::vector<std::string>{"x2", "x1", "b0"});
   CHECK(store->append_all({}).empty());
   CHECK(store->append(draft("bob", "after")).id == "11");
+}
+
+namespace {
+Notification keyed(Notification draft, const std::string& key) {
+  draft.idempotency_key = key;
+  return draft;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("store: a known idempotency key stores nothing and answers the first id", F,
+                   NOTIFY_TEST_STORES) {
+  auto store = F::make();
+  const auto first = store->append(keyed(draft("alice", "first"), "order-42:shipped"));
+  CHECK(first.id == "1");
+  CHECK_FALSE(first.replayed);
+  const auto again = store->append(keyed(draft("alice", "again"), "order-42:shipped"));
+  CHECK(again.replayed);
+  CHECK(again.id == first.id);
+  CHECK(again.created_at == first.created_at);
+  CHECK(store->head() == 1);
+  const auto listed = store->list("alice", false, 10);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].title == "first");
+  CHECK(listed[0].idempotency_key.empty());  // the key is not part of the notification
+  CHECK(store->unread_count("alice") == 1);
+
+  // A key is per recipient: another user, and the broadcasts, have their own.
+  const auto bob = store->append(keyed(draft("bob"), "order-42:shipped"));
+  CHECK_FALSE(bob.replayed);
+  CHECK(bob.id == "2");
+  const auto everyone = store->append(keyed(broadcast("x"), "order-42:shipped"));
+  CHECK_FALSE(everyone.replayed);
+  CHECK(everyone.id == "3");
+  const auto everyone_again = store->append(keyed(broadcast("x"), "order-42:shipped"));
+  CHECK(everyone_again.replayed);
+  CHECK(everyone_again.id == "3");
+  CHECK(everyone_again.user_id.empty());
+  // Drafts without a key are stored every time.
+  CHECK(store->append(draft("alice", "plain")).id == "4");
+  CHECK(store->append(draft("alice", "plain")).id == "5");
+
+  // Within one append_all: the second draft with a key repeats the first; a key known from
+  // before is a replay too. Only the new one takes a number.
+  const auto batch = store->append_all({keyed(draft("carol"), "k"), keyed(draft("carol"), "k"),
+                                        keyed(draft("alice", "third"), "order-42:shipped")});
+  REQUIRE(batch.size() == 3);
+  CHECK(batch[0].id == "6");
+  CHECK_FALSE(batch[0].replayed);
+  CHECK(batch[1].id == "6");
+  CHECK(batch[1].replayed);
+  CHECK(batch[2].id == "1");
+  CHECK(batch[2].replayed);
+  CHECK(store->head() == 6);
+  CHECK(store->list("carol", false, 10).size() == 2);  // hers and the broadcast
+  CHECK(titles(store->list("alice", false, 10)) ==
+        std::vector<std::string>{"plain", "plain", "x", "first"});
+}
+
+TEST_CASE_TEMPLATE("store: an idempotency key is forgotten after the window", F,
+                   NOTIFY_TEST_STORES) {
+  test::StoreLimits limits;
+  limits.idempotency_window = std::chrono::milliseconds(1000);
+  auto store = F::make(limits);
+  const auto first = store->append(keyed(draft("alice"), "k"));
+  CHECK(store->append(keyed(draft("alice"), "k")).replayed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  const auto later = store->append(keyed(draft("alice"), "k"));
+  CHECK_FALSE(later.replayed);
+  CHECK(later.id != first.id);
+  CHECK(store->append(keyed(draft("alice"), "k")).id == later.id);  // kept anew
+  CHECK(store->list("alice", false, 10).size() == 2);
 }
 
 TEST_CASE_TEMPLATE("store: snapshot limit does not change the count", F, NOTIFY_TEST_STORES) {

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -24,12 +25,17 @@ namespace test {
 struct StoreLimits {
   std::size_t per_user = 1000;
   std::size_t broadcasts = 1000;
+  std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
 };
 
 struct MemoryStoreFactory {
   static std::unique_ptr<notify::Store> make(StoreLimits limits = {}) {
-    return std::make_unique<notify::MemoryStore>(
-        notify::MemoryStoreOptions{limits.per_user, limits.broadcasts, false});
+    notify::MemoryStoreOptions options;
+    options.max_per_user = limits.per_user;
+    options.max_broadcasts = limits.broadcasts;
+    options.seed_from_clock = false;  // ids 1, 2, 3... as the contract cases expect
+    options.idempotency_window = limits.idempotency_window;
+    return std::make_unique<notify::MemoryStore>(options);
   }
 };
 
@@ -40,6 +46,7 @@ struct SqliteStoreFactory {
     options.max_per_user = limits.per_user;
     options.max_broadcasts = limits.broadcasts;
     options.seed_from_clock = false;  // ids 1, 2, 3... as the contract cases expect
+    options.idempotency_window = limits.idempotency_window;
     return std::make_unique<notify::SqliteStore>(":memory:", options);
   }
 };
@@ -74,6 +81,7 @@ struct RedisStoreFactory {
     options.max_per_user = limits.per_user;
     options.max_broadcasts = limits.broadcasts;
     options.seed_from_clock = false;  // ids 1, 2, 3... as the contract cases expect
+    options.idempotency_window = limits.idempotency_window;
     options.pool_size = 1;
     return std::make_unique<notify::RedisStore>(options);
   }

@@ -349,6 +349,53 @@ TEST_CASE("async_publish_to: its notifications share a store call with the publi
   runner.join();
 }
 
+TEST_CASE("async_publish: repeats of an idempotency key in one batch get the first id, sent once") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client a(io, hub, "a"), b(io, hub, "b");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count(); }));
+
+  Outcomes singles;
+  auto held = draft("a", "held");
+  held.idempotency_key = "held";
+  hub.async_publish(held, singles.handler());
+  REQUIRE(store->wait_entered());
+  auto shipped = draft("a", "shipped");
+  shipped.idempotency_key = "order-42";
+  hub.async_publish(shipped, singles.handler());
+  hub.async_publish(shipped, singles.handler());  // a retry, in the same batch
+  hub.async_publish(held, singles.handler());     // a retry of the call in the store
+  std::vector<std::vector<std::string>> to_two;
+  auto digest = draft("", "digest");
+  digest.idempotency_key = "digest";
+  for (int i = 0; i < 2; ++i)
+    hub.async_publish_to({"a", "b"}, digest,
+                         [&](std::exception_ptr error, std::vector<std::string> ids) {
+                           CHECK_FALSE(error);
+                           to_two.push_back(std::move(ids));
+                         });
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] { return singles.got.size() == 4 && to_two.size() == 2; }));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 7});
+  for (const auto& [error, id] : singles.got)
+    CHECK_FALSE(error);
+  CHECK(singles.got[1].second == singles.got[2].second);
+  CHECK(singles.got[3].second == singles.got[0].second);
+  CHECK(singles.got[1].second != singles.got[0].second);
+  CHECK(to_two[0] == to_two[1]);
+  hub.async_publish(draft("a", "last"), singles.handler());
+  REQUIRE(test::run_until(io, [&] { return a.count() == 5 && b.count() == 2; }));
+  io.run_for(std::chrono::milliseconds(50));
+  CHECK(a.count() == 5);  // init, held, shipped, digest, last
+  CHECK(b.count() == 2);
+  CHECK(a.events()[2].id == singles.got[1].second);
+  CHECK(a.events()[3].id == to_two[0][0]);
+  CHECK(hub.metrics().publish_replays == 4);
+  hub.stop();
+}
+
 TEST_CASE("async_publish_to: with a MemoryStore, stored in the call") {
   asio::io_context io;
   NotificationHub hub(io.get_executor(), no_batching());
