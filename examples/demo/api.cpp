@@ -275,6 +275,12 @@ Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
   draft.id.clear();
   draft.created_at.clear();
   draft.read_at.clear();
+  // A publisher that retries sends the same key: the store answers with the first id.
+  if (const std::string* key = request.header("idempotency-key")) {
+    if (key->empty())
+      return HttpResponse::error(400, "Idempotency-Key: empty");
+    draft.idempotency_key = *key;
+  }
 
   try {
     if (auto it = others.find("userIds"); it != others.end() && !it->is_null()) {

@@ -123,6 +123,52 @@ TEST_CASE("redis fleet: a notification POSTed on A reaches a stream on B, and re
   }
 }
 
+TEST_CASE("redis fleet: one Idempotency-Key posted to two instances at once is stored once") {
+  testredis::RedisServer redis;
+  if (!redis.available()) {
+    MESSAGE("redis-server is not installed: skipped (scripts/install-deps --test)");
+    return;
+  }
+  const auto args = unbatched({"--bus", redis.url(), "--store", redis.url() + "/1"});
+  DemoProcess a(args);
+  DemoProcess b(args);
+  SseStream stream(b.port(), SseStream::target_for("kim"));
+  stream.expect("init");
+  REQUIRE(wait_subscribers(redis, "notify:u:kim", 1));
+
+  // Each key goes to both instances from two threads at once, as a retry that raced the
+  // first attempt would: one of the two stores, the other gets its id.
+  constexpr int keys = 20;
+  std::vector<std::string> from_a(keys), from_b(keys);
+  const auto post_all = [&](std::uint16_t port, std::vector<std::string>& ids) {
+    for (int i = 0; i < keys; ++i) {
+      const json body = {{"userId", "kim"}, {"type", "order"}, {"title", std::to_string(i)}};
+      const auto r = http_request(
+          port, "POST", "/api/notifications", body.dump(),
+          {{"Content-Type", "application/json"}, {"Idempotency-Key", "race-" + std::to_string(i)}});
+      ids[i] = r.status == 202 ? r.json().at("id").get<std::string>() : "status " + r.head;
+    }
+  };
+  std::thread on_a([&] { post_all(a.port(), from_a); });
+  post_all(b.port(), from_b);
+  on_a.join();
+  CHECK(from_a == from_b);
+
+  const auto last = publish(a.port(), "kim", "last");
+  std::vector<std::string> delivered;
+  while (true) {
+    const auto e = expect_past_repair(stream, "notification", static_cast<int>(delivered.size()));
+    if (*e.id == last)
+      break;
+    delivered.push_back(*e.id);
+    REQUIRE(delivered.size() <= keys);
+  }
+  CHECK(delivered == from_b);  // each once, in the order the keys were first stored
+  const auto list = http_request(a.port(), "GET", "/api/notifications?user=kim&limit=100");
+  REQUIRE(list.status == 200);
+  CHECK(list.json().at("notifications").size() == keys + 1);
+}
+
 TEST_CASE("redis fleet: two demos on a Redis Cluster (redis-cluster://) serve one user") {
   // The demo gives its keys and channels the hash tag {notify}; it is told of a node that
   // does not serve that slot.

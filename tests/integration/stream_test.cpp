@@ -1,4 +1,5 @@
 // The event stream: its head, init, and live delivery.
+#include "../support/temp_dir.hpp"
 #include "support.hpp"
 
 using namespace itest;
@@ -162,4 +163,55 @@ TEST_CASE("stream: notifications within the batch window go out as one batch") {
   CHECK(ids_of(items) == ids);
   CHECK(items.at(0).at("title") == "c0");
   CHECK(stream.quiet_for(std::chrono::milliseconds(500)));
+}
+
+TEST_CASE("stream: a publish retried with its Idempotency-Key is stored and delivered once") {
+  testsupport::TempDir dir;
+  const std::vector<std::vector<std::string>> stores = {
+      {}, {"--store", "sqlite:" + dir.file("demo.db")}};
+  for (const auto& store : stores) {
+    CAPTURE(store.size());
+    DemoProcess demo(unbatched(store));
+    SseStream alice(demo.port(), SseStream::target_for("alice"));
+    SseStream bob(demo.port(), SseStream::target_for("bob"));
+    alice.expect("init");
+    bob.expect("init");
+    const auto post = [&](const json& body, const std::string& key) {
+      return http_request(demo.port(), "POST", "/api/notifications", body.dump(),
+                          {{"Content-Type", "application/json"}, {"Idempotency-Key", key}});
+    };
+    const json shipped = {{"userId", "alice"}, {"type", "order"}, {"title", "shipped"}};
+    const auto first = post(shipped, "order-42:shipped");
+    REQUIRE(first.status == 202);
+    const auto id = first.json().at("id").get<std::string>();
+    const auto retried = post(shipped, "order-42:shipped");
+    REQUIRE(retried.status == 202);
+    CHECK(retried.json().at("id") == id);
+
+    const json digest = {{"userIds", {"alice", "bob"}}, {"type", "system"}, {"title", "digest"}};
+    const auto ids = post(digest, "digest-2026-11-30");
+    REQUIRE(ids.status == 202);
+    CHECK(post(digest, "digest-2026-11-30").json().at("ids") == ids.json().at("ids"));
+
+    for (const auto& [key, problem] : std::vector<std::pair<std::string, std::string>>{
+             {"", "Idempotency-Key: empty"},
+             {"has space", "idempotencyKey: may hold only printable ASCII without spaces"},
+             {std::string(256, 'k'), "idempotencyKey: longer than 255 bytes"}}) {
+      const auto refused = post(shipped, key);
+      CHECK(refused.status == 400);
+      CHECK(refused.json().at("error") == problem);
+    }
+
+    const auto last = publish(demo.port(), "alice", "last");
+    CHECK(alice.expect("notification").id == id);
+    CHECK(alice.expect("notification").id == ids.json().at("ids")[0].get<std::string>());
+    CHECK(alice.expect("notification").id == last);  // no repeat came between
+    CHECK(bob.expect("notification").id == ids.json().at("ids")[1].get<std::string>());
+    CHECK(bob.quiet_for(std::chrono::milliseconds(200)));
+    const auto listed = http_request(demo.port(), "GET", "/api/notifications?user=alice");
+    REQUIRE(listed.status == 200);
+    CHECK(listed.json().at("notifications").size() == 3);
+    CHECK(http_request(demo.port(), "GET", "/metrics")
+              .body.find("notify_publish_replays_total 3\n") != std::string::npos);
+  }
 }
