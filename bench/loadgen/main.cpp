@@ -19,9 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -60,7 +62,8 @@ struct Options {
   std::string json_path;
   std::string cdf_path;
   bool allow_loss = false;
-  bool deferred_reads = false;  // paced only: note arrivals, read everything at the end
+  bool deferred_reads = false;    // paced only: note arrivals, read everything at the end
+  bool idempotency_keys = false;  // every POST carries an Idempotency-Key of its own
 };
 
 // With deferred reads, the wait for arrivals ends after this long without a new one (the
@@ -96,6 +99,8 @@ const char* const help_text =
     "  --deferred-reads                          paced (--rate): subscribers note when bytes\n"
     "                                            arrive (every 1 ms) and read them after each\n"
     "                                            phase, so a delivery costs this process little\n"
+    "  --idempotency-keys                        every POST carries an Idempotency-Key of its\n"
+    "                                            own (what keeping keys costs the server)\n"
     "  --spawn CMD ARGS...                       start the server (must print 'listening on "
     "URL');\n"
     "                                            everything after --spawn is its command line\n"
@@ -138,6 +143,10 @@ Options parse(int argc, char** argv) {
     }
     if (flag == "--deferred-reads") {
       o.deferred_reads = true;
+      continue;
+    }
+    if (flag == "--idempotency-keys") {
+      o.idempotency_keys = true;
       continue;
     }
     std::string value;
@@ -376,6 +385,14 @@ class Bench {
  private:
   bool fanout() const { return o_.scenario == "fanout"; }
 
+  // Unique within the run, and across runs sharing a store (the process and its start).
+  std::string next_key() {
+    static const std::string run =
+        std::to_string(::getpid()) + "-" +
+        std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+    return "lg-" + run + "-" + std::to_string(++keys_sent_);
+  }
+
   std::string body(std::int64_t stamp) {
     const auto t = std::to_string(stamp - epoch_);
     if (fanout())
@@ -436,7 +453,7 @@ class Bench {
       const auto index = idle_.back();
       idle_.pop_back();
       post_started_[index] = now;
-      publishers_[index]->post(body(stamp));
+      publishers_[index]->post(body(stamp), o_.idempotency_keys ? next_key() : std::string());
       ++sent_;
       ++phase_->published;
     }
@@ -676,6 +693,7 @@ class Bench {
   std::vector<std::int64_t> post_started_;
   PhaseResult* phase_ = nullptr;
   std::uint64_t sent_ = 0;
+  std::uint64_t keys_sent_ = 0;
   std::uint64_t phase_limit_ = 0;
   std::int64_t phase_end_ns_ = 0;
   std::uint64_t received_at_start_ = 0;

@@ -26,11 +26,15 @@ void Publisher::connect(std::function<void(std::error_code)> then) {
   });
 }
 
-void Publisher::post(const std::string& body) {
+void Publisher::post(const std::string& body, const std::string& key) {
   busy_ = true;
   request_.clear();
   request_ += "POST /api/notifications HTTP/1.1\r\nHost: ";
   request_ += host_;
+  if (!key.empty()) {
+    request_ += "\r\nIdempotency-Key: ";
+    request_ += key;
+  }
   request_ += "\r\nContent-Type: application/json\r\nContent-Length: ";
   request_ += std::to_string(body.size());
   request_ += "\r\n\r\n";

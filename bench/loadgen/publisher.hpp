@@ -18,8 +18,9 @@ class Publisher {
 
   Publisher(asio::io_context& io, asio::ip::tcp::endpoint server, std::string host, Done done);
   void connect(std::function<void(std::error_code)> then);
-  // POSTs `body` to /api/notifications. One at a time.
-  void post(const std::string& body);
+  // POSTs `body` to /api/notifications, with an Idempotency-Key header unless `key` is
+  // empty. One at a time.
+  void post(const std::string& body, const std::string& key = {});
   bool busy() const noexcept { return busy_; }
   bool broken() const noexcept { return broken_; }
   void close();

@@ -28,8 +28,9 @@ struct MemoryStoreOptions {
   // and once a new process has issued as many, a cursor from the old one would resume: the
   // client would miss what the new process sent it before.
   bool seed_from_clock = true;
-  // How long an idempotency key is kept (Store's contract), and how many at most: past
-  // that many the oldest is forgotten first, so that keys cannot take all memory.
+  // How long an idempotency key is kept (Store's contract; above 0, at most
+  // max_idempotency_window), and how many at most: past that many the oldest is forgotten
+  // first, so that keys cannot take all memory.
   std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
   std::size_t max_idempotency_keys = 1'000'000;
 };

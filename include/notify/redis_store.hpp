@@ -78,7 +78,8 @@ struct RedisStoreOptions {
   // with publish_appends, published it), so a retry may store a second copy.
   std::size_t wait_replicas = 0;
   std::chrono::milliseconds replica_timeout{1000};  // above 0, below redis.command_timeout
-  // How long an idempotency key is kept (Store's contract); above 0.
+  // How long an idempotency key is kept (Store's contract); above 0, at most
+  // max_idempotency_window.
   std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
 };
 

@@ -59,7 +59,8 @@ struct SqliteStoreOptions {
   // file would otherwise issue again ids that clients hold as their cursors, and such a
   // client would resume past the notifications that took them. false: ids 1, 2, 3...
   bool seed_from_clock = true;
-  // How long an idempotency key is kept (Store's contract); above 0.
+  // How long an idempotency key is kept (Store's contract); above 0, at most
+  // max_idempotency_window.
   std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
 };
 

@@ -25,6 +25,7 @@
 #include <notify/export.hpp>
 #include <notify/notification.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -135,6 +136,10 @@ class NOTIFY_EXPORT Store {
   // The hub refuses a draft with a key when its store does not: the publisher counts on it.
   virtual bool keeps_idempotency_keys() const noexcept { return false; }
 };
+
+// The longest idempotency window a store accepts (a key must be forgotten some day; and the
+// stores add the window to their clocks).
+inline constexpr std::chrono::hours max_idempotency_window{24 * 366};
 
 // The current time in microseconds since the epoch: the lowest number a clock-seeded sequence
 // may take now. It exceeds every number taken before, given fewer than one a microsecond on

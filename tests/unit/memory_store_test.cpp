@@ -48,6 +48,10 @@ TEST_CASE("memory store: past max_idempotency_keys the oldest key is forgotten f
   options.max_idempotency_keys = 1;
   options.idempotency_window = std::chrono::milliseconds(0);
   CHECK_THROWS_AS(notify::MemoryStore{options}, std::invalid_argument);
+  options.idempotency_window = notify::max_idempotency_window + std::chrono::milliseconds(1);
+  CHECK_THROWS_AS(notify::MemoryStore{options}, std::invalid_argument);
+  options.idempotency_window = notify::max_idempotency_window;
+  CHECK_NOTHROW(notify::MemoryStore{options});
 }
 
 TEST_CASE("store: parse_sequence") {

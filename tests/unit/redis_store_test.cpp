@@ -26,6 +26,16 @@ RedisStoreOptions store_options(const testredis::RedisServer& server, const std:
 
 }  // namespace
 
+TEST_CASE("redis store: the idempotency window is checked") {
+  RedisStoreOptions o;
+  o.idempotency_window = notify::max_idempotency_window;
+  CHECK_NOTHROW(RedisStore{o});  // connects on first use
+  o.idempotency_window = std::chrono::milliseconds(0);
+  CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
+  o.idempotency_window = notify::max_idempotency_window + std::chrono::milliseconds(1);
+  CHECK_THROWS_AS(RedisStore{o}, std::invalid_argument);
+}
+
 TEST_CASE("redis: URLs") {
   auto o = notify::parse_redis_url("redis://cache.internal:6380/2");
   CHECK(o.host == "cache.internal");

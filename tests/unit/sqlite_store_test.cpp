@@ -88,6 +88,13 @@ TEST_CASE("sqlite store: options and drafts are checked") {
   SqliteStoreOptions negative_age;
   negative_age.max_age = std::chrono::seconds(-1);
   CHECK_THROWS_AS(SqliteStore(":memory:", negative_age), std::invalid_argument);
+  SqliteStoreOptions window;
+  window.idempotency_window = std::chrono::milliseconds(0);
+  CHECK_THROWS_AS(SqliteStore(":memory:", window), std::invalid_argument);
+  window.idempotency_window = notify::max_idempotency_window + std::chrono::milliseconds(1);
+  CHECK_THROWS_AS(SqliteStore(":memory:", window), std::invalid_argument);
+  window.idempotency_window = notify::max_idempotency_window;
+  CHECK_NOTHROW(SqliteStore(":memory:", window));
 
   SqliteStore store(":memory:");
   CHECK_THROWS_AS(store.append(draft("", "nobody's")), std::invalid_argument);
