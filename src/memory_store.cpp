@@ -113,45 +113,44 @@ std::string recipient_key(const Notification& draft) {
 
 void MemoryStore::forget_expired_keys() {
   const auto now = std::chrono::steady_clock::now();
-  while (!key_expiry_.empty() && key_expiry_.front().first <= now) {
-    kept_keys_.erase(key_expiry_.front().second);
-    key_expiry_.pop_front();
-  }
+  while (!key_expiry_.empty() && key_expiry_.front().first <= now)
+    forget_oldest_key();
 }
 
-void MemoryStore::keep_key(std::string key, const Notification& stored) {
-  if (kept_keys_.size() >= options_.max_idempotency_keys) {
-    kept_keys_.erase(key_expiry_.front().second);
-    key_expiry_.pop_front();
-  }
-  kept_keys_.emplace(key, KeptPublish{stored.id, stored.created_at});
-  key_expiry_.emplace_back(std::chrono::steady_clock::now() + options_.idempotency_window,
-                           std::move(key));
+void MemoryStore::forget_oldest_key() {
+  kept_keys_.erase(kept_keys_.find(*key_expiry_.front().second));
+  key_expiry_.pop_front();
 }
 
 Notification MemoryStore::append(Notification draft) {
   std::lock_guard lock(mutex_);
-  std::string key;
+  KeptPublish* kept = nullptr;  // this publish's key, when it has one
   if (!draft.idempotency_key.empty()) {
-    key = recipient_key(draft);
     forget_expired_keys();
-    if (const auto kept = kept_keys_.find(key); kept != kept_keys_.end()) {
-      draft.id = kept->second.id;
-      draft.created_at = kept->second.created_at;
+    const auto [at, added] = kept_keys_.try_emplace(recipient_key(draft));
+    if (!added) {
+      draft.id = std::to_string(at->second.seq);
+      draft.created_at = format_timestamp(at->second.created);
       draft.read_at.clear();
       if (draft.broadcast)
         draft.user_id.clear();
       draft.replayed = true;
       return draft;
     }
+    kept = &at->second;
+    key_expiry_.emplace_back(std::chrono::steady_clock::now() + options_.idempotency_window,
+                             &at->first);
+    if (kept_keys_.size() > options_.max_idempotency_keys)
+      forget_oldest_key();  // not this one: it is the newest
   }
   const auto seq = ++head_;
+  const auto created = std::chrono::system_clock::now();
+  if (kept)
+    *kept = KeptPublish{seq, created};
   draft.id = std::to_string(seq);
-  draft.created_at = now_timestamp();
+  draft.created_at = format_timestamp(created);
   draft.read_at.clear();
   draft.replayed = false;
-  if (!key.empty())
-    keep_key(std::move(key), draft);
   if (draft.broadcast) {
     draft.user_id.clear();
     broadcasts_.push_back(Entry{seq, draft});

@@ -30,9 +30,11 @@ struct MemoryStoreOptions {
   bool seed_from_clock = true;
   // How long an idempotency key is kept (Store's contract; above 0, at most
   // max_idempotency_window), and how many at most: past that many the oldest is forgotten
-  // first, so that keys cannot take all memory.
+  // first, so that keys cannot take all memory. A key takes about 100 bytes beside its text
+  // (when longer than 15 bytes): 100,000 keys ≈ 10–20 MB, a day of keyed publishes at about
+  // one a second.
   std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
-  std::size_t max_idempotency_keys = 1'000'000;
+  std::size_t max_idempotency_keys = 100'000;
 };
 
 class NOTIFY_EXPORT MemoryStore final : public Store {
@@ -72,8 +74,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
                                  std::uint64_t upto) const;
   std::uint64_t unread_locked(const UserState* state) const;
   void forget_expired_keys();
-  // Keeps `key` (recipient and idempotency key) for the publish `stored`.
-  void keep_key(std::string key, const Notification& stored);
+  void forget_oldest_key();
 
   MemoryStoreOptions options_;
   std::mutex mutex_;
@@ -83,12 +84,13 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   std::deque<Entry> broadcasts_;  // oldest first
   std::uint64_t broadcasts_evicted_upto_ = 0;
   struct KeptPublish {
-    std::string id;
-    std::string created_at;
+    std::uint64_t seq = 0;
+    std::chrono::system_clock::time_point created;  // its created_at
   };
   std::unordered_map<std::string, KeptPublish> kept_keys_;
-  // The same keys, oldest first, with the time each is forgotten.
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> key_expiry_;
+  // The keys of kept_keys_, oldest first, with the time each is forgotten. They point at the
+  // map's own copies, which stay where they are when the map rehashes.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, const std::string*>> key_expiry_;
 };
 
 }  // namespace notify
