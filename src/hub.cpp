@@ -100,22 +100,35 @@ class NotificationHub::Impl final : public SinkOwner,
 
   std::vector<std::string> publish_validated(std::vector<Notification> drafts) {
     std::error_code ec;
-    auto ids = store_and_send(std::move(drafts), ec);
+    std::vector<std::size_t> reused;
+    auto ids = store_and_send(std::move(drafts), ec, reused);
     if (ec)
       throw std::system_error(ec, "notify: publish");
+    if (!reused.empty())
+      throw key_reused(ids[reused.front()]);
     return ids;
+  }
+
+  // A publish refused because its idempotency key was given to another notification.
+  static ValidationError key_reused(const std::string& first_id) {
+    return ValidationError("idempotencyKey",
+                           "already used for a different notification (" + first_id + ")");
   }
 
   // One store call for all of `drafts` (SqliteStore: one commit), then the bus in id order.
   // Returns the ids handed to the bus; when the bus refuses one, `ec` says so and the last id
-  // returned is that one's (the rest are stored, not sent). Throws hub_stopped and what the
-  // store throws.
-  std::vector<std::string> store_and_send(std::vector<Notification> drafts, std::error_code& ec) {
+  // returned is that one's (the rest are stored, not sent). `reused` gets the positions of
+  // the drafts whose key the store holds for another notification (nothing stored or sent
+  // for them). Throws hub_stopped and what the store throws.
+  std::vector<std::string> store_and_send(std::vector<Notification> drafts, std::error_code& ec,
+                                          std::vector<std::size_t>& reused) {
     std::vector<std::string> ids;
     ids.reserve(drafts.size());
     auto lock = sequence_lock();
     throw_if_stopped();
     for (auto& stored : store_->append_all(std::move(drafts))) {
+      if (stored.replay_differs)
+        reused.push_back(ids.size());
       ids.push_back(hand_to_bus(std::move(stored), ec));
       if (ec)
         break;
@@ -132,13 +145,18 @@ class NotificationHub::Impl final : public SinkOwner,
   std::string publish_validated(Notification draft) {
     std::error_code ec;
     std::string id;
+    bool reused = false;
     {
       auto lock = sequence_lock();
       throw_if_stopped();
-      id = hand_to_bus(store_->append(std::move(draft)), ec);
+      auto stored = store_->append(std::move(draft));
+      reused = stored.replay_differs;
+      id = hand_to_bus(std::move(stored), ec);
     }
     if (ec)
       throw std::system_error(ec, "notify: publish");
+    if (reused)
+      throw key_reused(id);
     return id;
   }
 
@@ -389,8 +407,9 @@ class NotificationHub::Impl final : public SinkOwner,
     std::vector<std::string> ids;
     std::exception_ptr error;
     std::error_code ec;
+    std::vector<std::size_t> reused;
     try {
-      ids = store_and_send(std::move(drafts), ec);
+      ids = store_and_send(std::move(drafts), ec, reused);
       publish_batches_.fetch_add(1, std::memory_order_relaxed);
     } catch (...) {
       error = std::current_exception();
@@ -407,13 +426,20 @@ class NotificationHub::Impl final : public SinkOwner,
     // runtime, and a release here after the handler's on its thread reads to ThreadSanitizer
     // as a race on the exception's message.
     std::size_t first = 0;
+    auto next_reused = reused.begin();
     for (auto& call : calls) {
       auto& publish = std::get<QueuedPublish>(call);
       const std::size_t count = publish.drafts.size();  // moved from, still counted
-      if (error && first + count > published)
+      if (error && first + count > published) {
         complete(publish.done, &call == &calls.back() ? std::move(error) : error, nullptr, 0);
-      else
+      } else if (next_reused != reused.end() && *next_reused < first + count) {
+        // This call alone fails: the others of the batch were stored and sent.
+        complete(publish.done, std::make_exception_ptr(key_reused(ids[*next_reused])), nullptr, 0);
+      } else {
         complete(publish.done, nullptr, ids.data() + first, count);
+      }
+      while (next_reused != reused.end() && *next_reused < first + count)
+        ++next_reused;
       first += count;
     }
   }

@@ -127,6 +127,7 @@ Notification MemoryStore::append(Notification draft) {
   KeptPublish* kept = nullptr;  // this publish's key, when it has one
   if (!draft.idempotency_key.empty()) {
     forget_expired_keys();
+    const auto fingerprint = content_fingerprint(draft);
     const auto [at, added] = kept_keys_.try_emplace(recipient_key(draft));
     if (!added) {
       draft.id = std::to_string(at->second.seq);
@@ -135,9 +136,11 @@ Notification MemoryStore::append(Notification draft) {
       if (draft.broadcast)
         draft.user_id.clear();
       draft.replayed = true;
+      draft.replay_differs = fingerprint != at->second.fingerprint;
       return draft;
     }
     kept = &at->second;
+    kept->fingerprint = fingerprint;
     key_expiry_.emplace_back(std::chrono::steady_clock::now() + options_.idempotency_window,
                              &at->first);
     if (kept_keys_.size() > options_.max_idempotency_keys)
@@ -145,12 +148,15 @@ Notification MemoryStore::append(Notification draft) {
   }
   const auto seq = ++head_;
   const auto created = std::chrono::system_clock::now();
-  if (kept)
-    *kept = KeptPublish{seq, created};
+  if (kept) {
+    kept->seq = seq;
+    kept->created = created;
+  }
   draft.id = std::to_string(seq);
   draft.created_at = format_timestamp(created);
   draft.read_at.clear();
   draft.replayed = false;
+  draft.replay_differs = false;
   if (draft.broadcast) {
     draft.user_id.clear();
     broadcasts_.push_back(Entry{seq, draft});

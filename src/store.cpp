@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <chrono>
+#include <string>
+#include <string_view>
 
 namespace notify {
 
@@ -29,6 +31,28 @@ std::vector<std::optional<Resume>> Store::resume_many(const std::vector<ResumeQu
   for (const auto& q : queries)
     answers.push_back(resume(q.user, q.cursor, limit, max_missed));
   return answers;
+}
+
+std::uint64_t content_fingerprint(const Notification& draft) {
+  // FNV-1a: stable across processes and builds (stores keep the value), and what it must
+  // catch is a publisher's mistake, not an attack.
+  constexpr std::uint64_t prime = 1099511628211ull;
+  std::uint64_t hash = 14695981039346656037ull;
+  const auto mix = [&hash](std::string_view text) {
+    // The length first, so that two lists of fields cannot run together into one.
+    auto size = static_cast<std::uint64_t>(text.size());
+    for (int i = 0; i < 8; ++i, size >>= 8)
+      hash = (hash ^ (size & 0xff)) * prime;
+    for (const unsigned char c : text)
+      hash = (hash ^ c) * prime;
+  };
+  for (const auto* field :
+       {&draft.type, &draft.title, &draft.body, &draft.actor_id, &draft.entity_type,
+        &draft.entity_id, &draft.action_url, &draft.image_url})
+    mix(*field);
+  // Keys sorted (nlohmann::json's std::map), so equal data dumps to equal text.
+  mix(draft.data.is_null() || draft.data.empty() ? std::string() : draft.data.dump());
+  return hash;
 }
 
 std::uint64_t sequence_floor_now() noexcept {

@@ -107,8 +107,14 @@ class NOTIFY_EXPORT NotificationHub {
   // Publishes `draft` to draft.user_id (or to everyone when draft.broadcast) and returns
   // the id assigned. Throws ValidationError for an invalid draft, std::system_error
   // (errc::hub_stopped, bus errors) when it cannot be published.
+  // With an idempotency key (Notification::idempotency_key) the store already holds for the
+  // recipient, nothing is stored or sent and the first publish's id is returned; if the
+  // draft's content differs from the first's, it throws ValidationError on "idempotencyKey"
+  // instead (the key was used for another notification). Throws std::invalid_argument for a
+  // key when the store does not keep keys (Store::keeps_idempotency_keys()).
   std::string publish(Notification draft);
-  // One notification per user (each with its own id), in the order given.
+  // One notification per user (each with its own id), in the order given. A key counts per
+  // user; when one user's repeat differs, the others are published and the call throws.
   std::vector<std::string> publish_to(const std::vector<std::string>& users, Notification draft);
   std::string broadcast(Notification draft);
 
@@ -125,9 +131,10 @@ class NOTIFY_EXPORT NotificationHub {
   // its associated executor (default: the hub's) and never inside this call. `error` is null
   // and `id` the assigned id, or `error` holds what publish() would have thrown:
   // std::system_error with errc::hub_stopped, errc::too_many_pending_publishes or a bus error
-  // (the notification is then stored all the same, as with publish()), or the store's
-  // exception (SqliteStore then stored none of the batch). The publishes one thread queues
-  // are stored in the order of its calls.
+  // (the notification is then stored all the same, as with publish()), the ValidationError
+  // of a reused idempotency key (this call only), or the store's exception (SqliteStore then
+  // stored none of the batch). The publishes one thread queues are stored in the order of
+  // its calls.
   template <typename CompletionToken>
   auto async_publish(Notification draft, CompletionToken&& token);
 

@@ -86,6 +86,7 @@ class NOTIFY_EXPORT MemoryStore final : public Store {
   struct KeptPublish {
     std::uint64_t seq = 0;
     std::chrono::system_clock::time_point created;  // its created_at
+    std::uint64_t fingerprint = 0;                  // content_fingerprint() of its draft
   };
   std::unordered_map<std::string, KeptPublish> kept_keys_;
   // The keys of kept_keys_, oldest first, with the time each is forgotten. They point at the

@@ -42,12 +42,16 @@ struct Notification {
   // before it recorded the id) can be sent again: a store that keeps keys
   // (Store::keeps_idempotency_keys()) stores nothing for a key it already holds for the same
   // recipient (the user, or the broadcasts) and returns the first publish's id. Keys are
-  // kept for the store's idempotency window (24 hours by default). The content of a repeat
-  // is not compared with the first: a key names one publish.
+  // kept for the store's idempotency window (24 hours by default). A repeat whose content
+  // differs from the first's is refused (see replay_differs).
   std::string idempotency_key;
   // Set by Store::append() on return: the key was known, nothing was stored, and `id` and
   // `created_at` are the first publish's.
   bool replayed = false;
+  // Set with `replayed` when this draft's content (content_fingerprint()) is not the first
+  // publish's: the key was used for another notification, a mistake of the publisher's that
+  // the hub refuses (ValidationError on "idempotencyKey") rather than drop it silently.
+  bool replay_differs = false;
 
   bool is_read() const noexcept { return !read_at.empty(); }
 };

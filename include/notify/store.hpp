@@ -16,7 +16,8 @@
 //    idempotency window, the id given to each draft with a Notification::idempotency_key,
 //    per recipient (the user, or the broadcasts). An append of a draft whose key it holds
 //    for that recipient stores nothing, takes no number, and returns the draft with the
-//    first one's id and created_at and `replayed` set; atomically, so that of two appends
+//    first one's id and created_at and `replayed` set, and `replay_differs` too when its
+//    content_fingerprint() is not the first one's; atomically, so that of two appends
 //    racing with one key exactly one stores.
 //
 // Thread safety: every member function is safe to call concurrently.
@@ -140,6 +141,12 @@ class NOTIFY_EXPORT Store {
 // The longest idempotency window a store accepts (a key must be forgotten some day; and the
 // stores add the window to their clocks).
 inline constexpr std::chrono::hours max_idempotency_window{24 * 366};
+
+// A 64-bit hash of what a draft says (type, title, body, actor, entity, urls, data; not the
+// recipient, ids or times), the same in every process and build: stores keep it with an
+// idempotency key to tell a true repeat from a key used for another notification. Null and
+// empty `data` count as one.
+NOTIFY_EXPORT std::uint64_t content_fingerprint(const Notification& draft);
 
 // The current time in microseconds since the epoch: the lowest number a clock-seeded sequence
 // may take now. It exceeds every number taken before, given fewer than one a microsecond on

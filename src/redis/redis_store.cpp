@@ -307,25 +307,34 @@ class RedisStore::Impl {
         std::move(header),
         std::move(published),
         draft.idempotency_key,
-        std::to_string(options_.idempotency_window.count())};
+        std::to_string(options_.idempotency_window.count()),
+        draft.idempotency_key.empty() ? std::string() : std::to_string(content_fingerprint(draft))};
     draft.replayed = false;
+    draft.replay_differs = false;
     return Call{std::move(escaped), std::move(args)};
   }
 
-  // The script's answer: the new id, or {"<id> <ms>"} of the first publish of the key.
+  // The script's answer: the new id, or {"<id> <ms> <fingerprint>"} of the first publish of
+  // the key.
   static void take_id(Notification& draft, const Reply& reply) {
     if (reply.is_array() && reply.elements.size() == 1) {
       const auto kept = reply.elements[0].text();
-      const auto space = kept.find(' ');
-      const auto ms = space == std::string::npos
+      const auto first = kept.find(' ');
+      const auto second = first == std::string::npos ? first : kept.find(' ', first + 1);
+      const std::string_view text(kept);
+      const auto id = parse_sequence(text.substr(0, first));
+      const auto ms = second == std::string::npos
                           ? std::nullopt
-                          : parse_sequence(std::string_view(kept).substr(space + 1));
-      if (!ms || !parse_sequence(std::string_view(kept).substr(0, space)))
+                          : parse_sequence(text.substr(first + 1, second - first - 1));
+      const auto fingerprint =
+          second == std::string::npos ? std::nullopt : parse_sequence(text.substr(second + 1));
+      if (!id || !ms || !fingerprint)
         throw RedisError("redis store: append returned an unreadable kept key: " + kept);
-      draft.id = kept.substr(0, space);
+      draft.id = std::to_string(*id);
       draft.created_at = format_timestamp(std::chrono::system_clock::time_point(
           std::chrono::milliseconds(static_cast<std::int64_t>(*ms))));
       draft.replayed = true;
+      draft.replay_differs = *fingerprint != content_fingerprint(draft);
       return;
     }
     draft.id = reply.text();

@@ -122,9 +122,9 @@ end
 // 5 the history cap, 6 the age cutoff in ms ('0': none), 7 the sequence seed ('0': none),
 // 8 'PUBLISH' | 'SPUBLISH' | '', 9 the channel, 10 the bus header up to the id,
 // 11 the JSON to publish when it differs from 3 ('' otherwise), 12 the idempotency key
-// ('' for none), 13 how long to keep it in ms.
-// Returns the id, or {'<id> <createdAt in ms>'} of the first publish of a key kept already
-// (nothing stored, nothing published).
+// ('' for none), 13 how long to keep it in ms, 14 the draft's content fingerprint.
+// Returns the id, or {'<id> <createdAt in ms> <fingerprint>'} of the first publish of a key
+// kept already (nothing stored, nothing published).
 inline constexpr const char* append = R"lua(
 local broadcast = (E == '')
 local K_KEY = nil
@@ -135,7 +135,7 @@ if ARGV[12] ~= '' then
   if kept then return {kept} end
 end
 local id = fmt(next_seq(ARGV[7]))
-if K_KEY then redis.call('SET', K_KEY, id .. ' ' .. ARGV[4], 'PX', ARGV[13]) end
+if K_KEY then redis.call('SET', K_KEY, id .. ' ' .. ARGV[4] .. ' ' .. ARGV[14], 'PX', ARGV[13]) end
 local data = '{"id":"' .. id .. '",' .. string.sub(ARGV[3], 2)
 redis.call('HSET', K_NOTES, id, data)
 redis.call('ZADD', K_TIME, ARGV[4], id .. '|' .. E)

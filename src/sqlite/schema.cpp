@@ -81,7 +81,8 @@ void add_read_changes(Database& db) {
 }
 
 // Version 3: idempotency keys (Store's contract): the id each key was given, per recipient
-// (a user, or '' for the broadcasts), until kept_until_ms.
+// (a user, or '' for the broadcasts), with the content_fingerprint() of its draft, until
+// kept_until_ms.
 void add_publish_keys(Database& db) {
   db.exec(R"sql(
     CREATE TABLE publish_keys (
@@ -89,6 +90,7 @@ void add_publish_keys(Database& db) {
       key           TEXT NOT NULL,
       seq           INTEGER NOT NULL,
       created_at    TEXT NOT NULL,
+      fingerprint   INTEGER NOT NULL,
       kept_until_ms INTEGER NOT NULL,
       PRIMARY KEY (recipient, key)
     ) WITHOUT ROWID;

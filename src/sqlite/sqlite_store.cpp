@@ -43,13 +43,13 @@ constexpr const char* sql_insert =
 
 // Idempotency keys; ?1 the recipient (the user, '' for the broadcasts), ?2 the key.
 constexpr const char* sql_key_find =
-    "SELECT seq, created_at FROM publish_keys"
+    "SELECT seq, created_at, fingerprint FROM publish_keys"
     " WHERE recipient = ?1 AND key = ?2 AND kept_until_ms > ?3";
 constexpr const char* sql_key_keep =
-    "INSERT INTO publish_keys (recipient, key, seq, created_at, kept_until_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (recipient, key) DO UPDATE SET"
+    "INSERT INTO publish_keys (recipient, key, seq, created_at, fingerprint, kept_until_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (recipient, key) DO UPDATE SET"
     " seq = excluded.seq, created_at = excluded.created_at,"
-    " kept_until_ms = excluded.kept_until_ms";
+    " fingerprint = excluded.fingerprint, kept_until_ms = excluded.kept_until_ms";
 // A bounded number per append, so that no append pays for a day's worth of keys at once.
 constexpr const char* sql_key_forget =
     "DELETE FROM publish_keys WHERE (recipient, key) IN"
@@ -277,8 +277,11 @@ class SqliteStore::Impl {
     if (draft.broadcast)
       draft.user_id.clear();
     draft.replayed = false;
+    draft.replay_differs = false;
     const bool keyed = !draft.idempotency_key.empty();
-    if (keyed && take_replay(draft, created_ms))
+    // Stored as SQLite's signed integer, bit for bit.
+    const auto fingerprint = keyed ? static_cast<std::int64_t>(content_fingerprint(draft)) : 0;
+    if (keyed && take_replay(draft, fingerprint, created_ms))
       return;
     const auto seq = take();
     draft.id = std::to_string(seq);
@@ -294,7 +297,8 @@ class SqliteStore::Impl {
       q->bind(2, draft.idempotency_key);
       q->bind(3, to_db(seq));
       q->bind(4, draft.created_at);
-      q->bind(5, created_ms + static_cast<std::int64_t>(options_.idempotency_window.count()));
+      q->bind(5, fingerprint);
+      q->bind(6, created_ms + static_cast<std::int64_t>(options_.idempotency_window.count()));
       q.run();
     }
     cap_history(draft, draft.broadcast ? options_.max_broadcasts : options_.max_per_user);
@@ -302,7 +306,7 @@ class SqliteStore::Impl {
 
   // Whether the draft's key is held for its recipient; then the draft gets the first
   // publish's id and time.
-  bool take_replay(Notification& draft, std::int64_t now_ms) {
+  bool take_replay(Notification& draft, std::int64_t fingerprint, std::int64_t now_ms) {
     auto q = db_->query(sql_key_find);
     q->bind(1, draft.user_id);
     q->bind(2, draft.idempotency_key);
@@ -312,6 +316,7 @@ class SqliteStore::Impl {
     draft.id = std::to_string(q->int64(0));
     draft.created_at = q->text(1);
     draft.replayed = true;
+    draft.replay_differs = q->int64(2) != fingerprint;
     return true;
   }
 

@@ -187,6 +187,12 @@ TEST_CASE("stream: a publish retried with its Idempotency-Key is stored and deli
     const auto retried = post(shipped, "order-42:shipped");
     REQUIRE(retried.status == 202);
     CHECK(retried.json().at("id") == id);
+    // The key reused for another notification: refused, so that the mistake shows.
+    const json other = {{"userId", "alice"}, {"type", "order"}, {"title", "delivered"}};
+    const auto reused = post(other, "order-42:shipped");
+    CHECK(reused.status == 400);
+    CHECK(reused.json().at("error") ==
+          "idempotencyKey: already used for a different notification (" + id + ")");
 
     const json digest = {{"userIds", {"alice", "bob"}}, {"type", "system"}, {"title", "digest"}};
     const auto ids = post(digest, "digest-2026-11-30");
@@ -212,6 +218,6 @@ TEST_CASE("stream: a publish retried with its Idempotency-Key is stored and deli
     REQUIRE(listed.status == 200);
     CHECK(listed.json().at("notifications").size() == 3);
     CHECK(http_request(demo.port(), "GET", "/metrics")
-              .body.find("notify_publish_replays_total 3\n") != std::string::npos);
+              .body.find("notify_publish_replays_total 4\n") != std::string::npos);
   }
 }

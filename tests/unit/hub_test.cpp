@@ -558,6 +558,37 @@ TEST_CASE("hub: a publish that repeats an idempotency key gets the first id and 
   CHECK(hub.metrics_text().find("notify_publish_replays_total 4\n") != std::string::npos);
 }
 
+TEST_CASE("hub: an idempotency key used for another notification is refused, not dropped") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  Client a(io, hub, "a"), b(io, hub, "b");
+  REQUIRE(test::run_until(io, [&] { return a.count() && b.count(); }));
+  auto shipped = draft("a", "order 42 shipped");
+  shipped.idempotency_key = "order";
+  const auto id = hub.publish(shipped);
+  auto other = draft("a", "order 43 shipped");  // a key that is not unique per publish
+  other.idempotency_key = "order";
+  try {
+    hub.publish(other);
+    FAIL("the reused key was accepted");
+  } catch (const notify::ValidationError& e) {
+    CHECK(e.field() == "idempotencyKey");
+    CHECK(std::string(e.what()) ==
+          "idempotencyKey: already used for a different notification (" + id + ")");
+  }
+  // Per user: b has no notification under the key, so b's is published, and the call says
+  // that a's was refused.
+  CHECK_THROWS_AS(hub.publish_to({"b", "a"}, other), notify::ValidationError);
+  hub.publish(draft("a", "last"));
+  hub.publish(draft("b", "last"));
+  REQUIRE(wait_count(io, a, 3));
+  REQUIRE(wait_count(io, b, 3));
+  io.run_for(std::chrono::milliseconds(50));
+  CHECK(a.count() == 3);  // init, order 42 shipped, last
+  CHECK(json::parse(b.events()[1].data)["title"] == "order 43 shipped");
+  CHECK(hub.list("a", false, 10).size() == 2);
+}
+
 namespace {
 // A store written before idempotency keys: it keeps Store's default (no keys).
 class KeylessStore final : public test::ForwardingStore {

@@ -54,6 +54,44 @@ TEST_CASE("memory store: past max_idempotency_keys the oldest key is forgotten f
   CHECK_NOTHROW(notify::MemoryStore{options});
 }
 
+TEST_CASE("store: content_fingerprint tells drafts apart by what they say") {
+  notify::Notification base = to("u");
+  base.body = "b";
+  base.data = {{"k", 1}, {"j", "x"}};
+  const auto fp = notify::content_fingerprint(base);
+  auto same = base;
+  same.user_id = "someone else";  // the recipient, ids and times are not content
+  same.id = "42";
+  same.created_at = "2026-11-30T10:00:00.000Z";
+  same.idempotency_key = "k";
+  same.data = nlohmann::json::parse(R"({"j":"x","k":1})");
+  CHECK(notify::content_fingerprint(same) == fp);
+  std::string notify::Notification::*fields[] = {
+      &notify::Notification::type,        &notify::Notification::title,
+      &notify::Notification::body,        &notify::Notification::actor_id,
+      &notify::Notification::entity_type, &notify::Notification::entity_id,
+      &notify::Notification::action_url,  &notify::Notification::image_url};
+  for (auto field : fields) {
+    auto changed = base;
+    changed.*field += "!";
+    CHECK(notify::content_fingerprint(changed) != fp);
+  }
+  auto data = base;
+  data.data["k"] = 2;
+  CHECK(notify::content_fingerprint(data) != fp);
+  // Fields do not run together: "ab" + "c" is not "a" + "bc".
+  auto left = base, right = base;
+  left.title = "ab";
+  left.body = "c";
+  right.title = "a";
+  right.body = "bc";
+  CHECK(notify::content_fingerprint(left) != notify::content_fingerprint(right));
+  auto null_data = base, empty_data = base;
+  null_data.data = nullptr;
+  empty_data.data = nlohmann::json::object();
+  CHECK(notify::content_fingerprint(null_data) == notify::content_fingerprint(empty_data));
+}
+
 TEST_CASE("store: parse_sequence") {
   CHECK(notify::parse_sequence("42") == 42u);
   CHECK(notify::parse_sequence("0") == 0u);

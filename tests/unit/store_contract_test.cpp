@@ -86,10 +86,16 @@ TEST_CASE_TEMPLATE("store: a known idempotency key stores nothing and answers th
   const auto first = store->append(keyed(draft("alice", "first"), "order-42:shipped"));
   CHECK(first.id == "1");
   CHECK_FALSE(first.replayed);
-  const auto again = store->append(keyed(draft("alice", "again"), "order-42:shipped"));
+  const auto again = store->append(keyed(draft("alice", "first"), "order-42:shipped"));
   CHECK(again.replayed);
+  CHECK_FALSE(again.replay_differs);
   CHECK(again.id == first.id);
   CHECK(again.created_at == first.created_at);
+  // The key used for another notification: not stored either, and said so.
+  const auto other = store->append(keyed(draft("alice", "other"), "order-42:shipped"));
+  CHECK(other.replayed);
+  CHECK(other.replay_differs);
+  CHECK(other.id == first.id);
   CHECK(store->head() == 1);
   const auto listed = store->list("alice", false, 10);
   REQUIRE(listed.size() == 1);
@@ -106,6 +112,7 @@ TEST_CASE_TEMPLATE("store: a known idempotency key stores nothing and answers th
   CHECK(everyone.id == "3");
   const auto everyone_again = store->append(keyed(broadcast("x"), "order-42:shipped"));
   CHECK(everyone_again.replayed);
+  CHECK_FALSE(everyone_again.replay_differs);
   CHECK(everyone_again.id == "3");
   CHECK(everyone_again.user_id.empty());
   // Drafts without a key are stored every time.
@@ -121,8 +128,11 @@ TEST_CASE_TEMPLATE("store: a known idempotency key stores nothing and answers th
   CHECK_FALSE(batch[0].replayed);
   CHECK(batch[1].id == "6");
   CHECK(batch[1].replayed);
+  CHECK_FALSE(batch[1].replay_differs);
   CHECK(batch[2].id == "1");
   CHECK(batch[2].replayed);
+  CHECK(batch[2].replay_differs);  // "third" under the key of "first"
+  CHECK_FALSE(batch[0].replay_differs);
   CHECK(store->head() == 6);
   CHECK(store->list("carol", false, 10).size() == 2);  // hers and the broadcast
   CHECK(titles(store->list("alice", false, 10)) ==

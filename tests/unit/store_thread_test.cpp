@@ -396,6 +396,43 @@ TEST_CASE("async_publish: repeats of an idempotency key in one batch get the fir
   hub.stop();
 }
 
+TEST_CASE("async_publish: a reused idempotency key fails its own call, not its batch") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client a(io, hub, "a");
+  REQUIRE(test::run_until(io, [&] { return a.count() == 1; }));
+
+  Outcomes out;
+  auto first = draft("a", "first");
+  first.idempotency_key = "k";
+  hub.async_publish(first, out.handler());
+  REQUIRE(store->wait_entered());
+  hub.async_publish(draft("a", "before"), out.handler());
+  auto reused = draft("a", "not the first");
+  reused.idempotency_key = "k";
+  hub.async_publish(reused, out.handler());
+  hub.async_publish(draft("a", "after"), out.handler());
+  store->release();
+
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 4; }));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 3});
+  CHECK_FALSE(out.got[0].first);
+  CHECK_FALSE(out.got[1].first);
+  CHECK_FALSE(out.got[3].first);
+  REQUIRE(out.got[2].first);
+  try {
+    std::rethrow_exception(out.got[2].first);
+  } catch (const notify::ValidationError& e) {
+    CHECK(e.field() == "idempotencyKey");
+  }
+  REQUIRE(test::run_until(io, [&] { return a.count() == 4; }));
+  io.run_for(std::chrono::milliseconds(50));
+  CHECK(a.count() == 4);  // init, first, before, after
+  CHECK(a.events()[3].id == out.got[3].second);
+  hub.stop();
+}
+
 TEST_CASE("async_publish_to: with a MemoryStore, stored in the call") {
   asio::io_context io;
   NotificationHub hub(io.get_executor(), no_batching());
