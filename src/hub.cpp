@@ -115,6 +115,17 @@ class NotificationHub::Impl final : public SinkOwner,
                            "already used for a different notification (" + first_id + ")");
   }
 
+  // key_reused() for a handler on another thread. Thrown, not copied into the pointer: a copy
+  // would share the message's reference count (libstdc++'s logic_error) with a temporary
+  // released here while the handler reads its own, which ThreadSanitizer reports as a race.
+  static std::exception_ptr key_reused_error(const std::string& first_id) {
+    try {
+      throw key_reused(first_id);
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
   // One store call for all of `drafts` (SqliteStore: one commit), then the bus in id order.
   // Returns the ids handed to the bus; when the bus refuses one, `ec` says so and the last id
   // returned is that one's (the rest are stored, not sent). `reused` gets the positions of
@@ -434,7 +445,7 @@ class NotificationHub::Impl final : public SinkOwner,
         complete(publish.done, &call == &calls.back() ? std::move(error) : error, nullptr, 0);
       } else if (next_reused != reused.end() && *next_reused < first + count) {
         // This call alone fails: the others of the batch were stored and sent.
-        complete(publish.done, std::make_exception_ptr(key_reused(ids[*next_reused])), nullptr, 0);
+        complete(publish.done, key_reused_error(ids[*next_reused]), nullptr, 0);
       } else {
         complete(publish.done, nullptr, ids.data() + first, count);
       }
@@ -1255,8 +1266,9 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   void reset_from(Sink& sink, const Snapshot& snapshot) {
-    sink.prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
+    // Counted first: whoever reads the reset (on the sink's thread) finds it counted.
     resyncs_.fetch_add(1, std::memory_order_relaxed);
+    sink.prime({snapshot_event(event_type::reset, snapshot)}, snapshot.cursor);
   }
 
   // The resets of connections held for them, one snapshot_many for the batch.
