@@ -220,6 +220,13 @@ TEST_SUITE("redis-restart") {
       auto hold = std::make_shared<PortHolder>(primary.port());
       REQUIRE(eventually(
           [&] { return cluster.primary_port(cluster.node(other)) == replica.port(); }, 30s));
+      // The new primary refuses scripts ("the cluster is down") until it sees the cluster
+      // whole again, which on a loaded machine can come a little after the others name it.
+      REQUIRE(eventually(
+          [&] {
+            return replica.command("CLUSTER INFO").find("cluster_state:ok") != std::string::npos;
+          },
+          30s));
       return hold;
     });
   }
