@@ -15,11 +15,9 @@ std::string now_timestamp() {
 MemoryStore::MemoryStore(MemoryStoreOptions options) : options_(options) {
   if (options_.max_per_user == 0 || options_.max_broadcasts == 0)
     throw std::invalid_argument("MemoryStore: history sizes must be at least 1");
-  if (options_.idempotency_window.count() <= 0 ||
-      options_.idempotency_window > max_idempotency_window || options_.max_idempotency_keys == 0)
-    throw std::invalid_argument(
-        "MemoryStore: the idempotency window must be above 0 and at most max_idempotency_window, "
-        "the key count above 0");
+  check_idempotency_window(options_.idempotency_window, "MemoryStore");
+  if (options_.max_idempotency_keys == 0)
+    throw std::invalid_argument("MemoryStore: max_idempotency_keys must be above 0");
   if (options_.seed_from_clock)
     head_ = base_ = sequence_floor_now();
 }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,13 @@ std::vector<std::optional<Resume>> Store::resume_many(const std::vector<ResumeQu
   for (const auto& q : queries)
     answers.push_back(resume(q.user, q.cursor, limit, max_missed));
   return answers;
+}
+
+void check_idempotency_window(std::chrono::milliseconds window, std::string_view store) {
+  if (window.count() <= 0 || window > max_idempotency_window)
+    throw std::invalid_argument(std::string(store) +
+                                ": idempotency_window must be above 0 and at most "
+                                "max_idempotency_window");
 }
 
 std::uint64_t content_fingerprint(const Notification& draft) {

@@ -34,8 +34,9 @@
 //   P u:E:read              hash: id → readAt, for the user's notifications and broadcasts
 //   P u:E:br                sorted set by seq: the broadcasts the user has read
 //   P u:E:lr                the seq of the user's latest read change (Resume::last_read)
-//   P k:E|K                 "<id> <createdAt ms>" given to idempotency key K (E "" for
-//                           broadcasts), expiring after idempotency_window
+//   P k:E|K                 "<id> <createdAt ms> <content fingerprint>" of the publish given
+//                           idempotency key K (E "" for broadcasts), expiring after
+//                           idempotency_window
 // History is capped per user (max_per_user) and for broadcasts (max_broadcasts), oldest
 // dropped first, and by age (max_age: up to 100 expired entries are dropped per append).
 //

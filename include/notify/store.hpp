@@ -142,6 +142,11 @@ class NOTIFY_EXPORT Store {
 // stores add the window to their clocks).
 inline constexpr std::chrono::hours max_idempotency_window{24 * 366};
 
+// Throws std::invalid_argument, naming `store`, unless 0 < window <= max_idempotency_window:
+// the check every store makes of its idempotency_window option.
+NOTIFY_EXPORT void check_idempotency_window(std::chrono::milliseconds window,
+                                            std::string_view store);
+
 // A 64-bit hash of what a draft says (type, title, body, actor, entity, urls, data; not the
 // recipient, ids or times), the same in every process and build: stores keep it with an
 // idempotency key to tell a true repeat from a key used for another notification. Null and

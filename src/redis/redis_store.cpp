@@ -83,10 +83,7 @@ class RedisStore::Impl {
       throw std::invalid_argument("RedisStore: history sizes must be at least 1");
     if (options_.max_age.count() < 0)
       throw std::invalid_argument("RedisStore: max_age must not be negative");
-    if (options_.idempotency_window.count() <= 0 ||
-        options_.idempotency_window > max_idempotency_window)
-      throw std::invalid_argument(
-          "RedisStore: idempotency_window must be above 0 and at most max_idempotency_window");
+    check_idempotency_window(options_.idempotency_window, "RedisStore");
     if (options_.wait_replicas > 0 && (options_.replica_timeout.count() <= 0 ||
                                        options_.replica_timeout >= options_.redis.command_timeout))
       throw std::invalid_argument(

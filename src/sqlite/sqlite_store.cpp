@@ -403,10 +403,7 @@ SqliteStoreOptions checked(SqliteStoreOptions options) {
     throw std::invalid_argument("SqliteStore: busy_timeout < 0");
   if (options.checkpoint_pages > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw std::invalid_argument("SqliteStore: checkpoint_pages is too large");
-  if (options.idempotency_window.count() <= 0 ||
-      options.idempotency_window > max_idempotency_window)
-    throw std::invalid_argument(
-        "SqliteStore: idempotency_window must be above 0 and at most max_idempotency_window");
+  check_idempotency_window(options.idempotency_window, "SqliteStore");
   return options;
 }
 }  // namespace
