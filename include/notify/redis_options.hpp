@@ -53,8 +53,9 @@ struct RedisOptions {
   // a hash tag, as in "{notify}:", so that every key and channel of the deployment is in one
   // slot: the scripts touch several keys at once, which a cluster allows only within a slot.
   // A call refused with MOVED (the slot moved) or READONLY (a failover demoted the node) did
-  // not run: it is sent again on a connection to the primary now. db must be 0. user and
-  // password are the nodes'.
+  // not run: it is sent again on a connection to the primary now; one refused because the
+  // cluster is down (as for a moment after a failover) is sent again after a pause, within
+  // command_timeout (RedisStore). db must be 0. user and password are the nodes'.
   std::vector<RedisEndpoint> cluster_nodes;
 };
 

@@ -46,7 +46,13 @@
 // script within RedisOptions::command_timeout and gives it back. Failures throw
 // std::system_error (I/O: the connection is dropped and reopened on a later call, with
 // backoff) or RedisError (an error reply). A call that timed out may or may not have been
-// applied. Every member function is safe to call concurrently.
+// applied. A call that Redis refused without running it, for a while only (LOADING after a
+// restart; the cluster down for a moment after a failover; READONLY or MOVED again on a new
+// connection, before the sentinels or the cluster have settled; BUSY, TRYAGAIN, NOREPLICAS),
+// is sent again after a short pause until command_timeout has passed since the call began,
+// and only the refused calls of a pipeline are: a write that ran is never sent twice (a
+// write refused before one of the same pipeline that ran throws instead, so that a batch's
+// ids keep the order of its drafts). Every member function is safe to call concurrently.
 #pragma once
 
 #include <notify/redis_export.hpp>

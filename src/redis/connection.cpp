@@ -227,6 +227,19 @@ bool says_wrong_server(const Reply& reply) noexcept {
           reply.str.find("a non local key in a cluster node") != std::string::npos);
 }
 
+bool says_try_again(const Reply& reply) noexcept {
+  if (!reply.is_error())
+    return false;
+  const std::string_view text = reply.str;
+  const auto starts = [&](std::string_view word) {
+    return text.size() > word.size() && text.compare(0, word.size(), word) == 0 &&
+           text[word.size()] == ' ';
+  };
+  return starts("LOADING") || starts("BUSY") || starts("CLUSTERDOWN") || starts("TRYAGAIN") ||
+         starts("ASK") || starts("NOREPLICAS") || starts("MASTERDOWN") || starts("READONLY") ||
+         starts("MOVED") || text.find("while the cluster is down") != std::string_view::npos;
+}
+
 namespace {
 
 using OpenDone = std::function<void(const std::string& failure)>;

@@ -130,6 +130,16 @@ bool found_by_lookup(const RedisOptions& options) noexcept;
 // connection should be dropped, so that the next one finds the primary.
 bool says_wrong_server(const Reply& reply) noexcept;
 
+// Whether an error reply says the server ran nothing and may run it a little later: it is
+// loading its data after a restart (LOADING) or running someone's long script (BUSY); the
+// cluster is down, as for a moment after a failover (CLUSTERDOWN, or a script's first key
+// refused "while the cluster is down"), or the slot is being moved (TRYAGAIN, ASK); the
+// primary has too few replicas for a write (NOREPLICAS); or the server is still the wrong
+// one on a new connection (READONLY, MOVED: the sentinels or the cluster have not settled).
+// A script refused "a non local key" is not among them: in a slot being migrated it may have
+// run in part.
+bool says_try_again(const Reply& reply) noexcept;
+
 // Whether the n-th failure in a row (or error of a kind) is reported: 1, 2, 4, 8..., so that
 // a log is not flooded while Redis stays away.
 constexpr bool worth_reporting(unsigned long n) noexcept {

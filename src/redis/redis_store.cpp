@@ -111,23 +111,30 @@ class RedisStore::Impl {
 
   // Runs the calls, pipelined on one connection, and returns their replies in order; an
   // error reply throws RedisError. EVALSHA, or EVAL where Redis does not know the script
-  // (a restart, SCRIPT FLUSH). A Redis that is still loading its data (a restart with AOF)
-  // answers -LOADING and runs nothing: the calls wait for it, up to command_timeout.
+  // (a restart, SCRIPT FLUSH). A call the server refused without running it for a while
+  // (says_try_again: still loading its data after a restart, a cluster that is down or
+  // reconfiguring after a failover, a server that is not the primary any more) is sent
+  // again after a short pause, up to command_timeout; the calls that ran are not.
   std::vector<Reply> eval_all(Script script, const std::vector<Call>& calls) {
     const auto deadline = Clock::now() + options_.redis.command_timeout;
+    std::vector<Reply> replies(calls.size());
+    std::vector<std::size_t> pending(calls.size());
+    for (std::size_t i = 0; i < pending.size(); ++i)
+      pending[i] = i;
+    auto pause = std::chrono::milliseconds(5);
     for (;;) {
-      try {
-        return eval_all_once(script, calls);
-      } catch (const RedisError& e) {
-        if (std::string_view(e.what()).find(loading_marker) == std::string_view::npos ||
-            Clock::now() >= deadline)
-          throw;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::string refusal;
+      pending = eval_pending(script, calls, pending, replies, refusal);
+      if (pending.empty())
+        return replies;
+      const auto now = Clock::now();
+      if (now >= deadline)
+        throw RedisError("redis store: " + refusal + " (still refused after " +
+                         std::to_string(options_.redis.command_timeout.count()) + " ms)");
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
+      pause = std::min(pause * 2, std::chrono::milliseconds(100));
     }
   }
-
-  static constexpr std::string_view loading_marker = "redis store: LOADING";
 
   // One call of `script` per item, pipelined (eval_all): `call(item)` makes the item's call,
   // `answer(reply, item)` reads its reply. The answers come in the items' order.
@@ -147,42 +154,68 @@ class RedisStore::Impl {
     return answers;
   }
 
-  std::vector<Reply> eval_all_once(Script script, const std::vector<Call>& calls) {
-    return pool_.with([&](SyncConnection& c) {
-      const auto sha = script_sha(c, script);
+  // One turn of eval_all on one connection: runs the `pending` calls and puts their replies
+  // into `replies`. Returns those to send again later (says_try_again; `refusal` holds the
+  // first one's text). Throws RedisError for any other error reply, and for writes also when
+  // a call ran after one that was refused (the state changed within the pipeline): sending
+  // the refused one again would give it a later id than the one after it, and the hub
+  // hands a batch to the bus in the order of its drafts.
+  std::vector<std::size_t> eval_pending(Script script, const std::vector<Call>& calls,
+                                        const std::vector<std::size_t>& pending,
+                                        std::vector<Reply>& replies, std::string& refusal) {
+    return pool_.with([&](SyncConnection& c) -> std::vector<std::size_t> {
+      const auto sha = script_sha(c, script, refusal);
+      if (!sha)
+        return pending;
       std::vector<Command> commands;
-      commands.reserve(calls.size() + 1);
-      for (const auto& call : calls) {
-        Command command{"EVALSHA", sha, "0", options_.redis.prefix, call.user_escaped};
+      commands.reserve(pending.size() + 1);
+      for (const auto i : pending) {
+        const auto& call = calls[i];
+        Command command{"EVALSHA", *sha, "0", options_.redis.prefix, call.user_escaped};
         command.insert(command.end(), call.args.begin(), call.args.end());
         commands.push_back(std::move(command));
       }
       const bool wait = writes(script) && options_.wait_replicas > 0;
       Reply replicas;
-      auto replies = run_then_wait(c, commands, wait, replicas);
+      auto got = run_then_wait(c, commands, wait, replicas);
       std::vector<Command> again;
       std::vector<std::size_t> again_at;
-      for (std::size_t i = 0; i < replies.size(); ++i) {
-        if (replies[i].is_error() && replies[i].str.rfind("NOSCRIPT", 0) == 0) {
-          commands[i][0] = "EVAL";
-          commands[i][1] = sources_[script];
-          again.push_back(std::move(commands[i]));
-          again_at.push_back(i);
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        if (got[k].is_error() && got[k].str.rfind("NOSCRIPT", 0) == 0) {
+          commands[k][0] = "EVAL";
+          commands[k][1] = sources_[script];
+          again.push_back(std::move(commands[k]));
+          again_at.push_back(k);
         }
       }
       if (!again.empty()) {
         // This WAIT covers the first pipeline's writes too: it waits for the connection's
         // latest write.
-        auto replies_again = run_then_wait(c, again, wait, replicas);
+        auto got_again = run_then_wait(c, again, wait, replicas);
         for (std::size_t k = 0; k < again_at.size(); ++k)
-          replies[again_at[k]] = std::move(replies_again[k]);
+          got[again_at[k]] = std::move(got_again[k]);
       }
-      for (const auto& reply : replies)
-        if (reply.is_error())
+      std::vector<std::size_t> later;
+      bool ran = false;
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        const auto& reply = got[k];
+        if (reply.is_error() && !says_try_again(reply))
           throw RedisError("redis store: " + reply.str);
-      if (wait)
+        if (reply.is_error()) {
+          if (later.empty())
+            refusal = reply.str;
+          later.push_back(pending[k]);
+          continue;
+        }
+        if (!later.empty() && writes(script))
+          throw RedisError("redis store: " + refusal +
+                           " (a later call of the same pipeline ran: not sent again)");
+        ran = true;
+        replies[pending[k]] = std::move(got[k]);
+      }
+      if (wait && ran)
         check_replicas(replicas);
-      return replies;
+      return later;
     });
   }
 
@@ -216,14 +249,19 @@ class RedisStore::Impl {
           std::to_string(options_.replica_timeout.count()) + " ms (WAIT); the primary has it");
   }
 
-  // The script's SHA1, loaded into Redis on first use.
-  std::string script_sha(SyncConnection& c, Script script) {
+  // The script's SHA1, loaded into Redis on first use; nullopt (the answer's text in
+  // `refusal`) when the server says to try again later.
+  std::optional<std::string> script_sha(SyncConnection& c, Script script, std::string& refusal) {
     {
       std::lock_guard lock(sha_mutex_);
       if (!shas_[script].empty())
         return shas_[script];
     }
     auto loaded = c.run(Command{"SCRIPT", "LOAD", sources_[script]});
+    if (loaded.is_error() && says_try_again(loaded)) {
+      refusal = loaded.str;
+      return std::nullopt;
+    }
     if (loaded.is_error())
       throw RedisError("redis store: " + loaded.str);
     std::lock_guard lock(sha_mutex_);

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <mutex>
 #include <set>
+#include <string_view>
+#include <thread>
 
 using namespace redistest;
 using notify::RedisStore;
@@ -322,6 +324,59 @@ TEST_CASE("redis store: a pipelined resume_many survives Redis forgetting its sc
     CHECK(a->missed[0].title == "a1");
   }
   CHECK(server.command("INFO commandstats").find("cmdstat_eval:calls=20") != std::string::npos);
+}
+
+// The count of `command`'s calls that Redis refused before running them (INFO commandstats).
+long rejected_calls(const testredis::RedisServer& server, const std::string& command) {
+  const auto stats = server.command("INFO commandstats");
+  const auto line = stats.find("cmdstat_" + command + ":");
+  const auto field = stats.find("rejected_calls=", line);
+  if (line == std::string::npos || field == std::string::npos)
+    return 0;
+  return std::atol(stats.c_str() + field + std::string_view("rejected_calls=").size());
+}
+
+TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
+  // Loading 20,000 keys takes about a second (50 µs each), and the server answers clients
+  // ("LOADING") every KiB of its file meanwhile.
+  testredis::RedisServer server(
+      false, {"--key-load-delay", "50", "--loading-process-events-interval-bytes", "1024"});
+  NOTIFY_REQUIRE_REDIS(server);
+  auto options = store_options(server, "loading:");
+  options.redis.command_timeout = 20s;
+  RedisStore store(options);
+  const auto before = store.append(draft("alice", "before"));
+  server.command("EVAL \"for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) end\" 0");
+  REQUIRE(server.command("DBSIZE") != ":0\r\n");
+  REQUIRE(server.command("SAVE") == "+OK\r\n");
+  server.kill();
+
+  std::atomic<bool> started{false};
+  std::thread restart([&] { started = server.start(); });  // returns once loaded
+  const bool loading =
+      eventually([&] { return server.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
+  std::vector<std::string> ids;
+  if (loading) {
+    // Refused while loading (the script cache is empty after it: EVALSHA, then EVAL).
+    std::vector<notify::Notification> drafts{draft("alice", "a1"), draft("alice", "a2"),
+                                             draft("bob", "b1")};
+    try {
+      for (const auto& n : store.append_all(std::move(drafts)))
+        ids.push_back(n.id);
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      FAIL_CHECK("append_all threw: " << what);
+    }
+  }
+  restart.join();
+  REQUIRE(loading);
+  REQUIRE(started);
+  REQUIRE(ids.size() == 3);
+  CHECK(rejected_calls(server, "evalsha") >= 1);
+  CHECK(stored_ids(store, "alice") == std::vector<std::string>{before.id, ids[0], ids[1]});
+  CHECK(stored_ids(store, "bob") == std::vector<std::string>{ids[2]});
+  CHECK(std::stoull(ids[0]) < std::stoull(ids[1]));
+  CHECK(std::stoull(ids[1]) < std::stoull(ids[2]));
 }
 
 TEST_CASE("redis store: history is capped by age") {
