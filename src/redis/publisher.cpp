@@ -158,10 +158,12 @@ void Publisher::on_tcp_connected(const ConnectionPtr& conn) {
 
 void Publisher::become_ready(const ConnectionPtr& conn) {
   connect_timer_.cancel();
-  backoff_.reset();
-  if (failures_in_row_ > 0)
-    hooks_.report("publishing connection: connected again");
-  failures_in_row_ = 0;
+  if (refusals_in_row_ == 0) {  // else settle() does this once Redis runs the commands
+    backoff_.reset();
+    if (failures_in_row_ > 0)
+      hooks_.report("publishing connection: connected again");
+    failures_in_row_ = 0;
+  }
   watched_acked_ = 0;
   watched_waiting_ = false;
   {
@@ -239,13 +241,20 @@ void Publisher::read(const ConnectionPtr& conn) {
                 return fail("authentication: " + reply.str);
               if (--conn->handshake_pending == 0)
                 become_ready(conn);
-            } else if (says_wrong_server(reply)) {
+            } else if (says_wrong_server(reply) || says_try_again(reply)) {
               // Nothing of it ran: it and what follows count as unanswered, as when a
               // connection fails (a query is asked again, a resend form goes on the next
-              // connection, a doorbell is repaired).
+              // connection, a doorbell is repaired). A server that is the right one but
+              // says "not now" (LOADING, the cluster down, BUSY) is asked again after the
+              // backoff, which keeps growing until it runs what it refused (settle()).
               acknowledge(replies);
-              return fail("the server answered " + reply.str.substr(0, reply.str.find(' ')) +
-                          " (a replica now, or the slot moved): connecting again");
+              const auto word = reply.str.substr(0, reply.str.find(' '));
+              if (says_wrong_server(reply))
+                return fail("the server answered " + word +
+                            " (a replica now, or the slot moved): connecting again");
+              ++refusals_in_row_;
+              return fail("the server answered " + word +
+                          " (not now: nothing ran): connecting again after a pause");
             } else {
               ++replies;
               on_reply(reply, acked_ + replies);
@@ -258,8 +267,23 @@ void Publisher::read(const ConnectionPtr& conn) {
         if (conn != conn_)
           return;
         acknowledge(replies);
+        if (replies > 0 && refusals_in_row_ > 0)
+          settle();
         read(conn);
       });
+}
+
+void Publisher::settle() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!unanswered_resends_.empty() || !resend_next_.empty() || repair_needed_)
+      return;  // what was refused is not all through yet
+  }
+  refusals_in_row_ = 0;
+  backoff_.reset();
+  if (failures_in_row_ > 0)
+    hooks_.report("publishing connection: Redis runs what it refused again");
+  failures_in_row_ = 0;
 }
 
 void Publisher::on_reply(const Reply& reply, std::uint64_t number) {
@@ -324,7 +348,7 @@ void Publisher::fail(const std::string& why) {
         "publishing connection: " + why +
         (failures_in_row_ > 1 ? " (attempt " + std::to_string(failures_in_row_) + ")" : ""));
   const auto unanswered = close_connection();
-  if (unanswered > 0) {
+  if (unanswered > 0 && worth_reporting(failures_in_row_)) {
     std::size_t resends;
     {
       std::lock_guard lock(mutex_);

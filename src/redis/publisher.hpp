@@ -25,10 +25,14 @@
 // Reads: query() sends a command whose reply matters (the bus's replay of session ends) in the
 // same pipeline; its reply goes to a callback, in order with the others.
 //
-// A reply that says the server is the wrong one now (READONLY, MOVED: says_wrong_server) ends
-// the connection there: the command it refused did not run, so it and the ones after it count
-// as unanswered, as when a connection fails (a query is answered as by a failed connection, a
-// resend form goes on the next connection, a lost doorbell asks for the repair).
+// A reply that says the server is the wrong one now (READONLY, MOVED: says_wrong_server), or
+// that it runs nothing for a while (LOADING after a restart, the cluster down after a
+// failover, BUSY: says_try_again), ends the connection there: the command it refused did not
+// run, so it and the ones after it count as unanswered, as when a connection fails (a query
+// is answered as by a failed connection, a resend form goes on the next connection, a lost
+// doorbell asks for the repair). After a "not now" the backoff keeps growing across
+// connections until Redis runs what it refused, so that a session end logged by a script is
+// not lost while a cluster is down, and not asked again in a tight loop.
 //
 // Thread safety: publish() and ready() from any thread. Everything else runs on `executor`
 // (the bus's: its own thread's io_context, or a strand on the host's), one at a time.
@@ -126,6 +130,9 @@ class Publisher {
   void start_draining_locked();  // the executor writes backlog_ from now on
   void arm_watchdog(const ConnectionPtr& conn);
   void fail(const std::string& why);
+  // After refusals ("not now"): once nothing refused waits any more, the backoff and the
+  // failure count start over.
+  void settle();
   // The commands left unanswered; their resend forms move to resend_next_.
   std::uint64_t close_connection();
   void first_attempt_finished();
@@ -146,6 +153,7 @@ class Publisher {
   std::uint64_t watched_acked_ = 0;  // acked_ at the watchdog's last look
   bool watched_waiting_ = false;     // a reply was due at the watchdog's last look
   unsigned long failures_in_row_ = 0;
+  unsigned long refusals_in_row_ = 0;  // connections ended by a "not now" (says_try_again)
   unsigned long error_replies_ = 0;
   bool stopping_ = false;
   bool first_attempt_done_ = false;

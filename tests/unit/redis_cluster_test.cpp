@@ -1,6 +1,7 @@
 // Redis Cluster: a fleet told only of a cluster node that does not serve its slot finds the
 // primary that does, keeps every key there and delivers across instances; options without a
-// hash tag are refused; the store's calls wait while the cluster is down; and (TEST_SUITE
+// hash tag are refused; the store's calls, and the bus's session ends, wait while the cluster
+// is down; and (TEST_SUITE
 // "redis-restart", its own ctest entry, like the other kill -9 cases) after kill -9 of that primary
 // the fleet goes on with its replica, which the cluster promotes, missing nothing. The cluster is
 // made on loopback for each case: three primaries with a third of the slots each (and a replica).
@@ -245,6 +246,39 @@ TEST_CASE("redis cluster: store calls wait while the cluster is down, then run o
   CHECK(stored_ids(store, "ada") == std::vector<std::string>{before.id, ids[0], ids[1]});
   CHECK(std::stoull(ids[0]) < std::stoull(ids[1]));
   CHECK(contains(owner.command("CLUSTER INFO"), "cluster_state:ok"));
+}
+
+TEST_CASE("redis cluster: a session end refused while the cluster is down is sent again") {
+  Cluster cluster("{ends}", false);
+  NOTIFY_REQUIRE_REDIS(cluster.node(0));
+  auto& owner = cluster.node(cluster.owner());
+  const auto redis = in_cluster({owner.port()}, "{ends}:");
+  IoThread io;
+  FleetInstance a(io, redis);
+  FleetInstance b(io, redis);
+  INFO("reported by a:\n" << a.reported() << "reported by b:\n" << b.reported());
+  REQUIRE(eventually([&] {
+    return a.bus->state() == notify::BusState::connected &&
+           b.bus->state() == notify::BusState::connected;
+  }));
+  Client kim(io.io, *b.hub, "kim");
+  REQUIRE(eventually([&] { return kim.of_type("init").size() == 1; }));
+
+  const unsigned first_of[3] = {0, 5461, 10923};
+  const auto lo = first_of[cluster.owner()];
+  const auto other = std::to_string(cluster.slot() == lo ? lo + 1 : lo);
+  REQUIRE(owner.command("CLUSTER DELSLOTS " + other) == "+OK\r\n");
+  REQUIRE(
+      eventually([&] { return contains(owner.command("CLUSTER INFO"), "cluster_state:fail"); }));
+  // The log's script names its key: refused with CLUSTERDOWN, nothing logged or published.
+  REQUIRE_NOTHROW(a.hub->end_sessions("kim", "logged_out"));
+  REQUIRE(eventually([&] { return contains(a.reported(), "CLUSTERDOWN"); }));
+  CHECK_FALSE(kim.transport->closed());
+  REQUIRE(owner.command("CLUSTER ADDSLOTS " + other) == "+OK\r\n");
+  REQUIRE(eventually([&] { return kim.transport->closed(); }));
+  CHECK(kim.of_type("session:end").size() == 1);
+  CHECK(owner.command("XLEN {ends}:session-ends") == ":1\r\n");
+  CHECK(eventually([&] { return contains(a.reported(), "Redis runs what it refused again"); }));
 }
 
 TEST_SUITE("redis-restart") {
