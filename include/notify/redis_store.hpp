@@ -24,7 +24,8 @@
 //    failover to a replica that had not received them) never issues their ids again: a
 //    client that saw a lost notification resumes from its id and gets what came after.
 //
-// Keys (P = RedisOptions::prefix, E = redis_escape(user)):
+// Keys (P = RedisOptions::prefix, E = redis_escape(user)); each script declares those it
+// touches (KEYS), so that a cluster refuses it whole in a slot being migrated:
 //   P seq, P base           the sequence, and where a clock-seeded sequence started
 //   P n                     hash: id → the notification's JSON
 //   P ts                    sorted set by creation time (ms): "id|E" ("id|" for broadcasts)

@@ -97,15 +97,26 @@ class RedisStore::Impl {
     sources_[s_mark_all] = std::string(scripts::prelude) + scripts::mark_all_read;
   }
 
-  // One call of a script: ARGV = P, E (the user, escaped), args...
+  // One call of a script: ARGV = P, E (the user, escaped), args...; KEYS = script_keys(E),
+  // and `extra_key` after them when not empty.
   struct Call {
     std::string user_escaped;
     std::vector<std::string> args;
+    std::string extra_key;
   };
+
+  // The keys every script may touch, in the order the prelude reads them from KEYS.
+  void add_script_keys(Command& command, const std::string& user_escaped) const {
+    const auto& p = options_.redis.prefix;
+    const auto u = p + "u:" + user_escaped;
+    command.insert(command.end(), {p + "seq", p + "base", p + "n", p + "ts", p + "b", p + "trim",
+                                   u + ":h", u + ":unread", u + ":read", u + ":br", u + ":lr"});
+  }
+  static constexpr std::size_t script_key_count = 11;
 
   Reply eval(Script script, std::string_view user_escaped, std::vector<std::string> args) {
     std::vector<Call> calls;  // not a braced list: that would copy the arguments
-    calls.push_back({std::string(user_escaped), std::move(args)});
+    calls.push_back({std::string(user_escaped), std::move(args), {}});
     return std::move(eval_all(script, calls).front());
   }
 
@@ -171,7 +182,14 @@ class RedisStore::Impl {
       commands.reserve(pending.size() + 1);
       for (const auto i : pending) {
         const auto& call = calls[i];
-        Command command{"EVALSHA", *sha, "0", options_.redis.prefix, call.user_escaped};
+        const auto keys = script_key_count + (call.extra_key.empty() ? 0 : 1);
+        Command command{"EVALSHA", *sha, std::to_string(keys)};
+        command.reserve(3 + keys + 2 + call.args.size());
+        add_script_keys(command, call.user_escaped);
+        if (!call.extra_key.empty())
+          command.push_back(call.extra_key);
+        command.push_back(options_.redis.prefix);
+        command.push_back(call.user_escaped);
         command.insert(command.end(), call.args.begin(), call.args.end());
         commands.push_back(std::move(command));
       }
@@ -275,7 +293,9 @@ class RedisStore::Impl {
 
   Notification append(Notification draft) {
     auto call = append_call(draft);
-    take_id(draft, eval(s_append, call.user_escaped, std::move(call.args)));
+    std::vector<Call> calls;
+    calls.push_back(std::move(call));
+    take_id(draft, eval_all(s_append, calls).front());
     return draft;
   }
 
@@ -346,7 +366,11 @@ class RedisStore::Impl {
         draft.idempotency_key.empty() ? std::string() : std::to_string(content_fingerprint(draft))};
     draft.replayed = false;
     draft.replay_differs = false;
-    return Call{std::move(escaped), std::move(args)};
+    std::string key_of_key;
+    if (!draft.idempotency_key.empty())
+      // E holds no '|' (escaped), so the key cannot be taken for another user's.
+      key_of_key = options_.redis.prefix + "k:" + escaped + "|" + draft.idempotency_key;
+    return Call{std::move(escaped), std::move(args), std::move(key_of_key)};
   }
 
   // The script's answer: the new id, or {"<id> <ms> <fingerprint>"} of the first publish of
@@ -394,7 +418,7 @@ class RedisStore::Impl {
     return eval_each(
         s_snapshot, users,
         [&](const std::string& user) {
-          return Call{redis_escape(user), {limit_arg(limit)}};
+          return Call{redis_escape(user), {limit_arg(limit)}, {}};
         },
         [](const Reply& reply, const std::string&) { return to_snapshot(reply); });
   }
@@ -418,7 +442,7 @@ class RedisStore::Impl {
     return eval_each(
         s_resume, queries,
         [&](const ResumeQuery& q) {
-          return Call{redis_escape(q.user), resume_args(q.cursor, limit, max_missed)};
+          return Call{redis_escape(q.user), resume_args(q.cursor, limit, max_missed), {}};
         },
         [](const Reply& reply, const ResumeQuery& q) { return to_resume(reply, q.cursor); });
   }

@@ -1,6 +1,10 @@
 // The Lua scripts of RedisStore. Each one is the prelude followed by its body. Every script
-// gets ARGV[1] = the prefix P and ARGV[2] = the escaped user E ("" for a broadcast) and
-// derives its keys from them (see redis_store.hpp for the schema). Numbers that can exceed
+// gets ARGV[1] = the prefix P and ARGV[2] = the escaped user E ("" for a broadcast), and its
+// keys declared in KEYS, in the order of script_keys() (redis_store.cpp; see redis_store.hpp
+// for the schema): a cluster then checks them all before the script runs, so that a script
+// in a slot being migrated is refused whole (TRYAGAIN, ASK) rather than failing at a key
+// that already left, with its first writes done. (The age trim's keys of other users cannot
+// be declared: it derives them from P.) Numbers that can exceed
 // 2^53 never go through Lua numbers on their way out: ids are formatted with %d from the
 // INCR result (exact below 2^53, i.e. for ~285 years of microsecond-seeded ids).
 #pragma once
@@ -10,11 +14,10 @@ namespace notify::redis_detail::scripts {
 inline constexpr const char* prelude = R"lua(
 local P = ARGV[1]
 local E = ARGV[2]
-local U = P .. 'u:' .. E
-local K_SEQ, K_BASE, K_NOTES, K_TIME = P .. 'seq', P .. 'base', P .. 'n', P .. 'ts'
-local K_BCAST, K_TRIM = P .. 'b', P .. 'trim'
-local K_HIST, K_UNREAD, K_READ, K_BREAD = U .. ':h', U .. ':unread', U .. ':read', U .. ':br'
-local K_LASTREAD = U .. ':lr'
+local K_SEQ, K_BASE, K_NOTES, K_TIME = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_BCAST, K_TRIM = KEYS[5], KEYS[6]
+local K_HIST, K_UNREAD, K_READ, K_BREAD = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_LASTREAD = KEYS[11]
 
 local function num(v)
   if v then return tonumber(v) end
@@ -122,15 +125,15 @@ end
 // 5 the history cap, 6 the age cutoff in ms ('0': none), 7 the sequence seed ('0': none),
 // 8 'PUBLISH' | 'SPUBLISH' | '', 9 the channel, 10 the bus header up to the id,
 // 11 the JSON to publish when it differs from 3 ('' otherwise), 12 the idempotency key
-// ('' for none), 13 how long to keep it in ms, 14 the draft's content fingerprint.
+// ('' for none; then KEYS[12] is its key, P k:E|K), 13 how long to keep it in ms, 14 the
+// draft's content fingerprint.
 // Returns the id, or {'<id> <createdAt in ms> <fingerprint>'} of the first publish of a key
 // kept already (nothing stored, nothing published).
 inline constexpr const char* append = R"lua(
 local broadcast = (E == '')
 local K_KEY = nil
 if ARGV[12] ~= '' then
-  -- E holds no '|' (escaped), so the key cannot be taken for another user's.
-  K_KEY = P .. 'k:' .. E .. '|' .. ARGV[12]
+  K_KEY = KEYS[12]
   local kept = redis.call('GET', K_KEY)
   if kept then return {kept} end
 end
