@@ -5,6 +5,7 @@
 #if __has_include(<notify/redis_export.hpp>)
 #define NOTIFY_TEST_WITH_REDIS 1
 
+#include <notify/error.hpp>
 #include <notify/hub.hpp>
 #include <notify/redis_bus.hpp>
 #include <notify/redis_store.hpp>
@@ -241,6 +242,20 @@ struct FleetInstance {
     });
     REQUIRE(published);
     return id;
+  }
+
+  // end_sessions(), again while the bus's publishing connection is away (bus_unavailable:
+  // a failover under way, or a health check missed on a loaded machine).
+  void end_sessions_when_possible(const std::string& user, const std::string& reason) {
+    REQUIRE(eventually([&] {
+      try {
+        hub->end_sessions(user, reason);
+        return true;
+      } catch (const std::system_error& e) {
+        CHECK(e.code() == notify::errc::bus_unavailable);
+        return false;
+      }
+    }));
   }
 };
 
