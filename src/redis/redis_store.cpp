@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -106,11 +107,29 @@ class RedisStore::Impl {
   };
 
   // The keys every script may touch, in the order the prelude reads them from KEYS.
+  // Each name is made in place, with one allocation at most.
   void add_script_keys(Command& command, const std::string& user_escaped) const {
-    const auto& p = options_.redis.prefix;
-    const auto u = p + "u:" + user_escaped;
-    command.insert(command.end(), {p + "seq", p + "base", p + "n", p + "ts", p + "b", p + "trim",
-                                   u + ":h", u + ":unread", u + ":read", u + ":br", u + ":lr"});
+    const std::string_view p = options_.redis.prefix, e = user_escaped;
+    const auto add = [&command](std::initializer_list<std::string_view> parts) {
+      std::size_t size = 0;
+      for (const auto part : parts)
+        size += part.size();
+      auto& key = command.emplace_back();
+      key.reserve(size);
+      for (const auto part : parts)
+        key.append(part);
+    };
+    add({p, "seq"});
+    add({p, "base"});
+    add({p, "n"});
+    add({p, "ts"});
+    add({p, "b"});
+    add({p, "trim"});
+    add({p, "u:", e, ":h"});
+    add({p, "u:", e, ":unread"});
+    add({p, "u:", e, ":read"});
+    add({p, "u:", e, ":br"});
+    add({p, "u:", e, ":lr"});
   }
   static constexpr std::size_t script_key_count = 11;
 
