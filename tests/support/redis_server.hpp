@@ -171,8 +171,9 @@ class RedisServer {
   pid_t pid() const noexcept { return pid_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
-  // Starts (again) on the same port; true when it answers PING within 5 s.
-  bool start() {
+  // Starts (again) on the same port; true when it answers PING within `patience` (a server
+  // loading its data answers LOADING until it is done). Else it is killed.
+  bool start(std::chrono::milliseconds patience = std::chrono::seconds(5)) {
     if (pid_ > 0)
       return true;
     std::vector<std::string> args{executable_,
@@ -217,7 +218,7 @@ class RedisServer {
     if (::posix_spawn(&pid, executable_.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
       return false;
     pid_ = pid;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const auto deadline = std::chrono::steady_clock::now() + patience;
     while (std::chrono::steady_clock::now() < deadline) {
       const auto pong = raw_command(port_, "PING\r\n");
       if (pong.rfind("+PONG", 0) == 0 || pong.rfind("-NOAUTH", 0) == 0)

@@ -343,7 +343,7 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
       false, {"--key-load-delay", "50", "--loading-process-events-interval-bytes", "1024"});
   NOTIFY_REQUIRE_REDIS(server);
   auto options = store_options(server, "loading:");
-  options.redis.command_timeout = 20s;
+  options.redis.command_timeout = 60s;
   RedisStore store(options);
   const auto before = store.append(draft("alice", "before"));
   server.command("EVAL \"for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) end\" 0");
@@ -352,7 +352,8 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
   server.kill();
 
   std::atomic<bool> started{false};
-  std::thread restart([&] { started = server.start(); });  // returns once loaded
+  // Returns once loaded (which can take a while on a machine loaded by other suites).
+  std::thread restart([&] { started = server.start(std::chrono::seconds(60)); });
   const bool loading =
       eventually([&] { return server.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
   std::vector<std::string> ids;
