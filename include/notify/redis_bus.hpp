@@ -90,7 +90,8 @@ struct RedisBusOptions {
   RedisOptions redis;
   bool sharded = false;  // SSUBSCRIBE / SPUBLISH instead of SUBSCRIBE / PUBLISH (Redis >= 7)
   // The subscriber connection sends PING this often; no answer before the next one drops and
-  // reconnects it (a silent network partition). 0 disables.
+  // reconnects it (a silent network partition). 0 disables. A LOADING answer (a restarted
+  // Redis loading its data, which serves subscriptions meanwhile) counts as an answer.
   std::chrono::milliseconds health_check_interval{10000};
   // Published messages not sent yet (gathered while a reply is awaited, or not taken by the
   // socket yet) wait here, up to this many bytes; beyond it publish() fails with

@@ -373,6 +373,14 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
           fail("authentication: " + reply.str);
         return;
       }
+      // A Redis loading its data after a restart refuses PING (and nothing else this
+      // connection sends: subscriptions are served while loading). It is alive: a dropped
+      // connection would only subscribe again, and ask every instance to repair, once per
+      // health check until the load is done.
+      if (reply.is_error() && reply.str.rfind("LOADING ", 0) == 0) {
+        conn->waiting_pong = false;
+        return;
+      }
       if (reply.is_error())
         return fail("error reply: " + reply.str);
       if (reply.type == Reply::Type::status && reply.str == "PONG")

@@ -510,6 +510,77 @@ TEST_CASE("redis bus: 1000 users attach and leave, and no user channel stays sub
   CHECK(server.command("PUBSUB NUMSUB churn:broadcast").find(":1\r\n") != std::string::npos);
 }
 
+TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for a dead one") {
+  // Loading 20,000 keys takes a second or more (50 µs each), and the server answers clients
+  // every KiB of its file meanwhile: PING with LOADING.
+  testredis::RedisServer server(
+      false, {"--key-load-delay", "50", "--loading-process-events-interval-bytes", "1024"});
+  NOTIFY_REQUIRE_REDIS(server);
+  server.command("EVAL \"for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) end\" 0");
+  REQUIRE(server.command("SAVE") == "+OK\r\n");
+  notify::RedisBusOptions options;
+  options.redis = options_for(server, "loading:");
+  options.redis.backoff_initial = 20ms;
+  options.redis.backoff_max = 100ms;
+  options.health_check_interval = 100ms;  // many checks while it loads
+  auto log = std::make_shared<std::string>();
+  auto log_mutex = std::make_shared<std::mutex>();
+  options.on_error = [log, log_mutex](std::string_view what) {
+    std::lock_guard lock(*log_mutex);
+    log->append(what).push_back('\n');
+  };
+  notify::RedisBus bus(options);
+  struct Listener : notify::BusListener {
+    std::mutex mutex;
+    std::vector<notify::BusState> seen;
+    std::vector<std::string> received;
+    void on_bus_message(const notify::Envelope& e) override {
+      std::lock_guard lock(mutex);
+      received.push_back(e.user);
+    }
+    void on_bus_recovered() override {}
+    void on_bus_state(notify::BusState s) override {
+      std::lock_guard lock(mutex);
+      seen.push_back(s);
+    }
+  } listener;
+  bus.start(listener);
+  REQUIRE(bus.state() == notify::BusState::connected);
+  bus.subscribe("ann");
+
+  server.kill();
+  std::atomic<bool> started{false};
+  std::thread restart([&] { started = server.start(std::chrono::seconds(60)); });
+  const bool loading =
+      eventually([&] { return server.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
+  // The bus is back while the data loads, and stays: its PINGs are answered LOADING.
+  const bool back = loading && eventually([&] {
+                      std::lock_guard lock(listener.mutex);
+                      return listener.seen.size() >= 3;
+                    });
+  restart.join();
+  REQUIRE(loading);
+  REQUIRE(started);
+  REQUIRE(back);
+  {
+    std::lock_guard lock(*log_mutex);
+    INFO("reported: " << *log);
+    std::lock_guard lock2(listener.mutex);
+    CHECK(listener.seen == std::vector<notify::BusState>{notify::BusState::connected,
+                                                         notify::BusState::reconnecting,
+                                                         notify::BusState::connected});
+  }
+  REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
+  std::error_code ec;
+  bus.publish({"ann", false, notify::Event::message("typing", "", "{}", 0)}, ec);
+  CHECK_FALSE(ec);
+  CHECK(eventually([&] {
+    std::lock_guard lock(listener.mutex);
+    return listener.received == std::vector<std::string>{"ann"};
+  }));
+  bus.stop();
+}
+
 TEST_CASE("redis bus: publish fails with bus_unavailable while Redis is away") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
