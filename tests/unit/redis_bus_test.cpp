@@ -522,7 +522,7 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
   options.redis = options_for(server, "loading:");
   options.redis.backoff_initial = 20ms;
   options.redis.backoff_max = 100ms;
-  options.health_check_interval = 100ms;  // many checks while it loads
+  options.health_check_interval = 300ms;  // several checks while it loads
   auto log = std::make_shared<std::string>();
   auto log_mutex = std::make_shared<std::mutex>();
   options.on_error = [log, log_mutex](std::string_view what) {
@@ -553,7 +553,9 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
   std::thread restart([&] { started = server.start(std::chrono::seconds(60)); });
   const bool loading =
       eventually([&] { return server.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
-  // The bus is back while the data loads, and stays: its PINGs are answered LOADING.
+  // The bus is back while the data loads, and stays: its PINGs are answered LOADING. (On a
+  // machine loaded by other suites, a PING answered late in the slow load may still read as
+  // "no answer", and drop the connection: only the LOADING answer is what this is about.)
   const bool back = loading && eventually([&] {
                       std::lock_guard lock(listener.mutex);
                       return listener.seen.size() >= 3;
@@ -565,10 +567,15 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
   {
     std::lock_guard lock(*log_mutex);
     INFO("reported: " << *log);
+    CHECK(log->find("error reply: LOADING") == std::string::npos);
+    std::size_t unanswered = 0;
+    for (auto at = log->find("no answer to PING"); at != std::string::npos;
+         at = log->find("no answer to PING", at + 1))
+      ++unanswered;
     std::lock_guard lock2(listener.mutex);
-    CHECK(listener.seen == std::vector<notify::BusState>{notify::BusState::connected,
-                                                         notify::BusState::reconnecting,
-                                                         notify::BusState::connected});
+    const auto drops = static_cast<std::size_t>(
+        std::count(listener.seen.begin(), listener.seen.end(), notify::BusState::reconnecting));
+    CHECK(drops == 1 + unanswered);  // the kill, and only late answers besides
   }
   REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
   std::error_code ec;

@@ -78,6 +78,9 @@ struct RedisStoreFactory {
     notify::RedisStoreOptions options;
     options.redis.port = server.port();
     options.redis.prefix = "contract:" + std::to_string(++next) + ":";
+    // A loopback connect is instant, but a machine loaded by sanitizer suites side by side
+    // has stalled one for over 2 s (the default).
+    options.redis.connect_timeout = std::chrono::seconds(10);
     options.max_per_user = limits.per_user;
     options.max_broadcasts = limits.broadcasts;
     options.seed_from_clock = false;  // ids 1, 2, 3... as the contract cases expect
