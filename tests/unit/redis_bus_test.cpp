@@ -249,6 +249,47 @@ TEST_CASE("redis bus: end_sessions ends a connection whose user's subscription i
   CHECK(b.hub->metrics().sessions_ended == 1);
 }
 
+TEST_CASE("redis bus: a refused read of the session-end log is reported, and the bus goes on") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  // B's user may do everything but read the log (XRANGE): its replay after a reconnection is
+  // refused with NOPERM, which no reconnection changes.
+  REQUIRE(server.command("ACL SETUSER no-xrange on >pw ~* &* +@all -xrange") == "+OK\r\n");
+  IoThread io;
+  Instance a(io, server, "noread:");
+  auto log = std::make_shared<std::string>();
+  auto log_mutex = std::make_shared<std::mutex>();
+  Instance b(io, server, "noread:", true, BusThread::own, {}, [&](notify::RedisBusOptions& o) {
+    o.redis.user = "no-xrange";
+    o.redis.password = "pw";
+    o.on_error = [log, log_mutex](std::string_view what) {
+      std::lock_guard lock(*log_mutex);
+      log->append(what).push_back('\n');
+    };
+  });
+  const auto reported = [&] {
+    std::lock_guard lock(*log_mutex);
+    return *log;
+  };
+  Client frank_on_b(io.io, *b.hub, "frank");
+  REQUIRE(eventually([&] { return has_init(frank_on_b); }));
+
+  server.command("CLIENT KILL USER no-xrange");  // both of B's connections
+  REQUIRE(eventually([&] {
+    return reported().find("reading the log of session ends: NOPERM") != std::string::npos;
+  }));
+  INFO("reported by b:\n" << reported());
+  // Refused for good, not "not now": the publishing connection stays, and the bus is back.
+  REQUIRE(eventually([&] { return b.bus->state() == notify::BusState::connected; }));
+  CHECK(reported().find("publishing connection: the server answered") == std::string::npos);
+  // What comes live still arrives: a notification, then the end of frank's sessions.
+  const auto id = a.hub->publish(draft("frank", "after the refused read"));
+  REQUIRE(eventually([&] { return frank_on_b.state().ids == std::vector<std::string>{id}; }));
+  a.hub->end_sessions("frank", "logged_out");
+  REQUIRE(eventually([&] { return frank_on_b.transport->closed(); }));
+  CHECK(frank_on_b.of_type("session:end").size() == 1);
+}
+
 TEST_CASE("redis bus: an end of sessions sent while an instance was away reaches it once back") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
