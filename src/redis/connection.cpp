@@ -219,25 +219,25 @@ bool says_primary(const Reply& role) noexcept {
   return role.is_array() && !role.elements.empty() && role.elements[0].str == "master";
 }
 
+bool has_error_code(const Reply& reply, std::string_view code) noexcept {
+  const std::string_view text = reply.str;
+  return reply.is_error() && text.size() > code.size() && text.compare(0, code.size(), code) == 0 &&
+         text[code.size()] == ' ';
+}
+
 bool says_wrong_server(const Reply& reply) noexcept {
-  // A script that names no keys (the store's derive theirs from the prefix) is not redirected
-  // by a cluster node that does not serve the slot: it fails at its first key.
-  return reply.is_error() &&
-         (reply.str.rfind("READONLY", 0) == 0 || reply.str.rfind("MOVED", 0) == 0 ||
-          reply.str.find("a non local key in a cluster node") != std::string::npos);
+  return has_error_code(reply, "READONLY") || has_error_code(reply, "MOVED");
 }
 
 bool says_try_again(const Reply& reply) noexcept {
   if (!reply.is_error())
     return false;
-  const std::string_view text = reply.str;
-  const auto starts = [&](std::string_view word) {
-    return text.size() > word.size() && text.compare(0, word.size(), word) == 0 &&
-           text[word.size()] == ' ';
-  };
-  return starts("LOADING") || starts("BUSY") || starts("CLUSTERDOWN") || starts("TRYAGAIN") ||
-         starts("ASK") || starts("NOREPLICAS") || starts("MASTERDOWN") || starts("READONLY") ||
-         starts("MOVED") || text.find("while the cluster is down") != std::string_view::npos;
+  for (const std::string_view code :
+       {"LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "ASK", "NOREPLICAS", "MASTERDOWN"})
+    if (has_error_code(reply, code))
+      return true;
+  return says_wrong_server(reply) ||
+         reply.str.find("while the cluster is down") != std::string::npos;
 }
 
 namespace {
@@ -744,9 +744,8 @@ std::vector<Reply> SyncConnection::run(const std::vector<Command>& commands) {
   if (!refused_here(replies))
     return replies;
   // A primary demoted by a failover (READONLY), a cluster node that no longer serves the slot
-  // (MOVED, or a script's first key refused): nothing ran, since every key is in the one
-  // slot and a replica writes nothing. Sent once more on a connection to the primary now
-  // (through the sentinels or the cluster).
+  // (MOVED: every command and script names its keys, all in the one slot): nothing ran. Sent
+  // once more on a connection to the primary now (through the sentinels or the cluster).
   close();
   ensure_connected();
   return checked(exchange(out, commands.size(), Clock::now() + options_.command_timeout));

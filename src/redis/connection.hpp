@@ -125,9 +125,15 @@ bool says_primary(const Reply& role) noexcept;
 // Whether the primary is found through sentinels or a cluster's nodes.
 bool found_by_lookup(const RedisOptions& options) noexcept;
 
+// Whether `reply` is an error whose code (its first word) is `code`, as "LOADING".
+bool has_error_code(const Reply& reply, std::string_view code) noexcept;
+
 // Whether an error reply says the server is the wrong one now: a replica (READONLY: a
 // failover happened) or a cluster node that no longer serves the slot (MOVED). The
-// connection should be dropped, so that the next one finds the primary.
+// connection should be dropped, so that the next one finds the primary. (A script refused
+// "a non local key" is not one: every script names its keys, so a node that does not serve
+// the slot answers MOVED before running it; that refusal comes from a key the script could
+// not name, after it may have written.)
 bool says_wrong_server(const Reply& reply) noexcept;
 
 // Whether an error reply says the server ran nothing and may run it a little later: it is

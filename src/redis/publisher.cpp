@@ -241,19 +241,19 @@ void Publisher::read(const ConnectionPtr& conn) {
                 return fail("authentication: " + reply.str);
               if (--conn->handshake_pending == 0)
                 become_ready(conn);
-            } else if (says_wrong_server(reply) || says_try_again(reply)) {
+            } else if (says_try_again(reply)) {
               // Nothing of it ran: it and what follows count as unanswered, as when a
               // connection fails (a query is asked again, a resend form goes on the next
               // connection, a doorbell is repaired). A server that is the right one but
               // says "not now" (LOADING, the cluster down, BUSY) is asked again after the
               // backoff, which keeps growing until it runs what it refused (settle()).
               acknowledge(replies);
-              const auto word = reply.str.substr(0, reply.str.find(' '));
+              const auto code = reply.str.substr(0, reply.str.find(' '));
               if (says_wrong_server(reply))
-                return fail("the server answered " + word +
+                return fail("the server answered " + code +
                             " (a replica now, or the slot moved): connecting again");
               ++refusals_in_row_;
-              return fail("the server answered " + word +
+              return fail("the server answered " + code +
                           " (not now: nothing ran): connecting again after a pause");
             } else {
               ++replies;

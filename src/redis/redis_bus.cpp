@@ -377,7 +377,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       // connection sends: subscriptions are served while loading). It is alive: a dropped
       // connection would only subscribe again, and ask every instance to repair, once per
       // health check until the load is done.
-      if (reply.is_error() && reply.str.rfind("LOADING ", 0) == 0) {
+      if (has_error_code(reply, "LOADING")) {
         conn->waiting_pong = false;
         return;
       }

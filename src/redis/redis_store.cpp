@@ -98,7 +98,7 @@ class RedisStore::Impl {
     sources_[s_mark_all] = std::string(scripts::prelude) + scripts::mark_all_read;
   }
 
-  // One call of a script: ARGV = P, E (the user, escaped), args...; KEYS = script_keys(E),
+  // One call of a script: ARGV = P, E (the user, escaped), args...; KEYS = add_script_keys(E),
   // and `extra_key` after them when not empty.
   struct Call {
     std::string user_escaped;
@@ -134,8 +134,11 @@ class RedisStore::Impl {
   static constexpr std::size_t script_key_count = 11;
 
   Reply eval(Script script, std::string_view user_escaped, std::vector<std::string> args) {
+    return eval(script, Call{std::string(user_escaped), std::move(args), {}});
+  }
+  Reply eval(Script script, Call call) {
     std::vector<Call> calls;  // not a braced list: that would copy the arguments
-    calls.push_back({std::string(user_escaped), std::move(args), {}});
+    calls.push_back(std::move(call));
     return std::move(eval_all(script, calls).front());
   }
 
@@ -218,7 +221,7 @@ class RedisStore::Impl {
       std::vector<Command> again;
       std::vector<std::size_t> again_at;
       for (std::size_t k = 0; k < got.size(); ++k) {
-        if (got[k].is_error() && got[k].str.rfind("NOSCRIPT", 0) == 0) {
+        if (has_error_code(got[k], "NOSCRIPT")) {
           commands[k][0] = "EVAL";
           commands[k][1] = sources_[script];
           again.push_back(std::move(commands[k]));
@@ -312,9 +315,7 @@ class RedisStore::Impl {
 
   Notification append(Notification draft) {
     auto call = append_call(draft);
-    std::vector<Call> calls;
-    calls.push_back(std::move(call));
-    take_id(draft, eval_all(s_append, calls).front());
+    take_id(draft, eval(s_append, std::move(call)));
     return draft;
   }
 

@@ -1,6 +1,6 @@
 // The Lua scripts of RedisStore. Each one is the prelude followed by its body. Every script
 // gets ARGV[1] = the prefix P and ARGV[2] = the escaped user E ("" for a broadcast), and its
-// keys declared in KEYS, in the order of script_keys() (redis_store.cpp; see redis_store.hpp
+// keys declared in KEYS, in the order of add_script_keys() (redis_store.cpp; see redis_store.hpp
 // for the schema): a cluster then checks them all before the script runs, so that a script
 // in a slot being migrated is refused whole (TRYAGAIN, ASK) rather than failing at a key
 // that already left, with its first writes done. (The age trim's keys of other users cannot

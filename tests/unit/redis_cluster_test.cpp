@@ -170,8 +170,8 @@ TEST_CASE("redis cluster: when the slot moves to another primary, calls follow i
       };
       REQUIRE(eventually([&] { return back(a) && back(b) && both_connected(); }));
     }
-    // The store's connections are on the old primary: each call is refused there (a script's
-    // first key) and sent again to the new one, so this publish does not fail.
+    // The store's connections are on the old primary: each call is refused there (MOVED) and
+    // sent again to the new one, so this publish does not fail.
     std::string second;
     REQUIRE_NOTHROW(second = a.hub->publish(draft("kim", "after the move")));
     REQUIRE(eventually([&] { return kim.state().ids.size() == 2; }));
@@ -180,7 +180,7 @@ TEST_CASE("redis cluster: when the slot moves to another primary, calls follow i
     Client later(io.io, *b.hub, "kim");  // read through B's store, from the new primary
     REQUIRE(eventually([&] { return later.of_type("init").size() == 1; }));
     CHECK(later.state().ids == std::vector<std::string>{first, second});
-    // A session end follows too (with the log, a script that names its key: MOVED; A's
+    // A session end follows too (with the log, a script: MOVED as well; A's
     // publishing connection may be on its way to the new primary).
     a.end_sessions_when_possible("kim", "logged_out");
     REQUIRE(eventually([&] { return kim.transport->closed() && later.transport->closed(); }));
