@@ -65,7 +65,6 @@ class RedisCluster {
       nodes_.push_back(std::make_unique<RedisServer>(false, args, "", password, true));
     if (!available())
       return;
-    const int ranges[3][2] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
     for (int i = 0; i < 3; ++i)
       expect_ok(node(i).command("CLUSTER ADDSLOTSRANGE " + std::to_string(ranges[i][0]) + " " +
                                 std::to_string(ranges[i][1])),
@@ -87,7 +86,7 @@ class RedisCluster {
         "every node to say cluster_state:ok");
     slot_ = static_cast<unsigned>(
         std::atoi(reply_text(node(0).command("CLUSTER KEYSLOT " + tag)).c_str()));
-    owner_ = slot_ <= 5460 ? 0 : slot_ <= 10922 ? 1 : 2;
+    owner_ = slot_ <= ranges[0][1] ? 0 : slot_ <= ranges[1][1] ? 1 : 2;
     if (!replica)
       return;
     const auto id = reply_text(node(owner_).command("CLUSTER MYID"));
@@ -123,6 +122,19 @@ class RedisCluster {
       expect_ok(node(i).command("CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");
     owner_ = to;
   }
+
+  // Takes another of its slots from the primary that serves the tag's slot: it sees a slot
+  // that nobody serves and says the cluster is down (cluster-require-full-coverage) while it
+  // still serves the tag's slot, until restore_owner(). Returns once it says so.
+  void put_owner_down() {
+    const auto first = static_cast<unsigned>(ranges[owner_][0]);
+    taken_ = std::to_string(slot_ == first ? first + 1 : first);
+    expect_ok(node(owner_).command("CLUSTER DELSLOTS " + taken_), "CLUSTER DELSLOTS");
+    wait_for([&] { return contains(node(owner_).command("CLUSTER INFO"), "cluster_state:fail"); },
+             "the owner to say cluster_state:fail");
+  }
+  // Gives back the slot put_owner_down() took; whether the owner took it.
+  bool restore_owner() { return node(owner_).command("CLUSTER ADDSLOTS " + taken_) == "+OK\r\n"; }
 
   // The port of the primary that `asked` says serves the slot (CLUSTER NODES), or 0.
   int primary_port(RedisServer& asked) const {
@@ -163,7 +175,11 @@ class RedisCluster {
     }
   }
 
+  // The three primaries' slots, first and last.
+  static constexpr int ranges[3][2] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
+
   std::vector<std::unique_ptr<RedisServer>> nodes_;
+  std::string taken_;  // the slot put_owner_down() took
   unsigned slot_ = 0;
   std::size_t owner_ = 0;
 };

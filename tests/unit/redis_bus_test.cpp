@@ -228,10 +228,7 @@ TEST_CASE("redis bus: end_sessions ends a connection whose user's subscription i
   // Both go out on A's publishing connection, in this order: what goes on dave's channel does
   // not reach B, and the end of dave's sessions does. (A loaded machine has had a bus miss its
   // health check and reconnect meanwhile, and a bus message is lost then: it is sent again.)
-  const auto both_connected = [&] {
-    return a.bus->state() == notify::BusState::connected &&
-           b.bus->state() == notify::BusState::connected;
-  };
+  const auto both_connected = [&] { return all_connected(a, b); };
   for (int attempt = 0; attempt < 5 && !dave_on_b.transport->closed(); ++attempt) {
     REQUIRE(eventually(both_connected));
     try {
@@ -257,20 +254,13 @@ TEST_CASE("redis bus: a refused read of the session-end log is reported, and the
   REQUIRE(server.command("ACL SETUSER no-xrange on >pw ~* &* +@all -xrange") == "+OK\r\n");
   IoThread io;
   Instance a(io, server, "noread:");
-  auto log = std::make_shared<std::string>();
-  auto log_mutex = std::make_shared<std::mutex>();
+  const auto reports = std::make_shared<Reports>();
   Instance b(io, server, "noread:", true, BusThread::own, {}, [&](notify::RedisBusOptions& o) {
     o.redis.user = "no-xrange";
     o.redis.password = "pw";
-    o.on_error = [log, log_mutex](std::string_view what) {
-      std::lock_guard lock(*log_mutex);
-      log->append(what).push_back('\n');
-    };
+    o.on_error = Reports::into(reports);
   });
-  const auto reported = [&] {
-    std::lock_guard lock(*log_mutex);
-    return *log;
-  };
+  const auto reported = [&] { return reports->all(); };
   Client frank_on_b(io.io, *b.hub, "frank");
   REQUIRE(eventually([&] { return has_init(frank_on_b); }));
 
@@ -552,70 +542,41 @@ TEST_CASE("redis bus: 1000 users attach and leave, and no user channel stays sub
 }
 
 TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for a dead one") {
-  // Loading 20,000 keys takes a second or more (50 µs each), and the server answers clients
-  // every KiB of its file meanwhile: PING with LOADING.
-  testredis::RedisServer server(
-      false, {"--key-load-delay", "50", "--loading-process-events-interval-bytes", "1024"});
+  testredis::RedisServer server(false, slow_load_options());
   NOTIFY_REQUIRE_REDIS(server);
-  server.command("EVAL \"for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) end\" 0");
-  REQUIRE(server.command("SAVE") == "+OK\r\n");
   notify::RedisBusOptions options;
   options.redis = options_for(server, "loading:");
   options.redis.backoff_initial = 20ms;
   options.redis.backoff_max = 100ms;
   options.health_check_interval = 300ms;  // several checks while it loads
-  auto log = std::make_shared<std::string>();
-  auto log_mutex = std::make_shared<std::mutex>();
-  options.on_error = [log, log_mutex](std::string_view what) {
-    std::lock_guard lock(*log_mutex);
-    log->append(what).push_back('\n');
-  };
+  const auto reports = std::make_shared<Reports>();
+  options.on_error = Reports::into(reports);
   notify::RedisBus bus(options);
-  struct Listener : notify::BusListener {
-    std::mutex mutex;
-    std::vector<notify::BusState> seen;
-    std::vector<std::string> received;
-    void on_bus_message(const notify::Envelope& e) override {
-      std::lock_guard lock(mutex);
-      received.push_back(e.user);
-    }
-    void on_bus_recovered() override {}
-    void on_bus_state(notify::BusState s) override {
-      std::lock_guard lock(mutex);
-      seen.push_back(s);
-    }
-  } listener;
+  Recorder listener;
   bus.start(listener);
   REQUIRE(bus.state() == notify::BusState::connected);
   bus.subscribe("ann");
 
-  server.kill();
-  std::atomic<bool> started{false};
-  std::thread restart([&] { started = server.start(std::chrono::seconds(60)); });
-  const bool loading =
-      eventually([&] { return server.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
+  SlowRestart restart(server);
+  const bool loading = restart.loading();
   // The bus is back while the data loads, and stays: its PINGs are answered LOADING. (On a
   // machine loaded by other suites, a PING answered late in the slow load may still read as
   // "no answer", and drop the connection: only the LOADING answer is what this is about.)
-  const bool back = loading && eventually([&] {
-                      std::lock_guard lock(listener.mutex);
-                      return listener.seen.size() >= 3;
-                    });
-  restart.join();
+  const bool back = loading && eventually([&] { return listener.states_seen().size() >= 3; });
   REQUIRE(loading);
-  REQUIRE(started);
+  REQUIRE(restart.started());
   REQUIRE(back);
   {
-    std::lock_guard lock(*log_mutex);
-    INFO("reported: " << *log);
-    CHECK(log->find("error reply: LOADING") == std::string::npos);
+    const auto log = reports->all();
+    INFO("reported: " << log);
+    CHECK(log.find("error reply: LOADING") == std::string::npos);
     std::size_t unanswered = 0;
-    for (auto at = log->find("no answer to PING"); at != std::string::npos;
-         at = log->find("no answer to PING", at + 1))
+    for (auto at = log.find("no answer to PING"); at != std::string::npos;
+         at = log.find("no answer to PING", at + 1))
       ++unanswered;
-    std::lock_guard lock2(listener.mutex);
+    const auto seen = listener.states_seen();
     const auto drops = static_cast<std::size_t>(
-        std::count(listener.seen.begin(), listener.seen.end(), notify::BusState::reconnecting));
+        std::count(seen.begin(), seen.end(), notify::BusState::reconnecting));
     CHECK(drops == 1 + unanswered);  // the kill, and only late answers besides
   }
   REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
@@ -623,8 +584,8 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
   bus.publish({"ann", false, notify::Event::message("typing", "", "{}", 0)}, ec);
   CHECK_FALSE(ec);
   CHECK(eventually([&] {
-    std::lock_guard lock(listener.mutex);
-    return listener.received == std::vector<std::string>{"ann"};
+    const auto messages = listener.taken();
+    return messages.size() == 1 && messages[0].user == "ann";
   }));
   bus.stop();
 }
@@ -636,17 +597,7 @@ TEST_CASE("redis bus: publish fails with bus_unavailable while Redis is away") {
   options.redis = options_for(server, "away:");
   options.on_error = [](std::string_view) {};
   notify::RedisBus bus(options);
-  struct States : notify::BusListener {
-    std::mutex mutex;
-    std::vector<notify::BusState> seen;
-    std::atomic<int> recovered{0};
-    void on_bus_message(const notify::Envelope&) override {}
-    void on_bus_recovered() override { ++recovered; }
-    void on_bus_state(notify::BusState s) override {
-      std::lock_guard lock(mutex);
-      seen.push_back(s);
-    }
-  } listener;
+  Recorder listener;
   bus.start(listener);
   REQUIRE(bus.state() == notify::BusState::connected);
   auto event = notify::Event::message("typing", "", "{}", 0);
@@ -663,12 +614,9 @@ TEST_CASE("redis bus: publish fails with bus_unavailable while Redis is away") {
   CHECK(listener.recovered >= 2);  // the first connection, and after the restart
   bus.publish({"u", false, event}, ec);
   CHECK_FALSE(ec);
-  {
-    std::lock_guard lock(listener.mutex);
-    CHECK(listener.seen == std::vector<notify::BusState>{notify::BusState::connected,
-                                                         notify::BusState::reconnecting,
-                                                         notify::BusState::connected});
-  }
+  CHECK(listener.states_seen() == std::vector<notify::BusState>{notify::BusState::connected,
+                                                                notify::BusState::reconnecting,
+                                                                notify::BusState::connected});
   bus.stop();
 }
 

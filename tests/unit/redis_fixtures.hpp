@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -132,19 +133,93 @@ inline bool eventually(const std::function<bool()>& done,
 
 using test::draft;
 
-// Records what a RedisBus delivers.
+// redis-server options under which a restart loads its data slowly (50 µs a key) and answers
+// clients meanwhile, every KiB of its file: PING and most commands with LOADING.
+inline std::vector<std::string> slow_load_options() {
+  return {"--key-load-delay", "50", "--loading-process-events-interval-bytes", "1024"};
+}
+
+// Gives a server started with slow_load_options() 20,000 keys, saved, then kills it and
+// starts it again on a thread of its own: a second or more of LOADING (more on a loaded
+// machine). The destructor waits for the start (up to 60 s).
+class SlowRestart {
+ public:
+  explicit SlowRestart(testredis::RedisServer& server) : server_(server) {
+    server_.command("EVAL \"for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) end\" 0");
+    saved_ = server_.command("DBSIZE") != ":0\r\n" && server_.command("SAVE") == "+OK\r\n";
+    server_.kill();
+    thread_ = std::thread([this] { started_ = server_.start(std::chrono::seconds(60)); });
+  }
+  ~SlowRestart() { started(); }
+  SlowRestart(const SlowRestart&) = delete;
+  SlowRestart& operator=(const SlowRestart&) = delete;
+
+  // Whether the server says LOADING within 5 s (false: the data was not saved, or loaded
+  // before anyone asked).
+  bool loading() {
+    return saved_ &&
+           eventually([&] { return server_.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
+  }
+  // Waits for the start; whether the server answers PING now.
+  bool started() {
+    if (thread_.joinable())
+      thread_.join();
+    return started_;
+  }
+
+ private:
+  testredis::RedisServer& server_;
+  bool saved_ = false;
+  std::atomic<bool> started_{false};
+  std::thread thread_;
+};
+
+// Whether the bus of every instance given (anything with a `bus`) is connected.
+template <typename... Instances>
+bool all_connected(const Instances&... instances) {
+  return ((instances.bus->state() == notify::BusState::connected) && ...);
+}
+
+// Records what a RedisBus delivers, and the states it goes through.
 struct Recorder : notify::BusListener {
   std::mutex mutex;
   std::vector<notify::Envelope> messages;
+  std::vector<notify::BusState> states;
   std::atomic<int> recovered{0};
   void on_bus_message(const notify::Envelope& e) override {
     std::lock_guard lock(mutex);
     messages.push_back(e);
   }
   void on_bus_recovered() override { ++recovered; }
+  void on_bus_state(notify::BusState s) override {
+    std::lock_guard lock(mutex);
+    states.push_back(s);
+  }
   std::vector<notify::Envelope> taken() {
     std::lock_guard lock(mutex);
     return messages;
+  }
+  std::vector<notify::BusState> states_seen() {
+    std::lock_guard lock(mutex);
+    return states;
+  }
+};
+
+// What a bus or a hub reports (RedisBusOptions::on_error, set_error_handler), one line each,
+// for a test to read. Held by a shared_ptr that the handler keeps.
+struct Reports {
+  std::mutex mutex;
+  std::string text;
+
+  static std::function<void(std::string_view)> into(std::shared_ptr<Reports> reports) {
+    return [reports = std::move(reports)](std::string_view what) {
+      std::lock_guard lock(reports->mutex);
+      reports->text.append(what).push_back('\n');
+    };
+  }
+  std::string all() {
+    std::lock_guard lock(mutex);
+    return text;
   }
 };
 
@@ -180,13 +255,9 @@ struct FleetInstance {
   std::shared_ptr<notify::RedisBus> bus;
   std::shared_ptr<notify::RedisStore> store;
   std::unique_ptr<notify::NotificationHub> hub;
-  std::shared_ptr<std::mutex> log_mutex = std::make_shared<std::mutex>();
-  std::shared_ptr<std::string> log = std::make_shared<std::string>();
+  std::shared_ptr<Reports> reports = std::make_shared<Reports>();
 
-  std::string reported() const {
-    std::lock_guard lock(*log_mutex);
-    return *log;
-  }
+  std::string reported() const { return reports->all(); }
 
   struct Settings {
     bool sharded = false;         // SSUBSCRIBE/SPUBLISH (the bus's and the store's)
@@ -208,10 +279,7 @@ struct FleetInstance {
     bus_options.sharded = sharded;
     if (!session_end_log)
       bus_options.session_end_retention = std::chrono::seconds(0);
-    const auto note = [mutex = log_mutex, log = log](std::string_view what) {
-      std::lock_guard lock(*mutex);
-      log->append(what).push_back('\n');
-    };
+    const auto note = Reports::into(reports);
     bus_options.on_error = note;
     bus = std::make_shared<notify::RedisBus>(bus_options);
     notify::RedisStoreOptions store_options;
@@ -304,10 +372,7 @@ inline void check_fleet_across_failover(const notify::RedisOptions& redis,
   IoThread io;
   FleetInstance a(io, redis);
   FleetInstance b(io, redis);
-  REQUIRE(eventually([&] {
-    return a.bus->state() == notify::BusState::connected &&
-           b.bus->state() == notify::BusState::connected;
-  }));
+  REQUIRE(eventually([&] { return all_connected(a, b); }));
   Client client(io.io, *b.hub, "hana");
   REQUIRE(eventually([&] { return client.of_type("init").size() == 1; }));
   const auto first = a.publish_when_possible("hana", "before the failover");

@@ -337,25 +337,15 @@ long rejected_calls(const testredis::RedisServer& server, const std::string& com
 }
 
 TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
-  // Loading 20,000 keys takes about a second (50 µs each), and the server answers clients
-  // ("LOADING") every KiB of its file meanwhile.
-  testredis::RedisServer server(
-      false, {"--key-load-delay", "50", "--loading-process-events-interval-bytes", "1024"});
+  testredis::RedisServer server(false, slow_load_options());
   NOTIFY_REQUIRE_REDIS(server);
   auto options = store_options(server, "loading:");
   options.redis.command_timeout = 60s;
   RedisStore store(options);
   const auto before = store.append(draft("alice", "before"));
-  server.command("EVAL \"for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) end\" 0");
-  REQUIRE(server.command("DBSIZE") != ":0\r\n");
-  REQUIRE(server.command("SAVE") == "+OK\r\n");
-  server.kill();
 
-  std::atomic<bool> started{false};
-  // Returns once loaded (which can take a while on a machine loaded by other suites).
-  std::thread restart([&] { started = server.start(std::chrono::seconds(60)); });
-  const bool loading =
-      eventually([&] { return server.command("PING").rfind("-LOADING", 0) == 0; }, 5s);
+  SlowRestart restart(server);
+  const bool loading = restart.loading();
   std::vector<std::string> ids;
   if (loading) {
     // Refused while loading (the script cache is empty after it: EVALSHA, then EVAL).
@@ -369,9 +359,8 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
       FAIL_CHECK("append_all threw: " << what);
     }
   }
-  restart.join();
   REQUIRE(loading);
-  REQUIRE(started);
+  REQUIRE(restart.started());
   REQUIRE(ids.size() == 3);
   CHECK(rejected_calls(server, "evalsha") >= 1);
   CHECK(stored_ids(store, "alice") == std::vector<std::string>{before.id, ids[0], ids[1]});
