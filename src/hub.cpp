@@ -99,14 +99,12 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   std::vector<std::string> publish_validated(std::vector<Notification> drafts) {
-    std::error_code ec;
-    std::vector<std::size_t> reused;
-    auto ids = store_and_send(std::move(drafts), ec, reused);
-    if (ec)
-      throw std::system_error(ec, "notify: publish");
-    if (!reused.empty())
-      throw key_reused(ids[reused.front()]);
-    return ids;
+    auto sent = store_and_send(std::move(drafts));
+    if (sent.ec)
+      throw std::system_error(sent.ec, "notify: publish");
+    if (!sent.reused.empty())
+      throw key_reused(sent.ids[sent.reused.front()]);
+    return std::move(sent.ids);
   }
 
   // A publish refused because its idempotency key was given to another notification.
@@ -126,25 +124,71 @@ class NotificationHub::Impl final : public SinkOwner,
     }
   }
 
-  // One store call for all of `drafts` (SqliteStore: one commit), then the bus in id order.
-  // Returns the ids handed to the bus; when the bus refuses one, `ec` says so and the last id
-  // returned is that one's (the rest are stored, not sent). `reused` gets the positions of
-  // the drafts whose key the store holds for another notification (nothing stored or sent
-  // for them). Throws hub_stopped and what the store throws.
-  std::vector<std::string> store_and_send(std::vector<Notification> drafts, std::error_code& ec,
-                                          std::vector<std::size_t>& reused) {
-    std::vector<std::string> ids;
-    ids.reserve(drafts.size());
+  // What store_and_send() did with a batch; positions are the drafts'.
+  struct SentBatch {
+    std::vector<std::string> ids;     // every draft's id, in draft order
+    std::vector<std::size_t> reused;  // ascending: the drafts whose key the store holds for
+                                      // another notification (nothing stored or sent for them)
+    std::vector<std::size_t> unsent;  // ascending: stored, not sent (the one the bus refused,
+                                      // and those after it in id order)
+    std::error_code ec;               // the bus's refusal
+  };
+
+  // One store call for all of `drafts` (SqliteStore: one commit), then the bus in id order:
+  // usually the drafts' order, but a store that had to send a refused draft again gave it a
+  // later id than drafts after it (RedisStore), and a connection drops an id below one it
+  // has seen. Throws hub_stopped and what the store throws.
+  SentBatch store_and_send(std::vector<Notification> drafts) {
+    SentBatch sent;
     auto lock = sequence_lock();
     throw_if_stopped();
-    for (auto& stored : store_->append_all(std::move(drafts))) {
-      if (stored.replay_differs)
-        reused.push_back(ids.size());
-      ids.push_back(hand_to_bus(std::move(stored), ec));
-      if (ec)
-        break;
+    auto stored = store_->append_all(std::move(drafts));
+    sent.ids.resize(stored.size());
+    for (std::size_t i = 0; i < stored.size(); ++i)
+      if (stored[i].replay_differs)
+        sent.reused.push_back(i);
+    const auto send = [&](std::size_t i) {
+      if (sent.ec)
+        sent.unsent.push_back(i);
+      else if (sent.ids[i] = hand_to_bus(std::move(stored[i]), sent.ec); sent.ec)
+        sent.unsent.push_back(i);
+    };
+    const auto order = id_order(stored);
+    if (order.empty()) {
+      for (std::size_t i = 0; i < stored.size(); ++i)
+        send(i);
+    } else {
+      for (const auto i : order)
+        send(i);
+      std::sort(sent.unsent.begin(), sent.unsent.end());
     }
-    return ids;
+    for (const auto i : sent.unsent)
+      if (sent.ids[i].empty())
+        sent.ids[i] = std::move(stored[i].id);
+    return sent;
+  }
+
+  // The positions of `stored` by increasing id, or none when that is their order already
+  // (replays keep their first id and are not sent: they do not count).
+  static std::vector<std::size_t> id_order(const std::vector<Notification>& stored) {
+    const auto seq = [&](std::size_t i) { return parse_sequence(stored[i].id).value_or(0); };
+    std::uint64_t last = 0;
+    bool ordered = true;
+    for (std::size_t i = 0; i < stored.size() && ordered; ++i) {
+      if (stored[i].replayed)
+        continue;
+      ordered = seq(i) > last;
+      last = seq(i);
+    }
+    std::vector<std::size_t> order;
+    if (ordered)
+      return order;
+    order.resize(stored.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return seq(a) < seq(b); });
+    return order;
   }
 
   // publish_many() of one draft, without its two vectors.
@@ -415,41 +459,56 @@ class NotificationHub::Impl final : public SinkOwner,
       auto& publish = std::get<QueuedPublish>(call);
       std::move(publish.drafts.begin(), publish.drafts.end(), std::back_inserter(drafts));
     }
-    std::vector<std::string> ids;
+    SentBatch sent;
     std::exception_ptr error;
-    std::error_code ec;
-    std::vector<std::size_t> reused;
     try {
-      ids = store_and_send(std::move(drafts), ec, reused);
+      sent = store_and_send(std::move(drafts));
       publish_batches_.fetch_add(1, std::memory_order_relaxed);
     } catch (...) {
       error = std::current_exception();
     }
-    // A bus error fails the call with the draft it refused and the calls after it (stored,
-    // but not sent), as publish_to() fails as a whole.
-    std::size_t published = ids.size();
-    if (ec) {
-      --published;
-      error = std::make_exception_ptr(std::system_error(ec, "notify: publish"));
-    }
-    // The failed calls are the last ones. The last of them takes this thread's reference to
-    // the exception, so that none stays here: its count lives in the uninstrumented C++
-    // runtime, and a release here after the handler's on its thread reads to ThreadSanitizer
-    // as a race on the exception's message.
-    std::size_t first = 0;
-    auto next_reused = reused.begin();
-    for (auto& call : calls) {
-      auto& publish = std::get<QueuedPublish>(call);
-      const std::size_t count = publish.drafts.size();  // moved from, still counted
-      if (error && first + count > published) {
-        complete(publish.done, &call == &calls.back() ? std::move(error) : error, nullptr, 0);
-      } else if (next_reused != reused.end() && *next_reused < first + count) {
-        // This call alone fails: the others of the batch were stored and sent.
-        complete(publish.done, key_reused_error(ids[*next_reused]), nullptr, 0);
-      } else {
-        complete(publish.done, nullptr, ids.data() + first, count);
+    // A store error fails every call. A bus error fails each call with a draft it did not
+    // send (stored, not sent), as publish_to() fails as a whole; the others were sent.
+    if (sent.ec)
+      error = std::make_exception_ptr(std::system_error(sent.ec, "notify: publish"));
+    // Which calls fail: none without an error, all for a store error; for a bus error, the
+    // calls with an unsent draft (a rare path: the vector is made only there).
+    std::vector<bool> left_unsent;
+    if (sent.ec) {
+      left_unsent.resize(calls.size());
+      std::size_t first = 0;
+      auto next_unsent = sent.unsent.begin();
+      for (std::size_t c = 0; c < calls.size(); ++c) {
+        first += std::get<QueuedPublish>(calls[c]).drafts.size();
+        for (; next_unsent != sent.unsent.end() && *next_unsent < first; ++next_unsent)
+          left_unsent[c] = true;
       }
-      while (next_reused != reused.end() && *next_reused < first + count)
+    }
+    const auto failed = [&](std::size_t c) {
+      return error && (left_unsent.empty() || left_unsent[c]);
+    };
+    std::size_t last_failed = 0;
+    for (std::size_t c = 0; c < calls.size(); ++c)
+      if (failed(c))
+        last_failed = c;
+    // The last failed call takes this thread's reference to the exception, so that none
+    // stays here: its count lives in the uninstrumented C++ runtime, and a release here after
+    // the handler's on its thread reads to ThreadSanitizer as a race on the exception's
+    // message.
+    std::size_t first = 0;
+    auto next_reused = sent.reused.begin();
+    for (std::size_t c = 0; c < calls.size(); ++c) {
+      auto& publish = std::get<QueuedPublish>(calls[c]);
+      const std::size_t count = publish.drafts.size();  // moved from, still counted
+      if (failed(c)) {
+        complete(publish.done, c == last_failed ? std::move(error) : error, nullptr, 0);
+      } else if (next_reused != sent.reused.end() && *next_reused < first + count) {
+        // This call alone fails: the others of the batch were stored and sent.
+        complete(publish.done, key_reused_error(sent.ids[*next_reused]), nullptr, 0);
+      } else {
+        complete(publish.done, nullptr, sent.ids.data() + first, count);
+      }
+      while (next_reused != sent.reused.end() && *next_reused < first + count)
         ++next_reused;
       first += count;
     }

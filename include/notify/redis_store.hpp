@@ -51,9 +51,10 @@
 // restart; the cluster down for a moment after a failover; READONLY or MOVED again on a new
 // connection, before the sentinels or the cluster have settled; BUSY, TRYAGAIN, NOREPLICAS),
 // is sent again after a short pause until command_timeout has passed since the call began,
-// and only the refused calls of a pipeline are: a write that ran is never sent twice (a
-// write refused before one of the same pipeline that ran throws instead, so that a batch's
-// ids keep the order of its drafts). Every member function is safe to call concurrently.
+// and only the refused calls of a pipeline are: a write that ran is never sent twice. An
+// append refused before one of the same pipeline that ran (the state changed within it)
+// then gets a later id than the drafts after it (append_all's ids are not in draft order;
+// the hub sends a batch in id order). Every member function is safe to call concurrently.
 #pragma once
 
 #include <notify/redis_export.hpp>

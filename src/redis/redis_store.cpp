@@ -189,10 +189,9 @@ class RedisStore::Impl {
 
   // One turn of eval_all on one connection: runs the `pending` calls and puts their replies
   // into `replies`. Returns those to send again later (says_try_again; `refusal` holds the
-  // first one's text). Throws RedisError for any other error reply, and for writes also when
-  // a call ran after one that was refused (the state changed within the pipeline): sending
-  // the refused one again would give it a later id than the one after it, and the hub
-  // hands a batch to the bus in the order of its drafts.
+  // first one's text). Throws RedisError for any other error reply. A refused append that
+  // comes before one that ran (the state changed within the pipeline) is sent again too, so
+  // it gets a later id than the drafts after it: the hub hands a batch to the bus in id order.
   std::vector<std::size_t> eval_pending(Script script, const std::vector<Call>& calls,
                                         const std::vector<std::size_t>& pending,
                                         std::vector<Reply>& replies, std::string& refusal) {
@@ -247,9 +246,6 @@ class RedisStore::Impl {
           later.push_back(pending[k]);
           continue;
         }
-        if (!later.empty() && writes(script))
-          throw RedisError("redis store: " + refusal +
-                           " (a later call of the same pipeline ran: not sent again)");
         ran = true;
         replies[pending[k]] = std::move(got[k]);
       }

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 // Ends the test case (passing) when redis-server is not installed.
@@ -132,6 +133,20 @@ inline bool eventually(const std::function<bool()>& done,
 }
 
 using test::draft;
+
+// What `call()` returns, or when it throws a failed check naming `what` and the message, and
+// a default value (the REQUIREs after it say what is missing): for a call that must not
+// throw in a case with a thread to join or a server to restore first.
+template <typename Call>
+auto or_failed_check(const char* what, Call&& call) -> std::invoke_result_t<Call> {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    const std::string message = e.what();  // doctest reads it later, on this thread
+    FAIL_CHECK(std::string(what) << " threw: " << message);
+    return {};
+  }
+}
 
 // redis-server options under which a restart loads its data slowly (50 µs a key) and answers
 // clients meanwhile, every KiB of its file: PING and most commands with LOADING.

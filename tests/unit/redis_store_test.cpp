@@ -1,6 +1,7 @@
 // RedisStore's own cases (the Store contract cases run on it in store_contract_test.cpp),
 // and the pure parts of notify::redis: URLs, escaping, the bus message format.
 #include "redis_fixtures.hpp"
+#include "step_relay.hpp"
 
 #ifdef NOTIFY_TEST_WITH_REDIS
 
@@ -349,15 +350,11 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
   std::vector<std::string> ids;
   if (loading) {
     // Refused while loading (the script cache is empty after it: EVALSHA, then EVAL).
-    std::vector<notify::Notification> drafts{draft("alice", "a1"), draft("alice", "a2"),
-                                             draft("bob", "b1")};
-    try {
-      for (const auto& n : store.append_all(std::move(drafts)))
-        ids.push_back(n.id);
-    } catch (const std::exception& e) {
-      const std::string what = e.what();
-      FAIL_CHECK("append_all threw: " << what);
-    }
+    for (
+        const auto& n : or_failed_check("append_all", [&] {
+          return store.append_all({draft("alice", "a1"), draft("alice", "a2"), draft("bob", "b1")});
+        }))
+      ids.push_back(n.id);
   }
   REQUIRE(loading);
   REQUIRE(restart.started());
@@ -367,6 +364,112 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
   CHECK(stored_ids(store, "bob") == std::vector<std::string>{ids[2]});
   CHECK(std::stoull(ids[0]) < std::stoull(ids[1]));
   CHECK(std::stoull(ids[1]) < std::stoull(ids[2]));
+}
+
+// How many replies Redis has refused with `code` (INFO errorstats).
+long refusals(const testredis::RedisServer& server, const std::string& code) {
+  const auto stats = server.command("INFO errorstats");
+  const auto line = stats.find("errorstat_" + code + ":count=");
+  if (line == std::string::npos)
+    return 0;
+  return std::atol(stats.c_str() + line + ("errorstat_" + code + ":count=").size());
+}
+
+// A relay that lets the first append script of the pipeline it is armed for reach Redis,
+// waits until Redis has refused it (NOREPLICAS: min-replicas-to-write without a replica),
+// and lifts the requirement before the rest of the pipeline goes on: a state that changes
+// within a pipeline.
+struct LiftedMidPipeline {
+  const testredis::RedisServer& server;
+  std::atomic<bool> armed{false};
+  std::atomic<bool> lifted{false};
+  int scripts = 0;  // the relay's thread only
+  test::StepRelay relay{server.port(),
+                        [this](const test::StepRelay::Command& command) { step(command); }};
+
+  explicit LiftedMidPipeline(const testredis::RedisServer& s) : server(s) {}
+
+  // A store that reaches Redis through the relay.
+  RedisStoreOptions options(const std::string& prefix) const {
+    auto o = store_options(server, prefix);
+    o.redis.port = relay.port();
+    return o;
+  }
+
+  // From now on Redis refuses writes until the second script call of a pipeline comes.
+  bool arm() {
+    if (server.command("CONFIG SET min-replicas-to-write 1") != "+OK\r\n")
+      return false;
+    armed = true;
+    return true;
+  }
+
+ private:
+  void step(const test::StepRelay::Command& command) {
+    if (!armed || lifted || command.empty() || (command[0] != "EVALSHA" && command[0] != "EVAL"))
+      return;
+    if (++scripts < 2)
+      return;
+    eventually([&] { return refusals(server, "NOREPLICAS") >= 1; }, 10s);
+    lifted = server.command("CONFIG SET min-replicas-to-write 0") == "+OK\r\n";
+  }
+};
+
+TEST_CASE("redis store: an append refused before one of its pipeline that ran is stored after it") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  LiftedMidPipeline redis(server);
+  RedisStore store(redis.options("lifted:"));
+  const auto before = store.append(draft("alice", "before"));  // the script is loaded
+  REQUIRE(redis.arm());
+
+  const auto stored = or_failed_check("append_all", [&] {
+    return store.append_all({draft("alice", "a1"), draft("alice", "a2"), draft("bob", "b1")});
+  });
+  REQUIRE(redis.lifted);
+  REQUIRE(stored.size() == 3);
+  CHECK(refusals(server, "NOREPLICAS") == 1);
+  // a1 was refused, a2 and b1 ran: a1 went again after them, with the last id.
+  CHECK(stored[0].title == "a1");
+  const auto a1 = std::stoull(stored[0].id), a2 = std::stoull(stored[1].id),
+             b1 = std::stoull(stored[2].id);
+  CHECK(a2 < b1);
+  CHECK(b1 < a1);
+  CHECK(stored_ids(store, "alice") ==
+        std::vector<std::string>{before.id, stored[1].id, stored[0].id});
+  CHECK(stored_ids(store, "bob") == std::vector<std::string>{stored[2].id});
+}
+
+TEST_CASE("redis store: the hub sends a batch whose ids came out of draft order in id order") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  LiftedMidPipeline redis(server);
+  auto store = std::make_shared<RedisStore>(redis.options("lifted-hub:"));
+  store->append(draft("carol", "loads the script"));
+  IoThread io;
+  notify::NotificationHub hub(io.io.get_executor(), hub_options(), store);
+  Client alice(io.io, hub, "alice");
+  Client bob(io.io, hub, "bob");
+  REQUIRE(eventually(
+      [&] { return alice.of_type("init").size() == 1 && bob.of_type("init").size() == 1; }));
+  REQUIRE(redis.arm());
+
+  const auto ids = or_failed_check("publish_to", [&] {
+    return hub.publish_to({"alice", "bob", "alice"}, draft("", "to three"));
+  });
+  REQUIRE(redis.lifted);
+  REQUIRE(ids.size() == 3);
+  CHECK(std::stoull(ids[1]) < std::stoull(ids[2]));
+  CHECK(std::stoull(ids[2]) < std::stoull(ids[0]));
+  // Alice's connection receives both, the later id last (in draft order it would have
+  // received ids[0] first and dropped ids[2] as seen).
+  CHECK(eventually([&] { return alice.state().ids.size() == 2 && bob.state().ids.size() == 1; }));
+  const auto a = alice.state();
+  CHECK(a.ids == std::vector<std::string>{ids[2], ids[0]});
+  CHECK(a.in_order);
+  CHECK(a.duplicates == 0);
+  CHECK(bob.state().ids == std::vector<std::string>{ids[1]});
+  hub.stop();
 }
 
 TEST_CASE("redis store: history is capped by age") {

@@ -40,19 +40,28 @@ namespace {
 using Client = test::SseClient;
 
 // Holds its first append_all() until release(), and records the size of every one and of
-// every snapshot_many(), apart and in the order of the calls.
+// every snapshot_many(), apart and in the order of the calls. With `backward`, the later
+// append_all() calls store their drafts last first (ids against the drafts' order, as
+// RedisStore's for a draft it had to send again), answered in the drafts' order.
 class GateStore final : public test::ForwardingStore {
  public:
+  std::atomic<bool> backward{false};
+
   std::vector<Notification> append_all(std::vector<Notification> drafts) override {
     std::unique_lock lock(mutex_);
     sizes_.push_back(drafts.size());
     calls_.push_back("append " + std::to_string(drafts.size()));
-    if (sizes_.size() == 1) {
+    const bool first = sizes_.size() == 1;
+    if (first) {
       changed_.notify_all();
       changed_.wait(lock, [this] { return released_; });
     }
     lock.unlock();
-    return memory_.append_all(std::move(drafts));
+    if (first || !backward)
+      return memory_.append_all(std::move(drafts));
+    for (auto it = drafts.rbegin(); it != drafts.rend(); ++it)
+      *it = memory_.append(std::move(*it));
+    return drafts;
   }
   // True once the first append_all() is in the store.
   bool wait_entered() {
@@ -239,6 +248,42 @@ TEST_CASE("async_publish: what is queued while the store writes goes in its next
   CHECK(text.find("notify_store_thread_busy_seconds_total " +
                   std::to_string(m.store_thread_busy_us / 1000000) + "." + micros + "\n") !=
         std::string::npos);
+  hub.stop();
+}
+
+TEST_CASE("async_publish: a batch goes to the bus in id order; a refusal fails the calls left") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  store->backward = true;
+  auto bus = std::make_shared<test::LossyBus>();
+  NotificationHub hub(io.get_executor(), no_batching(), store, bus);
+  Client client(io, hub, "a");
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 4));
+  // The held call's publish and two of the batch's go; the third is refused.
+  bus->refuse_after(3);
+  store->release();
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 5; }));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 4});
+
+  // The batch's last draft has the lowest id: the drafts "3" and "2" were sent, "1" was
+  // refused and "0" not sent, so those two calls fail; the others have their ids.
+  CHECK_FALSE(out.got[0].first);
+  CHECK(code_of(out.got[1].first) == notify::errc::bus_unavailable);
+  CHECK(code_of(out.got[2].first) == notify::errc::bus_unavailable);
+  CHECK_FALSE(out.got[3].first);
+  CHECK_FALSE(out.got[4].first);
+  const auto held = out.got[0].second, two = out.got[3].second, three = out.got[4].second;
+  CHECK(std::stoull(three) < std::stoull(two));
+  REQUIRE(test::run_until(io, [&] { return client.count() == 4; }));
+  CHECK(seen_ids(client) == std::vector<std::string>{held, three, two});
+  // The unsent two are stored (a reconnecting client gets them), above every sent id.
+  const auto listed = store->list("a", false, 10);
+  REQUIRE(listed.size() == 5);
+  CHECK(listed[0].title == "0");
+  CHECK(listed[1].title == "1");
   hub.stop();
 }
 
