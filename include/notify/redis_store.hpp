@@ -39,7 +39,9 @@
 //                           idempotency key K (E "" for broadcasts), expiring after
 //                           idempotency_window
 // History is capped per user (max_per_user) and for broadcasts (max_broadcasts), oldest
-// dropped first, and by age (max_age: up to 100 expired entries are dropped per append).
+// dropped first, and by age (max_age: up to 100 expired entries are dropped per append; in
+// a cluster migrating the slot, an entry of another user whose keys have left already is
+// left for a later append, the publish unharmed).
 //
 // With wait_replicas, a write returns once that many replicas have it (WAIT), or throws.
 //

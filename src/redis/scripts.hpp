@@ -4,7 +4,7 @@
 // for the schema): a cluster then checks them all before the script runs, so that a script
 // in a slot being migrated is refused whole (TRYAGAIN, ASK) rather than failing at a key
 // that already left, with its first writes done. (The age trim's keys of other users cannot
-// be declared: it derives them from P.) Numbers that can exceed
+// be declared: it derives them from P, and skips what the node refuses.) Numbers that can exceed
 // 2^53 never go through Lua numbers on their way out: ids are formatted with %d from the
 // INCR result (exact below 2^53, i.e. for ~285 years of microsecond-seeded ids).
 #pragma once
@@ -146,22 +146,38 @@ local hist = K_HIST
 if broadcast then hist = K_BCAST else redis.call('ZADD', K_UNREAD, id, id) end
 redis.call('ZADD', hist, id, id)
 
+-- Drops one notification of `owner` ('' for a broadcast); false when it could not. Another
+-- user's keys are not declared (the age trim finds the owner as it runs): in a cluster
+-- migrating the slot one may have left already, and Redis refuses it after this script's
+-- writes, failing a publish that was stored. So those keys go first, through pcall, and a
+-- refusal leaves the notification whole for a later trim.
+local function drop(declared, command, key, oid)
+  if declared then
+    redis.call(command, key, oid)
+    return true
+  end
+  local r = redis.pcall(command, key, oid)
+  return not (type(r) == 'table' and r.err)
+end
+
 local function forget(oid, owner)
-  redis.call('HDEL', K_NOTES, oid)
-  redis.call('ZREM', K_TIME, oid .. '|' .. owner)
   local field = '*'
   if owner == '' then
     redis.call('ZREM', K_BCAST, oid)
   else
     field = owner
-    local u = P .. 'u:' .. owner
-    redis.call('ZREM', u .. ':h', oid)
-    redis.call('ZREM', u .. ':unread', oid)
-    redis.call('HDEL', u .. ':read', oid)
+    local u, declared = P .. 'u:' .. owner, owner == E
+    if not (drop(declared, 'ZREM', u .. ':h', oid) and drop(declared, 'ZREM', u .. ':unread', oid)
+            and drop(declared, 'HDEL', u .. ':read', oid)) then
+      return false
+    end
   end
+  redis.call('HDEL', K_NOTES, oid)
+  redis.call('ZREM', K_TIME, oid .. '|' .. owner)
   if tonumber(oid) > num(redis.call('HGET', K_TRIM, field)) then
     redis.call('HSET', K_TRIM, field, oid)
   end
+  return true
 end
 
 local n, cap = redis.call('ZCARD', hist), tonumber(ARGV[5])
@@ -172,8 +188,8 @@ if ARGV[6] ~= '0' then
   local old = redis.call('ZRANGEBYSCORE', K_TIME, '-inf', '(' .. ARGV[6], 'LIMIT', 0, 100)
   for _, m in ipairs(old) do
     local bar = string.find(m, '|', 1, true)
-    if bar then forget(string.sub(m, 1, bar - 1), string.sub(m, bar + 1))
-    else redis.call('ZREM', K_TIME, m) end
+    if not bar then redis.call('ZREM', K_TIME, m)
+    elseif not forget(string.sub(m, 1, bar - 1), string.sub(m, bar + 1)) then break end
   end
 end
 if ARGV[8] ~= '' then

@@ -104,23 +104,38 @@ class RedisCluster {
   // Moves the slot, and its keys, from the primary that serves it to primary `to`, as
   // redis-cli --cluster reshard does; `to` serves it from then on.
   void move_slot(std::size_t to) {
-    auto& from = node(owner_);
+    begin_move(to);
+    finish_move();
+  }
+
+  // move_slot() in steps: begin_move() marks the slot migrating to `to` (and importing there),
+  // migrate_key() moves one key, finish_move() the keys left and then the slot.
+  void begin_move(std::size_t to) {
     const auto slot = std::to_string(slot_);
-    const auto from_id = reply_text(from.command("CLUSTER MYID"));
+    const auto from_id = reply_text(node(owner_).command("CLUSTER MYID"));
     const auto to_id = reply_text(node(to).command("CLUSTER MYID"));
     expect_ok(node(to).command("CLUSTER SETSLOT " + slot + " IMPORTING " + from_id), "IMPORTING");
-    expect_ok(from.command("CLUSTER SETSLOT " + slot + " MIGRATING " + to_id), "MIGRATING");
+    expect_ok(node(owner_).command("CLUSTER SETSLOT " + slot + " MIGRATING " + to_id), "MIGRATING");
+    moving_to_ = to;
+  }
+  void migrate_key(const std::string& key) {
+    expect_ok(node(owner_).command("MIGRATE 127.0.0.1 " + std::to_string(node(moving_to_).port()) +
+                                   " " + key + " 0 5000 AUTH " + password),
+              "MIGRATE");
+  }
+  void finish_move() {
+    auto& from = node(owner_);
+    const auto slot = std::to_string(slot_);
     const auto keys_left = [&] {
       return bulk_strings(from.command("CLUSTER GETKEYSINSLOT " + slot + " 1000"));
     };
     for (auto keys = keys_left(); !keys.empty(); keys = keys_left())
       for (const auto& key : keys)
-        expect_ok(from.command("MIGRATE 127.0.0.1 " + std::to_string(node(to).port()) + " " + key +
-                               " 0 5000 AUTH " + password),
-                  "MIGRATE");
+        migrate_key(key);
+    const auto to_id = reply_text(node(moving_to_).command("CLUSTER MYID"));
     for (std::size_t i = 0; i < 3; ++i)
       expect_ok(node(i).command("CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");
-    owner_ = to;
+    owner_ = moving_to_;
   }
 
   // Takes another of its slots from the primary that serves the tag's slot: it sees a slot
@@ -182,6 +197,7 @@ class RedisCluster {
   std::string taken_;  // the slot put_owner_down() took
   unsigned slot_ = 0;
   std::size_t owner_ = 0;
+  std::size_t moving_to_ = 0;
 };
 
 }  // namespace testredis

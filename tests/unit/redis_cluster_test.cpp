@@ -205,14 +205,10 @@ TEST_CASE("redis cluster: store calls wait while the cluster is down, then run o
     healed = cluster.restore_owner();
   });
   std::vector<std::string> ids;
-  try {
-    std::vector<notify::Notification> drafts{draft("ada", "a1"), draft("ada", "a2")};
-    for (const auto& n : store.append_all(std::move(drafts)))
-      ids.push_back(n.id);
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    FAIL_CHECK("append_all threw: " << what);
-  }
+  for (const auto& n : or_failed_check("append_all", [&] {
+         return store.append_all({draft("ada", "a1"), draft("ada", "a2")});
+       }))
+    ids.push_back(n.id);
   heal.join();
   CHECK(healed);
   INFO("commandstats before: " << failed_before
@@ -291,6 +287,49 @@ TEST_CASE(
   CHECK(stored == expected);
   CHECK(cluster.node(cluster.owner()).command("HLEN {mig}:n") ==
         ":" + std::to_string(expected.size()) + "\r\n");
+}
+
+TEST_CASE("redis cluster: a publish mid-migration stores once; the age trim leaves what left") {
+  Cluster cluster("{age}", false);
+  NOTIFY_REQUIRE_REDIS(cluster.node(0));
+  notify::RedisStoreOptions options;
+  options.redis = in_cluster(
+      {cluster.node(0).port(), cluster.node(1).port(), cluster.node(2).port()}, "{age}:");
+  options.max_age = 2s;
+  options.max_broadcasts = 1;
+  notify::RedisStore store(options);
+  // While the slot migrates, the source runs a script only when every key it declares is
+  // still there (else TRYAGAIN or ASK): all eleven of "new"'s exist. The second broadcast
+  // drops the first (the trim hash), "new" reads it (read, br, lr) and keeps one unread.
+  store.append(test::broadcast("b1"));
+  const auto b2 = store.append(test::broadcast("b2")).id;
+  store.append(draft("new", "first"));
+  CHECK(store.mark_read("new", b2).ids == std::vector<std::string>{b2});
+  const auto expired = store.append(draft("old", "expired")).id;
+  std::this_thread::sleep_for(2100ms);  // all past max_age
+
+  // The slot starts to move, and the old user's keys are the first to go: the next append
+  // runs on the source, and its age trim (b2, "first", then "expired") meets keys that left.
+  const auto from = cluster.owner();
+  cluster.begin_move((from + 1) % 3);
+  for (const auto* key : {"{age}:u:old:h", "{age}:u:old:unread"})
+    cluster.migrate_key(key);
+  const auto id =
+      or_failed_check("append", [&] { return store.append(draft("new", "mid-migration")); }).id;
+  REQUIRE_FALSE(id.empty());
+  CHECK(std::stoull(id) > std::stoull(expired));
+  // The expired notification was left whole for a later trim; the two before it are gone.
+  CHECK(cluster.node(from).command("HLEN {age}:n") == ":2\r\n");
+  CHECK(cluster.node(from).command("ZCARD {age}:ts") == ":2\r\n");
+
+  cluster.finish_move();
+  CHECK(stored_ids(store, "new") == std::vector<std::string>{id});
+  const auto later = store.append(draft("new", "after")).id;
+  CHECK(std::stoull(later) > std::stoull(id));
+  // The trim on the new primary dropped it.
+  auto& owner = cluster.node(cluster.owner());
+  CHECK(owner.command("HEXISTS {age}:n " + expired) == ":0\r\n");
+  CHECK(stored_ids(store, "old").empty());
 }
 
 TEST_CASE("redis cluster: a session end refused while the cluster is down is sent again") {
