@@ -57,7 +57,10 @@ struct SqliteStoreOptions {
   // No id falls below the current time in microseconds. A database that lost its last commits
   // (a power loss under synchronous=NORMAL), was restored from a backup or replaced by a new
   // file would otherwise issue again ids that clients hold as their cursors, and such a
-  // client would resume past the notifications that took them. false: ids 1, 2, 3...
+  // client would resume past the notifications that took them. The first id of a new
+  // database is its base: a cursor below it comes from a database this one replaced, and its
+  // client is reset (Store::resume() answers nullopt) rather than left with notifications
+  // this database does not have. false: ids 1, 2, 3...
   bool seed_from_clock = true;
   // How long an idempotency key is kept (Store's contract); above 0, at most
   // max_idempotency_window.
@@ -67,7 +70,7 @@ struct SqliteStoreOptions {
 class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
  public:
   // The schema version this code writes (PRAGMA user_version).
-  static constexpr int current_schema_version = 3;
+  static constexpr int current_schema_version = 4;
 
   // Opens `path` (created when missing; ":memory:" is a private in-memory database) and
   // migrates it to the current schema. Throws std::invalid_argument for invalid options,

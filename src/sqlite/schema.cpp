@@ -98,10 +98,19 @@ void add_publish_keys(Database& db) {
   )sql");
 }
 
+// Version 4: the sequence's base, the first id of a clock-seeded sequence: a cursor below it
+// comes from another database (a file this one replaced) and is refused, so that its client
+// is reset instead of keeping notifications this database never had. 0: not known (a
+// database from before version 4, or ids 1, 2, 3...), nothing refused.
+void add_sequence_base(Database& db) {
+  db.exec("ALTER TABLE sequence ADD COLUMN base INTEGER NOT NULL DEFAULT 0");
+}
+
 using Migration = void (*)(Database&);
 
 // migrations[N] takes a database from version N to N + 1.
-constexpr Migration migrations[] = {&create_version_1, &add_read_changes, &add_publish_keys};
+constexpr Migration migrations[] = {&create_version_1, &add_read_changes, &add_publish_keys,
+                                    &add_sequence_base};
 static_assert(std::size(migrations) == schema_version, "one migration per schema version");
 
 }  // namespace

@@ -8,7 +8,7 @@
 
 namespace notify::sqlite {
 
-inline constexpr int schema_version = 3;
+inline constexpr int schema_version = 4;
 
 // Applies every migration the database lacks, in one transaction. Throws std::runtime_error
 // when the database has a newer schema than this code knows.

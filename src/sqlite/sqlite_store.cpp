@@ -33,9 +33,12 @@ std::int64_t to_db(std::uint64_t value) {
 // --- SQL ---------------------------------------------------------------------------------
 
 constexpr const char* sql_head = "SELECT head FROM sequence WHERE id = 1";
-// ?1: the lowest id to give (SqliteStoreOptions::seed_from_clock), or 0.
+constexpr const char* sql_base = "SELECT base FROM sequence WHERE id = 1";
+// ?1: the lowest id to give (SqliteStoreOptions::seed_from_clock), or 0. The first number
+// of a new sequence is its base (the right side reads the row as it was).
 constexpr const char* sql_take =
-    "UPDATE sequence SET head = max(head + 1, ?1) WHERE id = 1 RETURNING head";
+    "UPDATE sequence SET head = max(head + 1, ?1), base = iif(head = 0, ?1, base)"
+    " WHERE id = 1 RETURNING head";
 constexpr const char* sql_insert =
     "INSERT INTO notifications (seq, user_id, type, title, body, actor_id, entity_type, "
     "entity_id, action_url, image_url, data, created_at, created_ms) "
@@ -206,6 +209,12 @@ class SqliteStore::Impl {
     if (!q->step())
       throw std::runtime_error("notify::SqliteStore: the sequence row is missing");
     return static_cast<std::uint64_t>(q->int64(0));
+  }
+
+  // The first id of a clock-seeded sequence, 0 when not known (see schema.cpp, version 4).
+  std::uint64_t base() {
+    auto q = db_->query(sql_base);
+    return q->step() ? static_cast<std::uint64_t>(q->int64(0)) : 0;
   }
 
   std::uint64_t take() {
@@ -471,7 +480,7 @@ std::optional<Resume> SqliteStore::resume(std::string_view user, std::uint64_t c
   const auto head = impl_->head();
   if (cursor > head)
     return std::nullopt;
-  if (cursor < impl_->removed_upto(user))
+  if (cursor < impl_->removed_upto(user) || (cursor != 0 && cursor < impl_->base()))
     return std::nullopt;
   Resume r;
   r.head = head;

@@ -155,14 +155,14 @@ TEST_CASE("sqlite store: schema migration") {
     {
       SqliteStore store(path);
       CHECK(store.schema_version() == SqliteStore::current_schema_version);
-      CHECK(store.schema_version() == 3);
+      CHECK(store.schema_version() == 4);
       store.append(draft("u", "one"));
     }
     SqliteStore again(path);
-    CHECK(again.schema_version() == 3);
+    CHECK(again.schema_version() == 4);
     CHECK(again.list("u", false, 10).size() == 1);
   }
-  SUBCASE("version 1 (no read_changes, no publish_keys) is brought to 3, its data kept") {
+  SUBCASE("version 1 (no read_changes, publish_keys, base) is brought to 4, its data kept") {
     const auto path = dir.file("v1.db");
     std::string id;
     {
@@ -173,12 +173,14 @@ TEST_CASE("sqlite store: schema migration") {
     REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
     CHECK(sqlite3_exec(db,
                        "DROP TABLE read_changes; DROP TABLE publish_keys;"
-                       " PRAGMA user_version = 1;",
+                       " ALTER TABLE sequence DROP COLUMN base; PRAGMA user_version = 1;",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
 
     SqliteStore store(path);
-    CHECK(store.schema_version() == 3);
+    CHECK(store.schema_version() == 4);
+    // Its base is not known: no cursor is refused for it (1 is below every clock-seeded id).
+    CHECK(store.resume("u", 1, 10, 100));
     auto keyed = draft("u", "two");
     keyed.idempotency_key = "k";
     const auto two = store.append(keyed);
@@ -355,7 +357,7 @@ TEST_CASE("sqlite store: behaves like MemoryStore over random operations") {
   }
 }
 
-TEST_CASE("sqlite store: a restored backup or a new file issues no id a client may hold") {
+TEST_CASE("sqlite store: a new file or backup reuses no id a client holds, and resets it") {
   TempDir dir;
   const auto path = dir.file("store.db");
   const auto backup = dir.file("backup.db");
@@ -378,14 +380,17 @@ TEST_CASE("sqlite store: a restored backup or a new file issues no id a client m
       ids.push_back(store.append(draft("alice", "after " + std::to_string(i))).id);
       CHECK(std::stoull(ids.back()) > cursor);
     }
-    // The client resumes from its cursor and misses none of them (with ids 1, 2, 3 it would
-    // have resumed after 2 and missed the first two).
-    const auto r = store.resume("alice", cursor, 10, 100);
-    REQUIRE(r);
+    // The client's cursor is below where this database's sequence began: it is reset (with
+    // ids 1, 2, 3 it would have resumed after 2 and missed the first two; resuming, it would
+    // keep a1 and a2, which this database does not have). Its new snapshot has all three.
+    CHECK_FALSE(store.resume("alice", cursor, 10, 100));
+    const auto fresh = store.resume("alice", 0, 10, 100);
+    REQUIRE(fresh);
     std::vector<std::string> missed;
-    for (const auto& n : r->missed)
+    for (const auto& n : fresh->missed)
       missed.push_back(n.id);
     CHECK(missed == ids);
+    CHECK(store.resume("alice", std::stoull(ids[0]), 10, 100));
   }
 }
 
