@@ -66,12 +66,12 @@ class RedisCluster {
     if (!available())
       return;
     for (int i = 0; i < 3; ++i)
-      expect_ok(node(i).command("CLUSTER ADDSLOTSRANGE " + std::to_string(ranges[i][0]) + " " +
-                                std::to_string(ranges[i][1])),
+      expect_ok(configure(i, "CLUSTER ADDSLOTSRANGE " + std::to_string(ranges[i][0]) + " " +
+                                 std::to_string(ranges[i][1])),
                 "CLUSTER ADDSLOTSRANGE");
     for (std::size_t i = 1; i < nodes_.size(); ++i)
-      expect_ok(node(0).command("CLUSTER MEET 127.0.0.1 " + std::to_string(node(i).port()) + " " +
-                                std::to_string(node(i).cluster_port())),
+      expect_ok(configure(0, "CLUSTER MEET 127.0.0.1 " + std::to_string(node(i).port()) + " " +
+                                 std::to_string(node(i).cluster_port())),
                 "CLUSTER MEET");
     const auto known = "cluster_known_nodes:" + std::to_string(nodes_.size());
     wait_for(
@@ -90,13 +90,19 @@ class RedisCluster {
     if (!replica)
       return;
     const auto id = reply_text(node(owner_).command("CLUSTER MYID"));
-    wait_for([&] { return node(3).command("CLUSTER REPLICATE " + id) == "+OK\r\n"; },
+    wait_for([&] { return configure(3, "CLUSTER REPLICATE " + id) == "+OK\r\n"; },
              "CLUSTER REPLICATE");
     wait_for([&] { return contains(node(3).command("INFO replication"), "master_link_status:up"); },
              "the replica to be in sync");
   }
 
   bool available() const { return nodes_.front()->available(); }
+  // A command that changes the cluster's configuration (slots, nodes) or moves keys: a node
+  // answers it after saving its configuration file, with an fsync, which on a machine busy
+  // with other tests' writes has taken more than the usual second.
+  std::string configure(std::size_t i, const std::string& line) {
+    return node(i).command(line, std::chrono::seconds(10));
+  }
   RedisServer& node(std::size_t i) { return *nodes_.at(i); }
   std::size_t owner() const { return owner_; }  // the primary that serves the tag's slot
   unsigned slot() const { return slot_; }
@@ -114,13 +120,13 @@ class RedisCluster {
     const auto slot = std::to_string(slot_);
     const auto from_id = reply_text(node(owner_).command("CLUSTER MYID"));
     const auto to_id = reply_text(node(to).command("CLUSTER MYID"));
-    expect_ok(node(to).command("CLUSTER SETSLOT " + slot + " IMPORTING " + from_id), "IMPORTING");
-    expect_ok(node(owner_).command("CLUSTER SETSLOT " + slot + " MIGRATING " + to_id), "MIGRATING");
+    expect_ok(configure(to, "CLUSTER SETSLOT " + slot + " IMPORTING " + from_id), "IMPORTING");
+    expect_ok(configure(owner_, "CLUSTER SETSLOT " + slot + " MIGRATING " + to_id), "MIGRATING");
     moving_to_ = to;
   }
   void migrate_key(const std::string& key) {
-    expect_ok(node(owner_).command("MIGRATE 127.0.0.1 " + std::to_string(node(moving_to_).port()) +
-                                   " " + key + " 0 5000 AUTH " + password),
+    expect_ok(configure(owner_, "MIGRATE 127.0.0.1 " + std::to_string(node(moving_to_).port()) +
+                                    " " + key + " 0 5000 AUTH " + password),
               "MIGRATE");
   }
   void finish_move() {
@@ -134,7 +140,7 @@ class RedisCluster {
         migrate_key(key);
     const auto to_id = reply_text(node(moving_to_).command("CLUSTER MYID"));
     for (std::size_t i = 0; i < 3; ++i)
-      expect_ok(node(i).command("CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");
+      expect_ok(configure(i, "CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");
     owner_ = moving_to_;
   }
 
@@ -144,12 +150,12 @@ class RedisCluster {
   void put_owner_down() {
     const auto first = static_cast<unsigned>(ranges[owner_][0]);
     taken_ = std::to_string(slot_ == first ? first + 1 : first);
-    expect_ok(node(owner_).command("CLUSTER DELSLOTS " + taken_), "CLUSTER DELSLOTS");
+    expect_ok(configure(owner_, "CLUSTER DELSLOTS " + taken_), "CLUSTER DELSLOTS");
     wait_for([&] { return contains(node(owner_).command("CLUSTER INFO"), "cluster_state:fail"); },
              "the owner to say cluster_state:fail");
   }
   // Gives back the slot put_owner_down() took; whether the owner took it.
-  bool restore_owner() { return node(owner_).command("CLUSTER ADDSLOTS " + taken_) == "+OK\r\n"; }
+  bool restore_owner() { return configure(owner_, "CLUSTER ADDSLOTS " + taken_) == "+OK\r\n"; }
 
   // The port of the primary that `asked` says serves the slot (CLUSTER NODES), or 0.
   int primary_port(RedisServer& asked) const {

@@ -244,9 +244,11 @@ class RedisServer {
     pid_ = -1;
   }
 
-  // An inline command's raw RESP reply ("" when the server is not reachable).
-  std::string command(const std::string& line) const {
-    return raw_command(port_, line + "\r\n", std::chrono::milliseconds(1000), password_);
+  // An inline command's raw RESP reply ("" when the server is not reachable, or did not
+  // answer within `timeout`).
+  std::string command(const std::string& line,
+                      std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) const {
+    return raw_command(port_, line + "\r\n", timeout, password_);
   }
 
  private:

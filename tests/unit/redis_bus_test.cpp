@@ -195,13 +195,13 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
       CHECK(read_events()[0].at("unreadCount") == 2);
 
       // An ephemeral event crosses too.
-      a.hub->send_to("bob", "typing", {{"from", "carol"}});
+      REQUIRE(when_bus_available([&] { a.hub->send_to("bob", "typing", {{"from", "carol"}}); }));
       REQUIRE(eventually([&] { return bob_on_b.of_type("typing").size() == 1; }));
       CHECK(bob_on_b.state().unread == 2);
       CHECK(bob_on_b.state().duplicates == 0);
 
       // Ending bob's sessions on A ends them on B too, and nobody else's.
-      a.hub->end_sessions("bob", "logged_out");
+      REQUIRE(when_bus_available([&] { a.hub->end_sessions("bob", "logged_out"); }));
       REQUIRE(
           eventually([&] { return bob_on_a.transport->closed() && bob_on_b.transport->closed(); }));
       for (auto* c : {&bob_on_a, &bob_on_b}) {
@@ -275,7 +275,7 @@ TEST_CASE("redis bus: a refused read of the session-end log is reported, and the
   // What comes live still arrives: a notification, then the end of frank's sessions.
   const auto id = a.hub->publish(draft("frank", "after the refused read"));
   REQUIRE(eventually([&] { return frank_on_b.state().ids == std::vector<std::string>{id}; }));
-  a.hub->end_sessions("frank", "logged_out");
+  REQUIRE(when_bus_available([&] { a.hub->end_sessions("frank", "logged_out"); }));
   REQUIRE(eventually([&] { return frank_on_b.transport->closed(); }));
   CHECK(frank_on_b.of_type("session:end").size() == 1);
 }
@@ -435,7 +435,8 @@ TEST_CASE("redis bus: the log of session ends is bounded by its retention") {
   Instance a(io, server, "kept:", true, BusThread::own, {},
              [](notify::RedisBusOptions& o) { o.session_end_retention = 5s; });
   for (int i = 0; i < 3; ++i)
-    a.hub->end_sessions("user" + std::to_string(i), "logged_out");
+    REQUIRE(
+        when_bus_available([&] { a.hub->end_sessions("user" + std::to_string(i), "logged_out"); }));
   REQUIRE(eventually([&] { return server.command("XLEN kept:session-ends") == ":3\r\n"; }));
   const auto ttl = std::atoi(server.command("TTL kept:session-ends").c_str() + 1);
   CHECK(ttl > 0);
@@ -443,8 +444,9 @@ TEST_CASE("redis bus: the log of session ends is bounded by its retention") {
   // Off: only published.
   Instance b(io, server, "unkept:", true, BusThread::own, {},
              [](notify::RedisBusOptions& o) { o.session_end_retention = 0s; });
-  b.hub->end_sessions("user", "logged_out");
-  b.hub->send_to("user", "typing", {});  // after the end on the same connection
+  REQUIRE(when_bus_available([&] { b.hub->end_sessions("user", "logged_out"); }));
+  // after the end on the same connection
+  REQUIRE(when_bus_available([&] { b.hub->send_to("user", "typing", {}); }));
   REQUIRE(eventually([&] {
     return b.bus->state() == notify::BusState::connected &&
            server.command("EXISTS unkept:session-ends") == ":0\r\n";
@@ -577,7 +579,9 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
     const auto seen = listener.states_seen();
     const auto drops = static_cast<std::size_t>(
         std::count(seen.begin(), seen.end(), notify::BusState::reconnecting));
-    CHECK(drops == 1 + unanswered);  // the kill, and only late answers besides
+    // The kill, and only late answers besides (a drop for one may not be recorded yet).
+    CHECK(drops >= 1);
+    CHECK(drops <= 1 + unanswered);
   }
   REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
   std::error_code ec;
