@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The demo's WebSocket endpoint (GET /api/notifications/ws) against real clients: the `ws`
-// package, plain HTTP (an SSE stream, the REST API) and raw TCP for what no polite client
-// sends.
+// package, plain HTTP (an SSE stream, the REST API), raw TCP for what no polite client
+// sends, and the demo's own browser client (notify-client.js) over the `ws` package.
 //
 //   node tests/node/ws.test.mjs [--demo /path/to/notify-demo] [--demo-arg ARG]... [--timeout SECONDS]
 //                               [--redis-server /path/to/redis-server] [--nginx /path/to/nginx]
@@ -90,6 +90,13 @@ function assertEqual(actual, expected, what) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `done` every 20 ms for up to `ms`; a CheckFailure with `what` when it never holds. */
+async function until(done, what, ms = 10000) {
+  for (const end = Date.now() + ms; !done(); await sleep(20)) {
+    if (Date.now() > end) throw new CheckFailure(what);
+  }
+}
 
 async function check(name, fn) {
   const started = Date.now();
@@ -531,6 +538,46 @@ async function resumeReplaysMissed(d, user) {
 }
 
 /** SIGTERM closes an open socket with 1001 and ends an open stream; the process exits with 0. */
+/**
+ * The demo's browser client (examples/demo/web/notify-client.js) over a real WebSocket (the
+ * `ws` package as the page's WebSocket) and the demo's REST API. A notification published
+ * after the client's init reaches it twice: live on the socket and in loadHistory()'s list,
+ * in either order. The race is made to go the bad way on purpose: the client's live events
+ * are held until the history load has come back with the notification in it. The client
+ * must still count it unread and announce it (before the fix: merged as history, then taken
+ * for one already seen: no badge, no toast).
+ */
+async function historyBeforeStream(d, user) {
+  const source = readFileSync(new URL('../../examples/demo/web/notify-client.js', import.meta.url), 'utf8');
+  const { NotifyClient } = await import(`data:text/javascript,${encodeURIComponent(source)}`);
+  const pageWebSocket = globalThis.WebSocket;
+  globalThis.WebSocket = WebSocket;
+  const client = new NotifyClient({ url: `${d.base}/api/notifications/stream`, user, transport: 'ws' });
+  globalThis.WebSocket = pageWebSocket;
+  try {
+    await until(() => client.state === 'open', 'the client never got init');
+    const held = [];
+    const dispatch = client._dispatch.bind(client);
+    client._dispatch = (type, data, id, fromServer) => {
+      if (type === 'notification') held.push([type, data, id, fromServer]);
+      else dispatch(type, data, id, fromServer);
+    };
+    const announced = [];
+    client.addEventListener('notification', (ev) => announced.push(ev.detail.notification.id));
+    const id = await publish(d, { userId: user, title: 'raced' });
+    await until(() => held.length === 1, 'the notification never reached the socket');
+    const listed = await client.loadHistory({ limit: 30 });
+    assertEqual(listed.some((n) => n.id === id), false, 'listed before the stream delivered it');
+    client._dispatch = dispatch;
+    for (const args of held) dispatch(...args);
+    assertEqual(announced, [id], 'notifications announced');
+    assertEqual(client.unreadCount, 1, 'unread count');
+    assertEqual(client.notifications.filter((n) => n.id === id).length, 1, 'copies in the list');
+  } finally {
+    client.close();
+  }
+}
+
 async function shutdownCloses(d, name, user) {
   const last = await openWs(d, { user });
   await last.inbox.take((m) => m.type === 'init', 'init');
@@ -615,6 +662,9 @@ async function main() {
   });
 
   await check('resume with ?lastEventId= replays exactly the missed notifications', () => resumeReplaysMissed(d, 'rita'));
+
+  await check('notify-client.js: a notification the history load brings before the stream is still new when the stream brings it', () =>
+    historyBeforeStream(d, 'hana'));
 
   await check('an unknown message type is answered with an error, and the socket stays open', async () => {
     send(alice, { type: 'no-such-type', x: 1 });

@@ -42,6 +42,7 @@
  *                                // throttled to one per second per (to, context); call it on
  *                                // every keystroke. Returns true when a message went out.
  *   await client.loadHistory({limit: 30}); // GET {apiBase}?user=U&limit=N, merges read items too
+ *                                // (not those past the stream, which brings them itself)
  *   client.close();
  *
  * NotifyClient is also an EventTarget, so several parts of a page can listen with
@@ -147,6 +148,15 @@ function toWebSocketUrl(url) {
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
   return u.href;
+}
+
+/** Orders two ids (decimal sequence numbers, any length); 0 for ids that are not numbers. */
+function compareIds(a, b) {
+  if (!/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return 0;
+  a = a.replace(/^0+(?=.)/, '');
+  b = b.replace(/^0+(?=.)/, '');
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function timeOf(n) {
@@ -696,9 +706,17 @@ export class NotifyClient extends EventTarget {
     const body = await this._request('GET', '', { limit });
     const items = Array.isArray(body && body.notifications) ? body.notifications : [];
     let added = 0;
-    for (const n of items) if (this._add(n, false)) added++;
+    // One past the stream's position is still on its way: the stream brings it as a new one
+    // (counted, announced). Merged here first, it would be taken for one already seen.
+    for (const n of items) if (!this._beyondStream(n) && this._add(n, false)) added++;
     if (added) this._changed();
     return this.notifications;
+  }
+
+  /** Whether `n` comes after the last event this client has from its stream. */
+  _beyondStream(n) {
+    if (!n || n.id == null || this._lastEventId == null) return false;
+    return compareIds(String(n.id), this._lastEventId) > 0;
   }
 
   // ---- events -----------------------------------------------------------------------------
