@@ -245,9 +245,10 @@ class RedisServer {
   }
 
   // An inline command's raw RESP reply ("" when the server is not reachable, or did not
-  // answer within `timeout`).
+  // answer within `timeout`: generous, since a machine running other suites beside this one
+  // has taken more than a second to answer a DBSIZE).
   std::string command(const std::string& line,
-                      std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) const {
+                      std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) const {
     return raw_command(port_, line + "\r\n", timeout, password_);
   }
 
