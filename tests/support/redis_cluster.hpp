@@ -138,10 +138,23 @@ class RedisCluster {
     for (auto keys = keys_left(); !keys.empty(); keys = keys_left())
       for (const auto& key : keys)
         migrate_key(key);
+    // In the order Redis's resharding takes: the new owner first (it takes a new config
+    // epoch, which makes its claim win), then the old one, then the other. Told in another
+    // order, a node has kept naming the old owner after the others moved on, and the store
+    // was sent back there (MOVED) for twenty seconds.
     const auto to_id = reply_text(node(moving_to_).command("CLUSTER MYID"));
-    for (std::size_t i = 0; i < 3; ++i)
+    const std::size_t third = 3 - owner_ - moving_to_;
+    for (const auto i : {moving_to_, owner_, third})
       expect_ok(configure(i, "CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");
     owner_ = moving_to_;
+    wait_for(
+        [&] {
+          for (std::size_t i = 0; i < 3; ++i)
+            if (primary_port(node(i)) != node(owner_).port())
+              return false;
+          return true;
+        },
+        "every primary to name the slot's new owner");
   }
 
   // Takes another of its slots from the primary that serves the tag's slot: it sees a slot
