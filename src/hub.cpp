@@ -147,24 +147,18 @@ class NotificationHub::Impl final : public SinkOwner,
     for (std::size_t i = 0; i < stored.size(); ++i)
       if (stored[i].replay_differs)
         sent.reused.push_back(i);
-    const auto send = [&](std::size_t i) {
-      if (sent.ec)
-        sent.unsent.push_back(i);
-      else if (sent.ids[i] = hand_to_bus(std::move(stored[i]), sent.ec); sent.ec)
-        sent.unsent.push_back(i);
-    };
     const auto order = id_order(stored);
-    if (order.empty()) {
-      for (std::size_t i = 0; i < stored.size(); ++i)
-        send(i);
-    } else {
-      for (const auto i : order)
-        send(i);
-      std::sort(sent.unsent.begin(), sent.unsent.end());
+    for (std::size_t k = 0; k < stored.size(); ++k) {
+      const auto i = order.empty() ? k : order[k];
+      if (!sent.ec)  // the id comes back for the one the bus refuses too
+        sent.ids[i] = hand_to_bus(std::move(stored[i]), sent.ec);
+      if (sent.ec) {
+        sent.unsent.push_back(i);
+        if (sent.ids[i].empty())
+          sent.ids[i] = std::move(stored[i].id);
+      }
     }
-    for (const auto i : sent.unsent)
-      if (sent.ids[i].empty())
-        sent.ids[i] = std::move(stored[i].id);
+    std::sort(sent.unsent.begin(), sent.unsent.end());  // in draft order
     return sent;
   }
 
@@ -471,46 +465,36 @@ class NotificationHub::Impl final : public SinkOwner,
     // send (stored, not sent), as publish_to() fails as a whole; the others were sent.
     if (sent.ec)
       error = std::make_exception_ptr(std::system_error(sent.ec, "notify: publish"));
-    // Which calls fail: none without an error, all for a store error; for a bus error, the
-    // calls with an unsent draft (a rare path: the vector is made only there).
-    std::vector<bool> left_unsent;
-    if (sent.ec) {
-      left_unsent.resize(calls.size());
-      std::size_t first = 0;
-      auto next_unsent = sent.unsent.begin();
-      for (std::size_t c = 0; c < calls.size(); ++c) {
-        first += std::get<QueuedPublish>(calls[c]).drafts.size();
-        for (; next_unsent != sent.unsent.end() && *next_unsent < first; ++next_unsent)
-          left_unsent[c] = true;
-      }
-    }
-    const auto failed = [&](std::size_t c) {
-      return error && (left_unsent.empty() || left_unsent[c]);
-    };
-    std::size_t last_failed = 0;
-    for (std::size_t c = 0; c < calls.size(); ++c)
-      if (failed(c))
-        last_failed = c;
-    // The last failed call takes this thread's reference to the exception, so that none
-    // stays here: its count lives in the uninstrumented C++ runtime, and a release here after
-    // the handler's on its thread reads to ThreadSanitizer as a race on the exception's
-    // message.
+    // The last failed call (the one with the last unsent draft, or the last call) takes this
+    // thread's reference to the exception, so that none stays here: its count lives in the
+    // uninstrumented C++ runtime, and a release here after the handler's on its thread reads
+    // to ThreadSanitizer as a race on the exception's message.
+    using Positions = std::vector<std::size_t>;
     std::size_t first = 0;
-    auto next_reused = sent.reused.begin();
+    auto next_reused = sent.reused.cbegin();
+    auto next_unsent = sent.unsent.cbegin();
     for (std::size_t c = 0; c < calls.size(); ++c) {
       auto& publish = std::get<QueuedPublish>(calls[c]);
-      const std::size_t count = publish.drafts.size();  // moved from, still counted
-      if (failed(c)) {
-        complete(publish.done, c == last_failed ? std::move(error) : error, nullptr, 0);
-      } else if (next_reused != sent.reused.end() && *next_reused < first + count) {
+      const std::size_t end = first + publish.drafts.size();  // moved from, still counted
+      // Moves `next` past the positions (ascending) of this call's drafts; returns the first.
+      const auto pass = [end](Positions::const_iterator& next, const Positions& positions) {
+        const auto from = next;
+        while (next != positions.end() && *next < end)
+          ++next;
+        return from;
+      };
+      const auto unsent = pass(next_unsent, sent.unsent);
+      const auto reused = pass(next_reused, sent.reused);
+      if (error && (!sent.ec || unsent != next_unsent)) {
+        const bool last = sent.ec ? next_unsent == sent.unsent.end() : c + 1 == calls.size();
+        complete(publish.done, last ? std::move(error) : error, nullptr, 0);
+      } else if (reused != next_reused) {
         // This call alone fails: the others of the batch were stored and sent.
-        complete(publish.done, key_reused_error(sent.ids[*next_reused]), nullptr, 0);
+        complete(publish.done, key_reused_error(sent.ids[*reused]), nullptr, 0);
       } else {
-        complete(publish.done, nullptr, sent.ids.data() + first, count);
+        complete(publish.done, nullptr, sent.ids.data() + first, end - first);
       }
-      while (next_reused != sent.reused.end() && *next_reused < first + count)
-        ++next_reused;
-      first += count;
+      first = end;
     }
   }
 
