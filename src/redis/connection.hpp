@@ -132,8 +132,8 @@ bool has_error_code(const Reply& reply, std::string_view code) noexcept;
 // failover happened) or a cluster node that no longer serves the slot (MOVED). The
 // connection should be dropped, so that the next one finds the primary. (A script refused
 // "a non local key" is not one: every script names its keys, so a node that does not serve
-// the slot answers MOVED before running it; that refusal comes from a key the script could
-// not name, after it may have written.)
+// the slot answers MOVED before running it; only a key the script could not name, the age
+// trim's, which it touches through pcall, could be refused so, after it may have written.)
 bool says_wrong_server(const Reply& reply) noexcept;
 
 // Whether an error reply says the server ran nothing and may run it a little later: it is
@@ -142,8 +142,7 @@ bool says_wrong_server(const Reply& reply) noexcept;
 // refused "while the cluster is down"), or the slot is being moved (TRYAGAIN, ASK); the
 // primary has too few replicas for a write (NOREPLICAS); or the server is still the wrong
 // one on a new connection (READONLY, MOVED: the sentinels or the cluster have not settled).
-// A script refused "a non local key" is not among them: in a slot being migrated it may have
-// run in part.
+// A script refused "a non local key" is not among them: it may have run in part.
 bool says_try_again(const Reply& reply) noexcept;
 
 // Whether the n-th failure in a row (or error of a kind) is reported: 1, 2, 4, 8..., so that

@@ -150,15 +150,6 @@ function toWebSocketUrl(url) {
   return u.href;
 }
 
-/** Orders two ids (decimal sequence numbers, any length); 0 for ids that are not numbers. */
-function compareIds(a, b) {
-  if (!/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return 0;
-  a = a.replace(/^0+(?=.)/, '');
-  b = b.replace(/^0+(?=.)/, '');
-  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 function timeOf(n) {
   const t = Date.parse(n && n.createdAt);
   return Number.isNaN(t) ? 0 : t;
@@ -713,10 +704,14 @@ export class NotifyClient extends EventTarget {
     return this.notifications;
   }
 
-  /** Whether `n` comes after the last event this client has from its stream. */
+  /** Whether `n` is past the last event the stream brought (ids are decimal numbers). */
   _beyondStream(n) {
     if (!n || n.id == null || this._lastEventId == null) return false;
-    return compareIds(String(n.id), this._lastEventId) > 0;
+    try {
+      return BigInt(String(n.id)) > BigInt(this._lastEventId);
+    } catch {
+      return false; // not a number: nothing to compare
+    }
   }
 
   // ---- events -----------------------------------------------------------------------------
