@@ -328,13 +328,18 @@ TEST_CASE("redis store: a pipelined resume_many survives Redis forgetting its sc
 }
 
 // The count of `command`'s calls that Redis refused before running them (INFO commandstats).
+// A number in `INFO section`: `field`'s value on the line of `name` ("cmdstat_evalsha:",
+// "rejected_calls="); 0 when it is not there.
+long info_number(const testredis::RedisServer& server, const std::string& section,
+                 const std::string& name, const std::string& field) {
+  const auto stats = server.command("INFO " + section);
+  const auto line = stats.find(name);
+  const auto at = line == std::string::npos ? line : stats.find(field, line);
+  return at == std::string::npos ? 0 : std::atol(stats.c_str() + at + field.size());
+}
+
 long rejected_calls(const testredis::RedisServer& server, const std::string& command) {
-  const auto stats = server.command("INFO commandstats");
-  const auto line = stats.find("cmdstat_" + command + ":");
-  const auto field = stats.find("rejected_calls=", line);
-  if (line == std::string::npos || field == std::string::npos)
-    return 0;
-  return std::atol(stats.c_str() + field + std::string_view("rejected_calls=").size());
+  return info_number(server, "commandstats", "cmdstat_" + command + ":", "rejected_calls=");
 }
 
 TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
@@ -368,11 +373,7 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
 
 // How many replies Redis has refused with `code` (INFO errorstats).
 long refusals(const testredis::RedisServer& server, const std::string& code) {
-  const auto stats = server.command("INFO errorstats");
-  const auto line = stats.find("errorstat_" + code + ":count=");
-  if (line == std::string::npos)
-    return 0;
-  return std::atol(stats.c_str() + line + ("errorstat_" + code + ":count=").size());
+  return info_number(server, "errorstats", "errorstat_" + code + ":", "count=");
 }
 
 // A relay that lets the first append script of the pipeline it is armed for reach Redis,
