@@ -99,7 +99,10 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   std::vector<std::string> publish_validated(std::vector<Notification> drafts) {
-    auto sent = store_and_send(std::move(drafts));
+    auto lock = lock_for_call();
+    if (!lock)
+      return publish_queued(std::move(drafts));
+    auto sent = store_and_send(std::move(drafts), std::move(*lock));
     if (sent.ec)
       throw std::system_error(sent.ec, "notify: publish");
     if (!sent.reused.empty())
@@ -138,9 +141,9 @@ class NotificationHub::Impl final : public SinkOwner,
   // usually the drafts' order, but a store that had to send a refused draft again gave it a
   // later id than drafts after it (RedisStore), and a connection drops an id below one it
   // has seen. Throws hub_stopped and what the store throws.
-  SentBatch store_and_send(std::vector<Notification> drafts) {
+  SentBatch store_and_send(std::vector<Notification> drafts,
+                           [[maybe_unused]] std::unique_lock<std::mutex> sequence) {
     SentBatch sent;
-    auto lock = sequence_lock();
     throw_if_stopped();
     auto stored = store_->append_all(std::move(drafts));
     sent.ids.resize(stored.size());
@@ -192,11 +195,17 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   std::string publish_validated(Notification draft) {
+    auto lock = lock_for_call();
+    if (!lock) {
+      std::vector<Notification> drafts;
+      drafts.push_back(std::move(draft));
+      return std::move(publish_queued(std::move(drafts)).front());
+    }
     std::error_code ec;
     std::string id;
     bool reused = false;
     {
-      auto lock = sequence_lock();
+      const auto sequence = std::move(*lock);
       throw_if_stopped();
       auto stored = store_->append(std::move(draft));
       reused = stored.replay_differs;
@@ -207,6 +216,66 @@ class NotificationHub::Impl final : public SinkOwner,
     if (reused)
       throw key_reused(id);
     return id;
+  }
+
+  // The sequence lock for a synchronous publish that writes the store in the call, or none
+  // when it should take its turn in the store thread's queue instead (publish_queued()):
+  // with a store that may block, whenever a publish is queued or being written there, or
+  // the lock is taken. Callers that meet there share one store call (one SQLite commit, one
+  // Redis pipeline) instead of each waiting for the lock and then for its own call, which
+  // during a Redis outage meant one command_timeout after another; and a thread's earlier
+  // async_publish() is stored before its publish(). Alone, a publish is written in the call,
+  // without crossing threads. A store that publishes its appends needs no sequence lock and
+  // is written in the call, as is any publish from the store thread itself.
+  std::optional<std::unique_lock<std::mutex>> lock_for_call() {
+    if (!store_->may_block() || store_->publishes_appends())
+      return sequence_lock();
+    {
+      std::lock_guard lock(store_queue_mutex_);
+      if (store_thread_.get_id() == std::this_thread::get_id())
+        return sequence_lock();
+      if (!store_queue_.empty() || store_thread_has_calls_)
+        return std::nullopt;
+    }
+    // A batch the store thread takes from here on holds only publishes concurrent with this
+    // one: either may go first.
+    std::unique_lock lock(sequence_mutex_, std::try_to_lock);
+    if (!lock.owns_lock())
+      return std::nullopt;
+    return lock;
+  }
+
+  // A synchronous publish queued for the store thread: waits for it to complete, returns
+  // its ids or throws what it completed with. Not refused by max_pending_publishes, which
+  // bounds what piles up without a waiting thread behind it.
+  std::vector<std::string> publish_queued(std::vector<Notification> drafts) {
+    struct Outcome {
+      std::mutex mutex;
+      std::condition_variable completed;
+      bool done = false;
+      std::exception_ptr error;
+      std::vector<std::string> ids;
+    };
+    auto outcome = std::make_shared<Outcome>();
+    auto done = [outcome](std::exception_ptr error, std::string* ids, std::size_t count) {
+      std::lock_guard lock(outcome->mutex);
+      outcome->error = std::move(error);
+      if (!outcome->error) {
+        try {
+          outcome->ids.assign(std::make_move_iterator(ids), std::make_move_iterator(ids + count));
+        } catch (...) {
+          outcome->error = std::current_exception();
+        }
+      }
+      outcome->done = true;
+      outcome->completed.notify_one();
+    };
+    enqueue(QueuedPublish{std::move(drafts), std::move(done)}, Waiting::caller);
+    std::unique_lock lock(outcome->mutex);
+    outcome->completed.wait(lock, [&] { return outcome->done; });
+    if (outcome->error)
+      std::rethrow_exception(std::move(outcome->error));
+    return std::move(outcome->ids);
   }
 
   // --- publishing without waiting for the store (async_publish) ------------------------
@@ -328,13 +397,17 @@ class NotificationHub::Impl final : public SinkOwner,
     complete(call.done, std::move(error), std::move(result));
   }
 
-  void enqueue(QueuedCall call) {
+  // Who waits for a queued call: a completion handler, or the thread that made the call.
+  enum class Waiting { handler, caller };
+
+  void enqueue(QueuedCall call, Waiting waiting = Waiting::handler) {
     std::optional<errc> refused;
     {
       std::lock_guard lock(store_queue_mutex_);
       if (stopped_.load(std::memory_order_acquire)) {  // set before the thread is stopped
         refused = errc::hub_stopped;
-      } else if (store_queue_.size() >= options_.max_pending_publishes) {
+      } else if (waiting == Waiting::handler &&
+                 store_queue_.size() >= options_.max_pending_publishes) {
         refused = errc::too_many_pending_publishes;
       } else {
         start_store_thread_locked();
@@ -400,6 +473,7 @@ class NotificationHub::Impl final : public SinkOwner,
           return;  // stopping, and every queued call has completed
         } else {
           take_batch_locked(batch);
+          store_thread_has_calls_ = true;
         }
         repairs_next = !repair_turn;
       }
@@ -413,6 +487,10 @@ class NotificationHub::Impl final : public SinkOwner,
       else
         publish_batch(batch);
       batch.clear();
+      if (!repair_turn) {
+        std::lock_guard lock(store_queue_mutex_);
+        store_thread_has_calls_ = false;
+      }
       add_busy_time(start);
     }
   }
@@ -456,7 +534,7 @@ class NotificationHub::Impl final : public SinkOwner,
     SentBatch sent;
     std::exception_ptr error;
     try {
-      sent = store_and_send(std::move(drafts));
+      sent = store_and_send(std::move(drafts), sequence_lock());
       publish_batches_.fetch_add(1, std::memory_order_relaxed);
     } catch (...) {
       error = std::current_exception();
@@ -1657,7 +1735,8 @@ class NotificationHub::Impl final : public SinkOwner,
   std::vector<QueuedCall> store_queue_;
   std::thread store_thread_;
   bool store_thread_stopping_ = false;
-  bool repair_turn_requested_ = false;  // see request_repair_turn()
+  bool repair_turn_requested_ = false;   // see request_repair_turn()
+  bool store_thread_has_calls_ = false;  // calls taken from the queue, not all completed
   std::atomic<std::uint64_t> publish_batches_{0};
   std::atomic<std::uint64_t> store_thread_busy_us_{0};
 

@@ -112,6 +112,11 @@ class NOTIFY_EXPORT NotificationHub {
   // draft's content differs from the first's, it throws ValidationError on "idempotencyKey"
   // instead (the key was used for another notification). Throws std::invalid_argument for a
   // key when the store does not keep keys (Store::keeps_idempotency_keys()).
+  // With a store that may block, a publish() that finds the store thread writing or a publish
+  // queued for it (async, or another thread's publish()) joins that queue and waits for its
+  // batch: concurrent callers share one store call, and one whose store does not answer
+  // fails after the call in progress and its own batch, not after every caller before it.
+  // A thread's earlier async_publish() is stored first. Alone, it writes in the call.
   std::string publish(Notification draft);
   // One notification per user (each with its own id), in the order given. A key counts per
   // user; when one user's repeat differs, the others are published and the call throws.

@@ -473,6 +473,61 @@ TEST_CASE("redis store: the hub sends a batch whose ids came out of draft order 
   hub.stop();
 }
 
+TEST_CASE(
+    "redis store: synchronous publishes during a stall fail together, not one after another") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  constexpr auto timeout = 500ms;
+  auto options = store_options(server, "stall:");
+  options.redis.command_timeout = timeout;
+  auto store = std::make_shared<RedisStore>(options);
+  IoThread io;
+  notify::NotificationHub hub(io.io.get_executor(), hub_options(), store);
+  hub.publish(draft("alice", "before"));  // the script is loaded
+
+  // Redis holds every write from here: the store thread's call waits out its command
+  // timeout, and the publishes made meanwhile are queued behind it as one batch. (Each used
+  // to wait for the sequence lock and then for a timeout of its own: the last one here
+  // failed after 1 + 6 timeouts.)
+  REQUIRE(server.command("CLIENT PAUSE 20000 WRITE") == "+OK\r\n");
+  std::atomic<bool> held_failed{false};
+  hub.async_publish(draft("alice", "held"),
+                    [&](std::exception_ptr error, const std::string&) { held_failed = !!error; });
+  constexpr std::size_t callers = 6;
+  std::vector<long long> took_ms(callers);
+  std::vector<int> failed(callers, 0);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < callers; ++i)
+    threads.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        hub.publish(draft("alice", std::to_string(i)));
+      } catch (const std::exception&) {  // one exception for all: not read on six threads
+        failed[i] = 1;
+      }
+      took_ms[i] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(server.command("CLIENT UNPAUSE") == "+OK\r\n");
+
+  CHECK(eventually([&] { return held_failed.load(); }));
+  for (std::size_t i = 0; i < callers; ++i) {
+    CAPTURE(i);
+    CHECK(failed[i] == 1);
+    // Two timeouts at most (the held call's, then the batch's); the bound leaves as much
+    // again for a loaded machine, and stays below the old code's 3.5 s.
+    CHECK(took_ms[i] < 4 * timeout.count());
+  }
+  // Redis is back: the next publish goes through.
+  const auto after =
+      or_failed_check("publish", [&] { return hub.publish(draft("alice", "after")); });
+  CHECK_FALSE(after.empty());
+  hub.stop();
+}
+
 TEST_CASE("redis store: history is capped by age") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);

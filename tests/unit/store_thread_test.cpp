@@ -15,6 +15,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -622,6 +623,118 @@ TEST_CASE("async_publish: stop() completes every queued publish with hub_stopped
   hub.async_publish(draft("a", "after"), out.handler());
   REQUIRE(test::run_until(io, [&] { return out.got.size() == 7; }));
   CHECK(code_of(out.got[6].first) == notify::errc::hub_stopped);
+}
+
+TEST_CASE("publish(): alone it writes in the call; beside a busy store thread, in its next batch") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  auto options = no_batching();
+  options.max_pending_publishes = 2;  // bounds the queued calls no thread waits for
+  NotificationHub hub(io.get_executor(), options, store);
+  Client client(io, hub, "a");
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+
+  const auto alone = hub.publish(draft("a", "alone"));
+  CHECK(store->sizes().empty());  // Store::append() on this thread: no append_all(), no batch
+  CHECK(hub.metrics().publish_batches == 0);
+
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+  constexpr std::size_t callers = 5;
+  std::vector<std::string> ids(callers), errors(callers);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < callers; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        ids[i] = hub.publish(draft("a", std::to_string(i)));
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  // Each waits in the queue, not for the sequence lock the held batch has.
+  const bool queued = test::run_until(
+      io, [&] { return hub.metrics().publishes_pending == callers; }, std::chrono::seconds(10));
+  store->release();
+  for (auto& t : threads)
+    t.join();
+  REQUIRE(queued);
+
+  CHECK(store->sizes() == std::vector<std::size_t>{1, callers});
+  CHECK(hub.metrics().publish_batches == 2);
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 1; }));
+  CHECK_FALSE(out.got[0].first);
+  std::vector<std::string> stored{alone, out.got[0].second};
+  for (std::size_t i = 0; i < callers; ++i) {
+    CHECK(errors[i] == "");
+    stored.push_back(ids[i]);
+  }
+  std::sort(stored.begin() + 2, stored.end(), [](const std::string& x, const std::string& y) {
+    return std::stoull(x) < std::stoull(y);
+  });
+  CHECK(increasing(stored));
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1 + stored.size(); }));
+  CHECK(seen_ids(client) == stored);
+  hub.stop();
+}
+
+TEST_CASE("publish(): a thread's async_publish() before it is stored first") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+
+  std::string sync_id, error;
+  std::thread caller([&] {
+    try {
+      hub.async_publish(draft("a", "async"), out.handler());
+      sync_id = hub.publish(draft("a", "sync"));
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  // Behind the async one, not racing it for the sequence lock once the held batch ends.
+  const bool queued = test::run_until(
+      io, [&] { return hub.metrics().publishes_pending == 2; }, std::chrono::seconds(10));
+  store->release();
+  caller.join();
+  REQUIRE(queued);
+  REQUIRE(error == "");
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 2; }));
+  CHECK(std::stoull(out.got[0].second) < std::stoull(out.got[1].second));
+  CHECK(std::stoull(out.got[1].second) < std::stoull(sync_id));
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 2});  // "async" and "sync" together
+  hub.stop();
+}
+
+TEST_CASE("publish(): one waiting in the queue when stop() comes throws hub_stopped") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client client(io, hub, "a");  // its close shows that stop() has begun
+  REQUIRE(test::run_until(io, [&] { return client.count() == 1; }));
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+
+  std::error_code code;
+  std::thread caller([&] {
+    try {
+      hub.publish(draft("a", "waits"));
+    } catch (const std::system_error& e) {
+      code = e.code();
+    }
+  });
+  const bool queued = test::run_until(
+      io, [&] { return hub.metrics().publishes_pending == 1; }, std::chrono::seconds(10));
+  std::thread stopper([&] { hub.stop(); });
+  const bool stopping = test::run_until(io, [&] { return client.transport->closed(); });
+  store->release();
+  stopper.join();
+  caller.join();
+  REQUIRE(queued);
+  REQUIRE(stopping);
+  CHECK(code == notify::errc::hub_stopped);
+  CHECK(store->sizes().size() == 1);  // it never reached the store
 }
 
 TEST_CASE("store thread: new connections are primed there, missing and repeating nothing") {
