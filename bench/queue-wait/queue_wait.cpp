@@ -13,13 +13,8 @@
 #include <notify/callback_transport.hpp>
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
-#ifdef NOTIFY_BENCH_WITH_SQLITE
-#include <notify/sqlite_store.hpp>
-#endif
-#ifdef NOTIFY_BENCH_WITH_REDIS
-#include <notify/redis_options.hpp>
-#include <notify/redis_store.hpp>
-#endif
+
+#include "bench_store.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -72,32 +67,6 @@ Options parse(int argc, char** argv) {
         "usage: --store sqlite:PATH|redis://HOST:PORT [--in-flight N]"
         " [--connections M] [--gap-ms G]");
   return o;
-}
-
-std::shared_ptr<notify::Store> make_store(const std::string& spec) {
-#ifdef NOTIFY_BENCH_WITH_SQLITE
-  if (spec.rfind("sqlite:", 0) == 0) {
-    const std::string path = spec.substr(7);
-    for (const char* suffix : {"", "-wal", "-shm"})
-      std::remove((path + suffix).c_str());
-    return std::make_shared<notify::SqliteStore>(path);
-  }
-#endif
-#ifdef NOTIFY_BENCH_WITH_REDIS
-  if (spec.rfind("redis://", 0) == 0) {
-    notify::RedisStoreOptions options;
-    options.redis = notify::parse_redis_url(spec);
-    options.seed_from_clock = false;
-    return std::make_shared<notify::RedisStore>(options);
-  }
-#endif
-  throw std::invalid_argument("--store " + spec + ": not a store this build has");
-}
-
-double percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[rank];
 }
 
 // Keeps `in_flight` async publishes queued until stop().
@@ -187,7 +156,7 @@ int run(const Options& options) {
   asio::io_context io;
   notify::HubOptions hub_options;
   hub_options.max_pending_publishes = options.in_flight + 100;
-  notify::NotificationHub hub(io.get_executor(), hub_options, make_store(options.store));
+  notify::NotificationHub hub(io.get_executor(), hub_options, bench::make_store(options.store));
 
   Producer producer(hub, options.in_flight);
   Clock::time_point measuring_from, measured_until;
@@ -224,11 +193,11 @@ int run(const Options& options) {
       {"in_flight", options.in_flight},
       {"connections", waits.size()},
       {"init_wait_ms",
-       {{"p50", percentile(waits, 0.5)},
-        {"p90", percentile(waits, 0.9)},
-        {"p99", percentile(waits, 0.99)},
+       {{"p50", bench::percentile(waits, 0.5)},
+        {"p90", bench::percentile(waits, 0.9)},
+        {"p99", bench::percentile(waits, 0.99)},
         {"max", *std::max_element(waits.begin(), waits.end())}}},
-      {"queue_depth_at_attach", {{"p50", percentile(subscribers.depths(), 0.5)}}},
+      {"queue_depth_at_attach", {{"p50", bench::percentile(subscribers.depths(), 0.5)}}},
       {"publishes_per_s", static_cast<double>(stored_after - stored_before) / seconds},
       {"publishes_failed", producer.failed()},
   };
