@@ -218,15 +218,16 @@ class NotificationHub::Impl final : public SinkOwner,
     return id;
   }
 
-  // The sequence lock for a synchronous publish that writes the store in the call, or none
-  // when it should take its turn in the store thread's queue instead (publish_queued()):
-  // with a store that may block, whenever a publish is queued or being written there, or
-  // the lock is taken. Callers that meet there share one store call (one SQLite commit, one
-  // Redis pipeline) instead of each waiting for the lock and then for its own call, which
-  // during a Redis outage meant one command_timeout after another; and a thread's earlier
-  // async_publish() is stored before its publish(). Alone, a publish is written in the call,
-  // without crossing threads. A store that publishes its appends needs no sequence lock and
-  // is written in the call, as is any publish from the store thread itself.
+  // The sequence lock for a synchronous publish or read-state change that writes the store
+  // in the call, or none when it should take its turn in the store thread's queue instead
+  // (publish_queued(), mark()): with a store that may block, whenever a call is queued or
+  // being run there, or the lock is taken. Publishes that meet there share one store call
+  // (one SQLite commit, one Redis pipeline) instead of each waiting for the lock and then for
+  // its own call, which during a Redis outage meant one command_timeout after another;
+  // callers are served in turn, not whoever takes the lock again first; and a thread's
+  // earlier async call reaches the store before its synchronous one. Alone, a call writes in
+  // the call, without crossing threads. A store that publishes its appends needs no
+  // sequence lock and is written in the call, as is any call made on the store thread.
   std::optional<std::unique_lock<std::mutex>> lock_for_call() {
     if (!store_->may_block() || store_->publishes_appends())
       return sequence_lock();
@@ -237,7 +238,7 @@ class NotificationHub::Impl final : public SinkOwner,
       if (!store_queue_.empty() || store_thread_has_calls_)
         return std::nullopt;
     }
-    // A batch the store thread takes from here on holds only publishes concurrent with this
+    // A batch the store thread takes from here on holds only calls concurrent with this
     // one: either may go first.
     std::unique_lock lock(sequence_mutex_, std::try_to_lock);
     if (!lock.owns_lock())
@@ -245,37 +246,53 @@ class NotificationHub::Impl final : public SinkOwner,
     return lock;
   }
 
-  // A synchronous publish queued for the store thread: waits for it to complete, returns
-  // its ids or throws what it completed with. Not refused by max_pending_publishes, which
-  // bounds what piles up without a waiting thread behind it.
+  // The outcome of a call queued by a thread that waits for it: set once, on the store
+  // thread (or in enqueue(), which refused it), and taken by the waiting thread.
+  template <typename Result>
+  class CallerWait {
+   public:
+    void complete(std::exception_ptr error, Result result) {
+      std::lock_guard lock(mutex_);
+      error_ = std::move(error);
+      result_ = std::move(result);
+      done_ = true;
+      completed_.notify_one();
+    }
+    // Returns the result or throws the error.
+    Result wait() {
+      std::unique_lock lock(mutex_);
+      completed_.wait(lock, [this] { return done_; });
+      if (error_)
+        std::rethrow_exception(std::move(error_));
+      return std::move(result_);
+    }
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable completed_;
+    bool done_ = false;
+    std::exception_ptr error_;
+    Result result_{};
+  };
+
+  // A synchronous publish queued for the store thread: returns its ids or throws what it
+  // completed with. Not refused by max_pending_publishes, which bounds what piles up with
+  // no thread waiting behind it.
   std::vector<std::string> publish_queued(std::vector<Notification> drafts) {
-    struct Outcome {
-      std::mutex mutex;
-      std::condition_variable completed;
-      bool done = false;
-      std::exception_ptr error;
-      std::vector<std::string> ids;
-    };
-    auto outcome = std::make_shared<Outcome>();
-    auto done = [outcome](std::exception_ptr error, std::string* ids, std::size_t count) {
-      std::lock_guard lock(outcome->mutex);
-      outcome->error = std::move(error);
-      if (!outcome->error) {
+    auto wait = std::make_shared<CallerWait<std::vector<std::string>>>();
+    auto done = [wait](std::exception_ptr error, std::string* ids, std::size_t count) {
+      std::vector<std::string> moved;
+      if (!error) {
         try {
-          outcome->ids.assign(std::make_move_iterator(ids), std::make_move_iterator(ids + count));
+          moved.assign(std::make_move_iterator(ids), std::make_move_iterator(ids + count));
         } catch (...) {
-          outcome->error = std::current_exception();
+          error = std::current_exception();
         }
       }
-      outcome->done = true;
-      outcome->completed.notify_one();
+      wait->complete(std::move(error), std::move(moved));
     };
     enqueue(QueuedPublish{std::move(drafts), std::move(done)}, Waiting::caller);
-    std::unique_lock lock(outcome->mutex);
-    outcome->completed.wait(lock, [&] { return outcome->done; });
-    if (outcome->error)
-      std::rethrow_exception(std::move(outcome->error));
-    return std::move(outcome->ids);
+    return wait->wait();
   }
 
   // --- publishing without waiting for the store (async_publish) ------------------------
@@ -390,7 +407,7 @@ class NotificationHub::Impl final : public SinkOwner,
     std::exception_ptr error;
     ReadResult result;
     try {
-      result = mark(call.user, call.id ? std::optional<std::string_view>(*call.id) : std::nullopt);
+      result = mark_locked(call.user, call.id, sequence_lock());
     } catch (...) {
       error = std::current_exception();
     }
@@ -634,11 +651,26 @@ class NotificationHub::Impl final : public SinkOwner,
     return std::move(stored.id);
   }
 
+  // mark_read() (with `id`) or mark_all_read(): in the call, or queued and waited for (see
+  // lock_for_call()).
   ReadResult mark(std::string_view user, std::optional<std::string_view> id) {
     if (user.empty())
       throw std::invalid_argument("notify: the user is empty");
     throw_if_stopped();
-    auto lock = sequence_lock();
+    if (auto lock = lock_for_call())
+      return mark_locked(user, id, std::move(*lock));
+    auto wait = std::make_shared<CallerWait<ReadResult>>();
+    enqueue(QueuedMark{std::string(user), id ? std::optional<std::string>(*id) : std::nullopt,
+                       [wait](std::exception_ptr error, ReadResult result) {
+                         wait->complete(std::move(error), std::move(result));
+                       }},
+            Waiting::caller);
+    return wait->wait();
+  }
+
+  ReadResult mark_locked(std::string_view user, std::optional<std::string_view> id,
+                         [[maybe_unused]] std::unique_lock<std::mutex> sequence) {
+    throw_if_stopped();
     auto result = id ? store_->mark_read(user, *id) : store_->mark_all_read(user);
     if (!result.ids.empty() && !store_->publishes_appends()) {  // else the store published it
       nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};

@@ -176,7 +176,9 @@ class NOTIFY_EXPORT NotificationHub {
 
   // --- read state -----------------------------------------------------------------
   // Updates the store; every connection of the user gets `notification:read` with the
-  // changed ids and the authoritative unread count.
+  // changed ids and the authoritative unread count. With a store that may block, a call that
+  // finds the store thread busy or a call queued for it waits its turn in that queue, as
+  // publish() does (a change is a store call of its own, not batched).
   ReadResult mark_read(std::string_view user, std::string_view id);
   ReadResult mark_all_read(std::string_view user);
 

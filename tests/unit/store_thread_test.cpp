@@ -707,6 +707,38 @@ TEST_CASE("publish(): a thread's async_publish() before it is stored first") {
   hub.stop();
 }
 
+TEST_CASE("mark_all_read(): beside a busy store thread, after the thread's async_publish()") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+
+  std::optional<notify::ReadResult> read;
+  std::string error;
+  std::thread caller([&] {
+    try {
+      hub.async_publish(draft("a", "before the read"), out.handler());
+      read = hub.mark_all_read("a");
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  const bool queued = test::run_until(
+      io, [&] { return hub.metrics().publishes_pending == 2; }, std::chrono::seconds(10));
+  store->release();
+  caller.join();
+  REQUIRE(queued);
+  REQUIRE(error == "");
+  REQUIRE(read);
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 2; }));
+  CHECK(std::set<std::string>(read->ids.begin(), read->ids.end()) ==
+        std::set<std::string>{out.got[0].second, out.got[1].second});
+  CHECK(read->unread_count == 0);
+  CHECK(store->sizes() == std::vector<std::size_t>{1, 1});  // the change is a call of its own
+  hub.stop();
+}
+
 TEST_CASE("publish(): one waiting in the queue when stop() comes throws hub_stopped") {
   asio::io_context io;
   auto store = std::make_shared<GateStore>();
