@@ -190,6 +190,28 @@ bool hold_with_queue(NotificationHub& hub, GateStore& store, Outcomes& out, cons
   return true;
 }
 
+// Runs `calls` on a thread of its own while `store` holds its first append_all(), until
+// `pending` calls wait in the hub's queue (or 10 s have passed), then lets the store go on
+// and joins the thread. Returns what `calls` threw ("" when nothing); `queued` says whether
+// the calls were seen waiting.
+template <typename Calls>
+std::string run_behind_held_batch(asio::io_context& io, NotificationHub& hub, GateStore& store,
+                                  std::size_t pending, bool& queued, Calls calls) {
+  std::string error;
+  std::thread caller([&] {
+    try {
+      calls();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  queued = test::run_until(
+      io, [&] { return hub.metrics().publishes_pending == pending; }, std::chrono::seconds(10));
+  store.release();
+  caller.join();
+  return error;
+}
+
 bool increasing(const std::vector<std::string>& ids) {
   for (std::size_t i = 1; i < ids.size(); ++i)
     if (std::stoull(ids[i - 1]) >= std::stoull(ids[i]))
@@ -684,20 +706,13 @@ TEST_CASE("publish(): a thread's async_publish() before it is stored first") {
   Outcomes out;
   REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
 
-  std::string sync_id, error;
-  std::thread caller([&] {
-    try {
-      hub.async_publish(draft("a", "async"), out.handler());
-      sync_id = hub.publish(draft("a", "sync"));
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  });
   // Behind the async one, not racing it for the sequence lock once the held batch ends.
-  const bool queued = test::run_until(
-      io, [&] { return hub.metrics().publishes_pending == 2; }, std::chrono::seconds(10));
-  store->release();
-  caller.join();
+  std::string sync_id;
+  bool queued = false;
+  const auto error = run_behind_held_batch(io, hub, *store, 2, queued, [&] {
+    hub.async_publish(draft("a", "async"), out.handler());
+    sync_id = hub.publish(draft("a", "sync"));
+  });
   REQUIRE(queued);
   REQUIRE(error == "");
   REQUIRE(test::run_until(io, [&] { return out.got.size() == 2; }));
@@ -715,19 +730,11 @@ TEST_CASE("mark_all_read(): beside a busy store thread, after the thread's async
   REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
 
   std::optional<notify::ReadResult> read;
-  std::string error;
-  std::thread caller([&] {
-    try {
-      hub.async_publish(draft("a", "before the read"), out.handler());
-      read = hub.mark_all_read("a");
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+  bool queued = false;
+  const auto error = run_behind_held_batch(io, hub, *store, 2, queued, [&] {
+    hub.async_publish(draft("a", "before the read"), out.handler());
+    read = hub.mark_all_read("a");
   });
-  const bool queued = test::run_until(
-      io, [&] { return hub.metrics().publishes_pending == 2; }, std::chrono::seconds(10));
-  store->release();
-  caller.join();
   REQUIRE(queued);
   REQUIRE(error == "");
   REQUIRE(read);
