@@ -53,10 +53,11 @@
 // restart; the cluster down for a moment after a failover; READONLY or MOVED again on a new
 // connection, before the sentinels or the cluster have settled; BUSY, TRYAGAIN, NOREPLICAS),
 // is sent again after a short pause until command_timeout has passed since the call began,
-// and only the refused calls of a pipeline are: a write that ran is never sent twice. An
-// append refused before one of the same pipeline that ran (the state changed within it)
-// then gets a later id than the drafts after it (append_all's ids are not in draft order;
-// the hub sends a batch in id order). Every member function is safe to call concurrently.
+// and only the refused calls of a pipeline are: a write that ran is never sent twice. The
+// appends of one append_all() go as one transaction (MULTI ... EXEC), which Redis runs whole
+// or refuses whole, so a state that changes within the pipeline cannot refuse one draft and
+// run the next: the drafts keep their order. Every member function is safe to call
+// concurrently.
 #pragma once
 
 #include <notify/redis_export.hpp>
@@ -103,7 +104,8 @@ class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
   RedisStore& operator=(const RedisStore&) = delete;
 
   Notification append(Notification draft) override;
-  // Pipelined: one round trip for all of them.
+  // Pipelined, as one transaction when there are two or more: one round trip for all of
+  // them, run whole or refused whole.
   std::vector<Notification> append_all(std::vector<Notification> drafts) override;
   std::uint64_t head() override;
   Snapshot snapshot(std::string_view user, std::size_t limit) override;

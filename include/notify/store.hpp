@@ -74,9 +74,9 @@ class NOTIFY_EXPORT Store {
   virtual Notification append(Notification draft) = 0;
 
   // append() for each draft, in order: returns them stored, in the same order, with
-  // increasing ids as a rule. A store that sends a refused draft again after later ones ran
-  // (RedisStore) gives it a later id than theirs; the hub hands a batch to the bus in id
-  // order, whatever the drafts' order. The default calls append() once per draft; SqliteStore
+  // increasing ids as a rule. A store that sent a refused draft again after later ones ran
+  // would give it a later id than theirs (RedisStore runs a batch as one transaction, so it
+  // does not); the hub hands a batch to the bus in id order, whatever the drafts' order. The default calls append() once per draft; SqliteStore
   // writes them all in one transaction (one commit for a publish to many users), RedisStore
   // pipelines them (one round trip). A draft that repeats an earlier one's key and recipient is a
   // replay of it. When one fails the call throws: SqliteStore then stores none, other stores may

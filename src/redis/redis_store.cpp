@@ -189,9 +189,13 @@ class RedisStore::Impl {
 
   // One turn of eval_all on one connection: runs the `pending` calls and puts their replies
   // into `replies`. Returns those to send again later (says_try_again; `refusal` holds the
-  // first one's text). Throws RedisError for any other error reply. A refused append that
-  // comes before one that ran (the state changed within the pipeline) is sent again too, so
-  // it gets a later id than the drafts after it: the hub hands a batch to the bus in id order.
+  // first one's text). Throws RedisError for any other error reply. Several writes go as one
+  // transaction (run_calls()): Redis runs all of them or none, so a state that changes
+  // within the pipeline (a long script of another client's begun or ended, a failover, the
+  // end of a slot's migration) cannot refuse one draft and run the next. The refused
+  // transaction is sent again whole, and its drafts keep their order. (A call refused
+  // while one after it ran is still sent again, with a later id, should Redis ever do that:
+  // the hub hands a batch to the bus in id order.)
   std::vector<std::size_t> eval_pending(Script script, const std::vector<Call>& calls,
                                         const std::vector<std::size_t>& pending,
                                         std::vector<Reply>& replies, std::string& refusal) {
@@ -200,7 +204,7 @@ class RedisStore::Impl {
       if (!sha)
         return pending;
       std::vector<Command> commands;
-      commands.reserve(pending.size() + 1);
+      commands.reserve(pending.size() + 3);
       for (const auto i : pending) {
         const auto& call = calls[i];
         const auto keys = script_key_count + (call.extra_key.empty() ? 0 : 1);
@@ -216,7 +220,7 @@ class RedisStore::Impl {
       }
       const bool wait = writes(script) && options_.wait_replicas > 0;
       Reply replicas;
-      auto got = run_then_wait(c, commands, wait, replicas);
+      auto got = run_calls(c, commands, writes(script), wait, replicas);
       std::vector<Command> again;
       std::vector<std::size_t> again_at;
       for (std::size_t k = 0; k < got.size(); ++k) {
@@ -230,7 +234,7 @@ class RedisStore::Impl {
       if (!again.empty()) {
         // This WAIT covers the first pipeline's writes too: it waits for the connection's
         // latest write.
-        auto got_again = run_then_wait(c, again, wait, replicas);
+        auto got_again = run_calls(c, again, writes(script), wait, replicas);
         for (std::size_t k = 0; k < again_at.size(); ++k)
           got[again_at[k]] = std::move(got_again[k]);
       }
@@ -257,6 +261,48 @@ class RedisStore::Impl {
 
   static constexpr bool writes(Script script) noexcept {
     return script == s_append || script == s_mark || script == s_mark_all;
+  }
+
+  // Runs `commands` pipelined, as one MULTI ... EXEC when `transaction` and there are two or
+  // more, followed by WAIT when `wait` (its reply into `replicas`); returns the commands'
+  // replies. A transaction Redis refused answers each of its commands with the refusal, and
+  // one refused by a server that is not the primary any more (READONLY or MOVED at EXEC)
+  // closes the connection, so that the next attempt finds the primary.
+  std::vector<Reply> run_calls(SyncConnection& c, std::vector<Command>& commands, bool transaction,
+                               bool wait, Reply& replicas) {
+    const auto count = commands.size();
+    if (!transaction || count < 2)
+      return run_then_wait(c, commands, wait, replicas);
+    commands.insert(commands.begin(), Command{"MULTI"});
+    commands.push_back({"EXEC"});
+    auto replies = run_then_wait(c, commands, wait, replicas);
+    commands.pop_back();
+    commands.erase(commands.begin());
+    auto answers = transaction_answers(std::move(replies), count);
+    if (says_wrong_server(answers.front()))
+      c.close();
+    return answers;
+  }
+
+  // The commands' own replies from those of MULTI, the `count` queued commands and EXEC:
+  // EXEC's when it ran them, else (nothing ran) the refusal, `count` times: the first error
+  // among MULTI's and the queued ones' replies, or the reason EXEC's own error gives
+  // ("EXECABORT Transaction discarded because of: BUSY ...").
+  static std::vector<Reply> transaction_answers(std::vector<Reply> replies, std::size_t count) {
+    auto& exec = replies.back();
+    if (exec.is_array() && exec.elements.size() == count)
+      return std::move(exec.elements);
+    const auto queued_error = std::find_if(replies.begin(), replies.end() - 1,
+                                           [](const Reply& r) { return r.is_error(); });
+    Reply refusal = queued_error != replies.end() - 1 ? std::move(*queued_error) : std::move(exec);
+    constexpr std::string_view because = "EXECABORT Transaction discarded because of: ";
+    if (refusal.str.compare(0, because.size(), because) == 0)
+      refusal.str.erase(0, because.size());
+    if (!refusal.is_error()) {
+      refusal.type = Reply::Type::error;
+      refusal.str = "ERR unexpected reply to EXEC";
+    }
+    return std::vector<Reply>(count, refusal);
   }
 
   // Runs `commands` pipelined, followed by WAIT when `wait` (its reply into `replicas`), and
