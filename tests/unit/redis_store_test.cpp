@@ -373,22 +373,25 @@ TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
 
 // A relay that, in the first pipeline of scripts after arm(), has another client's long
 // script refuse the first one (BUSY: Redis answers other clients so once the script has run
-// for busy-reply-threshold) and lets the second go on only after that script has ended: a
-// state that changes within a pipeline. Old stores ran the second and third scripts and sent
-// the first one again, after them.
+// for busy-reply-threshold) and lets the second go on only once that script is killed (it
+// writes nothing, so SCRIPT KILL may end it): a state that changes within a pipeline. Old
+// stores ran the second and third scripts and sent the first one again, after them.
 struct BusyMidPipeline {
   const testredis::RedisServer& server;
   std::atomic<bool> armed{false};
-  std::atomic<bool> ended{false};  // the long script ran, and ended between the two
-  int scripts = 0;                 // the relay's thread only
-  std::thread busy;                // the other client's script
+  std::atomic<bool> busy_seen{false};  // another client was answered BUSY before the first
+  std::atomic<bool> ended{false};      // the long script was killed between the two
+  int scripts = 0;                     // the relay's thread only
+  std::thread busy;                    // the other client's script
   test::StepRelay relay{server.port(),
                         [this](const test::StepRelay::Command& command) { step(command); }};
 
   explicit BusyMidPipeline(const testredis::RedisServer& s) : server(s) {}
   ~BusyMidPipeline() {
-    if (busy.joinable())
+    if (busy.joinable()) {
+      server.command("SCRIPT KILL");
       busy.join();
+    }
   }
 
   // A store that reaches Redis through the relay.
@@ -411,18 +414,18 @@ struct BusyMidPipeline {
     if (!armed || ended || command.empty() || (command[0] != "EVALSHA" && command[0] != "EVAL"))
       return;
     if (++scripts == 1) {
-      busy = std::thread([this] {
+      busy = std::thread([this] {  // 20 s at most; killed below
         server.command(
             "EVAL \"local s = redis.call('time') repeat local n = redis.call('time')"
-            " until (n[1] - s[1]) * 1000000 + n[2] - s[2] > 300000 return 1\" 0",
-            10s);
+            " until n[1] - s[1] > 20 return 1\" 0",
+            30s);
       });
       // Once another client is answered BUSY, so is the first script.
-      eventually([&] { return server.command("PING").rfind("-BUSY", 0) == 0; }, 5s);
+      busy_seen = eventually([&] { return server.command("PING").rfind("-BUSY", 0) == 0; }, 10s);
       return;
     }
+    ended = server.command("SCRIPT KILL") == "+OK\r\n";
     busy.join();
-    ended = true;
   }
 };
 
@@ -437,10 +440,11 @@ TEST_CASE("redis store: a pipeline refused in part is sent again whole, its draf
   const auto stored = or_failed_check("append_all", [&] {
     return store.append_all({draft("alice", "a1"), draft("alice", "a2"), draft("bob", "b1")});
   });
+  REQUIRE(redis.busy_seen);
   REQUIRE(redis.ended);
   REQUIRE(stored.size() == 3);
   CHECK(rejected_calls(server, "evalsha") >= 1);
-  // One transaction: BUSY refused it whole, and it ran whole once the script had ended.
+  // One transaction: BUSY refused it whole, and it ran whole once the script was killed.
   const auto a1 = std::stoull(stored[0].id), a2 = std::stoull(stored[1].id),
              b1 = std::stoull(stored[2].id);
   CHECK(a1 < a2);
@@ -467,6 +471,7 @@ TEST_CASE("redis store: a publish_to refused in part reaches each connection in 
   const auto ids = or_failed_check("publish_to", [&] {
     return hub.publish_to({"alice", "bob", "alice"}, draft("", "to three"));
   });
+  REQUIRE(redis.busy_seen);
   REQUIRE(redis.ended);
   REQUIRE(ids.size() == 3);
   CHECK(std::stoull(ids[0]) < std::stoull(ids[1]));
