@@ -141,7 +141,9 @@ TEST_CASE("stream: a broadcast reaches every user") {
 }
 
 TEST_CASE("stream: notifications within the batch window go out as one batch") {
-  DemoProcess demo({"--batch-ms", "300"});
+  // A window long enough for three POSTs on a machine loaded by other suites (under TSan, on
+  // two busy cores, three took more than 300 ms).
+  DemoProcess demo({"--batch-ms", "1000"});
   SseStream stream(demo.port(), SseStream::target_for("batchy"));
   REQUIRE(stream.status() == 200);
   stream.expect("init");
