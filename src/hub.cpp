@@ -480,6 +480,7 @@ class NotificationHub::Impl final : public SinkOwner,
       bool repair_turn = false;
       {
         std::unique_lock lock(store_queue_mutex_);
+        store_thread_has_calls_ = false;  // the last batch, if any, has completed
         store_queue_ready_.wait(lock, [this] {
           return store_thread_stopping_ || repair_turn_requested_ || !store_queue_.empty();
         });
@@ -504,10 +505,6 @@ class NotificationHub::Impl final : public SinkOwner,
       else
         publish_batch(batch);
       batch.clear();
-      if (!repair_turn) {
-        std::lock_guard lock(store_queue_mutex_);
-        store_thread_has_calls_ = false;
-      }
       add_busy_time(start);
     }
   }
