@@ -84,13 +84,16 @@ class RedisCluster {
           return true;
         },
         "every node to say cluster_state:ok");
+    ids_.resize(nodes_.size());
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      wait_for([&] { return !(ids_[i] = reply_text(node(i).command("CLUSTER MYID"))).empty(); },
+               "CLUSTER MYID");
     slot_ = static_cast<unsigned>(
         std::atoi(reply_text(node(0).command("CLUSTER KEYSLOT " + tag)).c_str()));
     owner_ = slot_ <= ranges[0][1] ? 0 : slot_ <= ranges[1][1] ? 1 : 2;
     if (!replica)
       return;
-    const auto id = reply_text(node(owner_).command("CLUSTER MYID"));
-    wait_for([&] { return configure(3, "CLUSTER REPLICATE " + id) == "+OK\r\n"; },
+    wait_for([&] { return configure(3, "CLUSTER REPLICATE " + id(owner_)) == "+OK\r\n"; },
              "CLUSTER REPLICATE");
     wait_for([&] { return contains(node(3).command("INFO replication"), "master_link_status:up"); },
              "the replica to be in sync");
@@ -101,9 +104,10 @@ class RedisCluster {
   // answers it after saving its configuration file, with an fsync, which on a machine busy
   // with other tests' writes has taken more than the usual second.
   std::string configure(std::size_t i, const std::string& line) {
-    return node(i).command(line, std::chrono::seconds(10));
+    return node(i).command(line, std::chrono::seconds(30));
   }
   RedisServer& node(std::size_t i) { return *nodes_.at(i); }
+  const std::string& id(std::size_t i) const { return ids_.at(i); }  // CLUSTER MYID
   std::size_t owner() const { return owner_; }  // the primary that serves the tag's slot
   unsigned slot() const { return slot_; }
 
@@ -118,22 +122,35 @@ class RedisCluster {
   // migrate_key() moves one key, finish_move() the keys left and then the slot.
   void begin_move(std::size_t to) {
     const auto slot = std::to_string(slot_);
-    const auto from_id = reply_text(node(owner_).command("CLUSTER MYID"));
-    const auto to_id = reply_text(node(to).command("CLUSTER MYID"));
-    expect_ok(configure(to, "CLUSTER SETSLOT " + slot + " IMPORTING " + from_id), "IMPORTING");
-    expect_ok(configure(owner_, "CLUSTER SETSLOT " + slot + " MIGRATING " + to_id), "MIGRATING");
+    expect_ok(configure(to, "CLUSTER SETSLOT " + slot + " IMPORTING " + id(owner_)), "IMPORTING");
+    expect_ok(configure(owner_, "CLUSTER SETSLOT " + slot + " MIGRATING " + id(to)), "MIGRATING");
     moving_to_ = to;
   }
+  // Up to three tries: a MIGRATE that timed out (IOERR, or no answer in time on a loaded
+  // machine) may have restored the key on the target and kept it here, so a try after the
+  // first replaces it there (nothing else writes to the importing node) and takes NOKEY,
+  // the key gone from here, as done.
   void migrate_key(const std::string& key) {
-    expect_ok(configure(owner_, "MIGRATE 127.0.0.1 " + std::to_string(node(moving_to_).port()) +
-                                    " " + key + " 0 5000 AUTH " + password),
-              "MIGRATE");
+    const auto line = "MIGRATE 127.0.0.1 " + std::to_string(node(moving_to_).port()) + " " + key +
+                      " 0 5000 REPLACE AUTH " + password;
+    std::string reply;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      reply = configure(owner_, line);
+      if (reply == "+OK\r\n" || (attempt > 0 && reply == "+NOKEY\r\n"))
+        return;
+      if (!reply.empty() && !contains(reply, "IOERR"))
+        break;
+    }
+    expect_ok(reply, ("MIGRATE " + key).c_str());
   }
   void finish_move() {
-    auto& from = node(owner_);
     const auto slot = std::to_string(slot_);
+    // An answer that is not an array (none in time) must not pass for "no keys left".
     const auto keys_left = [&] {
-      return bulk_strings(from.command("CLUSTER GETKEYSINSLOT " + slot + " 1000"));
+      const auto reply = configure(owner_, "CLUSTER GETKEYSINSLOT " + slot + " 1000");
+      if (reply.rfind('*', 0) != 0)
+        expect_ok(reply, "CLUSTER GETKEYSINSLOT");
+      return bulk_strings(reply);
     };
     for (auto keys = keys_left(); !keys.empty(); keys = keys_left())
       for (const auto& key : keys)
@@ -142,10 +159,9 @@ class RedisCluster {
     // epoch, which makes its claim win), then the old one, then the other. Told in another
     // order, a node has kept naming the old owner after the others moved on, and the store
     // was sent back there (MOVED) for twenty seconds.
-    const auto to_id = reply_text(node(moving_to_).command("CLUSTER MYID"));
     const std::size_t third = 3 - owner_ - moving_to_;
     for (const auto i : {moving_to_, owner_, third})
-      expect_ok(configure(i, "CLUSTER SETSLOT " + slot + " NODE " + to_id), "NODE");
+      expect_ok(configure(i, "CLUSTER SETSLOT " + slot + " NODE " + id(moving_to_)), "NODE");
     owner_ = moving_to_;
     wait_for(
         [&] {
@@ -196,7 +212,8 @@ class RedisCluster {
  private:
   static void expect_ok(const std::string& reply, const char* what) {
     if (reply != "+OK\r\n")
-      throw std::runtime_error(std::string("redis cluster: ") + what + " answered " + reply);
+      throw std::runtime_error(std::string("redis cluster: ") + what + " answered " +
+                               (reply.empty() ? std::string("nothing in time") : reply));
   }
 
   // Up to 20 s, polling every 20 ms.
@@ -215,6 +232,7 @@ class RedisCluster {
   static constexpr int ranges[3][2] = {{0, 5460}, {5461, 10922}, {10923, 16383}};
 
   std::vector<std::unique_ptr<RedisServer>> nodes_;
+  std::vector<std::string> ids_;
   std::string taken_;  // the slot put_owner_down() took
   unsigned slot_ = 0;
   std::size_t owner_ = 0;

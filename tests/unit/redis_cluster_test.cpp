@@ -275,6 +275,7 @@ TEST_CASE(
   }
   moving = false;
   publisher.join();
+  CAPTURE(move_failure);
   REQUIRE(move_failure.empty());
   CHECK(cluster.node(from).command("DBSIZE") == ":0\r\n");
   // Calls met the migration: refused whole, while some keys had left (TRYAGAIN) or all (ASK).
