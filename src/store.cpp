@@ -34,6 +34,14 @@ std::vector<std::optional<Resume>> Store::resume_many(const std::vector<ResumeQu
   return answers;
 }
 
+std::vector<ReadResult> Store::mark_many(const std::vector<MarkQuery>& marks) {
+  std::vector<ReadResult> answers;
+  answers.reserve(marks.size());
+  for (const auto& m : marks)
+    answers.push_back(m.id ? mark_read(m.user, *m.id) : mark_all_read(m.user));
+  return answers;
+}
+
 void check_idempotency_window(std::chrono::milliseconds window, std::string_view store) {
   if (window.count() <= 0 || window > max_idempotency_window)
     throw std::invalid_argument(std::string(store) +

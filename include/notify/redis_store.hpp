@@ -83,7 +83,7 @@ struct RedisStoreOptions {
   bool sharded = false;  // SPUBLISH instead of PUBLISH
   // Durability across a failover. Redis replicates asynchronously: what the primary
   // acknowledged but had not yet sent to a replica is lost when that replica is promoted.
-  // With wait_replicas > 0 every write (append, append_all, mark_read, mark_all_read) is
+  // With wait_replicas > 0 every write (append, append_all, mark_read, mark_all_read, mark_many) is
   // followed on its connection by WAIT wait_replicas replica_timeout, and the call throws
   // RedisError unless that many replicas had it within replica_timeout. Such an error means
   // "not known to be on enough replicas", not "not stored": the primary ran the write (and,
@@ -123,6 +123,8 @@ class NOTIFY_REDIS_EXPORT RedisStore final : public Store {
   std::uint64_t unread_count(std::string_view user) override;
   ReadResult mark_read(std::string_view user, std::string_view id) override;
   ReadResult mark_all_read(std::string_view user) override;
+  // One round trip; two or more as one transaction (MULTI ... EXEC): all made, or none.
+  std::vector<ReadResult> mark_many(const std::vector<MarkQuery>& marks) override;
   bool publishes_appends() const noexcept override;
   bool keeps_idempotency_keys() const noexcept override { return true; }
 

@@ -93,6 +93,8 @@ class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
   std::uint64_t unread_count(std::string_view user) override;
   ReadResult mark_read(std::string_view user, std::string_view id) override;
   ReadResult mark_all_read(std::string_view user) override;
+  // One transaction for all of them: one commit, all made or none.
+  std::vector<ReadResult> mark_many(const std::vector<MarkQuery>& marks) override;
   bool keeps_idempotency_keys() const noexcept override { return true; }
 
   // Applies the retention limits to every user now; returns how many notifications were

@@ -65,6 +65,13 @@ struct ReadResult {
   std::uint64_t seq = 0;  // the sequence position of this change
 };
 
+// One read-state change, for Store::mark_many(): the notification `id` when set
+// (mark_read()), else all of the user's (mark_all_read()).
+struct MarkQuery {
+  std::string user;
+  std::optional<std::string> id;
+};
+
 class NOTIFY_EXPORT Store {
  public:
   virtual ~Store();
@@ -76,11 +83,11 @@ class NOTIFY_EXPORT Store {
   // append() for each draft, in order: returns them stored, in the same order, with
   // increasing ids as a rule. A store that sent a refused draft again after later ones ran
   // would give it a later id than theirs (RedisStore runs a batch as one transaction, so it
-  // does not); the hub hands a batch to the bus in id order, whatever the drafts' order. The default calls append() once per draft; SqliteStore
-  // writes them all in one transaction (one commit for a publish to many users), RedisStore
-  // pipelines them (one round trip). A draft that repeats an earlier one's key and recipient is a
-  // replay of it. When one fails the call throws: SqliteStore then stores none, other stores may
-  // have stored some of them.
+  // does not); the hub hands a batch to the bus in id order, whatever the drafts' order. The
+  // default calls append() once per draft; SqliteStore writes them all in one transaction (one
+  // commit for a publish to many users), RedisStore pipelines them (one round trip). A draft that
+  // repeats an earlier one's key and recipient is a replay of it. When one fails the call throws:
+  // SqliteStore then stores none, other stores may have stored some of them.
   virtual std::vector<Notification> append_all(std::vector<Notification> drafts);
 
   virtual std::uint64_t head() = 0;
@@ -122,6 +129,14 @@ class NOTIFY_EXPORT Store {
   // already read change nothing (empty `ids`).
   virtual ReadResult mark_read(std::string_view user, std::string_view id) = 0;
   virtual ReadResult mark_all_read(std::string_view user) = 0;
+
+  // mark_read() or mark_all_read() for each query, in order, answered in the same order.
+  // The default makes them one call at a time; SqliteStore makes them in one transaction
+  // (one commit), RedisStore sends them as one transaction (one round trip). The hub's
+  // store thread makes the changes queued together with it. Throws as they do, and then no
+  // answer is known: SqliteStore and RedisStore have made none of the changes, the default
+  // those before the one that failed.
+  virtual std::vector<ReadResult> mark_many(const std::vector<MarkQuery>& marks);
 
   // True when the store itself publishes on the bus, atomically with taking the sequence
   // number, each notification append() stores and each `notification:read` event of a

@@ -149,6 +149,10 @@ class RedisStore::Impl {
   // reconfiguring after a failover, a server that is not the primary any more) is sent
   // again after a short pause, up to command_timeout; the calls that ran are not.
   std::vector<Reply> eval_all(Script script, const std::vector<Call>& calls) {
+    return eval_all(std::vector<Script>(calls.size(), script), calls);
+  }
+  // eval_all() with a script for each call: `scripts[i]` runs `calls[i]`.
+  std::vector<Reply> eval_all(const std::vector<Script>& scripts, const std::vector<Call>& calls) {
     const auto deadline = Clock::now() + options_.redis.command_timeout;
     std::vector<Reply> replies(calls.size());
     std::vector<std::size_t> pending(calls.size());
@@ -157,7 +161,7 @@ class RedisStore::Impl {
     auto pause = std::chrono::milliseconds(5);
     for (;;) {
       std::string refusal;
-      pending = eval_pending(script, calls, pending, replies, refusal);
+      pending = eval_pending(scripts, calls, pending, replies, refusal);
       if (pending.empty())
         return replies;
       const auto now = Clock::now();
@@ -196,19 +200,25 @@ class RedisStore::Impl {
   // transaction is sent again whole, and its drafts keep their order. (A call refused
   // while one after it ran is still sent again, with a later id, should Redis ever do that:
   // the hub hands a batch to the bus in id order.)
-  std::vector<std::size_t> eval_pending(Script script, const std::vector<Call>& calls,
+  std::vector<std::size_t> eval_pending(const std::vector<Script>& scripts,
+                                        const std::vector<Call>& calls,
                                         const std::vector<std::size_t>& pending,
                                         std::vector<Reply>& replies, std::string& refusal) {
     return pool_.with([&](SyncConnection& c) -> std::vector<std::size_t> {
-      const auto sha = script_sha(c, script, refusal);
-      if (!sha)
-        return pending;
+      std::array<std::optional<std::string>, s_count> shas;
+      bool writing = false;
+      for (const auto i : pending) {
+        auto& sha = shas[scripts[i]];
+        if (!sha && !(sha = script_sha(c, scripts[i], refusal)))
+          return pending;
+        writing = writing || writes(scripts[i]);
+      }
       std::vector<Command> commands;
       commands.reserve(pending.size() + 3);
       for (const auto i : pending) {
         const auto& call = calls[i];
         const auto keys = script_key_count + (call.extra_key.empty() ? 0 : 1);
-        Command command{"EVALSHA", *sha, std::to_string(keys)};
+        Command command{"EVALSHA", *shas[scripts[i]], std::to_string(keys)};
         command.reserve(3 + keys + 2 + call.args.size());
         add_script_keys(command, call.user_escaped);
         if (!call.extra_key.empty())
@@ -218,15 +228,15 @@ class RedisStore::Impl {
         command.insert(command.end(), call.args.begin(), call.args.end());
         commands.push_back(std::move(command));
       }
-      const bool wait = writes(script) && options_.wait_replicas > 0;
+      const bool wait = writing && options_.wait_replicas > 0;
       Reply replicas;
-      auto got = run_calls(c, commands, writes(script), wait, replicas);
+      auto got = run_calls(c, commands, writing, wait, replicas);
       std::vector<Command> again;
       std::vector<std::size_t> again_at;
       for (std::size_t k = 0; k < got.size(); ++k) {
         if (has_error_code(got[k], "NOSCRIPT")) {
           commands[k][0] = "EVAL";
-          commands[k][1] = sources_[script];
+          commands[k][1] = sources_[scripts[pending[k]]];
           again.push_back(std::move(commands[k]));
           again_at.push_back(k);
         }
@@ -234,7 +244,7 @@ class RedisStore::Impl {
       if (!again.empty()) {
         // This WAIT covers the first pipeline's writes too: it waits for the connection's
         // latest write.
-        auto got_again = run_calls(c, again, writes(script), wait, replicas);
+        auto got_again = run_calls(c, again, writing, wait, replicas);
         for (std::size_t k = 0; k < again_at.size(); ++k)
           got[again_at[k]] = std::move(got_again[k]);
       }
@@ -537,34 +547,63 @@ class RedisStore::Impl {
   }
 
   ReadResult mark_read(std::string_view user, std::string_view id) {
-    ReadResult result;
-    const auto seq = parse_sequence(id);
-    const std::string canonical = seq ? std::to_string(*seq) : std::string();
-    // An id that is no number cannot name anything: read the position and count only.
-    const auto escaped = redis_escape(user);
-    const auto reply = eval(s_mark, escaped,
-                            {canonical.empty() ? "x" : canonical, now_timestamp(), this->seed(),
-                             publish_command(), user_channel(escaped)});
-    if (element(reply, 0).as_integer() == 1)
-      result.ids.push_back(canonical);
-    result.seq = to_u64(element(reply, 1));
-    result.unread_count = to_count(element(reply, 2));
-    return result;
+    return mark_many({MarkQuery{std::string(user), std::string(id)}}).front();
   }
 
   ReadResult mark_all_read(std::string_view user) {
-    const auto escaped = redis_escape(user);
-    const auto reply = eval(s_mark_all, escaped,
-                            {now_timestamp(), seed(), publish_command(), user_channel(escaped)});
-    ReadResult result;
-    const auto& ids = element(reply, 0);
-    if (!ids.is_array())
-      throw RedisError("redis store: unexpected reply");
-    for (const auto& id : ids.elements)
-      result.ids.push_back(id.str);
-    result.seq = to_u64(element(reply, 1));
-    result.unread_count = to_count(element(reply, 2));
-    return result;
+    return mark_many({MarkQuery{std::string(user), std::nullopt}}).front();
+  }
+
+  // Two or more go as one transaction (eval_all): all made, in order, or none.
+  std::vector<ReadResult> mark_many(const std::vector<MarkQuery>& marks) {
+    std::vector<ReadResult> results;
+    if (marks.empty())
+      return results;
+    std::vector<Script> scripts;
+    std::vector<Call> calls;
+    std::vector<std::string> canonical;  // mark_read's id as Redis holds it, "" for none
+    scripts.reserve(marks.size());
+    calls.reserve(marks.size());
+    canonical.reserve(marks.size());
+    const auto at = now_timestamp();
+    for (const auto& m : marks) {
+      auto escaped = redis_escape(m.user);
+      auto channel = user_channel(escaped);
+      if (m.id) {
+        const auto seq = parse_sequence(*m.id);
+        canonical.push_back(seq ? std::to_string(*seq) : std::string());
+        // An id that is no number cannot name anything: read the position and count only.
+        scripts.push_back(s_mark);
+        calls.push_back(Call{std::move(escaped),
+                             {canonical.back().empty() ? "x" : canonical.back(), at, seed(),
+                              publish_command(), std::move(channel)},
+                             {}});
+      } else {
+        canonical.emplace_back();
+        scripts.push_back(s_mark_all);
+        calls.push_back(
+            Call{std::move(escaped), {at, seed(), publish_command(), std::move(channel)}, {}});
+      }
+    }
+    const auto replies = eval_all(scripts, calls);
+    results.reserve(marks.size());
+    for (std::size_t i = 0; i < marks.size(); ++i) {
+      const auto& reply = replies[i];
+      auto& result = results.emplace_back();
+      if (scripts[i] == s_mark) {
+        if (element(reply, 0).as_integer() == 1)
+          result.ids.push_back(canonical[i]);
+      } else {
+        const auto& ids = element(reply, 0);
+        if (!ids.is_array())
+          throw RedisError("redis store: unexpected reply");
+        for (const auto& id : ids.elements)
+          result.ids.push_back(id.str);
+      }
+      result.seq = to_u64(element(reply, 1));
+      result.unread_count = to_count(element(reply, 2));
+    }
+    return results;
   }
 
   // How the scripts publish (publish_appends): the command, '' for none.
@@ -627,6 +666,9 @@ ReadResult RedisStore::mark_read(std::string_view user, std::string_view id) {
 }
 ReadResult RedisStore::mark_all_read(std::string_view user) {
   return impl_->mark_all_read(user);
+}
+std::vector<ReadResult> RedisStore::mark_many(const std::vector<MarkQuery>& marks) {
+  return impl_->mark_many(marks);
 }
 bool RedisStore::publishes_appends() const noexcept {
   return impl_->options_.publish_appends;

@@ -269,6 +269,63 @@ class SqliteStore::Impl {
     return static_cast<std::uint64_t>(q->int64(0));
   }
 
+  // mark_read() within the caller's write transaction.
+  ReadResult mark_one(std::string_view user, std::string_view id, const std::string& at) {
+    ReadResult result;
+    const auto seq = parse_sequence(id);
+    if (seq && *seq <= static_cast<std::uint64_t>(int64_max)) {
+      bool found = false, broadcast = false, unread = false;
+      {
+        auto find = db().query(sql_find);
+        find->bind(1, to_db(*seq));
+        if (find->step()) {
+          broadcast = find->is_null(0);
+          found = broadcast || find->text(0) == user;
+          unread = find->is_null(1);
+        }
+      }
+      if (found && broadcast) {
+        auto mark = db().query(sql_read_broadcast);
+        mark->bind(1, to_db(*seq));
+        mark->bind(2, user);
+        mark->bind(3, at);
+        mark.run();
+        if (db().changes() == 1)
+          result.ids.push_back(std::to_string(*seq));
+      } else if (found && unread) {
+        auto mark = db().query(sql_read_one);
+        mark->bind(1, to_db(*seq));
+        mark->bind(2, at);
+        mark.run();
+        result.ids.push_back(std::to_string(*seq));
+      }
+    }
+    result.seq = result.ids.empty() ? head() : record_read(user);
+    result.unread_count = unread(user);
+    return result;
+  }
+
+  // mark_all_read() within the caller's write transaction.
+  ReadResult mark_all(std::string_view user, const std::string& at) {
+    ReadResult result;
+    // Ids in the order MemoryStore gives them: the user's own, then broadcasts, oldest first.
+    for (const auto seq : seqs(sql_unread_own, user))
+      result.ids.push_back(std::to_string(seq));
+    for (const auto seq : seqs(sql_unread_broadcasts, user))
+      result.ids.push_back(std::to_string(seq));
+    if (!result.ids.empty()) {
+      for (const char* sql : {sql_read_own, sql_read_broadcasts}) {
+        auto mark = db().query(sql);
+        mark->bind(1, user);
+        mark->bind(2, at);
+        mark.run();
+      }
+    }
+    result.seq = result.ids.empty() ? head() : record_read(user);
+    result.unread_count = unread(user);
+    return result;
+  }
+
   std::vector<std::int64_t> seqs(const char* sql, std::string_view user) {
     std::vector<std::int64_t> out;
     auto q = db_->query(sql);
@@ -518,66 +575,30 @@ std::uint64_t SqliteStore::unread_count(std::string_view user) {
 
 ReadResult SqliteStore::mark_read(std::string_view user, std::string_view id) {
   std::lock_guard lock(impl_->mutex);
-  auto& db = impl_->db();
-  Transaction transaction(db, Transaction::Kind::write);
-  ReadResult result;
-  const auto seq = parse_sequence(id);
-  if (seq && *seq <= static_cast<std::uint64_t>(int64_max)) {
-    bool found = false, broadcast = false, unread = false;
-    {
-      auto find = db.query(sql_find);
-      find->bind(1, to_db(*seq));
-      if (find->step()) {
-        broadcast = find->is_null(0);
-        found = broadcast || find->text(0) == user;
-        unread = find->is_null(1);
-      }
-    }
-    if (found && broadcast) {
-      auto mark = db.query(sql_read_broadcast);
-      mark->bind(1, to_db(*seq));
-      mark->bind(2, user);
-      mark->bind(3, now().text);
-      mark.run();
-      if (db.changes() == 1)
-        result.ids.push_back(std::to_string(*seq));
-    } else if (found && unread) {
-      auto mark = db.query(sql_read_one);
-      mark->bind(1, to_db(*seq));
-      mark->bind(2, now().text);
-      mark.run();
-      result.ids.push_back(std::to_string(*seq));
-    }
-  }
-  result.seq = result.ids.empty() ? impl_->head() : impl_->record_read(user);
-  result.unread_count = impl_->unread(user);
+  Transaction transaction(impl_->db(), Transaction::Kind::write);
+  auto result = impl_->mark_one(user, id, now().text);
   transaction.commit();
   return result;
 }
 
 ReadResult SqliteStore::mark_all_read(std::string_view user) {
   std::lock_guard lock(impl_->mutex);
-  auto& db = impl_->db();
-  Transaction transaction(db, Transaction::Kind::write);
-  const auto at = now().text;
-  ReadResult result;
-  // Ids in the order MemoryStore gives them: the user's own, then broadcasts, oldest first.
-  for (const auto seq : impl_->seqs(sql_unread_own, user))
-    result.ids.push_back(std::to_string(seq));
-  for (const auto seq : impl_->seqs(sql_unread_broadcasts, user))
-    result.ids.push_back(std::to_string(seq));
-  if (!result.ids.empty()) {
-    for (const char* sql : {sql_read_own, sql_read_broadcasts}) {
-      auto mark = db.query(sql);
-      mark->bind(1, user);
-      mark->bind(2, at);
-      mark.run();
-    }
-  }
-  result.seq = result.ids.empty() ? impl_->head() : impl_->record_read(user);
-  result.unread_count = impl_->unread(user);
+  Transaction transaction(impl_->db(), Transaction::Kind::write);
+  auto result = impl_->mark_all(user, now().text);
   transaction.commit();
   return result;
+}
+
+std::vector<ReadResult> SqliteStore::mark_many(const std::vector<MarkQuery>& marks) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db(), Transaction::Kind::write);
+  const auto at = now().text;
+  std::vector<ReadResult> results;
+  results.reserve(marks.size());
+  for (const auto& m : marks)
+    results.push_back(m.id ? impl_->mark_one(m.user, *m.id, at) : impl_->mark_all(m.user, at));
+  transaction.commit();
+  return results;
 }
 
 std::size_t SqliteStore::prune() {

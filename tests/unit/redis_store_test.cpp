@@ -342,6 +342,38 @@ long rejected_calls(const testredis::RedisServer& server, const std::string& com
   return info_number(server, "commandstats", "cmdstat_" + command + ":", "rejected_calls=");
 }
 
+TEST_CASE("redis store: mark_many is one transaction of two scripts, after Redis forgot them too") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  RedisStore store(store_options(server, "marks:"));
+  const auto a1 = store.append(draft("alice", "a1")).id;
+  const auto a2 = store.append(draft("alice", "a2")).id;
+  const auto b1 = store.append(draft("bob", "b1")).id;
+  const auto calls = [&](const std::string& command) {
+    return info_number(server, "commandstats", "cmdstat_" + command + ":", "calls=");
+  };
+  const auto before = calls("exec");
+  using Ids = std::vector<std::string>;
+  const auto first = store.mark_many({{"alice", a1}, {"bob", std::nullopt}});
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].ids == Ids{a1});
+  CHECK(first[1].ids == Ids{b1});
+  CHECK(first[1].seq == first[0].seq + 1);
+  CHECK(calls("exec") == before + 1);
+
+  CHECK(server.command("SCRIPT FLUSH").rfind("+OK", 0) == 0);  // as after a restart
+  const auto evals = calls("eval");
+  const auto second = store.mark_many({{"bob", b1}, {"alice", std::nullopt}, {"alice", a2}});
+  REQUIRE(second.size() == 3);
+  CHECK(second[0].ids.empty());
+  CHECK(second[1].ids == Ids{a2});
+  CHECK(second[1].unread_count == 0);
+  CHECK(second[2].ids.empty());
+  CHECK(calls("eval") == evals + 3);  // each sent again with its own script's source
+  CHECK(store.unread_count("alice") == 0);
+  CHECK(store.head() == second[1].seq);
+}
+
 TEST_CASE("redis store: calls wait while a restarted Redis loads its data") {
   testredis::RedisServer server(false, slow_load_options());
   NOTIFY_REQUIRE_REDIS(server);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -244,6 +245,62 @@ TEST_CASE_TEMPLATE("store: mark read and read all", F, NOTIFY_TEST_STORES) {
     CHECK(again.ids.empty());
     CHECK(again.seq == all.seq);
   }
+}
+
+TEST_CASE_TEMPLATE("store: mark_many makes each change as mark_read/mark_all_read would, in order",
+                   F, NOTIFY_TEST_STORES) {
+  auto many = F::make();
+  auto one_by_one = F::make();
+  for (auto* store : {many.get(), one_by_one.get()}) {
+    store->append(draft("alice", "a1"));  // 1
+    store->append(draft("bob", "b1"));    // 2
+    store->append(broadcast("all"));      // 3
+    store->append(draft("alice", "a2"));  // 4
+  }
+  CHECK(many->mark_many({}).empty());
+  const auto read = [](const char* user, const char* id) {
+    return notify::MarkQuery{user, std::string(id)};
+  };
+  const auto read_all = [](const char* user) { return notify::MarkQuery{user, std::nullopt}; };
+  const std::vector<notify::MarkQuery> marks{
+      read("alice", "1"), read_all("bob"),    read("carol", "3"), read("alice", "x"),
+      read("alice", "1"), read("dave", "2"),  read_all("alice"),  read_all("alice"),
+      read("bob", "3"),   read("carol", "99")};
+  const auto answers = many->mark_many(marks);
+  REQUIRE(answers.size() == marks.size());
+  for (std::size_t i = 0; i < marks.size(); ++i) {
+    CAPTURE(i);
+    const auto& m = marks[i];
+    const auto expected =
+        m.id ? one_by_one->mark_read(m.user, *m.id) : one_by_one->mark_all_read(m.user);
+    CHECK(answers[i].ids == expected.ids);
+    CHECK(answers[i].unread_count == expected.unread_count);
+    CHECK(answers[i].seq == expected.seq);
+  }
+  // What the answers say, not only that they agree: a number for each change that changed
+  // something, in the order asked; the head for the others.
+  using Ids = std::vector<std::string>;
+  CHECK(answers[0].ids == Ids{"1"});
+  CHECK(answers[0].seq == 5);
+  CHECK(answers[1].ids == Ids{"2", "3"});
+  CHECK(answers[1].seq == 6);
+  CHECK(answers[2].ids == Ids{"3"});
+  CHECK(answers[2].seq == 7);
+  for (const std::size_t i : {3, 4, 5}) {
+    CAPTURE(i);
+    CHECK(answers[i].ids.empty());
+    CHECK(answers[i].seq == 7);
+  }
+  CHECK(answers[6].ids == Ids{"4", "3"});
+  CHECK(answers[6].seq == 8);
+  CHECK(answers[6].unread_count == 0);
+  CHECK(answers[7].ids.empty());
+  CHECK(answers[8].ids.empty());  // bob read it with the rest
+  CHECK(answers[8].unread_count == 0);
+  CHECK(answers[9].ids.empty());
+  CHECK(many->head() == 8);
+  CHECK(many->unread_count("carol") == 0);
+  CHECK(many->unread_count("dave") == 1);
 }
 
 TEST_CASE_TEMPLATE("store: broadcasts are seen by every user with their own read state", F,
