@@ -402,6 +402,41 @@ class NotificationHub::Impl final : public SinkOwner,
     enqueue(QueuedRead{std::move(run)});
   }
 
+  // The read-state changes of queued calls (all QueuedMark), made in one store call
+  // (Store::mark_many: one SQLite commit, one Redis transaction), each call completed with
+  // its own result. A store error fails them all, as it does a batch of publishes.
+  void run_marks(std::vector<QueuedCall>& calls) {
+    std::vector<MarkQuery> marks;
+    marks.reserve(calls.size());
+    for (auto& call : calls) {
+      auto& mark = std::get<QueuedMark>(call);
+      marks.push_back(MarkQuery{std::move(mark.user), std::move(mark.id)});
+    }
+    std::vector<ReadResult> results;
+    std::exception_ptr error;
+    try {
+      const auto sequence = sequence_lock();
+      throw_if_stopped();
+      results = store_->mark_many(marks);
+      if (results.size() != marks.size())
+        throw std::logic_error("notify: Store::mark_many answered " +
+                               std::to_string(results.size()) + " of " +
+                               std::to_string(marks.size()) + " changes");
+      for (std::size_t i = 0; i < marks.size(); ++i)
+        send_read_sync(marks[i].user, results[i]);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    // As in publish_batch(), the last failed call takes this thread's reference to the error.
+    for (std::size_t c = 0; c < calls.size(); ++c) {
+      auto& done = std::get<QueuedMark>(calls[c]).done;
+      if (error)
+        complete(done, c + 1 == calls.size() ? std::move(error) : error, ReadResult{});
+      else
+        complete(done, nullptr, std::move(results[c]));
+    }
+  }
+
   // The read-state change of `call`, completed with its result or error.
   void run_mark(QueuedMark& call) {
     std::exception_ptr error;
@@ -469,7 +504,8 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // The store thread: takes every publish queued before the next call of another kind (up
   // to max_publish_batch drafts) at once, so that publishes arriving while the store writes
-  // one batch make up the next. A read-state change or an async_list() is a batch of its own.
+  // one batch make up the next; read-state changes queued one after another likewise make
+  // one batch (one Store::mark_many call). An async_list() is a batch of its own.
   // A requested turn of the repair task comes after at most one batch from the queue: a
   // connection's first read (or its repair) does not wait behind every queued publish, and
   // it needs no place among them, as the sink was registered before it reads.
@@ -498,8 +534,8 @@ class NotificationHub::Impl final : public SinkOwner,
       const auto start = Clock::now();
       if (repair_turn)
         run_repairs();
-      else if (auto* mark = std::get_if<QueuedMark>(&batch.front()))
-        run_mark(*mark);
+      else if (std::holds_alternative<QueuedMark>(batch.front()))
+        run_marks(batch);
       else if (auto* read = std::get_if<QueuedRead>(&batch.front()))
         complete(read->run, nullptr);
       else
@@ -511,7 +547,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // Moves the next batch from the queue (not empty) into `batch`.
   void take_batch_locked(std::vector<QueuedCall>& batch) {
-    std::size_t calls = 1;  // a read-state change or a read alone, or the publishes that follow
+    std::size_t calls = 1;  // a read alone, or the publishes (read-state changes) that follow
     if (const auto* first = std::get_if<QueuedPublish>(&store_queue_.front())) {
       std::size_t drafts = first->drafts.size();
       for (; calls < store_queue_.size(); ++calls) {
@@ -520,6 +556,10 @@ class NotificationHub::Impl final : public SinkOwner,
           break;
         drafts += next->drafts.size();
       }
+    } else if (std::holds_alternative<QueuedMark>(store_queue_.front())) {
+      while (calls < store_queue_.size() && calls < max_publish_batch &&
+             std::holds_alternative<QueuedMark>(store_queue_[calls]))
+        ++calls;
     }
     if (calls == store_queue_.size()) {
       batch.swap(store_queue_);  // the queue keeps the batch's old capacity
@@ -669,15 +709,22 @@ class NotificationHub::Impl final : public SinkOwner,
                          [[maybe_unused]] std::unique_lock<std::mutex> sequence) {
     throw_if_stopped();
     auto result = id ? store_->mark_read(user, *id) : store_->mark_all_read(user);
-    if (!result.ids.empty() && !store_->publishes_appends()) {  // else the store published it
-      nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};
-      auto event = Event::message(std::string(event_type::read), {}, data.dump(), result.seq);
-      std::error_code ec;
-      bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
-      if (ec)
-        report(fmt::format("bus: read sync for '{}' not sent: {}", user, ec.message()));
-    }
+    send_read_sync(user, result);
     return result;
+  }
+
+  // Under sequence_lock(), after the store: the `notification:read` event of a change that
+  // changed something, on the bus (unless the store published it itself). A bus that
+  // refuses it is reported; the change stands.
+  void send_read_sync(std::string_view user, const ReadResult& result) {
+    if (result.ids.empty() || store_->publishes_appends())
+      return;
+    nlohmann::json data{{"ids", result.ids}, {"unreadCount", result.unread_count}};
+    auto event = Event::message(std::string(event_type::read), {}, data.dump(), result.seq);
+    std::error_code ec;
+    bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
+    if (ec)
+      report(fmt::format("bus: read sync for '{}' not sent: {}", user, ec.message()));
   }
 
   // Held across a store write and its bus publish, so that the bus carries them in sequence

@@ -178,13 +178,15 @@ class NOTIFY_EXPORT NotificationHub {
   // Updates the store; every connection of the user gets `notification:read` with the
   // changed ids and the authoritative unread count. With a store that may block, a call that
   // finds the store thread busy or a call queued for it waits its turn in that queue, as
-  // publish() does (a change is a store call of its own, not batched).
+  // publish() does, and is made in one store call with the changes queued beside it
+  // (Store::mark_many).
   ReadResult mark_read(std::string_view user, std::string_view id);
   ReadResult mark_all_read(std::string_view user);
 
   // mark_read() and mark_all_read() without waiting for the store, as async_publish(): with a
   // store that may block the change is queued for the store thread, in order with the
-  // publishes queued before and after it (it is not batched with them). `token` completes
+  // publishes queued before and after it; changes queued one after another are made in one
+  // store call (Store::mark_many), which fails or succeeds for all of them. `token` completes
   // with void(std::exception_ptr error, ReadResult result). Throws std::invalid_argument for
   // an empty user. A WebSocket client's `notification:read` and `notifications:read_all` go
   // the same way.

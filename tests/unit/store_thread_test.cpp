@@ -41,8 +41,8 @@ namespace {
 using Client = test::SseClient;
 
 // Holds its first append_all() until release(), and records the size of every one and of
-// every snapshot_many(), apart and in the order of the calls. With `backward`, the later
-// append_all() calls store their drafts last first (ids against the drafts' order, as
+// every snapshot_many() and mark_many(), apart and in the order of the calls. With `backward`, the
+// later append_all() calls store their drafts last first (ids against the drafts' order, as
 // RedisStore's for a draft it had to send again), answered in the drafts' order.
 class GateStore final : public test::ForwardingStore {
  public:
@@ -87,6 +87,17 @@ class GateStore final : public test::ForwardingStore {
     }
     return Store::snapshot_many(users, limit);
   }
+  // Recorded as "mark N"; throws instead while `fail_marks`.
+  std::vector<notify::ReadResult> mark_many(const std::vector<notify::MarkQuery>& marks) override {
+    {
+      std::lock_guard lock(mutex_);
+      calls_.push_back("mark " + std::to_string(marks.size()));
+    }
+    if (fail_marks)
+      throw std::runtime_error("the store is away");
+    return Store::mark_many(marks);
+  }
+  std::atomic<bool> fail_marks{false};
   std::vector<std::size_t> snapshot_sizes() const {
     std::lock_guard lock(mutex_);
     return snapshot_sizes_;
@@ -94,6 +105,13 @@ class GateStore final : public test::ForwardingStore {
   std::vector<std::string> calls() const {
     std::lock_guard lock(mutex_);
     return calls_;
+  }
+  std::vector<std::string> writes() const {  // calls() without the snapshots
+    auto out = calls();
+    out.erase(std::remove_if(out.begin(), out.end(),
+                             [](const std::string& c) { return c.rfind("snapshot", 0) == 0; }),
+              out.end());
+    return out;
   }
 
  private:
@@ -743,6 +761,99 @@ TEST_CASE("mark_all_read(): beside a busy store thread, after the thread's async
         std::set<std::string>{out.got[0].second, out.got[1].second});
   CHECK(read->unread_count == 0);
   CHECK(store->sizes() == std::vector<std::size_t>{1, 1});  // the change is a call of its own
+  hub.stop();
+}
+
+TEST_CASE("read-state changes queued together are made in one mark_many(), each answered") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  Client alice(io, hub, "a"), bob(io, hub, "b");
+  REQUIRE(test::run_until(io, [&] { return alice.count() == 1 && bob.count() == 1; }));
+  const auto a1 = hub.publish(draft("a", "a1"));  // in the call: no append_all
+  const auto b1 = hub.publish(draft("b", "b1"));
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+
+  // Three async changes and a synchronous one from another thread, all behind the held
+  // batch: the next batch is the four of them, one store call.
+  std::vector<std::optional<notify::ReadResult>> reads(3);
+  const auto keep = [&](std::size_t i) {
+    return [&reads, i](std::exception_ptr error, notify::ReadResult result) {
+      CHECK_FALSE(error);
+      reads[i] = std::move(result);
+    };
+  };
+  hub.async_mark_read("a", a1, keep(0));
+  hub.async_mark_all_read("b", keep(1));
+  hub.async_mark_read("a", "no such id", keep(2));
+  std::optional<notify::ReadResult> sync_read;
+  bool queued = false;
+  const auto error = run_behind_held_batch(io, hub, *store, 4, queued,
+                                           [&] { sync_read = hub.mark_all_read("a"); });
+  REQUIRE(queued);
+  REQUIRE(error == "");
+  REQUIRE(test::run_until(io, [&] { return reads[0] && reads[1] && reads[2]; }));
+  REQUIRE(out.got.size() == 1);
+  const auto held = out.got[0].second;
+  CHECK(store->writes() == std::vector<std::string>{"append 1", "mark 4"});
+
+  using Ids = std::vector<std::string>;
+  CHECK(reads[0]->ids == Ids{a1});
+  CHECK(reads[1]->ids == Ids{b1});
+  CHECK(reads[1]->unread_count == 0);
+  CHECK(reads[2]->ids.empty());
+  REQUIRE(sync_read);
+  CHECK(sync_read->ids == Ids{held});
+  CHECK(sync_read->unread_count == 0);
+  CHECK(reads[0]->seq < reads[1]->seq);
+  CHECK(reads[1]->seq < sync_read->seq);
+  // Each change that changed something reached its user's connection, in order.
+  REQUIRE(test::run_until(io, [&] { return alice.count() == 5 && bob.count() == 3; }));
+  const auto a = alice.events();
+  CHECK(a[3].type == "notification:read");
+  CHECK(nlohmann::json::parse(a[3].data).at("ids") == nlohmann::json{a1});
+  CHECK(a[4].type == "notification:read");
+  CHECK(nlohmann::json::parse(a[4].data).at("ids") == nlohmann::json{held});
+  CHECK(bob.events()[2].type == "notification:read");
+  hub.stop();
+}
+
+TEST_CASE("read-state changes of one batch fail together when the store fails it") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  const auto a1 = hub.publish(draft("a", "a1"));
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+  store->fail_marks = true;
+  // Async calls only: their handlers read the one exception on this thread (see the note on
+  // shared exceptions in publish_batch()).
+  std::vector<std::string> errors(3);
+  const auto keep = [&](std::size_t i) {
+    return [&errors, i](std::exception_ptr error, notify::ReadResult) {
+      try {
+        if (error)
+          std::rethrow_exception(error);
+        errors[i] = "none";
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    };
+  };
+  hub.async_mark_read("a", a1, keep(0));
+  hub.async_mark_all_read("b", keep(1));
+  hub.async_mark_all_read("a", keep(2));
+  CHECK(hub.metrics().publishes_pending == 3);
+  store->release();
+  REQUIRE(test::run_until(
+      io, [&] { return !errors[0].empty() && !errors[1].empty() && !errors[2].empty(); }));
+  CHECK(errors == std::vector<std::string>(3, "the store is away"));
+  CHECK(store->writes() == std::vector<std::string>{"append 1", "mark 3"});
+  // Nothing was changed: the store refused the call.
+  CHECK(hub.list("a", true, 10).size() == 2);
+  store->fail_marks = false;
+  CHECK(hub.mark_read("a", a1).ids == std::vector<std::string>{a1});
   hub.stop();
 }
 
