@@ -1,15 +1,18 @@
-// notify-bench-sync-publish: what synchronous publish() calls from several threads of the
-// host cost and how long each waits, with a store that may block.
+// notify-bench-sync-publish: what synchronous publish() (or mark_read()) calls from several
+// threads of the host cost and how long each waits, with a store that may block.
 //
 // One process, the library only (no HTTP, no connection): --threads threads call
 // hub.publish() one after another, each to a random one of 1,000 users, for --duration
-// seconds after --warmup seconds. Prints one JSON line: publishes/s, each call's time
-// (p50, p90, p99, max), the process's CPU time per publish (user and system, from
-// getrusage, over the measured phase), and how many store calls the hub's store thread made
-// (publish_batches: calls that did not write in the call).
+// seconds after --warmup seconds. With --op mark each thread publishes to a random user
+// (not timed) and then marks that notification read with hub.mark_read() (timed): the
+// figures are then the marks'. Prints one JSON line: calls/s, each timed call's time (p50,
+// p90, p99, max), the process's CPU time per timed call (user and system, from getrusage,
+// over the measured phase, the untimed publishes included), and how many publish batches
+// the hub's store thread made per timed call (publish_batches: publishes that did not write
+// in the call).
 //
 //   notify-bench-sync-publish --store sqlite:PATH|redis://HOST:PORT [--threads 4]
-//                             [--duration 5] [--warmup 1]
+//                             [--duration 5] [--warmup 1] [--op publish|mark]
 #include <notify/hub.hpp>
 
 #include "bench_store.hpp"
@@ -40,6 +43,7 @@ struct Options {
   std::size_t threads = 4;
   double duration_s = 5;
   double warmup_s = 1;
+  bool mark = false;  // --op mark: time mark_read() calls
 };
 
 Options parse(int argc, char** argv) {
@@ -57,13 +61,15 @@ Options parse(int argc, char** argv) {
       o.duration_s = std::stod(value);
     else if (arg == "--warmup")
       o.warmup_s = std::stod(value);
+    else if (arg == "--op" && (value == "publish" || value == "mark"))
+      o.mark = value == "mark";
     else
       throw std::invalid_argument(std::string(arg) + ": unknown option");
   }
   if (o.store.empty() || o.threads == 0 || o.duration_s <= 0 || o.warmup_s < 0)
     throw std::invalid_argument(
         "usage: --store sqlite:PATH|redis://HOST:PORT [--threads N] [--duration S]"
-        " [--warmup S]");
+        " [--warmup S] [--op publish|mark]");
   return o;
 }
 
@@ -82,8 +88,8 @@ struct Publisher {
   std::vector<double> call_ms;
   std::size_t failed = 0;
 
-  void run(notify::NotificationHub& hub, std::size_t seed, const std::atomic<bool>& measuring,
-           const std::atomic<bool>& stop) {
+  void run(notify::NotificationHub& hub, bool mark, std::size_t seed,
+           const std::atomic<bool>& measuring, const std::atomic<bool>& stop) {
     std::minstd_rand random(static_cast<std::minstd_rand::result_type>(seed + 1));
     while (!stop.load(std::memory_order_relaxed)) {
       notify::Notification draft;
@@ -91,10 +97,23 @@ struct Publisher {
       draft.type = "comment";
       draft.title = "published synchronously";
       draft.body = "a notification of one of the host's threads";
+      const auto user = draft.user_id;
+      std::string id;
+      if (mark) {
+        try {
+          id = hub.publish(std::move(draft));
+        } catch (const std::exception&) {
+          ++failed;
+          continue;
+        }
+      }
       const bool counted = measuring.load(std::memory_order_relaxed);
       const auto start = Clock::now();
       try {
-        hub.publish(std::move(draft));
+        if (!mark)
+          hub.publish(std::move(draft));
+        else if (hub.mark_read(user, id).ids.size() != 1)
+          throw std::runtime_error("the mark changed nothing");
       } catch (const std::exception&) {
         ++failed;
         continue;
@@ -116,7 +135,7 @@ int run(const Options& options) {
   std::vector<Publisher> publishers(options.threads);
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < options.threads; ++i)
-    threads.emplace_back([&, i] { publishers[i].run(hub, i, measuring, stop); });
+    threads.emplace_back([&, i] { publishers[i].run(hub, options.mark, i, measuring, stop); });
 
   std::this_thread::sleep_for(std::chrono::duration<double>(options.warmup_s));
   const auto batches_before = hub.metrics().publish_batches;
@@ -142,21 +161,21 @@ int run(const Options& options) {
     failed += p.failed;
   }
   if (calls.empty())
-    throw std::runtime_error("no publish completed while measuring");
+    throw std::runtime_error("no call completed while measuring");
   const double seconds = std::chrono::duration<double>(until - from).count();
-  const auto publishes = static_cast<double>(calls.size());
+  const auto timed = static_cast<double>(calls.size());
   nlohmann::json report = {
       {"store", options.store.substr(0, options.store.find(':'))},
+      {"op", options.mark ? "mark" : "publish"},
       {"threads", options.threads},
-      {"publishes_per_s", publishes / seconds},
+      {"calls_per_s", timed / seconds},
       {"call_ms",
        {{"p50", bench::percentile(calls, 0.5)},
         {"p90", bench::percentile(calls, 0.9)},
         {"p99", bench::percentile(calls, 0.99)},
         {"max", *std::max_element(calls.begin(), calls.end())}}},
-      {"cpu_us_per_publish", (cpu_after - cpu_before) * 1e6 / publishes},
-      {"store_thread_batches_per_publish",
-       static_cast<double>(batches_after - batches_before) / publishes},
+      {"cpu_us_per_call", (cpu_after - cpu_before) * 1e6 / timed},
+      {"publish_batches_per_call", static_cast<double>(batches_after - batches_before) / timed},
       {"failed", failed},
   };
   std::printf("%s\n", report.dump().c_str());
