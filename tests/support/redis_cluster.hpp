@@ -65,6 +65,15 @@ class RedisCluster {
       nodes_.push_back(std::make_unique<RedisServer>(false, args, "", password, true));
     if (!available())
       return;
+    // A config epoch of its own for each node, as redis-cli --cluster create gives them.
+    // Left at 0, the nodes settle their tie in time, and a slot moved before they have may
+    // not follow: the new owner takes a new epoch only when its own is not the highest
+    // already (shared with another node, say), and a claim with an epoch no higher than the
+    // old owner's loses where that owner's still stands. A move then timed out, with a node
+    // naming the old owner for good.
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+      expect_ok(configure(i, "CLUSTER SET-CONFIG-EPOCH " + std::to_string(i + 1)),
+                "CLUSTER SET-CONFIG-EPOCH");
     for (int i = 0; i < 3; ++i)
       expect_ok(configure(i, "CLUSTER ADDSLOTSRANGE " + std::to_string(ranges[i][0]) + " " +
                                  std::to_string(ranges[i][1])),
@@ -163,14 +172,22 @@ class RedisCluster {
     for (const auto i : {moving_to_, owner_, third})
       expect_ok(configure(i, "CLUSTER SETSLOT " + slot + " NODE " + id(moving_to_)), "NODE");
     owner_ = moving_to_;
-    wait_for(
-        [&] {
-          for (std::size_t i = 0; i < 3; ++i)
-            if (primary_port(node(i)) != node(owner_).port())
-              return false;
-          return true;
-        },
-        "every primary to name the slot's new owner");
+    try {
+      wait_for(
+          [&] {
+            for (std::size_t i = 0; i < 3; ++i)
+              if (primary_port(node(i)) != node(owner_).port())
+                return false;
+            return true;
+          },
+          "every primary to name the slot's new owner");
+    } catch (const std::runtime_error& e) {
+      std::string views = e.what();
+      for (std::size_t i = 0; i < 3; ++i)
+        views += "\nnode " + std::to_string(i) + " (port " + std::to_string(node(i).port()) +
+                 ") says:\n" + reply_text(node(i).command("CLUSTER NODES"));
+      throw std::runtime_error(views);
+    }
   }
 
   // Takes another of its slots from the primary that serves the tag's slot: it sees a slot
