@@ -226,10 +226,12 @@ class NotificationHub::Impl final : public SinkOwner,
   // its own call, which during a Redis outage meant one command_timeout after another;
   // callers are served in turn, not whoever takes the lock again first; and a thread's
   // earlier async call reaches the store before its synchronous one. Alone, a call writes in
-  // the call, without crossing threads. A store that publishes its appends needs no
-  // sequence lock and is written in the call, as is any call made on the store thread.
+  // the call, without crossing threads, as does any call made on the store thread. A store
+  // that publishes its appends needs no sequence lock: calls that find the queue empty and
+  // the store thread idle write in the call at once, side by side (Redis orders them), and
+  // the others take their turn as above.
   std::optional<std::unique_lock<std::mutex>> lock_for_call() {
-    if (!store_->may_block() || store_->publishes_appends())
+    if (!store_->may_block())
       return sequence_lock();
     {
       std::lock_guard lock(store_queue_mutex_);
@@ -238,6 +240,8 @@ class NotificationHub::Impl final : public SinkOwner,
       if (!store_queue_.empty() || store_thread_has_calls_)
         return std::nullopt;
     }
+    if (store_->publishes_appends())
+      return sequence_lock();  // no lock
     // A batch the store thread takes from here on holds only calls concurrent with this
     // one: either may go first.
     std::unique_lock lock(sequence_mutex_, std::try_to_lock);

@@ -524,6 +524,12 @@ TEST_CASE(
   constexpr auto timeout = 2000ms;  // long enough for six threads to queue on a loaded machine
   auto options = store_options(server, "stall:");
   options.redis.command_timeout = timeout;
+  SUBCASE("the hub orders the appends") {}
+  SUBCASE("the store publishes its appends") {
+    // No sequence lock: callers used to write in the call at once, each on a connection of
+    // the pool (four) and with a timeout of its own.
+    options.publish_appends = true;
+  }
   auto store = std::make_shared<RedisStore>(options);
   IoThread io;
   notify::NotificationHub hub(io.io.get_executor(), hub_options(), store);

@@ -98,6 +98,10 @@ class GateStore final : public test::ForwardingStore {
     return Store::mark_many(marks);
   }
   std::atomic<bool> fail_marks{false};
+  // Says it publishes its appends (RedisStore with publish_appends); it does not, and the
+  // hub then sends nothing on the bus: for cases about the order of store calls only.
+  std::atomic<bool> publishes{false};
+  bool publishes_appends() const noexcept override { return publishes; }
   std::vector<std::size_t> snapshot_sizes() const {
     std::lock_guard lock(mutex_);
     return snapshot_sizes_;
@@ -761,6 +765,34 @@ TEST_CASE("mark_all_read(): beside a busy store thread, after the thread's async
         std::set<std::string>{out.got[0].second, out.got[1].second});
   CHECK(read->unread_count == 0);
   CHECK(store->sizes() == std::vector<std::size_t>{1, 1});  // the change is a call of its own
+  hub.stop();
+}
+
+TEST_CASE(
+    "publish(): with a store that publishes its appends, after the thread's async_publish()") {
+  asio::io_context io;
+  auto store = std::make_shared<GateStore>();
+  store->publishes = true;
+  NotificationHub hub(io.get_executor(), no_batching(), store);
+  // Alone, calls write in the call: no append_all.
+  const auto alone = hub.publish(draft("a", "alone"));
+  CHECK(store->writes().empty());
+
+  // An async publish held in the store, then a publish(): it waits its turn behind the held
+  // call (it used to write in the call at once, before the held one).
+  Outcomes out;
+  REQUIRE(hold_with_queue(hub, *store, out, "a", 0));
+  std::string sync_id;
+  bool queued = false;
+  const auto error = run_behind_held_batch(io, hub, *store, 1, queued,
+                                           [&] { sync_id = hub.publish(draft("a", "sync")); });
+  REQUIRE(error == "");
+  REQUIRE(queued);
+  REQUIRE(test::run_until(io, [&] { return out.got.size() == 1; }));
+  REQUIRE_FALSE(out.got[0].first);
+  CHECK(std::stoull(alone) < std::stoull(out.got[0].second));  // "held"
+  CHECK(std::stoull(out.got[0].second) < std::stoull(sync_id));
+  CHECK(store->writes() == std::vector<std::string>{"append 1", "append 1"});
   hub.stop();
 }
 
