@@ -422,6 +422,7 @@ class NotificationHub::Impl final : public SinkOwner,
       const auto sequence = sequence_lock();
       throw_if_stopped();
       results = store_->mark_many(marks);
+      mark_batches_.fetch_add(1, std::memory_order_relaxed);
       if (results.size() != marks.size())
         throw std::logic_error("notify: Store::mark_many answered " +
                                std::to_string(results.size()) + " of " +
@@ -1727,6 +1728,7 @@ class NotificationHub::Impl final : public SinkOwner,
       m.publishes_pending = store_queue_.size();
     }
     m.publish_batches = publish_batches_.load(std::memory_order_relaxed);
+    m.mark_batches = mark_batches_.load(std::memory_order_relaxed);
     m.store_thread_busy_us = store_thread_busy_us_.load(std::memory_order_relaxed);
     m.publishes = publishes_.load(std::memory_order_relaxed);
     m.publish_replays = publish_replays_.load(std::memory_order_relaxed);
@@ -1818,6 +1820,7 @@ class NotificationHub::Impl final : public SinkOwner,
   bool repair_turn_requested_ = false;   // see request_repair_turn()
   bool store_thread_has_calls_ = false;  // calls taken from the queue, not all completed
   std::atomic<std::uint64_t> publish_batches_{0};
+  std::atomic<std::uint64_t> mark_batches_{0};
   std::atomic<std::uint64_t> store_thread_busy_us_{0};
 
   std::mutex sequence_mutex_;  // a store write and its bus publish happen as one step (see

@@ -68,6 +68,8 @@ std::string render_prometheus(const HubMetrics& m, std::string_view bus_name) {
   metric(out, "notify_publish_batches_total", "counter",
          "Store calls that wrote queued async_publish() calls, each one transaction or pipeline.",
          m.publish_batches);
+  metric(out, "notify_mark_batches_total", "counter",
+         "Store calls that made queued read-state changes, each one transaction.", m.mark_batches);
   fmt::format_to(std::back_inserter(out),
                  "# HELP notify_store_thread_busy_seconds_total Time the store thread spent in "
                  "its calls.\n"

@@ -38,9 +38,11 @@ struct HubMetrics {
   std::uint64_t subscription_waits_expired = 0;
   // Calls queued and not yet taken by the store thread (async_publish*(), async_mark*(),
   // async_list(); the hub's own reads are counted in connections_awaiting_read), and the
-  // store calls (append_all) that the thread made for the publishes.
+  // store calls that the thread made for the publishes (append_all) and for the read-state
+  // changes (mark_many).
   std::uint64_t publishes_pending = 0;
   std::uint64_t publish_batches = 0;
+  std::uint64_t mark_batches = 0;
   // Microseconds the store thread spent in its calls (writes and reads), finished ones only:
   // its rate is how busy the thread is, and near one second per second, the store is what
   // the queue waits for.

@@ -83,11 +83,11 @@ struct RedisStoreOptions {
   bool sharded = false;  // SPUBLISH instead of PUBLISH
   // Durability across a failover. Redis replicates asynchronously: what the primary
   // acknowledged but had not yet sent to a replica is lost when that replica is promoted.
-  // With wait_replicas > 0 every write (append, append_all, mark_read, mark_all_read, mark_many) is
-  // followed on its connection by WAIT wait_replicas replica_timeout, and the call throws
-  // RedisError unless that many replicas had it within replica_timeout. Such an error means
-  // "not known to be on enough replicas", not "not stored": the primary ran the write (and,
-  // with publish_appends, published it), so a retry may store a second copy.
+  // With wait_replicas > 0 every write (append, append_all, mark_read, mark_all_read,
+  // mark_many) is followed on its connection by WAIT wait_replicas replica_timeout, and the
+  // call throws RedisError unless that many replicas had it within replica_timeout. Such an
+  // error means "not known to be on enough replicas", not "not stored": the primary ran the
+  // write (and, with publish_appends, published it), so a retry may store a second copy.
   std::size_t wait_replicas = 0;
   std::chrono::milliseconds replica_timeout{1000};  // above 0, below redis.command_timeout
   // How long an idempotency key is kept (Store's contract); above 0, at most

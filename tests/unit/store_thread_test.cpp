@@ -829,6 +829,8 @@ TEST_CASE("read-state changes queued together are made in one mark_many(), each 
   REQUIRE(out.got.size() == 1);
   const auto held = out.got[0].second;
   CHECK(store->writes() == std::vector<std::string>{"append 1", "mark 4"});
+  CHECK(hub.metrics().mark_batches == 1);
+  CHECK(hub.metrics_text().find("notify_mark_batches_total 1\n") != std::string::npos);
 
   using Ids = std::vector<std::string>;
   CHECK(reads[0]->ids == Ids{a1});
@@ -885,7 +887,8 @@ TEST_CASE("read-state changes of one batch fail together when the store fails it
   // Nothing was changed: the store refused the call.
   CHECK(hub.list("a", true, 10).size() == 2);
   store->fail_marks = false;
-  CHECK(hub.mark_read("a", a1).ids == std::vector<std::string>{a1});
+  CHECK(hub.mark_read("a", a1).ids == std::vector<std::string>{a1});  // alone: in the call
+  CHECK(hub.metrics().mark_batches == 0);  // a failed call is not counted
   hub.stop();
 }
 
