@@ -194,9 +194,21 @@ TEST_CASE("redis bus: what is published on one instance reaches the connections 
       CHECK(read_events()[0].at("ids") == nlohmann::json::array({id1}));
       CHECK(read_events()[0].at("unreadCount") == 2);
 
-      // An ephemeral event crosses too.
-      REQUIRE(when_bus_available([&] { a.hub->send_to("bob", "typing", {{"from", "carol"}}); }));
-      REQUIRE(eventually([&] { return bob_on_b.of_type("typing").size() == 1; }));
+      // An ephemeral event crosses too. It is not stored: one sent while B's subscription
+      // is being made again (a health check unanswered on a loaded machine drops it) is
+      // lost by design, so it is sent again every 3 s until one arrives.
+      auto sent_at = std::chrono::steady_clock::now() - 1h;
+      REQUIRE(eventually([&] {
+        if (!bob_on_b.of_type("typing").empty())
+          return true;
+        if (std::chrono::steady_clock::now() - sent_at > 3s) {
+          REQUIRE(when_bus_available([&] {
+            a.hub->send_to("bob", "typing", {{"from", "carol"}});
+          }));
+          sent_at = std::chrono::steady_clock::now();
+        }
+        return false;
+      }));
       CHECK(bob_on_b.state().unread == 2);
       CHECK(bob_on_b.state().duplicates == 0);
 
