@@ -302,8 +302,8 @@ class NotificationHub::Impl final : public SinkOwner,
   // --- publishing without waiting for the store (async_publish) ------------------------
 
   // The most drafts one store call of the store thread writes (unless one call brings
-  // more): a bound on how long one transaction or pipeline holds the store and the sequence
-  // lock.
+  // more), and the most read-state changes: a bound on how long one transaction or pipeline
+  // holds the store and the sequence lock.
   static constexpr std::size_t max_publish_batch = 256;
 
   // One async_publish() (one draft) or async_publish_to() (one per user) call.
@@ -422,11 +422,8 @@ class NotificationHub::Impl final : public SinkOwner,
       const auto sequence = sequence_lock();
       throw_if_stopped();
       results = store_->mark_many(marks);
+      check_answer_count(results.size(), marks.size());
       mark_batches_.fetch_add(1, std::memory_order_relaxed);
-      if (results.size() != marks.size())
-        throw std::logic_error("notify: Store::mark_many answered " +
-                               std::to_string(results.size()) + " of " +
-                               std::to_string(marks.size()) + " changes");
       for (std::size_t i = 0; i < marks.size(); ++i)
         send_read_sync(marks[i].user, results[i]);
     } catch (...) {
