@@ -238,9 +238,8 @@ class RedisCluster {
                                (reply.empty() ? std::string("nothing in time") : reply));
   }
 
-  // Up to 20 s, polling every 20 ms.
-  // 60 s: with the replica case's 500 ms node timeout, nodes of a machine loaded by other
-  // suites mark each other failing for a while before the cluster settles.
+  // Up to 60 s, polling every 20 ms: on a machine loaded by other suites the nodes have
+  // taken more than 20 s to settle.
   static void wait_for(const std::function<bool()>& done, const char* what) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!done()) {
