@@ -90,8 +90,10 @@ struct RedisBusOptions {
   RedisOptions redis;
   bool sharded = false;  // SSUBSCRIBE / SPUBLISH instead of SUBSCRIBE / PUBLISH (Redis >= 7)
   // The subscriber connection sends PING this often; no answer before the next one drops and
-  // reconnects it (a silent network partition). 0 disables. A LOADING answer (a restarted
-  // Redis loading its data, which serves subscriptions meanwhile) counts as an answer.
+  // reconnects it (a silent network partition). 0 disables. An answer that refuses it for a
+  // while (LOADING: a restarted Redis loading its data, which serves subscriptions meanwhile;
+  // BUSY: another client's script running past busy-reply-threshold) counts as an answer,
+  // and a (un)subscribe so refused is sent again after a backoff, on the same connection.
   std::chrono::milliseconds health_check_interval{10000};
   // Published messages not sent yet (gathered while a reply is awaited, or not taken by the
   // socket yet) wait here, up to this many bytes; beyond it publish() fails with

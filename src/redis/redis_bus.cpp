@@ -17,10 +17,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 namespace notify {
 
@@ -93,7 +96,9 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
         reconnect_timer_(executor_),
         connect_timer_(executor_),
         ping_timer_(executor_),
+        resend_timer_(executor_),
         backoff_(options_.redis.backoff_initial, options_.redis.backoff_max),
+        resend_backoff_(options_.redis.backoff_initial, options_.redis.backoff_max),
         publisher_(executor_, options_.redis, publish_command(broadcast_channel_, repair_message),
                    options_.publish_backlog_bytes, options_.gather_publishes,
                    {[this](const std::string& what) { report(what); },
@@ -156,6 +161,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
           reconnect_timer_.cancel();
           connect_timer_.cancel();
           ping_timer_.cancel();
+          resend_timer_.cancel();
           resolver_.cancel();
           if (work_)
             work_->reset();
@@ -252,6 +258,16 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   // thread, nothing (stop() joins the thread, and the context is destroyed with the bus).
   std::shared_ptr<Impl> keep() { return own_io_ ? nullptr : shared_from_this(); }
 
+  // A command sent on the subscriber connection, awaiting its replies. Redis answers
+  // commands in the order they were sent (the messages it pushes aside), and an error reply
+  // does not say which command it refuses: the connection keeps a queue of these to know.
+  struct Awaited {
+    enum class Kind { handshake, subscribe, unsubscribe, ping };
+    Kind kind;
+    std::size_t replies = 1;  // one per channel for (un)subscribe; an error answers them all
+    std::string channel;      // of a one-channel (un)subscribe sent once connected
+  };
+
   // One TCP connection; handlers hold it, so that a dropped one stays valid until they ran.
   struct Connection {
     explicit Connection(const asio::any_io_executor& executor) : socket(executor) {}
@@ -260,13 +276,14 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     std::array<char, 16384> buffer{};
     std::string out;  // queued, not yet written
     bool write_active = false;
-    bool writable = false;  // the subscription batch is queued: later commands follow it
-    std::size_t handshake_pending = 0;  // AUTH replies still expected
-    std::size_t batch_pending = 0;      // subscribe confirmations of the batch still expected
+    bool writable = false;          // the subscription batch is queued: later commands follow it
+    std::deque<Awaited> awaited;    // the commands sent, in order, not fully answered
+    std::size_t batch_pending = 0;  // subscribe confirmations of the batch still expected
     bool waiting_pong = false;
-    // SUNSUBSCRIBEs sent on this connection and not yet confirmed, by channel: any other
-    // confirmation is the server's own (a cluster node whose slot moved away).
-    std::unordered_map<std::string, int> unsubscribing;
+    // Channels whose (un)subscribe Redis refused for a while (BUSY, say): sent again, as
+    // wanted then, after resend_backoff_ (resend_timer_ armed while `resend_due`).
+    std::unordered_set<std::string> in_doubt;
+    bool resend_due = false;
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
 
@@ -294,10 +311,10 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   }
 
   void on_tcp_connected(const ConnectionPtr& conn) {
-    const auto handshake = handshake_commands(options_.redis, false);
-    conn->handshake_pending = handshake.size();
-    for (const auto& c : handshake)
+    for (const auto& c : handshake_commands(options_.redis, false)) {
       append_command(conn->out, c);
+      conn->awaited.push_back({Awaited::Kind::handshake, 1, {}});
+    }
     // The batch: the broadcast channel and every user channel wanted now.
     std::vector<std::string> channels{broadcast_channel_};
     for (const auto& [user, count] : subs_)
@@ -310,17 +327,28 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       for (std::size_t j = i; j < std::min(channels.size(), i + per_command); ++j)
         c.push_back(channels[j]);
       append_command(conn->out, c);
+      conn->awaited.push_back({Awaited::Kind::subscribe, c.size() - 1, {}});
     }
     conn->writable = true;
     flush(conn);
     read(conn);
   }
 
-  void send(const Command& command) {
+  // PING, or a one-channel (un)subscribe: dropped before the subscription batch is queued,
+  // which subscribes to what is wanted then.
+  void send(Awaited::Kind kind, std::string channel = {}) {
     const auto& conn = conn_;
     if (!conn || !conn->writable)
-      return;  // the next batch includes it
-    append_command(conn->out, command);
+      return;
+    const char* name = kind == Awaited::Kind::ping ? "PING"
+                       : kind == Awaited::Kind::subscribe
+                           ? (options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE")
+                           : (options_.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
+    if (channel.empty())
+      append_command(conn->out, {name});
+    else
+      append_command(conn->out, {name, channel});
+    conn->awaited.push_back({kind, 1, std::move(channel)});
     flush(conn);
   }
 
@@ -366,71 +394,142 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   }
 
   void handle(const ConnectionPtr& conn, const Reply& reply) {
-    if (!reply.is_array()) {
-      if (conn->handshake_pending > 0) {
-        --conn->handshake_pending;
-        if (reply.is_error())
-          fail("authentication: " + reply.str);
-        return;
-      }
-      // A Redis loading its data after a restart refuses PING (and nothing else this
-      // connection sends: subscriptions are served while loading). It is alive: a dropped
-      // connection would only subscribe again, and ask every instance to repair, once per
-      // health check until the load is done.
-      if (has_error_code(reply, "LOADING")) {
-        conn->waiting_pong = false;
-        return;
-      }
-      if (reply.is_error())
-        return fail("error reply: " + reply.str);
-      if (reply.type == Reply::Type::status && reply.str == "PONG")
-        conn->waiting_pong = false;
+    const std::string* kind =
+        reply.is_array() && !reply.elements.empty() && reply.elements[0].type == Reply::Type::string
+            ? &reply.elements[0].str
+            : nullptr;
+    if (kind && (*kind == "message" || *kind == "smessage")) {
+      if (reply.elements.size() >= 3)
+        on_message(conn, reply.elements[1].str, reply.elements[2].str);
       return;
     }
-    if (reply.elements.empty() || reply.elements[0].type != Reply::Type::string)
-      return;
-    const std::string& kind = reply.elements[0].str;
-    if ((kind == "message" || kind == "smessage") && reply.elements.size() >= 3) {
-      // Until the batch is confirmed, on_bus_recovered() has not run: what arrives now is in
-      // the store already and comes with the repair; delivering it first would put a seq
-      // above the gap in a connection's position, and the repair would start after it.
-      if (conn->batch_pending > 0)
-        return;
-      if (reply.elements[2].str == repair_message) {
-        notify_listener([](BusListener& l) { l.on_bus_recovered(); });
-        return;
-      }
-      auto decoded = decode_bus_message_with_origin(reply.elements[2].str);
-      if (!decoded) {
-        report("malformed message on " + reply.elements[1].str);
-        return;
-      }
-      deliver(*decoded);
-    } else if ((kind == "subscribe" || kind == "ssubscribe") && reply.elements.size() >= 2) {
-      if (conn->batch_pending > 0) {
-        if (--conn->batch_pending == 0)
-          on_connected(conn);
-        return;
-      }
-      auto it = channel_users_.find(reply.elements[1].str);
-      if (it == channel_users_.end())
-        return;
-      const std::string user = it->second;  // the callback may change channel_users_
-      notify_listener([&](BusListener& l) { l.on_bus_subscribed(user); });
-    } else if (kind == "sunsubscribe" && reply.elements.size() >= 2) {
-      const auto& channel = reply.elements[1].str;
-      if (auto it = conn->unsubscribing.find(channel); it != conn->unsubscribing.end()) {
-        if (--it->second == 0)
-          conn->unsubscribing.erase(it);
-        return;
-      }
-      // Not asked for: in a cluster, the node no longer serves the channel's slot (it moved),
-      // and what is published there now goes elsewhere. Subscribing again finds the primary.
-      fail("the server ended the subscription to " + channel +
-           " (its slot moved?): subscribing again");
-    } else if (kind == "pong") {
-      conn->waiting_pong = false;
+    // A sunsubscribe that answers no SUNSUBSCRIBE of ours is the server's own: in a cluster,
+    // the node no longer serves the channel's slot (it moved), and what is published there
+    // now goes elsewhere. Subscribing again finds the primary.
+    if (kind && *kind == "sunsubscribe" && reply.elements.size() >= 2 &&
+        (conn->awaited.empty() || conn->awaited.front().kind != Awaited::Kind::unsubscribe ||
+         conn->awaited.front().channel != reply.elements[1].str)) {
+      return fail("the server ended the subscription to " + reply.elements[1].str +
+                  " (its slot moved?): subscribing again");
     }
+    // Anything else answers the oldest command not fully answered.
+    if (conn->awaited.empty())
+      return fail("a reply to no command: " + (kind ? *kind : reply.str));
+    Awaited& command = conn->awaited.front();
+    if (reply.is_error()) {
+      const Awaited refused_command = std::move(command);
+      conn->awaited.pop_front();
+      return refused(conn, refused_command, reply);
+    }
+    if (!answers(command.kind, reply, kind))
+      return fail("a reply that answers no command sent: " + (kind ? *kind : reply.str));
+    const Awaited answered = command;
+    if (--command.replies == 0)
+      conn->awaited.pop_front();
+    switch (answered.kind) {
+      case Awaited::Kind::handshake:
+        return;
+      case Awaited::Kind::ping:
+        conn->waiting_pong = false;
+        return;
+      case Awaited::Kind::unsubscribe:
+      case Awaited::Kind::subscribe:
+        break;
+    }
+    if (!answered.channel.empty())
+      resend_backoff_.reset();  // Redis runs (un)subscribes again
+    if (answered.kind == Awaited::Kind::unsubscribe)
+      return;
+    if (conn->batch_pending > 0) {
+      if (--conn->batch_pending == 0)
+        on_connected(conn);
+      return;
+    }
+    if (reply.elements.size() < 2)
+      return;
+    auto it = channel_users_.find(reply.elements[1].str);
+    if (it == channel_users_.end())
+      return;
+    const std::string user = it->second;  // the callback may change channel_users_
+    notify_listener([&](BusListener& l) { l.on_bus_subscribed(user); });
+  }
+
+  // Whether `reply` (not an error; `kind` its first element when it is an array that has
+  // one) is what a command of `command` is answered with.
+  static bool answers(Awaited::Kind command, const Reply& reply, const std::string* kind) {
+    switch (command) {
+      case Awaited::Kind::handshake:
+        return !reply.is_array();
+      case Awaited::Kind::ping:  // "pong" once subscribed, as RESP2 answers then
+        return kind ? *kind == "pong" : reply.type == Reply::Type::status && reply.str == "PONG";
+      case Awaited::Kind::subscribe:
+        return kind && (*kind == "subscribe" || *kind == "ssubscribe");
+      case Awaited::Kind::unsubscribe:
+        return kind && (*kind == "unsubscribe" || *kind == "sunsubscribe");
+    }
+    return false;
+  }
+
+  // An error reply to `command`. Redis refusing for a while only what can wait (BUSY while
+  // another client's script runs too long, LOADING after a restart, the cluster down) is no
+  // reason to drop the connection: that would subscribe again, and repair every connection
+  // of this instance from the store, once per health check until it passes. A PING so
+  // answered is a sign of life; a one-channel (un)subscribe is sent again later. Anything
+  // else drops the connection, which subscribes again to what is wanted then.
+  void refused(const ConnectionPtr& conn, const Awaited& command, const Reply& reply) {
+    const bool for_a_while = says_try_again(reply) && !says_wrong_server(reply);
+    switch (command.kind) {
+      case Awaited::Kind::handshake:
+        return fail("authentication: " + reply.str);
+      case Awaited::Kind::ping:
+        if (!for_a_while)
+          break;
+        conn->waiting_pong = false;
+        return;
+      case Awaited::Kind::subscribe:
+      case Awaited::Kind::unsubscribe:
+        if (!for_a_while || command.channel.empty())
+          break;
+        return resend_later(conn, command.channel);
+    }
+    fail("error reply: " + reply.str);
+  }
+
+  void resend_later(const ConnectionPtr& conn, const std::string& channel) {
+    conn->in_doubt.insert(channel);
+    if (conn->resend_due)
+      return;
+    conn->resend_due = true;
+    resend_timer_.expires_after(resend_backoff_.next());
+    resend_timer_.async_wait([this, conn, keep = keep()](std::error_code ec) {
+      if (ec || conn != conn_)
+        return;
+      conn->resend_due = false;
+      // What is wanted now: a user may have come or gone since.
+      for (const auto& channel : std::exchange(conn->in_doubt, {}))
+        send(channel_users_.count(channel) > 0 ? Awaited::Kind::subscribe
+                                               : Awaited::Kind::unsubscribe,
+             channel);
+    });
+  }
+
+  void on_message(const ConnectionPtr& conn, const std::string& channel,
+                  const std::string& payload) {
+    // Until the batch is confirmed, on_bus_recovered() has not run: what arrives now is in
+    // the store already and comes with the repair; delivering it first would put a seq
+    // above the gap in a connection's position, and the repair would start after it.
+    if (conn->batch_pending > 0)
+      return;
+    if (payload == repair_message) {
+      notify_listener([](BusListener& l) { l.on_bus_recovered(); });
+      return;
+    }
+    auto decoded = decode_bus_message_with_origin(payload);
+    if (!decoded) {
+      report("malformed message on " + channel);
+      return;
+    }
+    deliver(*decoded);
   }
 
   void on_connected(const ConnectionPtr& conn) {
@@ -538,7 +637,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       if (conn->waiting_pong)
         return fail("no answer to PING");
       conn->waiting_pong = true;
-      send({"PING"});
+      send(Awaited::Kind::ping);
       arm_ping(conn);
     });
   }
@@ -575,6 +674,7 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
       conn_.reset();
     }
     ping_timer_.cancel();
+    resend_timer_.cancel();
   }
 
   void apply_change(const std::string& user, int delta) {
@@ -594,12 +694,10 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     auto channel = user_channel(user);
     if (after > 0) {
       channel_users_[channel] = user;
-      send({options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", std::move(channel)});
+      send(Awaited::Kind::subscribe, std::move(channel));
     } else {
       channel_users_.erase(channel);
-      if (options_.sharded && conn_ && conn_->writable)
-        ++conn_->unsubscribing[channel];
-      send({options_.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", std::move(channel)});
+      send(Awaited::Kind::unsubscribe, std::move(channel));
     }
   }
 
@@ -667,7 +765,9 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   asio::steady_timer reconnect_timer_;
   asio::steady_timer connect_timer_;
   asio::steady_timer ping_timer_;
+  asio::steady_timer resend_timer_;  // the connection's channels in doubt
   Backoff backoff_;
+  Backoff resend_backoff_;
   std::thread thread_;
   std::atomic<BusState> state_{BusState::stopped};
   std::atomic<bool> stopping_{false};

@@ -115,9 +115,11 @@ std::vector<std::string> ids_of(const std::vector<test::SseEvent>& events) {
   return out;
 }
 
-// How many connections are subscribed to `channel`.
-int subscribers(const testredis::RedisServer& server, const std::string& channel) {
-  const auto reply = server.command("PUBSUB NUMSUB " + channel);  // *2 $n channel :count
+// How many connections are subscribed to `channel` (a shard channel when `sharded`).
+int subscribers(const testredis::RedisServer& server, const std::string& channel,
+                bool sharded = false) {
+  const auto reply =  // *2 $n channel :count
+      server.command((sharded ? "PUBSUB SHARDNUMSUB " : "PUBSUB NUMSUB ") + channel);
   const auto colon = reply.rfind(':');
   return colon == std::string::npos ? -1 : std::atoi(reply.c_str() + colon + 1);
 }
@@ -555,17 +557,27 @@ TEST_CASE("redis bus: 1000 users attach and leave, and no user channel stays sub
   CHECK(server.command("PUBSUB NUMSUB churn:broadcast").find(":1\r\n") != std::string::npos);
 }
 
+// A bus that checks its connection every `health_check`, reconnects within 100 ms, and
+// reports into `reports`.
+notify::RedisBusOptions watchful_options(const testredis::RedisServer& server,
+                                         const std::string& prefix,
+                                         std::chrono::milliseconds health_check,
+                                         const std::shared_ptr<Reports>& reports) {
+  notify::RedisBusOptions options;
+  options.redis = options_for(server, prefix);
+  options.redis.backoff_initial = 20ms;
+  options.redis.backoff_max = 100ms;
+  options.health_check_interval = health_check;
+  options.on_error = Reports::into(reports);
+  return options;
+}
+
 TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for a dead one") {
   testredis::RedisServer server(false, slow_load_options());
   NOTIFY_REQUIRE_REDIS(server);
-  notify::RedisBusOptions options;
-  options.redis = options_for(server, "loading:");
-  options.redis.backoff_initial = 20ms;
-  options.redis.backoff_max = 100ms;
-  options.health_check_interval = 300ms;  // several checks while it loads
   const auto reports = std::make_shared<Reports>();
-  options.on_error = Reports::into(reports);
-  notify::RedisBus bus(options);
+  // Several checks while it loads.
+  notify::RedisBus bus(watchful_options(server, "loading:", 300ms, reports));
   Recorder listener;
   bus.start(listener);
   REQUIRE(bus.state() == notify::BusState::connected);
@@ -603,6 +615,67 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
     const auto messages = listener.taken();
     return messages.size() == 1 && messages[0].user == "ann";
   }));
+  bus.stop();
+}
+
+TEST_CASE("redis bus: another client's script running too long (BUSY) drops no subscription") {
+  testredis::RedisServer server;
+  NOTIFY_REQUIRE_REDIS(server);
+  bool sharded = false;
+  SUBCASE("SUBSCRIBE") {}
+  SUBCASE("SSUBSCRIBE") {
+    sharded = true;
+  }
+  CAPTURE(sharded);
+  // Past 50 ms a script makes Redis answer other clients BUSY (5 s by default).
+  REQUIRE(server.command("CONFIG SET busy-reply-threshold 50") == "+OK\r\n");
+  const auto reports = std::make_shared<Reports>();
+  auto options = watchful_options(server, "busy:", 100ms, reports);
+  options.sharded = sharded;
+  notify::RedisBus bus(options);
+  Recorder listener;
+  bus.start(listener);
+  REQUIRE(bus.state() == notify::BusState::connected);
+  bus.subscribe("ann");
+  REQUIRE(eventually([&] { return subscribers(server, "busy:u:ann", sharded) == 1; }));
+
+  // Another client's long script.
+  std::thread script([&] { server.command(long_script_command, 30s); });
+  const bool busy = eventually([&] { return server.command("PING").rfind("-BUSY", 0) == 0; }, 10s);
+  // While Redis answers BUSY: health checks (every 100 ms), a user who comes, one who goes.
+  if (busy) {
+    bus.subscribe("bob");
+    bus.unsubscribe("ann");
+    std::this_thread::sleep_for(1500ms);
+  }
+  const bool killed = server.command("SCRIPT KILL") == "+OK\r\n";
+  script.join();
+  REQUIRE(busy);
+  REQUIRE(killed);
+
+  // The bus's PINGs and both changes were refused (INFO is refused too while it is busy)...
+  CHECK(rejected_calls(server, "ping") >= 2);
+  CHECK(rejected_calls(server, sharded ? "ssubscribe" : "subscribe") >= 1);
+  CHECK(rejected_calls(server, sharded ? "sunsubscribe" : "unsubscribe") >= 1);
+  // ...and the changes made once it is over, on the same connection.
+  REQUIRE(eventually([&] {
+    return subscribers(server, "busy:u:bob", sharded) == 1 &&
+           subscribers(server, "busy:u:ann", sharded) == 0;
+  }));
+  CHECK(listener.subscriptions_confirmed() == std::vector<std::string>{"ann", "bob"});
+  std::error_code ec;
+  bus.publish({"bob", false, notify::Event::message("typing", "", "{}", 0)}, ec);
+  CHECK_FALSE(ec);
+  CHECK(eventually([&] {
+    const auto messages = listener.taken();
+    return messages.size() == 1 && messages[0].user == "bob";
+  }));
+  // Old buses dropped the connection at the first BUSY, and met it again subscribing anew.
+  const auto log = reports->all();
+  INFO("reported: " << log);
+  CHECK(listener.states_seen() == std::vector<notify::BusState>{notify::BusState::connected});
+  CHECK(listener.recovered == 1);
+  CHECK(log.find("BUSY") == std::string::npos);
   bus.stop();
 }
 

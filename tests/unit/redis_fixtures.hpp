@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -220,10 +221,15 @@ struct Recorder : notify::BusListener {
   std::mutex mutex;
   std::vector<notify::Envelope> messages;
   std::vector<notify::BusState> states;
+  std::vector<std::string> subscribed;  // on_bus_subscribed's users, in order
   std::atomic<int> recovered{0};
   void on_bus_message(const notify::Envelope& e) override {
     std::lock_guard lock(mutex);
     messages.push_back(e);
+  }
+  void on_bus_subscribed(std::string_view user) override {
+    std::lock_guard lock(mutex);
+    subscribed.emplace_back(user);
   }
   void on_bus_recovered() override { ++recovered; }
   void on_bus_state(notify::BusState s) override {
@@ -238,7 +244,33 @@ struct Recorder : notify::BusListener {
     std::lock_guard lock(mutex);
     return states;
   }
+  std::vector<std::string> subscriptions_confirmed() {
+    std::lock_guard lock(mutex);
+    return subscribed;
+  }
 };
+
+// Another client's script, for a thread of a test's own: it makes Redis answer other clients
+// BUSY once it has run for busy-reply-threshold, writes nothing (so SCRIPT KILL may end it)
+// and ends by itself after 20 s.
+inline constexpr const char* long_script_command =
+    "EVAL \"local s = redis.call('time') repeat local n = redis.call('time')"
+    " until n[1] - s[1] > 20 return 1\" 0";
+
+// A number in `INFO section`: `field`'s value on the line of `name` ("cmdstat_evalsha:",
+// "rejected_calls="); 0 when it is not there.
+inline long info_number(const testredis::RedisServer& server, const std::string& section,
+                        const std::string& name, const std::string& field) {
+  const auto stats = server.command("INFO " + section);
+  const auto line = stats.find(name);
+  const auto at = line == std::string::npos ? line : stats.find(field, line);
+  return at == std::string::npos ? 0 : std::atol(stats.c_str() + at + field.size());
+}
+
+// The count of `command`'s calls that Redis refused before running them (INFO commandstats).
+inline long rejected_calls(const testredis::RedisServer& server, const std::string& command) {
+  return info_number(server, "commandstats", "cmdstat_" + command + ":", "rejected_calls=");
+}
 
 // What a bus or a hub reports (RedisBusOptions::on_error, set_error_handler), one line each,
 // for a test to read. Held by a shared_ptr that the handler keeps.

@@ -327,21 +327,6 @@ TEST_CASE("redis store: a pipelined resume_many survives Redis forgetting its sc
   CHECK(server.command("INFO commandstats").find("cmdstat_eval:calls=20") != std::string::npos);
 }
 
-// The count of `command`'s calls that Redis refused before running them (INFO commandstats).
-// A number in `INFO section`: `field`'s value on the line of `name` ("cmdstat_evalsha:",
-// "rejected_calls="); 0 when it is not there.
-long info_number(const testredis::RedisServer& server, const std::string& section,
-                 const std::string& name, const std::string& field) {
-  const auto stats = server.command("INFO " + section);
-  const auto line = stats.find(name);
-  const auto at = line == std::string::npos ? line : stats.find(field, line);
-  return at == std::string::npos ? 0 : std::atol(stats.c_str() + at + field.size());
-}
-
-long rejected_calls(const testredis::RedisServer& server, const std::string& command) {
-  return info_number(server, "commandstats", "cmdstat_" + command + ":", "rejected_calls=");
-}
-
 TEST_CASE("redis store: mark_many is one transaction of two scripts, after Redis forgot them too") {
   testredis::RedisServer server;
   NOTIFY_REQUIRE_REDIS(server);
@@ -447,10 +432,7 @@ struct BusyMidPipeline {
       return;
     if (++scripts == 1) {
       busy = std::thread([this] {  // 20 s at most; killed below
-        server.command(
-            "EVAL \"local s = redis.call('time') repeat local n = redis.call('time')"
-            " until n[1] - s[1] > 20 return 1\" 0",
-            30s);
+        server.command(long_script_command, 30s);
       });
       // Once another client is answered BUSY, so is the first script.
       busy_seen = eventually([&] { return server.command("PING").rfind("-BUSY", 0) == 0; }, 10s);
