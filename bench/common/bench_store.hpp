@@ -17,11 +17,13 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bench {
 
-// `sqlite:PATH` (the file and its -wal and -shm removed first) or `redis://HOST:PORT`.
+// `sqlite:PATH` (the file and its -wal and -shm removed first), `redis://HOST:PORT`, or
+// `redis://HOST:PORT?publish_appends` (RedisStoreOptions::publish_appends, as a fleet runs).
 inline std::shared_ptr<notify::Store> make_store(const std::string& spec) {
 #ifdef NOTIFY_BENCH_WITH_SQLITE
   if (spec.rfind("sqlite:", 0) == 0) {
@@ -33,8 +35,13 @@ inline std::shared_ptr<notify::Store> make_store(const std::string& spec) {
 #endif
 #ifdef NOTIFY_BENCH_WITH_REDIS
   if (spec.rfind("redis://", 0) == 0) {
+    constexpr std::string_view appends = "?publish_appends";
     notify::RedisStoreOptions options;
-    options.redis = notify::parse_redis_url(spec);
+    options.publish_appends =
+        spec.size() > appends.size() &&
+        spec.compare(spec.size() - appends.size(), appends.size(), appends) == 0;
+    options.redis = notify::parse_redis_url(
+        options.publish_appends ? spec.substr(0, spec.size() - appends.size()) : spec);
     options.seed_from_clock = false;
     return std::make_shared<notify::RedisStore>(options);
   }

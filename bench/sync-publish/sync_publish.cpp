@@ -11,7 +11,8 @@
 // the hub's store thread made per timed call (publish_batches: publishes that did not write
 // in the call).
 //
-//   notify-bench-sync-publish --store sqlite:PATH|redis://HOST:PORT [--threads 4]
+//   notify-bench-sync-publish --store sqlite:PATH|redis://HOST:PORT[?publish_appends]
+//                             [--threads 4]
 //                             [--duration 5] [--warmup 1] [--op publish|mark]
 #include <notify/hub.hpp>
 
