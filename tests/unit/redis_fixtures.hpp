@@ -252,10 +252,12 @@ struct Recorder : notify::BusListener {
 
 // Another client's script, for a thread of a test's own: it makes Redis answer other clients
 // BUSY once it has run for busy-reply-threshold, writes nothing (so SCRIPT KILL may end it)
-// and ends by itself after 20 s.
+// and ends by itself after 20 s. Redis serves other clients meanwhile once per 100,000 Lua
+// instructions: the empty loop brings that round in ≈ 0.5 ms of CPU (a loop of TIME calls
+// took 5-10 ms, and on a loaded machine its answers came too late for a health check).
 inline constexpr const char* long_script_command =
-    "EVAL \"local s = redis.call('time') repeat local n = redis.call('time')"
-    " until n[1] - s[1] > 20 return 1\" 0";
+    "EVAL \"local s = redis.call('time') repeat for i = 1, 100000 do end"
+    " local n = redis.call('time') until n[1] - s[1] > 20 return 1\" 0";
 
 // A number in `INFO section`: `field`'s value on the line of `name` ("cmdstat_evalsha:",
 // "rejected_calls="); 0 when it is not there.
