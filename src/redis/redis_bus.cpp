@@ -281,9 +281,8 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     std::size_t batch_pending = 0;  // subscribe confirmations of the batch still expected
     bool waiting_pong = false;
     // Channels whose (un)subscribe Redis refused for a while (BUSY, say): sent again, as
-    // wanted then, after resend_backoff_ (resend_timer_ armed while `resend_due`).
+    // wanted then, after resend_backoff_ (resend_timer_ is armed while any are here).
     std::unordered_set<std::string> in_doubt;
-    bool resend_due = false;
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
 
@@ -423,23 +422,21 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
     }
     if (!answers(command.kind, reply, kind))
       return fail("a reply that answers no command sent: " + (kind ? *kind : reply.str));
-    const Awaited answered = command;
+    const auto answered = command.kind;
+    if (!command.channel.empty())
+      resend_backoff_.reset();  // Redis runs (un)subscribes again
     if (--command.replies == 0)
       conn->awaited.pop_front();
-    switch (answered.kind) {
+    switch (answered) {
       case Awaited::Kind::handshake:
+      case Awaited::Kind::unsubscribe:
         return;
       case Awaited::Kind::ping:
         conn->waiting_pong = false;
         return;
-      case Awaited::Kind::unsubscribe:
       case Awaited::Kind::subscribe:
         break;
     }
-    if (!answered.channel.empty())
-      resend_backoff_.reset();  // Redis runs (un)subscribes again
-    if (answered.kind == Awaited::Kind::unsubscribe)
-      return;
     if (conn->batch_pending > 0) {
       if (--conn->batch_pending == 0)
         on_connected(conn);
@@ -496,15 +493,14 @@ class RedisBus::Impl : public std::enable_shared_from_this<RedisBus::Impl> {
   }
 
   void resend_later(const ConnectionPtr& conn, const std::string& channel) {
+    const bool armed = !conn->in_doubt.empty();
     conn->in_doubt.insert(channel);
-    if (conn->resend_due)
+    if (armed)
       return;
-    conn->resend_due = true;
     resend_timer_.expires_after(resend_backoff_.next());
     resend_timer_.async_wait([this, conn, keep = keep()](std::error_code ec) {
       if (ec || conn != conn_)
         return;
-      conn->resend_due = false;
       // What is wanted now: a user may have come or gone since.
       for (const auto& channel : std::exchange(conn->in_doubt, {}))
         send(channel_users_.count(channel) > 0 ? Awaited::Kind::subscribe
