@@ -572,6 +572,32 @@ notify::RedisBusOptions watchful_options(const testredis::RedisServer& server,
   return options;
 }
 
+// How often the bus reported a PING unanswered (in `log`, its reports), and how often it
+// dropped its connection (from `listener`'s states).
+std::size_t unanswered_pings(const std::string& log) {
+  std::size_t n = 0;
+  for (auto at = log.find("no answer to PING"); at != std::string::npos;
+       at = log.find("no answer to PING", at + 1))
+    ++n;
+  return n;
+}
+std::size_t drops(Recorder& listener) {
+  const auto seen = listener.states_seen();
+  return static_cast<std::size_t>(
+      std::count(seen.begin(), seen.end(), notify::BusState::reconnecting));
+}
+
+// An ephemeral event that `bus` publishes for `user` is the first message `listener` gets.
+void check_round_trip(notify::RedisBus& bus, Recorder& listener, const std::string& user) {
+  std::error_code ec;
+  bus.publish({user, false, notify::Event::message("typing", "", "{}", 0)}, ec);
+  CHECK_FALSE(ec);
+  CHECK(eventually([&] {
+    const auto messages = listener.taken();
+    return messages.size() == 1 && messages[0].user == user;
+  }));
+}
+
 TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for a dead one") {
   testredis::RedisServer server(false, slow_load_options());
   NOTIFY_REQUIRE_REDIS(server);
@@ -596,25 +622,13 @@ TEST_CASE("redis bus: a Redis loading its data after a restart is not taken for 
     const auto log = reports->all();
     INFO("reported: " << log);
     CHECK(log.find("error reply: LOADING") == std::string::npos);
-    std::size_t unanswered = 0;
-    for (auto at = log.find("no answer to PING"); at != std::string::npos;
-         at = log.find("no answer to PING", at + 1))
-      ++unanswered;
-    const auto seen = listener.states_seen();
-    const auto drops = static_cast<std::size_t>(
-        std::count(seen.begin(), seen.end(), notify::BusState::reconnecting));
     // The kill, and only late answers besides (a drop for one may not be recorded yet).
-    CHECK(drops >= 1);
-    CHECK(drops <= 1 + unanswered);
+    const auto dropped = drops(listener);
+    CHECK(dropped >= 1);
+    CHECK(dropped <= 1 + unanswered_pings(log));
   }
   REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
-  std::error_code ec;
-  bus.publish({"ann", false, notify::Event::message("typing", "", "{}", 0)}, ec);
-  CHECK_FALSE(ec);
-  CHECK(eventually([&] {
-    const auto messages = listener.taken();
-    return messages.size() == 1 && messages[0].user == "ann";
-  }));
+  check_round_trip(bus, listener, "ann");
   bus.stop();
 }
 
@@ -641,19 +655,14 @@ TEST_CASE("redis bus: another client's script running too long (BUSY) drops no s
   bus.subscribe("ann");
   REQUIRE(eventually([&] { return subscribers(server, "busy:u:ann", sharded) == 1; }));
 
-  // Another client's long script.
-  std::thread script([&] { server.command(long_script_command, 30s); });
-  const bool busy = eventually([&] { return server.command("PING").rfind("-BUSY", 0) == 0; }, 10s);
-  // While Redis answers BUSY: health checks, a user who comes, one who goes.
-  if (busy) {
-    bus.subscribe("bob");
-    bus.unsubscribe("ann");
-    std::this_thread::sleep_for(2s);
-  }
-  const bool killed = server.command("SCRIPT KILL") == "+OK\r\n";
-  script.join();
-  REQUIRE(busy);
-  REQUIRE(killed);
+  // While another client's script makes Redis answer BUSY: health checks, a user who comes,
+  // one who goes.
+  LongScript script(server);
+  REQUIRE(script.start());
+  bus.subscribe("bob");
+  bus.unsubscribe("ann");
+  std::this_thread::sleep_for(2s);
+  REQUIRE(script.kill());
 
   // Both changes were refused (INFO is refused too while it is busy), and, unless a loaded
   // machine held the bus's thread for the whole time, so were its PINGs (one is the test's)...
@@ -666,13 +675,7 @@ TEST_CASE("redis bus: another client's script running too long (BUSY) drops no s
            subscribers(server, "busy:u:ann", sharded) == 0;
   }));
   REQUIRE(eventually([&] { return bus.state() == notify::BusState::connected; }));
-  std::error_code ec;
-  bus.publish({"bob", false, notify::Event::message("typing", "", "{}", 0)}, ec);
-  CHECK_FALSE(ec);
-  CHECK(eventually([&] {
-    const auto messages = listener.taken();
-    return messages.size() == 1 && messages[0].user == "bob";
-  }));
+  check_round_trip(bus, listener, "bob");
 
   // The old bus dropped the connection at the first BUSY ("error reply: BUSY ...", its first
   // report) and met BUSY again subscribing anew. This one stays, on the same connection; on a
@@ -681,16 +684,10 @@ TEST_CASE("redis bus: another client's script running too long (BUSY) drops no s
   const auto log = reports->all();
   INFO("reported: " << log);
   CHECK(log.substr(0, log.find('\n')).find("BUSY") == std::string::npos);
-  std::size_t unanswered = 0;
-  for (auto at = log.find("no answer to PING"); at != std::string::npos;
-       at = log.find("no answer to PING", at + 1))
-    ++unanswered;
-  const auto seen = listener.states_seen();
-  const auto drops = static_cast<std::size_t>(
-      std::count(seen.begin(), seen.end(), notify::BusState::reconnecting));
-  CHECK(drops <= unanswered);
+  const auto unanswered = unanswered_pings(log);
+  CHECK(drops(listener) <= unanswered);
   if (unanswered == 0) {
-    CHECK(seen == std::vector<notify::BusState>{notify::BusState::connected});
+    CHECK(listener.states_seen() == std::vector<notify::BusState>{notify::BusState::connected});
     CHECK(listener.recovered == 1);
     CHECK(listener.subscriptions_confirmed() == std::vector<std::string>{"ann", "bob"});
     CHECK(log.find("BUSY") == std::string::npos);

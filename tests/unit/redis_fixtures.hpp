@@ -250,14 +250,43 @@ struct Recorder : notify::BusListener {
   }
 };
 
-// Another client's script, for a thread of a test's own: it makes Redis answer other clients
-// BUSY once it has run for busy-reply-threshold, writes nothing (so SCRIPT KILL may end it)
-// and ends by itself after 20 s. Redis serves other clients meanwhile once per 100,000 Lua
-// instructions: the empty loop brings that round in ≈ 0.5 ms of CPU (a loop of TIME calls
-// took 5-10 ms, and on a loaded machine its answers came too late for a health check).
-inline constexpr const char* long_script_command =
-    "EVAL \"local s = redis.call('time') repeat for i = 1, 100000 do end"
-    " local n = redis.call('time') until n[1] - s[1] > 20 return 1\" 0";
+// Another client's script, on a thread of its own from start() until kill(): once it has run
+// for busy-reply-threshold, Redis answers other clients BUSY. It writes nothing (so SCRIPT
+// KILL may end it) and ends by itself after 20 s. Redis serves other clients meanwhile once
+// per 100,000 Lua instructions: the empty loop brings that round in ≈ 0.5 ms of CPU (a loop
+// of TIME calls took 5-10 ms, and on a loaded machine its answers came too late for a health
+// check).
+class LongScript {
+ public:
+  explicit LongScript(const testredis::RedisServer& server) : server_(server) {}
+  ~LongScript() { kill(); }
+  LongScript(const LongScript&) = delete;
+  LongScript& operator=(const LongScript&) = delete;
+
+  // Starts it; true once Redis answers another client BUSY (within 10 s).
+  bool start() {
+    thread_ = std::thread([this] {
+      server_.command(
+          "EVAL \"local s = redis.call('time') repeat for i = 1, 100000 do end"
+          " local n = redis.call('time') until n[1] - s[1] > 20 return 1\" 0",
+          std::chrono::seconds(30));
+    });
+    return eventually([&] { return server_.command("PING").rfind("-BUSY", 0) == 0; },
+                      std::chrono::seconds(10));
+  }
+  // Ends it and waits for its thread; true when SCRIPT KILL ended it.
+  bool kill() {
+    if (!thread_.joinable())
+      return false;
+    const bool killed = server_.command("SCRIPT KILL") == "+OK\r\n";
+    thread_.join();
+    return killed;
+  }
+
+ private:
+  const testredis::RedisServer& server_;
+  std::thread thread_;
+};
 
 // A number in `INFO section`: `field`'s value on the line of `name` ("cmdstat_evalsha:",
 // "rejected_calls="); 0 when it is not there.

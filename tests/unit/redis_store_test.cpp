@@ -399,17 +399,11 @@ struct BusyMidPipeline {
   std::atomic<bool> busy_seen{false};  // another client was answered BUSY before the first
   std::atomic<bool> ended{false};      // the long script was killed between the two
   int scripts = 0;                     // the relay's thread only
-  std::thread busy;                    // the other client's script
+  LongScript busy{server};             // the other client's script
   test::StepRelay relay{server.port(),
                         [this](const test::StepRelay::Command& command) { step(command); }};
 
   explicit BusyMidPipeline(const testredis::RedisServer& s) : server(s) {}
-  ~BusyMidPipeline() {
-    if (busy.joinable()) {
-      server.command("SCRIPT KILL");
-      busy.join();
-    }
-  }
 
   // A store that reaches Redis through the relay.
   RedisStoreOptions options(const std::string& prefix) const {
@@ -431,15 +425,11 @@ struct BusyMidPipeline {
     if (!armed || ended || command.empty() || (command[0] != "EVALSHA" && command[0] != "EVAL"))
       return;
     if (++scripts == 1) {
-      busy = std::thread([this] {  // 20 s at most; killed below
-        server.command(long_script_command, 30s);
-      });
       // Once another client is answered BUSY, so is the first script.
-      busy_seen = eventually([&] { return server.command("PING").rfind("-BUSY", 0) == 0; }, 10s);
+      busy_seen = busy.start();
       return;
     }
-    ended = server.command("SCRIPT KILL") == "+OK\r\n";
-    busy.join();
+    ended = busy.kill();
   }
 };
 
