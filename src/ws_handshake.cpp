@@ -65,10 +65,14 @@ bool is_base64_char(char c) noexcept {
          c == '/';
 }
 
-// 16 bytes in base64 are 22 characters and "==".
+// 16 bytes in base64 are 22 characters and "==". The last character carries the 16th
+// byte's low two bits and four zero bits: A, Q, g or w.
 bool is_valid_key(std::string_view key) noexcept {
   constexpr std::size_t chars = (key_bytes * 4 + 2) / 3;
   if (key.size() != chars + 2 || key.substr(chars) != "==")
+    return false;
+  const char last = key[chars - 1];
+  if (last != 'A' && last != 'Q' && last != 'g' && last != 'w')
     return false;
   return std::all_of(key.begin(), key.begin() + chars, is_base64_char);
 }
@@ -124,6 +128,10 @@ std::string accept_key(std::string_view client_key) {
 HandshakeResult accept_handshake(const HandshakeRequest& request, const HandshakeOptions& options) {
   if (request.method != "GET")
     return reject(405, "a WebSocket handshake must be a GET request");
+  if (request.http_version < 11)
+    return reject(400, "a WebSocket handshake needs HTTP/1.1 or later");
+  if (values(request, "Host").size() != 1)
+    return reject(400, "a request needs exactly one Host header");
   if (!lists_token(request, "Upgrade", "websocket"))
     return reject(400, "the Upgrade header must list websocket");
   if (!lists_token(request, "Connection", "upgrade"))

@@ -118,7 +118,7 @@ void HttpSession::open_stream(const Request& request, bool websocket) {
 
   notify::ws::HandshakeResult handshake;
   if (websocket) {
-    notify::ws::HandshakeRequest offer{view(request.method_string()), {}};
+    notify::ws::HandshakeRequest offer{view(request.method_string()), {}, request.version()};
     for (const auto& field : request)
       offer.headers.emplace_back(std::string(view(field.name_string())),
                                  std::string(view(field.value())));

@@ -53,6 +53,7 @@ HttpResponse published(const std::string& id) {
 }
 
 // A user id: 1..256 bytes of valid UTF-8 without control characters.
+constexpr std::string_view valid_user_text = "1 to 256 bytes of UTF-8 without control characters";
 bool is_valid_user(std::string_view user) noexcept {
   if (user.empty() || user.size() > max_user_bytes)
     return false;
@@ -103,8 +104,7 @@ std::variant<std::string, HttpResponse> authenticate(const Context& ctx) {
   if (user == nullptr || user->empty())
     return HttpResponse::error(401, "user: missing (pass ?user= or an X-User-Id header)");
   if (!is_valid_user(*user))
-    return HttpResponse::error(400,
-                               "user: must be 1 to 256 bytes of UTF-8 without control characters");
+    return HttpResponse::error(400, "user: must be " + std::string(valid_user_text));
   return *user;
 }
 
@@ -293,14 +293,17 @@ Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
       std::vector<std::string> users;
       users.reserve(it->size());
       for (const auto& u : *it) {
-        if (!u.is_string() || u.get_ref<const std::string&>().empty())
-          return HttpResponse::error(400, "userIds: must be an array of non-empty strings");
+        if (!u.is_string() || !is_valid_user(u.get_ref<const std::string&>()))
+          return HttpResponse::error(400, "userIds: each must be " + std::string(valid_user_text));
         users.push_back(u.get<std::string>());
       }
       draft.user_id.clear();
       draft.broadcast = false;
       return publish_to(hub, std::move(users), std::move(draft));
     }
+    // A user no stream could sign in as (authenticate() refuses it) would never get it.
+    if (!draft.broadcast && !draft.user_id.empty() && !is_valid_user(draft.user_id))
+      return HttpResponse::error(400, "userId: must be " + std::string(valid_user_text));
     if (draft.broadcast || !draft.user_id.empty())
       return publish_one(hub, std::move(draft));
     return HttpResponse::error(400, "userId: missing (or userIds, or broadcast)");
@@ -346,7 +349,7 @@ std::string lower_ascii(std::string_view s) {
 // The cursor of a stream or WebSocket request: the Last-Event-ID header (a native
 // EventSource reconnecting), else ?lastEventId= (a client opening a new connection).
 std::string cursor_of(const Context& ctx) {
-  if (const std::string* id = ctx.request.header("last-event-id"))
+  if (const std::string* id = ctx.request.header("last-event-id"); id && !id->empty())
     return *id;
   if (const std::string* id = ctx.query.find("lastEventId"))
     return *id;
@@ -441,13 +444,15 @@ Api::Outcome Api::route(const HttpRequest& request) {
   const Context ctx{request, *segments, *query};
   const std::string& method = request.method;
   const auto& s = *segments;
-  const bool get = method == "GET";
+  // HEAD is GET without the body (HttpConnection leaves it out), except for the stream and
+  // the WebSocket, which are nothing but their body.
+  const bool get = method == "GET" || method == "HEAD";
   const bool post = method == "POST";
 
   const bool api = s.size() >= 2 && s[0] == "api" && s[1] == "notifications";
   if (api && s.size() == 2) {
     if (!get && !post)
-      return HttpResponse::method_not_allowed("GET, POST");
+      return HttpResponse::method_not_allowed("GET, HEAD, POST");
     if (post)
       return publish(hub_, request);
     auto user = authenticate(ctx);
@@ -456,7 +461,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
     return list_notifications(hub_, ctx, std::move(std::get<std::string>(user)));
   }
   if (api && s.size() == 3 && s[2] == "stream") {
-    if (!get)
+    if (method != "GET")
       return HttpResponse::method_not_allowed("GET");
     auto user = authenticate(ctx);
     if (auto* error = std::get_if<HttpResponse>(&user))
@@ -464,7 +469,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
     return StreamRequest{std::get<std::string>(std::move(user)), cursor_of(ctx)};
   }
   if (api && s.size() == 3 && s[2] == "ws") {
-    if (!get)
+    if (method != "GET")
       return HttpResponse::method_not_allowed("GET");
     auto user = authenticate(ctx);
     if (auto* error = std::get_if<HttpResponse>(&user))
@@ -497,7 +502,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
   }
   if (s.size() == 1 && s[0] == "metrics") {
     if (!get)
-      return HttpResponse::method_not_allowed("GET");
+      return HttpResponse::method_not_allowed("GET, HEAD");
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = hub_.metrics_text();
@@ -506,7 +511,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
   }
   if (s.size() == 1 && s[0] == "healthz") {
     if (!get)
-      return HttpResponse::method_not_allowed("GET");
+      return HttpResponse::method_not_allowed("GET, HEAD");
     return HttpResponse::json(200, R"({"status":"ok"})");
   }
 
@@ -522,7 +527,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
   if (asset == nullptr)
     return HttpResponse::error(404, "not found");
   if (!get)
-    return HttpResponse::method_not_allowed("GET");
+    return HttpResponse::method_not_allowed("GET, HEAD");
   HttpResponse r;
   r.content_type = asset->content_type;
   r.body = std::string(asset->body);
@@ -532,7 +537,7 @@ Api::Outcome Api::route(const HttpRequest& request) {
 
 Api::Outcome Api::websocket(const HttpRequest& request, std::string user,
                             std::string cursor) const {
-  notify::ws::HandshakeRequest handshake{request.method, {}};
+  notify::ws::HandshakeRequest handshake{request.method, {}, request.http_version};
   handshake.headers.reserve(request.headers.size());
   for (const auto& [name, value] : request.headers)
     handshake.headers.emplace_back(name, value);

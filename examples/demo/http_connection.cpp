@@ -43,6 +43,27 @@ void lower_in_place(std::string& s) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
 }
 
+bool is_space_or_tab(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// Whether `line` starts as a request line would, "TOKEN SP target SP HTTP/": a method that
+// http-parser does not know (501), rather than bytes that are not HTTP at all (400).
+bool names_a_method(std::string_view line) {
+  const auto is_tchar = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  };
+  const auto space = line.find(' ');
+  if (space == 0 || space == std::string_view::npos ||
+      !std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(space), is_tchar))
+    return false;
+  const auto target_end = line.find(' ', space + 1);
+  if (target_end == std::string_view::npos || target_end == space + 1)
+    return false;
+  return line.substr(target_end + 1, 5) == "HTTP/";
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -102,12 +123,21 @@ bool HttpConnection::count_head(std::size_t n) {
   head_bytes_ += n;
   if (head_bytes_ <= limits_.max_head_bytes)
     return true;
-  limit_hit_ = LimitHit::head;
+  refusal_ = Refusal::head_too_large;
   return false;
 }
 
-void HttpConnection::finish_header() {
+bool HttpConnection::finish_header() {
   if (!field_.empty() || in_value_) {
+    // http-parser takes "Name : value" as a field named "Name ", which a proxy may read as
+    // "Name": RFC 9112 section 5.1 has it refused.
+    if (is_space_or_tab(field_.back())) {
+      refusal_ = Refusal::space_before_colon;
+      return false;
+    }
+    // It keeps the spaces that end a value; they are not part of it (RFC 9110 section 5.5).
+    while (!value_.empty() && is_space_or_tab(value_.back()))
+      value_.pop_back();
     // Header slots of earlier requests are written over; on_headers_complete drops the
     // ones this request did not use.
     auto& headers = request_.headers;
@@ -121,6 +151,7 @@ void HttpConnection::finish_header() {
   field_.clear();
   value_.clear();
   in_value_ = false;
+  return true;
 }
 
 void HttpConnection::reset_request() {
@@ -138,6 +169,7 @@ void HttpConnection::reset_request() {
     }
   }
   r.keep_alive = true;
+  r.http_version = 11;
   header_count_ = 0;
 }
 
@@ -148,7 +180,7 @@ int HttpConnection::on_message_begin(http_parser* p) {
   c.in_message_ = true;
   c.expect_continue_ = false;
   c.head_bytes_ = request_line_overhead;
-  c.limit_hit_ = LimitHit::none;
+  c.refusal_ = Refusal::none;
   c.arm_timer(c.limits_.request_timeout);
   return 0;
 }
@@ -163,8 +195,8 @@ int HttpConnection::on_url(http_parser* p, const char* at, std::size_t n) {
 
 int HttpConnection::on_header_field(http_parser* p, const char* at, std::size_t n) {
   HttpConnection& c = self_of(p);
-  if (c.in_value_)
-    c.finish_header();
+  if (c.in_value_ && !c.finish_header())
+    return 1;
   if (c.field_.empty() && !c.count_head(header_line_overhead))
     return 1;
   if (!c.count_head(n))
@@ -184,20 +216,31 @@ int HttpConnection::on_header_value(http_parser* p, const char* at, std::size_t 
 
 int HttpConnection::on_headers_complete(http_parser* p) {
   HttpConnection& c = self_of(p);
-  c.finish_header();
+  if (!c.finish_header())
+    return -1;
   HttpRequest& r = c.request_;
   r.headers.resize(c.header_count_);
   r.method = http_method_str(static_cast<http_method>(p->method));
   r.target = c.url_;
+  r.http_version = p->http_major * 10u + p->http_minor;
+
+  // Debian's http-parser is built without its strict checks, and takes a chunked body whose
+  // framing a strict proxy would refuse (any two bytes where a CRLF belongs); it also merges
+  // trailer fields into the head. Rather than frame a body differently from what may stand
+  // in front, the demo takes bodies with a Content-Length only (RFC 9110 section 15.5.12).
+  if (r.header("transfer-encoding") != nullptr) {
+    c.refusal_ = Refusal::transfer_coding;
+    return -1;
+  }
 
   // A Content-Length above the limit is refused before its body arrives.
   const bool has_length = p->content_length != ULLONG_MAX && p->content_length > 0;
   if (has_length && p->content_length > c.limits_.max_body_bytes) {
-    c.limit_hit_ = LimitHit::body;
+    c.refusal_ = Refusal::body_too_large;
     return -1;
   }
-  const bool chunked = (p->flags & F_CHUNKED) != 0;
-  if (has_length || chunked) {
+  // An HTTP/1.0 client does not know 100 Continue (RFC 9110 section 10.1.1).
+  if (has_length && r.http_version >= 11) {
     if (const std::string* expect = r.header("expect"); expect && iequals(*expect, "100-continue"))
       c.expect_continue_ = true;
   }
@@ -210,7 +253,7 @@ int HttpConnection::on_body(http_parser* p, const char* at, std::size_t n) {
   HttpConnection& c = self_of(p);
   c.expect_continue_ = false;  // the client sent its body anyway
   if (c.request_.body.size() + n > c.limits_.max_body_bytes) {
-    c.limit_hit_ = LimitHit::body;
+    c.refusal_ = Refusal::body_too_large;
     return 1;
   }
   c.request_.body.append(at, n);
@@ -261,8 +304,9 @@ void HttpConnection::process() {
       }
       return;
     }
+    const std::string_view attempted(input_.data() + input_offset_, available);
     const std::size_t parsed =
-        http_parser_execute(&parser_, &settings(), input_.data() + input_offset_, available);
+        http_parser_execute(&parser_, &settings(), attempted.data(), attempted.size());
     input_offset_ += std::min(parsed, available);
     const auto err = static_cast<http_errno>(parser_.http_errno);
     if (err == HPE_PAUSED) {
@@ -271,14 +315,14 @@ void HttpConnection::process() {
       return;
     }
     if (err != HPE_OK) {
-      respond_to_parse_error();
+      respond_to_parse_error(attempted);
       return;
     }
     if (parser_.upgrade) {
       // Not reached in practice (the request completes first); nothing more to parse.
       input_offset_ = input_.size();
     } else if (parsed < available) {
-      respond_to_parse_error();
+      respond_to_parse_error(attempted);
       return;
     }
   }
@@ -304,6 +348,17 @@ void HttpConnection::handle_request() {
   };
   assign_field(request.path, UF_PATH);
   assign_field(request.query, UF_QUERY);
+  if (request.http_version / 10 != 1) {
+    send(HttpResponse::error(505, "only HTTP/1.x is served here"), false);
+    return;
+  }
+  // RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
+  const auto hosts = std::count_if(request.headers.begin(), request.headers.end(),
+                                   [](const auto& h) { return h.first == "host"; });
+  if (hosts > 1 || (hosts == 0 && request.http_version >= 11)) {
+    send(HttpResponse::error(400, "a request needs exactly one Host header"), false);
+    return;
+  }
 
   Api::Outcome outcome = api_.handle(request);
   if (auto* stream = std::get_if<StreamRequest>(&outcome)) {
@@ -339,12 +394,20 @@ void HttpConnection::handle_request() {
   send(std::get<HttpResponse>(outcome), request.keep_alive, request.method == "HEAD");
 }
 
-void HttpConnection::respond_to_parse_error() {
+void HttpConnection::respond_to_parse_error(std::string_view attempted) {
   const auto err = static_cast<http_errno>(parser_.http_errno);
-  if (limit_hit_ == LimitHit::head || err == HPE_HEADER_OVERFLOW) {
+  if (refusal_ == Refusal::head_too_large || err == HPE_HEADER_OVERFLOW) {
     send(HttpResponse::error(431, "request header fields too large (limit 16 KiB)"), false);
-  } else if (limit_hit_ == LimitHit::body) {
+  } else if (refusal_ == Refusal::body_too_large) {
     send(HttpResponse::error(413, "request body too large (limit 1 MiB)"), false);
+  } else if (refusal_ == Refusal::space_before_colon) {
+    send(HttpResponse::error(400, "bad request: whitespace between a header's name and colon"),
+         false);
+  } else if (refusal_ == Refusal::transfer_coding) {
+    send(HttpResponse::error(411, "a request body needs a Content-Length (no Transfer-Encoding)"),
+         false);
+  } else if (err == HPE_INVALID_METHOD && names_a_method(attempted)) {
+    send(HttpResponse::error(501, "method not implemented"), false);
   } else {
     send(HttpResponse::error(400, std::string("bad request: ") + http_errno_description(err)),
          false);
@@ -359,7 +422,8 @@ void HttpConnection::hand_over() {
 }
 
 void HttpConnection::send(const HttpResponse& response, bool keep_alive, bool head_only) {
-  serialize_into(out_, response, keep_alive, head_only);
+  // request_ is the one answered: the next is parsed once this response is out.
+  serialize_into(out_, response, keep_alive, head_only, request_.http_version < 11);
   write_out(keep_alive);
 }
 

@@ -48,7 +48,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void stop();
 
  private:
-  enum class LimitHit { none, head, body };
+  // Why a callback stopped the parser, for the answer.
+  enum class Refusal {
+    none,
+    head_too_large,      // 431
+    body_too_large,      // 413
+    space_before_colon,  // 400: a field name that would mean one thing here, another elsewhere
+    transfer_coding,     // 411: a body without Content-Length
+  };
 
   // http-parser callbacks.
   static int on_message_begin(http_parser* p);
@@ -61,14 +68,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   static const http_parser_settings& settings() noexcept;
 
   bool count_head(std::size_t n);
-  void finish_header();
+  bool finish_header();  // false: the field's name is refused (refusal_ says why)
   void reset_request();
 
   void read_more();
   void on_read(std::error_code ec, std::size_t n);
   void process();
   void handle_request();
-  void respond_to_parse_error();
+  // `attempted`: the bytes given to the parser by the call that failed.
+  void respond_to_parse_error(std::string_view attempted);
   void send(const HttpResponse& response, bool keep_alive, bool head_only = false);
   // Writes a whole response as it is; closes after it unless `keep_alive`.
   void send_bytes(std::string bytes, bool keep_alive);
@@ -106,7 +114,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool in_message_ = false;       // between the first byte of a request and its end
   bool expect_continue_ = false;  // the client waits for "100 Continue" before its body
   std::size_t head_bytes_ = 0;
-  LimitHit limit_hit_ = LimitHit::none;
+  Refusal refusal_ = Refusal::none;
 
   std::string out_;  // the response being written
   bool writing_ = false;

@@ -56,6 +56,8 @@ std::string_view reason_phrase(int status) noexcept {
       return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 411:
+      return "Length Required";
     case 413:
       return "Content Too Large";
     case 414:
@@ -70,6 +72,8 @@ std::string_view reason_phrase(int status) noexcept {
       return "Not Implemented";
     case 503:
       return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "Unknown";
   }
@@ -81,8 +85,8 @@ std::string serialize(const HttpResponse& response, bool keep_alive, bool head_o
   return out;
 }
 
-void serialize_into(std::string& out, const HttpResponse& response, bool keep_alive,
-                    bool head_only) {
+void serialize_into(std::string& out, const HttpResponse& response, bool keep_alive, bool head_only,
+                    bool http10) {
   out.clear();
   out.reserve(160 + response.body.size());
   out += "HTTP/1.1 ";
@@ -100,6 +104,8 @@ void serialize_into(std::string& out, const HttpResponse& response, bool keep_al
   out += "\r\n";
   if (!keep_alive)
     out += "Connection: close\r\n";
+  else if (http10)
+    out += "Connection: keep-alive\r\n";
   for (const auto& h : response.headers) {
     out += h.first;
     out += ": ";

@@ -18,7 +18,8 @@ struct HttpRequest {
   std::string query;   // its query without '?', still percent-encoded
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   std::string body;
-  bool keep_alive = true;  // false: the connection closes after the response
+  bool keep_alive = true;      // false: the connection closes after the response
+  unsigned http_version = 11;  // major * 10 + minor: 11 for HTTP/1.1
 
   // The first value of the header named `lower_name` (lower case), or nullptr.
   const std::string* header(std::string_view lower_name) const noexcept;
@@ -48,8 +49,10 @@ int status_for_refused_stream(std::error_code ec) noexcept;
 // The full response: status line, headers (Content-Type, Content-Length, Connection: close
 // when `keep_alive` is false, the extra headers) and, unless `head_only`, the body.
 std::string serialize(const HttpResponse& response, bool keep_alive, bool head_only = false);
-// The same bytes, written over `out` (whose capacity a keep-alive connection reuses).
+// The same bytes, written over `out` (whose capacity a keep-alive connection reuses). With
+// `http10` (the request was HTTP/1.0, which closes unless told otherwise) a kept connection
+// is announced: Connection: keep-alive.
 void serialize_into(std::string& out, const HttpResponse& response, bool keep_alive,
-                    bool head_only = false);
+                    bool head_only = false, bool http10 = false);
 
 }  // namespace demo

@@ -21,6 +21,9 @@ struct HandshakeRequest {
   std::string_view method;
   // Header names in any case; a header may be repeated (its values are then one list).
   std::vector<std::pair<std::string, std::string>> headers;
+  // The request's HTTP version as major * 10 + minor (Beast's request::version(); from
+  // http-parser, http_major * 10 + http_minor): a handshake needs HTTP/1.1 or later.
+  unsigned http_version = 11;
 };
 
 struct HandshakeOptions {
@@ -43,11 +46,12 @@ struct HandshakeResult {
   std::optional<DeflateParams> deflate;  // set when permessage-deflate was negotiated
 };
 
-// Checks the request, in this order: method GET (else 405); Upgrade lists "websocket" and
-// Connection lists "upgrade", case-insensitively (400); Sec-WebSocket-Version is 13 (426,
-// with "Sec-WebSocket-Version: 13"); Sec-WebSocket-Key is base64 for 16 bytes (400); the
-// origin is allowed (403). An error response is {"error": "..."} as JSON with
-// Connection: close; the connection should be closed once it is written.
+// Checks the request, in this order: method GET (else 405); HTTP/1.1 or later, with exactly
+// one Host header (400, RFC 6455 section 4.2.1 and RFC 9112 section 3.2); Upgrade lists
+// "websocket" and Connection lists "upgrade", case-insensitively (400);
+// Sec-WebSocket-Version is 13 (426, with "Sec-WebSocket-Version: 13"); Sec-WebSocket-Key is
+// the base64 of 16 bytes (400); the origin is allowed (403). An error response is {"error": "..."}
+// as JSON with Connection: close; the connection should be closed once it is written.
 NOTIFY_EXPORT HandshakeResult accept_handshake(const HandshakeRequest& request,
                                                const HandshakeOptions& options = {});
 

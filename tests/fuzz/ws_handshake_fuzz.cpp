@@ -194,6 +194,7 @@ struct Setup {
   bool selector = false;
   bool selector_declines = false;
   bool deflate = true;
+  unsigned http_version = 11;
 };
 
 struct Seen {
@@ -226,6 +227,8 @@ HandshakeOptions make_options(const Setup& setup, Seen& seen) {
 void check_switch(const Input& in, const Setup& setup, const Seen& seen,
                   const HandshakeResult& result, const Response& r) {
   check(in.method == "GET", "101 for a method other than GET");
+  check(setup.http_version >= 11, "101 for a request older than HTTP/1.1");
+  check(values(in, "Host").size() == 1, "101 without exactly one Host");
   check(r.status_line == "HTTP/1.1 101 Switching Protocols", "101 status line");
   check(r.body.empty(), "101 with a body");
   check(r.has("Upgrade: websocket") && r.has("Connection: Upgrade"), "101 without Upgrade");
@@ -316,12 +319,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   setup.selector = (data[0] & 0x04) != 0;
   setup.selector_declines = (data[0] & 0x08) != 0;
   setup.deflate = (data[0] & 0x10) == 0;
+  setup.http_version = (data[0] & 0x20) != 0 ? 10 : 11;
   const Input in =
       read_request(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1));
 
   Seen seen;
   const HandshakeOptions options = make_options(setup, seen);
-  const HandshakeResult result = accept_handshake({in.method, in.headers}, options);
+  const HandshakeResult result =
+      accept_handshake({in.method, in.headers, setup.http_version}, options);
 
   const int s = result.status;
   check(s == 101 || s == 400 || s == 403 || s == 405 || s == 426, "unexpected status");
@@ -340,8 +345,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       c = (i % 2 == 0) ? upper(c) : lower(c);
   }
   Seen seen2;
-  const HandshakeResult again =
-      accept_handshake({recased.method, recased.headers}, make_options(setup, seen2));
+  const HandshakeResult again = accept_handshake(
+      {recased.method, recased.headers, setup.http_version}, make_options(setup, seen2));
   check(again.status == result.status && again.response == result.response &&
             again.subprotocol == result.subprotocol,
         "the case of header names changed the answer");

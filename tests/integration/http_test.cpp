@@ -87,7 +87,7 @@ TEST_CASE("http: bad requests get JSON errors") {
   SUBCASE("wrong method") {
     const auto r = http_request(port, "DELETE", "/api/notifications");
     CHECK(r.status == 405);
-    CHECK(r.header("Allow") == "GET, POST");
+    CHECK(r.header("Allow") == "GET, HEAD, POST");
     error_of(r);
     const auto s = http_request(port, "POST", "/api/notifications/stream?user=a");
     CHECK(s.status == 405);
@@ -120,20 +120,6 @@ TEST_CASE("http: size limits") {
     CHECK(r->status == 413);
     error_of(*r);
     CHECK(r->header("Connection") == "close");
-  }
-  SUBCASE("a chunked body over 1 MiB is refused with 413") {
-    HttpClient c(port);
-    std::string req =
-        "POST /api/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
-    const std::string chunk(64 * 1024, 'a');
-    for (int i = 0; i < 20; ++i)
-      req += "10000\r\n" + chunk + "\r\n";
-    req += "0\r\n\r\n";
-    c.send_raw(req);  // the server may stop reading: do not insist
-    const auto r = c.read_response();
-    REQUIRE(r.has_value());
-    CHECK(r->status == 413);
-    error_of(*r);
   }
   SUBCASE("a body just under the limit is parsed") {
     const std::string body = "{\"userId\":\"a\",\"type\":\"comment\",\"title\":\"t\",\"body\":\"" +
@@ -402,4 +388,176 @@ TEST_CASE("http: command line") {
       CHECK(r.out.empty());
     }
   }
+}
+
+namespace {
+
+// One request on a connection of its own: its response, and whether the server then closed.
+struct Answer {
+  std::optional<HttpResponse> response;
+  bool closed = false;
+};
+Answer answer_to(std::uint16_t port, const std::string& raw) {
+  HttpClient c(port);
+  Answer a;
+  if (!c.send_raw(raw))
+    return a;
+  a.response = c.read_response();
+  a.closed = a.response && a.response->header("Connection") == "close" && c.wait_eof();
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("http: framing and fields as RFC 9110 and 9112 have them") {
+  DemoProcess demo(unbatched());
+  const auto port = demo.port();
+  const std::string body = json{{"userId", "f"}, {"type", "comment"}, {"title", "t"}}.dump();
+  const std::string length = std::to_string(body.size());
+
+  SUBCASE("a body with a transfer coding is refused with 411, however it is framed") {
+    // Debian's http-parser takes loose chunked framing (any two bytes for a CRLF) and merges
+    // trailers into the head: the demo takes no transfer coding at all.
+    for (const std::string& chunked : std::vector<std::string>{
+             "POST /api/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                 std::to_string(body.size()) + "\r\n" + body + "\r\n0\r\n\r\n",
+             "POST /api/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                 std::to_string(body.size()) + "\r\n" + body + "XX0\r\n\r\n",
+             "POST /api/sessions/end HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "0\r\nX-User-Id: alice\r\nX-Other: 1\r\n\r\n",
+         }) {
+      CAPTURE(chunked);
+      const auto a = answer_to(port, chunked);
+      REQUIRE(a.response);
+      CHECK(a.response->status == 411);
+      error_of(*a.response);
+      CHECK(a.closed);
+    }
+  }
+  SUBCASE("whitespace between a field's name and its colon is refused with 400") {
+    for (const std::string head :
+         {"Transfer-Encoding : chunked", "Content-Length : 5", "X-User-Id\t: f"}) {
+      CAPTURE(head);
+      const auto a = answer_to(port, "POST /api/notifications HTTP/1.1\r\nHost: x\r\n" + head +
+                                         "\r\nContent-Length: " + length + "\r\n\r\n" + body);
+      REQUIRE(a.response);
+      CHECK(a.response->status == 400);
+      // A tab is no character of a name to http-parser already; a space is, to it.
+      if (head.find(" :") != std::string::npos)
+        CHECK(error_of(*a.response).find("colon") != std::string::npos);
+      CHECK(a.closed);
+    }
+  }
+  SUBCASE("the spaces that end a field's value are not part of it") {
+    CHECK(post_notification(port, {{"userId", "f"}, {"type", "comment"}, {"title", "t"}}).status ==
+          202);
+    HttpClient c(port);
+    const auto r = c.request("GET", "/api/notifications", {}, {{"X-User-Id", "f \t "}});
+    REQUIRE(r.status == 200);
+    CHECK(r.json().at("unreadCount") == 1);
+  }
+  SUBCASE("Host: exactly one in HTTP/1.1, at most one in HTTP/1.0") {
+    const auto none = answer_to(port, "GET /healthz HTTP/1.1\r\n\r\n");
+    REQUIRE(none.response);
+    CHECK(none.response->status == 400);
+    CHECK(error_of(*none.response).find("Host") != std::string::npos);
+    const auto two = answer_to(port, "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    REQUIRE(two.response);
+    CHECK(two.response->status == 400);
+    const auto two10 = answer_to(port, "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
+    REQUIRE(two10.response);
+    CHECK(two10.response->status == 400);
+    const auto old = answer_to(port, "GET /healthz HTTP/1.0\r\n\r\n");
+    REQUIRE(old.response);
+    CHECK(old.response->status == 200);
+    CHECK(old.closed);  // HTTP/1.0 closes unless it asks otherwise
+  }
+  SUBCASE("an HTTP/1.0 connection kept alive is told so") {
+    HttpClient c(port);
+    REQUIRE(c.send_raw("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    const auto first = c.read_response();
+    REQUIRE(first);
+    CHECK(first->status == 200);
+    CHECK(first->header("Connection") == "keep-alive");
+    REQUIRE(c.send_raw("GET /healthz HTTP/1.0\r\n\r\n"));
+    const auto second = c.read_response();
+    REQUIRE(second);
+    CHECK(second->status == 200);
+    CHECK(second->header("Connection") == "close");
+    CHECK(c.wait_eof());
+  }
+  SUBCASE("an HTTP/1.0 client is not sent 100 Continue") {
+    HttpClient c(port);
+    REQUIRE(
+        c.send_raw("POST /api/notifications HTTP/1.0\r\nExpect: 100-continue\r\n"
+                   "Content-Length: " +
+                   length + "\r\n\r\n"));
+    // Nothing may come before the body is sent; what comes after it is the 202.
+    std::string early;
+    CHECK(c.socket().recv_some(early, Clock::now() + std::chrono::milliseconds(300)) == -1);
+    CHECK(early.empty());
+    REQUIRE(c.send_raw(body));
+    const auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->status == 202);
+  }
+  SUBCASE("a version other than HTTP/1.x gets 505") {
+    const auto a = answer_to(port, "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+    REQUIRE(a.response);
+    CHECK(a.response->status == 505);
+    error_of(*a.response);
+  }
+  SUBCASE("HEAD is GET without the body, but not for the stream and the WebSocket") {
+    // Raw bytes: a client that did not know it sent HEAD would wait for the body.
+    HttpClient c(port);
+    REQUIRE(
+        c.send_raw("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "HEAD /api/notifications/stream?user=f HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string bytes;
+    const auto deadline = Clock::now() + default_timeout;
+    while (bytes.find(R"({"status":"ok"})") == std::string::npos &&
+           c.socket().recv_some(bytes, deadline) > 0) {
+    }
+    std::vector<HttpResponse> heads;
+    for (std::size_t at = 0, end; (end = bytes.find("\r\n\r\n", at)) != std::string::npos;
+         at = end + 4) {
+      HttpResponse r;
+      REQUIRE(parse_response_head(std::string_view(bytes).substr(at, end - at), r));
+      heads.push_back(r);
+      if (heads.size() == 3) {
+        CHECK(bytes.substr(end + 4) == R"({"status":"ok"})");  // the GET's body, no other
+        break;
+      }
+    }
+    REQUIRE(heads.size() == 3);
+    CHECK(heads[0].status == 200);
+    CHECK(heads[0].header("Content-Length") == heads[2].header("Content-Length"));
+    CHECK(heads[1].status == 405);
+    CHECK(heads[1].header("Allow") == "GET");
+    CHECK(heads[2].status == 200);
+    const auto other = c.request("DELETE", "/healthz");
+    CHECK(other.header("Allow") == "GET, HEAD");
+  }
+  SUBCASE("a method http-parser does not know gets 501") {
+    const auto a = answer_to(port, "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE(a.response);
+    CHECK(a.response->status == 501);
+    error_of(*a.response);
+  }
+  SUBCASE("a notification for a user nobody could sign in as is refused") {
+    for (const json& recipients :
+         {json{{"userId", std::string("a\x01b")}}, json{{"userId", std::string(257, 'u')}},
+          json{{"userIds", {"ok", std::string("bad\x7f")}}}}) {
+      CAPTURE(recipients.dump());
+      json n = recipients;
+      n["type"] = "comment";
+      n["title"] = "t";
+      const auto r = http_request(port, "POST", "/api/notifications", n.dump());
+      CHECK(r.status == 400);
+      CHECK(error_of(r).find("UTF-8 without control characters") != std::string::npos);
+    }
+  }
+  // Whatever happened, the server still answers.
+  CHECK(http_request(port, "GET", "/healthz").status == 200);
 }

@@ -66,6 +66,19 @@ TEST_CASE("resume: Last-Event-ID wins over ?lastEventId=") {
   CHECK(s.expect("notification").id == b);
 }
 
+TEST_CASE("resume: an empty Last-Event-ID leaves ?lastEventId= in charge") {
+  check_resume([](std::uint16_t port, const std::string& cursor) {
+    return SseStream(port, SseStream::target_for("rita") + "&lastEventId=" + url_encode(cursor),
+                     {{"Last-Event-ID", ""}});
+  });
+}
+
+TEST_CASE("resume: spaces after Last-Event-ID's value are not part of it") {
+  check_resume([](std::uint16_t port, const std::string& cursor) {
+    return SseStream(port, SseStream::target_for("rita"), {{"Last-Event-ID", cursor + " \t "}});
+  });
+}
+
 TEST_CASE(
     "resume: a cursor from before a restart of a demo on the memory store gets "
     "notifications:reset, however many notifications the new process has sent") {

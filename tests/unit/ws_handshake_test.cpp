@@ -82,6 +82,8 @@ TEST_CASE("ws handshake: accept_key, RFC 6455 section 1.3") {
 TEST_CASE("ws handshake: a browser's request is accepted") {
   const auto result = accept_handshake({"GET", browser_headers()});
   CHECK(result.status == 101);
+  CHECK(accept_handshake({"GET", browser_headers(), 20}).status == 101);  // a later version
+  CHECK(accept_handshake({"GET", replaced(browser_headers(), "Host", "")}).status == 101);
   CHECK(result.error.empty());
   CHECK(result.subprotocol.empty());
   CHECK_FALSE(result.deflate);
@@ -95,6 +97,7 @@ TEST_CASE("ws handshake: a browser's request is accepted") {
 
 TEST_CASE("ws handshake: header names in any case, token lists, repeated headers") {
   const Headers headers = {
+      {"hOST", "example.com"},
       {"upgrade", "h2c"},
       {"UPGRADE", " WebSocket "},
       {"connection", "keep-alive, UPGRADE"},
@@ -116,11 +119,16 @@ TEST_CASE("ws handshake: rejections") {
     std::string method;
     Headers headers;
     int status;
+    unsigned http_version = 11;
   };
   const auto base = browser_headers();
   const Row rows[] = {
       {"POST", "POST", base, 405},
       {"lower-case get", "get", base, 405},
+      {"HTTP/1.0", "GET", base, 400, 10},
+      {"HTTP/0.9", "GET", base, 400, 9},
+      {"no Host", "GET", without(base, "Host"), 400},
+      {"two Hosts", "GET", with(base, "Host", "example.org"), 400},
       {"no Upgrade", "GET", without(base, "Upgrade"), 400},
       {"Upgrade: h2c", "GET", replaced(base, "Upgrade", "h2c"), 400},
       {"Upgrade: websocketx", "GET", replaced(base, "Upgrade", "websocketx"), 400},
@@ -140,10 +148,13 @@ TEST_CASE("ws handshake: rejections") {
       {"key without padding", "GET", replaced(base, "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ"),
        400},
       {"empty key", "GET", replaced(base, "Sec-WebSocket-Key", ""), 400},
+      // Base64 of 16 bytes ends in A, Q, g or w before "==": the rest of its bits are zero.
+      {"key with bits past 16 bytes", "GET",
+       replaced(base, "Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAB=="), 400},
   };
   for (const auto& row : rows) {
     CAPTURE(row.name);
-    const auto result = accept_handshake({row.method, row.headers});
+    const auto result = accept_handshake({row.method, row.headers, row.http_version});
     CHECK(result.status == row.status);
     CHECK_FALSE(result.error.empty());
     const auto p = parse(result.response);
