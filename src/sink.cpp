@@ -107,16 +107,24 @@ bool Sink::enqueue_locked(const EventPtr& event) {
 }
 
 void Sink::overflow_locked() {
+  if (limits_.overflow == OverflowPolicy::disconnect) {
+    disconnect_slow_locked();
+    return;
+  }
   pending_.clear();
   pending_bytes_ = 0;
-  if (limits_.overflow == OverflowPolicy::disconnect) {
-    state_ = State::closing;
-    close_reason_ = make_error_code(errc::slow_consumer);
-    if (auto last = farewell(close_reason_))
-      pending_.push_back(std::move(last));
-  } else {
-    state_ = State::resync_pending;
-  }
+  state_ = State::resync_pending;
+}
+
+void Sink::disconnect_slow_locked() {
+  pending_.clear();
+  pending_bytes_ = 0;
+  held_.clear();
+  held_bytes_ = 0;
+  state_ = State::closing;
+  close_reason_ = make_error_code(errc::slow_consumer);
+  if (auto last = farewell(close_reason_))
+    pending_.push_back(std::move(last));
 }
 
 void Sink::kick() {
@@ -246,6 +254,7 @@ bool Sink::finish_write(Outgoing& out, const Taken& taken, std::size_t written,
   buffers_.front() += skip;
   writing_.assign(std::make_move_iterator(events),
                   std::make_move_iterator(events + static_cast<std::ptrdiff_t>(taken.events)));
+  write_waiting_.store(true, std::memory_order_relaxed);
   transport_->async_write(BufferSpan{buffers_.data(), buffers_.size()}, handler_ptr());
   return true;
 }
@@ -273,6 +282,8 @@ void Sink::wrote(const EventPtr* events, std::size_t count, std::size_t bytes) {
 }
 
 void Sink::on_write(std::error_code ec, std::size_t bytes) {
+  write_waiting_.store(false, std::memory_order_relaxed);
+  sweeps_while_waiting_.store(0, std::memory_order_relaxed);
   if (ec) {
     writing_.clear();
     fail(ec);
@@ -362,6 +373,14 @@ void Sink::on_read(std::error_code ec, std::size_t bytes) {
 }
 
 void Sink::heartbeat() {
+  if (write_waiting_.load(std::memory_order_relaxed)) {
+    // The same write was waiting for the socket at the last sweep: the client has read
+    // nothing for a heartbeat interval (or the host's write never completes). Its close
+    // frame, or anything else, would wait behind that write for ever.
+    if (sweeps_while_waiting_.fetch_add(1, std::memory_order_relaxed) >= 1)
+      asio::post(transport_->executor(), [self = shared_from_this()] { self->drop_stalled(); });
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     if (state_ != State::live)
@@ -376,20 +395,30 @@ bool Sink::send_direct(const EventPtr& event) {
   if (!event)
     return false;
   bool kick_needed = false;
+  bool queued = true;
   {
     std::lock_guard lock(mutex_);
     if (state_ == State::closing || state_ == State::closed)
       return false;
-    pending_bytes_ += event->encoded_size(format_);
-    pending_.push_back(event);
-    if (!pipeline_active_ && state_ != State::holding) {
+    const auto size = event->encoded_size(format_);
+    if (!pending_.empty() &&
+        (pending_.size() >= limits_.max_events || pending_bytes_ + size > limits_.max_bytes)) {
+      // A client that keeps sending (pings, messages) without reading the answers: they
+      // cannot be dropped as notifications can (a resync brings those back), so it goes.
+      disconnect_slow_locked();
+      queued = false;
+    } else {
+      pending_bytes_ += size;
+      pending_.push_back(event);
+    }
+    if (!pipeline_active_ && (state_ != State::holding || !queued)) {
       pipeline_active_ = true;
       kick_needed = true;
     }
   }
   if (kick_needed)
     kick();
-  return true;
+  return queued;
 }
 
 void Sink::close(std::error_code reason) {
@@ -433,6 +462,14 @@ void Sink::end_session(std::string_view reason) {
 }
 
 void Sink::close_with(std::error_code reason, EventPtr last) {
+  begin_close(reason, std::move(last), false);
+}
+
+void Sink::close_after_queue(std::error_code reason, EventPtr last) {
+  begin_close(reason, std::move(last), true);
+}
+
+void Sink::begin_close(std::error_code reason, EventPtr last, bool keep_queue) {
   bool kick_needed = false;
   {
     std::lock_guard lock(mutex_);
@@ -440,8 +477,10 @@ void Sink::close_with(std::error_code reason, EventPtr last) {
       return;
     state_ = State::closing;
     close_reason_ = reason;
-    pending_.clear();
-    pending_bytes_ = 0;
+    if (!keep_queue) {
+      pending_.clear();
+      pending_bytes_ = 0;
+    }
     held_.clear();
     held_bytes_ = 0;
     if (started_) {
@@ -472,6 +511,13 @@ void Sink::close_with(std::error_code reason, EventPtr last) {
 
 void Sink::fail(std::error_code reason) {
   finish_close(reason);
+}
+
+void Sink::drop_stalled() {
+  // Not when the write ended meanwhile (on_write() reset the count), even if another began.
+  if (write_waiting_.load(std::memory_order_relaxed) &&
+      sweeps_while_waiting_.load(std::memory_order_relaxed) >= 2)
+    fail(make_error_code(errc::slow_consumer));
 }
 
 void Sink::release_transport(std::error_code) noexcept {

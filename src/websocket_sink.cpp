@@ -25,6 +25,20 @@ ws::CloseCode close_code_for(std::error_code reason) {
   return ws::CloseCode::normal;
 }
 
+// The close frame's reason for a violation the decoder found.
+std::string_view violation_reason(ws::CloseCode code) {
+  switch (code) {
+    case ws::CloseCode::invalid_payload:
+      return "invalid UTF-8 or compressed data";
+    case ws::CloseCode::message_too_big:
+      return "message too big";
+    case ws::CloseCode::internal_error:
+      return "internal error";
+    default:
+      return "protocol error";
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<WebSocketSink> WebSocketSink::create(std::shared_ptr<Transport> transport,
@@ -112,7 +126,10 @@ bool WebSocketSink::on_input(std::string_view bytes) {
         // Echo the code (RFC 6455 §5.5.1) and close once it is written.
         const auto code =
             m.close_code ? static_cast<ws::CloseCode>(m.close_code) : ws::CloseCode::no_status;
-        close_with(make_error_code(errc::connection_closed), Event::raw(ws::close_frame(code)));
+        // What was queued before (a pong, a reply to a message the client sent) goes first:
+        // a ping that came before the close is answered (RFC 6455 §5.5.2).
+        close_after_queue(make_error_code(errc::connection_closed),
+                          Event::raw(ws::close_frame(code)));
         return false;
       }
       case ws::Opcode::text:
@@ -129,7 +146,7 @@ bool WebSocketSink::on_input(std::string_view bytes) {
     }
   }
   if (violation) {
-    fail_with(*violation, "protocol error");
+    fail_with(*violation, violation_reason(*violation));
     return false;
   }
   return true;
@@ -157,13 +174,16 @@ void WebSocketSink::release_transport(std::error_code) noexcept {
 }
 
 void WebSocketSink::fail_with(ws::CloseCode code, std::string_view reason) {
-  close_with(make_error_code(errc::connection_closed), Event::raw(ws::close_frame(code, reason)));
+  // After the answers to what the client sent before the fault.
+  close_after_queue(make_error_code(errc::connection_closed),
+                    Event::raw(ws::close_frame(code, reason)));
 }
 
 bool WebSocketSink::heartbeat_due(bool) {
   // Two sweeps without a byte from the client (not even the pong of the last ping): gone.
   if (!heard_.exchange(false, std::memory_order_relaxed)) {
-    fail_with(ws::CloseCode::going_away, "ping timeout");
+    close_with(make_error_code(errc::connection_closed),
+               Event::raw(ws::close_frame(ws::CloseCode::going_away, "ping timeout")));
     return false;
   }
   return true;

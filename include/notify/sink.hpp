@@ -78,10 +78,16 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool send(const EventPtr& event);
 
   // Queues an event for this connection even while it is holding or resyncing (replies to
-  // replies to a client's own messages, pongs). Returns false when closed.
+  // a client's own messages, pongs). Returns false when closed, or when the queue is at its
+  // limits (QueueLimits): a client that keeps asking without reading the answers is then
+  // closed (errc::slow_consumer) whatever the overflow policy, since an answer cannot be
+  // dropped and brought back later as notifications are.
   bool send_direct(const EventPtr& event);
 
-  // Sends a heartbeat unless something was written since the last call.
+  // Sends a heartbeat unless something was written since the last call. A connection whose
+  // write was already waiting for the socket at the last call and still is (the client has
+  // read nothing for a whole interval) is closed instead (errc::slow_consumer): a write
+  // that never ends would keep it, and its queue, for good.
   void heartbeat();
 
   // Closes the connection: drops what is queued, writes the protocol's farewell (a
@@ -199,6 +205,9 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   }
   // close() with the given last bytes instead of farewell(reason).
   void close_with(std::error_code reason, EventPtr last);
+  // The same, but what is queued is written first: for a close the client asked for or
+  // caused, after which the answers it was sent before (pongs, replies) must still arrive.
+  void close_after_queue(std::error_code reason, EventPtr last);
   std::shared_ptr<SinkOwner> owner() const { return owner_.lock(); }
 
   // Lets go of the transport once the sink is closed. Default: transport()->close().
@@ -253,6 +262,9 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   Offer offer(const EventPtr& event);
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
   void overflow_locked();
+  void disconnect_slow_locked();  // closes with errc::slow_consumer, dropping the queue
+  void begin_close(std::error_code reason, EventPtr last, bool keep_queue);
+  void drop_stalled();  // on the executor, after heartbeat() found a write stuck
   bool start_holding(bool for_reset);
   friend class detail::FlushLane;
   // registry_slot_; offer(), lane_ and prefetch_queue() in its fan-out loop.
@@ -322,6 +334,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::unique_ptr<std::string> preamble_;  // until the first write has taken it
   std::atomic<std::uint64_t> events_written_{0};  // written on the executor only
   std::atomic<std::uint64_t> bytes_written_{0};
+  // An asynchronous write is waiting for the socket (set and cleared on the executor), and
+  // how many heartbeat sweeps have seen it so (the sweep's thread counts).
+  std::atomic<bool> write_waiting_{false};
+  std::atomic<std::uint8_t> sweeps_while_waiting_{0};
 
   // The rest is touched when a connection is bound, held, primed or closed, and by writes
   // that wait for the socket.

@@ -11,7 +11,10 @@
 // client closes too (at most `close_linger`), so that a client still sending gets the close
 // frame rather than a reset (RFC 6455 §7.1.1).
 // Text messages from the client go to the hub (read receipts, host handlers); a client that
-// sends more than the rate allows is closed with 1008.
+// sends more than the rate allows is closed with 1008. A close the client asked for or caused
+// (its close frame, a violation, the rate) comes after the answers to what it sent before
+// (pongs, replies); one that pings or sends without reading the answers is closed with 1008
+// once they reach the queue's limits (Sink::send_direct).
 //
 // Thread safety: as Sink.
 #pragma once

@@ -9,11 +9,14 @@
 #include "ws_test_support.hpp"
 
 #include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
 #include <asio/write.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
+#include <functional>
 #include <thread>
 
 using asio::ip::tcp;
@@ -436,4 +439,146 @@ TEST_CASE_TEMPLATE("websocket sink: host handlers and ephemeral events (typing r
   io.run_for(std::chrono::milliseconds(30));
   CHECK(carol.messages().size() == 1);
   CHECK(hub.metrics().client_messages == 2);
+}
+
+TEST_CASE_TEMPLATE(
+    "websocket sink: what the client was sent before its close arrives before the "
+    "close",
+    Mode, StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  WsClient c(io, hub, "alice");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+  // One write, so that the server reads all of it at once: a message that gets a reply, a
+  // ping, then the close.
+  c.send(test::ws::client_frame(Opcode::text, "{not json") +
+         test::ws::client_frame(Opcode::ping, "still there?") +
+         test::ws::client_frame(Opcode::close, test::ws::close_payload(1000)));
+  REQUIRE(test::run_until(io, [&] { return c.eof; }));
+  const auto frames = c.frames();
+  REQUIRE(frames.size() == 4);  // init, the reply, the pong, the close
+  CHECK(json::parse(frames[1].payload)["data"]["message"] == "invalid JSON");
+  CHECK(frames[2].opcode == Opcode::pong);
+  CHECK(frames[2].payload == "still there?");
+  CHECK(frames[3].opcode == Opcode::close);
+  CHECK(c.close_code() == 1000);
+}
+
+TEST_CASE_TEMPLATE("websocket sink: a protocol error closes after the answers to what came before",
+                   Mode, StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  notify::WebSocketOptions options;
+  options.message_burst = 3;
+  WsClient c(io, hub, "alice", options);
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 1; }));
+  SUBCASE("more messages than the rate allows") {
+    std::string burst;
+    for (int i = 0; i < 4; ++i)
+      burst += test::ws::client_frame(Opcode::text, R"({"type":"x"})");
+    c.send(burst);
+    REQUIRE(test::run_until(io, [&] { return c.eof; }));
+    CHECK(c.messages().size() == 4);  // init and three replies: the fourth message is refused
+    CHECK(c.close_code() == 1008);
+  }
+  SUBCASE("invalid UTF-8 after a ping") {
+    c.send(test::ws::client_frame(Opcode::ping, "p") +
+           test::ws::client_frame(Opcode::text, "\xC3\x28"));
+    REQUIRE(test::run_until(io, [&] { return c.eof; }));
+    const auto frames = c.frames();
+    REQUIRE(frames.size() == 3);
+    CHECK(frames[1].opcode == Opcode::pong);
+    CHECK(c.close_code() == 1007);
+    CHECK(c.close_reason() == "invalid UTF-8 or compressed data");
+  }
+}
+
+TEST_CASE_TEMPLATE("websocket sink: a client that pings without reading the pongs is closed", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto options = no_batching();
+  options.queue.max_events = 64;
+  notify::NotificationHub hub(io.get_executor(), options);
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket client(io);
+  client.open(tcp::v4());
+  client.set_option(asio::socket_base::receive_buffer_size(4096));
+  client.connect(acceptor.local_endpoint());
+  tcp::socket server(io);
+  acceptor.accept(server);
+  server.set_option(asio::socket_base::send_buffer_size(4096));
+  notify::WebSocketOptions ws_options;
+  ws_options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+  ws_options.close_linger = std::chrono::milliseconds(300);
+  hub.attach("alice",
+             notify::WebSocketSink::create(
+                 notify::make_asio_transport(std::move(server), server_threading), ws_options));
+  // 20,000 pings (2.5 MB of pongs) while reading nothing: the server takes them all, and
+  // without a bound would keep every pong.
+  constexpr int pings = 20000;
+  std::string flood;
+  for (int i = 0; i < pings; ++i)
+    flood += test::ws::client_frame(Opcode::ping, std::string(125, 'p'));
+  bool sent = false;
+  asio::async_write(client, asio::buffer(flood), [&](std::error_code ec, std::size_t) {
+    CHECK_FALSE(ec);
+    sent = true;
+  });
+  REQUIRE(test::run_until(io, [&] { return sent; }));
+  // Then it reads: some pongs, the close that says why, the end.
+  std::string bytes;
+  bool eof = false;
+  std::array<char, 65536> buffer{};
+  std::function<void()> read = [&] {
+    client.async_read_some(asio::buffer(buffer), [&](std::error_code ec, std::size_t n) {
+      if (ec) {
+        eof = true;
+        return;
+      }
+      bytes.append(buffer.data(), n);
+      read();
+    });
+  };
+  read();
+  REQUIRE(test::run_until(io, [&] { return eof && hub.connection_count() == 0; }));
+  const auto frames = test::ws::server_frames(bytes);
+  REQUIRE_FALSE(frames.empty());
+  std::size_t pongs = 0;
+  for (const auto& f : frames)
+    pongs += f.opcode == Opcode::pong ? 1 : 0;
+  CHECK(pongs < pings / 10);
+  CHECK(frames.back().opcode == Opcode::close);
+  CHECK(frames.back().payload.substr(0, 2) == "\x03\xf0");  // 1008
+  CHECK(hub.metrics().slow_consumer_disconnects == 1);
+}
+
+TEST_CASE_TEMPLATE("websocket sink: a client that reads nothing at all is let go", Mode, StrandMode,
+                   SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = std::chrono::seconds(1);  // the least allowed
+  notify::NotificationHub hub(io.get_executor(), options);
+  SocketPair pair(io);
+  pair.client.set_option(asio::socket_base::receive_buffer_size(4096));
+  pair.server.set_option(asio::socket_base::send_buffer_size(4096));
+  notify::WebSocketOptions ws_options;
+  ws_options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+  ws_options.close_linger = std::chrono::milliseconds(300);
+  hub.attach("alice", notify::WebSocketSink::create(
+                          notify::make_asio_transport(std::move(pair.server), server_threading),
+                          ws_options));
+  // Enough to fill both socket buffers, well within the queue's limits: a write waits.
+  for (int i = 0; i < 20; ++i) {
+    auto n = draft("alice", "big");
+    n.body = std::string(16 * 1024, 'b');
+    hub.publish(n);
+  }
+  // Two sweeps find that write still waiting: the connection goes (a close frame would only
+  // wait behind it, as the ping timeout's did).
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  CHECK(hub.metrics().slow_consumer_disconnects == 1);
 }
