@@ -283,22 +283,25 @@ Api::Outcome publish(notify::NotificationHub& hub, const HttpRequest& request) {
   }
 
   try {
-    if (auto it = others.find("userIds"); it != others.end() && !it->is_null()) {
-      if (!it->is_array())
+    // One kind of recipient: a broadcast sent by mistake reaches every user.
+    const auto ids = others.find("userIds");
+    const bool has_ids = ids != others.end() && !ids->is_null();
+    if (int{draft.broadcast} + int{!draft.user_id.empty()} + int{has_ids} > 1)
+      return HttpResponse::error(400, "userId, userIds and broadcast: give only one");
+    if (has_ids) {
+      if (!ids->is_array())
         return HttpResponse::error(400, "userIds: must be an array of strings");
-      if (it->empty())
+      if (ids->empty())
         return HttpResponse::error(400, "userIds: empty");
-      if (it->size() > max_recipients)
+      if (ids->size() > max_recipients)
         return HttpResponse::error(400, "userIds: more than 1000 users");
       std::vector<std::string> users;
-      users.reserve(it->size());
-      for (const auto& u : *it) {
+      users.reserve(ids->size());
+      for (const auto& u : *ids) {
         if (!u.is_string() || !is_valid_user(u.get_ref<const std::string&>()))
           return HttpResponse::error(400, "userIds: each must be " + std::string(valid_user_text));
         users.push_back(u.get<std::string>());
       }
-      draft.user_id.clear();
-      draft.broadcast = false;
       return publish_to(hub, std::move(users), std::move(draft));
     }
     // A user no stream could sign in as (authenticate() refuses it) would never get it.

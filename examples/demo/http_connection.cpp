@@ -519,6 +519,7 @@ void HttpConnection::linger_close() {
   // closing does not reset the connection before the client has read the response.
   std::error_code ignored;
   stream_.tcp().shutdown(asio::socket_base::shutdown_send, ignored);
+  in_message_ = false;  // a request cut short is answered already: the timeout only closes
   arm_timer(linger_timeout);
   struct Drain {
     std::shared_ptr<HttpConnection> self;

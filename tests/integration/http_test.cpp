@@ -558,6 +558,21 @@ TEST_CASE("http: framing and fields as RFC 9110 and 9112 have them") {
       CHECK(error_of(r).find("UTF-8 without control characters") != std::string::npos);
     }
   }
+  SUBCASE("a notification names one kind of recipient") {
+    for (const json& recipients :
+         {json{{"userId", "f"}, {"broadcast", true}}, json{{"userIds", {"f"}}, {"broadcast", true}},
+          json{{"userId", "f"}, {"userIds", {"g"}}}}) {
+      CAPTURE(recipients.dump());
+      json n = recipients;
+      n["type"] = "comment";
+      n["title"] = "t";
+      const auto r = http_request(port, "POST", "/api/notifications", n.dump());
+      CHECK(r.status == 400);
+      CHECK(error_of(r) == "userId, userIds and broadcast: give only one");
+    }
+    const auto list = http_request(port, "GET", "/api/notifications?user=g");
+    CHECK(list.json().at("unreadCount") == 0);  // nothing was published
+  }
   // Whatever happened, the server still answers.
   CHECK(http_request(port, "GET", "/healthz").status == 200);
 }
