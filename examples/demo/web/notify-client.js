@@ -27,6 +27,9 @@
  *     onChange(client)        {},        // anything in the list / unread count changed: re-render
  *     onTyping({from, context}) {},      // someone is typing to us (ephemeral; see sendTyping)
  *     onMessage({type, data, id}) {},    // any other event type the host sends (send_to / reply)
+ *     eventTypes: ['chat'],              // over SSE, the names of those other events: an
+ *                                        // EventSource hands a named event only to listeners of
+ *                                        // that name (over WebSocket every type arrives anyway)
  *     onError(err)            {},        // malformed event, failed request, server error message...
  *   });
  *   client.connect();            // (also done by the constructor unless {autoConnect:false})
@@ -35,7 +38,8 @@
  *   client.state;                // connection state, see above
  *   client.transport;            // 'sse' or 'ws' (what is actually used)
  *   await client.markRead(id);   // ws open: {"type":"notification:read","id":ID} on the socket,
- *                                // else POST {apiBase}/{id}/read?user=U
+ *                                // else POST {apiBase}/{id}/read?user=U (also when the socket's
+ *                                // message rate, 20/s and 40 at once on the server, is used up)
  *   await client.markAllRead();  // ws open: {"type":"notifications:read_all"}, else
  *                                // POST {apiBase}/read-all?user=U
  *   client.sendTyping(to, context); // ws only: {"type":"typing","to":to,"context":context},
@@ -106,6 +110,10 @@ const WS_ERROR_CODES = new Map([
 /** The WebSocket close code of a session the server ended (after a `session:end` message). */
 const WS_SESSION_ENDED = 4401;
 const SESSION_END_LOCK_HOLD_MS = 1000;
+// What the client sends on its WebSocket stays under the server's limit (20 messages a second,
+// 40 at once, then close 1008), with a margin: past it a read receipt goes over HTTP instead.
+const WS_MESSAGES_PER_SECOND = 15;
+const WS_MESSAGE_BURST = 30;
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const BACKOFF_JITTER = 0.3; // ±30%
@@ -148,6 +156,16 @@ function toWebSocketUrl(url) {
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
   return u.href;
+}
+
+/** Whether id `a` comes after `cursor` (the demo's ids are increasing decimal numbers). */
+function isAfter(a, cursor) {
+  if (cursor == null) return false;
+  try {
+    return BigInt(String(a)) > BigInt(String(cursor));
+  } catch {
+    return false; // not numbers: nothing to compare
+  }
 }
 
 function timeOf(n) {
@@ -193,6 +211,11 @@ export class NotifyClient extends EventTarget {
     this._unread = 0;
     /** ids marked read optimistically, waiting for the server's confirmation */
     this._pendingRead = new Set();
+    /** bumped whenever the server says what the unread count is (read events, snapshots) */
+    this._countEpoch = 0;
+    this._wsTokens = WS_MESSAGE_BURST;
+    this._wsRefilledAt = 0;
+    this._eventTypes = Array.isArray(options.eventTypes) ? options.eventTypes.map(String) : [];
 
     this._onOnline = () => {
       if (this._state === ConnectionState.RECONNECTING && this._timer) {
@@ -339,8 +362,9 @@ export class NotifyClient extends EventTarget {
     });
 
     // Named SSE events are only delivered to listeners of their name.
-    for (const name of ['init', 'notification', 'notifications:batch', 'notification:read',
-                        'notifications:reset', 'typing', 'session:end']) {
+    const names = new Set(['init', 'notification', 'notifications:batch', 'notification:read',
+                           'notifications:reset', 'typing', 'session:end', ...this._eventTypes]);
+    for (const name of names) {
       es.addEventListener(name, (ev) => {
         if (this._es !== es) return;
         let data;
@@ -416,13 +440,26 @@ export class NotifyClient extends EventTarget {
       return true;
     }
     const ws = this._ws;
-    if (!ws || ws.readyState !== 1 /* OPEN */) return false;
+    if (!ws || ws.readyState !== 1 /* OPEN */ || !this._takeWsToken()) return false;
     try {
       ws.send(JSON.stringify(message));
       return true;
     } catch {
       return false;
     }
+  }
+
+  /** One message of the socket's budget (see WS_MESSAGES_PER_SECOND); false when used up. */
+  _takeWsToken() {
+    const now = Date.now();
+    if (this._wsRefilledAt) {
+      this._wsTokens = Math.min(WS_MESSAGE_BURST,
+        this._wsTokens + ((now - this._wsRefilledAt) / 1000) * WS_MESSAGES_PER_SECOND);
+    }
+    this._wsRefilledAt = now;
+    if (this._wsTokens < 1) return false;
+    this._wsTokens -= 1;
+    return true;
   }
 
   /**
@@ -448,7 +485,7 @@ export class NotifyClient extends EventTarget {
     // (an SSE stream with a comment, WebSocket close 1013), and those attempts must back off.
     this._attempt = 0;
     this._rememberId(id);
-    this._applySnapshot(data, /* keepRead */ true);
+    this._applySnapshot(data, /* keepRead */ true, id);
     this._hadInit = true;
     this._setState(ConnectionState.OPEN);
     this._emit('init', this._snapshot(), 'onInit', this._snapshot());
@@ -481,7 +518,10 @@ export class NotifyClient extends EventTarget {
       const n = this._byId.get(id);
       if (n && !n.readAt) n.readAt = now;
     }
-    if (typeof data.unreadCount === 'number') this._unread = data.unreadCount;
+    if (typeof data.unreadCount === 'number') {
+      this._unread = data.unreadCount;
+      this._countEpoch++;
+    }
     this._emit('read', { ids, unreadCount: this._unread }, 'onRead', { ids, unreadCount: this._unread });
     this._changed();
   }
@@ -490,6 +530,7 @@ export class NotifyClient extends EventTarget {
     this._attempt = 0;
     this._rememberId(id);
     this._applySnapshot(data, /* keepRead */ false);
+    this._hadInit = true; // a state to hand to a tab that joins, as after an init
     this._setState(ConnectionState.OPEN);
     this._emit('reset', this._snapshot(), 'onReset', this._snapshot());
     this._changed();
@@ -564,20 +605,29 @@ export class NotifyClient extends EventTarget {
   /**
    * Applies an init / reset snapshot. With keepRead (a resumed init) notifications already read
    * locally stay in the list; unread ones missing from a complete snapshot were read elsewhere
-   * while we were away. Without keepRead (reset) the state is replaced entirely.
+   * while we were away, unless they are newer than the snapshot's `cursor` (a tab that takes
+   * over the shared connection resumes from an older id than another tab has seen): those stay
+   * unread and counted, and their replay, which follows, is a duplicate. Without keepRead
+   * (reset) the state is replaced entirely.
    */
-  _applySnapshot(data, keepRead) {
+  _applySnapshot(data, keepRead, cursor = null) {
     const items = Array.isArray(data && data.notifications) ? data.notifications : [];
     const count = typeof (data && data.unreadCount) === 'number' ? data.unreadCount : items.length;
     const snap = items.filter((n) => n && n.id != null).map((n) => this._normalize(n));
     const snapIds = new Set(snap.map((n) => n.id));
 
     let keep = [];
+    let newer = 0; // unread, past the cursor: not in the snapshot's count
     if (keepRead && this._hadInit) {
       const complete = snap.length >= count;
       const now = new Date().toISOString();
       for (const n of this._list) {
         if (snapIds.has(n.id)) continue;
+        if (!n.readAt && isAfter(n.id, cursor)) {
+          keep.push(n);
+          newer++;
+          continue;
+        }
         if (!n.readAt && complete) n.readAt = now;
         if (n.readAt) keep.push(n);
       }
@@ -587,7 +637,8 @@ export class NotifyClient extends EventTarget {
     this._pendingRead.clear();
     for (const n of snap) { this._byId.set(n.id, n); this._list.push(n); } // newest first
     for (const n of keep) { this._byId.set(n.id, n); this._insertSorted(n); }
-    this._unread = count;
+    this._unread = count + newer;
+    this._countEpoch++;
   }
 
   _snapshot() {
@@ -622,6 +673,7 @@ export class NotifyClient extends EventTarget {
     id = String(id);
     const n = this._byId.get(id);
     const optimistic = !!(n && !n.readAt);
+    const epoch = this._countEpoch;
     if (optimistic) {
       n.readAt = new Date().toISOString();
       this._unread = Math.max(0, this._unread - 1);
@@ -638,7 +690,8 @@ export class NotifyClient extends EventTarget {
     } catch (err) {
       if (optimistic && this._pendingRead.delete(id) && n.readAt) {
         n.readAt = null;
-        this._unread += 1;
+        // A count the server sent meanwhile already has it unread.
+        if (this._countEpoch === epoch) this._unread += 1;
         this._changed();
       }
       this._emitError(err);
@@ -648,19 +701,34 @@ export class NotifyClient extends EventTarget {
 
   /** Marks every notification of the user read. */
   async markAllRead() {
-    const before = this._unread;
     const changed = [];
     const now = new Date().toISOString();
-    for (const n of this._list) if (!n.readAt) { n.readAt = now; changed.push(n); }
+    for (const n of this._list) {
+      if (n.readAt) continue;
+      n.readAt = now;
+      changed.push(n);
+      this._pendingRead.add(n.id);
+    }
     this._unread = 0;
+    const epoch = this._countEpoch;
     this._changed();
     if (this._wsSend({ type: 'notifications:read_all' })) return { ids: changed.map((n) => n.id), sent: 'ws' };
     try {
-      return await this._request('POST', '/read-all');
+      const res = await this._request('POST', '/read-all');
+      for (const n of changed) this._pendingRead.delete(n.id);
+      return res;
     } catch (err) {
-      // Undo, unless the stream has told us something newer in the meantime.
-      for (const n of changed) if (n.readAt === now) n.readAt = null;
-      if (this._unread === 0) this._unread = before;
+      // Undo what the stream has not confirmed meanwhile (its notification:read, or a
+      // snapshot, settles those); the count goes back up only while it is still ours: one the
+      // server sent since counts them unread already, and what arrived since is counted.
+      let undone = 0;
+      for (const n of changed) {
+        if (this._pendingRead.delete(n.id) && n.readAt === now) {
+          n.readAt = null;
+          undone++;
+        }
+      }
+      if (this._countEpoch === epoch) this._unread += undone;
       this._changed();
       this._emitError(err);
       throw err;
@@ -704,14 +772,9 @@ export class NotifyClient extends EventTarget {
     return this.notifications;
   }
 
-  /** Whether `n` is past the last event the stream brought (ids are decimal numbers). */
+  /** Whether `n` is past the last event the stream brought. */
   _beyondStream(n) {
-    if (!n || n.id == null || this._lastEventId == null) return false;
-    try {
-      return BigInt(String(n.id)) > BigInt(this._lastEventId);
-    } catch {
-      return false; // not a number: nothing to compare
-    }
+    return !!n && n.id != null && isAfter(n.id, this._lastEventId);
   }
 
   // ---- events -----------------------------------------------------------------------------
