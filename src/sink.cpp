@@ -90,10 +90,18 @@ Sink::Offer Sink::offer(const EventPtr& event) {
   return kick_needed ? Offer::queued_kick : Offer::queued;
 }
 
+bool Sink::over_limits_locked(std::size_t size) const noexcept {
+  // The prime's events (init and what the connection missed, or a reset) are not counted:
+  // the client has not had the chance to read them yet, and dropping them for the first live
+  // event would answer a client that reads with a reset.
+  const auto counted = pending_.size() - prime_events_;
+  return counted != 0 &&
+         (counted >= limits_.max_events || pending_bytes_ + size > limits_.max_bytes);
+}
+
 bool Sink::enqueue_locked(const EventPtr& event) {
   const auto size = event->encoded_size(format_);
-  if (!pending_.empty() &&
-      (pending_.size() >= limits_.max_events || pending_bytes_ + size > limits_.max_bytes)) {
+  if (over_limits_locked(size)) {
     overflow_locked();
   } else {
     pending_.push_back(event);
@@ -113,12 +121,14 @@ void Sink::overflow_locked() {
   }
   pending_.clear();
   pending_bytes_ = 0;
+  prime_events_ = 0;
   state_ = State::resync_pending;
 }
 
 void Sink::disconnect_slow_locked() {
   pending_.clear();
   pending_bytes_ = 0;
+  prime_events_ = 0;
   held_.clear();
   held_bytes_ = 0;
   state_ = State::closing;
@@ -193,6 +203,7 @@ bool Sink::take_queue(Outgoing& out, Taken& taken) {
     } else {
       pending_.move_to(out.events);
       pending_bytes_ = 0;
+      prime_events_ = 0;
     }
   }
   if (resync_owner) {
@@ -374,11 +385,15 @@ void Sink::on_read(std::error_code ec, std::size_t bytes) {
 
 void Sink::heartbeat() {
   if (write_waiting_.load(std::memory_order_relaxed)) {
-    // The same write was waiting for the socket at the last sweep: the client has read
-    // nothing for a heartbeat interval (or the host's write never completes). Its close
-    // frame, or anything else, would wait behind that write for ever.
-    if (sweeps_while_waiting_.fetch_add(1, std::memory_order_relaxed) >= 1)
-      asio::post(transport_->executor(), [self = shared_from_this()] { self->drop_stalled(); });
+    // The same write was waiting for the socket at the last sweep, and has moved no byte
+    // since: the client has read nothing for a heartbeat interval (or the host's write never
+    // completes). Its close frame, or anything else, would wait behind that write for ever.
+    const auto moved = transport_->write_progress();
+    const auto before = progress_at_sweep_.exchange(moved, std::memory_order_relaxed);
+    if (sweeps_while_waiting_.exchange(1, std::memory_order_relaxed) == 0 || before != moved)
+      return;  // first seen now, or it has moved since
+    sweeps_while_waiting_.store(2, std::memory_order_relaxed);
+    asio::post(transport_->executor(), [self = shared_from_this()] { self->drop_stalled(); });
     return;
   }
   {
@@ -401,8 +416,7 @@ bool Sink::send_direct(const EventPtr& event) {
     if (state_ == State::closing || state_ == State::closed)
       return false;
     const auto size = event->encoded_size(format_);
-    if (!pending_.empty() &&
-        (pending_.size() >= limits_.max_events || pending_bytes_ + size > limits_.max_bytes)) {
+    if (over_limits_locked(size)) {
       // A client that keeps sending (pings, messages) without reading the answers: they
       // cannot be dropped as notifications can (a resync brings those back), so it goes.
       disconnect_slow_locked();
@@ -480,6 +494,7 @@ void Sink::begin_close(std::error_code reason, EventPtr last, bool keep_queue) {
     if (!keep_queue) {
       pending_.clear();
       pending_bytes_ = 0;
+      prime_events_ = 0;
     }
     held_.clear();
     held_bytes_ = 0;
@@ -531,6 +546,7 @@ void Sink::finish_close(std::error_code reason) {
       return;
     state_ = State::closed;
     pending_.clear();
+    prime_events_ = 0;
     held_.clear();
   }
   closed_.store(true, std::memory_order_release);
@@ -599,10 +615,9 @@ void Sink::prime(std::vector<EventPtr> first, std::uint64_t cursor) {
         preamble_ = std::make_unique<std::string>(std::move(head));
     }
     state_ = State::live;
-    for (auto& e : first) {
-      pending_bytes_ += e->encoded_size(format_);
+    prime_events_ += first.size();  // not counted against the limits (over_limits_locked)
+    for (auto& e : first)
       pending_.push_back(std::move(e));
-    }
     for (const auto& e : held_) {
       if (state_ != State::live)
         break;

@@ -27,6 +27,7 @@
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -121,8 +122,23 @@ class AsioTransport final
   }
 
   void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) override {
-    start([&](auto done) { asio::async_write(stream_, buffers, std::move(done)); },
-          [h = std::move(handler)](std::error_code ec, std::size_t n) { h->on_write(ec, n); });
+    written_.store(0, std::memory_order_relaxed);
+    start(
+        [&](auto done) {
+          // The completion condition runs after each partial write: it records the progress.
+          asio::async_write(
+              stream_, buffers,
+              [this](const std::error_code& ec, std::size_t so_far) {
+                written_.store(so_far, std::memory_order_relaxed);
+                return asio::transfer_all()(ec, so_far);
+              },
+              std::move(done));
+        },
+        [h = std::move(handler)](std::error_code ec, std::size_t n) { h->on_write(ec, n); });
+  }
+
+  std::uint64_t write_progress() const noexcept override {
+    return written_.load(std::memory_order_relaxed);
   }
 
   bool can_read() const noexcept override { return true; }
@@ -248,6 +264,7 @@ class AsioTransport final
   // idle connection stays small).
   std::unique_ptr<asio::any_io_executor> strand_;
   std::string_view kind_;
+  std::atomic<std::uint64_t> written_{0};  // by the asynchronous write in flight
 };
 
 // Makes a shared AsioTransport from an accepted stream.

@@ -85,9 +85,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool send_direct(const EventPtr& event);
 
   // Sends a heartbeat unless something was written since the last call. A connection whose
-  // write was already waiting for the socket at the last call and still is (the client has
-  // read nothing for a whole interval) is closed instead (errc::slow_consumer): a write
-  // that never ends would keep it, and its queue, for good.
+  // write was already waiting for the socket at the last call and has moved no byte since
+  // (Transport::write_progress: the client has read nothing for a whole interval) is closed
+  // instead (errc::slow_consumer): a write that never ends would keep it, and its queue, for
+  // good. A client that reads slowly is not: its write moves.
   void heartbeat();
 
   // Closes the connection: drops what is queued, writes the protocol's farewell (a
@@ -261,6 +262,8 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   enum class Offer : std::uint8_t { refused, queued, queued_kick };
   Offer offer(const EventPtr& event);
   bool enqueue_locked(const EventPtr& event);  // true when the pipeline must be kicked
+  // Whether queueing `size` more bytes would pass the limits (the prime's events aside).
+  bool over_limits_locked(std::size_t size) const noexcept;
   void overflow_locked();
   void disconnect_slow_locked();  // closes with errc::slow_consumer, dropping the queue
   void begin_close(std::error_code reason, EventPtr last, bool keep_queue);
@@ -327,17 +330,20 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::uint64_t floor_ = 0;     // events with 0 < seq <= floor_ are dropped
   std::uint64_t last_seq_ = 0;  // highest seq queued (or primed to)
   PendingEvents pending_;
-  std::size_t pending_bytes_ = 0;
+  std::size_t pending_bytes_ = 0;  // of pending_'s events but the prime's
+  std::size_t prime_events_ = 0;   // pending_'s events that prime() queued, not yet taken
   QueueLimits limits_;
   // Touched only on the executor.
   std::size_t written_now_ = 0;            // bytes of the current write that write_now() took
   std::unique_ptr<std::string> preamble_;  // until the first write has taken it
   std::atomic<std::uint64_t> events_written_{0};  // written on the executor only
   std::atomic<std::uint64_t> bytes_written_{0};
-  // An asynchronous write is waiting for the socket (set and cleared on the executor), and
-  // how many heartbeat sweeps have seen it so (the sweep's thread counts).
+  // An asynchronous write is waiting for the socket (set and cleared on the executor), how
+  // many heartbeat sweeps have seen it so without progress (1: seen once), and its progress
+  // (Transport::write_progress) at the last of them: the sweep's thread keeps those two.
   std::atomic<bool> write_waiting_{false};
   std::atomic<std::uint8_t> sweeps_while_waiting_{0};
+  std::atomic<std::uint64_t> progress_at_sweep_{0};
 
   // The rest is touched when a connection is bound, held, primed or closed, and by writes
   // that wait for the socket.

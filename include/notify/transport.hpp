@@ -16,6 +16,7 @@
 #include <asio/buffer.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <system_error>
@@ -68,6 +69,12 @@ class NOTIFY_EXPORT Transport {
   // Writes every byte of `buffers` (the array and the bytes stay valid until completion),
   // then calls handler->on_write(ec, bytes_written).
   virtual void async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) = 0;
+
+  // How many bytes the asynchronous write in flight has handed to the connection so far, for
+  // telling a client that reads slowly from one that reads nothing (Sink::heartbeat). Safe
+  // from any thread. A transport that cannot tell keeps the default, 0: a write then counts
+  // as stuck while it has not completed at all.
+  virtual std::uint64_t write_progress() const noexcept { return 0; }
 
   // True when async_read_some is supported (a socket); false for write-only transports.
   virtual bool can_read() const noexcept { return false; }

@@ -582,3 +582,87 @@ TEST_CASE_TEMPLATE("websocket sink: a client that reads nothing at all is let go
   REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
   CHECK(hub.metrics().slow_consumer_disconnects == 1);
 }
+
+TEST_CASE_TEMPLATE("websocket sink: a client that reads slowly is not let go", Mode, StrandMode,
+                   SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = std::chrono::seconds(1);
+  notify::NotificationHub hub(io.get_executor(), options);
+  SocketPair pair(io);
+  pair.client.set_option(asio::socket_base::receive_buffer_size(4096));
+  pair.server.set_option(asio::socket_base::send_buffer_size(4096));
+  notify::WebSocketOptions ws_options;
+  ws_options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+  hub.attach("alice", notify::WebSocketSink::create(
+                          notify::make_asio_transport(std::move(pair.server), server_threading),
+                          ws_options));
+  // 256 KiB, read a little every 10 ms: one write that takes seconds (several sweeps) and moves
+  // all the while.
+  constexpr int events = 32;
+  for (int i = 0; i < events; ++i) {
+    auto n = draft("alice", "slow " + std::to_string(i));
+    n.body = std::string(8 * 1024, 's');
+    hub.publish(n);
+  }
+  std::string bytes;
+  bool eof = false;
+  std::array<char, 2048> buffer{};
+  asio::steady_timer pace(io);
+  std::function<void()> read_later = [&] {
+    pace.expires_after(std::chrono::milliseconds(10));
+    pace.async_wait([&](std::error_code ec) {
+      if (ec)
+        return;
+      pair.client.async_read_some(asio::buffer(buffer), [&](std::error_code rec, std::size_t n) {
+        if (rec) {
+          eof = true;
+          return;
+        }
+        bytes.append(buffer.data(), n);
+        read_later();
+      });
+    });
+  };
+  read_later();
+  const auto messages = [&] {
+    std::size_t count = 0;
+    for (const auto& f : test::ws::server_frames(bytes))
+      count += f.opcode == Opcode::text ? 1 : 0;
+    return count;
+  };
+  REQUIRE(test::run_until(
+      io, [&] { return eof || messages() == events + 1; }, std::chrono::seconds(60)));
+  CHECK_FALSE(eof);
+  CHECK(messages() == events + 1);  // init and every notification
+  CHECK(hub.connection_count() == 1);
+  CHECK(hub.metrics().slow_consumer_disconnects == 0);
+  pace.cancel();
+}
+
+TEST_CASE_TEMPLATE(
+    "websocket sink: a first init larger than the queue's limit is not taken for a "
+    "slow client",
+    Mode, StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto options = no_batching();
+  options.queue.max_bytes = 64 * 1024;
+  notify::NotificationHub hub(io.get_executor(), options);
+  for (int i = 0; i < 10; ++i) {  // 160 KiB of unread notifications: an init over the limit
+    auto n = draft("alice", "waiting " + std::to_string(i));
+    n.body = std::string(16 * 1024, 'w');
+    hub.publish(n);
+  }
+  WsClient c(io, hub, "alice");
+  // Published before the io_context has run: the init is still queued when it comes.
+  const auto live = hub.publish(draft("alice", "live"));
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 2; }));
+  const auto m = c.messages();
+  CHECK(m[0]["type"] == "init");
+  CHECK(m[0]["data"]["notifications"].size() == 10);
+  CHECK(m[1]["type"] == "notification");
+  CHECK(m[1]["id"] == live);
+  CHECK(hub.metrics().resyncs == 0);
+}
