@@ -1278,9 +1278,15 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // (A session past its deadline is ended by end_due_sessions(), within a second.)
   void sweep_heartbeats() {
+    // A sweep well past its time means this process was held up (a loaded machine, a pause):
+    // a write that moved nothing meanwhile is no sign of a client that reads nothing.
+    const auto now = Clock::now();
+    const bool on_time = last_sweep_ == Clock::time_point() ||
+                         now - last_sweep_ < options_.heartbeat_interval * 3 / 2;
+    last_sweep_ = now;
     std::shared_lock lock(registry_mutex_);
     for (const auto& sink : all_)
-      sink->heartbeat();
+      sink->heartbeat(on_time);
     heartbeats_.fetch_add(all_.size(), std::memory_order_relaxed);
   }
 
@@ -1837,6 +1843,7 @@ class NotificationHub::Impl final : public SinkOwner,
   std::vector<std::shared_ptr<Sink>> all_;
 
   asio::steady_timer heartbeat_timer_;
+  Clock::time_point last_sweep_;      // on the strand: sweep_heartbeats()
   asio::steady_timer session_timer_;  // Sink::end_session_at's deadlines
   asio::steady_timer batch_timer_;
   asio::steady_timer subscription_timer_;

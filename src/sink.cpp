@@ -383,15 +383,16 @@ void Sink::on_read(std::error_code ec, std::size_t bytes) {
     start_reading();
 }
 
-void Sink::heartbeat() {
+void Sink::heartbeat(bool on_time) {
   if (write_waiting_.load(std::memory_order_relaxed)) {
     // The same write was waiting for the socket at the last sweep, and has moved no byte
     // since: the client has read nothing for a heartbeat interval (or the host's write never
     // completes). Its close frame, or anything else, would wait behind that write for ever.
     const auto moved = transport_->write_progress();
     const auto before = progress_at_sweep_.exchange(moved, std::memory_order_relaxed);
-    if (sweeps_while_waiting_.exchange(1, std::memory_order_relaxed) == 0 || before != moved)
-      return;  // first seen now, or it has moved since
+    if (sweeps_while_waiting_.exchange(1, std::memory_order_relaxed) == 0 || before != moved ||
+        !on_time)
+      return;  // first seen now, or it has moved since, or this sweep cannot tell
     sweeps_while_waiting_.store(2, std::memory_order_relaxed);
     asio::post(transport_->executor(), [self = shared_from_this()] { self->drop_stalled(); });
     return;

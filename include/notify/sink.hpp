@@ -88,8 +88,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // write was already waiting for the socket at the last call and has moved no byte since
   // (Transport::write_progress: the client has read nothing for a whole interval) is closed
   // instead (errc::slow_consumer): a write that never ends would keep it, and its queue, for
-  // good. A client that reads slowly is not: its write moves.
-  void heartbeat();
+  // good. A client that reads slowly is not: its write moves. `on_time` false (the hub's
+  // sweep came late: this process was held up, and could not move the write either) starts
+  // the count again instead of judging.
+  void heartbeat(bool on_time = true);
 
   // Closes the connection: drops what is queued, writes the protocol's farewell (a
   // WebSocket close frame) after the write in flight, then closes the transport. Idempotent.
