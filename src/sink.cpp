@@ -385,15 +385,21 @@ void Sink::on_read(std::error_code ec, std::size_t bytes) {
 
 void Sink::heartbeat(bool on_time) {
   if (write_waiting_.load(std::memory_order_relaxed)) {
-    // The same write was waiting for the socket at the last sweep, and has moved no byte
-    // since: the client has read nothing for a heartbeat interval (or the host's write never
-    // completes). Its close frame, or anything else, would wait behind that write for ever.
+    // The same write has moved no byte over two whole intervals between sweeps: the client
+    // reads nothing (or the host's write never completes). Its close frame, or anything
+    // else, would wait behind that write for ever.
     const auto moved = transport_->write_progress();
     const auto before = progress_at_sweep_.exchange(moved, std::memory_order_relaxed);
-    if (sweeps_while_waiting_.exchange(1, std::memory_order_relaxed) == 0 || before != moved ||
-        !on_time)
-      return;  // first seen now, or it has moved since, or this sweep cannot tell
-    sweeps_while_waiting_.store(2, std::memory_order_relaxed);
+    const auto seen = sweeps_while_waiting_.load(std::memory_order_relaxed);
+    if (seen == 0 || before != moved || !on_time) {
+      sweeps_while_waiting_.store(1, std::memory_order_relaxed);  // first seen, moved, or late
+      return;
+    }
+    if (seen < 2) {  // one whole interval without a byte: a second one decides
+      sweeps_while_waiting_.store(2, std::memory_order_relaxed);
+      return;
+    }
+    sweeps_while_waiting_.store(3, std::memory_order_relaxed);
     asio::post(transport_->executor(), [self = shared_from_this()] { self->drop_stalled(); });
     return;
   }
@@ -532,7 +538,7 @@ void Sink::fail(std::error_code reason) {
 void Sink::drop_stalled() {
   // Not when the write ended meanwhile (on_write() reset the count), even if another began.
   if (write_waiting_.load(std::memory_order_relaxed) &&
-      sweeps_while_waiting_.load(std::memory_order_relaxed) >= 2)
+      sweeps_while_waiting_.load(std::memory_order_relaxed) >= 3)
     fail(make_error_code(errc::slow_consumer));
 }
 

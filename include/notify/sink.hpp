@@ -85,10 +85,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool send_direct(const EventPtr& event);
 
   // Sends a heartbeat unless something was written since the last call. A connection whose
-  // write was already waiting for the socket at the last call and has moved no byte since
-  // (Transport::write_progress: the client has read nothing for a whole interval) is closed
-  // instead (errc::slow_consumer): a write that never ends would keep it, and its queue, for
-  // good. A client that reads slowly is not: its write moves. `on_time` false (the hub's
+  // write has waited for the socket over three calls without moving a byte
+  // (Transport::write_progress: the client has read nothing for two whole intervals) is
+  // closed instead (errc::slow_consumer): a write that never ends would keep it, and its
+  // queue, for good. A client that reads slowly is not: its write moves. `on_time` false (the hub's
   // sweep came late: this process was held up, and could not move the write either) starts
   // the count again instead of judging.
   void heartbeat(bool on_time = true);
@@ -341,8 +341,8 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   std::atomic<std::uint64_t> events_written_{0};  // written on the executor only
   std::atomic<std::uint64_t> bytes_written_{0};
   // An asynchronous write is waiting for the socket (set and cleared on the executor), how
-  // many heartbeat sweeps have seen it so without progress (1: seen once), and its progress
-  // (Transport::write_progress) at the last of them: the sweep's thread keeps those two.
+  // many heartbeat sweeps in a row have seen it so without progress (1: seen once), and its
+  // progress (Transport::write_progress) at the last of them: the sweep's thread keeps those two.
   std::atomic<bool> write_waiting_{false};
   std::atomic<std::uint8_t> sweeps_while_waiting_{0};
   std::atomic<std::uint64_t> progress_at_sweep_{0};
