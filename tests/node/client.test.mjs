@@ -179,36 +179,38 @@ await check('a tab whose first event was notifications:reset gives its state to 
   b.close();
 });
 
-await check('markAllRead that fails over HTTP: what arrived meanwhile stays counted', async () => {
+// A client holding two unread notifications whose markAllRead() over HTTP fails when the
+// test says so, with `answer`: what happens meanwhile is up to the test.
+function failingMarkAllRead(answer) {
   const c = client();
   const es = FakeEventSource.opened.at(-1);
   const [n1, n2] = [notification(), notification()];
   es.emit('init', { notifications: [n2, n1], unreadCount: 2 }, n2.id);
   let fail;
-  fetchAnswer = () => new Promise((resolve) => { fail = () => resolve({ status: 503, body: { error: 'busy' } }); });
+  fetchAnswer = () => new Promise((resolve) => { fail = () => resolve(answer); });
   const call = c.markAllRead().catch(() => 'failed');
+  const finish = async () => {
+    fail();
+    assert(await call === 'failed', 'markAllRead did not fail');
+    return c.notifications.filter((n) => !n.readAt).length;
+  };
+  return { c, es, ids: [n1.id, n2.id], finish };
+}
+
+await check('markAllRead that fails over HTTP: what arrived meanwhile stays counted', async () => {
+  const { c, es, finish } = failingMarkAllRead({ status: 503, body: { error: 'busy' } });
   assert(c.unreadCount === 0, `optimistic count ${c.unreadCount}`);
   const n3 = notification();
   es.emit('notification', n3, n3.id);
-  fail();
-  assert(await call === 'failed', 'markAllRead did not fail');
-  const unread = c.notifications.filter((n) => !n.readAt).length;
+  const unread = await finish();
   assert(unread === 3 && c.unreadCount === 3, `${unread} unread items, unreadCount ${c.unreadCount}`);
   c.close();
 });
 
 await check('markAllRead that fails after the stream confirmed it: the server\'s count stands', async () => {
-  const c = client();
-  const es = FakeEventSource.opened.at(-1);
-  const [n1, n2] = [notification(), notification()];
-  es.emit('init', { notifications: [n2, n1], unreadCount: 2 }, n2.id);
-  let fail;
-  fetchAnswer = () => new Promise((resolve) => { fail = () => resolve({ status: 504, body: null }); });
-  const call = c.markAllRead().catch(() => 'failed');
-  es.emit('notification:read', { ids: [n1.id, n2.id], unreadCount: 0 });
-  fail();
-  assert(await call === 'failed', 'markAllRead did not fail');
-  const unread = c.notifications.filter((n) => !n.readAt).length;
+  const { c, es, ids, finish } = failingMarkAllRead({ status: 504, body: null });
+  es.emit('notification:read', { ids, unreadCount: 0 });
+  const unread = await finish();
   assert(unread === 0 && c.unreadCount === 0, `${unread} unread items, unreadCount ${c.unreadCount}`);
   c.close();
 });

@@ -72,15 +72,23 @@ struct SingleThreadMode {
   static constexpr auto value = notify::Threading::single;
 };
 
-// A connected pair of real loopback TCP sockets.
+// A connected pair of real loopback TCP sockets. With `buffer_bytes`, the client's receive
+// buffer (set before connecting, so the window is offered small from the start) and the
+// server's send buffer are that small: a server's write waits as soon as the client stops
+// reading.
 struct SocketPair {
   asio::ip::tcp::socket server;
   asio::ip::tcp::socket client;
-  explicit SocketPair(asio::io_context& io) : server(io), client(io) {
+  explicit SocketPair(asio::io_context& io, int buffer_bytes = 0) : server(io), client(io) {
     asio::ip::tcp::acceptor acceptor(
         io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.open(asio::ip::tcp::v4());
+    if (buffer_bytes > 0)
+      client.set_option(asio::socket_base::receive_buffer_size(buffer_bytes));
     client.connect(acceptor.local_endpoint());
     acceptor.accept(server);
+    if (buffer_bytes > 0)
+      server.set_option(asio::socket_base::send_buffer_size(buffer_bytes));
   }
 };
 

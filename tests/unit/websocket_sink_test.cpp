@@ -111,6 +111,15 @@ struct WsClient {
   }
 };
 
+// Attaches alice's WebSocket sink, its handshake taken as answered, to `server`.
+void attach_raw_ws(notify::NotificationHub& hub, tcp::socket server,
+                   notify::WebSocketOptions options = {}) {
+  options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+  hub.attach("alice",
+             notify::WebSocketSink::create(
+                 notify::make_asio_transport(std::move(server), server_threading), options));
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("websocket sink: init, then notifications as text frames with their id", Mode,
@@ -502,20 +511,11 @@ TEST_CASE_TEMPLATE("websocket sink: a client that pings without reading the pong
   auto options = no_batching();
   options.queue.max_events = 64;
   notify::NotificationHub hub(io.get_executor(), options);
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp::socket client(io);
-  client.open(tcp::v4());
-  client.set_option(asio::socket_base::receive_buffer_size(4096));
-  client.connect(acceptor.local_endpoint());
-  tcp::socket server(io);
-  acceptor.accept(server);
-  server.set_option(asio::socket_base::send_buffer_size(4096));
+  SocketPair pair(io, 4096);
+  auto& client = pair.client;
   notify::WebSocketOptions ws_options;
-  ws_options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
   ws_options.close_linger = std::chrono::seconds(20);  // reads on while the client writes
-  hub.attach("alice",
-             notify::WebSocketSink::create(
-                 notify::make_asio_transport(std::move(server), server_threading), ws_options));
+  attach_raw_ws(hub, std::move(pair.server), ws_options);
   // 20,000 pings (2.5 MB of pongs) while reading nothing: the server takes them all, and
   // without a bound would keep every pong.
   constexpr int pings = 20000;
@@ -562,15 +562,10 @@ TEST_CASE_TEMPLATE("websocket sink: a client that reads nothing at all is let go
   auto options = no_batching();
   options.heartbeat_interval = std::chrono::seconds(1);  // the least allowed
   notify::NotificationHub hub(io.get_executor(), options);
-  SocketPair pair(io);
-  pair.client.set_option(asio::socket_base::receive_buffer_size(4096));
-  pair.server.set_option(asio::socket_base::send_buffer_size(4096));
+  SocketPair pair(io, 4096);
   notify::WebSocketOptions ws_options;
-  ws_options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
   ws_options.close_linger = std::chrono::milliseconds(300);
-  hub.attach("alice", notify::WebSocketSink::create(
-                          notify::make_asio_transport(std::move(pair.server), server_threading),
-                          ws_options));
+  attach_raw_ws(hub, std::move(pair.server), ws_options);
   // Enough to fill both socket buffers, well within the queue's limits: a write waits.
   for (int i = 0; i < 20; ++i) {
     auto n = draft("alice", "big");
@@ -590,14 +585,8 @@ TEST_CASE_TEMPLATE("websocket sink: a client that reads slowly is not let go", M
   auto options = no_batching();
   options.heartbeat_interval = std::chrono::seconds(2);  // slack for a loaded machine
   notify::NotificationHub hub(io.get_executor(), options);
-  SocketPair pair(io);
-  pair.client.set_option(asio::socket_base::receive_buffer_size(4096));
-  pair.server.set_option(asio::socket_base::send_buffer_size(4096));
-  notify::WebSocketOptions ws_options;
-  ws_options.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
-  hub.attach("alice", notify::WebSocketSink::create(
-                          notify::make_asio_transport(std::move(pair.server), server_threading),
-                          ws_options));
+  SocketPair pair(io, 4096);
+  attach_raw_ws(hub, std::move(pair.server));
   // 256 KiB, read a little every 10 ms: one write that takes seconds (several sweeps) and moves
   // all the while.
   constexpr int events = 32;
