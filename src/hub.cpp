@@ -61,6 +61,8 @@ class NotificationHub::Impl final : public SinkOwner,
       throw std::invalid_argument("HubOptions: queue limits must be at least 1");
     if (options_.snapshot_limit == 0)
       throw std::invalid_argument("HubOptions: snapshot_limit must be at least 1");
+    if (options_.max_prime_bytes < 64 * 1024)
+      throw std::invalid_argument("HubOptions: max_prime_bytes must be at least 64 KiB");
     if (options_.max_pending_publishes == 0)
       throw std::invalid_argument("HubOptions: max_pending_publishes must be at least 1");
     if (options_.validation.max_data_depth == 0 ||
@@ -1002,8 +1004,11 @@ class NotificationHub::Impl final : public SinkOwner,
     if (!resumes.empty()) {
       auto answers = store_->resume_many(resumes, resume_limit, options_.max_replay);
       check_answer_count(answers.size(), resumes.size());
-      for (std::size_t k = 0; k < answers.size(); ++k)
+      for (std::size_t k = 0; k < answers.size(); ++k) {
+        if (answers[k] && !fits_prime(answers[k]->missed))
+          continue;  // a reset, as for a replay longer than max_replay
         reads[resume_of[k]].resumed = std::move(answers[k]);
+      }
     }
     std::vector<std::string> users;
     std::vector<std::size_t> snapshot_of;
@@ -1020,6 +1025,23 @@ class NotificationHub::Impl final : public SinkOwner,
         reads[snapshot_of[k]].snapshot = std::move(snapshots[k]);
     }
     return reads;
+  }
+
+  // Whether a replay of `missed` stays within max_prime_bytes, counting each notification's
+  // text fields and data as they are before escaping (the replay's events are at least that).
+  bool fits_prime(const std::vector<Notification>& missed) const {
+    std::size_t bytes = 0;
+    for (const auto& n : missed) {
+      for (const std::string* field :
+           {&n.id, &n.user_id, &n.type, &n.title, &n.body, &n.actor_id, &n.entity_type,
+            &n.entity_id, &n.action_url, &n.image_url, &n.read_at, &n.created_at})
+        bytes += field->size();
+      if (!n.data.is_null())
+        bytes += n.data.dump().size();
+      if (bytes > options_.max_prime_bytes)
+        return false;
+    }
+    return true;
   }
 
   static void check_answer_count(std::size_t answered, std::size_t asked) {
@@ -1438,7 +1460,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   // What a new connection gets first: `init` and what it missed since its cursor, or
   // `init` (a reset when its cursor was refused) with a snapshot.
-  static std::vector<EventPtr> first_events(const Resume& resumed) {
+  std::vector<EventPtr> first_events(const Resume& resumed) const {
     std::vector<EventPtr> first;
     first.reserve(resumed.missed.size() + 1);
     first.push_back(snapshot_event(event_type::init, resumed.snapshot));
@@ -1446,7 +1468,7 @@ class NotificationHub::Impl final : public SinkOwner,
       first.push_back(notification_event(n));
     return first;
   }
-  static std::vector<EventPtr> first_events(const Snapshot& snapshot, bool reset) {
+  std::vector<EventPtr> first_events(const Snapshot& snapshot, bool reset) const {
     std::vector<EventPtr> first;
     first.push_back(snapshot_event(reset ? event_type::reset : event_type::init, snapshot));
     return first;
@@ -1791,15 +1813,22 @@ class NotificationHub::Impl final : public SinkOwner,
   }
 
   // {"notifications":[...],"unreadCount":N}, written without a JSON tree.
-  static EventPtr snapshot_event(std::string_view type, const Snapshot& s) {
+  // The list stops before the first notification that would take it past max_prime_bytes.
+  EventPtr snapshot_event(std::string_view type, const Snapshot& s) const {
     std::string data;
     data.reserve(64 + 320 * s.unread.size());
     data += R"({"notifications":[)";
+    const std::size_t list_start = data.size();
     for (const auto& n : s.unread) {
+      const std::size_t before = data.size();
       append_json(data, n);
+      if (data.size() - list_start > options_.max_prime_bytes) {
+        data.resize(before);
+        break;
+      }
       data += ',';
     }
-    if (!s.unread.empty())
+    if (data.back() == ',')
       data.pop_back();
     data += R"(],"unreadCount":)";
     data += std::to_string(s.unread_count);

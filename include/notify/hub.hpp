@@ -63,6 +63,11 @@ struct HubOptions {
   QueueLimits queue;                          // per-connection outbound queue
   std::size_t snapshot_limit = 50;            // notifications in an init/reset snapshot
   std::size_t max_replay = 1000;              // more missed than this: reset instead
+  // What a connection is first sent bypasses the queue's limits (it has had no chance to read
+  // yet), so it has a bound of its own, in bytes of notification JSON: a replay of what a
+  // connection missed past it becomes a reset, and a snapshot lists only the newest of its
+  // unread that fit (its unreadCount still counts them all). At least 64 KiB.
+  std::size_t max_prime_bytes = 2 * 1024 * 1024;
   ValidationLimits validation;
   // With a bus whose subscriptions take effect later (Bus::subscriptions_confirmed_later,
   // RedisBus), a user's first connections on this instance wait up to this long for the

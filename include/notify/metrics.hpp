@@ -26,6 +26,8 @@ struct HubMetrics {
   std::uint64_t sessions_ended = 0;  // connections ended by end_session()/end_sessions()
   std::uint64_t rejected_connections = 0;
   std::uint64_t heartbeats = 0;
+  // New connections whose cursor the store no longer knows, or that missed more than
+  // max_replay notifications or max_prime_bytes of them: sent a reset.
   std::uint64_t resets_unknown_cursor = 0;
   std::uint64_t gap_repairs = 0;     // connections brought up to date after a bus outage
   std::uint64_t handler_errors = 0;  // exceptions caught from hooks and parts

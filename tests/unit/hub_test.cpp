@@ -156,6 +156,58 @@ TEST_CASE("hub: an unknown or too old cursor gets notifications:reset with a fre
   CHECK(hub.metrics().resets_unknown_cursor == 4);
 }
 
+TEST_CASE("hub: what a connection is first sent stays within max_prime_bytes") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.max_prime_bytes = 64 * 1024;
+  NotificationHub hub(io.get_executor(), options);
+  std::vector<std::string> ids;  // ten of 16 KiB: four pass the budget
+  for (int i = 0; i < 10; ++i) {
+    auto n = draft("alice", std::to_string(i));
+    n.body = std::string(16 * 1024, 'b');
+    ids.push_back(hub.publish(n));
+  }
+  const auto listed = [](const test::SseEvent& e) {
+    std::vector<std::string> out;
+    const auto snapshot = json::parse(e.data);
+    for (const auto& n : snapshot.at("notifications"))
+      out.push_back(n.at("id"));
+    return out;
+  };
+  SUBCASE("a snapshot lists the newest that fit and counts them all") {
+    Client c(io, hub, "alice");
+    REQUIRE(wait_count(io, c, 1));
+    const auto e = c.events();
+    CHECK(e[0].type == "init");
+    CHECK(json::parse(e[0].data)["unreadCount"] == 10);
+    CHECK(listed(e[0]) == std::vector<std::string>{ids[9], ids[8], ids[7]});
+    CHECK(e[0].data.size() < options.max_prime_bytes);
+  }
+  SUBCASE("a replay within it is sent") {
+    Client c(io, hub, "alice", ids[7]);
+    REQUIRE(wait_count(io, c, 3));
+    const auto e = c.events();
+    CHECK(e[0].type == "init");
+    CHECK(e[1].id == ids[8]);
+    CHECK(e[2].id == ids[9]);
+    CHECK(hub.metrics().resets_unknown_cursor == 0);
+  }
+  SUBCASE("a replay past it is a reset") {
+    Client c(io, hub, "alice", ids[4]);  // five missed
+    REQUIRE(wait_count(io, c, 1));
+    io.run_for(std::chrono::milliseconds(30));
+    const auto e = c.events();
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].type == "notifications:reset");
+    CHECK(e[0].id == ids[9]);
+    CHECK(json::parse(e[0].data)["unreadCount"] == 10);
+    CHECK(listed(e[0]).size() == 3);
+    CHECK(hub.metrics().resets_unknown_cursor == 1);
+  }
+  options.max_prime_bytes = 64 * 1024 - 1;
+  CHECK_THROWS_AS(NotificationHub(io.get_executor(), options), std::invalid_argument);
+}
+
 TEST_CASE("hub: no gap and no duplicate while publishing during attach") {
   asio::io_context io;
   NotificationHub hub(io.get_executor(), no_batching());
