@@ -8,6 +8,75 @@
 
 namespace notify {
 
+// The write in flight with WriteChunkAsync. Shared with the `done` functions handed to the
+// host, which may outlive the transport; touched on the executor only, but `progress`.
+struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites> {
+  asio::any_io_executor executor;
+  WriteChunkAsync write;
+  // The write in flight: its buffers, the next one to hand over, what is done of it.
+  std::shared_ptr<TransportHandler> handler;
+  BufferSpan buffers;
+  std::size_t next = 0;
+  std::size_t written = 0;
+  std::uint64_t chunk_number = 0;  // of the chunk handed over, so a stray `done` is known
+  std::atomic<std::uint64_t> progress{0};
+
+  void start(BufferSpan span, std::shared_ptr<TransportHandler> h) {
+    handler = std::move(h);
+    buffers = span;
+    next = 0;
+    written = 0;
+    progress.store(0, std::memory_order_relaxed);
+    hand_over_next();
+  }
+
+  void hand_over_next() {
+    if (next == buffers.count)
+      return complete({});
+    const auto& b = buffers.first[next];
+    const auto number = ++chunk_number;
+    auto done = [self = shared_from_this(), number, size = b.size()](bool ok) {
+      // Whichever thread calls it, the rest runs on the executor, never inside write().
+      asio::post(self->executor, [self, number, size, ok] { self->chunk_done(number, size, ok); });
+    };
+    try {
+      write(std::string_view(static_cast<const char*>(b.data()), b.size()), std::move(done));
+    } catch (...) {
+      chunk_number = 0;  // a `done` it may still call is stray
+      asio::post(executor,
+                 [self = shared_from_this()] { self->complete(asio::error::broken_pipe); });
+    }
+  }
+
+  void chunk_done(std::uint64_t number, std::size_t size, bool ok) {
+    if (!handler || number != chunk_number)
+      return;        // the transport closed meanwhile, or a second call
+    ++chunk_number;  // a second call of this `done` is stray
+    if (!ok)
+      return complete(asio::error::broken_pipe);
+    written += size;
+    progress.store(written, std::memory_order_relaxed);
+    ++next;
+    hand_over_next();
+  }
+
+  void complete(std::error_code ec) {
+    if (!handler)
+      return;
+    auto h = std::move(handler);
+    handler.reset();
+    h->on_write(ec, written);
+  }
+
+  // On close: the write in flight completes (with an error) without waiting for its `done`.
+  void abort() {
+    chunk_number = 0;
+    if (handler)
+      asio::post(executor,
+                 [self = shared_from_this()] { self->complete(asio::error::operation_aborted); });
+  }
+};
+
 CallbackTransport::CallbackTransport(asio::any_io_executor executor, WriteChunk write,
                                      OnClose on_close)
     : executor_(asio::make_strand(std::move(executor))),
@@ -17,7 +86,26 @@ CallbackTransport::CallbackTransport(asio::any_io_executor executor, WriteChunk 
     throw std::invalid_argument("CallbackTransport: the write function is empty");
 }
 
+CallbackTransport::CallbackTransport(asio::any_io_executor executor, WriteChunkAsync write,
+                                     OnClose on_close)
+    : executor_(asio::make_strand(std::move(executor))),
+      on_close_(std::move(on_close)),
+      async_(std::make_shared<AsyncWrites>()) {
+  if (!write)
+    throw std::invalid_argument("CallbackTransport: the write function is empty");
+  async_->executor = executor_;
+  async_->write = std::move(write);
+}
+
+CallbackTransport::~CallbackTransport() = default;
+
 void CallbackTransport::async_write(BufferSpan buffers, std::shared_ptr<TransportHandler> handler) {
+  if (async_ && !closed_) {
+    // Started from the executor: the first chunk is handed over now, and every completion
+    // is posted.
+    async_->start(buffers, std::move(handler));
+    return;
+  }
   // The chunks are handed over now; the completion is posted so that it never runs inside
   // the call that started the write.
   std::error_code ec;
@@ -40,10 +128,16 @@ void CallbackTransport::async_write(BufferSpan buffers, std::shared_ptr<Transpor
   asio::post(executor_, [h = std::move(handler), ec, written] { h->on_write(ec, written); });
 }
 
+std::uint64_t CallbackTransport::write_progress() const noexcept {
+  return async_ ? async_->progress.load(std::memory_order_relaxed) : 0;
+}
+
 void CallbackTransport::close() noexcept {
   if (closed_)
     return;
   closed_ = true;
+  if (async_)
+    async_->abort();
   if (on_close_) {
     try {
       on_close_();

@@ -7,6 +7,11 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
 using test::draft;
 using test::no_batching;
 
@@ -47,5 +52,121 @@ TEST_CASE("callback transport: a write function that reports a closed connection
   hub.attach("alice", notify::SseSink::create(transport));
   REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
   CHECK(calls == 2);
-  CHECK_THROWS_AS(notify::CallbackTransport(io.get_executor(), {}), std::invalid_argument);
+  CHECK_THROWS_AS(
+      notify::CallbackTransport(io.get_executor(), notify::CallbackTransport::WriteChunk{}),
+      std::invalid_argument);
+  CHECK_THROWS_AS(
+      notify::CallbackTransport(io.get_executor(), notify::CallbackTransport::WriteChunkAsync{}),
+      std::invalid_argument);
+}
+
+namespace {
+
+// A framework's asynchronous writes as the test drives them: each chunk waits in `pending`
+// with its `done` until the test finishes it.
+struct AsyncFramework {
+  std::string sent;
+  std::vector<std::pair<std::string, notify::CallbackTransport::Done>> pending;
+  int closes = 0;
+
+  std::shared_ptr<notify::CallbackTransport> transport(asio::io_context& io) {
+    return std::make_shared<notify::CallbackTransport>(
+        io.get_executor(),
+        [this](std::string_view chunk, notify::CallbackTransport::Done done) {
+          pending.emplace_back(std::string(chunk), std::move(done));
+        },
+        [this] { ++closes; });
+  }
+  // Sends the chunks handed over so far and says so.
+  void finish_all(bool ok = true) {
+    for (auto& [chunk, done] : std::exchange(pending, {})) {
+      if (ok)
+        sent += chunk;
+      done(ok);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("callback transport: an asynchronous write hands over a chunk once the last is done") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  AsyncFramework framework;
+  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
+  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(hub.publish(draft("alice", std::to_string(i))));
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(framework.pending.size() == 1);  // one chunk at a time
+  // Finished from another thread, as a framework's own loop would.
+  while (test::parse_sse(framework.sent).size() < 6) {
+    REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+    std::thread([&] { framework.finish_all(); }).join();
+  }
+  const auto events = test::parse_sse(framework.sent);
+  REQUIRE(events.size() == 6);
+  CHECK(events[0].type == "init");
+  for (int i = 0; i < 5; ++i)
+    CHECK(events[i + 1].id == ids[i]);
+  CHECK(hub.connection_count() == 1);
+}
+
+TEST_CASE("callback transport: an asynchronous write that is slow counts against the queue") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.queue.max_events = 8;
+  options.queue.overflow = notify::OverflowPolicy::disconnect;
+  notify::NotificationHub hub(io.get_executor(), options);
+  AsyncFramework framework;
+  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
+  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  for (int i = 0; i < 10; ++i)  // while the first write waits: past the limit
+    hub.publish(draft("alice"));
+  REQUIRE(test::run_until(io, [&] {
+    framework.finish_all();
+    return hub.connection_count() == 0;
+  }));
+  CHECK(hub.metrics().slow_consumer_disconnects == 1);
+  CHECK(framework.closes == 1);
+  const auto events = test::parse_sse(framework.sent);
+  REQUIRE_FALSE(events.empty());
+  CHECK(events.front().type == "init");
+  CHECK(events.size() == 1);  // what waited was dropped with the connection
+}
+
+TEST_CASE("callback transport: an asynchronous write that is never done is let go") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = std::chrono::seconds(1);
+  notify::NotificationHub hub(io.get_executor(), options);
+  AsyncFramework framework;
+  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
+  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  // Two sweeps find the write still waiting, without a byte moved.
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  CHECK(hub.metrics().slow_consumer_disconnects == 1);
+  CHECK(framework.closes == 1);
+  framework.finish_all();  // too late: changes nothing
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(framework.pending.empty());
+}
+
+TEST_CASE("callback transport: done(false) closes the sink; a second done changes nothing") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  AsyncFramework framework;
+  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
+  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  auto first = std::move(framework.pending.front().second);
+  framework.pending.clear();
+  first(true);
+  first(true);  // stray
+  hub.publish(draft("alice"));
+  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  framework.finish_all(false);
+  REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
+  CHECK(framework.closes == 1);
+  CHECK(hub.metrics().slow_consumer_disconnects == 0);
 }
