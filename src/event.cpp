@@ -12,7 +12,7 @@ namespace notify {
 
 bool event_type::is_reserved(std::string_view type) noexcept {
   return type == init || type == notification || type == batch || type == read || type == reset ||
-         type == session_end;
+         type == session_end || type == heartbeat;
 }
 
 struct Event::Private {};
@@ -61,9 +61,9 @@ EventPtr Event::batch(std::vector<EventPtr> parts) {
 }
 
 EventPtr Event::heartbeat() {
-  static const EventPtr shared =
-      std::make_shared<const Event>(Private{}, Kind::heartbeat, std::string("heartbeat"),
-                                    std::string(), std::string(), 0, 0, std::vector<EventPtr>{});
+  static const EventPtr shared = std::make_shared<const Event>(
+      Private{}, Kind::heartbeat, std::string(event_type::heartbeat), std::string(),
+      std::string("{}"), 0, 0, std::vector<EventPtr>{});
   return shared;
 }
 
@@ -128,23 +128,18 @@ std::string encode_event(const Event& event, WireFormat format) {
     return event.data();
   switch (format) {
     case WireFormat::sse:
-      if (event.kind() == Event::Kind::heartbeat) {
-        std::string out;
-        sse::append_comment(out, "hb");
-        return out;
-      }
       return sse::encode_event(event.type(), event.id(), event.data());
     case WireFormat::websocket:
       if (event.kind() == Event::Kind::heartbeat)
-        return ws::ping_frame();
+        return ws::ping_frame() + ws::text_frame(websocket_text(event));
       return ws::text_frame(websocket_text(event));
     case WireFormat::websocket_deflate: {
-      if (event.kind() == Event::Kind::heartbeat)
-        return ws::ping_frame();
       const auto text = websocket_text(event);
-      if (text.size() < ws::deflate_threshold)
-        return ws::text_frame(text);
-      return ws::compressed_text_frame(text);
+      auto frame = text.size() < ws::deflate_threshold ? ws::text_frame(text)
+                                                       : ws::compressed_text_frame(text);
+      if (event.kind() == Event::Kind::heartbeat)
+        return ws::ping_frame() + frame;
+      return frame;
     }
   }
   throw std::invalid_argument("event: unknown wire format");

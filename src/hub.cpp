@@ -1832,6 +1832,10 @@ class NotificationHub::Impl final : public SinkOwner,
       data.pop_back();
     data += R"(],"unreadCount":)";
     data += std::to_string(s.unread_count);
+    // So that a client can tell a quiet connection from a dead one (heartbeat events).
+    data += R"(,"heartbeatMs":)";
+    data += std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat_interval).count());
     data += '}';
     return Event::message(std::string(type), s.cursor ? std::to_string(s.cursor) : "",
                           std::move(data), 0);

@@ -377,6 +377,10 @@ std::size_t Subscriber::parse_sse(const char* p, std::size_t n, std::int64_t now
     } else if (block.compare(0, 6, "retry:") == 0) {
       continue;
     }
+    if (type == "heartbeat") {
+      ++pool_.stats.heartbeats;
+      continue;
+    }
     on_message(type, block, now);
   }
   return pos;
@@ -460,6 +464,8 @@ std::size_t Subscriber::parse_ws(const char* p, std::size_t n, std::int64_t now)
 
 void Subscriber::on_message(std::string_view type, std::string_view body, std::int64_t now) {
   auto& stats = pool_.stats;
+  if (type == "heartbeat")  // counted where it is read: a WebSocket's with its ping
+    return;
   if (type == "init" || type == "notifications:reset") {
     if (type != "init")
       ++stats.resets;

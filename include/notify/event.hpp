@@ -34,6 +34,8 @@ inline constexpr std::string_view batch = "notifications:batch";
 inline constexpr std::string_view read = "notification:read";
 inline constexpr std::string_view reset = "notifications:reset";
 inline constexpr std::string_view session_end = "session:end";
+// A keep-alive a client can see (with no other traffic, its silence means a dead connection).
+inline constexpr std::string_view heartbeat = "heartbeat";
 // Whether `type` is one of the above: the hub's own, which a host cannot send.
 NOTIFY_EXPORT bool is_reserved(std::string_view type) noexcept;
 }  // namespace event_type
@@ -43,8 +45,8 @@ using EventPtr = std::shared_ptr<const Event>;
 
 class NOTIFY_EXPORT Event {
  public:
-  // message: an event for clients; heartbeat: an SSE comment or a WebSocket ping; raw: bytes
-  // for one connection, the same in every format (a pong, a close frame).
+  // message: an event for clients; heartbeat: a keep-alive (below); raw: bytes for one
+  // connection, the same in every format (a pong, a close frame).
   enum class Kind : std::uint8_t { message, heartbeat, raw };
 
   // A message event. `data` is serialized JSON. `id` is what an SSE client gets as its
@@ -56,7 +58,10 @@ class NOTIFY_EXPORT Event {
   // seq are those of the last part.
   static EventPtr batch(std::vector<EventPtr> parts);
 
-  // A keep-alive: an SSE comment, a WebSocket ping.
+  // A keep-alive: an SSE event `heartbeat` with data {} (a comment would not reach the
+  // page's script, which then could not tell a quiet connection from a dead one); over a
+  // WebSocket a ping, whose pong tells the server the client lives, and the message
+  // {"type":"heartbeat","data":{}}, which tells the client the server does.
   static EventPtr heartbeat();
 
   // Bytes written as they are, whatever the wire format.

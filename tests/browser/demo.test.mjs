@@ -174,7 +174,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function startDemo() {
   return new Promise((resolve, reject) => {
-    const args = ['--port', '0', ...opts.demoArgs];
+    // Heartbeats every second: a client's check for a silent connection can then be short.
+    const args = ['--port', '0', '--heartbeat', '1', ...opts.demoArgs];
     try {
       demo = spawn(opts.demo, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     } catch (err) {
@@ -633,6 +634,46 @@ async function main() {
       await page.evaluate(() => window.outage.es.close());
     });
   }
+
+  await check('a page\'s client whose connection goes silent (the server stopped) replaces it, and resumes once the server answers', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    watchPage(page, 'silent page');
+    await page.goto(`${base}/healthz`); // any page of the demo's origin
+    await page.evaluate(async () => {
+      const { NotifyClient } = await import('/notify-client.js');
+      window.silent = { states: [], got: [] };
+      // The demo here sends a heartbeat after each idle second: 4 s of silence means trouble.
+      window.silent.client = new NotifyClient({
+        user: 'frank', heartbeatTimeoutMs: 4000,
+        onStateChange: (state) => window.silent.states.push(state),
+        onNotification: (n) => window.silent.got.push(n.title),
+      });
+    });
+    await waitIn(page, 'silent page', 'the client never opened', () => window.silent.client.state === 'open');
+    await publish(base, { userId: 'frank', type: 'comment', title: 'before the silence' });
+    await waitIn(page, 'silent page', 'no notification before the silence',
+      () => window.silent.got.includes('before the silence'));
+    const before = await page.evaluate(() => window.silent.states.length);
+    // The process stops; its sockets stay open and say nothing, as over a network that went
+    // away without a word.
+    process.kill(demo.pid, 'SIGSTOP');
+    try {
+      await waitIn(page, 'silent page', 'the client kept a silent connection',
+        (n) => window.silent.states.slice(n).includes('reconnecting'), before, 15000);
+    } finally {
+      process.kill(demo.pid, 'SIGCONT');
+    }
+    await waitIn(page, 'silent page', 'the client did not open again once the server answered',
+      () => window.silent.client.state === 'open', undefined, 20000);
+    await publish(base, { userId: 'frank', type: 'comment', title: 'after the silence' });
+    await waitIn(page, 'silent page', 'no notification after the silence',
+      () => window.silent.got.includes('after the silence'));
+    const got = await page.evaluate(() => window.silent.got);
+    assert(got.length === 2, `notifications: ${JSON.stringify(got)} (one of them twice?)`);
+    await page.evaluate(() => window.silent.client.close());
+    await ctx.close();
+  });
 
   await check('no uncaught JavaScript errors in the pages', async () => {
     assert(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);

@@ -6,13 +6,13 @@
 using namespace itest;
 using nlohmann::json;
 
-TEST_CASE("lifecycle: an idle stream gets heartbeat comments") {
+TEST_CASE("lifecycle: an idle stream gets heartbeat events, and its init says how often") {
   DemoProcess demo(unbatched({"--heartbeat", "1"}));
   SseStream s(demo.port(), SseStream::target_for("hb"));
   REQUIRE(s.status() == 200);
-  s.expect("init");
+  CHECK(s.expect("init").json().at("heartbeatMs") == 1000);
   // One is due within 2 s; the margin is for a machine loaded by other suites.
-  CHECK(s.wait_comment(std::chrono::seconds(10)));
+  CHECK(s.wait_heartbeat(std::chrono::seconds(10)));
   // Still a working stream afterwards.
   const std::string id = publish(demo.port(), "hb", "after the heartbeat");
   CHECK(s.expect("notification").id == id);

@@ -1,5 +1,6 @@
 #include "sse_reader.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace itest {
@@ -137,7 +138,18 @@ SseStream::SseStream(std::uint16_t port, const std::string& target, const Header
     response_.body = rest;
     return;
   }
-  parser_.feed(rest);
+  feed(rest);
+}
+
+void SseStream::feed(std::string_view bytes) {
+  parser_.feed(bytes);
+  auto& events = parser_.events();
+  const auto first = events.begin() + static_cast<std::ptrdiff_t>(taken_);
+  const auto kept = std::remove_if(first, events.end(), [this](const SseEvent& e) {
+    heartbeats_ += e.type == "heartbeat" ? 1 : 0;
+    return e.type == "heartbeat";
+  });
+  events.erase(kept, events.end());
 }
 
 long SseStream::pump(Clock::time_point deadline) {
@@ -146,7 +158,7 @@ long SseStream::pump(Clock::time_point deadline) {
   std::string chunk;
   const long n = socket_.recv_some(chunk, deadline);
   if (n > 0)
-    parser_.feed(chunk);
+    feed(chunk);
   if (n == 0 || n == -2)
     eof_ = true;
   return n;
@@ -170,10 +182,10 @@ SseEvent SseStream::expect(const std::string& type, std::chrono::milliseconds ti
   return std::move(*e);
 }
 
-bool SseStream::wait_comment(std::chrono::milliseconds timeout) {
+bool SseStream::wait_heartbeat(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  const std::size_t seen = parser_.comments();
-  while (parser_.comments() == seen) {
+  const std::size_t seen = heartbeats_;
+  while (heartbeats_ == seen) {
     if (pump(deadline) <= 0)
       return false;
   }

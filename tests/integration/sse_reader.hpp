@@ -3,7 +3,7 @@
 // It parses the event stream as the WHATWG HTML spec ("Server-sent events", "Interpreting an
 // event stream") tells a browser to: lines end with CRLF, LF or CR; `data:` lines are joined
 // with LF; one leading space of a value is dropped; the last event id persists across
-// events; a block without data dispatches nothing. Comments are counted (heartbeats).
+// events; a block without data dispatches nothing. Comments and heartbeat events are counted.
 #pragma once
 
 #include "http_client.hpp"
@@ -69,25 +69,30 @@ class SseStream {
   std::optional<SseEvent> next(std::chrono::milliseconds timeout = default_timeout);
   // Like next(), but fails (throws) unless the event comes and has type `type`.
   SseEvent expect(const std::string& type, std::chrono::milliseconds timeout = default_timeout);
-  // True when a comment line (beyond those already seen) arrives before the deadline.
-  bool wait_comment(std::chrono::milliseconds timeout);
+  // True when a heartbeat event (beyond those already seen) arrives before the deadline.
+  // Heartbeats are counted, never returned by next().
+  bool wait_heartbeat(std::chrono::milliseconds timeout);
   // True when the server closes the stream before the deadline (events meanwhile are kept).
   bool wait_eof(std::chrono::milliseconds timeout);
   // True when no event arrives within `duration`.
   bool quiet_for(std::chrono::milliseconds duration);
 
   std::size_t comments() const noexcept { return parser_.comments(); }
+  std::size_t heartbeats() const noexcept { return heartbeats_; }
   std::optional<std::uint64_t> retry() const noexcept { return parser_.retry(); }
   void close() { socket_.close(); }
 
  private:
   // Reads more bytes into the parser. >0, 0 (EOF), -1 (timeout), -2 (error).
   long pump(Clock::time_point deadline);
+  // Parses `bytes`; heartbeat events are counted and dropped.
+  void feed(std::string_view bytes);
 
   Socket socket_;
   HttpResponse response_;
   SseParser parser_;
   std::size_t taken_ = 0;  // events returned so far (index into parser_.events())
+  std::size_t heartbeats_ = 0;
   bool eof_ = false;
 };
 

@@ -226,6 +226,47 @@ await check('over SSE, an event type the host adds (eventTypes) reaches onMessag
   c.close();
 });
 
+await check('a connection silent for heartbeatTimeoutMs is replaced and resumes; heartbeats keep it', async () => {
+  const got = [];
+  const c = client({ heartbeatTimeoutMs: 300, onMessage: (m) => got.push(m) });
+  const es = FakeEventSource.opened.at(-1);
+  const n1 = notification();
+  es.emit('init', { notifications: [n1], unreadCount: 1, heartbeatMs: 30000 }, n1.id);
+  for (let i = 0; i < 8; ++i) { // 800 ms of heartbeats only
+    await settle(100);
+    es.emit('heartbeat', {});
+  }
+  assert(!es.closed && FakeEventSource.opened.at(-1) === es, 'a connection with heartbeats was replaced');
+  assert(got.length === 0, `onMessage got ${JSON.stringify(got)}`);
+  await settle(600); // silence
+  assert(es.closed, 'a silent connection was kept');
+  assert(c.state === 'reconnecting', `state ${c.state}`);
+  await settle(1500); // the first reconnect waits 0.7 to 1.3 s
+  const next = FakeEventSource.opened.at(-1);
+  assert(next !== es, 'no new connection');
+  assert(next.url.includes(`lastEventId=${n1.id}`), `the new connection does not resume: ${next.url}`);
+  c.close();
+});
+
+await check('over the WebSocket too, and heartbeatTimeoutMs: 0 turns the check off', async () => {
+  const c = client({ transport: 'ws', heartbeatTimeoutMs: 200 });
+  const ws = FakeWebSocket.opened.at(-1);
+  ws.message({ type: 'init', data: { notifications: [], unreadCount: 0, heartbeatMs: 30000 } });
+  await settle(120);
+  ws.message({ type: 'heartbeat', data: {} });
+  await settle(120);
+  assert(ws.readyState === 1, 'a WebSocket with heartbeats was closed');
+  await settle(300);
+  assert(ws.readyState === 3 && c.state === 'reconnecting', `readyState ${ws.readyState}, state ${c.state}`);
+  c.close();
+  const off = client({ heartbeatTimeoutMs: 0 });
+  const es = FakeEventSource.opened.at(-1);
+  es.emit('init', { notifications: [], unreadCount: 0, heartbeatMs: 1000 });
+  await settle(400);
+  assert(!es.closed && off.state === 'open', `state ${off.state}`);
+  off.close();
+});
+
 await check('read receipts over the WebSocket stay within its message rate; the rest go over HTTP', async () => {
   const c = client({ transport: 'ws' });
   const ws = FakeWebSocket.opened.at(-1);

@@ -261,7 +261,7 @@ function openWs(d, query, { deflate = false, label, headers } = {}) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(wsUrl(d, query), { perMessageDeflate: deflate, headers, handshakeTimeout: 5000, ca: d.ca });
     sockets.add(ws);
-    const conn = { ws, inbox: new Inbox(label || `ws ${query.user}`), upgrade: null, binary: 0 };
+    const conn = { ws, inbox: new Inbox(label || `ws ${query.user}`), upgrade: null, binary: 0, heartbeats: 0 };
     conn.closed = new Promise((res) => {
       ws.on('close', (code, reason) => {
         conn.inbox.end(`closed with ${code}`);
@@ -277,6 +277,7 @@ function openWs(d, query, { deflate = false, label, headers } = {}) {
       } catch {
         m = { unparsable: data.toString('utf8') };
       }
+      if (m && m.type === 'heartbeat') { conn.heartbeats++; return; } // counted, not queued
       conn.inbox.push(m);
     });
     ws.on('error', (err) => {
@@ -326,6 +327,7 @@ function openSse(d, user, headers = {}) {
             else if (field === 'data') ev.data.push(value);
           }
           if (!ev.data.length) continue;
+          if (ev.event === 'heartbeat') { inbox.heartbeats = (inbox.heartbeats || 0) + 1; continue; }
           try {
             ev.data = JSON.parse(ev.data.join('\n'));
           } catch {
@@ -612,7 +614,7 @@ async function main() {
     assert(!alice.upgrade['sec-websocket-extensions'], `no compression was offered, yet the server answered ${alice.upgrade['sec-websocket-extensions']}`);
     const first = await alice.inbox.next('init');
     assertEqual(first.type, 'init', 'type of the first message');
-    assertEqual(first.data, { notifications: [], unreadCount: 0 }, 'init data of a fresh user');
+    assertEqual(first.data, { notifications: [], unreadCount: 0, heartbeatMs: 30000 }, 'init data of a fresh user');
   });
 
   await check('a notification POSTed over HTTP arrives as a notification frame with the same id and data', async () => {
@@ -1064,6 +1066,9 @@ async function main() {
         await sleep(10000);
         assert(!s.inbox.ended, `the stream ended: ${s.inbox.ended}`);
         assert(!c.inbox.ended, `the socket ended: ${c.inbox.ended}`);
+        // Heartbeats a page's script sees (a client watches for silence with them).
+        assert(s.inbox.heartbeats >= 3 && c.heartbeats >= 3,
+          `heartbeats in 10 s: ${s.inbox.heartbeats} on the stream, ${c.heartbeats} on the socket`);
         const id = await publish(viaFast, { userId: 'quiet', type: 'comment', title: 'after 10 s' });
         assertEqual((await s.inbox.take((x) => x.event === 'notification', 'the notification after 10 s')).id, id, 'SSE id');
         assertEqual((await c.inbox.take((m) => m.type === 'notification', 'the notification after 10 s')).id, id, 'WS id');

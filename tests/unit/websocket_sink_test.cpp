@@ -41,6 +41,10 @@ struct UseThreading {
   ~UseThreading() { server_threading = notify::Threading::strand; }
 };
 
+bool is_heartbeat(std::string_view payload) {
+  return payload.rfind(R"({"type":"heartbeat")", 0) == 0;
+}
+
 // A WebSocket client over a real loopback socket: masked frames out, server frames in.
 struct WsClient {
   asio::io_context& io;
@@ -87,10 +91,11 @@ struct WsClient {
   // The server frames received so far (after the handshake response).
   std::vector<Frame> frames() const { return test::ws::server_frames(bytes); }
 
+  // The text messages but heartbeats (a test with a short interval may meet one).
   std::vector<json> messages() const {
     std::vector<json> out;
     for (const auto& f : frames())
-      if (f.opcode == Opcode::text && !f.rsv1)
+      if (f.opcode == Opcode::text && !f.rsv1 && !is_heartbeat(f.payload))
         out.push_back(json::parse(f.payload));
     return out;
   }
@@ -298,6 +303,29 @@ TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection
   hub.publish(draft("alice", "still here"));
   REQUIRE(test::run_until(io, [&] { return c.messages().size() == 9; }));
   CHECK(hub.connection_count() == 1);
+}
+
+TEST_CASE_TEMPLATE("websocket sink: a heartbeat is a ping and a message the page can see", Mode,
+                   StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = std::chrono::seconds(1);
+  notify::NotificationHub hub(io.get_executor(), options);
+  WsClient c(io, hub, "alice");
+  const auto heartbeat = [&] {
+    const auto frames = c.frames();
+    for (std::size_t i = 0; i + 1 < frames.size(); ++i)
+      if (frames[i].opcode == Opcode::ping && frames[i + 1].opcode == Opcode::text &&
+          is_heartbeat(frames[i + 1].payload))
+        return std::optional<json>(json::parse(frames[i + 1].payload));
+    return std::optional<json>();
+  };
+  REQUIRE(test::run_until(
+      io, [&] { return heartbeat().has_value(); }, std::chrono::seconds(5)));
+  CHECK(*heartbeat() == json{{"type", "heartbeat"}, {"data", json::object()}});
+  REQUIRE_FALSE(c.messages().empty());
+  CHECK(c.messages()[0]["data"]["heartbeatMs"] == 1000);
 }
 
 TEST_CASE_TEMPLATE("websocket sink: ping gets a pong with the same payload", Mode, StrandMode,
@@ -600,7 +628,7 @@ TEST_CASE_TEMPLATE("websocket sink: a client that reads slowly is not let go", M
   const auto messages = [](const std::string& bytes) {
     std::size_t count = 0;
     for (const auto& f : test::ws::server_frames(bytes))
-      count += f.opcode == Opcode::text ? 1 : 0;
+      count += f.opcode == Opcode::text && !is_heartbeat(f.payload) ? 1 : 0;
     return count;
   };
   std::atomic<bool> done{false};

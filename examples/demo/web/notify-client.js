@@ -30,6 +30,9 @@
  *     eventTypes: ['chat'],              // over SSE, the names of those other events: an
  *                                        // EventSource hands a named event only to listeners of
  *                                        // that name (over WebSocket every type arrives anyway)
+ *     heartbeatTimeoutMs: undefined,     // silence after which the connection counts as dead
+ *                                        // (default: from the server's heartbeat interval,
+ *                                        // see "Connection behaviour"); 0 turns the check off
  *     onError(err)            {},        // malformed event, failed request, server error message...
  *   });
  *   client.connect();            // (also done by the constructor unless {autoConnect:false})
@@ -81,6 +84,13 @@
  *   list and cursor, and reports onSessionEnd; connect() later resumes from the cursor.
  * - Over WebSocket every message is `{"type":T,"id":ID?,"data":D}` and T is routed exactly like
  *   the SSE event name T. The server pings on every heartbeat; the browser answers by itself.
+ * - A connection that is silent for too long is taken for dead and replaced (resuming, as
+ *   above): a network that went away without a word (a laptop that slept, a NAT that forgot
+ *   the connection) leaves an EventSource or a WebSocket open for many minutes otherwise. The
+ *   server sends a `heartbeat` event (WebSocket: {"type":"heartbeat"}) when it had nothing
+ *   else to send for an interval, and says the interval in `init` (`heartbeatMs`, 30 s by
+ *   default); the connection is replaced after twice that and a margin (half of it, at least
+ *   5 s) without any event, or after `heartbeatTimeoutMs`.
  * - Notifications are de-duplicated by id; `notification:read` carries the authoritative unread
  *   count, `notifications:reset` replaces the whole state.
  *
@@ -117,6 +127,9 @@ const WS_MESSAGE_BURST = 30;
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const BACKOFF_JITTER = 0.3; // ±30%
+// The server's heartbeat interval until its `init` says otherwise (the demo's default).
+const DEFAULT_HEARTBEAT_MS = 30000;
+const WATCHDOG_MARGIN_MS = 5000;
 
 export const ConnectionState = Object.freeze({
   IDLE: 'idle',
@@ -216,6 +229,9 @@ export class NotifyClient extends EventTarget {
     this._wsTokens = WS_MESSAGE_BURST;
     this._wsRefilledAt = 0;
     this._eventTypes = Array.isArray(options.eventTypes) ? options.eventTypes.map(String) : [];
+    this._heartbeatMs = DEFAULT_HEARTBEAT_MS; // the server's, from its init
+    this._lastTraffic = 0;   // when the connection last said anything (or opened)
+    this._watchdog = null;   // the interval timer that looks for a silent connection
 
     this._onOnline = () => {
       if (this._state === ConnectionState.RECONNECTING && this._timer) {
@@ -324,8 +340,35 @@ export class NotifyClient extends EventTarget {
     if (this._channel) { this._channel.close(); this._channel = null; }
   }
 
+  /** How long a connection may stay silent before it is taken for dead; 0: never. */
+  _silenceLimit() {
+    const option = this._opts.heartbeatTimeoutMs;
+    if (typeof option === 'number' && option >= 0) return option;
+    return 2 * this._heartbeatMs + Math.max(this._heartbeatMs / 2, WATCHDOG_MARGIN_MS);
+  }
+
+  /** One check a little more often than the limit allows; it runs while a connection is up. */
+  _armWatchdog() {
+    const limit = this._silenceLimit();
+    if (this._watchdog || limit <= 0) return;
+    this._watchdog = setInterval(() => {
+      if (!this._es && !this._ws) return;
+      const silence = Date.now() - this._lastTraffic;
+      if (silence <= this._silenceLimit()) return;
+      // Nothing, not even a heartbeat: the connection is dead though nothing said so.
+      if (this._es) { this._es.close(); this._es = null; }
+      if (this._ws) {
+        const ws = this._ws;
+        this._ws = null;
+        try { ws.close(4000, 'silent'); } catch { /* already closing */ }
+      }
+      this._scheduleReconnect();
+    }, Math.max(50, Math.min(limit / 4, WATCHDOG_MARGIN_MS)));
+  }
+
   _closeConnection() {
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
+    if (this._watchdog) { clearInterval(this._watchdog); this._watchdog = null; }
     if (this._es) { this._es.close(); this._es = null; }
     if (this._ws) {
       const ws = this._ws;
@@ -345,6 +388,8 @@ export class NotifyClient extends EventTarget {
   _open() {
     this._timer = null;
     if (this._state === ConnectionState.CLOSED) return;
+    this._lastTraffic = Date.now();
+    this._armWatchdog();
     if (this._transport === 'ws') this._openWebSocket();
     else this._openEventSource();
   }
@@ -362,11 +407,14 @@ export class NotifyClient extends EventTarget {
     });
 
     // Named SSE events are only delivered to listeners of their name.
+    es.addEventListener('open', () => { if (this._es === es) this._lastTraffic = Date.now(); });
     const names = new Set(['init', 'notification', 'notifications:batch', 'notification:read',
-                           'notifications:reset', 'typing', 'session:end', ...this._eventTypes]);
+                           'notifications:reset', 'typing', 'session:end', 'heartbeat',
+                           ...this._eventTypes]);
     for (const name of names) {
       es.addEventListener(name, (ev) => {
         if (this._es !== es) return;
+        this._lastTraffic = Date.now();
         let data;
         try {
           data = JSON.parse(ev.data);
@@ -409,8 +457,10 @@ export class NotifyClient extends EventTarget {
       this._scheduleReconnect();
     });
     // 'error' is always followed by 'close', which reconnects.
+    ws.addEventListener('open', () => { if (this._ws === ws) this._lastTraffic = Date.now(); });
     ws.addEventListener('message', (ev) => {
       if (this._ws !== ws) return;
+      this._lastTraffic = Date.now();
       if (typeof ev.data !== 'string') {
         this._emitError(new Error('notify: unexpected binary WebSocket message'));
         return;
@@ -467,6 +517,7 @@ export class NotifyClient extends EventTarget {
    * leader of shared tabs relays what its connection received (`fromServer`) to the others.
    */
   _dispatch(type, data, id, fromServer = true) {
+    if (type === 'heartbeat') return; // counted as traffic where it arrived; nothing else
     if (fromServer && this._leader) this._post({ kind: 'event', type, data, id });
     const handler = Object.prototype.hasOwnProperty.call(this._handlers, type) ? this._handlers[type] : null;
     try {
@@ -611,6 +662,15 @@ export class NotifyClient extends EventTarget {
    * (reset) the state is replaced entirely.
    */
   _applySnapshot(data, keepRead, cursor = null) {
+    const heartbeat = data && data.heartbeatMs;
+    if (typeof heartbeat === 'number' && heartbeat >= 1000 && heartbeat !== this._heartbeatMs) {
+      this._heartbeatMs = heartbeat;
+      if (this._watchdog) { // checks as often as the new limit needs
+        clearInterval(this._watchdog);
+        this._watchdog = null;
+        this._armWatchdog();
+      }
+    }
     const items = Array.isArray(data && data.notifications) ? data.notifications : [];
     const count = typeof (data && data.unreadCount) === 'number' ? data.unreadCount : items.length;
     const snap = items.filter((n) => n && n.id != null).map((n) => this._normalize(n));
