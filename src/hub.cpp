@@ -1346,9 +1346,11 @@ class NotificationHub::Impl final : public SinkOwner,
         return;
       }
       try {
-        sink->bind(shared_from_this(), user, options_.queue);
+        ec = sink->bind(shared_from_this(), user, options_.queue);
       } catch (const std::logic_error&) {
         ec = errc::already_attached;
+      }
+      if (ec) {
         rejected_.fetch_add(1, std::memory_order_relaxed);
         return;
       }
@@ -1989,10 +1991,14 @@ ReadResult NotificationHub::mark_all_read(std::string_view user) {
 
 std::vector<Notification> NotificationHub::list(std::string_view user, bool unread_only,
                                                 std::size_t limit) const {
+  if (user.empty())
+    throw std::invalid_argument("notify: the user is empty");
   return impl_->store_->list(user, unread_only, limit);
 }
 
 std::uint64_t NotificationHub::unread_count(std::string_view user) const {
+  if (user.empty())
+    throw std::invalid_argument("notify: the user is empty");
   return impl_->store_->unread_count(user);
 }
 

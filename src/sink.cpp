@@ -1,6 +1,7 @@
 #include "flush_lane.hpp"
-#include "prefetch.hpp"
 #include "io_result.hpp"
+#include "json_text.hpp"
+#include "prefetch.hpp"
 
 #include <notify/error.hpp>
 #include <notify/sink.hpp>
@@ -37,15 +38,18 @@ std::shared_ptr<TransportHandler> Sink::handler_ptr() noexcept {
                                            static_cast<TransportHandler*>(this));
 }
 
-void Sink::bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits) {
+std::error_code Sink::bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits) {
   std::lock_guard lock(mutex_);
   if (!user_.empty())
     throw std::logic_error("sink: already attached");
+  if (state_ == State::closing || state_ == State::closed)
+    return errc::connection_closed;
   owner_ = std::move(owner);
   user_ = std::move(user);
   limits_ = limits;
   attached_at_.store(std::chrono::system_clock::now().time_since_epoch().count(),
                      std::memory_order_relaxed);
+  return {};
 }
 
 bool Sink::send(const EventPtr& event) {
@@ -480,6 +484,59 @@ EventPtr Sink::session_end_event(std::string_view reason) {
 void Sink::end_session(std::string_view reason) {
   close_with(make_error_code(errc::session_ended),
              session_farewell(session_end_event(reason), reason));
+}
+
+std::string Sink::refusal_response(std::error_code reason) {
+  int status = 500;
+  std::string_view phrase = "Internal Server Error";
+  if (reason == errc::too_many_user_connections) {
+    status = 429;
+    phrase = "Too Many Requests";
+  } else if (reason == errc::too_many_connections || reason == errc::hub_stopped) {
+    status = 503;
+    phrase = "Service Unavailable";
+  } else if (reason == errc::already_attached || reason == errc::connection_closed) {
+    status = 409;
+    phrase = "Conflict";
+  }
+  std::string body = "{\"error\":";
+  if (!detail::append_json_string(body, reason.message()))
+    detail::append_json_string(body, "refused");
+  body += '}';
+  std::string out = "HTTP/1.1 " + std::to_string(status) + ' ' + std::string(phrase) + "\r\n";
+  out += "Content-Type: application/json\r\nCache-Control: no-store\r\n";
+  if (status == 503)
+    out += "Retry-After: 5\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
+void Sink::refuse(std::error_code reason) {
+  bool kick_needed = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::closing || state_ == State::closed)
+      return;
+    if (!started_ && pending_.empty()) {
+      // Nothing was written: the answer takes the place of the preamble.
+      state_ = State::closing;
+      close_reason_ = reason;
+      started_ = true;
+      held_.clear();
+      held_bytes_ = 0;
+      pending_.push_back(Event::raw(refusal_response(reason)));
+      if (!pipeline_active_) {
+        pipeline_active_ = true;
+        kick_needed = true;
+      }
+    }
+  }
+  if (kick_needed) {
+    kick();
+    return;
+  }
+  close(reason);
 }
 
 void Sink::close_with(std::error_code reason, EventPtr last) {

@@ -1,8 +1,13 @@
+#include "http_token.hpp"
+
 #include <notify/error.hpp>
 #include <notify/sse.hpp>
 #include <notify/sse_sink.hpp>
 
 #include <asio/error.hpp>
+
+#include <stdexcept>
+#include <string>
 
 namespace notify {
 
@@ -10,8 +15,38 @@ std::shared_ptr<SseSink> SseSink::create(std::shared_ptr<Transport> transport, S
   return std::make_shared<SseSink>(std::move(transport), std::move(options));
 }
 
+namespace {
+
+// Each line "Name: value\r\n": a token, a colon, and a value of visible characters, spaces
+// and tabs. A missing CRLF would run into the head's end; a CR or LF inside would let a
+// value the host took from a request add fields, or a body.
+void check_extra_headers(std::string_view fields) {
+  while (!fields.empty()) {
+    const auto end = fields.find("\r\n");
+    if (end == std::string_view::npos)
+      throw std::invalid_argument("SseOptions::extra_headers: each field must end with \\r\\n");
+    const auto line = fields.substr(0, end);
+    fields.remove_prefix(end + 2);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || !detail::is_token(line.substr(0, colon)))
+      throw std::invalid_argument("SseOptions::extra_headers: '" + std::string(line) +
+                                  "' is not Name: value");
+    for (const char c : line.substr(colon + 1)) {
+      const auto u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7f)
+        throw std::invalid_argument(
+            "SseOptions::extra_headers: a control character in the value of '" +
+            std::string(line.substr(0, colon)) + "'");
+    }
+  }
+}
+
+}  // namespace
+
 SseSink::SseSink(std::shared_ptr<Transport> transport, SseOptions options)
-    : Sink(std::move(transport), WireFormat::sse), options_(std::move(options)) {}
+    : Sink(std::move(transport), WireFormat::sse), options_(std::move(options)) {
+  check_extra_headers(options_.extra_headers);
+}
 
 std::string SseSink::preamble() const {
   std::string out;

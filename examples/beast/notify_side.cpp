@@ -115,7 +115,7 @@ class NotifySide::Impl {
         std::error_code ec;
         hub_.attach(std::move(user), sink, cursor, ec);  // init snapshot, replay, then live
         if (ec)
-          refuse(transport, std::move(sink), demo::status_for_refused_stream(ec), ec.message());
+          sink->refuse(ec);  // 429 or 503 with a JSON error, in place of the stream's head
       } catch (const std::exception& e) {  // the store failed
         std::fprintf(stderr, "notify-beast: cannot open a stream: %s\n", e.what());
         refuse(transport, std::move(sink), 503, e.what());

@@ -388,10 +388,8 @@ void attach_or_refuse(notify::NotificationHub& hub, Stream stream, std::string u
     sink = make_sink(transport);
     std::error_code ec;
     hub.attach(std::move(user), sink, cursor, ec);
-    if (!ec)
-      return;
-    refuse_stream(transport, std::move(sink),
-                  HttpResponse::error(status_for_refused_stream(ec), ec.message()));
+    if (ec)
+      sink->refuse(ec);  // 429 or 503 with a JSON error, in place of the stream's head
   } catch (const std::exception& e) {
     std::fprintf(stderr, "notify-demo: cannot open %s: %s\n", what, e.what());
     try {

@@ -1,7 +1,5 @@
 #include "http_message.hpp"
 
-#include <notify/error.hpp>
-
 #include <nlohmann/json.hpp>
 
 namespace demo {
@@ -115,14 +113,6 @@ void serialize_into(std::string& out, const HttpResponse& response, bool keep_al
   out += "\r\n";
   if (!head_only)
     out += response.body;
-}
-
-int status_for_refused_stream(std::error_code ec) noexcept {
-  if (ec == notify::errc::too_many_user_connections)
-    return 429;
-  if (ec == notify::errc::too_many_connections || ec == notify::errc::hub_stopped)
-    return 503;
-  return 500;
 }
 
 }  // namespace demo

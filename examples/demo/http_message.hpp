@@ -5,7 +5,6 @@
 
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -40,11 +39,6 @@ struct HttpResponse {
 };
 
 std::string_view reason_phrase(int status) noexcept;
-
-// The status that answers a stream or WebSocket the hub refused (NotificationHub::attach's
-// error): 429 for a user over the per-user limit, 503 for an instance that is full or
-// stopping, 500 otherwise.
-int status_for_refused_stream(std::error_code ec) noexcept;
 
 // The full response: status line, headers (Content-Type, Content-Length, Connection: close
 // when `keep_alive` is false, the extra headers) and, unless `head_only`, the body.

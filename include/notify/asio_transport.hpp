@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -263,7 +264,7 @@ class AsioTransport final
   // Threading::strand: a strand over the stream's executor; null for Threading::single (an
   // idle connection stays small).
   std::unique_ptr<asio::any_io_executor> strand_;
-  std::string_view kind_;
+  std::string kind_;
   std::atomic<std::uint64_t> written_{0};  // by the asynchronous write in flight
 };
 

@@ -163,7 +163,9 @@ class NOTIFY_EXPORT NotificationHub {
   // with no gap and no duplicate. An unknown or too old cursor gets `notifications:reset`
   // with a fresh snapshot instead of `init`.
   // Throws std::system_error: errc::too_many_connections, too_many_user_connections,
-  // hub_stopped, already_attached. Throws std::invalid_argument for an empty user.
+  // hub_stopped, already_attached, connection_closed (the sink was closed before: a host
+  // that refused it itself). Throws std::invalid_argument for an empty user. A refused
+  // sink is left as it was: answer the client with sink->refuse(ec).
   // The store is read later when it may block (on the store thread, after the store call in
   // progress there, not behind its queue of publishes) or when the connection
   // waits for its user's bus subscription (HubOptions::subscription_wait; then on the hub's
@@ -200,7 +202,8 @@ class NOTIFY_EXPORT NotificationHub {
   template <typename CompletionToken>
   auto async_mark_all_read(std::string user, CompletionToken&& token);
 
-  // Read the store on the calling thread.
+  // Read the store on the calling thread; also after stop() (the store outlives the hub's
+  // connections). Throw std::invalid_argument for an empty user.
   std::vector<Notification> list(std::string_view user, bool unread_only, std::size_t limit) const;
   std::uint64_t unread_count(std::string_view user) const;
 

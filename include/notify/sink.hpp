@@ -99,6 +99,17 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   // handshake response) and farewell_before_start(reason) when that is not null.
   void close(std::error_code reason = {});
 
+  // Answers a connection the hub refused (attach's error code: too many connections, the
+  // hub stopped, a sink already closed) in HTTP, since nothing was written yet: 429 for
+  // errc::too_many_user_connections, 503 (with Retry-After) for too_many_connections and
+  // hub_stopped, 409 for already_attached and connection_closed, 500 otherwise, each with
+  // {"error":MESSAGE} and Connection: close; then closes. An SSE client (EventSource) does
+  // not reconnect after an error status, a WebSocket client sees its handshake refused. A
+  // sink that has written anything already is closed as by close(reason).
+  void refuse(std::error_code reason);
+  // The bytes refuse() writes.
+  static std::string refusal_response(std::error_code reason);
+
   // Ends the session on this connection, for a host whose user logged out or whose
   // credentials expired: drops what is queued and writes the event `session:end` with
   // {"reason":REASON} (for WebSocket, then close code 4401), so that a client knows not to
@@ -148,8 +159,10 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   }
 
   // --- used by the hub --------------------------------------------------------------
-  // Binds the sink to its owner and user. Throws std::logic_error when already attached.
-  void bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits);
+  // Binds the sink to its owner and user. Throws std::logic_error when already attached;
+  // returns errc::connection_closed, binding nothing, when the sink is closed or closing
+  // (its end would never reach the owner).
+  std::error_code bind(std::shared_ptr<SinkOwner> owner, std::string user, QueueLimits limits);
   // Queues the priming events (init/replay or a reset), sets the cursor below which later
   // events are dropped, and releases the events held meanwhile.
   void prime(std::vector<EventPtr> first, std::uint64_t cursor);

@@ -19,11 +19,13 @@ namespace notify {
 struct SseOptions {
   bool write_head = true;                 // false when the host writes the head
   std::chrono::milliseconds retry{2000};  // the client's reconnection delay; 0: not sent
-  std::string extra_headers;              // added to the head, each "Name: value\r\n"
+  // Added to the head, each "Name: value\r\n" (anything else throws std::invalid_argument).
+  std::string extra_headers;
 };
 
 class NOTIFY_EXPORT SseSink final : public Sink {
  public:
+  // Throws std::invalid_argument for extra_headers that are not "Name: value\r\n" fields.
   static std::shared_ptr<SseSink> create(std::shared_ptr<Transport> transport,
                                          SseOptions options = {});
 

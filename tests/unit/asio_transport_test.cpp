@@ -3,6 +3,7 @@
 
 #include <notify/hub.hpp>
 #include <notify/sse_sink.hpp>
+#include <notify/websocket_sink.hpp>
 #include <notify/store.hpp>
 
 #include "fixtures.hpp"
@@ -616,4 +617,94 @@ TEST_SUITE("concurrency") {
     for (auto& r : lanes.readers)
       CHECK(notification_ids(r->bytes) == ids);
   }
+}
+
+TEST_CASE_TEMPLATE("asio transport: a connection the hub refuses is answered in HTTP by refuse()",
+                   Mode, StrandMode, SingleThreadMode) {
+  asio::io_context io;
+  auto options = no_batching();
+  options.max_connections_per_user = 1;
+  notify::NotificationHub hub(io.get_executor(), options);
+  SocketPair first(io);
+  hub.attach("alice", notify::SseSink::create(
+                          notify::make_asio_transport(std::move(first.server), Mode::value)));
+  for (const bool websocket : {false, true}) {
+    CAPTURE(websocket);
+    SocketPair pair(io);
+    auto transport = notify::make_asio_transport(std::move(pair.server), Mode::value);
+    std::shared_ptr<notify::Sink> sink;
+    if (websocket) {
+      notify::WebSocketOptions ws;
+      ws.handshake_response = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+      sink = notify::WebSocketSink::create(transport, ws);
+    } else {
+      sink = notify::SseSink::create(transport);
+    }
+    std::error_code ec;
+    hub.attach("alice", sink, {}, ec);
+    CHECK(ec == notify::errc::too_many_user_connections);
+    sink->refuse(ec);
+    Reader reader{pair.client, {}, false, {}};
+    reader.start();
+    REQUIRE(test::run_until(io, [&] { return reader.eof; }));
+    // Not the stream's head nor the 101: an error an EventSource does not retry.
+    CHECK(reader.bytes.rfind("HTTP/1.1 429 Too Many Requests\r\n", 0) == 0);
+    CHECK(reader.bytes.find("\r\nConnection: close\r\n") != std::string::npos);
+    CHECK(reader.bytes.find("\r\nContent-Type: application/json\r\n") != std::string::npos);
+    const auto body = reader.bytes.substr(reader.bytes.find("\r\n\r\n") + 4);
+    CHECK(nlohmann::json::parse(body).at("error") == ec.message());
+    CHECK_FALSE(sink->is_open());
+  }
+  CHECK(hub.connection_count() == 1);
+  CHECK(notify::Sink::refusal_response(notify::errc::hub_stopped).find("Retry-After: ") !=
+        std::string::npos);
+}
+
+TEST_CASE("asio transport: a sink closed before attach is refused, not kept") {
+  asio::io_context io;
+  auto options = no_batching();
+  options.max_connections_per_user = 1;
+  notify::NotificationHub hub(io.get_executor(), options);
+  for (const bool ended : {false, true}) {
+    CAPTURE(ended);
+    SocketPair pair(io);
+    auto sink = notify::SseSink::create(notify::make_asio_transport(std::move(pair.server)));
+    if (ended)
+      sink->end_session("token_expired");  // a host that refused it, then attached anyway
+    else
+      sink->close();
+    io.run_for(std::chrono::milliseconds(20));  // the close completes (or not): either way
+    std::error_code ec;
+    hub.attach("alice", sink, {}, ec);
+    CHECK(ec == notify::errc::connection_closed);
+    CHECK(hub.connection_count("alice") == 0);
+  }
+  // The user's one slot is still free.
+  SocketPair pair(io);
+  std::error_code ec;
+  hub.attach("alice", notify::SseSink::create(notify::make_asio_transport(std::move(pair.server))),
+             {}, ec);
+  CHECK_FALSE(ec);
+}
+
+TEST_CASE("asio transport: the kind is the transport's own copy; extra headers are checked") {
+  asio::io_context io;
+  SocketPair pair(io);
+  std::shared_ptr<notify::AsioTransport<tcp::socket>> transport;
+  {
+    const std::string region = "eu-west-1-zone-b-rack-7";  // past the small-string buffer
+    transport = std::make_shared<notify::AsioTransport<tcp::socket>>(
+        std::move(pair.server), notify::Threading::strand, "tcp/" + region);
+  }
+  CHECK(transport->kind() == "tcp/eu-west-1-zone-b-rack-7");
+  for (const std::string bad : {"X-A: 1", "X-A: 1\r\n\r\nINJECTED", "X-A: 1\nX-B: 2\r\n",
+                                "X A: 1\r\n", ": 1\r\n", "X-A 1\r\n"}) {
+    CAPTURE(bad);
+    notify::SseOptions sse;
+    sse.extra_headers = bad;
+    CHECK_THROWS_AS(notify::SseSink::create(transport, sse), std::invalid_argument);
+  }
+  notify::SseOptions sse;
+  sse.extra_headers = "X-Accel-Buffering: no\r\nX-Region:\teu\r\n";
+  CHECK_NOTHROW(notify::SseSink::create(transport, sse));
 }

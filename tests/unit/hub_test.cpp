@@ -1261,3 +1261,14 @@ TEST_CASE("hub, one thread: a broadcast during a fan-out leaves with the earlier
   // broadcasts in one write.
   CHECK(shared_writes >= connections - written_before_second);
 }
+
+TEST_CASE("hub: reads name a user") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  CHECK_THROWS_AS(hub.list("", false, 10), std::invalid_argument);
+  CHECK_THROWS_AS(hub.unread_count(""), std::invalid_argument);
+  CHECK_THROWS_AS(hub.mark_all_read(""), std::invalid_argument);
+  hub.publish(draft("alice"));
+  hub.stop();
+  CHECK(hub.unread_count("alice") == 1);  // the store outlives the connections
+}
