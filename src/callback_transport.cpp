@@ -10,60 +10,68 @@ namespace notify {
 
 // The write in flight with WriteChunkAsync. Shared with the `done` functions handed to the
 // host, which may outlive the transport; touched on the executor only, but `progress`.
+// The handler (the sink) is held by the `done` handed out and by a completion posted, not
+// here: the sink holds the transport, which holds this, and a `done` the host drops must not
+// leave that cycle behind.
 struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites> {
+  using Handler = std::shared_ptr<TransportHandler>;
+
   asio::any_io_executor executor;
   WriteChunkAsync write;
-  // The write in flight: its buffers, the next one to hand over, what is done of it.
-  std::shared_ptr<TransportHandler> handler;
+  // The write in flight: its handler, its buffers, the next one to hand over, what is done.
+  std::weak_ptr<TransportHandler> handler;
+  bool in_flight = false;
   BufferSpan buffers;
   std::size_t next = 0;
   std::size_t written = 0;
   std::uint64_t chunk_number = 0;  // of the chunk handed over, so a stray `done` is known
   std::atomic<std::uint64_t> progress{0};
 
-  void start(BufferSpan span, std::shared_ptr<TransportHandler> h) {
-    handler = std::move(h);
+  void start(BufferSpan span, Handler h) {
+    handler = h;
+    in_flight = true;
     buffers = span;
     next = 0;
     written = 0;
     progress.store(0, std::memory_order_relaxed);
-    hand_over_next();
+    hand_over_next(std::move(h));
   }
 
-  void hand_over_next() {
+  void hand_over_next(Handler h) {
     if (next == buffers.count)
-      return complete({});
+      return complete(h, {});
     const auto& b = buffers.first[next];
     const auto number = ++chunk_number;
-    auto done = [self = shared_from_this(), number, size = b.size()](bool ok) {
+    auto done = [self = shared_from_this(), number, size = b.size(), h](bool ok) {
       // Whichever thread calls it, the rest runs on the executor, never inside write().
-      asio::post(self->executor, [self, number, size, ok] { self->chunk_done(number, size, ok); });
+      asio::post(self->executor,
+                 [self, number, size, ok, h] { self->chunk_done(number, size, ok, h); });
     };
     try {
       write(std::string_view(static_cast<const char*>(b.data()), b.size()), std::move(done));
     } catch (...) {
       chunk_number = 0;  // a `done` it may still call is stray
       asio::post(executor,
-                 [self = shared_from_this()] { self->complete(asio::error::broken_pipe); });
+                 [self = shared_from_this(), h] { self->complete(h, asio::error::broken_pipe); });
     }
   }
 
-  void chunk_done(std::uint64_t number, std::size_t size, bool ok) {
-    if (!handler || number != chunk_number)
+  void chunk_done(std::uint64_t number, std::size_t size, bool ok, const Handler& h) {
+    if (!in_flight || number != chunk_number)
       return;        // the transport closed meanwhile, or a second call
     ++chunk_number;  // a second call of this `done` is stray
     if (!ok)
-      return complete(asio::error::broken_pipe);
+      return complete(h, asio::error::broken_pipe);
     written += size;
     progress.store(written, std::memory_order_relaxed);
     ++next;
-    hand_over_next();
+    hand_over_next(h);
   }
 
-  void complete(std::error_code ec) {
-    if (!handler)
+  void complete(const Handler& h, std::error_code ec) {
+    if (!in_flight)
       return;
-    auto h = std::move(handler);
+    in_flight = false;
     handler.reset();
     h->on_write(ec, written);
   }
@@ -71,9 +79,15 @@ struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites
   // On close: the write in flight completes (with an error) without waiting for its `done`.
   void abort() {
     chunk_number = 0;
-    if (handler)
-      asio::post(executor,
-                 [self = shared_from_this()] { self->complete(asio::error::operation_aborted); });
+    if (!in_flight)
+      return;
+    if (auto h = handler.lock()) {
+      asio::post(executor, [self = shared_from_this(), h = std::move(h)] {
+        self->complete(h, asio::error::operation_aborted);
+      });
+    } else {
+      in_flight = false;  // nobody waits for it any more
+    }
   }
 };
 
