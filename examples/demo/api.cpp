@@ -123,6 +123,13 @@ json read_result_json(const notify::ReadResult& r) {
   return {{"ids", r.ids}, {"unreadCount", r.unread_count}};
 }
 
+// A store that failed with a message for the operator's log, not for clients.
+HttpResponse store_failed(const std::exception& e, const char* what) {
+  std::fprintf(stderr, "notify-demo: %s failed: %s\n", what, e.what());
+  return HttpResponse::error(
+      503, std::string(what) + " failed: the store is unavailable; try again later");
+}
+
 // The answer to a valid request the hub could not complete: a stopped hub, a full queue, or
 // the store or bus failing (Redis away, SQLite's disk full) is for the client to retry later.
 // `what`: "publish" or "read".
@@ -131,6 +138,11 @@ HttpResponse failed(const std::exception_ptr& error, const char* what) {
     std::rethrow_exception(error);
   } catch (const notify::ValidationError& e) {
     return HttpResponse::error(400, e.what());
+  } catch (const std::system_error& e) {
+    // SQLite's messages quote SQL and the file's path: for the operator's log only.
+    if (std::string_view(e.code().category().name()) == "sqlite")
+      return store_failed(e, what);
+    return HttpResponse::error(503, std::string(what) + " failed: " + e.what());
   } catch (const std::exception& e) {
     return HttpResponse::error(503, std::string(what) + " failed: " + e.what());
   } catch (...) {

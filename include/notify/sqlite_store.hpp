@@ -19,11 +19,15 @@
 //
 // Schema: versioned by PRAGMA user_version and migrated on open (version 2 added the
 // read_changes table behind Resume::last_read); a file of a newer version is refused, so a
-// rollback after an upgrade needs a copy of the file from before it.
+// rollback after an upgrade needs a copy of the file from before it. The file is marked as
+// notify's with PRAGMA application_id ("ntfy"). The sequence ends at 2^63 - 1: past it, a
+// publish or a read change throws std::runtime_error rather than give a number twice.
 //
 // Thread safety: every member function is safe to call concurrently: one connection, guarded
 // by one mutex. Checkpoints run on a thread of the store with a connection of its own; the
-// destructor waits for one in progress. A file is meant to have one SqliteStore at a time.
+// destructor waits for one in progress. A file has one SqliteStore at a time: a second one,
+// in this process or another, is refused (an exclusive flock() on the file, held while the
+// store is open), since each hub delivers live only what it appends itself.
 #pragma once
 
 #include <notify/sqlite_export.hpp>
@@ -74,8 +78,11 @@ class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
 
   // Opens `path` (created when missing; ":memory:" is a private in-memory database) and
   // migrates it to the current schema. Throws std::invalid_argument for invalid options,
-  // std::system_error (category "sqlite", with SQLite's message) when SQLite fails, and
-  // std::runtime_error for a database with a schema newer than this code.
+  // std::system_error (category "sqlite", with SQLite's message) when SQLite fails,
+  // std::system_error (EBUSY) when another SqliteStore has the file open, and
+  // std::runtime_error for a database with a schema newer than this code, one that is not
+  // notify's (another application's), or a file this process may only read. Nothing is
+  // written to a file it refuses.
   explicit SqliteStore(std::string path, SqliteStoreOptions options = {});
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;

@@ -6,6 +6,7 @@ Checkpointer::Checkpointer(const std::string& path, int threshold_pages)
     : threshold_pages_(threshold_pages),
       restart_pages_(threshold_pages * restart_factor),
       catch_up_pages_(restart_pages_ * catch_up_factor),
+      catch_up_at_(catch_up_pages_),
       db_(path),
       next_copy_at_(threshold_pages) {
   // A connection opens the log when it first reads; until then a checkpoint through it
@@ -24,12 +25,21 @@ Checkpointer::~Checkpointer() {
 }
 
 void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
-  if (log_pages >= catch_up_pages_) {
-    catch_up(owner);
+  if (log_pages >= catch_up_at_) {
+    // A copy that stops short (a reader of another connection holds an old snapshot: the log
+    // cannot be copied past it) is not tried again at every commit, which would make each
+    // one scan the log while that reader stays: only once it has grown by another threshold.
+    catch_up_at_ = catch_up(owner) ? catch_up_pages_ : log_pages + threshold_pages_;
     return;
   }
   if (rest_due_.load(std::memory_order_acquire)) {
-    copy_on_owner(owner);  // busy: this thread is copying; the next commit tries again
+    if (!copy_on_owner(owner) && !busy_) {
+      // Short for a reason other than this thread's copy (the next commit tries again after
+      // that one): a reader holds an old snapshot. This thread tries again once the log has
+      // grown by another threshold, and asks for the rest again if it can.
+      rest_due_.store(false, std::memory_order_relaxed);
+      next_copy_at_.store(log_pages + threshold_pages_, std::memory_order_relaxed);
+    }
     return;
   }
   if (log_pages < next_copy_at_.load(std::memory_order_relaxed))
@@ -43,24 +53,26 @@ void Checkpointer::committed(sqlite3* owner, int log_pages) noexcept {
   wake_.notify_one();
 }
 
-void Checkpointer::catch_up(sqlite3* owner) noexcept {
+bool Checkpointer::catch_up(sqlite3* owner) noexcept {
   // Holding the lock, this thread cannot start a copy of its own meanwhile, which would make
   // this one find it busy: once the copy in progress ends, this one copies the whole log.
   std::unique_lock lock(mutex_);
   copied_.wait(lock, [this] { return !copying_; });
-  copy_on_owner(owner);
+  return copy_on_owner(owner);
 }
 
-void Checkpointer::copy_on_owner(sqlite3* owner) noexcept {
+bool Checkpointer::copy_on_owner(sqlite3* owner) noexcept {
   int log = 0;
   int copied = 0;
-  if (sqlite3_wal_checkpoint_v2(owner, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
-          SQLITE_OK &&
-      copied == log) {
-    // All of it is in the file: the next commit starts the log over.
-    next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
-    rest_due_.store(false, std::memory_order_release);
-  }
+  const int rc =
+      sqlite3_wal_checkpoint_v2(owner, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+  busy_ = rc == SQLITE_BUSY;
+  if (rc != SQLITE_OK || copied != log)
+    return false;
+  // All of it is in the file: the next commit starts the log over.
+  next_copy_at_.store(threshold_pages_, std::memory_order_relaxed);
+  rest_due_.store(false, std::memory_order_release);
+  return true;
 }
 
 void Checkpointer::run() {

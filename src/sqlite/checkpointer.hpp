@@ -21,9 +21,11 @@
 //     in progress. Commits then wait, but the log stays near that size whatever the pace of
 //     the appends: without it, appends faster than the copies grow the log without end.
 // A checkpoint of this thread that finds the owner's running is tried again at the next
-// commit; one that fails otherwise, `retry_after` later at the soonest. (A reader of another
-// process that holds an old snapshot does not make it fail: the log is then copied up to that
-// snapshot, and restarts once the reader has moved on.)
+// commit; one that fails otherwise, `retry_after` later at the soonest. A reader of another
+// connection that holds an old snapshot (a sqlite3 shell in a transaction, a backup) does not
+// make it fail, but the log can then be copied only up to that snapshot and cannot start
+// over: it grows until the reader moves on. The owner's copies that stop short so are tried
+// again only once the log has grown by another `threshold_pages` (each scans the log).
 //
 // Thread safety: committed() is called by the owner's connection after each commit, one
 // commit at a time (the owner serializes its connection). The destructor stops and joins
@@ -60,17 +62,21 @@ class Checkpointer {
 
  private:
   void run();
-  // The owner's commit copies the log itself (the log reached catch_up_pages_).
-  void catch_up(sqlite3* owner) noexcept;
-  // A passive checkpoint through the owner's connection; when it copied the whole log, the
-  // next commit starts the log over.
-  void copy_on_owner(sqlite3* owner) noexcept;
+  // The owner's commit copies the log itself (the log reached catch_up_at_). Returns whether
+  // it copied all of it.
+  bool catch_up(sqlite3* owner) noexcept;
+  // A passive checkpoint through the owner's connection; when it copied the whole log (it
+  // returns true), the next commit starts the log over.
+  bool copy_on_owner(sqlite3* owner) noexcept;
   // This thread's checkpoint: the log's size in pages; `rc` is SQLite's result.
   int copy(int& rc);
 
   const int threshold_pages_;
   const int restart_pages_;
   const int catch_up_pages_;
+  // The owner's alone (committed() is called one commit at a time):
+  int catch_up_at_;    // log size at which a commit copies the log itself
+  bool busy_ = false;  // the owner's last copy found this thread's in progress
   Database db_;
   std::atomic<int> next_copy_at_;      // log size at which a commit asks for a checkpoint
   std::atomic<bool> rest_due_{false};  // the owner's next commit copies the rest

@@ -115,19 +115,39 @@ static_assert(std::size(migrations) == schema_version, "one migration per schema
 
 }  // namespace
 
-void migrate(Database& db) {
-  Transaction transaction(db, Transaction::Kind::write);
+void check_is_ours(Database& db) {
+  const int id = std::stoi(db.exec_text("PRAGMA application_id"));
+  if (id != 0 && id != application_id)
+    throw std::runtime_error("not a notify database (another application's, id " +
+                             std::to_string(id) + ")");
   const int version = std::stoi(db.exec_text("PRAGMA user_version"));
-  if (version == schema_version)
-    return;
   if (version < 0 || version > schema_version) {
     throw std::runtime_error("the database has schema version " + std::to_string(version) +
                              "; this notify knows versions up to " +
                              std::to_string(schema_version));
   }
+  const auto tables = [&](const char* which) {
+    return std::stoi(db.exec_text(
+        std::string("SELECT count(*) FROM sqlite_schema WHERE type = 'table'") + which));
+  };
+  if (version == 0 && tables("") != 0)
+    throw std::runtime_error("not a notify database (it has tables, and no notify schema)");
+  if (version > 0 && tables(" AND name IN ('sequence', 'notifications', 'histories')") != 3)
+    throw std::runtime_error("not a notify database (schema version " + std::to_string(version) +
+                             " without notify's tables)");
+}
+
+void migrate(Database& db) {
+  Transaction transaction(db, Transaction::Kind::write);
+  check_is_ours(db);  // again, inside the transaction: another connection may have been first
+  const int version = std::stoi(db.exec_text("PRAGMA user_version"));
+  const bool marked = std::stoi(db.exec_text("PRAGMA application_id")) == application_id;
+  if (version == schema_version && marked)
+    return;
   for (int v = version; v < schema_version; ++v)
     migrations[v](db);
   db.exec("PRAGMA user_version = " + std::to_string(schema_version));
+  db.exec("PRAGMA application_id = " + std::to_string(application_id));
   transaction.commit();
 }
 

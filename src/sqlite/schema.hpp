@@ -10,6 +10,14 @@ namespace notify::sqlite {
 
 inline constexpr int schema_version = 4;
 
+// notify's PRAGMA application_id ("ntfy"), set on every database it creates or migrates.
+inline constexpr int application_id = 0x6e746679;
+
+// Refuses, before anything is written to it, a database that is not notify's (another
+// application's id, tables in a file of version 0, a version without notify's tables) or
+// has a newer schema than this code knows: std::runtime_error.
+void check_is_ours(Database& db);
+
 // Applies every migration the database lacks, in one transaction. Throws std::runtime_error
 // when the database has a newer schema than this code knows.
 void migrate(Database& db);

@@ -13,6 +13,12 @@
 #include <string>
 #include <system_error>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace notify {
 
 using sqlite::Database;
@@ -36,9 +42,10 @@ constexpr const char* sql_head = "SELECT head FROM sequence WHERE id = 1";
 constexpr const char* sql_base = "SELECT base FROM sequence WHERE id = 1";
 // ?1: the lowest id to give (SqliteStoreOptions::seed_from_clock), or 0. The first number
 // of a new sequence is its base (the right side reads the row as it was).
+// No row: the sequence is used up (head at 2^63 - 1).
 constexpr const char* sql_take =
     "UPDATE sequence SET head = max(head + 1, ?1), base = iif(head = 0, ?1, base)"
-    " WHERE id = 1 RETURNING head";
+    " WHERE id = 1 AND head < 9223372036854775807 RETURNING head";
 constexpr const char* sql_insert =
     "INSERT INTO notifications (seq, user_id, type, title, body, actor_id, entity_type, "
     "entity_id, action_url, image_url, data, created_at, created_ms) "
@@ -176,7 +183,7 @@ Now now() {
 class SqliteStore::Impl {
  public:
   Impl(std::string path, SqliteStoreOptions options)
-      : path_(std::move(path)), options_(options), db_(open(path_, options_)) {
+      : path_(std::move(path)), options_(options), owner_(own(path_)), db_(open(path_, options_)) {
     // An in-memory database has no log to copy.
     if (options_.checkpoint_pages == 0 || db_->exec_text("PRAGMA journal_mode") != "wal")
       return;
@@ -221,7 +228,9 @@ class SqliteStore::Impl {
     auto q = db_->query(sql_take);
     q->bind(1, options_.seed_from_clock ? to_db(sequence_floor_now()) : 0);
     if (!q->step())
-      throw std::runtime_error("notify::SqliteStore: the sequence row is missing");
+      throw std::runtime_error(
+          "notify::SqliteStore: the sequence is used up (its last number was given) or its "
+          "row is missing");
     return static_cast<std::uint64_t>(q->int64(0));
   }
 
@@ -433,6 +442,12 @@ class SqliteStore::Impl {
       sqlite3_busy_timeout(
           db->handle(), static_cast<int>(std::min<std::int64_t>(options.busy_timeout.count(),
                                                                 std::numeric_limits<int>::max())));
+      // SQLite opens a file it may not write read-only, without a word: every publish would
+      // fail, and the host would learn it from its first one.
+      if (sqlite3_db_readonly(db->handle(), "main") == 1)
+        throw std::runtime_error("the database file is read-only to this process");
+      // Before anything is written to it (WAL mode is a change of the file).
+      sqlite::check_is_ours(*db);
       // WAL: readers do not block the writer and a commit is an append to the log. An
       // in-memory database answers "memory" and stays as it is.
       db->exec_text("PRAGMA journal_mode = WAL");
@@ -451,8 +466,50 @@ class SqliteStore::Impl {
     return SQLITE_OK;
   }
 
+  // An exclusive flock() on the database file for as long as the store is open: a second
+  // SqliteStore on the file, in this process or another, is refused. Two would both write
+  // correctly, but each hub delivers live only what it appends itself: a connection of one
+  // would miss, until it reconnects, what the other published, yet hold a cursor past it.
+  // (A descriptor of its own, closed after SQLite's: closing one of the file's descriptors
+  // drops every POSIX lock this process holds on it, SQLite's own among them.)
+  class Owner {
+   public:
+    explicit Owner(int fd) noexcept : fd_(fd) {}
+    ~Owner() {
+      if (fd_ >= 0)
+        ::close(fd_);
+    }
+    Owner(const Owner&) = delete;
+    Owner& operator=(const Owner&) = delete;
+
+   private:
+    int fd_;
+  };
+
+  static std::unique_ptr<Owner> own(const std::string& path) {
+    if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0)
+      return nullptr;  // private, or a URI (not a plain path): nothing to share
+    // Created when missing, as SQLite would (an empty file is an empty database), so that
+    // the lock comes before anything is written.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return nullptr;  // no such directory, no access: SQLite's open says what is wrong
+    auto owner = std::make_unique<Owner>(fd);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      if (error == EWOULDBLOCK)
+        throw std::system_error(EBUSY, std::generic_category(),
+                                "notify::SqliteStore '" + path +
+                                    "': another SqliteStore has the file open (in this process "
+                                    "or another): a database file serves one at a time");
+      // A file system without flock (some network ones): nothing to refuse with.
+    }
+    return owner;
+  }
+
   std::string path_;
   SqliteStoreOptions options_;
+  std::unique_ptr<Owner> owner_;  // before db_: it goes last
   std::unique_ptr<Database> db_;
   std::unique_ptr<sqlite::Checkpointer> checkpointer_;  // after db_: it goes first
 };
@@ -467,8 +524,13 @@ SqliteStoreOptions checked(SqliteStoreOptions options) {
     throw std::invalid_argument("SqliteStore: max_age < 0");
   if (options.busy_timeout.count() < 0)
     throw std::invalid_argument("SqliteStore: busy_timeout < 0");
-  if (options.checkpoint_pages > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw std::invalid_argument("SqliteStore: checkpoint_pages is too large");
+  // The Checkpointer's sizes are multiples of it, in an int.
+  constexpr auto largest_pages = static_cast<std::size_t>(
+      std::numeric_limits<int>::max() /
+      (sqlite::Checkpointer::restart_factor * sqlite::Checkpointer::catch_up_factor));
+  if (options.checkpoint_pages > largest_pages)
+    throw std::invalid_argument("SqliteStore: checkpoint_pages is too large (at most " +
+                                std::to_string(largest_pages) + ")");
   check_idempotency_window(options.idempotency_window, "SqliteStore");
   return options;
 }

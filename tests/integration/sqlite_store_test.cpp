@@ -184,4 +184,22 @@ TEST_CASE("sqlite demo: a database that cannot be opened stops the demo with SQL
   CHECK(r.err.find("unable to open database file") != std::string::npos);
 }
 
+TEST_CASE("sqlite demo: a second demo on the same file is refused while the first runs") {
+  // Both would store correctly, but each delivers live only what it publishes itself: a
+  // stream on one would miss what the other published, and hold a cursor past it.
+  TempDir dir;
+  const auto store = "sqlite:" + dir.file("shared.db");
+  DemoProcess first(unbatched({"--store", store}));
+  const auto second = run_to_completion(NOTIFY_DEMO_PATH, {"--port", "0", "--store", store},
+                                        std::chrono::seconds(10));
+  CHECK(second.status.exited);
+  CHECK(second.status.code == 1);
+  CHECK(second.err.find("another SqliteStore has the file open") != std::string::npos);
+  CHECK(publish(first.port(), "still", "the first goes on").size() > 0);
+  REQUIRE(first.terminate(std::chrono::seconds(10)));
+  DemoProcess after(unbatched({"--store", store}));  // the file is free once it has gone
+  SseStream s(after.port(), SseStream::target_for("still"));
+  CHECK(s.expect("init").json().at("unreadCount") == 1);
+}
+
 #endif  // NOTIFY_DEMO_WITH_SQLITE

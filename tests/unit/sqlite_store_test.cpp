@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -216,6 +217,103 @@ TEST_CASE("sqlite store: schema migration") {
   }
   SUBCASE("a path that cannot be opened") {
     CHECK_THROWS_AS(SqliteStore(dir.file("no/such/dir/x.db")), std::system_error);
+  }
+  SUBCASE("another application's database is refused and left as it was") {
+    struct Row {
+      const char* name;
+      const char* sql;
+      const char* says;
+    };
+    for (const Row& row : {
+             Row{"tables, version 0", "CREATE TABLE accounts (id INTEGER);", "it has tables"},
+             Row{"version 4, none of notify's tables",
+                 "CREATE TABLE accounts (id INTEGER); PRAGMA user_version = 4;",
+                 "without notify's tables"},
+             Row{"another application id", "PRAGMA application_id = 42;", "id 42"},
+         }) {
+      CAPTURE(row.name);
+      const auto path = dir.file(std::string(row.name) + ".db");
+      sqlite3* db = nullptr;
+      REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+      REQUIRE(sqlite3_exec(db, row.sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+      sqlite3_close(db);
+      try {
+        SqliteStore store(path);
+        FAIL("opened another application's database");
+      } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()).find("not a notify database") != std::string::npos);
+        CHECK(std::string(e.what()).find(row.says) != std::string::npos);
+      }
+      // Not even switched to WAL: the other application finds its file as it left it.
+      REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+      sqlite3_stmt* stmt = nullptr;
+      REQUIRE(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr) == SQLITE_OK);
+      REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+      CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) == "delete");
+      sqlite3_finalize(stmt);
+      sqlite3_close(db);
+    }
+  }
+}
+
+TEST_CASE("sqlite store: one store per file; limits of the sequence and the options") {
+  TempDir dir;
+  const auto path = dir.file("one.db");
+  SUBCASE("a second store on the file is refused while the first is open") {
+    {
+      SqliteStore first(path);
+      first.append(draft("u", "one"));
+      try {
+        SqliteStore second(path);
+        FAIL("two stores on one file");
+      } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::device_or_resource_busy);
+        CHECK(std::string(e.what()).find("another SqliteStore") != std::string::npos);
+      }
+      CHECK(first.unread_count("u") == 1);  // the first one goes on
+      first.append(draft("u", "two"));
+    }
+    SqliteStore after(path);  // once it is closed, the file is free
+    CHECK(after.unread_count("u") == 2);
+  }
+  SUBCASE("a sequence used up refuses to give a number again") {
+    std::string last;
+    {
+      SqliteStore store(path, counting());
+      store.append(draft("u", "first"));
+    }
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE sequence SET head = 9223372036854775806", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    SqliteStore store(path, counting());
+    CHECK(store.append(draft("u", "the last number")).id == "9223372036854775807");
+    CHECK_THROWS_AS(store.append(draft("u", "one too many")), std::runtime_error);
+    CHECK_THROWS_AS(store.mark_all_read("u"), std::runtime_error);
+    CHECK(store.unread_count("u") == 2);
+  }
+  SUBCASE("checkpoint_pages whose multiples would not fit in an int") {
+    SqliteStoreOptions options;
+    options.checkpoint_pages = 300'000'000;
+    CHECK_THROWS_AS(SqliteStore(path, options), std::invalid_argument);
+    options.checkpoint_pages = 200'000'000;
+    CHECK_NOTHROW(SqliteStore(path, options));
+  }
+  SUBCASE("a file this process may not write is refused at once") {
+    if (::geteuid() == 0) {
+      MESSAGE("running as root, who may write any file: not checked");
+      return;
+    }
+    { SqliteStore store(path); }
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read,
+                                 std::filesystem::perm_options::replace);
+    try {
+      SqliteStore store(path);
+      FAIL("opened a read-only file");
+    } catch (const std::exception& e) {
+      CHECK(std::string(e.what()).find("read-only") != std::string::npos);
+    }
   }
 }
 
