@@ -69,6 +69,7 @@ let passed = 0;
 let failed = 0;
 let demo = null;        // ChildProcess
 let demoExited = false;
+let quickDemo = null;   // a second demo with one-second heartbeats, for one check
 let browser = null;
 const demoLog = [];     // last lines of the demo's stdout/stderr, shown on failure
 const pageErrors = [];  // uncaught exceptions in the pages
@@ -105,11 +106,12 @@ async function stopDemo() {
 const redis = opts.redisServer ? new RedisServer(opts.redisServer, { onLine: (l) => remember(`[redis] ${l}`) }) : null;
 
 // Last resort: whatever happens, never leave the demo (or Redis) running.
-process.on('exit', () => { killDemo('SIGKILL'); redis?.kill(); });
+process.on('exit', () => { killDemo('SIGKILL'); killQuickDemo(); redis?.kill(); });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`\ninterrupted (${sig})`);
     killDemo('SIGKILL');
+    killQuickDemo();
     redis?.kill();
     process.exit(130);
   });
@@ -122,6 +124,7 @@ async function finish(code) {
   clearTimeout(globalTimer);
   if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
   await stopDemo();
+  killQuickDemo();
   redis?.kill();
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(code);
@@ -174,8 +177,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function startDemo() {
   return new Promise((resolve, reject) => {
-    // Heartbeats every second: a client's check for a silent connection can then be short.
-    const args = ['--port', '0', '--heartbeat', '1', ...opts.demoArgs];
+    const args = ['--port', '0', ...opts.demoArgs];
     try {
       demo = spawn(opts.demo, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     } catch (err) {
@@ -205,6 +207,29 @@ function startDemo() {
       resolve(u.origin);
     });
   });
+}
+
+// Another demo with the same options and heartbeats every second (its own process group).
+// Resolves with its origin once it listens.
+function startQuickDemo() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.demo, ['--port', '0', ...opts.demoArgs, '--heartbeat', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    quickDemo = child;
+    child.on('error', (err) => reject(new CheckFailure(`cannot start a second demo: ${err.message}`)));
+    child.on('exit', (code, signal) => reject(new CheckFailure(`the second demo exited (code ${code}, signal ${signal})`)));
+    createInterface({ input: child.stderr }).on('line', (l) => remember(`[quick stderr] ${l}`));
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      remember(`[quick] ${l}`);
+      const m = /listening on (https?:\/\/\S+)/.exec(l);
+      if (m) resolve(new URL(m[1]).origin.replace('0.0.0.0', '127.0.0.1'));
+    });
+  });
+}
+
+function killQuickDemo() {
+  if (!quickDemo || quickDemo.exitCode !== null || quickDemo.signalCode !== null) return;
+  try { process.kill(-quickDemo.pid, 'SIGCONT'); process.kill(-quickDemo.pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 // ---- helpers on pages -------------------------------------------------------------------------
@@ -636,10 +661,12 @@ async function main() {
   }
 
   await check('a page\'s client whose connection goes silent (the server stopped) replaces it, and resumes once the server answers', async () => {
-    const ctx = await browser.newContext();
+    // Its own demo, with heartbeats every second: the client's limit can then be short.
+    const quick = await startQuickDemo();
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await ctx.newPage();
     watchPage(page, 'silent page');
-    await page.goto(`${base}/healthz`); // any page of the demo's origin
+    await page.goto(`${quick}/healthz`); // any page of the demo's origin
     await page.evaluate(async () => {
       const { NotifyClient } = await import('/notify-client.js');
       window.silent = { states: [], got: [] };
@@ -651,28 +678,29 @@ async function main() {
       });
     });
     await waitIn(page, 'silent page', 'the client never opened', () => window.silent.client.state === 'open');
-    await publish(base, { userId: 'frank', type: 'comment', title: 'before the silence' });
+    await publish(quick, { userId: 'frank', type: 'comment', title: 'before the silence' });
     await waitIn(page, 'silent page', 'no notification before the silence',
       () => window.silent.got.includes('before the silence'));
     const before = await page.evaluate(() => window.silent.states.length);
     // The process stops; its sockets stay open and say nothing, as over a network that went
     // away without a word.
-    process.kill(demo.pid, 'SIGSTOP');
+    process.kill(quickDemo.pid, 'SIGSTOP');
     try {
       await waitIn(page, 'silent page', 'the client kept a silent connection',
         (n) => window.silent.states.slice(n).includes('reconnecting'), before, 15000);
     } finally {
-      process.kill(demo.pid, 'SIGCONT');
+      process.kill(quickDemo.pid, 'SIGCONT');
     }
     await waitIn(page, 'silent page', 'the client did not open again once the server answered',
       () => window.silent.client.state === 'open', undefined, 20000);
-    await publish(base, { userId: 'frank', type: 'comment', title: 'after the silence' });
+    await publish(quick, { userId: 'frank', type: 'comment', title: 'after the silence' });
     await waitIn(page, 'silent page', 'no notification after the silence',
       () => window.silent.got.includes('after the silence'));
     const got = await page.evaluate(() => window.silent.got);
     assert(got.length === 2, `notifications: ${JSON.stringify(got)} (one of them twice?)`);
     await page.evaluate(() => window.silent.client.close());
     await ctx.close();
+    killQuickDemo();
   });
 
   await check('no uncaught JavaScript errors in the pages', async () => {

@@ -125,7 +125,7 @@ globalThis.reportError = (err) => reported.push(err);
 const dir = mkdtempSync(path.join(tmpdir(), 'notify-client-test-'));
 const copy = path.join(dir, 'notify-client.mjs'); // an ES module whatever package.json says
 copyFileSync(argv[at + 1], copy);
-const { NotifyClient } = await import(pathToFileURL(copy).href);
+const { NotifyClient, backoffDelay } = await import(pathToFileURL(copy).href);
 rmSync(dir, { recursive: true, force: true });
 
 // ---- checks -----------------------------------------------------------------------------------
@@ -157,6 +157,17 @@ let users = 0;
 function client(options = {}) {
   return new NotifyClient({ user: `user${++users}`, ...options });
 }
+
+await check('the reconnect backoff doubles from 1 s, jitters by 30 %, and never passes 30 s', async () => {
+  const low = () => 0;
+  const high = () => 0.999999;
+  assert(backoffDelay(0, low) === 700 && backoffDelay(0, high) === 1300, `first: ${backoffDelay(0, low)}..${backoffDelay(0, high)}`);
+  assert(backoffDelay(4, low) === 11200 && backoffDelay(4, high) === 20800, `fifth: ${backoffDelay(4, low)}..${backoffDelay(4, high)}`);
+  for (const attempt of [5, 6, 20, 1000]) {
+    const [a, b] = [backoffDelay(attempt, low), backoffDelay(attempt, high)];
+    assert(a <= 30000 && b <= 30000 && b >= 21000, `attempt ${attempt}: ${a}..${b}`);
+  }
+});
 
 await check('a tab whose first event was notifications:reset gives its state to a tab that joins', async () => {
   const user = `tabs${++users}`;
@@ -226,43 +237,50 @@ await check('over SSE, an event type the host adds (eventTypes) reaches onMessag
   c.close();
 });
 
+// Waits up to `ms` for `cond`, polling: timers run late on a loaded machine.
+async function waitFor(cond, ms) {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await settle(20);
+  return cond();
+}
+
 await check('a connection silent for heartbeatTimeoutMs is replaced and resumes; heartbeats keep it', async () => {
   const got = [];
-  const c = client({ heartbeatTimeoutMs: 300, onMessage: (m) => got.push(m) });
+  const c = client({ heartbeatTimeoutMs: 1000, onMessage: (m) => got.push(m) });
   const es = FakeEventSource.opened.at(-1);
   const n1 = notification();
   es.emit('init', { notifications: [n1], unreadCount: 1, heartbeatMs: 30000 }, n1.id);
-  for (let i = 0; i < 8; ++i) { // 800 ms of heartbeats only
+  for (let i = 0; i < 15; ++i) { // 1.5 s of heartbeats only, each well within the limit
     await settle(100);
     es.emit('heartbeat', {});
   }
   assert(!es.closed && FakeEventSource.opened.at(-1) === es, 'a connection with heartbeats was replaced');
   assert(got.length === 0, `onMessage got ${JSON.stringify(got)}`);
-  await settle(600); // silence
-  assert(es.closed, 'a silent connection was kept');
+  assert(await waitFor(() => es.closed, 4000), 'a silent connection was kept');
   assert(c.state === 'reconnecting', `state ${c.state}`);
-  await settle(1500); // the first reconnect waits 0.7 to 1.3 s
+  // The first reconnect waits 0.7 to 1.3 s.
+  assert(await waitFor(() => FakeEventSource.opened.at(-1) !== es, 4000), 'no new connection');
   const next = FakeEventSource.opened.at(-1);
-  assert(next !== es, 'no new connection');
   assert(next.url.includes(`lastEventId=${n1.id}`), `the new connection does not resume: ${next.url}`);
   c.close();
 });
 
 await check('over the WebSocket too, and heartbeatTimeoutMs: 0 turns the check off', async () => {
-  const c = client({ transport: 'ws', heartbeatTimeoutMs: 200 });
+  const c = client({ transport: 'ws', heartbeatTimeoutMs: 1000 });
   const ws = FakeWebSocket.opened.at(-1);
   ws.message({ type: 'init', data: { notifications: [], unreadCount: 0, heartbeatMs: 30000 } });
-  await settle(120);
-  ws.message({ type: 'heartbeat', data: {} });
-  await settle(120);
+  for (let i = 0; i < 6; ++i) {
+    await settle(200);
+    ws.message({ type: 'heartbeat', data: {} });
+  }
   assert(ws.readyState === 1, 'a WebSocket with heartbeats was closed');
-  await settle(300);
-  assert(ws.readyState === 3 && c.state === 'reconnecting', `readyState ${ws.readyState}, state ${c.state}`);
+  assert(await waitFor(() => ws.readyState === 3, 4000) && c.state === 'reconnecting',
+    `readyState ${ws.readyState}, state ${c.state}`);
   c.close();
   const off = client({ heartbeatTimeoutMs: 0 });
   const es = FakeEventSource.opened.at(-1);
   es.emit('init', { notifications: [], unreadCount: 0, heartbeatMs: 1000 });
-  await settle(400);
+  await settle(1500);
   assert(!es.closed && off.state === 'open', `state ${off.state}`);
   off.close();
 });

@@ -71,8 +71,8 @@
  * - The state is 'connecting' until the first `init` event arrives, then 'open'; after an error
  *   it is 'reconnecting' until the next `init` (or `notifications:reset`).
  * - On any EventSource error, or when the WebSocket closes, the client drops the connection and
- *   opens a new one after an exponential backoff (1 s, 2 s, 4 s … capped at 30 s, each jittered
- *   by ±30%); the backoff resets when the server has brought a connection up to date (`init`
+ *   opens a new one after an exponential backoff (1 s, 2 s, 4 s … each jittered by ±30%, and
+ *   never above 30 s: 21 to 30 s once there); the backoff resets when the server has brought a connection up to date (`init`
  *   or `notifications:reset`), not when it opens. The browser's own fixed EventSource retry is
  *   never used.
  * - It remembers the last event id it saw (init / notification / notifications:batch /
@@ -139,11 +139,15 @@ export const ConnectionState = Object.freeze({
   CLOSED: 'closed',
 });
 
-/** Delay before reconnect attempt number `attempt` (0-based), jittered. */
+/**
+ * Delay before reconnect attempt number `attempt` (0-based), jittered by ±30 %; once the
+ * doubling reaches the cap, only downwards (21 to 30 s), so that the cap holds.
+ */
 export function backoffDelay(attempt, random = Math.random) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** Math.min(attempt, 16));
+  const base = BACKOFF_INITIAL_MS * 2 ** Math.min(attempt, 16);
+  if (base >= BACKOFF_MAX_MS) return Math.round(BACKOFF_MAX_MS * (1 - random() * BACKOFF_JITTER));
   const factor = 1 + (random() * 2 - 1) * BACKOFF_JITTER;
-  return Math.round(base * factor);
+  return Math.round(Math.min(BACKOFF_MAX_MS, base * factor));
 }
 
 /**
