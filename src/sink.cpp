@@ -412,7 +412,7 @@ void Sink::heartbeat(bool on_time) {
     if (state_ != State::live)
       return;
   }
-  if (!heartbeat_due(wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed)))
+  if (!heartbeat_due(wrote_since_heartbeat_.exchange(false, std::memory_order_relaxed), on_time))
     return;
   send(Event::heartbeat());
 }

@@ -4,6 +4,7 @@
 
 #include <asio/error.hpp>
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -63,6 +64,13 @@ std::size_t read_now_from_socket(int descriptor, asio::mutable_buffer buffer, st
   if (!ec && n == 0 && buffer.size() != 0)
     ec = asio::error::eof;
   return n;
+}
+
+std::size_t bytes_waiting(int descriptor) noexcept {
+  int n = 0;
+  if (descriptor < 0 || ::ioctl(descriptor, FIONREAD, &n) != 0 || n < 0)
+    return 0;
+  return static_cast<std::size_t>(n);
 }
 
 }  // namespace notify::detail

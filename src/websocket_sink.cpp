@@ -179,9 +179,12 @@ void WebSocketSink::fail_with(ws::CloseCode code, std::string_view reason) {
                     Event::raw(ws::close_frame(code, reason)));
 }
 
-bool WebSocketSink::heartbeat_due(bool) {
+bool WebSocketSink::heartbeat_due(bool, bool on_time) {
   // Two sweeps without a byte from the client (not even the pong of the last ping): gone.
-  if (!heard_.exchange(false, std::memory_order_relaxed)) {
+  // Not when this sweep came late (the process was held up: the pong may be there, unread)
+  // or bytes wait in the socket that this process has not read yet.
+  if (!heard_.exchange(false, std::memory_order_relaxed) && on_time &&
+      !transport()->input_waiting()) {
     close_with(make_error_code(errc::connection_closed),
                Event::raw(ws::close_frame(ws::CloseCode::going_away, "ping timeout")));
     return false;

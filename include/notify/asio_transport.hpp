@@ -51,6 +51,8 @@ NOTIFY_EXPORT std::size_t write_now_to_socket(int descriptor, BufferSpan buffers
 // A non-blocking read from a socket descriptor (recv with MSG_DONTWAIT); 0 bytes is eof.
 NOTIFY_EXPORT std::size_t read_now_from_socket(int descriptor, asio::mutable_buffer buffer,
                                                std::error_code& ec);
+// The bytes in a socket's receive queue (FIONREAD); 0 for -1 or when it cannot tell.
+NOTIFY_EXPORT std::size_t bytes_waiting(int descriptor) noexcept;
 
 // Whether Stream has a closing handshake (asio::ssl::stream::async_shutdown).
 template <typename Stream, typename = void>
@@ -73,6 +75,28 @@ struct has_lowest_layer : std::false_type {};
 template <typename Stream>
 struct has_lowest_layer<Stream, std::void_t<decltype(std::declval<Stream&>().lowest_layer())>>
     : std::true_type {};
+
+// Whether Stream (a socket) has a native descriptor.
+template <typename Stream, typename = void>
+struct has_native_handle : std::false_type {};
+template <typename Stream>
+struct has_native_handle<Stream, std::void_t<decltype(std::declval<Stream&>().native_handle())>>
+    : std::true_type {};
+
+// The descriptor of the socket under `stream` (a TLS stream's TCP socket); -1 without one.
+template <typename Stream>
+int descriptor_under(Stream& stream) noexcept {
+  if constexpr (has_lowest_layer<Stream>::value) {
+    auto& socket = stream.lowest_layer();
+    if constexpr (has_native_handle<std::remove_reference_t<decltype(socket)>>::value) {
+      return static_cast<int>(socket.native_handle());
+    } else {
+      return -1;
+    }
+  } else {
+    return -1;
+  }
+}
 }  // namespace detail
 
 template <typename Stream>
@@ -96,6 +120,7 @@ class AsioTransport final
         strand_(threading == Threading::strand ? std::make_unique<asio::any_io_executor>(
                                                      asio::make_strand(stream_.get_executor()))
                                                : nullptr),
+        descriptor_(detail::descriptor_under(stream_)),
         kind_(kind) {}
 
   asio::any_io_executor executor() const override {
@@ -141,6 +166,10 @@ class AsioTransport final
   std::uint64_t write_progress() const noexcept override {
     return written_.load(std::memory_order_relaxed);
   }
+
+  // From the descriptor the stream had when it was handed over: read from the sweep's
+  // thread, which must not touch the stream the executor's thread uses.
+  bool input_waiting() const noexcept override { return detail::bytes_waiting(descriptor_) > 0; }
 
   bool can_read() const noexcept override { return true; }
 
@@ -264,6 +293,7 @@ class AsioTransport final
   // Threading::strand: a strand over the stream's executor; null for Threading::single (an
   // idle connection stays small).
   std::unique_ptr<asio::any_io_executor> strand_;
+  const int descriptor_;  // of the socket under the stream, as handed over; -1 without one
   std::string kind_;
   std::atomic<std::uint64_t> written_{0};  // by the asynchronous write in flight
 };

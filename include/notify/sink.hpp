@@ -200,8 +200,13 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   }
   virtual void on_input_end(std::error_code ec) { (void)ec; }
   // Whether a heartbeat should be sent now; `wrote_since_last` tells whether a message went
-  // out since the previous sweep. Default: only to idle connections.
-  virtual bool heartbeat_due(bool wrote_since_last) { return !wrote_since_last; }
+  // out since the previous sweep, `on_time` whether this sweep came within 1.5 intervals of
+  // the last (false: this process was held up, and judges nobody's silence). Default: only
+  // to idle connections.
+  virtual bool heartbeat_due(bool wrote_since_last, bool on_time) {
+    (void)on_time;
+    return !wrote_since_last;
+  }
   // The last bytes to write when the connection is closed for `reason`; nullptr for none.
   virtual EventPtr farewell(std::error_code reason) const {
     (void)reason;

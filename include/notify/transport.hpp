@@ -76,6 +76,10 @@ class NOTIFY_EXPORT Transport {
   // as stuck while it has not completed at all.
   virtual std::uint64_t write_progress() const noexcept { return 0; }
 
+  // True when bytes from the client wait in the connection, not yet read (the socket's
+  // receive queue); false when none do or the transport cannot tell. Safe from any thread.
+  virtual bool input_waiting() const noexcept { return false; }
+
   // True when async_read_some is supported (a socket); false for write-only transports.
   virtual bool can_read() const noexcept { return false; }
 

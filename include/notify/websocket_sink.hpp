@@ -66,7 +66,7 @@ class NOTIFY_EXPORT WebSocketSink final : public Sink {
   void on_started() override;
   bool on_input(std::string_view bytes) override;
   void on_input_end(std::error_code ec) override;
-  bool heartbeat_due(bool wrote_since_last) override;
+  bool heartbeat_due(bool wrote_since_last, bool on_time) override;
   EventPtr farewell(std::error_code reason) const override;
   EventPtr session_farewell(const EventPtr& message, std::string_view reason) const override;
   void release_transport(std::error_code reason) noexcept override;

@@ -13,6 +13,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/write.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -707,4 +708,20 @@ TEST_CASE("asio transport: the kind is the transport's own copy; extra headers a
   notify::SseOptions sse;
   sse.extra_headers = "X-Accel-Buffering: no\r\nX-Region:\teu\r\n";
   CHECK_NOTHROW(notify::SseSink::create(transport, sse));
+}
+
+TEST_CASE("asio transport: input_waiting says whether the client's bytes wait unread") {
+  asio::io_context io;
+  SocketPair pair(io);
+  auto transport = notify::make_asio_transport(std::move(pair.server));
+  CHECK_FALSE(transport->input_waiting());
+  asio::write(pair.client, asio::buffer(std::string("pong")));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!transport->input_waiting() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(transport->input_waiting());
+  std::array<char, 16> buffer{};
+  std::error_code ec;
+  CHECK(transport->read_now(asio::buffer(buffer), ec) == 4);
+  CHECK_FALSE(transport->input_waiting());
 }

@@ -328,6 +328,36 @@ TEST_CASE_TEMPLATE("websocket sink: a heartbeat is a ping and a message the page
   CHECK(c.messages()[0]["data"]["heartbeatMs"] == 1000);
 }
 
+TEST_CASE_TEMPLATE(
+    "websocket sink: a client silent for two sweeps is closed, but not by a sweep that came late",
+    Mode, StrandMode, SingleThreadMode) {
+  const UseThreading use(Mode::value);
+  asio::io_context io;
+  auto options = no_batching();
+  options.heartbeat_interval = std::chrono::seconds(1);
+  notify::NotificationHub hub(io.get_executor(), options);
+  WsClient c(io, hub, "alice");  // answers no ping
+  const auto pings = [&] {
+    std::size_t n = 0;
+    for (const auto& f : c.frames())
+      n += f.opcode == Opcode::ping ? 1 : 0;
+    return n;
+  };
+  REQUIRE(test::run_until(
+      io, [&] { return pings() == 1; }, std::chrono::seconds(10)));
+  // The process is held up past the next sweep (a machine swapping, a debugger): the late
+  // sweep cannot tell a silent client from a pong it has not read, and closes nobody.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  io.run_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(c.close_code().has_value());
+  CHECK(hub.connection_count() == 1);
+  // On time again, the silence counts: closed with 1001.
+  REQUIRE(test::run_until(
+      io, [&] { return c.eof; }, std::chrono::seconds(10)));
+  CHECK(c.close_code() == 1001);
+  CHECK(c.close_reason() == "ping timeout");
+}
+
 TEST_CASE_TEMPLATE("websocket sink: ping gets a pong with the same payload", Mode, StrandMode,
                    SingleThreadMode) {
   const UseThreading use(Mode::value);
