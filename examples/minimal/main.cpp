@@ -54,7 +54,10 @@ void accept(tcp::acceptor& acceptor, notify::NotificationHub& hub) {
                              // runs on this one thread, so the transport needs no strand.
                              auto sink = notify::SseSink::create(notify::make_asio_transport(
                                  std::move(*s), notify::Threading::single));
-                             hub.attach(user, sink);
+                             std::error_code refused;
+                             hub.attach(user, sink, {}, refused);
+                             if (refused)  // too many connections, or stopping: 429 or 503
+                               sink->refuse(refused);
                            });
     accept(acceptor, hub);
   });
