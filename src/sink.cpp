@@ -1,6 +1,6 @@
 #include "flush_lane.hpp"
+#include "http_error_response.hpp"
 #include "io_result.hpp"
-#include "json_text.hpp"
 #include "prefetch.hpp"
 
 #include <notify/error.hpp>
@@ -487,67 +487,29 @@ void Sink::end_session(std::string_view reason) {
 }
 
 std::string Sink::refusal_response(std::error_code reason) {
-  int status = 500;
-  std::string_view phrase = "Internal Server Error";
-  if (reason == errc::too_many_user_connections) {
-    status = 429;
-    phrase = "Too Many Requests";
-  } else if (reason == errc::too_many_connections || reason == errc::hub_stopped) {
-    status = 503;
-    phrase = "Service Unavailable";
-  } else if (reason == errc::already_attached || reason == errc::connection_closed) {
-    status = 409;
-    phrase = "Conflict";
-  }
-  std::string body = "{\"error\":";
-  if (!detail::append_json_string(body, reason.message()))
-    detail::append_json_string(body, "refused");
-  body += '}';
-  std::string out = "HTTP/1.1 " + std::to_string(status) + ' ' + std::string(phrase) + "\r\n";
-  out += "Content-Type: application/json\r\nCache-Control: no-store\r\n";
-  if (status == 503)
-    out += "Retry-After: 5\r\n";
-  out += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-  out += body;
-  return out;
+  if (reason == errc::too_many_user_connections)
+    return detail::http_error_response(429, reason.message(), "Cache-Control: no-store\r\n");
+  if (reason == errc::too_many_connections || reason == errc::hub_stopped)
+    return detail::http_error_response(503, reason.message(),
+                                       "Cache-Control: no-store\r\nRetry-After: 5\r\n");
+  const int status =
+      reason == errc::already_attached || reason == errc::connection_closed ? 409 : 500;
+  return detail::http_error_response(status, reason.message(), "Cache-Control: no-store\r\n");
 }
 
 void Sink::refuse(std::error_code reason) {
-  bool kick_needed = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (state_ == State::closing || state_ == State::closed)
-      return;
-    if (!started_ && pending_.empty()) {
-      // Nothing was written: the answer takes the place of the preamble.
-      state_ = State::closing;
-      close_reason_ = reason;
-      started_ = true;
-      held_.clear();
-      held_bytes_ = 0;
-      pending_.push_back(Event::raw(refusal_response(reason)));
-      if (!pipeline_active_) {
-        pipeline_active_ = true;
-        kick_needed = true;
-      }
-    }
-  }
-  if (kick_needed) {
-    kick();
-    return;
-  }
-  close(reason);
+  begin_close(reason, Event::raw(refusal_response(reason)), Closing::instead_of_preamble);
 }
 
 void Sink::close_with(std::error_code reason, EventPtr last) {
-  begin_close(reason, std::move(last), false);
+  begin_close(reason, std::move(last), Closing::drop_queue);
 }
 
 void Sink::close_after_queue(std::error_code reason, EventPtr last) {
-  begin_close(reason, std::move(last), true);
+  begin_close(reason, std::move(last), Closing::after_queue);
 }
 
-void Sink::begin_close(std::error_code reason, EventPtr last, bool keep_queue) {
+void Sink::begin_close(std::error_code reason, EventPtr last, Closing how) {
   bool kick_needed = false;
   {
     std::lock_guard lock(mutex_);
@@ -555,7 +517,7 @@ void Sink::begin_close(std::error_code reason, EventPtr last, bool keep_queue) {
       return;
     state_ = State::closing;
     close_reason_ = reason;
-    if (!keep_queue) {
+    if (how != Closing::after_queue) {
       pending_.clear();
       pending_bytes_ = 0;
       prime_events_ = 0;
@@ -563,8 +525,10 @@ void Sink::begin_close(std::error_code reason, EventPtr last, bool keep_queue) {
     held_.clear();
     held_bytes_ = 0;
     if (started_) {
-      if (!last)
+      if (!last || how == Closing::instead_of_preamble)  // something was written: a close
         last = farewell(reason);
+    } else if (how == Closing::instead_of_preamble) {
+      started_ = true;  // `last` is written in place of the preamble
     } else {
       // Never primed, so the client has had no answer yet. When it should hear why, the
       // preamble (the HTTP head or handshake response) goes first, so that it sees a close

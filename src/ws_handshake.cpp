@@ -1,8 +1,8 @@
 #include <notify/ws_handshake.hpp>
 
+#include "http_error_response.hpp"
 #include "http_token.hpp"
 
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -77,36 +77,15 @@ bool is_valid_key(std::string_view key) noexcept {
   return std::all_of(key.begin(), key.begin() + chars, is_base64_char);
 }
 
-std::string_view reason_phrase(int status) noexcept {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 405:
-      return "Method Not Allowed";
-    case 426:
-      return "Upgrade Required";
-  }
-  return "Error";
-}
-
 HandshakeResult reject(int status, std::string error) {
   HandshakeResult result;
   result.status = status;
-  const std::string body = nlohmann::json{{"error", error}}.dump();
-  auto& r = result.response;
-  r = "HTTP/1.1 " + std::to_string(status) + " ";
-  r += reason_phrase(status);
-  r += "\r\nContent-Type: application/json\r\nContent-Length: ";
-  r += std::to_string(body.size());
-  r += "\r\nConnection: close\r\n";
+  std::string_view fields;
   if (status == 405)
-    r += "Allow: GET\r\n";
+    fields = "Allow: GET\r\n";
   if (status == 426)
-    r += "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
-  r += "\r\n";
-  r += body;
+    fields = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+  result.response = notify::detail::http_error_response(status, error, fields);
   result.error = std::move(error);
   return result;
 }

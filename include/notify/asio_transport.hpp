@@ -168,7 +168,9 @@ class AsioTransport final
   }
 
   // From the descriptor the stream had when it was handed over: read from the sweep's
-  // thread, which must not touch the stream the executor's thread uses.
+  // thread, which must not touch the stream the executor's thread uses. (Not for writes:
+  // once the socket is closed that number may be another connection's; here it can only
+  // spare a closed sink a ping timeout.)
   bool input_waiting() const noexcept override { return detail::bytes_waiting(descriptor_) > 0; }
 
   bool can_read() const noexcept override { return true; }

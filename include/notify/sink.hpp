@@ -286,7 +286,12 @@ class NOTIFY_EXPORT Sink : public std::enable_shared_from_this<Sink>, private Tr
   bool over_limits_locked(std::size_t size) const noexcept;
   void overflow_locked();
   void disconnect_slow_locked();  // closes with errc::slow_consumer, dropping the queue
-  void begin_close(std::error_code reason, EventPtr last, bool keep_queue);
+  // What a close does with the queue and, before the first write, with the preamble:
+  // close_with() drops the queue, close_after_queue() writes it first, refuse() drops it and
+  // writes `last` instead of the preamble (or closes as close_with() once anything was
+  // written).
+  enum class Closing { drop_queue, after_queue, instead_of_preamble };
+  void begin_close(std::error_code reason, EventPtr last, Closing how);
   void drop_stalled();  // on the executor, after heartbeat() found a write stuck
   bool start_holding(bool for_reset);
   friend class detail::FlushLane;

@@ -77,6 +77,11 @@ struct AsyncFramework {
         },
         [this] { ++closes; });
   }
+  // Attaches alice's SSE stream over this framework and waits for its first chunk.
+  void attach(asio::io_context& io, notify::NotificationHub& hub) {
+    hub.attach("alice", notify::SseSink::create(transport(io)));
+    REQUIRE(test::run_until(io, [&] { return !pending.empty(); }));
+  }
   // Sends the chunks handed over so far and says so.
   void finish_all(bool ok = true) {
     for (auto& [chunk, done] : std::exchange(pending, {})) {
@@ -93,8 +98,7 @@ TEST_CASE("callback transport: an asynchronous write hands over a chunk once the
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   AsyncFramework framework;
-  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
-  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  framework.attach(io, hub);
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i)
     ids.push_back(hub.publish(draft("alice", std::to_string(i))));
@@ -120,8 +124,7 @@ TEST_CASE("callback transport: an asynchronous write that is slow counts against
   options.queue.overflow = notify::OverflowPolicy::disconnect;
   notify::NotificationHub hub(io.get_executor(), options);
   AsyncFramework framework;
-  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
-  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  framework.attach(io, hub);
   for (int i = 0; i < 10; ++i)  // while the first write waits: past the limit
     hub.publish(draft("alice"));
   REQUIRE(test::run_until(io, [&] {
@@ -142,8 +145,7 @@ TEST_CASE("callback transport: an asynchronous write that is never done is let g
   options.heartbeat_interval = std::chrono::seconds(1);
   notify::NotificationHub hub(io.get_executor(), options);
   AsyncFramework framework;
-  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
-  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  framework.attach(io, hub);
   // Two sweeps find the write still waiting, without a byte moved.
   REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
   CHECK(hub.metrics().slow_consumer_disconnects == 1);
@@ -157,8 +159,7 @@ TEST_CASE("callback transport: done(false) closes the sink; a second done change
   asio::io_context io;
   notify::NotificationHub hub(io.get_executor(), no_batching());
   AsyncFramework framework;
-  hub.attach("alice", notify::SseSink::create(framework.transport(io)));
-  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  framework.attach(io, hub);
   auto first = std::move(framework.pending.front().second);
   framework.pending.clear();
   first(true);
