@@ -18,10 +18,11 @@
 // cursor older than the kept history, across restarts too.
 //
 // Schema: versioned by PRAGMA user_version and migrated on open (version 2 added the
-// read_changes table behind Resume::last_read); a file of a newer version is refused, so a
-// rollback after an upgrade needs a copy of the file from before it. The file is marked as
-// notify's with PRAGMA application_id ("ntfy"). The sequence ends at 2^63 - 1: past it, a
-// publish or a read change throws std::runtime_error rather than give a number twice.
+// read_changes table behind Resume::last_read, version 5 an index of unread notifications); a file
+// of a newer version is refused, so a rollback after an upgrade needs a copy of the file from
+// before it. The file is marked as notify's with PRAGMA application_id ("ntfy"). The sequence ends
+// at 2^63 - 1: past it, a publish or a read change throws std::runtime_error rather than give a
+// number twice.
 //
 // Thread safety: every member function is safe to call concurrently: one connection, guarded
 // by one mutex. Checkpoints run on a thread of the store with a connection of its own; the
@@ -74,7 +75,7 @@ struct SqliteStoreOptions {
 class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
  public:
   // The schema version this code writes (PRAGMA user_version).
-  static constexpr int current_schema_version = 4;
+  static constexpr int current_schema_version = 5;
 
   // Opens `path` (created when missing; ":memory:" is a private in-memory database) and
   // migrates it to the current schema. Throws std::invalid_argument for invalid options,

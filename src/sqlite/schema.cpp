@@ -106,11 +106,22 @@ void add_sequence_base(Database& db) {
   db.exec("ALTER TABLE sequence ADD COLUMN base INTEGER NOT NULL DEFAULT 0");
 }
 
+// Version 5: an index of the unread notifications of users (broadcasts keep their read marks
+// in broadcast_reads). A user's unread count, unread list and mark-all-read walked every
+// notification the user keeps; now they walk the unread ones only (a user who keeps 200,000
+// with 20 unread: 76 ms for the count, now well under one).
+void add_unread_index(Database& db) {
+  db.exec(R"sql(
+    CREATE INDEX notifications_unread ON notifications (user_id, seq)
+      WHERE read_at IS NULL AND user_id IS NOT NULL;
+  )sql");
+}
+
 using Migration = void (*)(Database&);
 
 // migrations[N] takes a database from version N to N + 1.
 constexpr Migration migrations[] = {&create_version_1, &add_read_changes, &add_publish_keys,
-                                    &add_sequence_base};
+                                    &add_sequence_base, &add_unread_index};
 static_assert(std::size(migrations) == schema_version, "one migration per schema version");
 
 }  // namespace

@@ -8,7 +8,7 @@
 
 namespace notify::sqlite {
 
-inline constexpr int schema_version = 4;
+inline constexpr int schema_version = 5;
 
 // notify's PRAGMA application_id ("ntfy"), set on every database it creates or migrates.
 inline constexpr int application_id = 0x6e746679;
