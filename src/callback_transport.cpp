@@ -5,8 +5,38 @@
 #include <asio/strand.hpp>
 
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 namespace notify {
+
+namespace {
+
+// Events queued for a connection are joined into chunks of up to this size, so that a
+// framework gets one write call (and, asynchronously, one round trip) for a backlog rather
+// than one per event. A larger buffer goes alone, uncopied.
+constexpr std::size_t joined_chunk_limit = 64 * 1024;
+
+// The next chunk of `buffers` from buffers.first[next], advancing `next` past it: the buffer
+// itself when it goes alone, else the buffers that fit the limit copied into `joined`.
+std::string_view next_chunk(BufferSpan buffers, std::size_t& next, std::string& joined) {
+  const auto view = [](const asio::const_buffer& b) {
+    return std::string_view(static_cast<const char*>(b.data()), b.size());
+  };
+  std::size_t end = next + 1;
+  std::size_t size = buffers.first[next].size();
+  while (end < buffers.count && size + buffers.first[end].size() <= joined_chunk_limit)
+    size += buffers.first[end++].size();
+  if (end == next + 1)
+    return view(buffers.first[next++]);
+  joined.clear();
+  joined.reserve(size);
+  for (; next < end; ++next)
+    joined.append(view(buffers.first[next]));
+  return joined;
+}
+
+}  // namespace
 
 // The write in flight with WriteChunkAsync. Shared with the `done` functions handed to the
 // host, which may outlive the transport; touched on the executor only, but `progress`.
@@ -22,8 +52,9 @@ struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites
   std::weak_ptr<TransportHandler> handler;
   bool in_flight = false;
   BufferSpan buffers;
-  std::size_t next = 0;
+  std::size_t next = 0;  // the first buffer not yet handed over
   std::size_t written = 0;
+  std::string joined;              // the chunk handed over, when it joins several buffers
   std::uint64_t chunk_number = 0;  // of the chunk handed over, so a stray `done` is known
   std::atomic<std::uint64_t> progress{0};
 
@@ -40,15 +71,15 @@ struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites
   void hand_over_next(Handler h) {
     if (next == buffers.count)
       return complete(h, {});
-    const auto& b = buffers.first[next];
+    const auto chunk = next_chunk(buffers, next, joined);
     const auto number = ++chunk_number;
-    auto done = [self = shared_from_this(), number, size = b.size(), h](bool ok) {
+    auto done = [self = shared_from_this(), number, size = chunk.size(), h](bool ok) {
       // Whichever thread calls it, the rest runs on the executor, never inside write().
       asio::post(self->executor,
                  [self, number, size, ok, h] { self->chunk_done(number, size, ok, h); });
     };
     try {
-      write(std::string_view(static_cast<const char*>(b.data()), b.size()), std::move(done));
+      write(chunk, std::move(done));
     } catch (...) {
       chunk_number = 0;  // a `done` it may still call is stray
       asio::post(executor,
@@ -64,7 +95,6 @@ struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites
       return complete(h, asio::error::broken_pipe);
     written += size;
     progress.store(written, std::memory_order_relaxed);
-    ++next;
     hand_over_next(h);
   }
 
@@ -73,6 +103,7 @@ struct CallbackTransport::AsyncWrites : std::enable_shared_from_this<AsyncWrites
       return;
     in_flight = false;
     handler.reset();
+    std::string().swap(joined);  // a backlog's copy is not kept by an idle connection
     h->on_write(ec, written);
   }
 
@@ -128,12 +159,14 @@ void CallbackTransport::async_write(BufferSpan buffers, std::shared_ptr<Transpor
     ec = asio::error::not_connected;
   } else {
     try {
-      for (const auto& b : buffers) {
-        if (!write_(std::string_view(static_cast<const char*>(b.data()), b.size()))) {
+      std::string joined;
+      for (std::size_t next = 0; next < buffers.count;) {
+        const auto chunk = next_chunk(buffers, next, joined);
+        if (!write_(chunk)) {
           ec = asio::error::broken_pipe;
           break;
         }
-        written += b.size();
+        written += chunk.size();
       }
     } catch (...) {
       ec = asio::error::broken_pipe;

@@ -14,6 +14,8 @@
 //    only after that, so the sink's queue limits and its stall check see a slow client as
 //    they do over a socket. `done` may be called once, from any thread, inside the call or
 //    later; a call after the transport closed changes nothing.
+// Either way, events queued for the connection are handed over joined, in chunks of up to
+// 64 KiB (an event larger than that alone): one call for a backlog, not one per event.
 // The close function, if any, is called once when the transport closes.
 //
 // Thread safety: as Transport: use it from executor() only (Sinks do so). WriteChunk,

@@ -50,6 +50,8 @@ TEST_CASE("callback transport: a write function that reports a closed connection
   auto transport = std::make_shared<notify::CallbackTransport>(
       io.get_executor(), [&](std::string_view) { return ++calls < 2; });
   hub.attach("alice", notify::SseSink::create(transport));
+  REQUIRE(test::run_until(io, [&] { return calls == 1; }));  // the head and init, one chunk
+  hub.publish(draft("alice"));
   REQUIRE(test::run_until(io, [&] { return hub.connection_count() == 0; }));
   CHECK(calls == 2);
   CHECK_THROWS_AS(
@@ -58,6 +60,51 @@ TEST_CASE("callback transport: a write function that reports a closed connection
   CHECK_THROWS_AS(
       notify::CallbackTransport(io.get_executor(), notify::CallbackTransport::WriteChunkAsync{}),
       std::invalid_argument);
+}
+
+TEST_CASE("callback transport: a backlog reaches the write function in chunks of up to 64 KiB") {
+  asio::io_context io;
+  notify::NotificationHub hub(io.get_executor(), no_batching());
+  std::vector<std::string> chunks;
+  auto transport =
+      std::make_shared<notify::CallbackTransport>(io.get_executor(), [&](std::string_view chunk) {
+        chunks.emplace_back(chunk);
+        return true;
+      });
+  hub.attach("alice", notify::SseSink::create(transport));
+  REQUIRE(test::run_until(io, [&] { return chunks.size() == 1; }));  // the head and init
+  // Queued while nothing runs the executor: one write of five events, one call.
+  for (int i = 0; i < 5; ++i)
+    hub.publish(draft("alice", std::to_string(i)));
+  REQUIRE(test::run_until(io, [&] { return chunks.size() == 2; }));
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(chunks.size() == 2);
+  CHECK(test::parse_sse(chunks[1]).size() == 5);
+  // Ten events of about 10 KiB: more than one chunk, none over the limit.
+  for (int i = 0; i < 10; ++i) {
+    auto big = draft("alice", std::to_string(i));
+    big.body = std::string(10 * 1024, 'b');
+    hub.publish(big);
+  }
+  std::string backlog;
+  REQUIRE(test::run_until(io, [&] {
+    backlog.clear();
+    for (std::size_t i = 2; i < chunks.size(); ++i)
+      backlog += chunks[i];
+    return test::parse_sse(backlog).size() == 10;
+  }));
+  CHECK(chunks.size() >= 4);
+  for (std::size_t i = 2; i < chunks.size(); ++i)
+    CHECK(chunks[i].size() <= 64 * 1024);
+  // A single event larger than the limit goes alone, whole.
+  auto huge = draft("alice", "huge");
+  huge.body = std::string(60 * 1024, 'h');
+  huge.data = {{"more", std::string(40 * 1024, 'm')}};
+  const auto before = chunks.size();
+  hub.publish(huge);
+  REQUIRE(test::run_until(io, [&] { return chunks.size() == before + 1; }));
+  CHECK(test::parse_sse(chunks.back()).size() == 1);
+  CHECK(chunks.back().size() > 100 * 1024);
 }
 
 namespace {
@@ -104,6 +151,11 @@ TEST_CASE("callback transport: an asynchronous write hands over a chunk once the
     ids.push_back(hub.publish(draft("alice", std::to_string(i))));
   io.run_for(std::chrono::milliseconds(20));
   CHECK(framework.pending.size() == 1);  // one chunk at a time
+  framework.finish_all();
+  REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
+  CHECK(framework.pending.size() == 1);
+  // What queued meanwhile comes as one chunk: one round trip, not one per event.
+  CHECK(test::parse_sse(framework.pending.front().first).size() == 5);
   // Finished from another thread, as a framework's own loop would.
   while (test::parse_sse(framework.sent).size() < 6) {
     REQUIRE(test::run_until(io, [&] { return !framework.pending.empty(); }));
