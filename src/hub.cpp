@@ -1569,17 +1569,16 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void on_client_message(const std::shared_ptr<Sink>& sink, std::string_view text) override {
     client_messages_.fetch_add(1, std::memory_order_relaxed);
-    auto error = [&](const std::string& message, std::string_view type = {}) {
-      nlohmann::json data{{"message", message}};
-      if (!type.empty())
-        data["type"] = type;
-      reply(sink, "error", data);
+    nlohmann::json ref;  // the message's "ref", echoed by an error that answers it
+    auto error = [&](std::string_view message, std::string_view type = {}) {
+      reply(sink, "error", error_data(message, type, ref));
     };
     auto body = nlohmann::json::parse(text, nullptr, false);
     if (body.is_discarded())
       return error("invalid JSON");
     if (!body.is_object())
       return error("a message must be a JSON object");
+    ref = client_ref(body);
     // A handler may copy or dump the body, which recurses: refuse what could exhaust the stack.
     if (detail::shape_of(body, max_message_depth).depth > max_message_depth)
       return error(fmt::format("a message must not nest deeper than {} levels", max_message_depth));
@@ -1592,10 +1591,10 @@ class NotificationHub::Impl final : public SinkOwner,
         auto id = body.find("id");
         if (id == body.end() || !id->is_string())
           return error("id: missing", type);
-        return mark_for_client(sink, type, id->get<std::string>());
+        return mark_for_client(sink, type, ref, id->get<std::string>());
       }
       if (type == "notifications:read_all")
-        return mark_for_client(sink, type, std::nullopt);
+        return mark_for_client(sink, type, ref, std::nullopt);
       MessageHandler handler;
       {
         std::shared_lock lock(handlers_mutex_);
@@ -1618,21 +1617,45 @@ class NotificationHub::Impl final : public SinkOwner,
   // through the bus; a failure is answered with an error. With a store that may block it goes
   // through the store thread, so that the connection's thread does not wait for the store.
   void mark_for_client(const std::shared_ptr<Sink>& sink, const std::string& type,
-                       std::optional<std::string> id) {
-    start_mark(
-        sink->user(), std::move(id), [this, sink, type](std::exception_ptr error, ReadResult) {
-          if (!error)
-            return;
-          try {
-            std::rethrow_exception(error);
-          } catch (const std::exception& e) {
-            report(fmt::format("handler for '{}' failed: {}", type, e.what()));
-          } catch (...) {
-            report(fmt::format("handler for '{}' failed", type));
-          }
-          reply(sink, "error",
-                nlohmann::json{{"message", "the message could not be handled"}, {"type", type}});
-        });
+                       const nlohmann::json& ref, std::optional<std::string> id) {
+    start_mark(sink->user(), std::move(id),
+               [this, sink, type, ref](std::exception_ptr error, ReadResult) {
+                 if (!error)
+                   return;
+                 try {
+                   std::rethrow_exception(error);
+                 } catch (const std::exception& e) {
+                   report(fmt::format("handler for '{}' failed: {}", type, e.what()));
+                 } catch (...) {
+                   report(fmt::format("handler for '{}' failed", type));
+                 }
+                 reply(sink, "error", error_data("the message could not be handled", type, ref));
+               });
+  }
+
+  // A client's "ref" for its message, when it is one the error may carry back: a string of
+  // at most max_ref_bytes or an integer; null otherwise (ignored, not refused).
+  static nlohmann::json client_ref(const nlohmann::json& body) {
+    const auto it = body.find("ref");
+    if (it == body.end())
+      return nullptr;
+    if (it->is_number_integer() ||
+        (it->is_string() && it->get_ref<const std::string&>().size() <= max_ref_bytes))
+      return *it;
+    return nullptr;
+  }
+
+  static constexpr std::size_t max_ref_bytes = 128;
+
+  // The data of an `error` answering a client's message of `type` (may be empty) and `ref`.
+  static nlohmann::json error_data(std::string_view message, std::string_view type,
+                                   const nlohmann::json& ref) {
+    nlohmann::json data{{"message", message}};
+    if (!type.empty())
+      data["type"] = type;
+    if (!ref.is_null())
+      data["ref"] = ref;
+    return data;
   }
 
   static void reply(const std::shared_ptr<Sink>& sink, std::string type,
@@ -2017,6 +2040,11 @@ void NotificationHub::end_sessions(std::string_view user, std::string_view reaso
 void NotificationHub::reply(const std::shared_ptr<Sink>& connection, std::string type,
                             const nlohmann::json& data) {
   Impl::reply(connection, std::move(type), data);
+}
+
+void NotificationHub::reply_error(const ClientMessage& message, std::string_view why) {
+  Impl::reply(message.connection, "error",
+              Impl::error_data(why, message.type, Impl::client_ref(message.body)));
 }
 
 void NotificationHub::stop() {

@@ -11,8 +11,7 @@ namespace {
 constexpr std::size_t max_user_bytes = 256;
 
 void reject(const notify::ClientMessage& message, const std::string& why) {
-  notify::NotificationHub::reply(message.connection, "error",
-                                 {{"message", why}, {"type", TypingRelay::message_type}});
+  notify::NotificationHub::reply_error(message, why);
 }
 
 // 1..256 bytes without control characters (the JSON parser already checked the UTF-8).

@@ -218,7 +218,8 @@ class NOTIFY_EXPORT NotificationHub {
   // --- two-way messages (WebSocket) -------------------------------------------------
   // The hub handles {"type":"notification:read","id":ID} and {"type":"notifications:read_all"}
   // itself. Other types go to the handler registered for them; an unknown type or invalid
-  // JSON is answered with {"type":"error","data":{"message":...}} and the connection stays.
+  // JSON is answered with {"type":"error","data":{"message":...}} (with the message's "type"
+  // and "ref" when it had them, see reply_error) and the connection stays.
   // Handlers run on the connection's executor; an exception is answered with an error and
   // reported. Throws std::invalid_argument for an empty type or a built-in one.
   void on_message(std::string type, MessageHandler handler);
@@ -232,6 +233,11 @@ class NOTIFY_EXPORT NotificationHub {
   // Sends {"type":T,"data":D} to one connection only. Throws as send_to() for the type.
   static void reply(const std::shared_ptr<Sink>& connection, std::string type,
                     const nlohmann::json& data);
+  // Answers a message a handler refuses, as the hub answers those it refuses:
+  // {"type":"error","data":{"message":why,"type":<its type>,"ref":<its ref>}}. A client sets
+  // "ref" (a string of at most 128 bytes, or an integer) to tell which of its messages an
+  // error answers; it is left out when the message had none.
+  static void reply_error(const ClientMessage& message, std::string_view why);
 
   // --- sessions -------------------------------------------------------------------
   // Ends every connection of `user` on every instance (through the bus), as

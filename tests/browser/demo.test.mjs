@@ -554,6 +554,26 @@ async function main() {
           const box = document.getElementById('typing-indicator');
           return !!box && !box.hidden && document.getElementById('typing-text').textContent.includes(`${who} is typing`);
         }, ['dana']);
+
+        // The server's error answers one message: the tab that sent it hears of it, the other not.
+        for (const p of pages) {
+          await p.evaluate(() => {
+            window.errorsHeard = [];
+            window.notifyClient.addEventListener('error', (e) => window.errorsHeard.push(e.detail.message));
+          });
+        }
+        const heard = () => Promise.all(pages.map((p) => p.evaluate(() => window.errorsHeard.slice())));
+        for (const [sender, expected] of [[1, [0, 1]], [0, [1, 1]]]) {
+          const sent = await pages[sender].evaluate((to) => window.notifyClient.sendTyping(to), 'x'.repeat(300));
+          assert(sent, `tab ${sender + 1} did not send its typing message`);
+          await waitIn(pages[sender], `dana tab ${sender + 1}`, 'no error answering the typing message it sent',
+            ([n]) => window.errorsHeard.length === n, [expected[sender]]);
+          await sleep(500);
+          const got = await heard();
+          assert(got.every((errors, i) => errors.length === expected[i]),
+            `after tab ${sender + 1}'s refused message the tabs heard ${JSON.stringify(got)}`);
+          assert(got[sender].at(-1).includes('to: must be a user id'), `tab ${sender + 1} heard ${got[sender].at(-1)}`);
+        }
       }
 
       // The leader goes; what is published before the other tab connects comes on its connection.

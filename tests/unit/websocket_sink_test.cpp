@@ -291,7 +291,13 @@ TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection
   c.send_text(nested(63));          // 64 levels with the message itself
   c.send_text(nested(64));          // 65
   c.send_text(nested(400 * 1000));  // a handler copying this would exhaust the stack
-  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 8; }));
+  // A "ref" comes back with the error that answers its message (a string or an integer);
+  // any other is left out, the message answered as without it.
+  c.send_text(R"({"type":"launch-rockets","ref":"tab-1.7"})");
+  c.send_text(R"({"type":"notification:read","ref":12})");
+  c.send_text(R"({"type":"launch-rockets","ref":{"x":1}})");
+  c.send_text(R"({"type":"launch-rockets","ref":")" + std::string(129, 'r') + R"("})");
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 12; }));
   auto m = c.messages();
   CHECK(m[1] == json{{"type", "error"}, {"data", {{"message", "invalid JSON"}}}});
   CHECK(m[2]["data"]["message"] == "unknown message type 'launch-rockets'");
@@ -300,8 +306,16 @@ TEST_CASE_TEMPLATE("websocket sink: bad messages get an error and the connection
   CHECK(m[5]["data"]["message"] == "unknown message type 'launch-rockets'");
   CHECK(m[6]["data"]["message"] == "a message must not nest deeper than 64 levels");
   CHECK(m[7]["data"]["message"] == "a message must not nest deeper than 64 levels");
+  CHECK(m[8]["data"] == json{{"message", "unknown message type 'launch-rockets'"},
+                             {"type", "launch-rockets"},
+                             {"ref", "tab-1.7"}});
+  CHECK(m[9]["data"] ==
+        json{{"message", "id: missing"}, {"type", "notification:read"}, {"ref", 12}});
+  CHECK_FALSE(m[10]["data"].contains("ref"));
+  CHECK_FALSE(m[11]["data"].contains("ref"));
+  CHECK(m[11]["data"]["type"] == "launch-rockets");
   hub.publish(draft("alice", "still here"));
-  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 9; }));
+  REQUIRE(test::run_until(io, [&] { return c.messages().size() == 13; }));
   CHECK(hub.connection_count() == 1);
 }
 
@@ -483,7 +497,7 @@ TEST_CASE_TEMPLATE("websocket sink: host handlers and ephemeral events (typing r
   notify::NotificationHub hub(io.get_executor(), no_batching());
   hub.on_message("typing", [&](const notify::ClientMessage& m) {
     if (!m.body.contains("to")) {
-      notify::NotificationHub::reply(m.connection, "error", {{"message", "to: missing"}});
+      notify::NotificationHub::reply_error(m, "to: missing");
       return;
     }
     hub.send_to(m.body["to"].get<std::string>(), "typing",
@@ -497,12 +511,14 @@ TEST_CASE_TEMPLATE("websocket sink: host handlers and ephemeral events (typing r
            carol.messages().size() == 1;
   }));
   alice.send_text(R"({"type":"typing","to":"bob","context":"chat-1"})");
-  alice.send_text(R"({"type":"typing"})");
+  alice.send_text(R"({"type":"typing","ref":"r1"})");
   REQUIRE(test::run_until(io, [&] { return bob.messages().size() == 2; }));
   CHECK(bob.messages()[1] ==
         json{{"type", "typing"}, {"data", {{"from", "alice"}, {"context", "chat-1"}}}});
   REQUIRE(test::run_until(io, [&] { return alice.messages().size() == 2; }));
-  CHECK(alice.messages()[1]["data"]["message"] == "to: missing");
+  CHECK(alice.messages()[1] ==
+        json{{"type", "error"},
+             {"data", {{"message", "to: missing"}, {"type", "typing"}, {"ref", "r1"}}}});
   io.run_for(std::chrono::milliseconds(30));
   CHECK(carol.messages().size() == 1);
   CHECK(hub.metrics().client_messages == 2);

@@ -64,7 +64,8 @@
  *   'sessionend'      {reason}
  *   'message'         {type, data, id}              (event types the client does not know)
  *   'error'           Error (a server {"type":"error"} message has err.serverError = true and
- *                           err.messageType = the type of the message it answers)
+ *                           err.messageType = the type of the message it answers; with
+ *                           shareConnection, only the tab that sent that message gets it)
  *
  * Connection behaviour (the same for both transports)
  * --------------------
@@ -213,6 +214,7 @@ export class NotifyClient extends EventTarget {
     this._lockAbort = null;     // aborts our place in the lock's queue
     this._releaseLock = null;   // gives the lock up (the leader's)
     this._tabId = Math.random().toString(36).slice(2);
+    this._sent = 0;             // messages this tab sent on a socket: each one's "ref" is tabId.n
     /** (to, context) -> time of the last typing message sent */
     this._typingSentAt = new Map();
     this._timer = null;
@@ -315,6 +317,7 @@ export class NotifyClient extends EventTarget {
       this._onInit({ notifications: m.notifications, unreadCount: m.unreadCount }, m.lastEventId);
       if (m.state !== ConnectionState.OPEN) this._setState(m.state);
     } else if (m.kind === 'event') {
+      if (m.to != null && m.to !== this._tabId) return; // an error answering another tab
       // session:end ends every tab, a tab that has just become the leader too.
       if (!this._leader || m.type === 'session:end') this._dispatch(m.type, m.data, m.id, false);
     } else if (m.kind === 'state') {
@@ -489,6 +492,9 @@ export class NotifyClient extends EventTarget {
    * follows another hands it to the leader when `relay` (no answer comes back to it).
    */
   _wsSend(message, relay = false) {
+    // The server's `error` answering a message carries its ref: the leader of shared tabs
+    // gives it to the tab that sent the message, and to no other.
+    if (message.ref == null) message = { ...message, ref: `${this._tabId}.${++this._sent}` };
     if (relay && this._share && this._channel && !this._leader && this._transport === 'ws') {
       this._post({ kind: 'send', message });
       return true;
@@ -522,7 +528,19 @@ export class NotifyClient extends EventTarget {
    */
   _dispatch(type, data, id, fromServer = true) {
     if (type === 'heartbeat') return; // counted as traffic where it arrived; nothing else
-    if (fromServer && this._leader) this._post({ kind: 'event', type, data, id });
+    if (fromServer && this._leader) {
+      if (type !== 'error') {
+        this._post({ kind: 'event', type, data, id });
+      } else {
+        // An error answers one message: another tab's, relayed here, goes to that tab only.
+        const ref = data && typeof data.ref === 'string' ? data.ref : '';
+        const tab = ref.slice(0, ref.lastIndexOf('.'));
+        if (tab && tab !== this._tabId) {
+          this._post({ kind: 'event', type, data, id, to: tab });
+          return;
+        }
+      }
+    }
     const handler = Object.prototype.hasOwnProperty.call(this._handlers, type) ? this._handlers[type] : null;
     try {
       if (handler) handler.call(this, data, id);
