@@ -335,6 +335,34 @@ await check('a tab that takes over from an older cursor leaves a newer notificat
   c.close();
 });
 
+await check('a tab taking over says it is reconnecting, to itself and to the tabs that follow it', async () => {
+  const user = `takeover${++users}`;
+  const a = client({ user, shareConnection: true });
+  await settle();
+  const es = FakeEventSource.opened.at(-1);
+  const n1 = notification();
+  es.emit('init', { notifications: [n1], unreadCount: 1 }, n1.id);
+  const b = client({ user, shareConnection: true });
+  const c = client({ user, shareConnection: true });
+  await settle(20);
+  assert(b.state === 'open' && c.state === 'open', `followers: ${b.state}, ${c.state}`);
+  const opened = FakeEventSource.opened.length;
+  a.close();
+  await settle(20);
+  const leader = [b, c].find((t) => t.leader);
+  const other = leader === b ? c : b;
+  assert(leader, 'no tab took over');
+  assert(FakeEventSource.opened.length === opened + 1, 'the new leader did not connect');
+  assert(leader.state === 'reconnecting' && other.state === 'reconnecting',
+    `while the new leader connects: leader ${leader.state}, other ${other.state}`);
+  FakeEventSource.opened.at(-1).emit('init', { notifications: [n1], unreadCount: 1 }, n1.id);
+  await settle(20);
+  assert(leader.state === 'open' && other.state === 'open',
+    `once it is up to date: leader ${leader.state}, other ${other.state}`);
+  b.close();
+  c.close();
+});
+
 await check('no callback error was reported', async () => {
   assert(reported.length === 0, reported.map(String).join('; '));
 });

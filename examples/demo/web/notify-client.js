@@ -102,7 +102,8 @@
  * connects, and it relays every event and state change to the others over a BroadcastChannel;
  * a tab that joins gets the leader's list and count at once. When the leader tab closes, the
  * next tab takes the lock and connects, resuming from the last id it was relayed, so nothing is
- * lost in the hand-over. Read receipts from any tab go over HTTP (or the leader's socket, for
+ * lost in the hand-over; meanwhile every tab is 'reconnecting'. An error the server answers to
+ * one tab's message reaches that tab only. Read receipts from any tab go over HTTP (or the leader's socket, for
  * typing). Without the Web Locks API (a page not served over https or from localhost) each tab
  * connects on its own, as without the option. `client.leader` says which this tab is.
  */
@@ -289,6 +290,9 @@ export class NotifyClient extends EventTarget {
       if (this._channel !== channel) return undefined; // closed meanwhile: give it up at once
       this._lockAbort = null;
       this._leader = true;
+      // Until this tab's own connection is up to date, neither it nor the tabs that follow it
+      // are connected: say so to all of them (the old leader's last word was 'open').
+      if (this._hadInit) this._setState(ConnectionState.RECONNECTING, { delay: 0 });
       this._open();
       return new Promise((resolve) => { this._releaseLock = resolve; });
     }).catch(() => { /* aborted by close() */ });
