@@ -48,8 +48,10 @@
 namespace notify {
 
 struct HubOptions {
-  // SSE comment / WebSocket ping on connections idle this long. Proxies cut idle streams
-  // (nginx's proxy_read_timeout is 60 s), so 30 s. At least 1 s.
+  // How often the heartbeat sweep runs: an SSE `heartbeat` event to a stream idle this long;
+  // a WebSocket ping and a `heartbeat` message to every socket (its pong proves the client
+  // lives). Proxies cut idle streams (nginx's proxy_read_timeout is 60 s), so 30 s. At
+  // least 1 s.
   std::chrono::milliseconds heartbeat_interval{30000};
   // How often the deadlines of Sink::end_session_at() are checked: a session ends within this
   // after its deadline. One pass over the connections (an atomic load each) per interval, on

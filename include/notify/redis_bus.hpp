@@ -116,8 +116,9 @@ struct RedisBusOptions {
   // Where the bus's connections run. Empty (the default): a thread of the bus's own. Set (say,
   // to the executor of the io_context that serves the clients): a strand on it, so that a
   // message read from Redis is written to the local connections in the same turn, without a
-  // hand-over between threads. The listener's callbacks then run on that executor, and
-  // on_bus_recovered() (a store read per local connection) holds it while it runs.
+  // hand-over between threads. The listener's callbacks then run on that executor (the hub's
+  // on_bus_recovered() only queues the repair; its store reads run on the hub's store thread
+  // with a store that may block, or in batches of 16 on the hub's executor).
   asio::any_io_executor executor;
 };
 

@@ -28,7 +28,7 @@ NOTIFY_EXPORT std::string encode_event(std::string_view event, std::string_view 
                                        std::string_view data);
 
 // Appends a comment (`: text`), which clients ignore; each line of `text` becomes one comment
-// line. Used for heartbeats.
+// line. (notify's heartbeats are events, which a page's script can see.)
 NOTIFY_EXPORT void append_comment(std::string& out, std::string_view text);
 
 // Appends a `retry:` field (the client's reconnection delay) and a blank line.
