@@ -13,7 +13,8 @@
 // file (see checkpoint_pages), not inside an append.
 //
 // Retention: at most max_per_user notifications per user and max_broadcasts broadcasts, and,
-// with max_age > 0, nothing older than max_age; applied on append() and by prune(). The
+// with max_age > 0, nothing older than max_age; applied to every user when the store opens
+// (so lowered limits take effect then, not inside a publish), on append() and by prune(). The
 // highest sequence number removed is kept per user (and for broadcasts), so resume() refuses a
 // cursor older than the kept history, across restarts too.
 //
@@ -107,6 +108,7 @@ class NOTIFY_SQLITE_EXPORT SqliteStore final : public Store {
 
   // Applies the retention limits to every user now; returns how many notifications were
   // removed. (append() applies them only to the user it appends for, and the age limit.)
+  // Its cost grows with the number of users and what it removes, not with what is kept.
   std::size_t prune();
 
   // The database's schema version (PRAGMA user_version).

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -73,6 +74,15 @@ class SqliteStore::Impl {
  public:
   Impl(std::string path, SqliteStoreOptions options)
       : path_(std::move(path)), options_(options), owner_(own(path_)), db_(open(path_, options_)) {
+    // Limits lowered since the file was last open apply now, not inside the next publish
+    // (a user with 200,000 notifications over the new cap: 0.6 s under the store's mutex).
+    try {
+      Transaction transaction(*db_, Transaction::Kind::write);
+      apply_retention(now().ms);
+      transaction.commit();
+    } catch (...) {
+      rethrow_opening(path_);
+    }
     // An in-memory database has no log to copy.
     if (options_.checkpoint_pages == 0 || db_->exec_text("PRAGMA journal_mode") != "wal")
       return;
@@ -301,14 +311,47 @@ class SqliteStore::Impl {
       if (q->step())
         kept = q->int64(0);
     }
-    if (kept <= to_db(cap))
+    drop_oldest(added.broadcast, added.user_id, kept - to_db(cap));
+  }
+
+  // Removes the `count` oldest notifications of a user's history or the broadcasts'.
+  void drop_oldest(bool broadcast, std::string_view user, std::int64_t count) {
+    if (count <= 0)
       return;
-    auto drop = db_->query(added.broadcast ? sql_drop_oldest_broadcasts : sql_drop_oldest_user);
+    auto drop = db_->query(broadcast ? sql_drop_oldest_broadcasts : sql_drop_oldest_user);
     int index = 1;
-    if (!added.broadcast)
-      drop->bind(index++, added.user_id);
-    drop->bind(index, kept - to_db(cap));
+    if (!broadcast)
+      drop->bind(index++, user);
+    drop->bind(index, count);
     drop.run();
+  }
+
+  // Every limit, over every history: what prune() does, and opening. Walks the histories
+  // (one row per user) and what it removes, not every notification. Returns how many went.
+  std::size_t apply_retention(std::int64_t now_ms) {
+    struct Over {
+      bool broadcast;
+      std::string user;
+      std::int64_t excess;
+    };
+    std::vector<Over> over;
+    {
+      auto q = db_->query(sql_over_cap);
+      q->bind(1, to_db(options_.max_per_user));
+      q->bind(2, to_db(options_.max_broadcasts));
+      while (q->step()) {
+        const bool broadcast = q->int64(0) != 0;
+        over.push_back(
+            {broadcast, q->text(1),
+             q->int64(2) - to_db(broadcast ? options_.max_broadcasts : options_.max_per_user)});
+      }
+    }
+    std::size_t removed = 0;
+    for (const auto& h : over) {
+      drop_oldest(h.broadcast, h.user, h.excess);
+      removed += static_cast<std::size_t>(db_->changes());
+    }
+    return removed + remove_older_than(now_ms);
   }
 
   std::size_t remove_older_than(std::int64_t now_ms) {
@@ -554,18 +597,8 @@ std::vector<ReadResult> SqliteStore::mark_many(const std::vector<MarkQuery>& mar
 
 std::size_t SqliteStore::prune() {
   std::lock_guard lock(impl_->mutex);
-  auto& db = impl_->db();
-  const auto& options = impl_->options();
-  Transaction transaction(db, Transaction::Kind::write);
-  std::size_t removed = 0;
-  {
-    auto cap = db.query(sql_cap_all);
-    cap->bind(1, to_db(options.max_per_user));
-    cap->bind(2, to_db(options.max_broadcasts));
-    cap.run();
-    removed += static_cast<std::size_t>(db.changes());
-  }
-  removed += impl_->remove_older_than(now().ms);
+  Transaction transaction(impl_->db(), Transaction::Kind::write);
+  const auto removed = impl_->apply_retention(now().ms);
   transaction.commit();
   return removed;
 }

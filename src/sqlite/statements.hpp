@@ -46,11 +46,11 @@ inline constexpr const char* sql_drop_oldest_user =
 inline constexpr const char* sql_drop_oldest_broadcasts =
     "DELETE FROM notifications WHERE seq IN "
     "(SELECT seq FROM notifications WHERE user_id IS NULL ORDER BY seq LIMIT ?1)";
-inline constexpr const char* sql_cap_all =
-    "DELETE FROM notifications WHERE seq IN (SELECT seq FROM ("
-    "  SELECT seq, user_id, row_number() OVER (PARTITION BY user_id ORDER BY seq DESC) AS rank"
-    "  FROM notifications)"
-    " WHERE rank > CASE WHEN user_id IS NULL THEN ?2 ELSE ?1 END)";
+// The histories over their cap (?1 a user's, ?2 the broadcasts'): one row per user, read
+// without counting a notification.
+inline constexpr const char* sql_over_cap =
+    "SELECT broadcast, user_id, kept FROM histories"
+    " WHERE kept > CASE WHEN broadcast THEN ?2 ELSE ?1 END";
 // Oldest first, up to the first notification young enough: seq order is creation order, so
 // this walks only what it removes and needs no index on the age (one page less per append).
 // Should the clock step back, a notification created "earlier" after it just lives longer.
