@@ -1,4 +1,5 @@
 #include <notify/event.hpp>
+#include <notify/utf8.hpp>
 
 #include "json_text.hpp"
 #include <notify/sse.hpp>
@@ -32,6 +33,12 @@ EventPtr Event::message(std::string type, std::string id, std::string data, std:
     throw std::invalid_argument("event: the type must be non-empty, without CR, LF or NUL");
   if (!sse::is_valid_id(id))
     throw std::invalid_argument("event: the id must not contain CR, LF or NUL");
+  // Checked here rather than when a WebSocket connection first encodes it, where the
+  // failure would stop a delivery half-way.
+  if (!is_valid_utf8(type))
+    throw std::invalid_argument("event: the type is not valid UTF-8");
+  if (!is_valid_utf8(id))
+    throw std::invalid_argument("event: the id is not valid UTF-8");
   return std::make_shared<const Event>(Private{}, Kind::message, std::move(type), std::move(id),
                                        std::move(data), seq, seq, std::vector<EventPtr>{});
 }

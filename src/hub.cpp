@@ -763,8 +763,8 @@ class NotificationHub::Impl final : public SinkOwner,
       }
       flush_batch_locked(envelope.user);
       deliver_user(envelope.user, event);
-    } catch (const std::exception& e) {
-      report(fmt::format("delivery failed: {}", e.what()));
+    } catch (...) {
+      report(fmt::format("delivery failed: {}", current_exception_text()));
     }
   }
 
@@ -1183,7 +1183,7 @@ class NotificationHub::Impl final : public SinkOwner,
     auto& batch = batches_[user];
     if (batch.events.empty()) {
       batch.deadline = Clock::now() + options_.batch_window;
-      deadlines_.push_back(user);
+      deadlines_.emplace_back(user, batch.deadline);
       if (!batch_timer_armed_) {
         batch_timer_armed_ = true;
         asio::post(strand_, [weak = weak_from_this(), deadline = batch.deadline] {
@@ -1209,7 +1209,7 @@ class NotificationHub::Impl final : public SinkOwner,
 
   void flush_all_batches_locked() {
     while (!deadlines_.empty()) {
-      auto user = std::move(deadlines_.front());
+      auto user = std::move(deadlines_.front().first);
       deadlines_.pop_front();
       flush_batch_locked(user);
     }
@@ -1233,8 +1233,12 @@ class NotificationHub::Impl final : public SinkOwner,
       std::lock_guard lock(delivery_mutex_);
       const auto now = Clock::now();
       while (!deadlines_.empty()) {
-        auto it = batches_.find(deadlines_.front());
-        if (it == batches_.end()) {  // flushed early by a read or broadcast
+        const auto& [user, deadline] = deadlines_.front();
+        auto it = batches_.find(user);
+        // Flushed early (by a read, a broadcast, an ephemeral event): its entry is stale, and
+        // a batch the user opened since has an entry of its own further back. Waiting for
+        // that one here would hold up every batch queued behind.
+        if (it == batches_.end() || it->second.deadline != deadline) {
           deadlines_.pop_front();
           continue;
         }
@@ -1242,13 +1246,13 @@ class NotificationHub::Impl final : public SinkOwner,
           next = it->second.deadline;
           break;
         }
-        auto user = std::move(deadlines_.front());
+        auto due = std::move(deadlines_.front().first);
         deadlines_.pop_front();
-        flush_batch_locked(user);
+        flush_batch_locked(due);
       }
       batch_timer_armed_ = next.has_value();
-    } catch (const std::exception& e) {
-      report(fmt::format("batch flush failed: {}", e.what()));
+    } catch (...) {
+      report(fmt::format("batch flush failed: {}", current_exception_text()));
     }
     if (next)
       arm_batch_timer(*next);
@@ -1605,8 +1609,8 @@ class NotificationHub::Impl final : public SinkOwner,
       if (!handler)
         return error("unknown message type '" + type + "'", type);
       handler(ClientMessage{sink->user(), type, std::move(body), sink});
-    } catch (const std::exception& e) {
-      report(fmt::format("handler for '{}' failed: {}", type, e.what()));
+    } catch (...) {  // whatever a host's handler throws stays out of the host's io_context
+      report(fmt::format("handler for '{}' failed: {}", type, current_exception_text()));
       error("the message could not be handled", type);
     }
   }
@@ -1663,7 +1667,7 @@ class NotificationHub::Impl final : public SinkOwner,
     if (!sink)
       throw std::invalid_argument("notify: reply needs a connection");
     check_host_type(type);
-    sink->send_direct(Event::message(std::move(type), {}, data.dump(), 0));
+    sink->send_direct(Event::message(std::move(type), {}, host_json(data), 0));
   }
 
   void on_message(std::string type, MessageHandler handler) {
@@ -1678,6 +1682,16 @@ class NotificationHub::Impl final : public SinkOwner,
   static void check_host_type(const std::string& type) {
     if (event_type::is_reserved(type))
       throw std::invalid_argument("notify: '" + type + "' is an event type of the hub's own");
+  }
+
+  // The JSON text of a host's event data: std::invalid_argument for a string that is not
+  // UTF-8 (nlohmann's dump() would throw its own type_error).
+  static std::string host_json(const nlohmann::json& data) {
+    try {
+      return data.dump();
+    } catch (const nlohmann::json::type_error& e) {
+      throw std::invalid_argument(std::string("notify: the event's data: ") + e.what());
+    }
   }
 
   void end_sessions(std::string_view user, std::string_view reason) {
@@ -1704,7 +1718,7 @@ class NotificationHub::Impl final : public SinkOwner,
     check_host_type(type);
     if (stopped_.load(std::memory_order_acquire))
       throw std::system_error(errc::hub_stopped);
-    auto event = Event::message(std::move(type), {}, data.dump(), 0);
+    auto event = Event::message(std::move(type), {}, host_json(data), 0);
     std::error_code ec;
     bus_->publish(Envelope{std::string(user), false, std::move(event)}, ec);
     if (ec)
@@ -1893,7 +1907,8 @@ class NotificationHub::Impl final : public SinkOwner,
     Clock::time_point deadline;
   };
   std::unordered_map<std::string, PendingBatch> batches_;
-  std::deque<std::string> deadlines_;  // users in the order their windows opened
+  // Users with the deadline of the batch they opened, in the order the windows opened.
+  std::deque<std::pair<std::string, Clock::time_point>> deadlines_;
   bool batch_timer_armed_ = false;
 
   mutable std::shared_mutex registry_mutex_;

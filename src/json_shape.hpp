@@ -17,6 +17,7 @@ namespace notify::detail {
 struct JsonShape {
   std::size_t depth = 0;       // arrays and objects nested; 1 for an object of scalars
   std::size_t dump_bound = 0;  // at least value.dump().size()
+  bool valid_utf8 = true;      // every string and key is UTF-8 (else dump() throws)
 };
 
 // Stops as soon as `value` is nested deeper than `max_depth` (the figures are then partial).

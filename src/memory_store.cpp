@@ -282,9 +282,14 @@ ReadResult MemoryStore::mark_read(std::string_view user, std::string_view id) {
       }
     } else {
       auto b = std::lower_bound(broadcasts_.begin(), broadcasts_.end(), *seq, by_seq);
-      if (b != broadcasts_.end() && b->seq == *seq &&
-          state.broadcast_read_at.emplace(*seq, now_timestamp()).second) {
-        result.ids.push_back(b->notification.id);
+      if (b != broadcasts_.end() && b->seq == *seq) {
+        // The marks of broadcasts no longer kept go first: a user who reads each broadcast
+        // keeps at most max_broadcasts of them, not one per broadcast ever read.
+        state.broadcast_read_at.erase(
+            state.broadcast_read_at.begin(),
+            state.broadcast_read_at.upper_bound(broadcasts_evicted_upto_));
+        if (state.broadcast_read_at.emplace(*seq, now_timestamp()).second)
+          result.ids.push_back(b->notification.id);
       }
     }
     if (!result.ids.empty())

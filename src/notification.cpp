@@ -187,6 +187,9 @@ std::optional<std::string> find_problem(const Notification& d, const ValidationL
     const auto shape = detail::shape_of(d.data, limits.max_data_depth);
     if (shape.depth > limits.max_data_depth)
       return problem("data", too_deep(limits.max_data_depth));
+    // Or the notification would be stored and then fail to encode, in every snapshot after.
+    if (!shape.valid_utf8)
+      return problem("data", "is not valid UTF-8");
     if (shape.dump_bound > limits.max_data_bytes && d.data.dump().size() > limits.max_data_bytes)
       return problem("data", fmt::format("larger than {} bytes", limits.max_data_bytes));
   }

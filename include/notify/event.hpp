@@ -51,7 +51,8 @@ class NOTIFY_EXPORT Event {
 
   // A message event. `data` is serialized JSON. `id` is what an SSE client gets as its
   // last event id (empty: the event carries none). `seq` orders the event against a
-  // store cursor: 0 means "not ordered" and is never filtered.
+  // store cursor: 0 means "not ordered" and is never filtered. Throws std::invalid_argument
+  // for an empty type, a type or id with CR, LF or NUL, or one that is not UTF-8.
   static EventPtr message(std::string type, std::string id, std::string data, std::uint64_t seq);
 
   // A `notifications:batch` event made of notification events, oldest first. Its id and

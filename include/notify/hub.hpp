@@ -228,8 +228,9 @@ class NOTIFY_EXPORT NotificationHub {
 
   // Sends an ephemeral event (not stored, no id, never replayed) to every connection of
   // `user` on every instance, e.g. a typing indicator. `data` is the event's JSON payload.
-  // Throws std::invalid_argument for an empty user or a type of the hub's own
-  // (event_type::is_reserved), std::system_error for a stopped hub or a bus error.
+  // Throws std::invalid_argument for an empty user, a type of the hub's own
+  // (event_type::is_reserved), or a type or data that is not UTF-8; std::system_error for a
+  // stopped hub or a bus error.
   void send_to(std::string_view user, std::string type, const nlohmann::json& data);
 
   // Sends {"type":T,"data":D} to one connection only. Throws as send_to() for the type.

@@ -1,4 +1,5 @@
 #include <notify/hub.hpp>
+#include <notify/callback_transport.hpp>
 #include <notify/memory_store.hpp>
 #include <notify/sse_sink.hpp>
 
@@ -277,6 +278,77 @@ TEST_CASE("hub: batching window sends one notifications:batch, resume still work
   REQUIRE(wait_count(io, resumed, 3));
   CHECK(resumed.events()[1].id == last);
   CHECK(resumed.events()[2].id == single);
+}
+
+TEST_CASE("hub: a batch flushed early does not hold up the batches of other users") {
+  asio::io_context io;
+  notify::HubOptions options;
+  options.batch_window = std::chrono::milliseconds(300);
+  NotificationHub hub(io.get_executor(), options);
+  // What each connection was handed, in the order the hub wrote it.
+  std::vector<std::pair<std::string, std::string>> written;
+  auto connect = [&](const std::string& user) {
+    auto t = std::make_shared<notify::CallbackTransport>(io.get_executor(),
+                                                         [&written, user](std::string_view chunk) {
+                                                           written.emplace_back(user, chunk);
+                                                           return true;
+                                                         });
+    hub.attach(user, notify::SseSink::create(t));
+  };
+  connect("alice");
+  connect("bob");
+  REQUIRE(test::run_until(io, [&] { return written.size() == 2; }));
+  const auto a1 = hub.publish(draft("alice", "a1"));
+  const auto b1 = hub.publish(draft("bob", "b1"));
+  hub.mark_read("alice", a1);  // flushes alice's batch now
+  io.run_for(std::chrono::milliseconds(150));
+  const auto a2 = hub.publish(draft("alice", "a2"));  // a batch of alice's due after bob's
+  const auto position = [&](const std::string& user, const std::string& id) {
+    for (std::size_t i = 0; i < written.size(); ++i) {
+      if (written[i].first == user &&
+          written[i].second.find("id: " + id + "\n") != std::string::npos)
+        return i;
+    }
+    return written.size();
+  };
+  REQUIRE(test::run_until(io, [&] {
+    return position("alice", a2) < written.size() && position("bob", b1) < written.size();
+  }));
+  CHECK(position("bob", b1) < position("alice", a2));
+}
+
+TEST_CASE("hub: what cannot be encoded is refused before it is stored or sent") {
+  asio::io_context io;
+  NotificationHub hub(io.get_executor(), no_batching());
+  // A `data` string or key that is not UTF-8 was stored, then failed every snapshot of the
+  // user (of every user, as a broadcast): each attach threw.
+  auto bad_value = draft("alice");
+  bad_value.data = {{"k", std::string("\xff")}};
+  auto bad_key = draft("alice");
+  bad_key.data = {{std::string("\xfe"), 1}};
+  for (const auto* n : {&bad_value, &bad_key}) {
+    try {
+      hub.publish(*n);
+      FAIL("published data that is not UTF-8");
+    } catch (const notify::ValidationError& e) {
+      CHECK(std::string(e.what()).find("data: is not valid UTF-8") != std::string::npos);
+    }
+    CHECK_THROWS_AS(hub.broadcast(*n), notify::ValidationError);
+  }
+  // Ephemeral events: a type or data that is not UTF-8 is refused in the call (a type failed
+  // at the first WebSocket connection, and the connections after it got nothing).
+  CHECK_THROWS_AS(hub.send_to("alice",
+                              "typ\xff"
+                              "e",
+                              {{"k", 1}}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(hub.send_to("alice", "typing", {{"k", std::string("\xff")}}),
+                  std::invalid_argument);
+  Client c(io, hub, "alice"), bob(io, hub, "bob");
+  REQUIRE(wait_count(io, c, 1));
+  REQUIRE(wait_count(io, bob, 1));
+  CHECK(json::parse(c.events()[0].data)["unreadCount"] == 0);
+  CHECK(json::parse(bob.events()[0].data)["unreadCount"] == 0);
 }
 
 TEST_CASE("hub: read receipts reach every connection of the user with the count") {

@@ -522,6 +522,16 @@ TEST_CASE_TEMPLATE("websocket sink: host handlers and ephemeral events (typing r
   io.run_for(std::chrono::milliseconds(30));
   CHECK(carol.messages().size() == 1);
   CHECK(hub.metrics().client_messages == 2);
+
+  // A handler that throws what is not a std::exception: answered and reported, and nothing
+  // leaves the io_context's run().
+  hub.on_message("odd", [](const notify::ClientMessage&) { throw 42; });
+  const auto errors = hub.metrics().handler_errors;
+  alice.send_text(R"({"type":"odd","ref":7})");
+  REQUIRE(test::run_until(io, [&] { return alice.messages().size() == 3; }));
+  CHECK(alice.messages()[2]["data"] ==
+        json{{"message", "the message could not be handled"}, {"type", "odd"}, {"ref", 7}});
+  CHECK(hub.metrics().handler_errors == errors + 1);
 }
 
 TEST_CASE_TEMPLATE(

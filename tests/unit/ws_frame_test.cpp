@@ -394,7 +394,8 @@ TEST_CASE("ws encode: an event's text is {type,id,data} with type and id JSON-es
   const auto bare = notify::Event::message("t", "", "", 0);
   CHECK(bare->encoded(notify::WireFormat::websocket).substr(2) == R"({"type":"t","data":null})");
 
-  // A type that is not UTF-8 cannot be written as JSON.
-  const auto broken = notify::Event::message("bad \xC3", "", "{}", 0);
-  CHECK_THROWS_AS(broken->encoded(notify::WireFormat::websocket), std::invalid_argument);
+  // A type that is not UTF-8 cannot be written as JSON: refused when the event is made, not
+  // at its first WebSocket connection.
+  CHECK_THROWS_AS(notify::Event::message("bad \xC3", "", "{}", 0), std::invalid_argument);
+  CHECK_THROWS_AS(notify::Event::message("t", "4\xC3", "{}", 0), std::invalid_argument);
 }
